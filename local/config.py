@@ -1,0 +1,108 @@
+"""Ports, project id and environment of the local stack: the one place the stack's layout is written down.
+
+Every value can be overridden from the environment (see the README's configuration table), so two
+stacks can run side by side (CI and a developer's demo) by choosing another MEDSPA_PORT_BASE.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class EntryPoint:
+    """One functions-framework process: a function folder's entry point on its own port."""
+
+    name: str  # the deployed Cloud Function's name
+    folder: str  # functions/<folder>
+    target: str  # the Python function in main.py
+    signature: str  # "http" or "cloudevent"
+    port: int
+    topic: str | None = None  # Pub/Sub topic that triggers it (cloudevent only)
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    project: str
+    location: str
+    host: str
+    firestore_port: int
+    pubsub_port: int
+    tasks_port: int
+    sandbox_port: int
+    state_dir: Path
+    entry_points: tuple[EntryPoint, ...]
+
+    @property
+    def sandbox_url(self) -> str:
+        return f"http://{self.host}:{self.sandbox_port}"
+
+    def entry_point(self, name: str) -> EntryPoint:
+        for entry in self.entry_points:
+            if entry.name == name:
+                return entry
+        raise KeyError(name)
+
+    def url(self, name: str) -> str:
+        return f"http://{self.host}:{self.entry_point(name).port}/"
+
+    def function_env(self) -> dict[str, str]:
+        """The environment every function process (and every test client) gets locally."""
+        return {
+            "GOOGLE_CLOUD_PROJECT": self.project,
+            "FIRESTORE_EMULATOR_HOST": f"{self.host}:{self.firestore_port}",
+            "PUBSUB_EMULATOR_HOST": f"{self.host}:{self.pubsub_port}",
+            "CLOUD_TASKS_EMULATOR_HOST": f"{self.host}:{self.tasks_port}",
+            "PROVIDER_SANDBOX_URL": self.sandbox_url,
+            "TASKS_LOCATION": self.location,
+            "TASK_HANDLER_URL": self.url("task_handler"),
+            "TASKS_SERVICE_ACCOUNT": f"tasks-invoker@{self.project}.iam.gserviceaccount.com",
+            "TWILIO_ACCOUNT_SID": "AC00000000000000000000000000000000",
+            "TWILIO_AUTH_TOKEN": "sandbox-auth-token",
+            "SENDGRID_API_KEY": "SG.sandbox-key",
+            "ALLOW_UNAUTHENTICATED_TASKS_ON_EMULATOR": "1",
+            "MEDSPA_CLOCK_FILE": str(self.state_dir / "clock.json"),
+            "PUBLIC_BASE_URL": f"http://{self.host}",
+        }
+
+
+def _int_env(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SystemExit(f"{name} must be an integer, got {raw!r}") from None
+
+
+def load() -> StackConfig:
+    """Read the stack's layout from MEDSPA_* variables, with defaults that fit one developer machine."""
+    base = _int_env("MEDSPA_PORT_BASE", 8600)
+    host = "127.0.0.1"
+    fn = base + 20
+    entry_points = (
+        EntryPoint("reminder_fanout", "reminder_fanout", "on_reminders_tick", "cloudevent", fn,
+                   topic="reminders-tick"),
+        EntryPoint("appointment_events", "reminder_fanout", "on_appointment_event", "cloudevent", fn + 1,
+                   topic="appointment-events"),
+        EntryPoint("task_handler", "task_handler", "handle_task", "http", fn + 2),
+        EntryPoint("twilio_status", "task_handler", "twilio_status", "http", fn + 3),
+        # report_builder (fn + 4) and the waitlist's two entry points (fn + 5, fn + 6) join this list
+        # when their issues land; their ports are reserved so the others never move.
+    )
+    return StackConfig(
+        project=os.environ.get("MEDSPA_PROJECT", "medspa-local"),
+        location=os.environ.get("MEDSPA_LOCATION", "us-central1"),
+        host=host,
+        firestore_port=_int_env("MEDSPA_FIRESTORE_PORT", base + 1),
+        pubsub_port=_int_env("MEDSPA_PUBSUB_PORT", base + 2),
+        tasks_port=_int_env("MEDSPA_TASKS_PORT", base + 3),
+        sandbox_port=_int_env("MEDSPA_SANDBOX_PORT", base + 4),
+        state_dir=Path(os.environ.get("MEDSPA_STATE_DIR", REPO_ROOT / ".local")),
+        entry_points=entry_points,
+    )

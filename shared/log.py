@@ -1,0 +1,119 @@
+"""Structured JSON log lines on stdout, the shape Cloud Logging parses; PHI masked, never printed whole.
+
+Every line carries severity and message, the task or event id bound for the current request, and the
+Cloud Trace field when the request carried a trace header. As a safety net, any string field that looks
+like a phone number or an email address is masked before it is written.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import os
+import re
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any
+
+_context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("medspa_log_context", default={})  # noqa: B039
+
+# E.164 ('+15551234567') and North American '555-123-4567' / '(555) 123-4567'; dates and ids stay.
+_PHONE = re.compile(r"\+\d{7,15}\b|\(?\b\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}\b")
+_EMAIL = re.compile(r"[^@\s\"'<>]+@[^@\s\"'<>]+")
+TRACE_FIELD = "logging.googleapis.com/trace"
+
+
+def mask_phone(phone: str | None) -> str:
+    """'+15551234567' → '+1******4567'."""
+    if not phone:
+        return ""
+    digits = re.sub(r"\D", "", phone)
+    if len(digits) <= 4:
+        return "*" * len(digits)
+    country = digits[:1]
+    return f"+{country}{'*' * (len(digits) - 5)}{digits[-4:]}"
+
+
+def mask_email(email: str | None) -> str:
+    """'jane.doe@example.com' → 'j***@example.com'."""
+    if not email or "@" not in email:
+        return "***" if email else ""
+    local, _, domain = email.partition("@")
+    return f"{local[:1]}***@{domain}"
+
+
+def mask_name(name: str | None) -> str:
+    """'Jane' → 'J.'."""
+    return f"{name.strip()[:1]}." if name and name.strip() else ""
+
+
+def scrub(text: str) -> str:
+    """Mask anything in free text that looks like a phone number or an email address."""
+    text = _EMAIL.sub(lambda m: mask_email(m.group(0)), text)
+    return _PHONE.sub(lambda m: mask_phone(m.group(0)), text)
+
+
+def trace_field(headers: Mapping[str, str], project: str | None = None) -> str | None:
+    """The Cloud Trace resource name from X-Cloud-Trace-Context or traceparent, if any."""
+    project = project or os.environ.get("GOOGLE_CLOUD_PROJECT", "")
+    trace_id = ""
+    legacy = headers.get("X-Cloud-Trace-Context") or headers.get("x-cloud-trace-context") or ""
+    if legacy:
+        trace_id = legacy.split("/", 1)[0]
+    else:
+        parent = headers.get("traceparent") or ""
+        parts = parent.split("-")
+        if len(parts) >= 3:
+            trace_id = parts[1]
+    if not trace_id or not re.fullmatch(r"[0-9a-fA-F]{8,32}", trace_id) or not project:
+        return None
+    return f"projects/{project}/traces/{trace_id}"
+
+
+@contextmanager
+def bound(**fields: Any) -> Iterator[None]:
+    """Attach fields (task_id, event_id, trace) to every line logged inside the block."""
+    token = _context.set({**_context.get(), **{k: v for k, v in fields.items() if v is not None}})
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [_clean(v) for v in value]
+    return value
+
+
+def log(severity: str, message: str, **fields: Any) -> None:
+    context = _context.get()
+    entry: dict[str, Any] = {"severity": severity, "message": scrub(message)}
+    trace = fields.pop("trace", None) or context.get("trace")
+    if trace:
+        entry[TRACE_FIELD] = trace
+    for key, value in {**context, **fields}.items():
+        if key != "trace":
+            entry[key] = _clean(value)
+    sys.stdout.write(json.dumps(entry, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def info(message: str, **fields: Any) -> None:
+    log("INFO", message, **fields)
+
+
+def warning(message: str, **fields: Any) -> None:
+    log("WARNING", message, **fields)
+
+
+def error(message: str, **fields: Any) -> None:
+    log("ERROR", message, **fields)

@@ -1,0 +1,303 @@
+"""Typed, validated views of the contract documents the booking platform writes (DESIGN §4).
+
+Each `from_doc(doc_id, data)` fails loudly with `InvalidDocument` naming the collection, the document
+and the field, so a malformed document becomes a clear, classified answer instead of a KeyError.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, time
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from shared.errors import InvalidDocument
+
+E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+MESSAGING_SERVICE_SID = re.compile(r"^MG[0-9a-fA-F]{32}$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+LOCALES = ("en", "es")
+APPOINTMENT_STATUSES = ("booked", "confirmed", "cancelled", "completed", "no_show")
+WAITLIST_STATUSES = ("waiting", "offered", "booked", "removed")
+CHANNELS = ("sms", "email")
+
+
+class _Reader:
+    """Reads one document's fields, turning every problem into InvalidDocument(field=…)."""
+
+    def __init__(self, collection: str, doc_id: str, data: Any) -> None:
+        self.collection, self.doc_id = collection, doc_id
+        if not isinstance(data, dict):
+            self.fail("(document)", "is missing or not a map")
+        self.data: dict[str, Any] = data
+
+    def fail(self, name: str, problem: str) -> None:
+        raise InvalidDocument(self.collection, self.doc_id, name, problem)
+
+    def raw(self, name: str, *, required: bool) -> Any:
+        value = self.data.get(name)
+        if value is None and required:
+            self.fail(name, "is required")
+        return value
+
+    def text(self, name: str, *, required: bool = True, default: str = "") -> str:
+        value = self.raw(name, required=required)
+        if value is None:
+            return default
+        if not isinstance(value, str) or (required and not value.strip()):
+            self.fail(name, "must be a non-empty string")
+        return value.strip()
+
+    def choice(self, name: str, options: tuple[str, ...], *, default: str | None = None) -> str:
+        value = self.text(name, required=default is None, default=default or "")
+        if value not in options:
+            self.fail(name, f"must be one of {', '.join(options)}")
+        return value
+
+    def flag(self, name: str, default: bool = False) -> bool:
+        value = self.raw(name, required=False)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            self.fail(name, "must be true or false")
+        return value
+
+    def integer(self, name: str, *, default: int | None = None, minimum: int | None = None) -> int:
+        value = self.raw(name, required=default is None)
+        if value is None:
+            return default  # type: ignore[return-value]
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.fail(name, "must be an integer")
+        if minimum is not None and value < minimum:
+            self.fail(name, f"must be at least {minimum}")
+        return value
+
+    def instant(self, name: str, *, required: bool = True) -> datetime | None:
+        value = self.raw(name, required=required)
+        if value is None:
+            return None
+        if not isinstance(value, datetime) or value.tzinfo is None:
+            self.fail(name, "must be a timestamp")
+        return value
+
+    def phone(self, name: str, *, required: bool = False) -> str | None:
+        """An E.164 number, or None when absent. A malformed number is kept: the provider judges it."""
+        value = self.text(name, required=required, default="")
+        return value or None
+
+    def email(self, name: str, *, required: bool = False) -> str | None:
+        value = self.text(name, required=required, default="")
+        if value and not EMAIL.match(value):
+            self.fail(name, "must be an email address")
+        return value or None
+
+    def map(self, name: str) -> dict[str, Any]:
+        value = self.raw(name, required=False)
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.fail(name, "must be a map")
+        return value
+
+
+def _wall_time(reader: _Reader, name: str, raw: Any) -> time:
+    if not isinstance(raw, str) or not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", raw):
+        reader.fail(name, "must be a 24-hour time like 21:00")
+    hours, minutes = raw.split(":")
+    return time(int(hours), int(minutes))
+
+
+@dataclass(frozen=True)
+class QuietHours:
+    start: time = time(21, 0)
+    end: time = time(8, 0)
+
+
+@dataclass(frozen=True)
+class WaitlistPolicy:
+    mode: str = "broadcast"
+    wave_size: int = 3
+    offer_ttl_minutes: int = 30
+
+
+@dataclass(frozen=True)
+class Clinic:
+    id: str
+    name: str
+    timezone: str
+    phone: str
+    sms_from: str | None
+    email_from: str | None
+    manager_emails: tuple[str, ...] = ()
+    locale: str = "en"
+    reminder_offsets_hours: tuple[int, ...] = (24, 2)
+    quiet_hours: QuietHours = field(default_factory=QuietHours)
+    waitlist: WaitlistPolicy = field(default_factory=WaitlistPolicy)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @classmethod
+    def from_doc(cls, doc_id: str, data: Any) -> Clinic:
+        r = _Reader("clinics", doc_id, data)
+        zone_name = r.text("timezone")
+        try:
+            ZoneInfo(zone_name)
+        except (ZoneInfoNotFoundError, ValueError):
+            r.fail("timezone", f"is not an IANA time zone ({zone_name[:40]!r})")
+        sms_from = r.text("sms_from", required=False) or None
+        if sms_from and not (E164.match(sms_from) or MESSAGING_SERVICE_SID.match(sms_from)):
+            r.fail("sms_from", "must be an E.164 number or a Messaging Service SID (MG…)")
+        managers = r.raw("manager_emails", required=False) or []
+        if not isinstance(managers, list) or not all(isinstance(m, str) and EMAIL.match(m) for m in managers):
+            r.fail("manager_emails", "must be a list of email addresses")
+        offsets = r.raw("reminder_offsets_hours", required=False)
+        if offsets is None:
+            offsets = [24, 2]
+        if (
+            not isinstance(offsets, list)
+            or not all(isinstance(o, int) and not isinstance(o, bool) and 0 < o <= 24 * 14 for o in offsets)
+        ):
+            r.fail("reminder_offsets_hours", "must be a list of whole hours between 1 and 336")
+        quiet = r.map("quiet_hours")
+        policy = r.map("waitlist")
+        waitlist_reader = _Reader("clinics", doc_id, policy)
+        mode = waitlist_reader.choice("mode", ("broadcast", "sequential"), default="broadcast")
+        return cls(
+            id=doc_id,
+            name=r.text("name"),
+            timezone=zone_name,
+            phone=r.text("phone"),
+            sms_from=sms_from,
+            email_from=r.email("email_from"),
+            manager_emails=tuple(managers),
+            locale=r.choice("locale", LOCALES, default="en"),
+            reminder_offsets_hours=tuple(sorted(set(offsets), reverse=True)),
+            quiet_hours=QuietHours(
+                start=_wall_time(r, "quiet_hours.start", quiet.get("start", "21:00")),
+                end=_wall_time(r, "quiet_hours.end", quiet.get("end", "08:00")),
+            ),
+            waitlist=WaitlistPolicy(
+                mode=mode,
+                wave_size=waitlist_reader.integer("wave_size", default=3, minimum=1),
+                offer_ttl_minutes=waitlist_reader.integer("offer_ttl_minutes", default=30, minimum=1),
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class Patient:
+    id: str
+    clinic_id: str
+    first_name: str
+    last_name: str
+    phone: str | None
+    email: str | None
+    locale: str | None
+    preferred_channel: str
+    sms_opt_out: bool
+    email_opt_out: bool
+
+    @property
+    def has_sms_number(self) -> bool:
+        return bool(self.phone and E164.match(self.phone))
+
+    @classmethod
+    def from_doc(cls, doc_id: str, data: Any) -> Patient:
+        r = _Reader("patients", doc_id, data)
+        locale = r.text("locale", required=False) or None
+        if locale is not None and locale not in LOCALES:
+            locale = None  # an unsupported locale falls back to the clinic's, it is not an error
+        return cls(
+            id=doc_id,
+            clinic_id=r.text("clinic_id"),
+            first_name=r.text("first_name"),
+            last_name=r.text("last_name", required=False),
+            phone=r.phone("phone"),
+            email=r.email("email"),
+            locale=locale,
+            preferred_channel=r.choice("preferred_channel", CHANNELS, default="sms"),
+            sms_opt_out=r.flag("sms_opt_out"),
+            email_opt_out=r.flag("email_opt_out"),
+        )
+
+
+@dataclass(frozen=True)
+class Appointment:
+    id: str
+    clinic_id: str
+    patient_id: str
+    provider_id: str | None
+    provider_name: str
+    service_name: str
+    requires_prep: bool
+    prep_instructions: str
+    start: datetime
+    end: datetime
+    status: str
+    price_cents: int
+    updated_at: datetime | None
+
+    @property
+    def is_active(self) -> bool:
+        """Booked or confirmed: the patient is still expected."""
+        return self.status in ("booked", "confirmed")
+
+    @classmethod
+    def from_doc(cls, doc_id: str, data: Any) -> Appointment:
+        r = _Reader("appointments", doc_id, data)
+        start = r.instant("start")
+        end = r.instant("end")
+        assert start is not None and end is not None
+        if end < start:
+            r.fail("end", "is before start")
+        return cls(
+            id=doc_id,
+            clinic_id=r.text("clinic_id"),
+            patient_id=r.text("patient_id"),
+            provider_id=r.text("provider_id", required=False) or None,
+            provider_name=r.text("provider_name", required=False),
+            service_name=r.text("service_name"),
+            requires_prep=r.flag("requires_prep"),
+            prep_instructions=r.text("prep_instructions", required=False),
+            start=start,
+            end=end,
+            status=r.choice("status", APPOINTMENT_STATUSES),
+            price_cents=r.integer("price_cents", default=0, minimum=0),
+            updated_at=r.instant("updated_at", required=False),
+        )
+
+
+@dataclass(frozen=True)
+class WaitlistEntry:
+    id: str
+    clinic_id: str
+    patient_id: str
+    service_name: str
+    provider_id: str | None
+    earliest: datetime
+    latest: datetime
+    status: str
+    created_at: datetime | None
+
+    @classmethod
+    def from_doc(cls, doc_id: str, data: Any) -> WaitlistEntry:
+        r = _Reader("waitlist", doc_id, data)
+        earliest = r.instant("earliest")
+        latest = r.instant("latest")
+        assert earliest is not None and latest is not None
+        if latest < earliest:
+            r.fail("latest", "is before earliest")
+        return cls(
+            id=doc_id,
+            clinic_id=r.text("clinic_id"),
+            patient_id=r.text("patient_id"),
+            service_name=r.text("service_name"),
+            provider_id=r.text("provider_id", required=False) or None,
+            earliest=earliest,
+            latest=latest,
+            status=r.choice("status", WAITLIST_STATUSES),
+            created_at=r.instant("created_at", required=False),
+        )

@@ -1,0 +1,58 @@
+"""Settings fail fast naming the variable; local-only switches need the emulator; the clock can move."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from shared.clock import SystemClock, set_local_clock
+from shared.errors import ConfigError
+from shared.settings import Settings
+
+BASE = {
+    "GOOGLE_CLOUD_PROJECT": "p",
+    "TASKS_LOCATION": "us-central1",
+    "TASK_HANDLER_URL": "https://handler.example.com/",
+    "TASKS_SERVICE_ACCOUNT": "tasks@p.iam.gserviceaccount.com",
+}
+EMULATOR = {"FIRESTORE_EMULATOR_HOST": "127.0.0.1:1", "CLOUD_TASKS_EMULATOR_HOST": "127.0.0.1:2"}
+
+
+@pytest.mark.parametrize("missing", sorted(BASE))
+def test_a_missing_variable_is_named(missing):
+    env = {k: v for k, v in BASE.items() if k != missing}
+    with pytest.raises(ConfigError, match=missing):
+        Settings.from_env(env)
+
+
+def test_a_malformed_integer_is_named():
+    with pytest.raises(ConfigError, match="QUEUE_MAX_ATTEMPTS"):
+        Settings.from_env({**BASE, "QUEUE_MAX_ATTEMPTS": "eight"})
+
+
+def test_unauthenticated_tasks_switch_is_ignored_off_the_emulator():
+    switch = {"ALLOW_UNAUTHENTICATED_TASKS_ON_EMULATOR": "1", "DEMO_TIME_SCALE": "60"}
+    production = Settings.from_env({**BASE, **switch})
+    assert not production.allow_unauthenticated_tasks and production.demo_time_scale == 1
+    local = Settings.from_env({**BASE, **switch, **EMULATOR})
+    assert local.allow_unauthenticated_tasks and local.demo_time_scale == 60
+
+
+def test_audience_defaults_to_the_handler_url():
+    assert Settings.from_env(BASE).task_audience == BASE["TASK_HANDLER_URL"]
+
+
+def test_local_clock_file_moves_now_only_on_the_emulator(tmp_path, monkeypatch):
+    clock_file = tmp_path / "clock.json"
+    eve_of_dst = datetime(2026, 10, 31, 16, 0, tzinfo=timezone.utc)
+    set_local_clock(clock_file, eve_of_dst)
+    monkeypatch.setenv("MEDSPA_CLOCK_FILE", str(clock_file))
+    for name in EMULATOR:
+        monkeypatch.delenv(name, raising=False)
+    assert abs(SystemClock().now() - datetime.now(timezone.utc)) < timedelta(seconds=5)
+    for name, value in EMULATOR.items():
+        monkeypatch.setenv(name, value)
+    assert abs(SystemClock().now() - eve_of_dst) < timedelta(seconds=5)
+    set_local_clock(clock_file, None)
+    assert abs(SystemClock().now() - datetime.now(timezone.utc)) < timedelta(seconds=5)
