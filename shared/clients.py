@@ -85,8 +85,8 @@ def twilio() -> Any:
             return super().request(method, url, *args, **kwargs)
 
     return Client(
-        _secret("TWILIO_ACCOUNT_SID"),
-        _secret("TWILIO_AUTH_TOKEN"),
+        secret("TWILIO_ACCOUNT_SID"),
+        secret("TWILIO_AUTH_TOKEN"),
         http_client=_Http(timeout=PROVIDER_TIMEOUT_SECONDS),
     )
 
@@ -98,11 +98,14 @@ def sendgrid() -> Any:
 
     base = sandbox_url()
     if base:
-        return SendGridAPIClient(api_key=_secret("SENDGRID_API_KEY"), host=base)
-    return SendGridAPIClient(api_key=_secret("SENDGRID_API_KEY"))
+        client = SendGridAPIClient(api_key=secret("SENDGRID_API_KEY"), host=base)
+    else:
+        client = SendGridAPIClient(api_key=secret("SENDGRID_API_KEY"))
+    client.client.timeout = PROVIDER_TIMEOUT_SECONDS  # python_http_client waits forever by default
+    return client
 
 
-def _secret(name: str) -> str:
+def secret(name: str) -> str:
     value = os.environ.get(name, "").strip()
     if not value:
         raise ConfigError(f"missing required environment variable {name} (mapped from Secret Manager)")

@@ -51,7 +51,7 @@ class Settings:
     queue_email: str
     queue_waitlist: str
     queue_max_attempts: int
-    public_base_url: str  # where Twilio reaches our webhooks (status callbacks)
+    status_callback_url: str  # the twilio_status function's public URL; empty → no delivery callbacks
     allow_unauthenticated_tasks: bool  # effective only on the emulator, see on_emulator()
     demo_time_scale: int  # local demo only: divide the wait until a task's send time by this
 
@@ -70,7 +70,7 @@ class Settings:
             queue_email=env.get("QUEUE_EMAIL", "").strip() or "reminders-email",
             queue_waitlist=env.get("QUEUE_WAITLIST", "").strip() or "waitlist",
             queue_max_attempts=_int(env, "QUEUE_MAX_ATTEMPTS", 8),
-            public_base_url=env.get("PUBLIC_BASE_URL", "").strip().rstrip("/"),
+            status_callback_url=env.get("STATUS_CALLBACK_URL", "").strip(),
             allow_unauthenticated_tasks=emulator
             and env.get("ALLOW_UNAUTHENTICATED_TASKS_ON_EMULATOR", "") == "1",
             demo_time_scale=max(1, _int(env, "DEMO_TIME_SCALE", 1)) if emulator else 1,

@@ -1,0 +1,134 @@
+"""What a patient reads: templates per message type and locale, SMS kept GSM-7 and within 2 segments.
+
+Only what the patient must see goes in: first name, clinic name and phone, the local date and time,
+prep instructions for a prep message. The treatment's name stays out of SMS (it shows on lock screens).
+Replies never ask for CANCEL or STOP: those are Twilio's opt-out keywords (DESIGN §3.6).
+"""
+
+from __future__ import annotations
+
+import html
+import unicodedata
+from dataclasses import dataclass
+
+from shared.clinic_time import format_local
+from shared.models import Appointment, Clinic, Patient
+
+# GSM 03.38 basic character set (plus the extension table's characters counted as two septets).
+GSM7_BASIC = set(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§"
+    "¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+GSM7_EXTENDED = set("^{}\\[~]|€")
+SMS_MAX_SEGMENTS = 2
+_LOOKALIKES = {"‘": "'", "’": "'", "“": '"', "”": '"', "–": "-", "—": "-", "…": "...", "\u00a0": " ",
+               "á": "a", "í": "i", "ó": "o", "ú": "u", "Á": "A", "Í": "I", "Ó": "O", "Ú": "U", "ç": "c"}
+
+
+def gsm7_safe(text: str) -> str:
+    """Replace characters outside GSM-7 with their closest GSM-7 spelling; drop what has none."""
+    out = []
+    for char in text:
+        char = _LOOKALIKES.get(char, char)
+        if all(c in GSM7_BASIC or c in GSM7_EXTENDED for c in char):
+            out.append(char)
+            continue
+        plain = unicodedata.normalize("NFKD", char).encode("ascii", "ignore").decode()
+        out.append("".join(c for c in plain if c in GSM7_BASIC))
+    return "".join(out)
+
+
+def sms_segments(text: str) -> int:
+    """How many SMS segments Twilio bills for this text (GSM-7: 160/153 septets; UCS-2: 70/67)."""
+    if all(c in GSM7_BASIC or c in GSM7_EXTENDED for c in text):
+        septets = sum(2 if c in GSM7_EXTENDED else 1 for c in text)
+        return 1 if septets <= 160 else -(-septets // 153)
+    units = len(text.encode("utf-16-le")) // 2
+    return 1 if units <= 70 else -(-units // 67)
+
+
+def fit_segments(text: str, max_segments: int = SMS_MAX_SEGMENTS) -> str:
+    """Shorten text (at a word boundary, marked '...') until it fits in max_segments."""
+    if sms_segments(text) <= max_segments:
+        return text
+    words = text.split(" ")
+    while words and sms_segments(" ".join(words) + "...") > max_segments:
+        words.pop()
+    return " ".join(words) + "..."
+
+
+@dataclass(frozen=True)
+class Message:
+    """A rendered message: SMS uses `text`; email uses subject, text and html."""
+
+    subject: str
+    text: str
+    html: str
+
+
+_COPY = {
+    "en": {
+        "appointment_reminder": ("Appointment reminder",
+                                 "Hi {first}, a reminder of your appointment at {clinic} on {when}."),
+        "booking_confirmation": ("Your appointment is booked",
+                                 "Hi {first}, your appointment at {clinic} is booked for {when}."),
+        "prep_instructions": ("Preparing for your appointment",
+                              "Hi {first}, your appointment at {clinic} is on {when}. Before you come: {prep}"),
+        "followup": ("How are you feeling?",
+                     "Hi {first}, thank you for visiting {clinic}. How are you feeling after your treatment? "
+                     "We're here if you have any questions."),
+        "contact": "Questions or changes: call {phone}.",
+        "sms_footer": "Reply HELP for help.",
+        "signoff": "See you soon,",
+    },
+    "es": {
+        "appointment_reminder": ("Recordatorio de su cita",
+                                 "Hola {first}, le recordamos su cita en {clinic} el {when}."),
+        "booking_confirmation": ("Su cita está reservada",
+                                 "Hola {first}, su cita en {clinic} está reservada para el {when}."),
+        "prep_instructions": ("Preparación para su cita",
+                              "Hola {first}, su cita en {clinic} es el {when}. Antes de venir: {prep}"),
+        "followup": ("¿Cómo se siente?",
+                     "Hola {first}, gracias por visitar {clinic}. ¿Cómo se siente después de su tratamiento? "
+                     "Estamos aquí si tiene alguna pregunta."),
+        "contact": "Preguntas o cambios: llame al {phone}.",
+        "sms_footer": "Responda HELP para ayuda.",
+        "signoff": "Hasta pronto,",
+    },
+}
+
+
+def locale_for(patient: Patient, clinic: Clinic) -> str:
+    return patient.locale or clinic.locale or "en"
+
+
+def render(kind: str, *, clinic: Clinic, patient: Patient, appointment: Appointment) -> Message:
+    """Render one message of `kind` for a patient, in their locale and the clinic's time zone."""
+    locale = locale_for(patient, clinic)
+    copy = _COPY.get(locale, _COPY["en"])
+    subject, template = copy[kind]
+    values = {
+        "first": patient.first_name,
+        "clinic": clinic.name,
+        "when": format_local(appointment.start, clinic.zone, locale),
+        "prep": appointment.prep_instructions,
+        "phone": clinic.phone,
+    }
+    body = template.format(**values)
+    contact = copy["contact"].format(**values)
+    text = f"{body}\n{contact}"
+    escaped = {k: html.escape(v) for k, v in values.items()}
+    html_body = (
+        f"<p>{template.format(**escaped)}</p><p>{copy['contact'].format(**escaped)}</p>"
+        f"<p>{copy['signoff']}<br>{escaped['clinic']}</p>"
+    )
+    return Message(subject=f"{subject} — {clinic.name}", text=text, html=html_body)
+
+
+def render_sms(kind: str, *, clinic: Clinic, patient: Patient, appointment: Appointment) -> str:
+    """The SMS body: GSM-7 safe, at most 2 segments."""
+    locale = locale_for(patient, clinic)
+    copy = _COPY.get(locale, _COPY["en"])
+    message = render(kind, clinic=clinic, patient=patient, appointment=appointment)
+    body = message.text.replace("\n", " ")
+    return fit_segments(gsm7_safe(f"{body} {copy['sms_footer']}"))

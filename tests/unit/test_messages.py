@@ -1,0 +1,72 @@
+"""Patient-facing texts: locale, local time, GSM-7, at most two SMS segments, no forbidden keywords."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from shared.messages import fit_segments, gsm7_safe, render, render_sms, sms_segments
+from shared.models import Appointment, Clinic, Patient
+
+UTC = timezone.utc
+CLINIC = Clinic.from_doc("c1", {"name": "Glow Aesthetics", "timezone": "America/New_York", "phone": "+12125550142",
+                                "sms_from": "+12125550100", "email_from": "hello@glow.example.com"})
+PATIENT = Patient.from_doc("p1", {"clinic_id": "c1", "first_name": "Ana", "phone": "+12125550123",
+                                  "email": "ana@example.com"})
+APPOINTMENT = Appointment.from_doc("a1", {
+    "clinic_id": "c1", "patient_id": "p1", "service_name": "Chemical peel", "status": "booked",
+    "start": datetime(2026, 11, 26, 14, 30, tzinfo=UTC), "end": datetime(2026, 11, 26, 15, 30, tzinfo=UTC),
+    "requires_prep": True, "prep_instructions": "Avoid retinoids for 3 days before your peel. " * 8,
+})
+KINDS = ("appointment_reminder", "booking_confirmation", "prep_instructions", "followup")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("locale", ["en", "es"])
+def test_sms_is_gsm7_and_at_most_two_segments(kind, locale):
+    patient = Patient.from_doc("p1", {"clinic_id": "c1", "first_name": "Ana", "locale": locale})
+    sms = render_sms(kind, clinic=CLINIC, patient=patient, appointment=APPOINTMENT)
+    assert gsm7_safe(sms) == sms
+    assert sms_segments(sms) <= 2
+    assert "STOP" not in sms.upper() and "CANCEL" not in sms.upper()
+
+
+def test_reminder_shows_the_clinic_local_time_and_phone_but_not_the_treatment():
+    sms = render_sms("appointment_reminder", clinic=CLINIC, patient=PATIENT, appointment=APPOINTMENT)
+    assert "Thu, Nov 26 at 9:30 AM" in sms and "+12125550142" in sms and "Glow Aesthetics" in sms
+    assert "peel" not in sms.lower()
+
+
+def test_spanish_patient_gets_spanish_text():
+    patient = Patient.from_doc("p2", {"clinic_id": "c1", "first_name": "José", "locale": "es"})
+    message = render("appointment_reminder", clinic=CLINIC, patient=patient, appointment=APPOINTMENT)
+    assert message.text.startswith("Hola José") and "jue 26 nov, 09:30" in message.text
+    assert "Recordatorio" in message.subject
+
+
+def test_prep_message_carries_the_instructions_and_email_has_html():
+    message = render("prep_instructions", clinic=CLINIC, patient=PATIENT, appointment=APPOINTMENT)
+    assert "Avoid retinoids" in message.text and "<p>" in message.html
+
+
+def test_email_html_escapes_clinic_provided_text():
+    clinic = Clinic.from_doc("c1", {"name": "Skin & <Co>", "timezone": "UTC", "phone": "+12125550142"})
+    message = render("appointment_reminder", clinic=clinic, patient=PATIENT, appointment=APPOINTMENT)
+    assert "Skin &amp; &lt;Co&gt;" in message.html and "<Co>" not in message.html
+
+
+def test_gsm7_replaces_characters_outside_the_alphabet():
+    assert gsm7_safe("Cita en “Clínica Sol” — ¿sí?") == 'Cita en "Clinica Sol" - ¿si?'
+    assert gsm7_safe("café ñ") == "café ñ"  # é and ñ are GSM-7
+
+
+def test_segment_counting():
+    assert sms_segments("a" * 160) == 1 and sms_segments("a" * 161) == 2 and sms_segments("a" * 307) == 3
+    assert sms_segments("€" * 80) == 1 and sms_segments("€" * 81) == 2  # extension chars take two septets
+    assert sms_segments("😀" * 35) == 1 and sms_segments("😀" * 36) == 2  # UCS-2: 70 units, emoji is 2
+
+
+def test_fit_segments_cuts_at_a_word():
+    fitted = fit_segments("word " * 100)
+    assert sms_segments(fitted) == 2 and fitted.endswith("word...")
