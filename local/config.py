@@ -12,6 +12,10 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
+# Cloud Tasks queues and Pub/Sub topics the local stack creates; deploy.sh creates the same in the cloud.
+QUEUES = ("default", "reminders-sms", "reminders-email", "waitlist", "reports")
+TOPICS = ("reminders-tick", "appointment-events", "reports-tick")
+
 
 @dataclass(frozen=True)
 class EntryPoint:
@@ -50,6 +54,9 @@ class StackConfig:
     def url(self, name: str) -> str:
         return f"http://{self.host}:{self.entry_point(name).port}/"
 
+    def queue_path(self, queue: str) -> str:
+        return f"projects/{self.project}/locations/{self.location}/queues/{queue}"
+
     def function_env(self) -> dict[str, str]:
         """The environment every function process (and every test client) gets locally."""
         return {
@@ -66,7 +73,7 @@ class StackConfig:
             "SENDGRID_API_KEY": "SG.sandbox-key",
             "ALLOW_UNAUTHENTICATED_TASKS_ON_EMULATOR": "1",
             "MEDSPA_CLOCK_FILE": str(self.state_dir / "clock.json"),
-            "PUBLIC_BASE_URL": f"http://{self.host}",
+            "STATUS_CALLBACK_URL": self.url("twilio_status"),
         }
 
 

@@ -110,8 +110,7 @@ def test_another_service_account_is_403(google_keys):
 
 
 def test_the_emulator_switch_does_nothing_off_the_emulator(google_keys):
-    production = Settings.from_env({
-                                    "GOOGLE_CLOUD_PROJECT": "p", "TASKS_LOCATION": "l", "TASK_HANDLER_URL": AUDIENCE,
+    production = Settings.from_env({"GOOGLE_CLOUD_PROJECT": "p", "TASKS_LOCATION": "l", "TASK_HANDLER_URL": AUDIENCE,
                                     "TASKS_SERVICE_ACCOUNT": CALLER, "ALLOW_UNAUTHENTICATED_TASKS_ON_EMULATOR": "1"})
     with pytest.raises(Unauthorized):
         TaskAuthenticator(production, certs_url=google_keys[1]).verify({})
