@@ -1,0 +1,193 @@
+"""SendGrid v3 Mail Send (`POST /v3/mail/send`), validating like the real endpoint and answering 202."""
+
+from __future__ import annotations
+
+import hmac
+import re
+import secrets
+from typing import TYPE_CHECKING, Any
+
+from flask import Blueprint, Response, jsonify, request
+
+from local.sandbox.log import log
+from local.sandbox.masking import mask_address
+from local.sandbox.outbox import Message
+
+if TYPE_CHECKING:
+    from local.sandbox.state import Sandbox
+
+EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
+
+MSG_PERSONALIZATIONS = "The personalizations field is required and must have at least 1 personalization."
+MSG_TO = ("The to array is required for all personalization objects, and must have at least one email "
+          "object with a valid email address.")
+MSG_BAD_ADDRESS = "Does not contain a valid address."
+MSG_FROM = ("The from object must be provided for every email send. It is an object that requires the email "
+            "parameter, but may also contain a name parameter.")
+MSG_SUBJECT = ("The subject is required. You can get around this requirement if you use a template with a "
+               "subject defined or if every personalization has a subject defined.")
+MSG_CONTENT = ("Unless a valid template_id is provided, the content parameter is required. There must be at "
+               "least one defined content block.")
+MSG_CONTENT_VALUE = "The content value must be a string at least one character in length."
+MSG_CONTENT_TYPE = "The content type must be a string at least one character in length."
+MSG_CUSTOM_ARG = "Invalid type. Expected: string."
+
+FAULT_MESSAGES = {429: "too many requests", 500: "internal server error", 503: "service unavailable"}
+
+
+def sendgrid_error(field: str | None, message: str) -> dict[str, Any]:
+    return {"message": message, "field": field, "help": None}
+
+
+def errors_response(status: int, errors: list[dict[str, Any]], *, retry_after: int | None = None) -> Response:
+    response = jsonify({"errors": errors})
+    response.status_code = status
+    if status == 429:
+        response.headers["Retry-After"] = str(1 if retry_after is None else retry_after)
+    return response
+
+
+def _valid_email(value: Any) -> bool:
+    return isinstance(value, str) and bool(EMAIL.match(value.strip()))
+
+
+def _check_custom_args(args: Any, prefix: str, errors: list[dict[str, Any]]) -> None:
+    if args is None:
+        return
+    if not isinstance(args, dict):
+        errors.append(sendgrid_error(prefix, "custom_args must be an object"))
+        return
+    for key, value in args.items():
+        if not isinstance(value, str):
+            errors.append(sendgrid_error(f"{prefix}.{key}", MSG_CUSTOM_ARG))
+
+
+def validate_mail(payload: Any) -> list[dict[str, Any]]:
+    """Every problem SendGrid would report for this mail/send body, each naming its field."""
+    if not isinstance(payload, dict):
+        return [sendgrid_error(None, "Bad Request: the request body must be a JSON object.")]
+    errors: list[dict[str, Any]] = []
+    templated = bool(payload.get("template_id"))
+    personalizations = payload.get("personalizations")
+    if not isinstance(personalizations, list) or not personalizations:
+        errors.append(sendgrid_error("personalizations", MSG_PERSONALIZATIONS))
+        personalizations = []
+    for i, personalization in enumerate(personalizations):
+        if not isinstance(personalization, dict):
+            errors.append(sendgrid_error(f"personalizations.{i}", MSG_TO))
+            continue
+        to = personalization.get("to")
+        if not isinstance(to, list) or not to:
+            errors.append(sendgrid_error(f"personalizations.{i}.to", MSG_TO))
+        for kind in ("to", "cc", "bcc"):
+            for j, recipient in enumerate(personalization.get(kind) or []):
+                if not isinstance(recipient, dict) or not _valid_email(recipient.get("email")):
+                    errors.append(sendgrid_error(f"personalizations.{i}.{kind}.{j}.email", MSG_BAD_ADDRESS))
+        _check_custom_args(personalization.get("custom_args"), f"personalizations.{i}.custom_args", errors)
+
+    sender = payload.get("from")
+    if not isinstance(sender, dict) or not sender.get("email"):
+        errors.append(sendgrid_error("from.email", MSG_FROM))
+    elif not _valid_email(sender["email"]):
+        errors.append(sendgrid_error("from.email", "The from email does not contain a valid address."))
+    reply_to = payload.get("reply_to")
+    if reply_to is not None and (not isinstance(reply_to, dict) or not _valid_email(reply_to.get("email"))):
+        errors.append(sendgrid_error("reply_to.email", "The reply_to email does not contain a valid address."))
+
+    every_personal_subject = bool(personalizations) and all(
+        isinstance(p, dict) and isinstance(p.get("subject"), str) and p["subject"] for p in personalizations
+    )
+    subject = payload.get("subject")
+    if not templated and not every_personal_subject and (not isinstance(subject, str) or not subject.strip()):
+        errors.append(sendgrid_error("subject", MSG_SUBJECT))
+
+    content = payload.get("content")
+    if content is None and templated:
+        content = []
+    if not isinstance(content, list) or (not content and not templated):
+        errors.append(sendgrid_error("content", MSG_CONTENT))
+        content = []
+    for k, block in enumerate(content):
+        if not isinstance(block, dict) or not isinstance(block.get("type"), str) or not block["type"].strip():
+            errors.append(sendgrid_error(f"content.{k}.type", MSG_CONTENT_TYPE))
+        if not isinstance(block, dict) or not isinstance(block.get("value"), str) or not block["value"]:
+            errors.append(sendgrid_error(f"content.{k}.value", MSG_CONTENT_VALUE))
+    _check_custom_args(payload.get("custom_args"), "custom_args", errors)
+    return errors
+
+
+def _content(payload: dict[str, Any], mime: str) -> str | None:
+    for block in payload.get("content") or []:
+        if block.get("type") == mime:
+            return block.get("value")
+    return None
+
+
+def new_message_id() -> str:
+    """An X-Message-Id: 22 URL-safe characters, like SendGrid's."""
+    return secrets.token_urlsafe(16)[:22]
+
+
+def sendgrid_blueprint(sandbox: Sandbox) -> Blueprint:
+    """Routes under /v3 answering like api.sendgrid.com."""
+    api = Blueprint("sendgrid", __name__, url_prefix="/v3")
+
+    @api.before_request
+    def authenticate() -> Response | None:
+        header = request.headers.get("Authorization", "")
+        scheme, _, key = header.partition(" ")
+        if not header:
+            return errors_response(401, [sendgrid_error(None, "authorization required")])
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            key.strip().encode(), sandbox.settings.sendgrid_api_key.encode()
+        ):
+            return errors_response(
+                401, [sendgrid_error(None, "The provided authorization grant is invalid, expired, or revoked")]
+            )
+        return None
+
+    @api.post("/mail/send")
+    def send_mail() -> Response:
+        payload = request.get_json(silent=True)
+        errors = validate_mail(payload)
+        if errors:
+            log("INFO", "email rejected", fields=[error["field"] for error in errors])
+            return errors_response(400, errors)
+        recipients = [
+            (personalization, recipient["email"].strip())
+            for personalization in payload["personalizations"]
+            for kind in ("to", "cc", "bcc")
+            for recipient in personalization.get(kind) or []
+        ]
+        fault = sandbox.faults.take("email", [address for _, address in recipients])
+        if fault and fault.kind == "timeout" and not fault.accept:
+            log("INFO", "email fault: hanging", fault=fault.id)
+            sandbox.hang(fault.seconds)
+            return errors_response(503, [sendgrid_error(None, FAULT_MESSAGES[503])])
+        if fault and fault.kind == "http":
+            status = fault.status or 500
+            log("INFO", "email fault: error answer", fault=fault.id, http_status=status)
+            message = FAULT_MESSAGES.get(status, "sandbox fault")
+            return errors_response(status, [sendgrid_error(None, message)], retry_after=fault.retry_after)
+
+        message_id = new_message_id()
+        final = fault.final_status if fault and fault.kind == "delivery_failure" else "delivered"
+        for personalization, address in recipients:
+            custom_args = {**(payload.get("custom_args") or {}), **(personalization.get("custom_args") or {})}
+            sandbox.outbox.add(Message(
+                id=message_id, channel="email", direction="outbound", to=address,
+                from_=payload["from"]["email"].strip(), status="processed",
+                subject=personalization.get("subject") or payload.get("subject"),
+                text=_content(payload, "text/plain"), html=_content(payload, "text/html"),
+                custom_args=custom_args,
+            ))
+            log("INFO", "email accepted", message_id=message_id, recipient=mask_address(address),
+                fault=fault.id if fault else None)
+        sandbox.outbox.set_status(message_id, final or "delivered")
+        if fault and fault.kind == "timeout":  # accepted, but the answer is lost: the caller times out
+            sandbox.hang(fault.seconds)
+        response = Response(status=202)
+        response.headers["X-Message-Id"] = message_id
+        return response
+
+    return api

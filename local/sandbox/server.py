@@ -1,0 +1,172 @@
+"""Provider sandbox: the local stand-in for Twilio and SendGrid that the official clients talk to over HTTP.
+
+    python -m local.sandbox.server --host 127.0.0.1 --port 8604 [--seed N]
+
+`make_app()` builds the WSGI app; `SandboxServer(...).start()` runs it on a background thread (tests,
+the local stack); `serve(host, port)` runs it in the foreground until SIGINT/SIGTERM. Loopback only.
+
+Provider routes (as the official clients call them):
+  POST /2010-04-01/Accounts/{sid}/Messages.json       create SMS (form; basic auth) → 201 Message | 4xx Twilio error
+  GET  /2010-04-01/Accounts/{sid}/Messages/{SM}.json  fetch SMS → 200 Message (current status)
+  POST /v3/mail/send                                  SendGrid mail (JSON; Bearer) → 202 + X-Message-Id | 4xx errors
+Sandbox routes:
+  GET /  outbox page · GET /healthz · GET /_sandbox/status.json
+  GET|DELETE /_sandbox/messages (?to= ?channel= ?direction=) · GET /_sandbox/messages/{id}
+  GET|POST|DELETE /_sandbox/faults (?seed=) · DELETE /_sandbox/faults/{id}
+  POST /_sandbox/inbound {"from", "to", "body", "url"} · GET|DELETE /_sandbox/opt-outs
+Environment: TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, SENDGRID_API_KEY (what it accepts and signs with),
+SANDBOX_SEED, SANDBOX_HANG_SECONDS, SANDBOX_CALLBACK_DELAY_SECONDS, SANDBOX_STATUS_TIMEOUT_SECONDS,
+FIRESTORE_EMULATOR_HOST + GOOGLE_CLOUD_PROJECT (status view).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import ipaddress
+import signal
+import threading
+from types import FrameType
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+from local.sandbox.control_api import control_blueprint
+from local.sandbox.courier import API_VERSION
+from local.sandbox.log import log
+from local.sandbox.sendgrid_api import errors_response, sendgrid_blueprint, sendgrid_error
+from local.sandbox.settings import SandboxSettings
+from local.sandbox.state import Sandbox
+from local.sandbox.twilio_api import twilio_blueprint, twilio_error
+
+QUIET_PATHS = ("/", "/healthz", "/_sandbox/status.json")
+
+
+def make_app(sandbox: Sandbox | None = None) -> Flask:
+    """The sandbox's WSGI app; pass a Sandbox to share (and inspect) its state."""
+    sandbox = sandbox or Sandbox()
+    app = Flask("local.sandbox")
+    app.extensions["sandbox"] = sandbox
+    app.register_blueprint(twilio_blueprint(sandbox))
+    app.register_blueprint(sendgrid_blueprint(sandbox))
+    app.register_blueprint(control_blueprint(sandbox))
+
+    @app.errorhandler(HTTPException)
+    def provider_shaped_error(error: HTTPException) -> Response:
+        # Unknown routes answer in the shape of the provider whose path was asked for.
+        status = error.code or 500
+        if request.path.startswith(f"/{API_VERSION}/"):
+            return twilio_error(20404 if status == 404 else status, status,
+                                message=f"The requested resource {request.path} was not found"
+                                if status == 404 else error.description)
+        if request.path.startswith("/v3/"):
+            return errors_response(status, [sendgrid_error(None, error.description or "error")])
+        response = jsonify({"error": error.description})
+        response.status_code = status
+        return response
+
+    return app
+
+
+class _RequestLog(WSGIRequestHandler):
+    """One JSON line per request, without the query string (`?to=` would carry a phone number)."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        path = self.path.split("?", 1)[0]
+        if path not in QUIET_PATHS:
+            log("DEBUG", "request", method=self.command, path=path, http_status=code)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log("WARNING", "http server problem", detail=format)  # only the template: args hold raw request text
+
+
+def require_loopback(host: str) -> None:
+    """The sandbox accepts any message and replays webhooks: it must never listen beyond this machine."""
+    if host == "localhost":
+        return
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise SystemExit(f"refusing to listen on {host!r}: the provider sandbox binds loopback only")
+
+
+class SandboxServer:
+    """A threaded WSGI server around one Sandbox; `port=0` picks a free port."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, sandbox: Sandbox | None = None) -> None:
+        require_loopback(host)
+        self.sandbox = sandbox or Sandbox()
+        self.app = make_app(self.sandbox)
+        self._server = make_server(host, port, self.app, threaded=True, request_handler=_RequestLog)
+        self.host = host
+        self.port = self._server.server_port
+        self._thread: threading.Thread | None = None
+        self._serving = threading.Event()
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def serve_forever(self) -> None:
+        self._serving.set()
+        log("INFO", "provider sandbox listening", url=self.url)
+        self._server.serve_forever(poll_interval=0.1)
+
+    def start(self) -> SandboxServer:
+        """Serve on a daemon thread and return at once."""
+        self._thread = threading.Thread(target=self.serve_forever, name="provider-sandbox", daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        """Stop accepting, release hanging requests and background deliveries, free the port."""
+        self.sandbox.close()
+        if self._serving.is_set():
+            self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> SandboxServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def serve(host: str = "127.0.0.1", port: int = 8604, settings: SandboxSettings | None = None) -> None:
+    """Run the sandbox in the foreground until SIGINT or SIGTERM."""
+    server = SandboxServer(host, port, Sandbox(settings))
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        server.serve_forever()  # werkzeug turns the KeyboardInterrupt (SIGINT, or SIGTERM above) into a return
+    finally:
+        log("INFO", "provider sandbox stopping")
+        server.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    from local.config import load
+
+    parser = argparse.ArgumentParser(prog="python -m local.sandbox.server", description=__doc__.split("\n")[0])
+    parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=None, help="port (default: the local stack's sandbox port)")
+    parser.add_argument("--seed", type=int, default=None, help="seed for rate-limited faults (or SANDBOX_SEED)")
+    args = parser.parse_args(argv)
+    settings = SandboxSettings.from_env()
+    if args.seed is not None:
+        settings = dataclasses.replace(settings, seed=args.seed)
+    serve(args.host, args.port if args.port is not None else load().sandbox_port, settings)
+
+
+if __name__ == "__main__":
+    main()

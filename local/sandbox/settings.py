@@ -1,0 +1,58 @@
+"""The sandbox's own settings: which credentials it accepts, how it signs, how slowly it plays delivery."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+DEFAULT_ACCOUNT_SID = "AC00000000000000000000000000000000"
+DEFAULT_AUTH_TOKEN = "sandbox-auth-token"
+DEFAULT_SENDGRID_KEY = "SG.sandbox-key"
+
+
+def _float(env: dict[str, str] | os._Environ[str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SystemExit(f"environment variable {name} must be a number, got {raw!r}") from None
+
+
+def _optional_int(env: dict[str, str] | os._Environ[str], name: str) -> int | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise SystemExit(f"environment variable {name} must be an integer, got {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class SandboxSettings:
+    """Credentials the sandbox accepts and signs with, plus the pacing of its simulated world."""
+
+    account_sid: str = DEFAULT_ACCOUNT_SID  # the account inbound webhooks claim to come from
+    auth_token: str = DEFAULT_AUTH_TOKEN  # checked on API calls, used for X-Twilio-Signature
+    sendgrid_api_key: str = DEFAULT_SENDGRID_KEY  # the only Bearer key /v3/mail/send accepts
+    callback_delay_seconds: float = 0.5  # pause between queued → sent → delivered
+    callback_timeout_seconds: float = 5.0  # how long a status callback POST may take
+    hang_seconds: float = 15.0  # default length of a "timeout" fault (longer than the clients' 10 s)
+    status_timeout_seconds: float = 2.0  # per Firestore call on the status view
+    seed: int | None = None  # seeds the fault RNG so `rate` faults are reproducible
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | os._Environ[str] | None = None) -> SandboxSettings:
+        env = os.environ if environ is None else environ
+        return cls(
+            account_sid=env.get("TWILIO_ACCOUNT_SID", "").strip() or DEFAULT_ACCOUNT_SID,
+            auth_token=env.get("TWILIO_AUTH_TOKEN", "").strip() or DEFAULT_AUTH_TOKEN,
+            sendgrid_api_key=env.get("SENDGRID_API_KEY", "").strip() or DEFAULT_SENDGRID_KEY,
+            callback_delay_seconds=_float(env, "SANDBOX_CALLBACK_DELAY_SECONDS", 0.5),
+            callback_timeout_seconds=_float(env, "SANDBOX_CALLBACK_TIMEOUT_SECONDS", 5.0),
+            hang_seconds=_float(env, "SANDBOX_HANG_SECONDS", 15.0),
+            status_timeout_seconds=_float(env, "SANDBOX_STATUS_TIMEOUT_SECONDS", 2.0),
+            seed=_optional_int(env, "SANDBOX_SEED"),
+        )

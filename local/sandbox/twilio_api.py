@@ -1,0 +1,189 @@
+"""Twilio Messages API, the subset twilio-python's `client.messages.create()` and `.fetch()` use."""
+
+from __future__ import annotations
+
+import hmac
+import math
+import re
+from datetime import datetime
+from email.utils import format_datetime
+from typing import TYPE_CHECKING, Any
+
+from flask import Blueprint, Response, jsonify, request
+from werkzeug.datastructures import MultiDict
+
+from local.sandbox.courier import API_VERSION, Delivery, new_message_sid
+from local.sandbox.log import log
+from local.sandbox.masking import mask_address
+from local.sandbox.outbox import Message
+from local.sandbox.twilio_errors import HTTP_STATUS_CODES, twilio_error_body
+
+if TYPE_CHECKING:
+    from local.sandbox.state import Sandbox
+
+E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+SHORT_CODE = re.compile(r"^\d{5,6}$")
+ALPHANUMERIC_SENDER = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
+SERVICE_SID = re.compile(r"^MG[0-9a-fA-F]{32}$")
+MAX_BODY_CHARS = 1600
+
+_GSM7_BASIC = set(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿"
+    "abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+_GSM7_EXTENDED = set("^{}\\[~]|€\f")
+
+
+def num_segments(body: str) -> int:
+    """How many SMS segments the carrier bills: GSM-7 (160/153 per part) or UCS-2 (70/67)."""
+    if not body:
+        return 1
+    if all(ch in _GSM7_BASIC or ch in _GSM7_EXTENDED for ch in body):
+        septets = len(body) + sum(ch in _GSM7_EXTENDED for ch in body)
+        return 1 if septets <= 160 else math.ceil(septets / 153)
+    units = len(body.encode("utf-16-le")) // 2
+    return 1 if units <= 70 else math.ceil(units / 67)
+
+
+def validate_message(form: MultiDict[str, str]) -> int | None:
+    """The Twilio error code this create-message form earns, or None if Twilio would accept it."""
+    to = form.get("To", "").strip()
+    sender = form.get("From", "").strip()
+    service = form.get("MessagingServiceSid", "").strip()
+    body = form.get("Body", "")
+    if not to:
+        return 21604
+    if not E164.match(to):
+        return 21211
+    if not sender and not service:
+        return 21603
+    if sender and not (E164.match(sender) or SHORT_CODE.match(sender) or ALPHANUMERIC_SENDER.match(sender)
+                       or SERVICE_SID.match(sender)):
+        return 21212
+    if not body.strip() and not form.getlist("MediaUrl"):
+        return 21602
+    if len(body) > MAX_BODY_CHARS:
+        return 21617
+    return None
+
+
+def twilio_error(code: int, status: int | None = None, *, retry_after: int | None = None,
+                 message: str | None = None) -> Response:
+    payload = twilio_error_body(code, status, message)
+    response = jsonify(payload)
+    response.status_code = payload["status"]
+    if payload["status"] == 401:
+        response.headers["WWW-Authenticate"] = 'Basic realm="Twilio API"'
+    if payload["status"] == 429:
+        response.headers["Retry-After"] = str(1 if retry_after is None else retry_after)
+    return response
+
+
+def message_resource(message: dict[str, Any], account_sid: str) -> dict[str, Any]:
+    """A Message resource in the JSON shape twilio-python's MessageInstance parses."""
+    created = format_datetime(_parse_iso(message["created_at"]), usegmt=True)
+    updated = format_datetime(_parse_iso(message["updated_at"]), usegmt=True)
+    uri = f"/{API_VERSION}/Accounts/{account_sid}/Messages/{message['id']}.json"
+    sent = message["status"] in ("sent", "delivered", "undelivered")
+    return {
+        "sid": message["id"],
+        "account_sid": account_sid,
+        "api_version": API_VERSION,
+        "messaging_service_sid": message["messaging_service_sid"],
+        "to": message["to"],
+        "from": message["from"],
+        "body": message["body"],
+        "status": message["status"],
+        "direction": "outbound-api" if message["direction"] == "outbound" else "inbound",
+        "num_segments": str(message["num_segments"] or 1),
+        "num_media": str(len(message["media_urls"])),
+        "error_code": message["error_code"],
+        "error_message": None,
+        "price": None,
+        "price_unit": "USD",
+        "date_created": created,
+        "date_updated": updated,
+        "date_sent": updated if sent else None,
+        "uri": uri,
+        "subresource_uris": {"media": uri.replace(".json", "/Media.json")},
+    }
+
+
+def _parse_iso(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def twilio_blueprint(sandbox: Sandbox) -> Blueprint:
+    """Routes under /2010-04-01/Accounts/{AccountSid}/ answering like api.twilio.com."""
+    api = Blueprint("twilio", __name__, url_prefix=f"/{API_VERSION}/Accounts/<account_sid>")
+
+    @api.before_request
+    def authenticate() -> Response | None:
+        # Any account SID is welcome, as long as the caller knows the sandbox's auth token.
+        auth = request.authorization
+        account_sid = (request.view_args or {}).get("account_sid", "")
+        if (
+            auth is None
+            or auth.type != "basic"
+            or auth.username != account_sid
+            or not hmac.compare_digest((auth.password or "").encode(), sandbox.settings.auth_token.encode())
+        ):
+            return twilio_error(20003)
+        return None
+
+    @api.post("/Messages.json")
+    def create_message(account_sid: str) -> Response:
+        form = request.form
+        code = validate_message(form)
+        if code is not None:
+            to = form.get("To", "").strip()
+            message = f"The 'To' number {to} is not a valid phone number." if code == 21211 else None
+            log("INFO", "sms rejected", code=code, recipient=mask_address(to))
+            return twilio_error(code, message=message)
+        to = form["To"].strip()
+        senders = [form.get("From", ""), form.get("MessagingServiceSid", "")]
+        if sandbox.opt_outs.blocks(senders=senders, patient=to):
+            log("INFO", "sms rejected: recipient opted out", code=21610, recipient=mask_address(to))
+            return twilio_error(21610)
+        fault = sandbox.faults.take("sms", [to])
+        if fault and fault.kind == "timeout" and not fault.accept:
+            log("INFO", "sms fault: hanging", fault=fault.id, recipient=mask_address(to))
+            sandbox.hang(fault.seconds)
+            return twilio_error(20503)
+        if fault and fault.kind in ("http", "twilio_code"):
+            status = fault.status or 500
+            code = fault.code if fault.kind == "twilio_code" and fault.code else HTTP_STATUS_CODES.get(status, status)
+            log("INFO", "sms fault: error answer", fault=fault.id, code=code, recipient=mask_address(to))
+            return twilio_error(code, status, retry_after=fault.retry_after)
+
+        body = form.get("Body", "")
+        record = sandbox.outbox.add(Message(
+            id=new_message_sid(), channel="sms", direction="outbound", to=to,
+            from_=form.get("From", "").strip() or None, status="queued", body=body,
+            account_sid=account_sid, messaging_service_sid=form.get("MessagingServiceSid", "").strip() or None,
+            num_segments=num_segments(body), media_urls=form.getlist("MediaUrl"),
+            status_callback=form.get("StatusCallback", "").strip() or None,
+        ))
+        failure = fault if fault and fault.kind == "delivery_failure" else None
+        sandbox.courier.dispatch(Delivery(
+            sid=record["id"], to=to, from_=record["from"], account_sid=account_sid,
+            messaging_service_sid=record["messaging_service_sid"], status_callback=record["status_callback"],
+            final_status=(failure.final_status or "undelivered") if failure else "delivered",
+            error_code=failure.code if failure else None,
+        ))
+        log("INFO", "sms accepted", message_sid=record["id"], recipient=mask_address(to),
+            segments=record["num_segments"], fault=fault.id if fault else None)
+        if fault and fault.kind == "timeout":  # accepted, but the answer is lost: the caller times out
+            sandbox.hang(fault.seconds)
+        response = jsonify(message_resource(record, account_sid))
+        response.status_code = 201
+        return response
+
+    @api.get("/Messages/<message_sid>.json")
+    def fetch_message(account_sid: str, message_sid: str) -> Response:
+        record = sandbox.outbox.get(message_sid)
+        if record is None or record["channel"] != "sms" or record["account_sid"] != account_sid:
+            return twilio_error(20404, message=f"The requested resource {request.path} was not found")
+        return jsonify(message_resource(record, account_sid))
+
+    return api
