@@ -7,6 +7,7 @@ stacks can run side by side (CI and a developer's demo) by choosing another MEDS
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,8 +78,8 @@ class StackConfig:
         }
 
 
-def _int_env(name: str, default: int) -> int:
-    raw = os.environ.get(name)
+def _int_env(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
     if raw is None or raw == "":
         return default
     try:
@@ -87,9 +88,10 @@ def _int_env(name: str, default: int) -> int:
         raise SystemExit(f"{name} must be an integer, got {raw!r}") from None
 
 
-def load() -> StackConfig:
+def load(environ: Mapping[str, str] | None = None) -> StackConfig:
     """Read the stack's layout from MEDSPA_* variables, with defaults that fit one developer machine."""
-    base = _int_env("MEDSPA_PORT_BASE", 8600)
+    env = os.environ if environ is None else environ
+    base = _int_env(env, "MEDSPA_PORT_BASE", 8600)
     host = "127.0.0.1"
     fn = base + 20
     entry_points = (
@@ -103,13 +105,13 @@ def load() -> StackConfig:
         # when their issues land; their ports are reserved so the others never move.
     )
     return StackConfig(
-        project=os.environ.get("MEDSPA_PROJECT", "medspa-local"),
-        location=os.environ.get("MEDSPA_LOCATION", "us-central1"),
+        project=env.get("MEDSPA_PROJECT", "medspa-local"),
+        location=env.get("MEDSPA_LOCATION", "us-central1"),
         host=host,
-        firestore_port=_int_env("MEDSPA_FIRESTORE_PORT", base + 1),
-        pubsub_port=_int_env("MEDSPA_PUBSUB_PORT", base + 2),
-        tasks_port=_int_env("MEDSPA_TASKS_PORT", base + 3),
-        sandbox_port=_int_env("MEDSPA_SANDBOX_PORT", base + 4),
-        state_dir=Path(os.environ.get("MEDSPA_STATE_DIR", REPO_ROOT / ".local")),
+        firestore_port=_int_env(env, "MEDSPA_FIRESTORE_PORT", base + 1),
+        pubsub_port=_int_env(env, "MEDSPA_PUBSUB_PORT", base + 2),
+        tasks_port=_int_env(env, "MEDSPA_TASKS_PORT", base + 3),
+        sandbox_port=_int_env(env, "MEDSPA_SANDBOX_PORT", base + 4),
+        state_dir=Path(env.get("MEDSPA_STATE_DIR", REPO_ROOT / ".local")),
         entry_points=entry_points,
     )

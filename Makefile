@@ -1,0 +1,60 @@
+# medspa-jobs: the local stack and the tests. `make help` lists the targets.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.requirements-dev.sha256
+
+.PHONY: help venv up down status env lint test test-unit demo
+
+help:
+	@echo "make venv       create or refresh .venv from requirements-dev.txt (stamped by its hash)"
+	@echo "make up         start the local stack on 127.0.0.1 (emulators, sandbox, functions, bridge)"
+	@echo "make status     show each component up/down"
+	@echo "make down       stop the local stack; nothing is left listening"
+	@echo "make test       ruff + every test (the stack is started by the tests when it is not up)"
+	@echo "make test-unit  unit tests only, no stack"
+	@echo "make demo       up + seed demo data + the outbox URL"
+
+venv:
+	@want="$$(sha256sum requirements-dev.txt | cut -d' ' -f1)"; \
+	if [ -x $(PY) ] && $(PY) -c '' 2>/dev/null && [ "$$(cat $(STAMP) 2>/dev/null)" = "$$want" ]; then exit 0; fi; \
+	[ -n "$(PYTHON)" ] || { echo "make venv: no python3 on PATH" >&2; exit 1; }; \
+	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+	  || { echo "make venv: $(PYTHON) is older than Python 3.11" >&2; exit 1; }; \
+	echo "make venv: installing requirements-dev.txt into $(VENV)"; \
+	$(PY) -c '' 2>/dev/null || $(PYTHON) -m venv --clear $(VENV); \
+	$(PY) -m pip install -q -r requirements-dev.txt; \
+	echo "$$want" > $(STAMP)
+
+up: venv
+	@$(PY) -m local.stack up
+
+down: venv
+	@$(PY) -m local.stack down
+
+status: venv
+	@$(PY) -m local.stack status
+
+env: venv
+	@$(PY) -m local.stack env
+
+lint: venv
+	$(PY) -m ruff check .
+
+# pytest exits 5 when it collected no tests: a run that checked nothing must not pass.
+test: venv lint
+	@rc=0; $(PY) -m pytest -q || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; \
+	exit $$rc
+
+test-unit: venv
+	$(PY) -m pytest -q -m "not integration"
+
+demo: up
+	@if [ -f local/seed.py ]; then eval "$$($(PY) -m local.stack env)" && $(PY) -m local.seed; \
+	else echo "local/seed.py not there yet: no demo data"; fi
+	@echo "outbox: $$($(PY) -c 'from local.config import load; print(load().sandbox_url)')/"
