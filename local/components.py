@@ -22,7 +22,7 @@ import requests
 
 from local import tasks_emulator
 from local.config import QUEUES, REPO_ROOT, TOPICS, EntryPoint, StackConfig
-from local.stage import FUNCTIONS_DIR, stage
+from local.stage import FUNCTIONS_DIR, fingerprint, stage
 from shared.settings import Settings
 
 PROBE_TIMEOUT_SECONDS = 0.5
@@ -238,7 +238,9 @@ def _function(config: StackConfig, entry: EntryPoint, env: dict[str, str]) -> Co
         return Launch(command, {**env, "PYTHONPATH": str(staged)}, cwd=staged)
 
     url = config.url(entry.name)
-    return Component(entry.name, " ".join(command), f"{url} ({entry.signature})", (entry.port,),
+    # The key carries the source's fingerprint, so `up` restarts a function whose code changed.
+    key = f"{' '.join(command)} #source={fingerprint(entry.folder)}"
+    return Component(entry.name, key, f"{url} ({entry.signature})", (entry.port,),
                      probe=lambda: function_answers(url), launch=launch)
 
 

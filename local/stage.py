@@ -10,6 +10,7 @@ repo's `shared` package (dest/shared/...), so `from shared.x import y` resolves 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import shutil
 import sys
 from pathlib import Path
@@ -42,6 +43,16 @@ def stage(function_folder: str, dest: Path) -> Path:
     shutil.copytree(SHARED_DIR, dest / "shared", ignore=_IGNORE)
     (dest / MARKER).write_text(f"functions/{function_folder} + shared/\n")
     return dest
+
+
+def fingerprint(function_folder: str) -> str:
+    """A hash of everything stage() would copy: a running function with another fingerprint is stale."""
+    digest = hashlib.sha256()
+    for root in (FUNCTIONS_DIR / function_folder, SHARED_DIR):
+        for path in sorted(root.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+                digest.update(str(path.relative_to(REPO_ROOT)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def main(argv: list[str] | None = None) -> int:

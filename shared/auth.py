@@ -53,6 +53,10 @@ class TaskAuthenticator:
         from google.auth import jwt
 
         try:
+            jwt.decode_header(token.strip())  # garbage is refused before any certificate fetch
+        except (ValueError, TypeError):
+            raise Unauthorized("malformed token") from None
+        try:
             claims = jwt.decode(token.strip(), certs=self._signing_certs(), audience=self.settings.task_audience,
                                 clock_skew_in_seconds=CLOCK_SKEW_SECONDS)
         except (ValueError, auth_exceptions.GoogleAuthError) as exc:

@@ -49,6 +49,7 @@ class FailedTasks:
         http_status: int,
         attempts: int,
         clinic_id: str | None = None,
+        queue: str | None = None,
     ) -> None:
         """Open (or re-open) the failure record; the first failure's time is kept."""
         now = self.clock.now()
@@ -61,6 +62,7 @@ class FailedTasks:
             "http_status": http_status,
             "attempts": attempts,
             "clinic_id": clinic_id,
+            "queue": queue,
             "status": "open",
             "last_failed_at": now,
         }

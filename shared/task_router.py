@@ -104,6 +104,7 @@ class TaskRouter:
                 task_type=kind, task_name=attempt.task_name, payload=ids, error_code=code,
                 error=str(exc), http_status=status, attempts=attempt.retry_count + 1,
                 clinic_id=ids.get("clinic_id") if isinstance(ids.get("clinic_id"), str) else None,
+                queue=attempt.queue,
             )
         except Exception as record_error:  # noqa: BLE001 - reported through the answer, see _failed
             log.error("could not record the failed task", error_code=type(record_error).__name__)

@@ -1,0 +1,350 @@
+"""task_handler end to end: Cloud Tasks emulator → staged function → provider sandbox, ledger in Firestore.
+
+Tasks are created with the official Cloud Tasks client (the emulator dispatches them to the staged
+handler) or, where a test needs to see the HTTP answer or to control the delivery headers, posted to
+the handler exactly as Cloud Tasks would. Every assertion is on stored documents, the sandbox's
+outbox or status codes.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+import requests
+
+from local.config import StackConfig
+from local.processes import wait_until
+from shared import clients
+from shared.clock import system_clock
+from shared.ledger import Ledger, dedup_key
+from shared.settings import Settings
+from shared.task_payload import AppointmentTask
+from shared.task_queue import CloudTasksQueue, TaskSpec
+
+pytestmark = pytest.mark.integration
+UTC = timezone.utc
+WAIT = 30.0
+CLINIC = {"name": "Glow Aesthetics", "timezone": "America/New_York", "phone": "+12125550142",
+          "sms_from": "+12125550100", "email_from": "hello@glow.example.com", "locale": "en"}
+
+
+class Sandbox:
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def messages(self, **query: str) -> list[dict[str, Any]]:
+        return requests.get(f"{self.url}/_sandbox/messages", params=query, timeout=5).json()
+
+    def fault(self, **rule: Any) -> None:
+        response = requests.post(f"{self.url}/_sandbox/faults", json=rule, timeout=5)
+        assert response.status_code == 201, response.text
+
+    def reset(self) -> None:
+        requests.delete(f"{self.url}/_sandbox/messages", timeout=5)
+        requests.delete(f"{self.url}/_sandbox/faults", timeout=5)
+
+
+@pytest.fixture
+def sandbox(stack: StackConfig) -> Sandbox:
+    box = Sandbox(stack.sandbox_url)
+    box.reset()
+    yield box
+    box.reset()
+
+
+@pytest.fixture
+def world(firestore_client: Any) -> World:
+    return World(firestore_client)
+
+
+class World:
+    """Writes the contract documents a test needs and builds tasks for them."""
+
+    def __init__(self, db: Any) -> None:
+        self.db = db
+        self.db.collection("clinics").document("clinic-t").set(CLINIC)
+        self.phones: list[str] = []
+        self.emails: list[str] = []
+        self.names: list[str] = []
+
+    def patient(self, **fields: Any) -> str:
+        patient_id = f"pat-{uuid.uuid4().hex[:8]}"
+        number = f"+1212555{len(self.phones) + 1000 + uuid.uuid4().int % 8000:04d}"
+        doc = {"clinic_id": "clinic-t", "first_name": f"Zelda{uuid.uuid4().hex[:4]}", "last_name": "Quist",
+               "phone": number, "email": f"{patient_id}@example.com", "preferred_channel": "sms",
+               "sms_opt_out": False, "email_opt_out": False}
+        doc.update(fields)
+        self.db.collection("patients").document(patient_id).set(doc)
+        self.phones += [doc["phone"]] if doc.get("phone") else []
+        self.emails += [doc["email"]] if doc.get("email") else []
+        self.names.append(doc["first_name"])
+        return patient_id
+
+    def appointment(self, patient_id: str, *, start: datetime | None = None, **fields: Any) -> dict[str, Any]:
+        start = start or (system_clock.now() + timedelta(days=2)).replace(microsecond=0)
+        appointment_id = f"appt-{uuid.uuid4().hex[:8]}"
+        doc = {"clinic_id": "clinic-t", "patient_id": patient_id, "provider_id": "dr-a", "provider_name": "Dr. A",
+               "service_name": "HydraFacial", "requires_prep": False, "prep_instructions": "", "start": start,
+               "end": start + timedelta(hours=1), "status": "booked", "price_cents": 19900}
+        doc.update(fields)
+        self.db.collection("appointments").document(appointment_id).set(doc)
+        return {"id": appointment_id, **doc}
+
+    def task(self, appointment: dict[str, Any], kind: str = "appointment_reminder") -> AppointmentTask:
+        key = dedup_key(kind, appointment["id"], f"24h@{appointment['start'].isoformat()}")
+        return AppointmentTask(type=kind, appointment_id=appointment["id"], clinic_id="clinic-t",
+                               patient_id=appointment["patient_id"], dedup_key=key,
+                               send_at=system_clock.now(), appointment_start=appointment["start"], offset_hours=24)
+
+    def schedule(self, task: AppointmentTask) -> None:
+        """What the fan-out does: the ledger doc, then the named task (dispatched now)."""
+        Ledger(self.db, system_clock).schedule(task.dedup_key, {"kind": task.type, "appointment_id":
+                                                                task.appointment_id, "send_at": task.send_at})
+        queue = CloudTasksQueue(clients.tasks(), Settings.from_env(), system_clock)
+        assert queue.create(TaskSpec(queue="reminders-sms", business_key=task.dedup_key, payload=task.to_json()))
+
+    def ledger(self, key: str) -> dict[str, Any]:
+        snapshot = self.db.collection("notifications").document(key).get()
+        return snapshot.to_dict() if snapshot.exists else {}
+
+    def wait_ledger(self, key: str, *states: str) -> dict[str, Any]:
+        assert wait_until(lambda: self.ledger(key).get("state") in states, WAIT), self.ledger(key)
+        return self.ledger(key)
+
+    def failed(self, doc_id: str | None = None) -> list[dict[str, Any]]:
+        if doc_id:
+            snapshot = self.db.collection("failed_tasks").document(doc_id).get()
+            return [snapshot.to_dict()] if snapshot.exists else []
+        return [s.to_dict() for s in self.db.collection("failed_tasks").stream()]
+
+
+def post(stack: StackConfig, body: Any, *, retry_count: int = 0, raw: bytes | None = None) -> requests.Response:
+    """POST to the handler as Cloud Tasks does."""
+    data = raw if raw is not None else json.dumps(body).encode()
+    headers = {"Content-Type": "application/json", "X-CloudTasks-QueueName": "reminders-sms",
+               "X-CloudTasks-TaskName": f"t-{uuid.uuid4().hex}", "X-CloudTasks-TaskRetryCount": str(retry_count)}
+    return requests.post(stack.url("task_handler"), data=data, headers=headers, timeout=30)
+
+
+def test_a_reminder_task_is_sent_by_sms_and_the_ledger_says_so(world, sandbox):
+    patient = world.patient()
+    task = world.task(world.appointment(patient))
+    world.schedule(task)
+    entry = world.wait_ledger(task.dedup_key, "sent", "delivered", "failed", "skipped")
+    assert entry["state"] in ("sent", "delivered") and entry["channel"] == "sms"
+    (message,) = sandbox.messages(channel="sms")
+    assert message["id"] == entry["provider_message_id"] and message["to"] == world.phones[-1]
+    assert "Glow Aesthetics" in message["body"] and "+12125550142" in message["body"]
+    assert entry["attempts"] == 1
+
+
+def test_twilio_status_callbacks_mark_the_message_delivered(world, sandbox):
+    task = world.task(world.appointment(world.patient()))
+    world.schedule(task)
+    entry = world.wait_ledger(task.dedup_key, "delivered", "failed", "skipped")
+    assert entry["state"] == "delivered" and entry["delivery_status"] == "delivered"
+
+
+def test_a_forged_status_callback_is_refused(world, stack):
+    task = world.task(world.appointment(world.patient()))
+    world.schedule(task)
+    world.wait_ledger(task.dedup_key, "delivered", "sent")
+    response = requests.post(f"{stack.url('twilio_status')}?ledger={task.dedup_key}",
+                             data={"MessageSid": "SM" + "0" * 32, "MessageStatus": "failed"},
+                             headers={"X-Twilio-Signature": "forged"}, timeout=10)
+    assert response.status_code == 403
+    assert world.ledger(task.dedup_key)["state"] in ("sent", "delivered")
+
+
+def test_a_late_sent_callback_never_overwrites_delivered(world, stack):
+    from twilio.request_validator import RequestValidator
+
+    task = world.task(world.appointment(world.patient()))
+    world.schedule(task)
+    entry = world.wait_ledger(task.dedup_key, "delivered")
+    url = f"{stack.url('twilio_status')}?ledger={task.dedup_key}"
+    params = {"MessageSid": entry["provider_message_id"], "MessageStatus": "sent"}
+    signature = RequestValidator("sandbox-auth-token").compute_signature(url, params)
+    response = requests.post(url, data=params, headers={"X-Twilio-Signature": signature}, timeout=10)
+    assert response.status_code == 200
+    assert world.ledger(task.dedup_key)["state"] == "delivered"
+
+
+def test_sms_opted_out_patient_gets_email(world, sandbox):
+    task = world.task(world.appointment(world.patient(sms_opt_out=True)))
+    world.schedule(task)
+    entry = world.wait_ledger(task.dedup_key, "sent", "failed", "skipped")
+    assert entry["state"] == "sent" and entry["channel"] == "email"
+    assert sandbox.messages(channel="sms") == []
+    (email,) = sandbox.messages(channel="email")
+    assert "Appointment reminder" in email["subject"]
+
+
+def test_twilio_21211_falls_back_to_email(world, sandbox, stack):
+    patient = world.patient()
+    phone = world.phones[-1]
+    sandbox.fault(channel="sms", kind="twilio_code", code=21211, to=phone)
+    task = world.task(world.appointment(patient))
+    response = post(stack, task.to_json())
+    assert response.status_code == 200 and response.json()["channel"] == "email"
+    assert world.ledger(task.dedup_key)["channel"] == "email"
+    assert len(sandbox.messages(channel="email")) == 1
+
+
+def test_twilio_21211_with_no_email_is_recorded_and_acknowledged(world, sandbox, stack):
+    patient = world.patient(email=None)
+    sandbox.fault(channel="sms", kind="twilio_code", code=21211, to=world.phones[-1])
+    task = world.task(world.appointment(patient))
+    response = post(stack, task.to_json())
+    assert response.status_code == 200
+    (failure,) = world.failed(task.dedup_key)
+    assert failure["error_code"] == "invalid_number" and failure["status"] == "open"
+    assert failure["payload"]["appointment_id"] == task.appointment_id
+    assert world.ledger(task.dedup_key)["state"] == "failed"
+    assert sandbox.messages() == []
+
+
+def test_twilio_500_is_retried_by_cloud_tasks_then_delivered(world, sandbox):
+    patient = world.patient()
+    sandbox.fault(channel="sms", kind="http", status=500, to=world.phones[-1], times=1)
+    task = world.task(world.appointment(patient))
+    world.schedule(task)
+    entry = world.wait_ledger(task.dedup_key, "sent", "delivered", "failed")
+    assert entry["state"] in ("sent", "delivered") and entry["attempts"] == 2
+    assert len(sandbox.messages(channel="sms")) == 1
+    assert world.failed() == []
+
+
+def test_twilio_20429_answers_429_with_retry_after_then_sends(world, sandbox, stack):
+    patient = world.patient()
+    sandbox.fault(channel="sms", kind="twilio_code", code=20429, to=world.phones[-1], times=1)
+    task = world.task(world.appointment(patient))
+    first = post(stack, task.to_json())
+    assert first.status_code == 429 and int(first.headers["Retry-After"]) > 0
+    assert world.ledger(task.dedup_key)["state"] == "scheduled"
+    second = post(stack, task.to_json(), retry_count=1)
+    assert second.status_code == 200 and second.json()["outcome"] == "sent"
+    assert len(sandbox.messages(channel="sms")) == 1
+
+
+def test_the_last_attempt_is_recorded_in_failed_tasks(world, sandbox, stack):
+    patient = world.patient()
+    sandbox.fault(channel="sms", kind="http", status=503, to=world.phones[-1])
+    task = world.task(world.appointment(patient))
+    early = post(stack, task.to_json(), retry_count=0)
+    assert early.status_code == 503 and world.failed(task.dedup_key) == []
+    max_attempts = Settings.from_env().queue_max_attempts
+    last = post(stack, task.to_json(), retry_count=max_attempts - 1)
+    assert last.status_code == 503
+    (failure,) = world.failed(task.dedup_key)
+    assert failure["error_code"] == "twilio_unavailable" and failure["attempts"] == max_attempts
+
+
+def test_the_same_task_delivered_concurrently_sends_one_message(world, sandbox, stack):
+    task = world.task(world.appointment(world.patient()))
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        responses = list(pool.map(lambda _: post(stack, task.to_json()), range(6)))
+    statuses = sorted(r.status_code for r in responses)
+    assert all(status in (200, 429) for status in statuses), statuses
+    assert [r.json().get("outcome") for r in responses].count("sent") == 1
+    assert len(sandbox.messages()) == 1
+    # the ones told to come back later find it done
+    retry = post(stack, task.to_json(), retry_count=1)
+    assert retry.status_code == 200 and retry.json()["outcome"] == "duplicate"
+    assert len(sandbox.messages()) == 1
+
+
+def test_cancelled_after_fan_out_sends_nothing(world, sandbox):
+    appointment = world.appointment(world.patient())
+    task = world.task(appointment)
+    world.db.collection("appointments").document(appointment["id"]).update({"status": "cancelled"})
+    world.schedule(task)
+    entry = world.wait_ledger(task.dedup_key, "skipped", "sent", "failed")
+    assert entry["state"] == "skipped" and entry["reason"] == "cancelled"
+    assert sandbox.messages() == []
+
+
+def test_a_moved_appointment_skips_the_old_reminder(world, sandbox, stack):
+    appointment = world.appointment(world.patient())
+    task = world.task(appointment)
+    moved = appointment["start"] + timedelta(days=1)
+    world.db.collection("appointments").document(appointment["id"]).update(
+        {"start": moved, "end": moved + timedelta(hours=1)})
+    response = post(stack, task.to_json())
+    assert response.status_code == 200 and response.json() == {"outcome": "skipped", "reason": "moved", "channel": ""}
+    assert world.ledger(task.dedup_key)["reason"] == "moved"
+    assert sandbox.messages() == []
+
+
+def test_patient_opted_out_of_everything_is_skipped(world, sandbox, stack):
+    task = world.task(world.appointment(world.patient(sms_opt_out=True, email_opt_out=True)))
+    response = post(stack, task.to_json())
+    assert response.json()["reason"] == "opted_out"
+    assert sandbox.messages() == []
+
+
+VALID = {"type": "appointment_reminder", "v": 1, "appointment_id": "appt-x", "clinic_id": "clinic-t",
+         "patient_id": "pat-x", "dedup_key": "appointment_reminder-x", "send_at": "2026-11-25T14:30:00+00:00",
+         "appointment_start": "2026-11-26T14:30:00+00:00"}
+
+
+@pytest.mark.parametrize(("raw", "code"), [
+    (b"{not json", "malformed_json"),
+    (b'["a", "list"]', "malformed_json"),
+    (json.dumps({**VALID, "type": "teleport"}).encode(), "unknown_type"),
+    (json.dumps({k: v for k, v in VALID.items() if k != "appointment_id"}).encode(), "bad_payload"),
+    (json.dumps({**VALID, "appointment_id": 42}).encode(), "bad_payload"),
+    (json.dumps({**VALID, "v": 7}).encode(), "unsupported_version"),
+    (json.dumps({**VALID, "pad": "x" * 20000}).encode(), "oversized_body"),
+    (json.dumps({**VALID, "appointment_id": "does-not-exist"}).encode(), None),  # a skip, not a failure
+])
+def test_malformed_input_is_recorded_and_acknowledged(world, stack, raw, code):
+    response = post(stack, None, raw=raw)
+    assert response.status_code == 200
+    failures = world.failed()
+    if code is None:
+        assert failures == [] and response.json()["reason"] == "appointment_missing"
+        return
+    (failure,) = failures
+    assert failure["error_code"] == code and failure["status"] == "open"
+    assert "x" * 100 not in json.dumps(failure, default=str)  # the body itself is not copied
+
+
+def test_unauthenticated_requests_are_refused_when_auth_is_on(world, sandbox, monkeypatch):
+    """The real main.py with the emulator switch off: no token → 401, and nothing is read or written."""
+    import functions_framework
+
+    from local.config import REPO_ROOT
+    from shared import settings
+
+    monkeypatch.delenv("ALLOW_UNAUTHENTICATED_TASKS_ON_EMULATOR")
+    settings.settings.cache_clear()
+    try:
+        app = functions_framework.create_app("handle_task", str(REPO_ROOT / "functions/task_handler/main.py"), "http")
+        task = world.task(world.appointment(world.patient()))
+        client = app.test_client()
+        no_token = client.post("/", data=json.dumps(task.to_json()), content_type="application/json")
+        bad_token = client.post("/", data=json.dumps(task.to_json()), content_type="application/json",
+                                headers={"Authorization": "Bearer not-a-token"})
+    finally:
+        settings.settings.cache_clear()
+    assert no_token.status_code == 401 and bad_token.status_code == 401
+    assert world.ledger(task.dedup_key) == {} and world.failed() == [] and sandbox.messages() == []
+
+
+def test_handler_logs_hold_no_patient_contact_details_or_names(world, sandbox, stack):
+    """Drive a few sends and failures, then read everything the functions logged."""
+    patients = [world.patient(), world.patient(sms_opt_out=True), world.patient(email=None)]
+    sandbox.fault(channel="sms", kind="twilio_code", code=21211, to=world.phones[-1])
+    for patient in patients:
+        post(stack, world.task(world.appointment(patient)).to_json())
+    logs = "".join(path.read_text(errors="replace") for path in (stack.state_dir / "logs").glob("*.log")
+                   if path.stem in ("task_handler", "twilio_status", "reminder_fanout", "appointment_events"))
+    assert logs, "the functions wrote no logs"
+    for secret in world.phones + world.emails + world.names:
+        assert secret not in logs, "PHI in the function logs"
