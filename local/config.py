@@ -15,7 +15,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # Cloud Tasks queues and Pub/Sub topics the local stack creates; deploy.sh creates the same in the cloud.
 QUEUES = ("default", "reminders-sms", "reminders-email", "waitlist", "reports")
-TOPICS = ("reminders-tick", "appointment-events", "reports-tick")
+TOPICS = ("reminders-tick", "appointment-events", "reports-tick", "failed-tasks-sweep")
 
 
 @dataclass(frozen=True)
@@ -101,6 +101,8 @@ def load(environ: Mapping[str, str] | None = None) -> StackConfig:
                    topic="appointment-events"),
         EntryPoint("task_handler", "task_handler", "handle_task", "http", fn + 2),
         EntryPoint("twilio_status", "task_handler", "twilio_status", "http", fn + 3),
+        EntryPoint("retry_sweep", "task_handler", "sweep_failed_tasks", "cloudevent", fn + 7,
+                   topic="failed-tasks-sweep"),
         # report_builder (fn + 4) and the waitlist's two entry points (fn + 5, fn + 6) join this list
         # when their issues land; their ports are reserved so the others never move.
     )

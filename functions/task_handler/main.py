@@ -1,4 +1,5 @@
-"""task_handler: Cloud Tasks delivers each message task here (handle_task); Twilio reports delivery (twilio_status)."""
+"""task_handler: Cloud Tasks delivers each message task here (handle_task); Twilio reports delivery
+(twilio_status); a scheduled sweep re-enqueues the failed tasks operators marked "retry" (sweep_failed_tasks)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,11 @@ from shared.failed_tasks import FailedTasks
 from shared.http import json_response, to_response
 from shared.ledger import Ledger
 from shared.providers import SendGridEmail, TwilioSms
+from shared.retry_sweep import RetrySweep
 from shared.settings import settings
 from shared.status_callbacks import apply_status, verify_twilio_signature
 from shared.task_payload import APPOINTMENT_TASK_TYPES, parse_appointment_task
+from shared.task_queue import CloudTasksQueue
 from shared.task_router import TaskRouter
 
 
@@ -57,3 +60,11 @@ def twilio_status(request):
         log.warning("status callback refused", error_code=exc.code)
         return to_response(exc)
     return json_response({"outcome": outcome})
+
+
+@functions_framework.cloud_event
+def sweep_failed_tasks(event):
+    config = settings()
+    queue = CloudTasksQueue(clients.tasks(), config, system_clock)
+    with log.bound(event_id=event["id"]):
+        RetrySweep(clients.firestore(), queue, system_clock, default_queue=config.queue_sms).run()

@@ -9,126 +9,16 @@ outbox or status codes.
 from __future__ import annotations
 
 import json
-import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
-from typing import Any
+from datetime import timedelta
 
 import pytest
 import requests
 
-from local.config import StackConfig
-from local.processes import wait_until
-from shared import clients
-from shared.clock import system_clock
-from shared.ledger import Ledger, dedup_key
 from shared.settings import Settings
-from shared.task_payload import AppointmentTask
-from shared.task_queue import CloudTasksQueue, TaskSpec
+from tests.handler_support import post
 
 pytestmark = pytest.mark.integration
-UTC = timezone.utc
-WAIT = 30.0
-CLINIC = {"name": "Glow Aesthetics", "timezone": "America/New_York", "phone": "+12125550142",
-          "sms_from": "+12125550100", "email_from": "hello@glow.example.com", "locale": "en"}
-
-
-class Sandbox:
-    def __init__(self, url: str) -> None:
-        self.url = url
-
-    def messages(self, **query: str) -> list[dict[str, Any]]:
-        return requests.get(f"{self.url}/_sandbox/messages", params=query, timeout=5).json()
-
-    def fault(self, **rule: Any) -> None:
-        response = requests.post(f"{self.url}/_sandbox/faults", json=rule, timeout=5)
-        assert response.status_code == 201, response.text
-
-    def reset(self) -> None:
-        requests.delete(f"{self.url}/_sandbox/messages", timeout=5)
-        requests.delete(f"{self.url}/_sandbox/faults", timeout=5)
-
-
-@pytest.fixture
-def sandbox(stack: StackConfig) -> Sandbox:
-    box = Sandbox(stack.sandbox_url)
-    box.reset()
-    yield box
-    box.reset()
-
-
-@pytest.fixture
-def world(firestore_client: Any) -> World:
-    return World(firestore_client)
-
-
-class World:
-    """Writes the contract documents a test needs and builds tasks for them."""
-
-    def __init__(self, db: Any) -> None:
-        self.db = db
-        self.db.collection("clinics").document("clinic-t").set(CLINIC)
-        self.phones: list[str] = []
-        self.emails: list[str] = []
-        self.names: list[str] = []
-
-    def patient(self, **fields: Any) -> str:
-        patient_id = f"pat-{uuid.uuid4().hex[:8]}"
-        number = f"+1212555{len(self.phones) + 1000 + uuid.uuid4().int % 8000:04d}"
-        doc = {"clinic_id": "clinic-t", "first_name": f"Zelda{uuid.uuid4().hex[:4]}", "last_name": "Quist",
-               "phone": number, "email": f"{patient_id}@example.com", "preferred_channel": "sms",
-               "sms_opt_out": False, "email_opt_out": False}
-        doc.update(fields)
-        self.db.collection("patients").document(patient_id).set(doc)
-        self.phones += [doc["phone"]] if doc.get("phone") else []
-        self.emails += [doc["email"]] if doc.get("email") else []
-        self.names.append(doc["first_name"])
-        return patient_id
-
-    def appointment(self, patient_id: str, *, start: datetime | None = None, **fields: Any) -> dict[str, Any]:
-        start = start or (system_clock.now() + timedelta(days=2)).replace(microsecond=0)
-        appointment_id = f"appt-{uuid.uuid4().hex[:8]}"
-        doc = {"clinic_id": "clinic-t", "patient_id": patient_id, "provider_id": "dr-a", "provider_name": "Dr. A",
-               "service_name": "HydraFacial", "requires_prep": False, "prep_instructions": "", "start": start,
-               "end": start + timedelta(hours=1), "status": "booked", "price_cents": 19900}
-        doc.update(fields)
-        self.db.collection("appointments").document(appointment_id).set(doc)
-        return {"id": appointment_id, **doc}
-
-    def task(self, appointment: dict[str, Any], kind: str = "appointment_reminder") -> AppointmentTask:
-        key = dedup_key(kind, appointment["id"], f"24h@{appointment['start'].isoformat()}")
-        return AppointmentTask(type=kind, appointment_id=appointment["id"], clinic_id="clinic-t",
-                               patient_id=appointment["patient_id"], dedup_key=key,
-                               send_at=system_clock.now(), appointment_start=appointment["start"], offset_hours=24)
-
-    def schedule(self, task: AppointmentTask) -> None:
-        """What the fan-out does: the ledger doc, then the named task (dispatched now)."""
-        Ledger(self.db, system_clock).schedule(task.dedup_key, {"kind": task.type, "appointment_id":
-                                                                task.appointment_id, "send_at": task.send_at})
-        queue = CloudTasksQueue(clients.tasks(), Settings.from_env(), system_clock)
-        assert queue.create(TaskSpec(queue="reminders-sms", business_key=task.dedup_key, payload=task.to_json()))
-
-    def ledger(self, key: str) -> dict[str, Any]:
-        snapshot = self.db.collection("notifications").document(key).get()
-        return snapshot.to_dict() if snapshot.exists else {}
-
-    def wait_ledger(self, key: str, *states: str) -> dict[str, Any]:
-        assert wait_until(lambda: self.ledger(key).get("state") in states, WAIT), self.ledger(key)
-        return self.ledger(key)
-
-    def failed(self, doc_id: str | None = None) -> list[dict[str, Any]]:
-        if doc_id:
-            snapshot = self.db.collection("failed_tasks").document(doc_id).get()
-            return [snapshot.to_dict()] if snapshot.exists else []
-        return [s.to_dict() for s in self.db.collection("failed_tasks").stream()]
-
-
-def post(stack: StackConfig, body: Any, *, retry_count: int = 0, raw: bytes | None = None) -> requests.Response:
-    """POST to the handler as Cloud Tasks does."""
-    data = raw if raw is not None else json.dumps(body).encode()
-    headers = {"Content-Type": "application/json", "X-CloudTasks-QueueName": "reminders-sms",
-               "X-CloudTasks-TaskName": f"t-{uuid.uuid4().hex}", "X-CloudTasks-TaskRetryCount": str(retry_count)}
-    return requests.post(stack.url("task_handler"), data=data, headers=headers, timeout=30)
 
 
 def test_a_reminder_task_is_sent_by_sms_and_the_ledger_says_so(world, sandbox):

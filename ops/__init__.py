@@ -1,0 +1,1 @@
+"""Operator tooling: review and retry failed tasks, replay a reminders tick (python -m ops --help)."""

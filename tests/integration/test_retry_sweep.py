@@ -1,0 +1,105 @@
+"""Operator retries: failed tasks marked "retry" are re-enqueued exactly once, however many sweeps run."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from local.processes import wait_until
+from shared import clients
+from shared.clock import system_clock
+from shared.retry_sweep import RetrySweep
+from shared.settings import Settings
+from shared.task_queue import CloudTasksQueue
+from tests.handler_support import Sandbox, World, post
+
+pytestmark = pytest.mark.integration
+WAIT = 30.0
+
+
+def failed_reminders(world: World, sandbox: Sandbox, stack, count: int) -> list[str]:
+    """`count` reminders that failed permanently (Twilio 21211, no email to fall back to)."""
+    keys = []
+    for _ in range(count):
+        patient = world.patient(email=None)
+        sandbox.fault(channel="sms", kind="twilio_code", code=21211, to=world.phones[-1])
+        task = world.task(world.appointment(patient))
+        assert post(stack, task.to_json()).status_code == 200
+        keys.append(task.dedup_key)
+    assert [world.failed(key)[0]["status"] for key in keys] == ["open"] * count
+    requests.delete(f"{stack.sandbox_url}/_sandbox/faults", timeout=5)  # the number was fixed
+    return keys
+
+
+def mark_retry(world: World, keys: list[str]) -> None:
+    for key in keys:
+        world.db.collection("failed_tasks").document(key).update({"status": "retry"})
+
+
+def test_two_concurrent_sweeps_re_enqueue_each_failed_task_once(firestore_client, sandbox, stack):
+    world = World(firestore_client)
+    keys = failed_reminders(world, sandbox, stack, 3)
+    mark_retry(world, keys)
+    config = Settings.from_env()
+    barrier = threading.Barrier(2)
+
+    def sweep(_):
+        queue = CloudTasksQueue(clients.tasks(), config, system_clock)
+        barrier.wait()
+        return RetrySweep(firestore_client, queue, system_clock, default_queue=config.queue_sms).run()
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        reports = list(pool.map(sweep, range(2)))
+    assert sorted(reports[0].requeued + reports[1].requeued) == sorted(keys)
+    assert wait_until(lambda: len(sandbox.messages(channel="sms")) >= 3, WAIT)
+    assert sorted(m["to"] for m in sandbox.messages(channel="sms")) == sorted(world.phones[-3:])
+    for key in keys:
+        assert world.wait_ledger(key, "sent", "delivered")["state"] in ("sent", "delivered")
+        doc = world.failed(key)[0]
+        assert doc["status"] == "retried" and doc["retry_generation"] == 1
+        retries = list(firestore_client.collection("failed_tasks").document(key).collection("retries").stream())
+        assert len(retries) == 1
+
+
+def test_the_scheduled_sweep_function_triggered_twice_re_enqueues_once(firestore_client, sandbox, stack):
+    world = World(firestore_client)
+    keys = failed_reminders(world, sandbox, stack, 3)
+    mark_retry(world, keys)
+    topic = clients.publisher().topic_path(stack.project, "failed-tasks-sweep")
+    futures = [clients.publisher().publish(topic, json.dumps({"run": uuid.uuid4().hex}).encode()) for _ in range(2)]
+    for future in futures:
+        future.result(timeout=10)
+    assert wait_until(lambda: all(world.failed(k)[0]["status"] == "retried" for k in keys), WAIT)
+    assert wait_until(lambda: len(sandbox.messages(channel="sms")) >= 3, WAIT)
+    for key in keys:
+        world.wait_ledger(key, "sent", "delivered")
+    assert len(sandbox.messages(channel="sms")) == 3
+
+
+def test_a_malformed_failure_is_not_retryable_and_says_why(firestore_client, sandbox, stack):
+    assert post(stack, None, raw=b"{broken").status_code == 200
+    (snapshot,) = list(firestore_client.collection("failed_tasks").stream())
+    snapshot.reference.update({"status": "retry"})
+    config = Settings.from_env()
+    report = RetrySweep(firestore_client, CloudTasksQueue(clients.tasks(), config, system_clock), system_clock,
+                        default_queue=config.queue_sms).run()
+    assert report.not_retryable == [snapshot.id] and report.requeued == []
+    doc = snapshot.reference.get().to_dict()
+    assert doc["status"] == "open" and "unknown task type" in doc["note"]  # the body never parsed
+
+
+def test_a_failure_already_delivered_since_is_resolved_not_resent(firestore_client, sandbox, stack):
+    world = World(firestore_client)
+    (key,) = failed_reminders(world, sandbox, stack, 1)
+    world.db.collection("notifications").document(key).update({"state": "sent"})
+    mark_retry(world, [key])
+    config = Settings.from_env()
+    report = RetrySweep(firestore_client, CloudTasksQueue(clients.tasks(), config, system_clock), system_clock,
+                        default_queue=config.queue_sms).run()
+    assert report.already_delivered == [key]
+    assert world.failed(key)[0]["status"] == "resolved" and sandbox.messages() == []
