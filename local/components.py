@@ -239,7 +239,7 @@ def _function(config: StackConfig, entry: EntryPoint, env: dict[str, str]) -> Co
 
     url = config.url(entry.name)
     # The key carries the source's fingerprint, so `up` restarts a function whose code changed.
-    key = f"{' '.join(command)} #source={fingerprint(entry.folder)}"
+    key = f"{' '.join(command)} #source={fingerprint(entry.folder)} #scale={config.demo_time_scale}"
     return Component(entry.name, key, f"{url} ({entry.signature})", (entry.port,),
                      probe=lambda: function_answers(url), launch=launch)
 

@@ -6,6 +6,7 @@ stacks can run side by side (CI and a developer's demo) by choosing another MEDS
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,6 +17,16 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # Cloud Tasks queues and Pub/Sub topics the local stack creates; deploy.sh creates the same in the cloud.
 QUEUES = ("default", "reminders-sms", "reminders-email", "waitlist", "reports")
 TOPICS = ("reminders-tick", "appointment-events", "reports-tick", "failed-tasks-sweep")
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback addresses: everything the local stack serves binds only these."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -41,6 +52,7 @@ class StackConfig:
     sandbox_port: int
     state_dir: Path
     entry_points: tuple[EntryPoint, ...]
+    demo_time_scale: int = 1
 
     @property
     def sandbox_url(self) -> str:
@@ -75,6 +87,8 @@ class StackConfig:
             "ALLOW_UNAUTHENTICATED_TASKS_ON_EMULATOR": "1",
             "MEDSPA_CLOCK_FILE": str(self.state_dir / "clock.json"),
             "STATUS_CALLBACK_URL": self.url("twilio_status"),
+            # Local demo only: divide the wait until each task's send time by this (1 = real time).
+            "DEMO_TIME_SCALE": str(self.demo_time_scale),
         }
 
 
@@ -115,5 +129,6 @@ def load(environ: Mapping[str, str] | None = None) -> StackConfig:
         tasks_port=_int_env(env, "MEDSPA_TASKS_PORT", base + 3),
         sandbox_port=_int_env(env, "MEDSPA_SANDBOX_PORT", base + 4),
         state_dir=Path(env.get("MEDSPA_STATE_DIR", REPO_ROOT / ".local")),
+        demo_time_scale=max(1, _int_env(env, "MEDSPA_DEMO_TIME_SCALE", 1)),
         entry_points=entry_points,
     )

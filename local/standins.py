@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import ipaddress
 import os
 import shutil
 import socket
@@ -32,7 +31,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from local.config import REPO_ROOT, is_loopback
+
 SOURCES = REPO_ROOT / "local" / "standins"
 
 # Debian's packages for the Pub/Sub stand-in, and where Debian puts Go library sources.
@@ -55,13 +55,7 @@ def _say(message: str) -> None:
 
 
 def _check_loopback(host: str) -> None:
-    if host == "localhost":
-        return
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
+    if not is_loopback(host):
         raise ValueError(f"stand-ins listen on loopback only, got host {host!r}")
 
 

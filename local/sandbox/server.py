@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import ipaddress
 import signal
 import threading
 from types import FrameType
@@ -33,6 +32,7 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+from local.config import is_loopback
 from local.sandbox.control_api import control_blueprint
 from local.sandbox.courier import API_VERSION
 from local.sandbox.log import log
@@ -84,13 +84,7 @@ class _RequestLog(WSGIRequestHandler):
 
 def require_loopback(host: str) -> None:
     """The sandbox accepts any message and replays webhooks: it must never listen beyond this machine."""
-    if host == "localhost":
-        return
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
+    if not is_loopback(host):
         raise SystemExit(f"refusing to listen on {host!r}: the provider sandbox binds loopback only")
 
 
