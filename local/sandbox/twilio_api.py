@@ -22,6 +22,12 @@ if TYPE_CHECKING:
     from local.sandbox.state import Sandbox
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+NANP = re.compile(r"^\+1\d{10}$")  # +1 (North American) numbers have exactly ten digits after the 1
+
+
+def valid_recipient(number: str) -> bool:
+    """What Twilio accepts as a To number: E.164, and a full ten-digit number in the +1 plan."""
+    return bool(E164.match(number)) and (not number.startswith("+1") or bool(NANP.match(number)))
 SHORT_CODE = re.compile(r"^\d{5,6}$")
 ALPHANUMERIC_SENDER = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
 SERVICE_SID = re.compile(r"^MG[0-9a-fA-F]{32}$")
@@ -53,7 +59,7 @@ def validate_message(form: MultiDict[str, str]) -> int | None:
     body = form.get("Body", "")
     if not to:
         return 21604
-    if not E164.match(to):
+    if not valid_recipient(to):
         return 21211
     if not sender and not service:
         return 21603

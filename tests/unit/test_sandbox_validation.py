@@ -190,3 +190,9 @@ def test_opt_in_keyword_lifts_the_opt_out() -> None:
     action = opt_outs.hear(sender="+15550001111", patient="+15551234567", body="Yes")
 
     assert action == "opt_in" and not opt_outs.blocks(senders=["+15550001111"], patient="+15551234567")
+
+
+def test_a_short_north_american_number_is_21211_like_twilio():
+    from local.sandbox.twilio_api import valid_recipient
+
+    assert not valid_recipient("+15550000") and valid_recipient("+12125550142") and valid_recipient("+447700900123")
