@@ -1,0 +1,431 @@
+"""reminder_fanout through the real local stack: Firestore, Cloud Tasks, Pub/Sub → bridge → staged function.
+
+Every instant is in 2027, after the machine's real clock: the Cloud Tasks emulator dispatches a task
+only once its schedule_time has passed in real time, so every task created here stays listed in its
+queue and can be counted with the official client's list_tasks. The functions' "now" is moved with
+the stack's local clock file (shared.clock.set_local_clock); tests calling the service directly pass
+a FixedClock. Ids carry a per-test suffix, because Cloud Tasks queues are not wiped between tests.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from local.config import StackConfig
+from local.processes import ProcessDir, wait_until
+from shared import clients, message_scheduler
+from shared.clinic_time import in_quiet_hours
+from shared.clock import Clock, FixedClock, set_local_clock, system_clock
+from shared.errors import RetryableError
+from shared.events import AppointmentEvent, EventRejected, TickRequest
+from shared.fanout import handle_appointment_event, run_tick
+from shared.ledger import Ledger
+from shared.message_scheduler import FanoutReport
+from shared.models import Appointment, QuietHours
+from shared.reminder_plan import message_key
+from shared.settings import settings
+from shared.task_queue import CloudTasksQueue, TaskSpec
+
+pytestmark = pytest.mark.integration
+
+UTC = timezone.utc
+NY, KOLKATA = ZoneInfo("America/New_York"), ZoneInfo("Asia/Kolkata")
+DELIVERY_TIMEOUT = 60.0
+# Tick 1 stands at 00:30 EST on Fri 2027-03-12 in New York (11:00 IST in Kolkata): both clinics' tomorrow
+# is the 13th. Tick 2 stands a day later: tomorrow is Sun 2027-03-14, New York's spring-forward day.
+TICK_1 = datetime(2027, 3, 12, 5, 30, tzinfo=UTC)
+TICK_2 = datetime(2027, 3, 13, 5, 30, tzinfo=UTC)
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+# --------------------------------------------------------------------------------------------- data
+
+
+class Seed:
+    """Documents of one test, ids suffixed so the shared task queues never mix tests."""
+
+    def __init__(self) -> None:
+        self.run = uuid.uuid4().hex[:8]
+        self.docs: dict[str, dict[str, dict[str, Any]]] = {"clinics": {}, "patients": {}, "appointments": {}}
+
+    def id(self, name: str) -> str:
+        return f"{name}-{self.run}"
+
+    def clinic(self, name: str, zone: str, offsets: tuple[int, ...] = (24, 2)) -> str:
+        self.docs["clinics"][self.id(name)] = {
+            "name": f"Clinic {name}", "timezone": zone, "phone": "+12125550100", "sms_from": "+12125550199",
+            "email_from": "reminders@clinic.example.com", "reminder_offsets_hours": list(offsets),
+            "quiet_hours": {"start": "21:00", "end": "08:00"}}
+        return self.id(name)
+
+    def appointment(self, name: str, clinic: str, start: datetime, *, status: str = "booked",
+                    prep: bool = False, **patient: Any) -> str:
+        patient_id = self.id(f"pat-{name}")
+        self.docs["patients"][patient_id] = {
+            "clinic_id": clinic, "first_name": "Harper", "last_name": "Okafor", "phone": "+12125550142",
+            "email": f"harper.{name}@example.com", "preferred_channel": "sms", **patient}
+        self.docs["appointments"][self.id(name)] = {
+            "clinic_id": clinic, "patient_id": patient_id, "provider_id": "prov-1", "provider_name": "Dr. Chen",
+            "service_name": "Chemical peel" if prep else "Botox", "requires_prep": prep,
+            "prep_instructions": "Avoid retinoids for 3 days." if prep else "", "start": start,
+            "end": start + timedelta(hours=1), "status": status, "price_cents": 42000}
+        return self.id(name)
+
+    def write(self, db: Any) -> None:
+        batch = db.batch()
+        for collection, docs in self.docs.items():
+            for doc_id, fields in docs.items():
+                batch.set(db.collection(collection).document(doc_id), fields)
+        batch.commit()
+
+
+def collaborators(clock: Clock, tasks: Any = None) -> dict[str, Any]:
+    config = settings()
+    return {"db": clients.firestore(), "tasks": tasks or CloudTasksQueue(clients.tasks(), config, clock),
+            "settings": config, "clock": clock}
+
+
+def ledger(db: Any, appointment_ids: set[str]) -> list[dict[str, Any]]:
+    return [snap.to_dict() | {"key": snap.id} for snap in db.collection("notifications").stream()
+            if (snap.to_dict() or {}).get("appointment_id") in appointment_ids]
+
+
+@functools.cache
+def listing_client(address: str) -> Any:
+    """The official client, allowed big answers: the emulator lists a whole queue in one message (no pages),
+    over gRPC's default 4 MiB once a long-lived demo stack holds some thousands of tasks."""
+    import grpc
+    from google.cloud import tasks_v2
+    from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
+
+    channel = grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", 256 * 1024 * 1024)])
+    return tasks_v2.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=channel))
+
+
+def queued(stack: StackConfig, appointment_ids: set[str]) -> list[dict[str, Any]]:
+    """Every task in the reminder queues whose payload names one of these appointments."""
+    config, client, found = settings(), listing_client(f"{stack.host}:{stack.tasks_port}"), []
+    for queue in (config.queue_sms, config.queue_email):
+        for task in client.list_tasks(parent=stack.queue_path(queue)):
+            body = json.loads(task.http_request.body)
+            if body.get("appointment_id") in appointment_ids:
+                found.append({"queue": queue, "name": task.name, "body": body, "at": task.schedule_time})
+    return found
+
+
+def slots(tasks: list[dict[str, Any]]) -> dict[tuple[str, str, int | None], datetime]:
+    return {(t["body"]["appointment_id"], t["body"]["type"], t["body"].get("offset_hours")): t["at"] for t in tasks}
+
+
+@pytest.fixture
+def local_clock(stack: StackConfig) -> Iterator[Callable[[datetime], None]]:
+    """Moves the clock of the stack's function processes (and of system_clock here); reset afterwards."""
+    path = stack.state_dir / "clock.json"
+    yield lambda instant: set_local_clock(path, instant)
+    set_local_clock(path, None)
+
+
+class FunctionLogs:
+    """JSON lines a stack process writes to its log from now on (functions: shared.log; the bridge: its own).
+
+    Only lines after the log's current end count: Pub/Sub message ids restart at 1 with the emulator, so
+    an older run's lines can carry the same event ids.
+    """
+
+    def __init__(self, stack: StackConfig, name: str) -> None:
+        self.path = ProcessDir(stack.state_dir).log_path(name)
+        self.offset = self.path.stat().st_size
+
+    def lines(self) -> list[dict[str, Any]]:
+        found = []
+        with open(self.path, "rb") as handle:
+            handle.seek(self.offset)
+            text = handle.read().decode(errors="replace")
+        for raw in text.splitlines():
+            if raw.startswith("{"):
+                try:
+                    found.append(json.loads(raw))
+                except json.JSONDecodeError:
+                    continue
+        return found
+
+    def wait_for(self, matches: Callable[[dict[str, Any]], bool], count: int = 1) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+
+        def enough() -> bool:
+            found[:] = [line for line in self.lines() if matches(line)]
+            return len(found) >= count
+
+        assert wait_until(enough, DELIVERY_TIMEOUT), f"{count} matching line(s) not in {self.path}: {found}"
+        return found
+
+
+def publish(stack: StackConfig, topic: str, payloads: list[bytes]) -> list[str]:
+    """Publish every payload at once (concurrently in flight) and return the message ids."""
+    publisher = clients.publisher()
+    futures = [publisher.publish(f"projects/{stack.project}/topics/{topic}", payload) for payload in payloads]
+    return [future.result(timeout=10) for future in futures]
+
+
+def two_clinics(seed: Seed) -> dict[tuple[str, str, int | None], datetime]:
+    """New York (spring forward on 2027-03-14) and Kolkata; what each (appointment, kind, offset) is due at."""
+    ny, kol = seed.clinic("ny", "America/New_York"), seed.clinic("kol", "Asia/Kolkata")
+    a = seed.appointment("a", ny, utc(2027, 3, 14, 11, 30))  # 07:30 EDT, both reminders in quiet hours
+    b = seed.appointment("b", ny, utc(2027, 3, 14, 14, 0))  # 10:00 EDT
+    c = seed.appointment("c", ny, utc(2027, 3, 15, 0, 30))  # 20:30 EDT
+    seed.appointment("cancelled", ny, utc(2027, 3, 14, 15, 0), status="cancelled")
+    seed.appointment("opted-out", ny, utc(2027, 3, 14, 16, 0), sms_opt_out=True, email_opt_out=True)
+    d = seed.appointment("d", kol, utc(2027, 3, 14, 2, 0))  # 07:30 IST
+    e = seed.appointment("e", kol, utc(2027, 3, 14, 6, 30), preferred_channel="email")  # 12:00 IST
+    r = "appointment_reminder"
+    return {
+        (a, r, 24): utc(2027, 3, 13, 13, 0),  # 06:30 EST → 08:00 EST
+        (a, r, 2): utc(2027, 3, 14, 1, 45),  # 05:30 EDT → 08:00 is too late → 20:45 EST the evening before
+        (b, r, 24): utc(2027, 3, 13, 14, 0),  # 09:00 EST: 24 real hours across the lost hour
+        (b, r, 2): utc(2027, 3, 14, 12, 0),  # 08:00 EDT, the end of the quiet hours
+        (c, r, 24): utc(2027, 3, 14, 0, 30),  # 19:30 EST
+        (c, r, 2): utc(2027, 3, 14, 22, 30),  # 18:30 EDT
+        (d, r, 24): utc(2027, 3, 13, 2, 30),  # 07:30 IST → 08:00 IST
+        (d, r, 2): utc(2027, 3, 13, 15, 15),  # 05:30 IST → 20:45 IST the evening before
+        (e, r, 24): utc(2027, 3, 13, 6, 30),
+        (e, r, 2): utc(2027, 3, 14, 4, 30),
+    }
+
+
+# -------------------------------------------------------------------------------------------- tests
+
+
+def test_two_days_of_ticks_schedule_each_reminder_once_at_its_local_time(stack, firestore_client):
+    seed = Seed()
+    expected = two_clinics(seed)
+    seed.write(firestore_client)
+    ids = set(seed.docs["appointments"])
+
+    first = run_tick(TickRequest(), **collaborators(FixedClock(TICK_1)))
+    second = run_tick(TickRequest(), **collaborators(FixedClock(TICK_2)))
+
+    # Tick 1 (tomorrow = the 13th) owns what sends before the end of the 13th, local; tick 2 the rest.
+    assert (first.created, first.failed) == (7, 0)
+    assert (second.created, second.already_present, second.failed) == (3, 6, 0)
+    assert second.skipped["past"] == 1  # Kolkata's 24 h reminder for 07:30 went out at 08:00 on the 13th
+    tasks = queued(stack, ids)
+    assert len(tasks) == len({t["name"] for t in tasks}) == len(expected)
+    assert slots(tasks) == expected
+    zones = {seed.id("ny"): NY, seed.id("kol"): KOLKATA}
+    for task in tasks:
+        assert not in_quiet_hours(task["at"], zones[task["body"]["clinic_id"]], QuietHours())
+    assert {t["body"]["appointment_id"] for t in tasks if t["queue"] == settings().queue_email} == {seed.id("e")}
+
+    docs = ledger(firestore_client, ids)
+    scheduled = [doc for doc in docs if doc["state"] == "scheduled"]
+    assert {(d["appointment_id"], d["kind"], d["offset_hours"]): d["send_at"] for d in scheduled} == expected
+    assert all(d["task_created_at"] is not None for d in scheduled)
+    assert {t["name"] for t in tasks} == {d["task_name"] for d in scheduled}
+    skipped = [doc for doc in docs if doc["state"] != "scheduled"]
+    assert sorted((d["appointment_id"], d["offset_hours"], d["state"], d["reason"]) for d in skipped) == [
+        (seed.id("opted-out"), 2, "skipped", "opted_out"), (seed.id("opted-out"), 24, "skipped", "opted_out")]
+
+
+def test_same_tick_published_three_times_at_once_creates_each_message_once(stack, firestore_client, local_clock):
+    seed = Seed()
+    # Tick 1's share: what sends before the end of the 13th, local (New York 05:00Z, Kolkata 18:30Z).
+    horizon = {seed.id("ny"): utc(2027, 3, 14, 5, 0), seed.id("kol"): utc(2027, 3, 13, 18, 30)}
+    expected = {key: at for key, at in two_clinics(seed).items()
+                if at < horizon[seed.docs["appointments"][key[0]]["clinic_id"]]}
+    assert len(expected) == 7
+    seed.write(firestore_client)
+    ids = set(seed.docs["appointments"])
+    local_clock(TICK_1)
+    function_log = FunctionLogs(stack, "reminder_fanout")
+
+    message_ids = publish(stack, "reminders-tick", [b"{}", b"{}", b"{}"])
+
+    summaries = function_log.wait_for(
+        lambda line: line.get("message") == "reminders tick done" and line.get("event_id") in message_ids, count=3)
+    assert len(summaries) == 3 and all(s["failed"] == 0 for s in summaries)
+    assert sum(s["created"] + s["recovered"] for s in summaries) == len(expected)
+    assert all(s["created"] + s["recovered"] + s["already_present"] == len(expected) for s in summaries)
+    tasks = queued(stack, ids)
+    assert len(tasks) == len({t["name"] for t in tasks}) == len(expected)
+    assert slots(tasks) == expected
+    keys = [d["key"] for d in ledger(firestore_client, ids) if d["state"] == "scheduled"]
+    assert len(keys) == len(set(keys)) == len(expected)
+
+
+def test_three_concurrent_runs_in_one_process_create_each_message_once(stack, firestore_client):
+    seed = Seed()
+    expected = {key: at for key, at in two_clinics(seed).items() if at > TICK_2}
+    seed.write(firestore_client)
+    ids = set(seed.docs["appointments"])
+    start = threading.Barrier(3)
+
+    def run() -> FanoutReport:
+        start.wait()
+        return run_tick(TickRequest(), **collaborators(FixedClock(TICK_2)))
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        reports = list(pool.map(lambda _: run(), range(3)))
+
+    assert [r.failed for r in reports] == [0, 0, 0]
+    assert sum(r.created + r.recovered for r in reports) == len(expected) == 9
+    tasks = queued(stack, ids)
+    assert len(tasks) == len({t["name"] for t in tasks}) == len(expected)
+    assert slots(tasks) == expected
+
+
+def test_malformed_ticks_are_acknowledged_and_the_next_good_tick_runs(stack, firestore_client, local_clock):
+    seed = Seed()
+    clinic = seed.clinic("ny", "America/New_York")
+    appointment = seed.appointment("b", clinic, utc(2027, 3, 14, 14, 0))
+    seed.write(firestore_client)
+    local_clock(TICK_2)
+    function_log, bridge_log = FunctionLogs(stack, "reminder_fanout"), FunctionLogs(stack, "pubsub_bridge")
+
+    bad = publish(stack, "reminders-tick", [b"not json", b'{"date": "2027-02-30"}',
+                                            json.dumps({"clinic_id": seed.id("nowhere")}).encode()])
+
+    rejected = function_log.wait_for(lambda line: line.get("event_id") in bad and line.get("error_code"), count=3)
+    assert sorted(line["error_code"] for line in rejected) == ["bad_date", "malformed_json", "unknown_clinic"]
+    bridge_log.wait_for(lambda line: line.get("message") == "delivered" and line.get("messageId") in bad, count=3)
+    good = publish(stack, "reminders-tick", [json.dumps({"clinic_id": clinic}).encode()])
+    function_log.wait_for(lambda line: line.get("message") == "reminders tick done" and line.get("event_id") in good)
+    assert not [line for line in bridge_log.lines() if line.get("messageId") in bad and line.get("status") != 200]
+    assert len(function_log.wait_for(lambda line: line.get("event_id") in bad)) == 3  # each handled exactly once
+    assert len(queued(stack, {appointment})) == 2
+
+
+def test_rescheduled_appointment_is_reminded_at_its_new_time(stack, firestore_client, local_clock):
+    seed = Seed()
+    clinic = seed.clinic("ny", "America/New_York")
+    appointment = seed.appointment("b", clinic, utc(2027, 3, 14, 14, 0))  # 10:00 EDT
+    seed.write(firestore_client)
+    local_clock(TICK_2)
+    run_tick(TickRequest(clinic_id=clinic), **collaborators(system_clock))
+    new_start = utc(2027, 3, 14, 20, 0)  # moved to 16:00 EDT
+    firestore_client.collection("appointments").document(appointment).update(
+        {"start": new_start, "end": new_start + timedelta(hours=1)})
+
+    function_log = FunctionLogs(stack, "appointment_events")
+
+    event = publish(stack, "appointment-events", [json.dumps(
+        {"event": "appointment.rescheduled", "appointment_id": appointment}).encode()])
+
+    done = function_log.wait_for(
+        lambda line: line.get("message") == "appointment event done" and line.get("event_id") in event)
+    assert (done[0]["created"], done[0]["failed"]) == (2, 0)
+    tasks = queued(stack, {appointment})
+    by_start = {}
+    for task in tasks:
+        by_start.setdefault(task["body"]["appointment_start"], {})[task["body"]["offset_hours"]] = task["at"]
+    assert by_start == {  # the old tasks stay; the handler skips them as "moved" at send time
+        "2027-03-14T14:00:00+00:00": {24: utc(2027, 3, 13, 14, 0), 2: utc(2027, 3, 14, 12, 0)},
+        "2027-03-14T20:00:00+00:00": {24: utc(2027, 3, 13, 20, 0), 2: utc(2027, 3, 14, 18, 0)},
+    }
+    assert len(ledger(firestore_client, {appointment})) == 4
+    assert not [t for t in tasks if t["body"]["type"] == "booking_confirmation"]
+
+
+def test_new_booking_gets_a_confirmation_and_the_reminders_the_ticks_already_passed(stack, firestore_client):
+    seed = Seed()
+    clinic = seed.clinic("ny", "America/New_York")
+    tomorrow = seed.appointment("tomorrow", clinic, utc(2027, 3, 14, 14, 0), prep=True)
+    later = seed.appointment("later", clinic, utc(2027, 3, 24, 14, 0))
+    seed.write(firestore_client)
+    now = utc(2027, 3, 13, 13, 0)  # 08:00 EST on the 13th
+
+    for appointment in (tomorrow, later):
+        report = handle_appointment_event(AppointmentEvent("appointment.created", appointment),
+                                          **collaborators(FixedClock(now)))
+        assert report.failed == 0
+
+    got = slots(queued(stack, {tomorrow, later}))
+    assert got == {
+        (tomorrow, "booking_confirmation", None): now + timedelta(hours=1),
+        (tomorrow, "appointment_reminder", 24): utc(2027, 3, 13, 14, 0),  # 09:00 EST: its tick ran yesterday
+        (tomorrow, "appointment_reminder", 2): utc(2027, 3, 14, 12, 0),
+        (later, "booking_confirmation", None): now + timedelta(hours=1),  # its reminders: the ticks' job
+    }  # the prep message (48 h before: the 12th) is already past
+
+
+def test_unknown_clinic_and_missing_appointment_are_rejected(stack, firestore_client):
+    with pytest.raises(EventRejected) as unknown:
+        run_tick(TickRequest(clinic_id="clinic-nowhere"), **collaborators(FixedClock(TICK_2)))
+    assert unknown.value.code == "unknown_clinic"
+    with pytest.raises(EventRejected) as missing:
+        handle_appointment_event(AppointmentEvent("appointment.created", "appt-nowhere"),
+                                 **collaborators(FixedClock(TICK_2)))
+    assert missing.value.code == "appointment_missing"
+
+
+class FailingFor:
+    """A TaskQueue around the real one that fails the creation of some messages (a flaky network)."""
+
+    def __init__(self, real: CloudTasksQueue, failing: Callable[[TaskSpec], bool]) -> None:
+        self.real, self.failing = real, failing
+
+    def create(self, spec: TaskSpec) -> bool:
+        if self.failing(spec):
+            raise RetryableError("deadline exceeded", code="timeout")
+        return self.real.create(spec)
+
+
+def test_failed_creations_raise_after_the_rest_and_the_retry_fills_exactly_the_gap(stack, firestore_client):
+    seed = Seed()
+    expected = two_clinics(seed)
+    seed.write(firestore_client)
+    ids = set(seed.docs["appointments"])
+    clock = FixedClock(TICK_2)
+    real = CloudTasksQueue(clients.tasks(), settings(), clock)
+    kolkata = seed.id("kol")
+
+    flaky = FailingFor(real, lambda spec: spec.payload["clinic_id"] == kolkata)
+    first = run_tick(TickRequest(), **collaborators(clock, flaky))
+    with pytest.raises(RetryableError):
+        first.raise_if_failed()
+    failed_keys = {d["key"] for d in ledger(firestore_client, ids) if d.get("task_error")}
+    assert first.failed == len(failed_keys) == 3 and first.created == 6  # D's 24 h reminder is past at tick 2
+    assert len(queued(stack, ids)) == 6
+
+    retry = run_tick(TickRequest(), **collaborators(clock))
+
+    assert (retry.recovered, retry.created, retry.already_present, retry.failed) == (3, 0, 6, 0)
+    tasks = queued(stack, ids)
+    assert len(tasks) == len({t["name"] for t in tasks}) == 9
+    assert slots(tasks) == {key: at for key, at in expected.items() if at > TICK_2}
+    assert not [d for d in ledger(firestore_client, ids) if d.get("task_error")]
+
+
+def test_a_crashed_runs_unstamped_doc_is_taken_over_and_a_live_peers_is_awaited(stack, firestore_client, monkeypatch):
+    seed = Seed()
+    clinic = seed.clinic("ny", "America/New_York")
+    crashed = seed.appointment("crashed", clinic, utc(2027, 3, 14, 14, 0))
+    live = seed.appointment("live", clinic, utc(2027, 3, 14, 16, 0))
+    seed.write(firestore_client)
+    monkeypatch.setattr(message_scheduler, "PEER_WAIT_SECONDS", 1.0)
+    docs = firestore_client.collection("appointments")
+    for appointment, age in ((crashed, timedelta(minutes=5)), (live, timedelta(0))):
+        start = Appointment.from_doc(appointment, docs.document(appointment).get().to_dict()).start
+        key = message_key("appointment_reminder", appointment, start, 24)
+        # A ledger doc written by another run that never created (or has not yet created) its task.
+        Ledger(firestore_client, FixedClock(TICK_2 - age)).schedule(
+            key, {"kind": "appointment_reminder", "appointment_id": appointment, "task_created_at": None})
+
+    report = run_tick(TickRequest(), **collaborators(FixedClock(TICK_2)))
+
+    assert (report.recovered, report.created, report.failed) == (1, 2, 1)
+    assert "another run" in report.problems[0]
+    assert sorted((t["body"]["appointment_id"], t["body"]["offset_hours"]) for t in queued(stack, {crashed, live})) == [
+        (crashed, 2), (crashed, 24), (live, 2)]

@@ -1,0 +1,264 @@
+"""Reminder planning: send times (offsets, prep, follow-ups, confirmations) across DST and quiet hours,
+what each tick owns, dedup keys, and task payloads that carry no PHI. Pure: no Firestore."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from shared.clinic_time import in_quiet_hours, local_day_range
+from shared.models import Appointment, Clinic, Patient
+from shared.reminder_plan import (
+    CONFIRMATION,
+    FOLLOWUP,
+    PREP,
+    REMINDER,
+    PlannedMessage,
+    Skipped,
+    channel_for,
+    event_horizon,
+    message_key,
+    plan_confirmation,
+    plan_followup,
+    plan_reminders,
+    reminder_window,
+)
+
+UTC = timezone.utc
+FAR = datetime(2100, 1, 1, tzinfo=UTC)  # a horizon that excludes nothing
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+def clinic(zone: str = "America/New_York", offsets: list[int] | None = None,
+           quiet: tuple[str, str] = ("21:00", "08:00"), clinic_id: str = "clinic-1") -> Clinic:
+    return Clinic.from_doc(clinic_id, {
+        "name": "Glow Aesthetics", "timezone": zone, "phone": "+12125550100", "sms_from": "+12125550199",
+        "email_from": "reminders@glow.example.com", "reminder_offsets_hours": offsets or [24, 2],
+        "quiet_hours": {"start": quiet[0], "end": quiet[1]},
+    })
+
+
+def appointment(start: datetime, *, minutes: int = 60, status: str = "booked", prep: bool = False,
+                appointment_id: str = "appt-1", clinic_id: str = "clinic-1") -> Appointment:
+    return Appointment.from_doc(appointment_id, {
+        "clinic_id": clinic_id, "patient_id": "pat-1", "provider_id": "prov-1", "provider_name": "Dr. Maya Chen",
+        "service_name": "Lip filler", "requires_prep": prep,
+        "prep_instructions": "Avoid alcohol for 24 hours." if prep else "",
+        "start": start, "end": start + timedelta(minutes=minutes), "status": status, "price_cents": 70000,
+    })
+
+
+def patient(**fields: object) -> Patient:
+    return Patient.from_doc("pat-1", {"clinic_id": "clinic-1", "first_name": "Olivia", "last_name": "Bennett",
+                                      "phone": "+12125550101", "email": "olivia.bennett@example.com",
+                                      "preferred_channel": "sms", **fields})
+
+
+def planned(decisions: list) -> dict[tuple[str, int | None], datetime]:
+    return {(d.task.type, d.task.offset_hours): d.task.send_at for d in decisions if isinstance(d, PlannedMessage)}
+
+
+def skipped(decisions: list) -> list[tuple[str, str]]:
+    return [(d.kind, d.reason) for d in decisions if isinstance(d, Skipped)]
+
+
+# ------------------------------------------------------------------------------------------ reminders
+
+
+def test_one_reminder_per_offset_at_start_minus_offset():
+    start = utc(2026, 11, 26, 20, 0)  # 15:00 in New York
+    decisions = plan_reminders(appointment(start), clinic(), now=utc(2026, 11, 24, 0, 0), horizon=FAR)
+    assert planned(decisions) == {(REMINDER, 24): utc(2026, 11, 25, 20, 0), (REMINDER, 2): utc(2026, 11, 26, 18, 0)}
+    assert skipped(decisions) == []
+
+
+def test_spring_forward_day_new_york_reminders_leave_quiet_hours():
+    # 2026-03-08 07:30 EDT = 11:30Z. 24 h earlier is 06:30 EST on the 7th (quiet) → 08:00 EST = 13:00Z.
+    # 2 h earlier is 05:30 EDT (quiet); 08:00 EDT would be after start - 30 min, so it moves back to the
+    # evening before: 21:00 EST - 15 min = 20:45 EST = 01:45Z on the 8th.
+    decisions = plan_reminders(appointment(utc(2026, 3, 8, 11, 30)), clinic(), now=utc(2026, 3, 6), horizon=FAR)
+    assert planned(decisions) == {(REMINDER, 24): utc(2026, 3, 7, 13, 0), (REMINDER, 2): utc(2026, 3, 8, 1, 45)}
+
+
+def test_fall_back_day_new_york_reminders_use_real_hours():
+    # 2026-11-01 09:00 EST = 14:00Z, on a 25-hour day. 24 real hours earlier is 10:00 EDT on the 31st;
+    # 2 h earlier is 07:00 EST (quiet) → 08:00 EST = 13:00Z, still 30 min before the start.
+    decisions = plan_reminders(appointment(utc(2026, 11, 1, 14, 0)), clinic(), now=utc(2026, 10, 30), horizon=FAR)
+    assert planned(decisions) == {(REMINDER, 24): utc(2026, 10, 31, 14, 0), (REMINDER, 2): utc(2026, 11, 1, 13, 0)}
+
+
+def test_kolkata_half_hour_offset_reminders():
+    # 2026-11-27 09:00 IST = 03:30Z. 2 h earlier is 07:00 IST (quiet) → 08:00 IST = 02:30Z.
+    decisions = plan_reminders(appointment(utc(2026, 11, 27, 3, 30)), clinic("Asia/Kolkata"), now=utc(2026, 11, 25),
+                               horizon=FAR)
+    assert planned(decisions) == {(REMINDER, 24): utc(2026, 11, 26, 3, 30), (REMINDER, 2): utc(2026, 11, 27, 2, 30)}
+
+
+@pytest.mark.parametrize(("zone", "day"), [("America/New_York", date(2026, 3, 8)),
+                                           ("America/New_York", date(2026, 11, 1)),
+                                           ("Asia/Kolkata", date(2026, 11, 27))])
+def test_no_planned_message_falls_in_quiet_hours_or_too_close_to_the_start(zone, day):
+    c = clinic(zone, offsets=[48, 24, 2, 1])
+    first, end = local_day_range(day, c.zone)
+    checked = 0
+    start = first
+    while start < end:  # every quarter hour of the local day, DST gaps and repeats included
+        for decision in plan_reminders(appointment(start, prep=True), c, now=first - timedelta(days=5), horizon=FAR):
+            assert isinstance(decision, PlannedMessage), decision
+            send_at = decision.task.send_at
+            assert not in_quiet_hours(send_at, c.zone, c.quiet_hours), (start, decision.task)
+            assert send_at <= start - timedelta(minutes=30), (start, decision.task)
+            checked += 1
+        start += timedelta(minutes=15)
+    assert checked >= 4 * 23 * 5
+
+
+def test_prep_instructions_go_out_48_hours_before():
+    start = utc(2026, 11, 28, 19, 0)  # 14:00 in New York
+    decisions = plan_reminders(appointment(start, prep=True), clinic(), now=utc(2026, 11, 25), horizon=FAR)
+    assert planned(decisions)[(PREP, 48)] == utc(2026, 11, 26, 19, 0)
+
+
+def test_a_reminder_already_past_is_skipped_and_the_others_kept():
+    start = utc(2026, 11, 26, 20, 0)
+    decisions = plan_reminders(appointment(start), clinic(), now=utc(2026, 11, 25, 21, 0), horizon=FAR)
+    assert skipped(decisions) == [(REMINDER, "past")]
+    assert list(planned(decisions)) == [(REMINDER, 2)]
+
+
+def test_cancelled_appointments_get_no_reminders():
+    start = utc(2026, 11, 26, 20, 0)
+    assert plan_reminders(appointment(start, status="cancelled"), clinic(), now=utc(2026, 11, 24), horizon=FAR) == []
+
+
+def test_a_tick_plans_only_messages_sending_before_the_end_of_its_day():
+    c = clinic()
+    first, end, horizon = reminder_window(c, date(2026, 11, 26))
+    assert first == utc(2026, 11, 26, 5, 0) and horizon == utc(2026, 11, 27, 5, 0)
+    day_after = appointment(utc(2026, 11, 27, 19, 0), prep=True)  # 14:00 on the 27th
+    decisions = plan_reminders(day_after, c, now=utc(2026, 11, 25, 12, 0), horizon=horizon)
+    # The 24 h reminder (the 26th) and prep (the 25th, 14:00) belong to this tick; the 2 h one to the next.
+    assert planned(decisions) == {(REMINDER, 24): utc(2026, 11, 26, 19, 0), (PREP, 48): utc(2026, 11, 25, 19, 0)}
+
+
+@pytest.mark.parametrize("quiet", [("21:00", "08:00"), ("12:00", "11:30"), ("00:00", "23:45")])
+def test_appointments_past_the_window_have_nothing_before_the_horizon(quiet):
+    c = clinic(offsets=[48, 24, 2, 1], quiet=quiet)
+    _, end, horizon = reminder_window(c, date(2026, 3, 7))
+    for minutes in range(0, 24 * 60, 15):
+        late = appointment(end + timedelta(minutes=minutes), prep=True)
+        assert plan_reminders(late, c, now=horizon - timedelta(days=3), horizon=horizon) == []
+
+
+def test_an_event_plans_up_to_the_end_of_the_clinics_local_tomorrow():
+    now = utc(2026, 11, 25, 20, 0)  # 15:00 in New York, 01:30 on the 26th in Kolkata
+    assert event_horizon(clinic(), now) == utc(2026, 11, 27, 5, 0)
+    assert event_horizon(clinic("Asia/Kolkata"), now) == utc(2026, 11, 27, 18, 30)
+
+
+# ---------------------------------------------------------------------------- follow-ups, confirmations
+
+
+def test_followup_a_week_later_at_the_same_local_wall_time_across_dst():
+    # Ended 2026-03-03 10:45 EST (15:45Z); a week later it is 10:45 EDT = 14:45Z, not 15:45Z.
+    done = appointment(utc(2026, 3, 3, 15, 0), minutes=45, status="completed")
+    decision = plan_followup(done, clinic(), now=utc(2026, 3, 9, 12, 0))
+    assert isinstance(decision, PlannedMessage)
+    assert decision.task.type == FOLLOWUP and decision.task.send_at == utc(2026, 3, 10, 14, 45)
+
+
+def test_followup_ending_in_quiet_hours_moves_to_the_next_morning():
+    done = appointment(utc(2026, 11, 18, 1, 0), minutes=45, status="completed")  # ends 20:45 EST on the 17th
+    late = appointment(utc(2026, 11, 18, 2, 0), minutes=30, status="completed", appointment_id="appt-2")  # 21:30
+    now = utc(2026, 11, 23, 12, 0)
+    assert plan_followup(done, clinic(), now=now).task.send_at == utc(2026, 11, 25, 1, 45)
+    assert plan_followup(late, clinic(), now=now).task.send_at == utc(2026, 11, 25, 13, 0)  # 08:00 EST
+
+
+def test_followup_overdue_by_less_than_a_day_goes_out_now_and_older_is_skipped():
+    done = appointment(utc(2026, 11, 18, 15, 0), status="completed")  # ends 11:00 EST on the 18th → due 25th 16:00Z
+    soon = plan_followup(done, clinic(), now=utc(2026, 11, 25, 20, 0))  # 15:00 EST, 4 h late
+    assert soon.task.send_at == utc(2026, 11, 25, 20, 0)
+    at_night = plan_followup(done, clinic(), now=utc(2026, 11, 26, 3, 0))  # 22:00 EST, 11 h late → morning
+    assert at_night.task.send_at == utc(2026, 11, 26, 13, 0)
+    assert plan_followup(done, clinic(), now=utc(2026, 11, 26, 17, 0)) == Skipped(FOLLOWUP, "appt-1", "past")
+
+
+def test_only_completed_appointments_get_a_followup():
+    for status in ("booked", "confirmed", "cancelled", "no_show"):
+        assert plan_followup(appointment(utc(2026, 11, 18, 15), status=status), clinic(), now=utc(2026, 11, 24)) is None
+
+
+def test_booking_confirmation_an_hour_later_out_of_quiet_hours():
+    start = utc(2026, 11, 28, 19, 0)
+    daytime = plan_confirmation(appointment(start), clinic(), now=utc(2026, 11, 25, 17, 0))
+    assert daytime.task.type == CONFIRMATION and daytime.task.send_at == utc(2026, 11, 25, 18, 0)
+    late_evening = plan_confirmation(appointment(start), clinic(), now=utc(2026, 11, 26, 2, 30))  # 21:30 EST
+    assert late_evening.task.send_at == utc(2026, 11, 26, 13, 0)
+
+
+def test_booking_confirmation_skipped_when_the_appointment_is_too_close():
+    now = utc(2026, 11, 25, 17, 0)
+    assert plan_confirmation(appointment(now + timedelta(minutes=80)), clinic(), now=now) == Skipped(
+        CONFIRMATION, "appt-1", "too_late")
+    # Booked at 22:00 for 07:30 next morning: 08:00 is too late, the evening before is past.
+    night = utc(2026, 11, 26, 3, 0)
+    assert plan_confirmation(appointment(utc(2026, 11, 26, 12, 30)), clinic(), now=night) == Skipped(
+        CONFIRMATION, "appt-1", "past")
+
+
+# ------------------------------------------------------------------------------------ dedup, payload
+
+
+def test_dedup_keys_are_stable_and_depend_on_kind_offset_and_start():
+    start = utc(2026, 11, 26, 20, 0)
+    key = message_key(REMINDER, "appt-1", start, 24)
+    assert key == message_key(REMINDER, "appt-1", start.astimezone(ZoneInfo("America/New_York")), 24)
+    assert len({key, message_key(REMINDER, "appt-1", start + timedelta(hours=1), 24),
+                message_key(REMINDER, "appt-1", start, 2), message_key(PREP, "appt-1", start, 24),
+                message_key(REMINDER, "appt-2", start, 24)}) == 5
+
+
+def test_a_rescheduled_appointment_gets_new_keys_and_carries_its_new_start():
+    now = utc(2026, 11, 24)
+    before = plan_reminders(appointment(utc(2026, 11, 26, 20, 0)), clinic(), now=now, horizon=FAR)
+    after = plan_reminders(appointment(utc(2026, 11, 26, 22, 0)), clinic(), now=now, horizon=FAR)
+    again = plan_reminders(appointment(utc(2026, 11, 26, 20, 0)), clinic(), now=now, horizon=FAR)
+    assert {d.key for d in before} == {d.key for d in again}
+    assert not {d.key for d in before} & {d.key for d in after}
+    assert {d.task.appointment_start for d in after} == {utc(2026, 11, 26, 22, 0)}
+
+
+def test_task_payload_holds_ids_and_instants_only():
+    decisions = plan_reminders(appointment(utc(2026, 11, 28, 19, 0), prep=True), clinic(), now=utc(2026, 11, 25),
+                               horizon=FAR)
+    decisions.append(plan_confirmation(appointment(utc(2026, 11, 28, 19, 0)), clinic(), now=utc(2026, 11, 25)))
+    for decision in decisions:
+        body = decision.task.to_json()
+        assert set(body) <= {"type", "v", "appointment_id", "clinic_id", "patient_id", "dedup_key", "send_at",
+                             "appointment_start", "offset_hours"}
+        text = json.dumps(body)
+        for phi in ("Olivia", "Bennett", "5550101", "olivia.bennett", "Lip filler", "Maya", "alcohol"):
+            assert phi not in text
+
+
+# ------------------------------------------------------------------------------------------ channel
+
+
+@pytest.mark.parametrize(("fields", "expected"), [
+    ({}, ("sms", "")),
+    ({"preferred_channel": "email"}, ("email", "")),
+    ({"sms_opt_out": True}, ("email", "")),
+    ({"phone": None}, ("email", "")),
+    ({"preferred_channel": "email", "email": None}, ("sms", "")),
+    ({"sms_opt_out": True, "email_opt_out": True}, (None, "opted_out")),
+    ({"phone": None, "email": None}, (None, "no_contact")),
+])
+def test_channel_is_the_preferred_usable_one(fields, expected):
+    assert channel_for(patient(**fields), clinic()) == expected
