@@ -17,7 +17,7 @@ help:
 	@echo "make down       stop the local stack; nothing is left listening"
 	@echo "make test       ruff + every test (the stack is started by the tests when it is not up)"
 	@echo "make test-unit  unit tests only, no stack"
-	@echo "make demo       up + seed demo data + the outbox URL"
+	@echo "make demo       up + seed + one reminders tick through Pub/Sub, dispatched and summarised"
 
 venv:
 	@want="$$(sha256sum requirements-dev.txt | cut -d' ' -f1)"; \
@@ -54,7 +54,8 @@ test: venv lint
 test-unit: venv
 	$(PY) -m pytest -q -m "not integration"
 
-demo: up
-	@if [ -f local/seed.py ]; then eval "$$($(PY) -m local.stack env)" && $(PY) -m local.seed; \
-	else echo "local/seed.py not there yet: no demo data"; fi
-	@echo "outbox: $$($(PY) -c 'from local.config import load; print(load().sandbox_url)')/"
+# The demo compresses send times (one day of waiting = 30 s) unless MEDSPA_DEMO_TIME_SCALE says otherwise.
+demo: export MEDSPA_DEMO_TIME_SCALE ?= 2880
+demo: venv
+	@$(PY) -m local.stack up
+	@$(PY) -m local.demo

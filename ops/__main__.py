@@ -91,9 +91,27 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_replay_tick(args: argparse.Namespace) -> int:
-    from shared.fanout import replay_tick
+    """Run the reminders fan-out for one local date, clinic by clinic, with a progress line."""
+    from shared import fanout
+    from shared.events import TickRequest
+    from shared.settings import settings
+    from shared.task_queue import CloudTasksQueue
 
-    return replay_tick(date.fromisoformat(args.date), clinic_id=args.clinic)
+    config, db = settings(), clients.firestore()
+    day = date.fromisoformat(args.date)
+    clinic_ids = [args.clinic] if args.clinic else [s.id for s in db.collection("clinics").select([]).stream()]
+    queue = CloudTasksQueue(clients.tasks(), config, system_clock)
+    totals: dict[str, int] = {"created": 0, "already_present": 0, "failed": 0}
+    for index, clinic_id in enumerate(clinic_ids, 1):
+        report = fanout.run_tick(TickRequest(date=day, clinic_id=clinic_id), db=db, tasks=queue, settings=config,
+                                 clock=system_clock)
+        for name in totals:
+            totals[name] += getattr(report, name)
+        print(f"\rclinic {index}/{len(clinic_ids)}  created {totals['created']}  already present "
+              f"{totals['already_present']}  failed {totals['failed']}", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    print(json.dumps({"date": args.date, "clinics": len(clinic_ids), **totals}))
+    return 1 if totals["failed"] else 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime, time, timedelta, timezone
+
 import pytest
 
 from ops.__main__ import main
+from shared.clinic_time import local_tomorrow
+from shared.clock import system_clock
+from shared.models import Clinic
 from tests.handler_support import World, post
 
 pytestmark = pytest.mark.integration
@@ -44,3 +49,16 @@ def test_retry_marks_the_failure_for_the_sweep(failed_key, firestore_client):
     key, world = failed_key
     assert main(["retry", key]) == 0
     assert world.failed(key)[0]["status"] == "retry"
+
+
+
+def test_replay_tick_schedules_a_clinics_day_and_a_second_replay_creates_nothing(world, capsys):
+    clinic = Clinic.from_doc("clinic-t", world.db.collection("clinics").document("clinic-t").get().to_dict())
+    day = local_tomorrow(system_clock.now(), clinic.zone) + timedelta(days=1)
+    start = datetime.combine(day, time(15, 0), tzinfo=clinic.zone).astimezone(timezone.utc)
+    world.appointment(world.patient(), start=start)
+    assert main(["replay-tick", "--date", day.isoformat(), "--clinic", "clinic-t"]) == 0
+    first = capsys.readouterr()
+    assert '"created": 2' in first.out and "clinic 1/1" in first.err  # its 24 h and 2 h reminders
+    assert main(["replay-tick", "--date", day.isoformat(), "--clinic", "clinic-t"]) == 0
+    assert '"created": 0' in capsys.readouterr().out
