@@ -33,6 +33,8 @@ from urllib.parse import urlsplit
 
 import requests
 
+from shared import log as shared_log
+
 EVENT_TYPE = "google.cloud.pubsub.topic.v1.messagePublished"
 ACK_DEADLINE_SECONDS = 60
 DELIVERY_TIMEOUT_SECONDS = 70  # a little over an event function's default 60 s timeout
@@ -60,7 +62,7 @@ class Route:
 
 
 def log(severity: str, message: str, **fields: Any) -> None:
-    print(json.dumps({"severity": severity, "message": message, **fields}), flush=True)
+    shared_log.log(severity, message, **fields)  # whole lines under a lock: delivery threads log at once
 
 
 def rfc3339(moment: datetime) -> str:

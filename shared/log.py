@@ -12,6 +12,7 @@ import json
 import os
 import re
 import sys
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -23,6 +24,7 @@ _context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("medsp
 _PHONE = re.compile(r"\+\d{7,15}\b|\(?\b\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}\b")
 _EMAIL = re.compile(r"[^@\s\"'<>]+@[^@\s\"'<>]+")
 TRACE_FIELD = "logging.googleapis.com/trace"
+_write_lock = threading.Lock()  # one line per write, whole: threads must not interleave within a line
 
 
 def mask_phone(phone: str | None) -> str:
@@ -103,8 +105,10 @@ def log(severity: str, message: str, **fields: Any) -> None:
     for key, value in {**context, **fields}.items():
         if key != "trace":
             entry[key] = _clean(value)
-    sys.stdout.write(json.dumps(entry, default=str) + "\n")
-    sys.stdout.flush()
+    line = json.dumps(entry, default=str) + "\n"
+    with _write_lock:
+        sys.stdout.write(line)
+        sys.stdout.flush()
 
 
 def info(message: str, **fields: Any) -> None:

@@ -469,8 +469,8 @@ def test_status_view_counts_documents_in_firestore(
 
     figures = requests.get(f"{sandbox.url}/_sandbox/status.json", timeout=10).json()
 
+    assert figures["firestore"] == "ok", figures
     [clinic] = figures["clinics"]
-    assert figures["firestore"] == "ok"
     assert (clinic["name"], clinic["timezone"], clinic["patients"]) == ("Glow Med Spa", "America/Denver", 2)
     assert (clinic["appointments"]["booked"], clinic["appointments"]["cancelled"]) == (2, 1)
     assert (figures["notifications"]["sent"], figures["failed_tasks"]["open"]) == (1, 1)
