@@ -106,9 +106,10 @@ class Ledger:
         return True
 
     def schedule_all(self, entries: list[tuple[str, dict[str, Any]]]) -> bool:
-        """Write up to 500 ledger docs in state scheduled in one atomic batch of `create()`s: one round trip
-        instead of one per doc. False, and nothing written, when any of them already exists (a concurrent
-        run got there first): the caller then falls back to `schedule()` for each."""
+        """Write up to 500 ledger docs in state scheduled in one batch of `create()`s: one round trip instead
+        of one per doc. False when any of them already exists (a concurrent run got there first); the caller
+        then goes doc by doc. Firestore applies nothing of a failed batch, but the local stand-in's batches
+        are not atomic (the writes before the failing one stay), so a caller must recognise its own docs."""
         if not entries:
             return True
         now = self.clock.now()

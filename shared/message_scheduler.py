@@ -102,6 +102,7 @@ class MessageScheduler:
         self._seen: set[str] = set()
         self._patients: dict[str, Patient | str] = {}  # a patient, or why there is none usable
         self._pending: dict[str, _Routed] = {}
+        self._optimistic = True
 
     def add(self, decision: Decision | None) -> None:
         if decision is None:
@@ -164,9 +165,11 @@ class MessageScheduler:
         """
         if not routed:
             return
-        if optimistic and self._schedule_batch(routed):
-            self._create_tasks([(item, False) for item in routed])
-            return
+        if optimistic and self._optimistic:
+            if self._schedule_batch(routed):
+                self._create_tasks([(item, False) for item in routed])
+                return
+            self._optimistic = False  # a re-run: read first from now on instead of encoding doomed batches
         entries = self._read_ledger([r.message.key for r in routed])
         now = self.clock.now()
         missing, to_task = [], []

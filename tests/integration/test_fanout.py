@@ -1,8 +1,10 @@
 """reminder_fanout through the real local stack: Firestore, Cloud Tasks, Pub/Sub → bridge → staged function.
 
-Every instant is in 2027, after the machine's real clock: the Cloud Tasks emulator dispatches a task
-only once its schedule_time has passed in real time, so every task created here stays listed in its
-queue and can be counted with the official client's list_tasks. The functions' "now" is moved with
+Every instant is around the next US spring-forward day at least a week away (New York's clocks jump
+from 02:00 to 03:00 on the second Sunday of March), written as clinic-local wall times. So it is after
+the machine's real clock: the Cloud Tasks emulator dispatches a task only once its schedule_time has
+passed in real time, so every task created here stays listed in its queue and can be counted with the
+official client's list_tasks. The functions' "now" is moved with
 the stack's local clock file (shared.clock.set_local_clock); tests calling the service directly pass
 a FixedClock. Ids carry a per-test suffix, because Cloud Tasks queues are not wiped between tests.
 """
@@ -15,7 +17,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -41,14 +43,35 @@ pytestmark = pytest.mark.integration
 UTC = timezone.utc
 NY, KOLKATA = ZoneInfo("America/New_York"), ZoneInfo("Asia/Kolkata")
 DELIVERY_TIMEOUT = 60.0
-# Tick 1 stands at 00:30 EST on Fri 2027-03-12 in New York (11:00 IST in Kolkata): both clinics' tomorrow
-# is the 13th. Tick 2 stands a day later: tomorrow is Sun 2027-03-14, New York's spring-forward day.
-TICK_1 = datetime(2027, 3, 12, 5, 30, tzinfo=UTC)
-TICK_2 = datetime(2027, 3, 13, 5, 30, tzinfo=UTC)
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def spring_forward_day(after: date) -> date:
+    """The first second-Sunday-of-March after `after`: New York's spring-forward day."""
+    year = after.year
+    while True:
+        first = date(year, 3, 1)
+        day = first + timedelta(days=(6 - first.weekday()) % 7 + 7)
+        if day > after:
+            return day
+        year += 1
+
+
+DST = spring_forward_day(date.today() + timedelta(days=7))  # a Sunday: 23 hours long in New York
+
+
+def ny(days: int, hour: int, minute: int = 0) -> datetime:
+    """Wall time hour:minute in New York, `days` after the spring-forward day, as a UTC instant."""
+    return datetime.combine(DST + timedelta(days=days), time(hour, minute), tzinfo=NY).astimezone(UTC)
+
+
+def kol(days: int, hour: int, minute: int = 0) -> datetime:
+    return datetime.combine(DST + timedelta(days=days), time(hour, minute), tzinfo=KOLKATA).astimezone(UTC)
+
+
+# Tick 1 stands at 00:30 EST on the Friday in New York (11:00 IST in Kolkata): both clinics' tomorrow is
+# Saturday. Tick 2 stands a day later: tomorrow is Sunday, the spring-forward day.
+TICK_1 = ny(-2, 0, 30)
+TICK_2 = ny(-1, 0, 30)
 
 
 # --------------------------------------------------------------------------------------------- data
@@ -181,27 +204,27 @@ def publish(stack: StackConfig, topic: str, payloads: list[bytes]) -> list[str]:
 
 
 def two_clinics(seed: Seed) -> dict[tuple[str, str, int | None], datetime]:
-    """New York (spring forward on 2027-03-14) and Kolkata; what each (appointment, kind, offset) is due at."""
-    ny, kol = seed.clinic("ny", "America/New_York"), seed.clinic("kol", "Asia/Kolkata")
-    a = seed.appointment("a", ny, utc(2027, 3, 14, 11, 30))  # 07:30 EDT, both reminders in quiet hours
-    b = seed.appointment("b", ny, utc(2027, 3, 14, 14, 0))  # 10:00 EDT
-    c = seed.appointment("c", ny, utc(2027, 3, 15, 0, 30))  # 20:30 EDT
-    seed.appointment("cancelled", ny, utc(2027, 3, 14, 15, 0), status="cancelled")
-    seed.appointment("opted-out", ny, utc(2027, 3, 14, 16, 0), sms_opt_out=True, email_opt_out=True)
-    d = seed.appointment("d", kol, utc(2027, 3, 14, 2, 0))  # 07:30 IST
-    e = seed.appointment("e", kol, utc(2027, 3, 14, 6, 30), preferred_channel="email")  # 12:00 IST
+    """New York (spring forward on Sunday) and Kolkata; what each (appointment, kind, offset) is due at."""
+    new_york, kolkata = seed.clinic("ny", "America/New_York"), seed.clinic("kol", "Asia/Kolkata")
+    a = seed.appointment("a", new_york, ny(0, 7, 30))  # 07:30 EDT, both reminders in quiet hours
+    b = seed.appointment("b", new_york, ny(0, 10))
+    c = seed.appointment("c", new_york, ny(0, 20, 30))
+    seed.appointment("cancelled", new_york, ny(0, 11), status="cancelled")
+    seed.appointment("opted-out", new_york, ny(0, 12), sms_opt_out=True, email_opt_out=True)
+    d = seed.appointment("d", kolkata, kol(0, 7, 30))
+    e = seed.appointment("e", kolkata, kol(0, 12), preferred_channel="email")
     r = "appointment_reminder"
     return {
-        (a, r, 24): utc(2027, 3, 13, 13, 0),  # 06:30 EST → 08:00 EST
-        (a, r, 2): utc(2027, 3, 14, 1, 45),  # 05:30 EDT → 08:00 is too late → 20:45 EST the evening before
-        (b, r, 24): utc(2027, 3, 13, 14, 0),  # 09:00 EST: 24 real hours across the lost hour
-        (b, r, 2): utc(2027, 3, 14, 12, 0),  # 08:00 EDT, the end of the quiet hours
-        (c, r, 24): utc(2027, 3, 14, 0, 30),  # 19:30 EST
-        (c, r, 2): utc(2027, 3, 14, 22, 30),  # 18:30 EDT
-        (d, r, 24): utc(2027, 3, 13, 2, 30),  # 07:30 IST → 08:00 IST
-        (d, r, 2): utc(2027, 3, 13, 15, 15),  # 05:30 IST → 20:45 IST the evening before
-        (e, r, 24): utc(2027, 3, 13, 6, 30),
-        (e, r, 2): utc(2027, 3, 14, 4, 30),
+        (a, r, 24): ny(-1, 8),  # 24 real hours before is 06:30 EST (quiet) → 08:00 EST
+        (a, r, 2): ny(-1, 20, 45),  # 05:30 EDT (quiet); 08:00 is too late → 20:45 EST the evening before
+        (b, r, 24): ny(-1, 9),  # 10:00 EDT - 24 real hours = 09:00 EST: the lost hour counts
+        (b, r, 2): ny(0, 8),  # 08:00 EDT, the end of the quiet hours
+        (c, r, 24): ny(-1, 19, 30),
+        (c, r, 2): ny(0, 18, 30),
+        (d, r, 24): kol(-1, 8),  # 07:30 IST (quiet) → 08:00 IST
+        (d, r, 2): kol(-1, 20, 45),  # 05:30 IST (quiet) → 20:45 IST the evening before
+        (e, r, 24): kol(-1, 12),
+        (e, r, 2): kol(0, 10),
     }
 
 
@@ -217,10 +240,10 @@ def test_two_days_of_ticks_schedule_each_reminder_once_at_its_local_time(stack, 
     first = run_tick(TickRequest(), **collaborators(FixedClock(TICK_1)))
     second = run_tick(TickRequest(), **collaborators(FixedClock(TICK_2)))
 
-    # Tick 1 (tomorrow = the 13th) owns what sends before the end of the 13th, local; tick 2 the rest.
+    # Tick 1 (tomorrow = Saturday) owns what sends before the end of Saturday, local; tick 2 the rest.
     assert (first.created, first.failed) == (7, 0)
     assert (second.created, second.already_present, second.failed) == (3, 6, 0)
-    assert second.skipped["past"] == 1  # Kolkata's 24 h reminder for 07:30 went out at 08:00 on the 13th
+    assert second.skipped["past"] == 1  # Kolkata's 24 h reminder for 07:30 went out at 08:00 on Saturday
     tasks = queued(stack, ids)
     assert len(tasks) == len({t["name"] for t in tasks}) == len(expected)
     assert slots(tasks) == expected
@@ -241,8 +264,8 @@ def test_two_days_of_ticks_schedule_each_reminder_once_at_its_local_time(stack, 
 
 def test_same_tick_published_three_times_at_once_creates_each_message_once(stack, firestore_client, local_clock):
     seed = Seed()
-    # Tick 1's share: what sends before the end of the 13th, local (New York 05:00Z, Kolkata 18:30Z).
-    horizon = {seed.id("ny"): utc(2027, 3, 14, 5, 0), seed.id("kol"): utc(2027, 3, 13, 18, 30)}
+    # Tick 1's share: what sends before the end of Saturday, local time in each clinic.
+    horizon = {seed.id("ny"): ny(0, 0), seed.id("kol"): kol(0, 0)}
     expected = {key: at for key, at in two_clinics(seed).items()
                 if at < horizon[seed.docs["appointments"][key[0]]["clinic_id"]]}
     assert len(expected) == 7
@@ -289,12 +312,12 @@ def test_three_concurrent_runs_in_one_process_create_each_message_once(stack, fi
 def test_malformed_ticks_are_acknowledged_and_the_next_good_tick_runs(stack, firestore_client, local_clock):
     seed = Seed()
     clinic = seed.clinic("ny", "America/New_York")
-    appointment = seed.appointment("b", clinic, utc(2027, 3, 14, 14, 0))
+    appointment = seed.appointment("b", clinic, ny(0, 10))
     seed.write(firestore_client)
     local_clock(TICK_2)
     function_log, bridge_log = FunctionLogs(stack, "reminder_fanout"), FunctionLogs(stack, "pubsub_bridge")
 
-    bad = publish(stack, "reminders-tick", [b"not json", b'{"date": "2027-02-30"}',
+    bad = publish(stack, "reminders-tick", [b"not json", b'{"date": "2027-02-29"}',
                                             json.dumps({"clinic_id": seed.id("nowhere")}).encode()])
 
     rejected = function_log.wait_for(lambda line: line.get("event_id") in bad and line.get("error_code"), count=3)
@@ -310,11 +333,11 @@ def test_malformed_ticks_are_acknowledged_and_the_next_good_tick_runs(stack, fir
 def test_rescheduled_appointment_is_reminded_at_its_new_time(stack, firestore_client, local_clock):
     seed = Seed()
     clinic = seed.clinic("ny", "America/New_York")
-    appointment = seed.appointment("b", clinic, utc(2027, 3, 14, 14, 0))  # 10:00 EDT
+    appointment = seed.appointment("b", clinic, ny(0, 10))
     seed.write(firestore_client)
     local_clock(TICK_2)
     run_tick(TickRequest(clinic_id=clinic), **collaborators(system_clock))
-    new_start = utc(2027, 3, 14, 20, 0)  # moved to 16:00 EDT
+    new_start = ny(0, 16)
     firestore_client.collection("appointments").document(appointment).update(
         {"start": new_start, "end": new_start + timedelta(hours=1)})
 
@@ -331,8 +354,8 @@ def test_rescheduled_appointment_is_reminded_at_its_new_time(stack, firestore_cl
     for task in tasks:
         by_start.setdefault(task["body"]["appointment_start"], {})[task["body"]["offset_hours"]] = task["at"]
     assert by_start == {  # the old tasks stay; the handler skips them as "moved" at send time
-        "2027-03-14T14:00:00+00:00": {24: utc(2027, 3, 13, 14, 0), 2: utc(2027, 3, 14, 12, 0)},
-        "2027-03-14T20:00:00+00:00": {24: utc(2027, 3, 13, 20, 0), 2: utc(2027, 3, 14, 18, 0)},
+        ny(0, 10).isoformat(): {24: ny(-1, 9), 2: ny(0, 8)},
+        new_start.isoformat(): {24: ny(-1, 15), 2: ny(0, 14)},
     }
     assert len(ledger(firestore_client, {appointment})) == 4
     assert not [t for t in tasks if t["body"]["type"] == "booking_confirmation"]
@@ -341,10 +364,10 @@ def test_rescheduled_appointment_is_reminded_at_its_new_time(stack, firestore_cl
 def test_new_booking_gets_a_confirmation_and_the_reminders_the_ticks_already_passed(stack, firestore_client):
     seed = Seed()
     clinic = seed.clinic("ny", "America/New_York")
-    tomorrow = seed.appointment("tomorrow", clinic, utc(2027, 3, 14, 14, 0), prep=True)
-    later = seed.appointment("later", clinic, utc(2027, 3, 24, 14, 0))
+    tomorrow = seed.appointment("tomorrow", clinic, ny(0, 10), prep=True)
+    later = seed.appointment("later", clinic, ny(10, 10))
     seed.write(firestore_client)
-    now = utc(2027, 3, 13, 13, 0)  # 08:00 EST on the 13th
+    now = ny(-1, 8)
 
     for appointment in (tomorrow, later):
         report = handle_appointment_event(AppointmentEvent("appointment.created", appointment),
@@ -354,10 +377,10 @@ def test_new_booking_gets_a_confirmation_and_the_reminders_the_ticks_already_pas
     got = slots(queued(stack, {tomorrow, later}))
     assert got == {
         (tomorrow, "booking_confirmation", None): now + timedelta(hours=1),
-        (tomorrow, "appointment_reminder", 24): utc(2027, 3, 13, 14, 0),  # 09:00 EST: its tick ran yesterday
-        (tomorrow, "appointment_reminder", 2): utc(2027, 3, 14, 12, 0),
+        (tomorrow, "appointment_reminder", 24): ny(-1, 9),  # its tick (for Saturday) ran before the booking
+        (tomorrow, "appointment_reminder", 2): ny(0, 8),
         (later, "booking_confirmation", None): now + timedelta(hours=1),  # its reminders: the ticks' job
-    }  # the prep message (48 h before: the 12th) is already past
+    }  # the prep message (48 h before: Friday) is already past
 
 
 def test_unknown_clinic_and_missing_appointment_are_rejected(stack, firestore_client):
@@ -411,8 +434,8 @@ def test_failed_creations_raise_after_the_rest_and_the_retry_fills_exactly_the_g
 def test_a_crashed_runs_unstamped_doc_is_taken_over_and_a_live_peers_is_awaited(stack, firestore_client, monkeypatch):
     seed = Seed()
     clinic = seed.clinic("ny", "America/New_York")
-    crashed = seed.appointment("crashed", clinic, utc(2027, 3, 14, 14, 0))
-    live = seed.appointment("live", clinic, utc(2027, 3, 14, 16, 0))
+    crashed = seed.appointment("crashed", clinic, ny(0, 10))
+    live = seed.appointment("live", clinic, ny(0, 12))
     seed.write(firestore_client)
     monkeypatch.setattr(message_scheduler, "PEER_WAIT_SECONDS", 1.0)
     docs = firestore_client.collection("appointments")
