@@ -39,8 +39,8 @@ class ClinicCache:
     """Clinic documents change rarely: keep each for a minute per instance."""
 
     def __init__(self, ttl_seconds: float = CLINIC_CACHE_SECONDS) -> None:
-        self.ttl, self._items, self._lock = ttl_seconds, {}, threading.Lock()
-        self._items: dict[str, tuple[float, Clinic]]
+        self.ttl, self._lock = ttl_seconds, threading.Lock()
+        self._items: dict[str, tuple[float, Clinic]] = {}
 
     def get(self, clinic_id: str) -> Clinic | None:
         with self._lock:
