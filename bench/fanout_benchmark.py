@@ -70,7 +70,7 @@ def listing_client(address: str) -> Any:
 def seed(db: Any, clinics: int, appointments: int, day: date) -> None:
     """Clinics in six zones, 40 patients each (a tenth prefer email, one in fifty opted out of everything),
     appointments spread over each clinic's local `day` from 08:00, a tenth needing prep."""
-    from shared.clinic_time import local_day_range
+    from shared.contract.clinic_time import local_day_range
 
     docs: list[tuple[str, str, dict[str, Any]]] = []
     per_clinic = -(-appointments // clinics)
@@ -109,9 +109,9 @@ def sequential(db: Any, queue: Any, settings: Any, day: date, now: datetime) -> 
     """The naive loop: the same reads and plan as the fan-out, then one task created after the other."""
     from google.cloud.firestore_v1.base_query import FieldFilter
 
-    from shared.models import Appointment, Clinic, Patient
-    from shared.reminder_plan import PlannedMessage, channel_for, plan_reminders, reminder_window
-    from shared.task_queue import TaskSpec
+    from shared.contract.models import Appointment, Clinic, Patient
+    from shared.reminders.plan import PlannedMessage, channel_for, plan_reminders, reminder_window
+    from shared.tasks.queue import TaskSpec
 
     created = 0
     for clinic_snap in list(db.collection("clinics").stream()):  # not held open for minutes
@@ -156,12 +156,12 @@ def main(argv: list[str] | None = None) -> int:
     import requests
     from google.cloud import firestore
 
-    from shared import clients
-    from shared.clock import system_clock
-    from shared.events import TickRequest
-    from shared.fanout import run_tick
-    from shared.settings import Settings
-    from shared.task_queue import CloudTasksQueue
+    from shared.contract.events import TickRequest
+    from shared.platform import clients
+    from shared.platform.clock import system_clock
+    from shared.platform.settings import Settings
+    from shared.reminders.fanout import run_tick
+    from shared.tasks.queue import CloudTasksQueue
 
     tasks_client = clients.tasks()
     lister = listing_client(f"{config.host}:{config.tasks_port}")

@@ -17,12 +17,12 @@ from collections import Counter
 from datetime import timedelta
 from typing import Any
 
-from shared import clients
-from shared.clock import system_clock
-from shared.delivery import AppointmentMessages, ClinicCache
-from shared.ledger import Ledger, dedup_key
-from shared.providers import SendGridEmail, TwilioSms
-from shared.task_payload import AppointmentTask
+from shared.messaging.delivery import AppointmentMessages, ClinicCache
+from shared.messaging.ledger import Ledger, dedup_key
+from shared.messaging.providers import SendGridEmail, TwilioSms
+from shared.platform import clients
+from shared.platform.clock import system_clock
+from shared.tasks.payload import AppointmentTask
 
 RPCS = ("batch_get_documents", "commit", "run_query", "get_document", "batch_write", "begin_transaction",
         "rollback", "run_aggregation_query", "list_documents", "update_document", "create_document")

@@ -23,7 +23,7 @@ import requests
 from local import tasks_emulator
 from local.config import QUEUES, REPO_ROOT, TOPICS, EntryPoint, StackConfig
 from local.stage import FUNCTIONS_DIR, fingerprint, stage
-from shared.settings import Settings
+from shared.platform.settings import Settings
 
 PROBE_TIMEOUT_SECONDS = 0.5
 # gcloud must not stop to ask, phone home or look for updates (CI machines have no network).

@@ -21,7 +21,7 @@ from collections import Counter
 
 from local import config as stack_config
 from local import seed
-from shared import clients
+from shared.platform import clients
 
 # What the functions wrote, with the marker sub-collections their exactly-once steps create(): a
 # marker left behind would make the next demo's claim (or retry) of the same key lose forever.

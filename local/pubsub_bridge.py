@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from shared import log as shared_log
+from shared.platform import log as shared_log
 
 EVENT_TYPE = "google.cloud.pubsub.topic.v1.messagePublished"
 ACK_DEADLINE_SECONDS = 60

@@ -502,15 +502,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     args = parser.parse_args(argv)
 
-    from shared.settings import EMULATOR_VARIABLES, on_emulator
+    from shared.platform.settings import EMULATOR_VARIABLES, on_emulator
 
     if not on_emulator():
         missing = [name for name in EMULATOR_VARIABLES if not os.environ.get(name, "").strip()]
         print(f"refusing to seed: not on the local emulators ({', '.join(missing)} unset)", file=sys.stderr)
         return 2
 
-    from shared import clients
-    from shared.clock import system_clock
+    from shared.platform import clients
+    from shared.platform.clock import system_clock
 
     now = args.now or system_clock.now()
     data = build_demo_data(now, args.seed)

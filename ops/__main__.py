@@ -15,10 +15,10 @@ from typing import Any
 
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from shared import clients
-from shared.clock import system_clock
-from shared.failed_tasks import COLLECTION
-from shared.log import scrub
+from shared.platform import clients
+from shared.platform.clock import system_clock
+from shared.platform.log import scrub
+from shared.tasks.failed_tasks import COLLECTION
 
 STATUSES = ("open", "retry", "retried", "resolved")
 
@@ -79,9 +79,9 @@ def cmd_retry(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from shared.retry_sweep import RetrySweep
-    from shared.settings import settings
-    from shared.task_queue import CloudTasksQueue
+    from shared.platform.settings import settings
+    from shared.tasks.queue import CloudTasksQueue
+    from shared.tasks.sweep import RetrySweep
 
     config = settings()
     sweep = RetrySweep(clients.firestore(), CloudTasksQueue(clients.tasks(), config, system_clock), system_clock,
@@ -92,10 +92,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def cmd_replay_tick(args: argparse.Namespace) -> int:
     """Run the reminders fan-out for one local date, clinic by clinic, with a progress line."""
-    from shared import fanout
-    from shared.events import TickRequest
-    from shared.settings import settings
-    from shared.task_queue import CloudTasksQueue
+    from shared.contract.events import TickRequest
+    from shared.platform.settings import settings
+    from shared.reminders import fanout
+    from shared.tasks.queue import CloudTasksQueue
 
     config, db = settings(), clients.firestore()
     day = date.fromisoformat(args.date)

@@ -25,7 +25,7 @@ from local import config as stack_config
 from local import stack as local_stack
 from local.config import StackConfig
 from local.processes import ProcessDir
-from shared import clients, settings
+from shared.platform import clients, settings
 
 INTEGRATION_DIR = Path(__file__).resolve().parent / "integration"
 KNOWN_COLLECTIONS = ("clinics", "patients", "appointments", "waitlist", "notifications", "failed_tasks",

@@ -12,12 +12,12 @@ import requests
 
 from local.config import StackConfig
 from local.processes import wait_until
-from shared import clients
-from shared.clock import system_clock
-from shared.ledger import Ledger, dedup_key
-from shared.settings import Settings
-from shared.task_payload import AppointmentTask
-from shared.task_queue import CloudTasksQueue, TaskSpec
+from shared.messaging.ledger import Ledger, dedup_key
+from shared.platform import clients
+from shared.platform.clock import system_clock
+from shared.platform.settings import Settings
+from shared.tasks.payload import AppointmentTask
+from shared.tasks.queue import CloudTasksQueue, TaskSpec
 
 WAIT = 30.0
 CLINIC = {"name": "Glow Aesthetics", "timezone": "America/New_York", "phone": "+12125550142",

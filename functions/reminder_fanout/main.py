@@ -13,11 +13,13 @@ from typing import Any
 
 import functions_framework
 
-from shared import clients, events, fanout, log
-from shared.clock import system_clock
-from shared.errors import PermanentError
-from shared.settings import settings
-from shared.task_queue import CloudTasksQueue
+from shared.contract import events
+from shared.platform import clients, log
+from shared.platform.clock import system_clock
+from shared.platform.errors import PermanentError
+from shared.platform.settings import settings
+from shared.reminders import fanout
+from shared.tasks.queue import CloudTasksQueue
 
 
 @functools.cache

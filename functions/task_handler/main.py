@@ -7,21 +7,21 @@ import functools
 
 import functions_framework
 
-from shared import clients, log
-from shared.auth import TaskAuthenticator
-from shared.clock import system_clock
-from shared.delivery import AppointmentMessages
-from shared.errors import MedspaError
-from shared.failed_tasks import FailedTasks
-from shared.http import json_response, to_response
-from shared.ledger import Ledger
-from shared.providers import SendGridEmail, TwilioSms
-from shared.retry_sweep import RetrySweep
-from shared.settings import settings
-from shared.status_callbacks import apply_status, verify_twilio_signature
-from shared.task_payload import APPOINTMENT_TASK_TYPES, parse_appointment_task
-from shared.task_queue import CloudTasksQueue
-from shared.task_router import TaskRouter
+from shared.messaging.delivery import AppointmentMessages
+from shared.messaging.ledger import Ledger
+from shared.messaging.providers import SendGridEmail, TwilioSms
+from shared.messaging.status_callbacks import apply_status, verify_twilio_signature
+from shared.platform import clients, log
+from shared.platform.clock import system_clock
+from shared.platform.errors import MedspaError
+from shared.platform.http import json_response, to_response
+from shared.platform.settings import settings
+from shared.tasks.auth import TaskAuthenticator
+from shared.tasks.failed_tasks import FailedTasks
+from shared.tasks.payload import APPOINTMENT_TASK_TYPES, parse_appointment_task
+from shared.tasks.queue import CloudTasksQueue
+from shared.tasks.router import TaskRouter
+from shared.tasks.sweep import RetrySweep
 
 
 @functools.cache

@@ -25,18 +25,19 @@ import pytest
 
 from local.config import StackConfig
 from local.processes import ProcessDir, wait_until
-from shared import clients, message_scheduler
-from shared.clinic_time import in_quiet_hours
-from shared.clock import Clock, FixedClock, set_local_clock, system_clock
-from shared.errors import RetryableError
-from shared.events import AppointmentEvent, EventRejected, TickRequest
-from shared.fanout import handle_appointment_event, run_tick
-from shared.ledger import Ledger
-from shared.message_scheduler import FanoutReport
-from shared.models import Appointment, QuietHours
-from shared.reminder_plan import message_key
-from shared.settings import settings
-from shared.task_queue import CloudTasksQueue, TaskSpec
+from shared.contract.clinic_time import in_quiet_hours
+from shared.contract.events import AppointmentEvent, EventRejected, TickRequest
+from shared.contract.models import Appointment, QuietHours
+from shared.messaging.ledger import Ledger
+from shared.platform import clients
+from shared.platform.clock import Clock, FixedClock, set_local_clock, system_clock
+from shared.platform.errors import RetryableError
+from shared.platform.settings import settings
+from shared.reminders import scheduler as message_scheduler
+from shared.reminders.fanout import handle_appointment_event, run_tick
+from shared.reminders.plan import message_key
+from shared.reminders.scheduler import FanoutReport
+from shared.tasks.queue import CloudTasksQueue, TaskSpec
 
 pytestmark = pytest.mark.integration
 

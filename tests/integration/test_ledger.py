@@ -8,9 +8,9 @@ from datetime import timedelta
 
 import pytest
 
-from shared.clock import FixedClock, system_clock
-from shared.errors import RetryableError
-from shared.ledger import AlreadyFinal, Ledger, dedup_key
+from shared.messaging.ledger import AlreadyFinal, Ledger, dedup_key
+from shared.platform.clock import FixedClock, system_clock
+from shared.platform.errors import RetryableError
 
 pytestmark = pytest.mark.integration
 

@@ -7,9 +7,9 @@ from datetime import datetime, time, timedelta, timezone
 import pytest
 
 from ops.__main__ import main
-from shared.clinic_time import local_tomorrow
-from shared.clock import system_clock
-from shared.models import Clinic
+from shared.contract.clinic_time import local_tomorrow
+from shared.contract.models import Clinic
+from shared.platform.clock import system_clock
 from tests.handler_support import World, post
 
 pytestmark = pytest.mark.integration

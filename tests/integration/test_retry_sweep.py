@@ -11,11 +11,11 @@ import pytest
 import requests
 
 from local.processes import wait_until
-from shared import clients
-from shared.clock import system_clock
-from shared.retry_sweep import RetrySweep
-from shared.settings import Settings
-from shared.task_queue import CloudTasksQueue
+from shared.platform import clients
+from shared.platform.clock import system_clock
+from shared.platform.settings import Settings
+from shared.tasks.queue import CloudTasksQueue
+from shared.tasks.sweep import RetrySweep
 from tests.handler_support import Sandbox, World, post
 
 pytestmark = pytest.mark.integration

@@ -27,7 +27,7 @@ from twilio.request_validator import RequestValidator
 from local.sandbox.server import SandboxServer
 from local.sandbox.settings import SandboxSettings
 from local.sandbox.state import Sandbox
-from shared import clients
+from shared.platform import clients
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from local import seed
-from shared import clients
+from shared.platform import clients
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -57,7 +57,7 @@ def run_cli(env: dict[str, str], *args: str) -> str:
 
 
 def test_seed_writes_the_contract_and_a_rerun_overwrites(seed_env, capsys):
-    from shared.models import Appointment, Clinic, Patient, WaitlistEntry
+    from shared.contract.models import Appointment, Clinic, Patient, WaitlistEntry
 
     expected = seed.build_demo_data(datetime(2026, 10, 31, 15, 0, tzinfo=UTC), seed=7)
     expected_counts = {name: len(docs) for name, docs in expected.items()}

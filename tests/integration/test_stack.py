@@ -28,7 +28,7 @@ from local.components import function_answers, functions_framework_command, stac
 from local.config import REPO_ROOT, StackConfig
 from local.processes import ProcessDir, group_alive, wait_until
 from local.standins import is_listening
-from shared import clients
+from shared.platform import clients
 
 pytestmark = pytest.mark.integration
 

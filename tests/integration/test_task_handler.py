@@ -15,7 +15,7 @@ from datetime import timedelta
 import pytest
 import requests
 
-from shared.settings import Settings
+from shared.platform.settings import Settings
 from tests.handler_support import post
 
 pytestmark = pytest.mark.integration
@@ -210,7 +210,7 @@ def test_unauthenticated_requests_are_refused_when_auth_is_on(world, sandbox, mo
     import functions_framework
 
     from local.config import REPO_ROOT
-    from shared import settings
+    from shared.platform import settings
 
     monkeypatch.delenv("ALLOW_UNAUTHENTICATED_TASKS_ON_EMULATOR")
     settings.settings.cache_clear()

@@ -15,9 +15,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from google.auth import crypt, jwt
 
-from shared.auth import TaskAuthenticator
-from shared.errors import Unauthorized
-from shared.settings import Settings
+from shared.platform.errors import Unauthorized
+from shared.platform.settings import Settings
+from shared.tasks.auth import TaskAuthenticator
 
 AUDIENCE = "https://handler.example.com/"
 CALLER = "tasks@p.iam.gserviceaccount.com"

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from shared.clinic_time import (
+from shared.contract.clinic_time import (
     EVENING_MARGIN,
     format_local,
     in_quiet_hours,
@@ -15,7 +15,7 @@ from shared.clinic_time import (
     local_tomorrow,
     shift_out_of_quiet_hours,
 )
-from shared.models import QuietHours
+from shared.contract.models import QuietHours
 
 UTC = timezone.utc
 QUIET = QuietHours(start=time(21, 0), end=time(8, 0))

@@ -6,11 +6,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from shared.delivery import skip_reason, usable_channels
-from shared.errors import PermanentError, RetryableError
-from shared.models import Appointment, Clinic, Patient
-from shared.providers import RecipientRejected, classify_sendgrid, classify_twilio
-from shared.task_payload import AppointmentTask
+from shared.contract.models import Appointment, Clinic, Patient
+from shared.messaging.delivery import skip_reason, usable_channels
+from shared.messaging.providers import RecipientRejected, classify_sendgrid, classify_twilio
+from shared.platform.errors import PermanentError, RetryableError
+from shared.tasks.payload import AppointmentTask
 
 UTC = timezone.utc
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

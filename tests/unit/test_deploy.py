@@ -343,7 +343,7 @@ def test_each_staged_source_has_main_requirements_and_an_importable_shared(two_r
         source = two_runs.deployment.repo / "functions" / folder
         assert (staged / "main.py").read_text() == (source / "main.py").read_text()
         assert (staged / "requirements.txt").read_text() == (source / "requirements.txt").read_text()
-        probe = ("import main, shared, shared.settings; from pathlib import Path; "
+        probe = ("import main, shared, shared.platform.settings; from pathlib import Path; "
                  "print(Path(shared.__file__).resolve().parent.parent)")
         result = subprocess.run([sys.executable, "-c", probe], cwd=staged, env=env, capture_output=True,
                                 text=True, timeout=60, check=False)

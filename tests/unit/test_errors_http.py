@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from shared.errors import InvalidDocument, PermanentError, RetryableError, Unauthorized
-from shared.http import to_response
+from shared.platform.errors import InvalidDocument, PermanentError, RetryableError, Unauthorized
+from shared.platform.http import to_response
 
 
 def test_permanent_failures_answer_2xx_so_cloud_tasks_stops():

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.errors import PermanentError
-from shared.events import (
+from shared.contract.events import (
     AppointmentEvent,
     EventRejected,
     TickRequest,
@@ -21,6 +20,7 @@ from shared.events import (
     parse_tick,
     tick_request,
 )
+from shared.platform.errors import PermanentError
 
 MAIN = Path(__file__).resolve().parents[2] / "functions" / "reminder_fanout" / "main.py"
 
@@ -150,7 +150,7 @@ def test_entry_points_acknowledge_malformed_events_and_log_why(client, capsys, m
 
 def test_entry_point_answers_5xx_when_the_service_cannot_run(client, monkeypatch):
     # A transient or deploy problem must be redelivered, not acknowledged: here, no project configured.
-    from shared import clients, settings
+    from shared.platform import clients, settings
 
     for name in ("GOOGLE_CLOUD_PROJECT", "TASK_HANDLER_URL"):
         monkeypatch.delenv(name, raising=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from shared import log
+from shared.platform import log
 
 
 def lines(capsys):

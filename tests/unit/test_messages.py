@@ -6,8 +6,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from shared.messages import fit_segments, gsm7_safe, render, render_sms, sms_segments
-from shared.models import Appointment, Clinic, Patient
+from shared.contract.models import Appointment, Clinic, Patient
+from shared.messaging.templates import fit_segments, gsm7_safe, render, render_sms, sms_segments
 
 UTC = timezone.utc
 CLINIC = Clinic.from_doc("c1", {"name": "Glow Aesthetics", "timezone": "America/New_York", "phone": "+12125550142",

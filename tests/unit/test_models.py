@@ -6,8 +6,8 @@ from datetime import datetime, time, timezone
 
 import pytest
 
-from shared.errors import InvalidDocument, PermanentError
-from shared.models import Appointment, Clinic, Patient, WaitlistEntry
+from shared.contract.models import Appointment, Clinic, Patient, WaitlistEntry
+from shared.platform.errors import InvalidDocument, PermanentError
 
 UTC = timezone.utc
 START = datetime(2026, 11, 26, 14, 30, tzinfo=UTC)

@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from shared.clinic_time import in_quiet_hours, local_day_range
-from shared.models import Appointment, Clinic, Patient
-from shared.reminder_plan import (
+from shared.contract.clinic_time import in_quiet_hours, local_day_range
+from shared.contract.models import Appointment, Clinic, Patient
+from shared.reminders.plan import (
     CONFIRMATION,
     FOLLOWUP,
     PREP,

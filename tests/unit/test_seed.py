@@ -61,7 +61,7 @@ def test_cli_now_needs_an_offset():
 
 # ------------------------------------------------------------------------------------------ contract
 def test_every_seeded_doc_parses_with_the_contract_models(data):
-    from shared.models import Appointment, Clinic, Patient, WaitlistEntry
+    from shared.contract.models import Appointment, Clinic, Patient, WaitlistEntry
 
     parsers = {"clinics": Clinic, "patients": Patient, "appointments": Appointment, "waitlist": WaitlistEntry}
     for name, model in parsers.items():
@@ -407,7 +407,7 @@ def test_reset_deletes_every_doc_of_the_seeded_collections_only(data, monkeypatc
 def test_main_refuses_outside_the_emulators(monkeypatch, capsys):
     monkeypatch.delenv("FIRESTORE_EMULATOR_HOST", raising=False)
     monkeypatch.delenv("CLOUD_TASKS_EMULATOR_HOST", raising=False)
-    monkeypatch.setattr("shared.clients.firestore", lambda: pytest.fail("must not connect"))
+    monkeypatch.setattr("shared.platform.clients.firestore", lambda: pytest.fail("must not connect"))
     assert seed.main(["--reset", "--now", "2026-10-31T15:00:00Z"]) == 2
     assert "FIRESTORE_EMULATOR_HOST" in capsys.readouterr().err
 
@@ -416,7 +416,7 @@ def test_main_writes_and_prints_the_summary(monkeypatch, capsys, data):
     client = FakeClient()
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", "127.0.0.1:1")
     monkeypatch.setenv("CLOUD_TASKS_EMULATOR_HOST", "127.0.0.1:2")
-    monkeypatch.setattr("shared.clients.firestore", lambda: client)
+    monkeypatch.setattr("shared.platform.clients.firestore", lambda: client)
     assert seed.main(["--reset", "--now", "2026-10-31T15:00:00Z", "--seed", "7"]) == 0
     assert client.docs == data
     out = capsys.readouterr().out

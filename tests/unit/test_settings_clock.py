@@ -6,9 +6,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from shared.clock import SystemClock, set_local_clock
-from shared.errors import ConfigError
-from shared.settings import Settings
+from shared.platform.clock import SystemClock, set_local_clock
+from shared.platform.errors import ConfigError
+from shared.platform.settings import Settings
 
 BASE = {
     "GOOGLE_CLOUD_PROJECT": "p",

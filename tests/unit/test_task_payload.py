@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from shared.errors import PermanentError
-from shared.task_payload import MAX_BODY_BYTES, decode, parse_appointment_task
+from shared.platform.errors import PermanentError
+from shared.tasks.payload import MAX_BODY_BYTES, decode, parse_appointment_task
 
 VALID = {"type": "appointment_reminder", "v": 1, "appointment_id": "appt-1", "clinic_id": "clinic-nyc",
          "patient_id": "pat-1", "dedup_key": "appointment_reminder-abc", "send_at": "2026-11-25T14:30:00+00:00",

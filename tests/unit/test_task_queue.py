@@ -6,9 +6,9 @@ import json
 import threading
 from datetime import datetime, timedelta, timezone
 
-from shared.clock import FixedClock
-from shared.settings import Settings
-from shared.task_queue import CloudTasksQueue, TaskSpec, create_all, task_id
+from shared.platform.clock import FixedClock
+from shared.platform.settings import Settings
+from shared.tasks.queue import CloudTasksQueue, TaskSpec, create_all, task_id
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 SETTINGS = Settings.from_env({

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from shared import log
-from shared.errors import MedspaError, PermanentError, RetryableError, Unauthorized
+from shared.platform import log
+from shared.platform.errors import MedspaError, PermanentError, RetryableError, Unauthorized
 
 Response = tuple[str, int, dict[str, str]]
 JSON_HEADERS = {"Content-Type": "application/json"}

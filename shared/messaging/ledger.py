@@ -21,8 +21,8 @@ from typing import Any
 
 from google.api_core import exceptions as gexc
 
-from shared.clock import Clock
-from shared.errors import RetryableError
+from shared.platform.clock import Clock
+from shared.platform.errors import RetryableError
 
 COLLECTION = "notifications"
 CLAIMS = "claims"

@@ -34,13 +34,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.clock import Clock
-from shared.errors import InvalidDocument, RetryableError
-from shared.ledger import Ledger, LedgerEntry
-from shared.models import Clinic, Patient
-from shared.reminder_plan import Decision, PlannedMessage, Skipped, channel_for
-from shared.settings import Settings
-from shared.task_queue import DEFAULT_CONCURRENCY, TaskQueue, TaskSpec, create_all, task_id
+from shared.contract.models import Clinic, Patient
+from shared.messaging.ledger import Ledger, LedgerEntry
+from shared.platform.clock import Clock
+from shared.platform.errors import InvalidDocument, RetryableError
+from shared.platform.settings import Settings
+from shared.reminders.plan import Decision, PlannedMessage, Skipped, channel_for
+from shared.tasks.queue import DEFAULT_CONCURRENCY, TaskQueue, TaskSpec, create_all, task_id
 
 CHUNK_SIZE = 300  # ledger/patient refs per get_all, and messages in flight per step
 MAX_BATCH_WRITES = 500

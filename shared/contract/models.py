@@ -12,7 +12,7 @@ from datetime import datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from shared.errors import InvalidDocument
+from shared.platform.errors import InvalidDocument
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 MESSAGING_SERVICE_SID = re.compile(r"^MG[0-9a-fA-F]{32}$")

@@ -13,8 +13,8 @@ import functools
 import os
 from typing import TYPE_CHECKING, Any
 
-from shared.errors import ConfigError
-from shared.settings import on_emulator
+from shared.platform.errors import ConfigError
+from shared.platform.settings import on_emulator
 
 if TYPE_CHECKING:
     from google.cloud import firestore as firestore_module

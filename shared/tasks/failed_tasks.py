@@ -12,8 +12,8 @@ from typing import Any
 
 from google.api_core import exceptions as gexc
 
-from shared.clock import Clock
-from shared.log import scrub
+from shared.platform.clock import Clock
+from shared.platform.log import scrub
 
 COLLECTION = "failed_tasks"
 

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Protocol
 
-from shared.settings import on_emulator
+from shared.platform.settings import on_emulator
 
 
 class Clock(Protocol):

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from shared.errors import PermanentError
+from shared.platform.errors import PermanentError
 
 VERSION = 1
 MAX_BODY_BYTES = 16 * 1024

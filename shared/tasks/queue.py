@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from shared.clock import Clock
-from shared.settings import Settings
+from shared.platform.clock import Clock
+from shared.platform.settings import Settings
 
 DISPATCH_DEADLINE = timedelta(seconds=60)
 DEFAULT_CONCURRENCY = 32

@@ -14,14 +14,14 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from shared import log
-from shared.clock import Clock
-from shared.errors import PermanentError, RetryableError
-from shared.ledger import AlreadyFinal, Ledger
-from shared.messages import render, render_sms
-from shared.models import Appointment, Clinic, Patient
-from shared.providers import EmailSender, OutgoingEmail, OutgoingSms, RecipientRejected, SmsSender
-from shared.task_payload import AppointmentTask
+from shared.contract.models import Appointment, Clinic, Patient
+from shared.messaging.ledger import AlreadyFinal, Ledger
+from shared.messaging.providers import EmailSender, OutgoingEmail, OutgoingSms, RecipientRejected, SmsSender
+from shared.messaging.templates import render, render_sms
+from shared.platform import log
+from shared.platform.clock import Clock
+from shared.platform.errors import PermanentError, RetryableError
+from shared.tasks.payload import AppointmentTask
 
 CLINIC_CACHE_SECONDS = 60.0
 START_TOLERANCE = timedelta(seconds=1)

@@ -11,8 +11,8 @@ import html
 import unicodedata
 from dataclasses import dataclass
 
-from shared.clinic_time import format_local
-from shared.models import Appointment, Clinic, Patient
+from shared.contract.clinic_time import format_local
+from shared.contract.models import Appointment, Clinic, Patient
 
 # GSM 03.38 basic character set (plus the extension table's characters counted as two septets).
 GSM7_BASIC = set(

@@ -13,14 +13,14 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared import log
-from shared.clinic_time import local_day_range, local_tomorrow
-from shared.clock import Clock
-from shared.errors import InvalidDocument
-from shared.events import AppointmentEvent, EventRejected, TickRequest
-from shared.message_scheduler import FanoutReport, MessageScheduler
-from shared.models import Appointment, Clinic
-from shared.reminder_plan import (
+from shared.contract.clinic_time import local_day_range, local_tomorrow
+from shared.contract.events import AppointmentEvent, EventRejected, TickRequest
+from shared.contract.models import Appointment, Clinic
+from shared.platform import log
+from shared.platform.clock import Clock
+from shared.platform.errors import InvalidDocument
+from shared.platform.settings import Settings
+from shared.reminders.plan import (
     event_horizon,
     followup_day,
     plan_confirmation,
@@ -28,8 +28,8 @@ from shared.reminder_plan import (
     plan_reminders,
     reminder_window,
 )
-from shared.settings import Settings
-from shared.task_queue import TaskQueue
+from shared.reminders.scheduler import FanoutReport, MessageScheduler
+from shared.tasks.queue import TaskQueue
 
 # Cloud Tasks refuses schedule times more than 30 days ahead; a tick that far out would fail forever.
 MAX_DAYS_AHEAD = 25

@@ -14,12 +14,12 @@ from typing import Any
 
 from google.api_core import exceptions as gexc
 
-from shared import log
-from shared.clock import Clock
-from shared.failed_tasks import COLLECTION
-from shared.ledger import COLLECTION as LEDGER
-from shared.task_payload import APPOINTMENT_TASK_TYPES, parse_appointment_task
-from shared.task_queue import TaskQueue, TaskSpec
+from shared.messaging.ledger import COLLECTION as LEDGER
+from shared.platform import log
+from shared.platform.clock import Clock
+from shared.tasks.failed_tasks import COLLECTION
+from shared.tasks.payload import APPOINTMENT_TASK_TYPES, parse_appointment_task
+from shared.tasks.queue import TaskQueue, TaskSpec
 
 RETRIES = "retries"
 

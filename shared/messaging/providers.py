@@ -15,7 +15,7 @@ import urllib.error
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from shared.errors import PermanentError, RetryableError
+from shared.platform.errors import PermanentError, RetryableError
 
 TWILIO_RECIPIENT_CODES = {21211: "invalid_number", 21610: "sms_opted_out", 21614: "not_mobile"}
 TWILIO_THROTTLED_CODES = (20429,)

@@ -27,11 +27,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
-from shared.clinic_time import local_date, local_day_range, shift_out_of_quiet_hours
-from shared.delivery import usable_channels
-from shared.ledger import dedup_key
-from shared.models import Appointment, Clinic, Patient
-from shared.task_payload import AppointmentTask
+from shared.contract.clinic_time import local_date, local_day_range, shift_out_of_quiet_hours
+from shared.contract.models import Appointment, Clinic, Patient
+from shared.messaging.delivery import usable_channels
+from shared.messaging.ledger import dedup_key
+from shared.tasks.payload import AppointmentTask
 
 REMINDER = "appointment_reminder"
 PREP = "prep_instructions"

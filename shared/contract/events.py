@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from shared.errors import PermanentError
+from shared.platform.errors import PermanentError
 
 MAX_DATA_BYTES = 16 * 1024
 TICK_FIELDS = ("date", "clinic_id")

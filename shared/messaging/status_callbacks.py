@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from shared import log
-from shared.clock import Clock
-from shared.errors import PermanentError, Unauthorized
-from shared.ledger import COLLECTION
+from shared.messaging.ledger import COLLECTION
+from shared.platform import log
+from shared.platform.clock import Clock
+from shared.platform.errors import PermanentError, Unauthorized
 
 PROVIDER_TO_STATE = {"sent": "sent", "delivered": "delivered", "read": "delivered",
                      "undelivered": "failed", "failed": "failed"}

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from shared.models import QuietHours
+from shared.contract.models import QuietHours
 
 # A reminder pushed back out of the evening's quiet hours is sent this long before they begin,
 # leaving the queue some slack (rate limits, retries) before the window closes.

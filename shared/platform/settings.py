@@ -6,7 +6,7 @@ import functools
 import os
 from dataclasses import dataclass
 
-from shared.errors import ConfigError
+from shared.platform.errors import ConfigError
 
 EMULATOR_VARIABLES = ("FIRESTORE_EMULATOR_HOST", "CLOUD_TASKS_EMULATOR_HOST")
 

@@ -13,12 +13,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from shared import log
-from shared.auth import TaskAuthenticator
-from shared.errors import MedspaError, PermanentError, RetryableError, Unauthorized
-from shared.failed_tasks import FailedTasks, failure_id, payload_summary
-from shared.http import Response, json_response, to_response
-from shared.task_payload import decode, task_type
+from shared.platform import log
+from shared.platform.errors import MedspaError, PermanentError, RetryableError, Unauthorized
+from shared.platform.http import Response, json_response, to_response
+from shared.tasks.auth import TaskAuthenticator
+from shared.tasks.failed_tasks import FailedTasks, failure_id, payload_summary
+from shared.tasks.payload import decode, task_type
 
 # A task handler takes the decoded body and returns an outcome with .status/.reason/.channel.
 Handler = Callable[[dict[str, Any]], Any]

@@ -13,8 +13,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from shared.errors import Unauthorized
-from shared.settings import Settings
+from shared.platform.errors import Unauthorized
+from shared.platform.settings import Settings
 
 GOOGLE_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
 GOOGLE_ISSUERS = ("accounts.google.com", "https://accounts.google.com")
