@@ -21,7 +21,7 @@ export CLOUDSDK_CORE_DISABLE_PROMPTS=1  # never wait on a prompt; every choice i
 
 # ---------------------------------------------------------------------------------------------------
 # What gets deployed. Entry points (name, folder, Python target, trigger) are read from
-# local/config.py, the one list the local stack also runs; the tables below say what each needs.
+# deploy/registry.py, the one list the local stack also runs; the tables below say what each needs.
 
 readonly APIS=(cloudfunctions.googleapis.com run.googleapis.com cloudbuild.googleapis.com
   artifactregistry.googleapis.com cloudtasks.googleapis.com pubsub.googleapis.com
@@ -30,11 +30,11 @@ readonly APIS=(cloudfunctions.googleapis.com run.googleapis.com cloudbuild.googl
 
 readonly QUEUE_SMS=reminders-sms QUEUE_EMAIL=reminders-email QUEUE_WAITLIST=waitlist QUEUE_REPORTS=reports
 readonly TOPICS=(reminders-tick appointment-events reports-tick failed-tasks-sweep)
-readonly TASK_HANDLER=task_handler        # the HTTP entry point Cloud Tasks calls (OIDC-authenticated)
-readonly STATUS_CALLBACK=twilio_status    # its URL is given to Twilio with each message
+readonly TASK_HANDLER=task-handler        # the HTTP entry point Cloud Tasks calls (OIDC-authenticated)
+readonly STATUS_CALLBACK=twilio-status    # its URL is given to Twilio with each message
 # HTTP entry points reachable from the internet: each verifies its caller's signature itself.
 # Every other HTTP entry point is deployed with --no-allow-unauthenticated.
-readonly PUBLIC_WEBHOOKS=(twilio_status)
+readonly PUBLIC_WEBHOOKS=(twilio-status)
 readonly TASKS_SA_ID=tasks-invoker        # Cloud Tasks signs its OIDC tokens as this account
 readonly EVENTS_SA_ID=events-invoker      # Eventarc pushes Pub/Sub events to functions as this account
 readonly FIRESTORE_DATABASE='(default)'
@@ -54,7 +54,7 @@ declare -A FOLDER_SECRETS=(
   [waitlist]="TWILIO_AUTH_TOKEN"
 )
 declare -A ENTRY_SECRETS=(
-  [twilio_status]="TWILIO_AUTH_TOKEN"
+  [twilio-status]="TWILIO_AUTH_TOKEN"
 )
 readonly SECRET_ENVS=(TWILIO_ACCOUNT_SID TWILIO_AUTH_TOKEN SENDGRID_API_KEY)
 
@@ -327,7 +327,7 @@ validate() {
     problem "BUILD_SERVICE_ACCOUNT must be a service account email (…@PROJECT.iam.gserviceaccount.com), got '$BUILD_SERVICE_ACCOUNT'"
   fi
   if ! command -v "$PYTHON" >/dev/null 2>&1; then
-    problem "$PYTHON not found: deploy.sh needs Python 3 to read local/config.py and stage function sources (set PYTHON)"
+    problem "$PYTHON not found: deploy.sh needs Python 3 to read deploy/registry.py and stage function sources (set PYTHON)"
   fi
   if (( ! DRY_RUN )) && ! command -v gcloud >/dev/null 2>&1; then
     problem "gcloud not found on PATH (install the Google Cloud CLI, then gcloud auth login)"
@@ -343,10 +343,10 @@ import json, re, sys
 from pathlib import Path
 
 def plan(out_dir):
-    """What to deploy, read from the repo: entry points (local/config.py) and TTL fields."""
-    from local.config import load
+    """What to deploy, read from the repo: entry points (deploy/registry.py) and TTL fields."""
+    from deploy.registry import FUNCTIONS
     with open(Path(out_dir, "entry_points.tsv"), "w") as out:
-        for entry in load().entry_points:
+        for entry in FUNCTIONS:
             main = Path("functions", entry.folder, "main.py")
             text = main.read_text() if main.is_file() else ""
             present = re.search(rf"^def {re.escape(entry.target)}\(", text, re.M) is not None
@@ -437,7 +437,7 @@ discover_entry_points() {
     if [[ " ${FOLDERS[*]} " != *" $folder "* ]]; then FOLDERS+=("$folder"); fi
   done <"$WORK/entry_points.tsv"
   if [[ -z ${ENTRY_FOLDER[$TASK_HANDLER]:-} ]]; then
-    problem "local/config.py lists no deployable $TASK_HANDLER entry point: every other function needs its URL"
+    problem "deploy/registry.py lists no deployable $TASK_HANDLER entry point: every other function needs its URL"
   fi
   for folder in "${FOLDERS[@]}"; do
     (( ${#folder} + 3 <= 30 )) || problem "function folder '$folder' makes a service account id longer than 30 characters"
@@ -701,7 +701,7 @@ functions() {
   local note_line folder name
   for note_line in "${SKIPPED[@]}"; do note "skipping $note_line"; done
   for folder in "${FOLDERS[@]}"; do
-    run "$PYTHON" -m local.stage "$folder" "$STAGE_ROOT/$folder"
+    run "$PYTHON" -m deploy.stage "$folder" "$STAGE_ROOT/$folder"
   done
 
   local http=() events=()

@@ -2,7 +2,7 @@
 
 Emulators: gcloud's official Firestore and Pub/Sub emulators when this machine's gcloud has them (and
 java), otherwise local/standins.py; the Cloud Tasks emulator from .venv-tasks; the provider sandbox;
-one functions-framework process per entry point, run from a staged copy of its source (local/stage.py);
+one functions-framework process per entry point, run from a staged copy of its source (deploy/stage.py);
 and the Pub/Sub bridge, which starts once the rest is healthy.
 """
 
@@ -22,7 +22,7 @@ import requests
 
 from local import tasks_emulator
 from local.config import QUEUES, REPO_ROOT, TOPICS, EntryPoint, StackConfig
-from local.stage import FUNCTIONS_DIR, fingerprint, stage
+from deploy.stage import FUNCTIONS_DIR, fingerprint, stage
 from shared.platform.settings import Settings
 
 PROBE_TIMEOUT_SECONDS = 0.5

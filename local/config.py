@@ -12,11 +12,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from deploy import registry
+from shared.platform import resources
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # Cloud Tasks queues and Pub/Sub topics the local stack creates; deploy.sh creates the same in the cloud.
-QUEUES = ("default", "reminders-sms", "reminders-email", "waitlist", "reports")
-TOPICS = ("reminders-tick", "appointment-events", "reports-tick", "failed-tasks-sweep")
+QUEUES = ("default", *resources.QUEUES)
+TOPICS = resources.TOPICS
 
 
 def is_loopback(host: str) -> bool:
@@ -79,14 +82,14 @@ class StackConfig:
             "CLOUD_TASKS_EMULATOR_HOST": f"{self.host}:{self.tasks_port}",
             "PROVIDER_SANDBOX_URL": self.sandbox_url,
             "TASKS_LOCATION": self.location,
-            "TASK_HANDLER_URL": self.url("task_handler"),
+            "TASK_HANDLER_URL": self.url(registry.TASK_HANDLER),
             "TASKS_SERVICE_ACCOUNT": f"tasks-invoker@{self.project}.iam.gserviceaccount.com",
             "TWILIO_ACCOUNT_SID": "AC00000000000000000000000000000000",
             "TWILIO_AUTH_TOKEN": "sandbox-auth-token",
             "SENDGRID_API_KEY": "SG.sandbox-key",
             "ALLOW_UNAUTHENTICATED_TASKS_ON_EMULATOR": "1",
             "MEDSPA_CLOCK_FILE": str(self.state_dir / "clock.json"),
-            "STATUS_CALLBACK_URL": self.url("twilio_status"),
+            "STATUS_CALLBACK_URL": self.url(registry.STATUS_CALLBACK),
             # Local demo only: divide the wait until each task's send time by this (1 = real time).
             "DEMO_TIME_SCALE": str(self.demo_time_scale),
         }
@@ -107,18 +110,9 @@ def load(environ: Mapping[str, str] | None = None) -> StackConfig:
     env = os.environ if environ is None else environ
     base = _int_env(env, "MEDSPA_PORT_BASE", 8600)
     host = "127.0.0.1"
-    fn = base + 20
-    entry_points = (
-        EntryPoint("reminder_fanout", "reminder_fanout", "on_reminders_tick", "cloudevent", fn,
-                   topic="reminders-tick"),
-        EntryPoint("appointment_events", "reminder_fanout", "on_appointment_event", "cloudevent", fn + 1,
-                   topic="appointment-events"),
-        EntryPoint("task_handler", "task_handler", "handle_task", "http", fn + 2),
-        EntryPoint("twilio_status", "task_handler", "twilio_status", "http", fn + 3),
-        EntryPoint("retry_sweep", "task_handler", "sweep_failed_tasks", "cloudevent", fn + 7,
-                   topic="failed-tasks-sweep"),
-        # report_builder (fn + 4) and the waitlist's two entry points (fn + 5, fn + 6) join this list
-        # when their issues land; their ports are reserved so the others never move.
+    entry_points = tuple(
+        EntryPoint(fn.name, fn.folder, fn.target, fn.signature, base + 20 + fn.local_slot, topic=fn.topic)
+        for fn in registry.FUNCTIONS
     )
     return StackConfig(
         project=env.get("MEDSPA_PROJECT", "medspa-local"),

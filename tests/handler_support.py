@@ -106,4 +106,4 @@ def post(stack: StackConfig, body: Any, *, retry_count: int = 0, raw: bytes | No
     data = raw if raw is not None else json.dumps(body).encode()
     headers = {"Content-Type": "application/json", "X-CloudTasks-QueueName": "reminders-sms",
                "X-CloudTasks-TaskName": f"t-{uuid.uuid4().hex}", "X-CloudTasks-TaskRetryCount": str(retry_count)}
-    return requests.post(stack.url("task_handler"), data=data, headers=headers, timeout=30)
+    return requests.post(stack.url("task-handler"), data=data, headers=headers, timeout=30)

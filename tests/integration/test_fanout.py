@@ -273,7 +273,7 @@ def test_same_tick_published_three_times_at_once_creates_each_message_once(stack
     seed.write(firestore_client)
     ids = set(seed.docs["appointments"])
     local_clock(TICK_1)
-    function_log = FunctionLogs(stack, "reminder_fanout")
+    function_log = FunctionLogs(stack, "reminder-fanout")
 
     message_ids = publish(stack, "reminders-tick", [b"{}", b"{}", b"{}"])
 
@@ -316,7 +316,7 @@ def test_malformed_ticks_are_acknowledged_and_the_next_good_tick_runs(stack, fir
     appointment = seed.appointment("b", clinic, ny(0, 10))
     seed.write(firestore_client)
     local_clock(TICK_2)
-    function_log, bridge_log = FunctionLogs(stack, "reminder_fanout"), FunctionLogs(stack, "pubsub_bridge")
+    function_log, bridge_log = FunctionLogs(stack, "reminder-fanout"), FunctionLogs(stack, "pubsub_bridge")
 
     bad = publish(stack, "reminders-tick", [b"not json", b'{"date": "2027-02-29"}',
                                             json.dumps({"clinic_id": seed.id("nowhere")}).encode()])
@@ -342,7 +342,7 @@ def test_rescheduled_appointment_is_reminded_at_its_new_time(stack, firestore_cl
     firestore_client.collection("appointments").document(appointment).update(
         {"start": new_start, "end": new_start + timedelta(hours=1)})
 
-    function_log = FunctionLogs(stack, "appointment_events")
+    function_log = FunctionLogs(stack, "appointment-events")
 
     event = publish(stack, "appointment-events", [json.dumps(
         {"event": "appointment.rescheduled", "appointment_id": appointment}).encode()])

@@ -44,7 +44,7 @@ def test_a_forged_status_callback_is_refused(world, stack):
     task = world.task(world.appointment(world.patient()))
     world.schedule(task)
     world.wait_ledger(task.dedup_key, "delivered", "sent")
-    response = requests.post(f"{stack.url('twilio_status')}?ledger={task.dedup_key}",
+    response = requests.post(f"{stack.url('twilio-status')}?ledger={task.dedup_key}",
                              data={"MessageSid": "SM" + "0" * 32, "MessageStatus": "failed"},
                              headers={"X-Twilio-Signature": "forged"}, timeout=10)
     assert response.status_code == 403
@@ -57,7 +57,7 @@ def test_a_late_sent_callback_never_overwrites_delivered(world, stack):
     task = world.task(world.appointment(world.patient()))
     world.schedule(task)
     entry = world.wait_ledger(task.dedup_key, "delivered")
-    url = f"{stack.url('twilio_status')}?ledger={task.dedup_key}"
+    url = f"{stack.url('twilio-status')}?ledger={task.dedup_key}"
     params = {"MessageSid": entry["provider_message_id"], "MessageStatus": "sent"}
     signature = RequestValidator("sandbox-auth-token").compute_signature(url, params)
     response = requests.post(url, data=params, headers={"X-Twilio-Signature": signature}, timeout=10)
@@ -234,7 +234,7 @@ def test_handler_logs_hold_no_patient_contact_details_or_names(world, sandbox, s
     for patient in patients:
         post(stack, world.task(world.appointment(patient)).to_json())
     logs = "".join(path.read_text(errors="replace") for path in (stack.state_dir / "logs").glob("*.log")
-                   if path.stem in ("task_handler", "twilio_status", "reminder_fanout", "appointment_events"))
+                   if path.stem in ("task-handler", "twilio-status", "reminder-fanout", "appointment-events"))
     assert logs, "the functions wrote no logs"
     for secret in world.phones + world.emails + world.names:
         assert secret not in logs, "PHI in the function logs"

@@ -2,7 +2,7 @@
 
 deploy.sh runs from a copy of the repo's deploy-relevant files in a temporary folder, so the tests
 never see (or leave) a deploy.env or staging folder in the working tree. Function folders whose
-entry point is listed in local/config.py but not written yet get a small stub there, so the whole
+entry point is listed in deploy/registry.py but not written yet get a small stub there, so the whole
 list is deployed; the skip path has its own test.
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from local.config import load as load_stack_config
+from deploy.registry import FUNCTIONS
 
 REPO = Path(__file__).resolve().parents[2]
 FAKE_GCLOUD_DIR = REPO / "tests" / "fixtures" / "fake_gcloud"
@@ -29,7 +29,7 @@ REGION = "us-central1"
 SETTINGS = {"PROJECT_ID": PROJECT, "REGION": REGION, "TWILIO_MPS": "7", "FIRESTORE_LOCATION": "nam5"}
 SECRETS = {"TWILIO_ACCOUNT_SID": "twilio-account-sid", "TWILIO_AUTH_TOKEN": "twilio-auth-token",
            "SENDGRID_API_KEY": "sendgrid-api-key"}
-ENTRY_POINTS = load_stack_config().entry_points
+ENTRY_POINTS = FUNCTIONS
 HTTP = [entry for entry in ENTRY_POINTS if entry.signature == "http"]
 EVENTS = [entry for entry in ENTRY_POINTS if entry.signature != "http"]
 FOLDERS = sorted({entry.folder for entry in ENTRY_POINTS})
@@ -82,9 +82,7 @@ def make_deployment(root: Path) -> Deployment:
     repo.mkdir(parents=True)
     for name in ("deploy.sh", "firestore.indexes.json"):
         shutil.copy2(REPO / name, repo / name)
-    (repo / "local").mkdir()
-    for name in ("__init__.py", "config.py", "stage.py"):
-        shutil.copy2(REPO / "local" / name, repo / "local" / name)
+    shutil.copytree(REPO / "deploy", repo / "deploy", ignore=_IGNORE)
     shutil.copytree(REPO / "shared", repo / "shared", ignore=_IGNORE)
     shutil.copytree(REPO / "functions", repo / "functions", ignore=_IGNORE)
     for entry in ENTRY_POINTS:
@@ -200,7 +198,7 @@ def test_only_the_task_creators_may_act_as_the_tasks_invoker(two_runs: TwoRuns) 
     bindings = matching(two_runs.first_calls, "iam", "service-accounts", "add-iam-policy-binding")
     assert {(words(c)[3], flags(c)["member"], flags(c)["role"]) for c in bindings} == {
         (sa("tasks-invoker"), f"serviceAccount:{folder_sa(folder)}", "roles/iam.serviceAccountUser")
-        for folder in ("reminder_fanout", "task_handler")}  # the fan-out, and the handler's retry sweep
+        for folder in ("reminder_fanout", "task-handler")}  # the fan-out, and the handler's retry sweep
 
 
 def test_secrets_are_created_empty_and_readable_only_by_the_task_handler(two_runs: TwoRuns) -> None:
@@ -279,7 +277,7 @@ def test_every_function_is_gen2_python312_with_its_own_service_account(two_runs:
 
 
 def test_task_handler_is_private_and_gets_its_secrets_from_secret_manager(two_runs: TwoRuns) -> None:
-    for deploy in deploys(two_runs.first_calls, "task_handler"):
+    for deploy in deploys(two_runs.first_calls, "task-handler"):
         assert "trigger-http" in deploy
         assert "no-allow-unauthenticated" in deploy and "allow-unauthenticated" not in deploy
         secrets = dict(pair.split("=", 1) for pair in deploy["set-secrets"].split(","))
@@ -292,7 +290,7 @@ def test_no_secret_is_ever_a_plain_environment_variable(two_runs: TwoRuns) -> No
 
 
 def test_twilio_status_is_public_and_reads_only_the_auth_token(two_runs: TwoRuns) -> None:
-    for deploy in deploys(two_runs.first_calls, "twilio_status"):
+    for deploy in deploys(two_runs.first_calls, "twilio-status"):
         assert "allow-unauthenticated" in deploy and "no-allow-unauthenticated" not in deploy
         assert deploy["set-secrets"] == "TWILIO_AUTH_TOKEN=twilio-auth-token:latest"
 
@@ -309,12 +307,12 @@ def test_event_functions_are_triggered_by_their_topic_as_the_events_invoker(two_
 def test_http_functions_are_created_first_then_everyone_gets_their_urls(two_runs: TwoRuns) -> None:
     calls = two_runs.first_calls
     deployed = [words(call)[2] for call in matching(calls, "functions", "deploy")]
-    assert deployed[0] == "task_handler"
+    assert deployed[0] == "task-handler"
     final_env = {name: env_vars(deploys(calls, name)[-1]) for name in (entry.name for entry in ENTRY_POINTS)}
     for name, env in final_env.items():
-        assert env["TASK_HANDLER_URL"] == fake_url("task_handler"), name
-        assert env["TASK_AUDIENCE"] == fake_url("task_handler"), name
-        assert env["STATUS_CALLBACK_URL"] == fake_url("twilio_status"), name
+        assert env["TASK_HANDLER_URL"] == fake_url("task-handler"), name
+        assert env["TASK_AUDIENCE"] == fake_url("task-handler"), name
+        assert env["STATUS_CALLBACK_URL"] == fake_url("twilio-status"), name
         assert env["TASKS_SERVICE_ACCOUNT"] == sa("tasks-invoker")
         assert env["GOOGLE_CLOUD_PROJECT"] == PROJECT
         assert env["TASKS_LOCATION"] == REGION
@@ -327,12 +325,12 @@ def test_http_functions_are_created_first_then_everyone_gets_their_urls(two_runs
 def test_invokers_are_the_tasks_account_for_the_handler_and_the_events_account_for_events(two_runs: TwoRuns) -> None:
     bindings = {(words(c)[2], flags(c)["member"])
                 for c in matching(two_runs.first_calls, "functions", "add-invoker-policy-binding")}
-    assert bindings == {("task_handler", f"serviceAccount:{sa('tasks-invoker')}"),
+    assert bindings == {("task-handler", f"serviceAccount:{sa('tasks-invoker')}"),
                         *((entry.name, f"serviceAccount:{sa('events-invoker')}") for entry in EVENTS)}
 
 
 def test_the_urls_for_twilio_are_printed(two_runs: TwoRuns) -> None:
-    assert fake_url("twilio_status") in two_runs.first.stdout
+    assert fake_url("twilio-status") in two_runs.first.stdout
     assert "SendGrid" in two_runs.first.stdout
 
 
@@ -366,7 +364,7 @@ def test_second_run_updates_in_place(two_runs: TwoRuns) -> None:
     assert matching(calls, "firestore", "fields", "ttls", "update") == []
     assert {entry.name: len(deploys(calls, entry.name)) for entry in ENTRY_POINTS} == {
         entry.name: 1 for entry in ENTRY_POINTS}
-    assert env_vars(deploys(calls, "reminder_fanout")[0])["TASK_HANDLER_URL"] == fake_url("task_handler")
+    assert env_vars(deploys(calls, "reminder-fanout")[0])["TASK_HANDLER_URL"] == fake_url("task-handler")
 
 
 # --- dry run, validation, failures ------------------------------------------------------------------
@@ -381,7 +379,7 @@ def test_dry_run_runs_nothing_and_prints_runnable_commands(deployment: Deploymen
     assert {command[0] for command in commands} <= {"gcloud", "export", sys.executable}
     sms = next(c for c in commands if c[:5] == ["gcloud", "tasks", "queues", "create", "reminders-sms"])
     assert flags(sms)["max-dispatches-per-second"] == SETTINGS["TWILIO_MPS"]
-    assert any(c[:4] == ["gcloud", "functions", "deploy", "task_handler"] for c in commands)
+    assert any(c[:4] == ["gcloud", "functions", "deploy", "task-handler"] for c in commands)
     assert "'--schedule=0 10 * * *'" in result.stdout
 
 
@@ -468,11 +466,11 @@ def test_an_entry_point_not_written_yet_is_skipped_with_a_note(deployment: Deplo
     result = deployment.run()
     assert result.returncode == 0, result.stderr
     calls = deployment.calls()
-    assert "skipping reminder_fanout" in result.stdout and "skipping appointment_events" in result.stdout
-    assert deploys(calls, "reminder_fanout") == [] and deploys(calls, "appointment_events") == []
+    assert "skipping reminder-fanout" in result.stdout and "skipping appointment-events" in result.stdout
+    assert deploys(calls, "reminder-fanout") == [] and deploys(calls, "appointment-events") == []
     created = {words(c)[3] for c in matching(calls, "iam", "service-accounts", "create")}
     assert "fn-reminder-fanout" not in created
-    assert deploys(calls, "task_handler")
+    assert deploys(calls, "task-handler")
 
 
 def test_deploy_sh_is_shellcheck_clean() -> None:

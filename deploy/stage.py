@@ -4,7 +4,7 @@ The staged folder holds main.py, the folder's requirements.txt and modules, and 
 repo's `shared` package (dest/shared/...), so `from shared.x import y` resolves the same way locally
 (functions-framework run from the staged folder) and on Cloud Functions.
 
-    python -m local.stage <folder> <dest>
+    python -m deploy.stage <folder> <dest>
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from local.config import REPO_ROOT
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 FUNCTIONS_DIR = REPO_ROOT / "functions"
 SHARED_DIR = REPO_ROOT / "shared"
@@ -56,7 +56,7 @@ def fingerprint(function_folder: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m local.stage", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m deploy.stage", description=__doc__.splitlines()[0])
     parser.add_argument("folder", help="the function folder under functions/")
     parser.add_argument("dest", type=Path, help="the staged source folder to (re)create")
     args = parser.parse_args(argv)
