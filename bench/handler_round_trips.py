@@ -2,7 +2,7 @@
 
     . .local/env.sh && .venv/bin/python -m bench.handler_round_trips      (the local stack must be up)
 
-Runs the real delivery service (shared.delivery) in-process against the Firestore emulator and the
+Runs the real delivery service (shared.messaging.delivery) in-process against the Firestore emulator and the
 provider sandbox, with every RPC of the official Firestore client counted, and prints the count for a
 delivered reminder (clinic not cached / cached), a duplicate delivery and a skip. Targets: at most 3
 for a delivered reminder, at most 2 for a duplicate or a skip.
@@ -17,12 +17,14 @@ from collections import Counter
 from datetime import timedelta
 from typing import Any
 
+from shared.messaging.appointment_tasks import AppointmentTask
 from shared.messaging.delivery import AppointmentMessages, ClinicCache
-from shared.messaging.ledger import Ledger, dedup_key
+from shared.messaging.keys import message_key
+from shared.messaging.ledger import Ledger, Planned
 from shared.messaging.providers import SendGridEmail, TwilioSms
 from shared.platform import clients
 from shared.platform.clock import system_clock
-from shared.tasks.payload import AppointmentTask
+from shared.tasks.router import Attempt
 
 RPCS = ("batch_get_documents", "commit", "run_query", "get_document", "batch_write", "begin_transaction",
         "rollback", "run_aggregation_query", "list_documents", "update_document", "create_document")
@@ -56,7 +58,8 @@ def _world(db: Any) -> tuple[str, str]:
         "name": "Bench Clinic", "timezone": "America/New_York", "phone": "+12125550142",
         "sms_from": "+12125550100", "email_from": "bench@clinic.example.com"})
     db.collection("patients").document(patient_id).set({
-        "clinic_id": clinic_id, "first_name": "Bench", "phone": "+12125550199", "email": "bench@example.com"})
+        "clinic_id": clinic_id, "first_name": "Bench", "phone": "+12125550199", "email": "bench@example.com",
+        "preferred_channel": "sms"})
     return clinic_id, patient_id
 
 
@@ -66,8 +69,8 @@ def _task(db: Any, clinic_id: str, patient_id: str, *, status: str = "booked") -
     db.collection("appointments").document(appointment_id).set({
         "clinic_id": clinic_id, "patient_id": patient_id, "service_name": "Botox", "status": status,
         "start": start, "end": start + timedelta(hours=1)})
-    key = dedup_key("appointment_reminder", appointment_id, f"24h@{start.isoformat()}")
-    Ledger(db, system_clock).schedule(key, {"kind": "appointment_reminder"})
+    key = message_key("appointment_reminder", appointment_id, start, 24)
+    Ledger(clients.store(), system_clock).schedule([Planned(key, {"kind": "appointment_reminder"})])
     return AppointmentTask(type="appointment_reminder", appointment_id=appointment_id, clinic_id=clinic_id,
                            patient_id=patient_id, dedup_key=key, send_at=system_clock.now(),
                            appointment_start=start, offset_hours=24)
@@ -78,7 +81,8 @@ def main() -> int:
         print("run it against the local stack: . .local/env.sh first", file=sys.stderr)
         return 2
     db = clients.firestore()
-    service = AppointmentMessages(db=db, ledger=Ledger(db, system_clock), clock=system_clock,
+    store = clients.store()
+    service = AppointmentMessages(store=store, ledger=Ledger(store, system_clock), clock=system_clock,
                                   sms=TwilioSms(clients.twilio()), email=SendGridEmail(clients.sendgrid()),
                                   clinics=ClinicCache())
     clinic_id, patient_id = _world(db)
@@ -90,7 +94,7 @@ def main() -> int:
                                 ("delivered reminder, clinic cached", cached, 3),
                                 ("duplicate delivery of a sent reminder", cached, 2),
                                 ("skip (appointment cancelled)", cancelled, 2)):
-        outcome = service.deliver(task)
+        outcome = service.deliver(task, Attempt(task_name=None, retry_count=0, queue=None))
         calls = counter.take()
         rows.append((label, outcome.status, sum(calls.values()), target, dict(calls)))
     print(f"{'case':42} {'outcome':10} {'round trips':>11} {'target':>6}  rpcs")

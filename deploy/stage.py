@@ -47,9 +47,14 @@ def stage(function_folder: str, dest: Path) -> Path:
 
 def fingerprint(function_folder: str) -> str:
     """A hash of everything stage() would copy: a running function with another fingerprint is stale."""
+    return source_fingerprint(FUNCTIONS_DIR / function_folder, SHARED_DIR)
+
+
+def source_fingerprint(*roots: Path) -> str:
+    """A hash of the files under `roots` (folders or single files), names and contents."""
     digest = hashlib.sha256()
-    for root in (FUNCTIONS_DIR / function_folder, SHARED_DIR):
-        for path in sorted(root.rglob("*")):
+    for root in roots:
+        for path in sorted(root.rglob("*")) if root.is_dir() else [root]:
             if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
                 digest.update(str(path.relative_to(REPO_ROOT)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import requests
 
+from deploy.stage import FUNCTIONS_DIR, SHARED_DIR, fingerprint, source_fingerprint, stage
 from local import tasks_emulator
 from local.config import QUEUES, REPO_ROOT, TOPICS, EntryPoint, StackConfig
-from deploy.stage import FUNCTIONS_DIR, fingerprint, stage
 from shared.platform.settings import Settings
 
 PROBE_TIMEOUT_SECONDS = 0.5
@@ -186,7 +186,9 @@ def _tasks(config: StackConfig, env: dict[str, str]) -> Component:
             raise LaunchError(f"cannot create .venv-tasks for the Cloud Tasks emulator: {exc}") from exc
 
     address = f"{config.host}:{config.tasks_port}"
-    return Component("tasks", f"tasks:{address}:{max_attempts}:{','.join(QUEUES)}",
+    code = source_fingerprint(REPO_ROOT / "local" / "tasks_emulator.py", SHARED_DIR / "platform")
+    return Component("tasks", f"tasks:{address}:{max_attempts}:{','.join(QUEUES)}:scale={config.demo_time_scale}"
+                     f":{code}",
                      f"{address} (gcloud-tasks-emulator; queues {', '.join(QUEUES)})", (config.tasks_port,),
                      probe=lambda: queues_ready(config), launch=launch)
 
@@ -194,7 +196,8 @@ def _tasks(config: StackConfig, env: dict[str, str]) -> Component:
 def _sandbox(config: StackConfig, env: dict[str, str]) -> Component:
     command = [sys.executable, "-m", "local.sandbox.server", "--host", config.host,
                "--port", str(config.sandbox_port)]
-    return Component("sandbox", " ".join(command), f"{config.sandbox_url}/ (outbox page)", (config.sandbox_port,),
+    key = f"{' '.join(command)} #source={source_fingerprint(REPO_ROOT / 'local' / 'sandbox', SHARED_DIR)}"
+    return Component("sandbox", key, f"{config.sandbox_url}/ (outbox page)", (config.sandbox_port,),
                      probe=lambda: http_status(f"{config.sandbox_url}/healthz") == 200,
                      launch=lambda: Launch(command, env))
 
@@ -239,7 +242,7 @@ def _function(config: StackConfig, entry: EntryPoint, env: dict[str, str]) -> Co
 
     url = config.url(entry.name)
     # The key carries the source's fingerprint, so `up` restarts a function whose code changed.
-    key = f"{' '.join(command)} #source={fingerprint(entry.folder)} #scale={config.demo_time_scale}"
+    key = f"{' '.join(command)} #source={fingerprint(entry.folder)}"
     return Component(entry.name, key, f"{url} ({entry.signature})", (entry.port,),
                      probe=lambda: function_answers(url), launch=launch)
 
@@ -266,7 +269,8 @@ def _bridge(config: StackConfig, routes: list[str], env: dict[str, str]) -> Comp
             return False
 
     # A restarted emulator has no topics or subscriptions: the bridge (re)creates them when it starts.
-    return Component("pubsub_bridge", " ".join(command), f"{len(routes)} route(s): {' '.join(routes) or '-'}",
+    key = f"{' '.join(command)} #source={source_fingerprint(REPO_ROOT / 'local' / 'pubsub_bridge.py', SHARED_DIR)}"
+    return Component("pubsub_bridge", key, f"{len(routes)} route(s): {' '.join(routes) or '-'}",
                      (), probe=probe, launch=launch, phase=1, depends_on=("pubsub",))
 
 

@@ -13,7 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deploy import registry
+from local.sandbox import settings as sandbox_credentials
+from shared.platform import env as envvars
 from shared.platform import resources
+from shared.platform.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,6 +61,11 @@ class StackConfig:
     demo_time_scale: int = 1
 
     @property
+    def clock_file(self) -> Path:
+        """The local clock file: the functions' "now" and the Cloud Tasks emulator's dispatch clock."""
+        return self.state_dir / "clock.json"
+
+    @property
     def sandbox_url(self) -> str:
         return f"http://{self.host}:{self.sandbox_port}"
 
@@ -84,25 +92,20 @@ class StackConfig:
             "TASKS_LOCATION": self.location,
             "TASK_HANDLER_URL": self.url(registry.TASK_HANDLER),
             "TASKS_SERVICE_ACCOUNT": f"tasks-invoker@{self.project}.iam.gserviceaccount.com",
-            "TWILIO_ACCOUNT_SID": "AC00000000000000000000000000000000",
-            "TWILIO_AUTH_TOKEN": "sandbox-auth-token",
-            "SENDGRID_API_KEY": "SG.sandbox-key",
+            "TWILIO_ACCOUNT_SID": sandbox_credentials.DEFAULT_ACCOUNT_SID,
+            "TWILIO_AUTH_TOKEN": sandbox_credentials.DEFAULT_AUTH_TOKEN,
+            "SENDGRID_API_KEY": sandbox_credentials.DEFAULT_SENDGRID_KEY,
             "ALLOW_UNAUTHENTICATED_TASKS_ON_EMULATOR": "1",
-            "MEDSPA_CLOCK_FILE": str(self.state_dir / "clock.json"),
+            "MEDSPA_CLOCK_FILE": str(self.clock_file),
             "STATUS_CALLBACK_URL": self.url(registry.STATUS_CALLBACK),
-            # Local demo only: divide the wait until each task's send time by this (1 = real time).
-            "DEMO_TIME_SCALE": str(self.demo_time_scale),
         }
 
 
 def _int_env(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
     try:
-        return int(raw)
-    except ValueError:
-        raise SystemExit(f"{name} must be an integer, got {raw!r}") from None
+        return envvars.integer(env, name, default)
+    except ConfigError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def load(environ: Mapping[str, str] | None = None) -> StackConfig:

@@ -23,18 +23,15 @@ from local import config as stack_config
 from local import seed
 from shared.platform import clients
 
-# What the functions wrote, with the marker sub-collections their exactly-once steps create(): a
-# marker left behind would make the next demo's claim (or retry) of the same key lose forever.
-DEMO_COLLECTIONS = {"notifications": "claims", "failed_tasks": "retries"}
+# What the functions wrote: a ledger doc left behind would make the next demo's message a duplicate.
+DEMO_COLLECTIONS = ("notifications", "failed_tasks", "fanout_runs")
 IN_FLIGHT = ("scheduled", "sending")
 
 
-def _wipe(db, collection: str, markers: str) -> None:
-    while documents := list(db.collection(collection).limit(100).stream()):
+def _wipe(db, collection: str) -> None:
+    while documents := list(db.collection(collection).limit(400).stream()):
         batch = db.batch()
         for snapshot in documents:
-            for marker in snapshot.reference.collection(markers).stream():
-                batch.delete(marker.reference)
             batch.delete(snapshot.reference)
         batch.commit()
 
@@ -57,8 +54,8 @@ def run(timeout: float) -> int:
     import requests
 
     print(f"demo: project {config.project}, send times compressed {config.demo_time_scale}x")
-    for collection, markers in DEMO_COLLECTIONS.items():
-        _wipe(db, collection, markers)
+    for collection in DEMO_COLLECTIONS:
+        _wipe(db, collection)
     requests.delete(f"{config.sandbox_url}/_sandbox/messages", timeout=10)
     requests.delete(f"{config.sandbox_url}/_sandbox/faults", timeout=10)
     if seed.main(["--reset"]) != 0:

@@ -26,7 +26,7 @@ import threading
 import time
 from concurrent import futures
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 import requests
 
 from shared.platform import log as shared_log
+from shared.platform.emulator import ClockFile
 
 EVENT_TYPE = "google.cloud.pubsub.topic.v1.messagePublished"
 ACK_DEADLINE_SECONDS = 60
@@ -69,9 +70,14 @@ def rfc3339(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def cloud_event(project: str, route: Route, message: Any) -> tuple[dict[str, str], bytes]:
-    """Headers and body of the binary-mode CloudEvent Eventarc posts for one Pub/Sub message."""
-    published = rfc3339(message.publish_time)
+def cloud_event(project: str, route: Route, message: Any, clock_offset: timedelta = timedelta(0)
+                ) -> tuple[dict[str, str], bytes]:
+    """Headers and body of the binary-mode CloudEvent Eventarc posts for one Pub/Sub message.
+
+    Times are on the stack's clock (the local clock file moves it for every function, see
+    shared.platform.emulator): a tick published while the stack stands on another date carries that date.
+    """
+    published = rfc3339(message.publish_time + clock_offset)
     headers = {
         "Content-Type": "application/json",
         "ce-id": message.message_id,
@@ -109,6 +115,7 @@ class Bridge:
         self.failures: dict[tuple[str, str], int] = {}  # (subscription, message id) → failed deliveries
         self.lock = threading.Lock()
         self.pulls: list[Any] = []
+        self.clock = ClockFile()
 
     def ensure_topics_and_subscriptions(self) -> None:
         from google.api_core.exceptions import AlreadyExists
@@ -147,7 +154,7 @@ class Bridge:
     def deliver(self, route: Route, message: Any) -> None:
         """POST one message; ack on 2xx, otherwise nack after a backoff so it is redelivered."""
         try:
-            headers, body = cloud_event(self.project, route, message)
+            headers, body = cloud_event(self.project, route, message, self.clock.offset())
             status: int | None = self.http.post(route.url, data=body, headers=headers,
                                                 timeout=DELIVERY_TIMEOUT_SECONDS).status_code
             error = None

@@ -19,7 +19,7 @@ What the data exercises, in every clinic:
   report), booked/confirmed/cancelled ones over the next three weeks;
 - waitlist entries with and without a preferred provider.
 
-Refuses to write unless the emulator variables are set (shared.settings.on_emulator): `--reset` against a
+Refuses to write unless the emulator variables are set (shared.platform.emulator.on_emulator): `--reset` against a
 real project would delete its clinics. The printed summary holds counts, dates and ids only, never a
 patient's name, phone or email (DESIGN §3.1).
 """
@@ -502,7 +502,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     args = parser.parse_args(argv)
 
-    from shared.platform.settings import EMULATOR_VARIABLES, on_emulator
+    from shared.platform.emulator import EMULATOR_VARIABLES, on_emulator
 
     if not on_emulator():
         missing = [name for name in EMULATOR_VARIABLES if not os.environ.get(name, "").strip()]

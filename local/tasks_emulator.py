@@ -24,14 +24,22 @@ What the emulator does (read in gcloud_tasks_emulator/server.py, 0.6.2):
 - Queues: `-Q queue.yaml` (names only), `-d projects/P/locations/L/queues/Q`, or CreateQueue over the
   API; all kept in memory.
 
-What this launcher changes, to match the cloud where code depends on it:
+What this launcher changes, to match the cloud where the product depends on it (production code has no
+branch for any emulator gap):
+- a task name is refused with ALREADY_EXISTS while its task is queued and for an hour after it ran or
+  was given up, as Cloud Tasks does; the fan-out's "AlreadyExists = done" relies on it;
+- schedule_time is judged on the stack's clock: the local clock file (--clock-file, the one the
+  functions read) moves "now", and --time-scale compresses each task's wait (the demo: one day in
+  30 s), so a task is due when the functions' clock says it is, never earlier or a day late;
 - binds host:port (upstream binds [::]:port, every interface);
 - X-CloudTasks-QueueName is the short queue id, as in the cloud (upstream sends the full path);
 - max attempts = the queues' max attempts (settings.queue_max_attempts), so "last attempt" logic runs;
 - a dispatch times out after 10 minutes (the cloud's default dispatch deadline; upstream waits forever);
+- serves CreateTask on several threads (upstream: two);
 - drops the per-0.1 s "scheduled for future execution" log lines.
 
     python -m local.tasks_emulator --host 127.0.0.1 --port 8603 --queue projects/P/locations/L/queues/Q ...
+        [--clock-file PATH] [--time-scale N]
 """
 
 from __future__ import annotations
@@ -43,16 +51,22 @@ import hashlib
 import logging
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from local.config import REPO_ROOT, StackConfig
 
 REQUIREMENTS = REPO_ROOT / "local" / "requirements-tasks.txt"
 DISPATCH_DEADLINE_SECONDS = 600
+NAME_TOMBSTONE_SECONDS = 3600  # Cloud Tasks refuses a name for about an hour after its task ran or was deleted
+API_THREADS = 8
 _NOISY_MESSAGES = ("[TASKS] Processing next task", "is scheduled for future execution")
 
 
@@ -118,7 +132,8 @@ def ensure_venv() -> Path:
 def command(config: StackConfig, queues: tuple[str, ...], max_attempts: int) -> list[str]:
     """Argv serving the emulator on the stack's tasks port with `queues` created."""
     argv = [str(ensure_venv()), "-m", "local.tasks_emulator", "--host", config.host,
-            "--port", str(config.tasks_port), "--max-attempts", str(max_attempts)]
+            "--port", str(config.tasks_port), "--max-attempts", str(max_attempts),
+            "--clock-file", str(config.clock_file), "--time-scale", str(config.demo_time_scale)]
     for queue in queues:
         argv += ["--queue", config.queue_path(queue)]
     return argv
@@ -132,17 +147,88 @@ class _QuietFilter(logging.Filter):
         return not any(text in str(record.msg) for text in _NOISY_MESSAGES)
 
 
-def serve(host: str, port: int, queues: list[str], max_attempts: int) -> int:
+class CloudLikeNames:
+    """ALREADY_EXISTS for a name Cloud Tasks would refuse, and schedule times on the stack's clock."""
+
+    def __init__(self, clock_file: Path | None, time_scale: int) -> None:
+        self.clock_file, self.time_scale = clock_file, max(1, time_scale)
+        self.lock = threading.Lock()
+        self.finished: dict[str, float] = {}  # task name → when it ran for the last time or was given up
+        self.original_eta: dict[str, object] = {}
+
+    def patch(self, state: Any) -> None:
+        from datetime import datetime, timedelta, timezone
+
+        from google.api_core.exceptions import AlreadyExists
+
+        from shared.platform.emulator import read_clock_offset
+
+        upstream_create = state.create_task
+        upstream_submit = state.submit_task
+
+        def live_names() -> set[str]:
+            return {task.name for tasks in state._queue_tasks.values() for task in tasks}
+
+        def create_task(queue: str, task: object) -> object:
+            with self.lock:
+                now = time.time()
+                if task.name:
+                    finished = self.finished.get(task.name)
+                    if task.name in live_names() or (finished is not None and now - finished < NAME_TOMBSTONE_SECONDS):
+                        raise AlreadyExists(f"Requested entity already exists: {task.name}")
+                if "schedule_time" in task and task.schedule_time:
+                    wanted = task.schedule_time
+                    offset = read_clock_offset(self.clock_file) if self.clock_file else timedelta(0)
+                    stack_now = datetime.now(timezone.utc) + offset
+                    wait = max(0.0, (wanted - stack_now).total_seconds()) / self.time_scale
+                    if offset or self.time_scale > 1:
+                        task.schedule_time = datetime.fromtimestamp(now + wait, timezone.utc)
+                        if task.name:
+                            self.original_eta[task.name] = wanted
+                return upstream_create(queue, task)
+
+        def submit_task(task_name: str, force_run: bool = False) -> object:
+            task = upstream_submit(task_name, force_run)
+            with self.lock:
+                if task.name not in live_names():
+                    self.finished[task.name] = time.time()
+                    self.original_eta.pop(task.name, None)
+            return task
+
+        upstream_list = state.list_tasks
+
+        def list_tasks(queue_name: str) -> list[object]:
+            """Tasks as their creator sees them: schedule_time on the stack's clock, as it was asked for."""
+            shown = []
+            for task in upstream_list(queue_name):
+                eta = self.original_eta.get(task.name)
+                if eta is not None:
+                    task = type(task)(task)
+                    task.schedule_time = eta
+                shown.append(task)
+            return shown
+
+        state.create_task = create_task
+        state.submit_task = submit_task
+        state.list_tasks = list_tasks
+
+
+def serve(host: str, port: int, queues: list[str], max_attempts: int, clock_file: Path | None = None,
+          time_scale: int = 1) -> int:
     """Run the emulator in the foreground until SIGTERM/SIGINT."""
-    import socket
     from concurrent import futures
 
     import grpc
     from gcloud_tasks_emulator import server as emulator
 
+    names = CloudLikeNames(clock_file, time_scale)
     upstream_request = emulator._make_task_request
 
     def dispatch(queue_name: str, task: object, target_host: str, target_port: int) -> object:
+        eta = names.original_eta.get(task.name)
+        if eta is not None:  # the header says when the task was due on the stack's clock
+            task = type(task)(task)
+            task.schedule_time = eta
         return upstream_request(queue_name.rsplit("/", 1)[-1], task, target_host, target_port)
 
     emulator._make_task_request = dispatch  # looked up at call time by QueueState.submit_task
@@ -152,7 +238,7 @@ def serve(host: str, port: int, queues: list[str], max_attempts: int) -> int:
         """Replaces upstream's APIThread, which binds [::]:port; bind errors surface here, at start."""
 
         def __init__(self, state: object) -> None:
-            self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+            self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=API_THREADS))
             emulator.add_CloudTasksServicer_to_server(emulator.Greeter(state), self._server)
             if self._server.add_insecure_port(f"{host}:{port}") == 0:
                 raise RuntimeError(f"cannot bind {host}:{port}")
@@ -164,14 +250,15 @@ def serve(host: str, port: int, queues: list[str], max_attempts: int) -> int:
             self._server.stop(grace=0)
 
     server = emulator.create_server(host, port, host, 80, queues, max_attempts - 1)
+    names.patch(server._state)
     server._api = LoopbackApi(server._state)
 
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt  # Server.run() stops its threads on KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupt)
-    print(f"tasks emulator on {host}:{port}; queues: {', '.join(queues)}; max attempts {max_attempts}",
-          flush=True)
+    print(f"tasks emulator on {host}:{port}; queues: {', '.join(queues)}; max attempts {max_attempts}; "
+          f"time scale {time_scale}", flush=True)
     server.run()
     return 0
 
@@ -183,11 +270,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--queue", action="append", default=[], help="full queue name; repeat")
     parser.add_argument("--max-attempts", type=int, default=0, help="0 = retry forever")
+    parser.add_argument("--clock-file", type=Path, default=None, help="the stack's clock file")
+    parser.add_argument("--time-scale", type=int, default=1, help="divide each task's wait by this")
     args = parser.parse_args(argv)
     handler = logging.StreamHandler(sys.stdout)
     handler.addFilter(_QuietFilter())
     logging.basicConfig(level=logging.INFO, handlers=[handler], format="%(asctime)s %(message)s")
-    return serve(args.host, args.port, args.queue, args.max_attempts)
+    return serve(args.host, args.port, args.queue, args.max_attempts, args.clock_file, args.time_scale)
 
 
 if __name__ == "__main__":

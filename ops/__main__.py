@@ -1,91 +1,89 @@
 """python -m ops: list, show (masked) and retry failed tasks; run the retry sweep; replay a reminders tick.
 
 Talks to the project in GOOGLE_CLOUD_PROJECT with the caller's credentials (or to the local stack:
-`. .local/env.sh` first). Output never holds PHI: failed_tasks docs hold IDs and codes, and whatever
-is printed goes through the same masking as the logs.
+`. .local/env.sh` first). Output never holds PHI: failed_tasks docs hold ids and codes, and whatever
+is printed goes through the same masking as the logs. Every change goes through the module that owns
+the collection (shared.tasks.failed_tasks), exactly as the console edit and the sweep do.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import socket
 import sys
-from datetime import date
+from datetime import date, datetime
 from typing import Any
-
-from google.cloud.firestore_v1.base_query import FieldFilter
 
 from shared.platform import clients
 from shared.platform.clock import system_clock
-from shared.platform.log import scrub
-from shared.tasks.failed_tasks import COLLECTION
+from shared.platform.errors import ConfigError
+from shared.platform.masking import scrub
+from shared.tasks.failed_tasks import FailedTasks, Status
 
-STATUSES = ("open", "retry", "retried", "resolved")
+REACH_SECONDS = 3.0
 
 
 def _fmt(value: Any) -> str:
-    if hasattr(value, "isoformat"):
+    if isinstance(value, datetime):
         return value.isoformat(timespec="seconds")
     return scrub(str(value)) if value is not None else "-"
 
 
+def failures() -> FailedTasks:
+    return FailedTasks(clients.store(), system_clock)
+
+
 def cmd_list(args: argparse.Namespace) -> int:
-    query = clients.firestore().collection(COLLECTION).where(filter=FieldFilter("status", "==", args.status))
-    if args.clinic:
-        query = query.where(filter=FieldFilter("clinic_id", "==", args.clinic))
-    rows = [(s.id, s.to_dict() or {}) for s in query.limit(args.limit).stream()]
+    docs = list(failures().open_failures(status=Status(args.status), clinic_id=args.clinic,
+                                         error_code=args.error_code, limit=args.limit))
     print(f"{'id':44} {'type':22} {'error':20} {'http':4} {'tries':5} {'clinic':14} last failed")
-    for doc_id, doc in rows:
-        print(f"{doc_id[:44]:44} {_fmt(doc.get('task_type'))[:22]:22} {_fmt(doc.get('error_code'))[:20]:20} "
+    for doc in docs:
+        print(f"{doc.id[:44]:44} {_fmt(doc.get('task_type'))[:22]:22} {_fmt(doc.get('error_code'))[:20]:20} "
               f"{_fmt(doc.get('http_status')):4} {_fmt(doc.get('attempts')):5} {_fmt(doc.get('clinic_id'))[:14]:14} "
               f"{_fmt(doc.get('last_failed_at'))}")
-    print(f"{len(rows)} failed task(s) with status {args.status}")
+    print(f"{len(docs)} failed task(s) with status {args.status}")
     return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    snapshot = clients.firestore().collection(COLLECTION).document(args.id).get()
-    if not snapshot.exists:
-        print(f"no failed task {args.id}", file=sys.stderr)
+    doc = failures().read(args.id)
+    if doc is None:
+        print(f"no failed task {scrub(args.id)[:80]}", file=sys.stderr)
         return 1
-    doc = {key: (_fmt(value) if not isinstance(value, dict) else value) for key, value in snapshot.to_dict().items()}
-    print(scrub(json.dumps(doc, indent=2, sort_keys=True, default=str)))
+    shown = {key: (_fmt(value) if not isinstance(value, dict) else value) for key, value in doc.data.items()}
+    print(scrub(json.dumps(shown, indent=2, sort_keys=True, default=str)))
     return 0
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
     """Mark failed tasks for retry, exactly what an operator does in the console; the sweep re-enqueues."""
-    collection = clients.firestore().collection(COLLECTION)
-    if args.id:
-        targets = [collection.document(args.id).get()]
-    else:
-        query = collection.where(filter=FieldFilter("status", "==", "open"))
-        if args.error_code:
-            query = query.where(filter=FieldFilter("error_code", "==", args.error_code))
-        targets = list(query.stream())
+    owner = failures()
+    ids = [args.id] if args.id else [doc.id for doc in owner.open_failures(error_code=args.error_code)]
     marked = 0
-    for index, snapshot in enumerate(targets, 1):
-        if not snapshot.exists:
-            print(f"no failed task {snapshot.id}", file=sys.stderr)
-            continue
-        snapshot.reference.update({"status": "retry"})
-        marked += 1
-        if index % 50 == 0 or index == len(targets):
-            print(f"\rmarked {index}/{len(targets)}", end="", file=sys.stderr, flush=True)
+    for index, doc_id in enumerate(ids, 1):
+        if owner.request_retry(doc_id):
+            marked += 1
+        else:
+            print(f"no open failed task {scrub(doc_id)[:80]}", file=sys.stderr)
+        if index % 50 == 0 or index == len(ids):
+            print(f"\rmarked {index}/{len(ids)}", end="", file=sys.stderr, flush=True)
     print(f"\n{marked} failed task(s) marked retry", file=sys.stderr)
     if args.sweep_now:
         return cmd_sweep(args)
-    return 0
+    return 0 if marked or not args.id else 1
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from shared.platform import resources
     from shared.platform.settings import settings
+    from shared.task_types import task_types
     from shared.tasks.queue import CloudTasksQueue
     from shared.tasks.sweep import RetrySweep
 
-    config = settings()
-    sweep = RetrySweep(clients.firestore(), CloudTasksQueue(clients.tasks(), config, system_clock), system_clock,
-                       default_queue=config.queue_sms)
+    sweep = RetrySweep(failures(), CloudTasksQueue(clients.tasks(), settings()), task_types(),
+                       queues=resources.QUEUES)
     print(json.dumps(sweep.run().summary()))
     return 0
 
@@ -93,18 +91,20 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_replay_tick(args: argparse.Namespace) -> int:
     """Run the reminders fan-out for one local date, clinic by clinic, with a progress line."""
     from shared.contract.events import TickRequest
+    from shared.contract.models import CLINICS
     from shared.platform.settings import settings
     from shared.reminders import fanout
+    from shared.reminders.scheduler import Queues
     from shared.tasks.queue import CloudTasksQueue
 
-    config, db = settings(), clients.firestore()
+    config = settings()
     day = date.fromisoformat(args.date)
-    clinic_ids = [args.clinic] if args.clinic else [s.id for s in db.collection("clinics").select([]).stream()]
-    queue = CloudTasksQueue(clients.tasks(), config, system_clock)
-    totals: dict[str, int] = {"created": 0, "already_present": 0, "failed": 0}
+    service = fanout.Fanout(store=clients.store(), tasks=CloudTasksQueue(clients.tasks(), config),
+                            queues=Queues(sms=config.queue_sms, email=config.queue_email), clock=system_clock)
+    clinic_ids = [args.clinic] if args.clinic else [doc.id for doc in clients.store().query(CLINICS, fields=[])]
+    totals = {"created": 0, "recovered": 0, "already_present": 0, "failed": 0}
     for index, clinic_id in enumerate(clinic_ids, 1):
-        report = fanout.run_tick(TickRequest(date=day, clinic_id=clinic_id), db=db, tasks=queue, settings=config,
-                                 clock=system_clock)
+        report = fanout.run_tick(TickRequest(date=day, clinic_id=clinic_id), service, now=system_clock.now())
         for name in totals:
             totals[name] += getattr(report, name)
         print(f"\rclinic {index}/{len(clinic_ids)}  created {totals['created']}  already present "
@@ -114,12 +114,31 @@ def cmd_replay_tick(args: argparse.Namespace) -> int:
     return 1 if totals["failed"] else 0
 
 
+def reachable() -> str | None:
+    """None when the project's Firestore answers a TCP connect; else what could not be reached."""
+    project = os.environ.get("GOOGLE_CLOUD_PROJECT", "").strip()
+    if not project:
+        return ("GOOGLE_CLOUD_PROJECT is not set: run `. .local/env.sh` for the local stack, or set it and "
+                "use application-default credentials for a real project")
+    emulator = os.environ.get("FIRESTORE_EMULATOR_HOST", "").strip()
+    if not emulator:
+        return None  # a real project: the client library reports credential problems itself
+    host, _, port = emulator.rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=REACH_SECONDS):
+            return None
+    except (OSError, ValueError):
+        return (f"the Firestore emulator at {emulator} does not answer: is the local stack up? (`make up`; "
+                f"or set MEDSPA_PORT_BASE to the stack you started)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ops", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     listing = sub.add_parser("list", help="list failed tasks")
-    listing.add_argument("--status", choices=STATUSES, default="open")
+    listing.add_argument("--status", choices=[s.value for s in Status], default="open")
     listing.add_argument("--clinic")
+    listing.add_argument("--error-code")
     listing.add_argument("--limit", type=int, default=100)
     listing.set_defaults(run=cmd_list)
     show = sub.add_parser("show", help="show one failed task (masked)")
@@ -139,7 +158,15 @@ def main(argv: list[str] | None = None) -> int:
     replay.add_argument("--clinic")
     replay.set_defaults(run=cmd_replay_tick)
     args = parser.parse_args(argv)
-    return int(args.run(args))
+    problem = reachable()
+    if problem:
+        print(f"ops: {problem}", file=sys.stderr)
+        return 2
+    try:
+        return int(args.run(args))
+    except ConfigError as exc:
+        print(f"ops: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -12,11 +12,12 @@ import requests
 
 from local.config import StackConfig
 from local.processes import wait_until
-from shared.messaging.ledger import Ledger, dedup_key
+from shared.messaging.appointment_tasks import AppointmentTask
+from shared.messaging.keys import message_key
+from shared.messaging.ledger import Ledger, Planned
 from shared.platform import clients
 from shared.platform.clock import system_clock
 from shared.platform.settings import Settings
-from shared.tasks.payload import AppointmentTask
 from shared.tasks.queue import CloudTasksQueue, TaskSpec
 
 WAIT = 30.0
@@ -74,16 +75,18 @@ class World:
         return {"id": appointment_id, **doc}
 
     def task(self, appointment: dict[str, Any], kind: str = "appointment_reminder") -> AppointmentTask:
-        key = dedup_key(kind, appointment["id"], f"24h@{appointment['start'].isoformat()}")
+        offset = 24 if kind == "appointment_reminder" else 48 if kind == "prep_instructions" else None
+        key = message_key(kind, appointment["id"], appointment["start"], offset)
         return AppointmentTask(type=kind, appointment_id=appointment["id"], clinic_id="clinic-t",
                                patient_id=appointment["patient_id"], dedup_key=key,
-                               send_at=system_clock.now(), appointment_start=appointment["start"], offset_hours=24)
+                               send_at=system_clock.now(), appointment_start=appointment["start"],
+                               offset_hours=offset)
 
     def schedule(self, task: AppointmentTask) -> None:
         """What the fan-out does: the ledger doc, then the named task (dispatched now)."""
-        Ledger(self.db, system_clock).schedule(task.dedup_key, {"kind": task.type, "appointment_id":
-                                                                task.appointment_id, "send_at": task.send_at})
-        queue = CloudTasksQueue(clients.tasks(), Settings.from_env(), system_clock)
+        Ledger(clients.store(), system_clock).schedule([Planned(task.dedup_key, {
+            "kind": task.type, "appointment_id": task.appointment_id, "send_at": task.send_at})])
+        queue = CloudTasksQueue(clients.tasks(), Settings.from_env())
         assert queue.create(TaskSpec(queue="reminders-sms", business_key=task.dedup_key, payload=task.to_json()))
 
     def ledger(self, key: str) -> dict[str, Any]:

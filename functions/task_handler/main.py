@@ -7,18 +7,16 @@ import functools
 
 import functions_framework
 
-from shared.messaging.delivery import AppointmentMessages
 from shared.messaging.ledger import Ledger
-from shared.messaging.providers import SendGridEmail, TwilioSms
-from shared.messaging.status_callbacks import apply_status, verify_twilio_signature
-from shared.platform import clients, log
+from shared.messaging.status_callbacks import apply_status, callback_url, verify_twilio_signature
+from shared.platform import clients, log, resources
 from shared.platform.clock import system_clock
 from shared.platform.errors import MedspaError
 from shared.platform.http import json_response, to_response
 from shared.platform.settings import settings
+from shared.task_types import task_types
 from shared.tasks.auth import TaskAuthenticator
 from shared.tasks.failed_tasks import FailedTasks
-from shared.tasks.payload import APPOINTMENT_TASK_TYPES, parse_appointment_task
 from shared.tasks.queue import CloudTasksQueue
 from shared.tasks.router import TaskRouter
 from shared.tasks.sweep import RetrySweep
@@ -27,20 +25,9 @@ from shared.tasks.sweep import RetrySweep
 @functools.cache
 def router() -> TaskRouter:
     """Real adapters, wired once per instance."""
-    config, db = settings(), clients.firestore()
-    messages = AppointmentMessages(db=db, ledger=Ledger(db, system_clock), clock=system_clock,
-                                   sms=TwilioSms(clients.twilio()), email=SendGridEmail(clients.sendgrid()),
-                                   status_callback_url=config.status_callback_url)
-
-    def appointment(body: dict) -> object:
-        return messages.deliver(parse_appointment_task(body))
-
-    def ids(body: dict) -> dict:
-        return parse_appointment_task(body).ids()
-
-    return TaskRouter(authenticator=TaskAuthenticator(config), failures=FailedTasks(db, system_clock),
-                      max_attempts=config.queue_max_attempts,
-                      handlers={kind: (appointment, ids) for kind in APPOINTMENT_TASK_TYPES})
+    config = settings()
+    return TaskRouter(authenticator=TaskAuthenticator(config), failures=FailedTasks(clients.store(), system_clock),
+                      max_attempts=config.queue_max_attempts, types=task_types())
 
 
 @functions_framework.http
@@ -50,21 +37,20 @@ def handle_task(request):
 
 @functions_framework.http
 def twilio_status(request):
-    url = settings().status_callback_url + (f"?{request.query_string.decode()}" if request.query_string else "")
+    signed_url = callback_url(settings().status_callback_url, request.query_string)
     params = request.form.to_dict()
     try:
-        verify_twilio_signature(clients.secret("TWILIO_AUTH_TOKEN"), url,
-                                params, request.headers.get("X-Twilio-Signature"))
-        outcome = apply_status(clients.firestore(), system_clock, request.args.get("ledger", ""), params)
+        verify_twilio_signature(clients.secret("TWILIO_AUTH_TOKEN"), signed_url, params,
+                                request.headers.get("X-Twilio-Signature"))
     except MedspaError as exc:
         log.warning("status callback refused", error_code=exc.code)
         return to_response(exc)
+    outcome = apply_status(Ledger(clients.store(), system_clock), request.args.to_dict(), params)
     return json_response({"outcome": outcome})
 
 
 @functions_framework.cloud_event
 def sweep_failed_tasks(event):
-    config = settings()
-    queue = CloudTasksQueue(clients.tasks(), config, system_clock)
+    queue = CloudTasksQueue(clients.tasks(), settings())
     with log.bound(event_id=event["id"]):
-        RetrySweep(clients.firestore(), queue, system_clock, default_queue=config.queue_sms).run()
+        RetrySweep(FailedTasks(clients.store(), system_clock), queue, task_types(), queues=resources.QUEUES).run()

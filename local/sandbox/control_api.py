@@ -9,9 +9,9 @@ from flask import Blueprint, Response, jsonify, request
 
 from local.sandbox.faults import FaultError
 from local.sandbox.log import log
-from local.sandbox.masking import mask_address
 from local.sandbox.outbox_page import PAGE_ROWS, render_outbox
 from local.sandbox.twilio_api import E164
+from shared.platform.masking import mask_address
 
 if TYPE_CHECKING:
     from local.sandbox.state import Sandbox

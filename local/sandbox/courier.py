@@ -12,10 +12,10 @@ import requests
 from twilio.request_validator import RequestValidator
 
 from local.sandbox.log import log
-from local.sandbox.masking import mask_address
 from local.sandbox.opt_outs import OptOuts
 from local.sandbox.outbox import Message, Outbox
 from local.sandbox.settings import SandboxSettings
+from shared.platform.masking import mask_address
 
 API_VERSION = "2010-04-01"
 

@@ -7,7 +7,7 @@ from typing import Any
 from flask import render_template_string
 
 from local.sandbox.firestore_status import APPOINTMENT_STATUSES
-from local.sandbox.masking import mask_address
+from shared.platform.masking import mask_address
 
 SNIPPET_CHARS = 80
 PAGE_ROWS = 200  # the newest; the JSON API has them all

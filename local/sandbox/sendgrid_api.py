@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 from flask import Blueprint, Response, jsonify, request
 
 from local.sandbox.log import log
-from local.sandbox.masking import mask_address
 from local.sandbox.outbox import Message
+from shared.platform.masking import mask_address
 
 if TYPE_CHECKING:
     from local.sandbox.state import Sandbox

@@ -1,33 +1,32 @@
-"""The sandbox's own settings: which credentials it accepts, how it signs, how slowly it plays delivery."""
+"""The sandbox's own settings: which credentials it accepts, how it signs, how slowly it plays delivery.
+
+The DEFAULT_* credentials are the local stack's (local/config.py gives the same to every function).
+"""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
+
+from shared.platform import env as envvars
+from shared.platform.errors import ConfigError
 
 DEFAULT_ACCOUNT_SID = "AC00000000000000000000000000000000"
 DEFAULT_AUTH_TOKEN = "sandbox-auth-token"
 DEFAULT_SENDGRID_KEY = "SG.sandbox-key"
 
 
-def _float(env: dict[str, str] | os._Environ[str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
+def _float(env: envvars.Environ, name: str, default: float) -> float:
     try:
-        return float(raw)
-    except ValueError:
-        raise SystemExit(f"environment variable {name} must be a number, got {raw!r}") from None
+        return envvars.number(env, name, default)
+    except ConfigError as exc:
+        raise SystemExit(str(exc)) from None
 
 
-def _optional_int(env: dict[str, str] | os._Environ[str], name: str) -> int | None:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return None
+def _optional_int(env: envvars.Environ, name: str) -> int | None:
     try:
-        return int(raw)
-    except ValueError:
-        raise SystemExit(f"environment variable {name} must be an integer, got {raw!r}") from None
+        return envvars.integer(env, name, -1) if env.get(name, "").strip() else None
+    except ConfigError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -44,8 +43,8 @@ class SandboxSettings:
     seed: int | None = None  # seeds the fault RNG so `rate` faults are reproducible
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | os._Environ[str] | None = None) -> SandboxSettings:
-        env = os.environ if environ is None else environ
+    def from_env(cls, environ: envvars.Environ | None = None) -> SandboxSettings:
+        env = envvars.environ(environ)
         return cls(
             account_sid=env.get("TWILIO_ACCOUNT_SID", "").strip() or DEFAULT_ACCOUNT_SID,
             auth_token=env.get("TWILIO_AUTH_TOKEN", "").strip() or DEFAULT_AUTH_TOKEN,

@@ -14,9 +14,9 @@ from werkzeug.datastructures import MultiDict
 
 from local.sandbox.courier import API_VERSION, Delivery, new_message_sid
 from local.sandbox.log import log
-from local.sandbox.masking import mask_address
 from local.sandbox.outbox import Message
 from local.sandbox.twilio_errors import HTTP_STATUS_CODES, twilio_error_body
+from shared.platform.masking import mask_address
 
 if TYPE_CHECKING:
     from local.sandbox.state import Sandbox

@@ -1,6 +1,7 @@
-"""Clinic-local time: calendar days as UTC ranges, quiet hours, and local times written for patients.
+"""Clinic-local time: calendar days as UTC ranges and quiet hours (pure time math; the wording patients
+read lives in shared.messaging.templates).
 
-Time is stored in UTC and reasoned about in the clinic's IANA zone (DESIGN §3.5). A local day can be
+Time is stored in UTC and reasoned about in the clinic's IANA zone (docs/architecture.md). A local day can be
 23, 24 or 25 hours long (or 23.5/24.5 on Lord Howe Island); every conversion here goes through zoneinfo.
 """
 
@@ -68,25 +69,3 @@ def shift_out_of_quiet_hours(
         return forward
     start_day = local.date() - timedelta(days=1) if wraps and local.time() < quiet.end else local.date()
     return _localize(start_day, quiet.start, zone) - EVENING_MARGIN
-
-
-_WEEKDAYS = {
-    "en": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"),
-    "es": ("lun", "mar", "mié", "jue", "vie", "sáb", "dom"),
-}
-_MONTHS = {
-    "en": ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"),
-    "es": ("ene", "feb", "mar", "abr", "may", "jun", "jul", "ago", "sep", "oct", "nov", "dic"),
-}
-
-
-def format_local(instant: datetime, zone: ZoneInfo, locale: str = "en") -> str:
-    """A local date and time as a patient reads it: 'Thu, Nov 26 at 9:30 AM' / 'jue 26 nov, 09:30'."""
-    local = instant.astimezone(zone)
-    if locale == "es":
-        weekday, month = _WEEKDAYS["es"][local.weekday()], _MONTHS["es"][local.month - 1]
-        return f"{weekday} {local.day} {month}, {local.hour:02d}:{local.minute:02d}"
-    weekday, month = _WEEKDAYS["en"][local.weekday()], _MONTHS["en"][local.month - 1]
-    hour12 = local.hour % 12 or 12
-    meridiem = "AM" if local.hour < 12 else "PM"
-    return f"{weekday}, {month} {local.day} at {hour12}:{local.minute:02d} {meridiem}"

@@ -1,33 +1,44 @@
-"""Pub/Sub CloudEvent envelopes → frozen requests, parsed once and failing loudly (DESIGN §5).
+"""Pub/Sub CloudEvent envelopes → frozen requests, parsed once and failing loudly (docs/architecture.md).
 
 Eventarc (and the local bridge) POSTs a CloudEvent whose data is {"message": {"data": base64, ...},
 "subscription": ...}. Everything wrong with what arrives is an `EventRejected` with a code: retrying the
-same bytes cannot help, so the entry point logs it and acknowledges instead of looping forever.
+same bytes cannot help, so the entry point logs it and acknowledges instead of looping until the
+dead-letter topic takes it.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timezone
 from typing import Any
 
+from shared.contract.bodies import decode_object
+from shared.contract.ids import is_doc_id
 from shared.platform.errors import PermanentError
 
 MAX_DATA_BYTES = 16 * 1024
 TICK_FIELDS = ("date", "clinic_id")
 APPOINTMENT_EVENTS = ("appointment.created", "appointment.rescheduled", "appointment.cancelled")
-_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,200}$")
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+EARLIEST_DATE, LATEST_DATE = date(2000, 1, 1), date(2199, 12, 31)  # anything else is a typo, not a plan
 
 
 class EventRejected(PermanentError):
     """An event that can never be processed as sent: logged with its code and acknowledged."""
 
     code = "event_rejected"
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """What every Pub/Sub-triggered function reads first: the event's id and time, and the message bytes."""
+
+    event_id: str
+    time: datetime | None  # when Pub/Sub accepted the message (CloudEvent `time`); None if absent
+    data: bytes
 
 
 @dataclass(frozen=True)
@@ -50,10 +61,10 @@ class AppointmentEvent:
         return self.event == "appointment.cancelled"
 
 
-def message_data(cloud_event: Any) -> bytes:
-    """The Pub/Sub message's payload bytes out of an Eventarc messagePublished CloudEvent."""
-    envelope = getattr(cloud_event, "data", None)
-    message = envelope.get("message") if isinstance(envelope, dict) else None
+def envelope(cloud_event: Any) -> Envelope:
+    """The event id, time and Pub/Sub payload bytes out of an Eventarc messagePublished CloudEvent."""
+    data = getattr(cloud_event, "data", None)
+    message = data.get("message") if isinstance(data, dict) else None
     if not isinstance(message, dict):
         raise EventRejected("event data has no Pub/Sub 'message' object", code="bad_envelope")
     encoded = message.get("data", "")
@@ -62,28 +73,56 @@ def message_data(cloud_event: Any) -> bytes:
     if len(encoded) > MAX_DATA_BYTES * 4 // 3 + 4:
         raise EventRejected("Pub/Sub message data is too large", code="oversized")
     try:
-        return base64.b64decode(encoded, validate=True)
+        raw = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
         raise EventRejected("Pub/Sub message data is not valid base64", code="bad_envelope") from None
+    return Envelope(event_id=_attribute(cloud_event, "id") or "", time=_event_time(cloud_event), data=raw)
 
 
-def _json_object(raw: bytes, *, empty_ok: bool) -> dict[str, Any]:
-    if empty_ok and not raw.strip():
-        return {}
+def _attribute(cloud_event: Any, name: str) -> str | None:
     try:
-        body = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise EventRejected("message data is not JSON", code="malformed_json") from None
-    if not isinstance(body, dict):
-        raise EventRejected("message data is not a JSON object", code="not_an_object")
-    return body
+        value = cloud_event[name]
+    except (KeyError, TypeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+def _event_time(cloud_event: Any) -> datetime | None:
+    text = _attribute(cloud_event, "time")
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return moment.astimezone(timezone.utc) if moment.tzinfo else None
+    except (ValueError, OverflowError):
+        return None
+
+
+def _object(raw: bytes, *, empty_ok: bool) -> dict[str, Any]:
+    try:
+        return decode_object(raw, max_bytes=MAX_DATA_BYTES, empty_ok=empty_ok, what="message data")
+    except PermanentError as exc:
+        raise EventRejected(str(exc), code=exc.code) from None
 
 
 def _id(body: dict[str, Any], name: str, *, code: str) -> str:
     value = body.get(name)
-    if not isinstance(value, str) or not _ID.match(value):
-        raise EventRejected(f"'{name}' is missing or not an id", code=code)
+    if not is_doc_id(value):
+        raise EventRejected(f"'{name}' is missing or not a document id", code=code)
     return value
+
+
+def parse_date(value: Any) -> date:
+    """A calendar date YYYY-MM-DD between 2000 and 2199, or EventRejected(bad_date)."""
+    try:
+        if not isinstance(value, str) or not _DATE.fullmatch(value):
+            raise ValueError
+        day = date.fromisoformat(value)
+    except ValueError:
+        raise EventRejected("'date' must be a calendar date YYYY-MM-DD", code="bad_date") from None
+    if not EARLIEST_DATE <= day <= LATEST_DATE:
+        raise EventRejected(f"'date' {value} is outside {EARLIEST_DATE.year}–{LATEST_DATE.year}", code="bad_date")
+    return day
 
 
 def parse_tick(raw: bytes) -> TickRequest:
@@ -91,35 +130,19 @@ def parse_tick(raw: bytes) -> TickRequest:
 
     Unknown keys are rejected: a misspelt "clinicId" must not silently turn into a run for every clinic.
     """
-    body = _json_object(raw, empty_ok=True)
+    body = _object(raw, empty_ok=True)
     unknown = sorted(set(body) - set(TICK_FIELDS))
     if unknown:
-        raise EventRejected(f"unknown tick field(s): {', '.join(k[:40] for k in unknown)}", code="unknown_field")
-    day = None
-    if body.get("date") is not None:
-        text = body["date"]
-        try:
-            if not isinstance(text, str) or not _DATE.match(text):
-                raise ValueError
-            day = date.fromisoformat(text)
-        except ValueError:
-            raise EventRejected("'date' must be a calendar date YYYY-MM-DD", code="bad_date") from None
+        raise EventRejected(f"{len(unknown)} unknown tick field(s)", code="unknown_field")
+    day = parse_date(body["date"]) if body.get("date") is not None else None
     clinic_id = _id(body, "clinic_id", code="bad_clinic_id") if body.get("clinic_id") is not None else None
     return TickRequest(date=day, clinic_id=clinic_id)
 
 
 def parse_appointment_event(raw: bytes) -> AppointmentEvent:
     """{"event": one of APPOINTMENT_EVENTS, "appointment_id": id}; other keys are the booking app's, ignored."""
-    body = _json_object(raw, empty_ok=False)
+    body = _object(raw, empty_ok=False)
     event = body.get("event")
     if event not in APPOINTMENT_EVENTS:
-        raise EventRejected(f"unknown event {str(event)[:40]!r}", code="unknown_event")
-    return AppointmentEvent(event=event, appointment_id=_id(body, "appointment_id", code="bad_appointment_id"))
-
-
-def tick_request(cloud_event: Any) -> TickRequest:
-    return parse_tick(message_data(cloud_event))
-
-
-def appointment_event(cloud_event: Any) -> AppointmentEvent:
-    return parse_appointment_event(message_data(cloud_event))
+        raise EventRejected("unknown or missing 'event'", code="unknown_event")
+    return AppointmentEvent(event=str(event), appointment_id=_id(body, "appointment_id", code="bad_appointment_id"))

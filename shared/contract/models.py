@@ -2,16 +2,20 @@
 
 Each `from_doc(doc_id, data)` fails loudly with `InvalidDocument` naming the collection, the document
 and the field, so a malformed document becomes a clear, classified answer instead of a KeyError.
+Texts are bounded (MAX_TEXT_CHARS, MAX_PREP_CHARS: a longer value breaks the contract), instants lie
+between EARLIEST and LATEST, integers fit 64 bits: nothing downstream does super-linear work or
+overflows on what the platform wrote.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, time
+from datetime import datetime, time, timezone
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from shared.contract.bodies import INT64, is_clean_text
 from shared.platform.errors import InvalidDocument
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
@@ -21,6 +25,12 @@ LOCALES = ("en", "es")
 APPOINTMENT_STATUSES = ("booked", "confirmed", "cancelled", "completed", "no_show")
 WAITLIST_STATUSES = ("waiting", "offered", "booked", "removed")
 CHANNELS = ("sms", "email")
+# The collections the booking platform writes (docs/architecture.md, "Firestore contract").
+CLINICS, PATIENTS, APPOINTMENTS, WAITLIST = "clinics", "patients", "appointments", "waitlist"
+MAX_TEXT_CHARS = 200  # names, services, providers, phones, emails
+MAX_PREP_CHARS = 4000  # prep_instructions: emailed whole, shortened for SMS
+EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(2200, 1, 1, tzinfo=timezone.utc)
 
 
 class _Reader:
@@ -41,12 +51,16 @@ class _Reader:
             self.fail(name, "is required")
         return value
 
-    def text(self, name: str, *, required: bool = True, default: str = "") -> str:
+    def text(self, name: str, *, required: bool = True, default: str = "", max_chars: int = MAX_TEXT_CHARS) -> str:
         value = self.raw(name, required=required)
         if value is None:
             return default
         if not isinstance(value, str) or (required and not value.strip()):
             self.fail(name, "must be a non-empty string")
+        if len(value) > max_chars:
+            self.fail(name, f"is longer than {max_chars} characters")
+        if not is_clean_text(value):
+            self.fail(name, "is not valid Unicode")
         return value.strip()
 
     def choice(self, name: str, options: tuple[str, ...], *, default: str | None = None) -> str:
@@ -67,7 +81,7 @@ class _Reader:
         value = self.raw(name, required=default is None)
         if value is None:
             return default  # type: ignore[return-value]
-        if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, bool) or not isinstance(value, int) or not INT64[0] <= value <= INT64[1]:
             self.fail(name, "must be an integer")
         if minimum is not None and value < minimum:
             self.fail(name, f"must be at least {minimum}")
@@ -79,6 +93,8 @@ class _Reader:
             return None
         if not isinstance(value, datetime) or value.tzinfo is None:
             self.fail(name, "must be a timestamp")
+        if not EARLIEST <= value < LATEST:
+            self.fail(name, f"must lie between {EARLIEST.year} and {LATEST.year}")
         return value
 
     def phone(self, name: str, *, required: bool = False) -> str | None:
@@ -261,7 +277,7 @@ class Appointment:
             provider_name=r.text("provider_name", required=False),
             service_name=r.text("service_name"),
             requires_prep=r.flag("requires_prep"),
-            prep_instructions=r.text("prep_instructions", required=False),
+            prep_instructions=r.text("prep_instructions", required=False, max_chars=MAX_PREP_CHARS),
             start=start,
             end=end,
             status=r.choice("status", APPOINTMENT_STATUSES),

@@ -1,195 +1,401 @@
-"""The notification ledger: notifications/{dedup_key}, claimed before every send (DESIGN §3.2–3.3).
+"""The notification ledger: notifications/{dedup_key}, one document per intended message, and the only
+module that writes it (its state machine is drawn in docs/architecture.md).
 
-Protocol: scheduled → sending (claimed) → sent → delivered, or → skipped / failed. Every transition
-that must happen once is guarded by a single-document precondition, never by a transaction (the local
-Firestore stand-in's transactions are not isolated, and one precondition is one round trip):
+    (none) ──schedule──► scheduled ──claim──► sending ──sent──► sent ──callback──► delivered
+      │                   │  ▲                 │  │ ▲                 └─callback──► failed
+      │                   │  └──release────────┘  │ └─claim (lease ran out: takeover, generation+1)
+      └──skip─► skipped ◄─┘                       ├──answer lost──► unconfirmed ──evidence──► sent
+                          scheduled/sending ──fail (permanent, or the last attempt)──► failed
+                                              failed ──reopen (operator retry)──► scheduled
 
-- scheduling is `create()` of the ledger doc: a second scheduler gets AlreadyExists;
-- a claim is one atomic batch: `create()` of the marker doc notifications/{key}/claims/{generation}
-  plus the update of the ledger doc to state sending with that generation and a lease. Two claimers of
-  the same generation race on the marker's create; exactly one batch commits;
-- a claim whose lease ran out (the sender crashed mid-send) is taken over by claiming generation + 1,
-  again through a marker create, so two rescuers of one stale claim cannot both win.
+Every transition is one write with a single-document precondition: `create()` for a document that must
+not exist yet, otherwise `update(version=…)` at the version just read, so two writers that both read
+the same state cannot both win. A claim numbers its generation; a sender's later writes (sent, failed,
+released, unconfirmed) apply only while the document still holds that generation, so a stale sender
+finishing after a takeover cannot overwrite the rescuer's result. Delivery callbacks only ever advance
+(queued < sending < sent < delivered | undelivered | failed) and never move a closed state.
 """
 
 from __future__ import annotations
 
-import hashlib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
-
-from google.api_core import exceptions as gexc
 
 from shared.platform.clock import Clock
 from shared.platform.errors import RetryableError
+from shared.platform.store import Create, Doc, Store
 
 COLLECTION = "notifications"
-CLAIMS = "claims"
-TERMINAL_STATES = ("sent", "delivered", "skipped", "failed")
 DEFAULT_LEASE = timedelta(minutes=2)
-RETENTION = timedelta(days=90)  # expire_at for the TTL policy
+RETENTION = timedelta(days=90)  # expire_at, for the TTL policy
+CAS_ATTEMPTS = 5  # re-reads when a concurrent writer (a callback) changed the document under us
 
 
-def dedup_key(kind: str, appointment_id: str, send_slot: str) -> str:
-    """Stable key of one intended message: kind + appointment + send slot (e.g. '24h' or an ISO instant)."""
-    digest = hashlib.sha256(f"{kind}\x1f{appointment_id}\x1f{send_slot}".encode()).hexdigest()
-    return f"{kind}-{digest[:40]}"
+class State(StrEnum):
+    SCHEDULED = "scheduled"
+    SENDING = "sending"
+    UNCONFIRMED = "unconfirmed"  # the provider may have accepted it: its answer was lost
+    SENT = "sent"
+    DELIVERED = "delivered"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+DONE = frozenset({State.SENT, State.DELIVERED, State.SKIPPED, State.FAILED})  # nothing more to send
+CLOSED = frozenset({State.DELIVERED, State.SKIPPED, State.FAILED})  # callbacks never move these
+
+# Twilio's message statuses in the order they happen; a callback never moves delivery_status backwards.
+DELIVERY_RANK = {"accepted": 1, "scheduled": 1, "queued": 2, "sending": 3, "sent": 4,
+                 "delivered": 5, "read": 6, "undelivered": 5, "failed": 5}
+DELIVERY_FINAL = {"delivered": State.DELIVERED, "read": State.DELIVERED,
+                  "undelivered": State.FAILED, "failed": State.FAILED}
+
+
+def path(key: str) -> str:
+    return f"{COLLECTION}/{key}"
 
 
 @dataclass(frozen=True)
-class LedgerEntry:
+class Entry:
+    """One ledger document as read, with the version a transition's precondition names."""
+
     key: str
-    state: str
+    state: State
     generation: int
     lease_until: datetime | None
     attempts: int
     data: dict[str, Any]
+    version: Any
 
     @classmethod
-    def from_snapshot(cls, key: str, data: dict[str, Any]) -> LedgerEntry:
-        return cls(
-            key=key,
-            state=str(data.get("state", "scheduled")),
-            generation=int(data.get("generation", 0) or 0),
-            lease_until=data.get("lease_until"),
-            attempts=int(data.get("attempts", 0) or 0),
-            data=data,
-        )
+    def from_doc(cls, doc: Doc) -> Entry:
+        data = doc.data
+        try:
+            state = State(data.get("state", State.SCHEDULED))
+        except ValueError:
+            state = State.SCHEDULED  # a hand-edited state: treat as not yet sent; the claim guards the rest
+        lease = data.get("lease_until")
+        return cls(key=doc.id, state=state, generation=_whole(data.get("generation")),
+                   lease_until=lease if isinstance(lease, datetime) else None,
+                   attempts=_whole(data.get("attempts")), data=data, version=doc.version)
 
     @property
-    def is_terminal(self) -> bool:
-        return self.state in TERMINAL_STATES
+    def is_done(self) -> bool:
+        return self.state in DONE
+
+    def live_claim(self, now: datetime) -> bool:
+        return self.state == State.SENDING and self.lease_until is not None and self.lease_until > now
+
+
+def _final_fields(final: State, error_code: str | None, status: str, now: datetime) -> dict[str, Any]:
+    if final == State.DELIVERED:
+        return {"state": final.value, "delivered_at": now}
+    return {"state": final.value, "reason": f"provider_{error_code or status}"[:40], "failed_at": now}
+
+
+def _whole(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
 @dataclass(frozen=True)
 class Claim:
+    """The right to send one generation of a message."""
+
     key: str
     generation: int
     took_over: bool
+    previous: State | None  # what the document held before this claim
 
 
-class AlreadyFinal(Exception):
-    """The message already reached a terminal state: a duplicate delivery; answer 2xx, send nothing."""
+class AlreadyDone(Exception):
+    """The message already reached a state where nothing more is sent: a duplicate delivery."""
 
-    def __init__(self, entry: LedgerEntry) -> None:
+    def __init__(self, entry: Entry) -> None:
         super().__init__(f"ledger {entry.key} is already {entry.state}")
         self.entry = entry
 
 
+class StaleClaim(Exception):
+    """This sender's generation is no longer the document's: another sender took over; its result stands."""
+
+
+class Reopen(StrEnum):
+    """What an operator's retry found in the ledger."""
+
+    REOPENED = "reopened"  # ready for the re-enqueued task
+    ALREADY_DONE = "already_done"  # sent, delivered or rightly skipped: nothing to re-send
+    IN_FLIGHT = "in_flight"  # a sender holds a live claim: try again later
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One message to schedule: its key, the fields the document records, and its first state."""
+
+    key: str
+    fields: Mapping[str, Any]
+    skipped_reason: str | None = None  # set: recorded as skipped with this reason, never sent
+
+
 class Ledger:
-    """Reads and moves notifications/{key} docs; `db` is a google.cloud.firestore Client."""
+    """Every transition of notifications/{key}; `store` is the services' Store (Firestore in production)."""
 
-    def __init__(self, db: Any, clock: Clock, *, lease: timedelta = DEFAULT_LEASE) -> None:
-        self.db, self.clock, self.lease = db, clock, lease
+    def __init__(self, store: Store, clock: Clock, *, lease: timedelta = DEFAULT_LEASE) -> None:
+        self.store, self.clock, self.lease = store, clock, lease
 
-    def ref(self, key: str) -> Any:
-        return self.db.collection(COLLECTION).document(key)
+    # ------------------------------------------------------------------------------------------ reads
 
-    def _scheduled_doc(self, fields: dict[str, Any], now: datetime) -> dict[str, Any]:
-        return {
-            **fields,
-            "state": "scheduled",
-            "attempts": 0,
-            "generation": 0,
-            "created_at": now,
-            "updated_at": now,
-            "expire_at": now + RETENTION,
-        }
+    def read(self, key: str) -> Entry | None:
+        doc = self.store.get(path(key))
+        return Entry.from_doc(doc) if doc else None
 
-    def schedule(self, key: str, fields: dict[str, Any]) -> bool:
-        """Write the ledger doc in state scheduled. False when it already existed (a re-run)."""
-        try:
-            self.ref(key).create(self._scheduled_doc(fields, self.clock.now()))
-        except gexc.AlreadyExists:
-            return False
-        return True
+    def read_many(self, keys: Sequence[str]) -> dict[str, Entry]:
+        docs = self.store.get_all([path(key) for key in keys])
+        return {doc.id: Entry.from_doc(doc) for doc in docs.values()}
 
-    def schedule_all(self, entries: list[tuple[str, dict[str, Any]]]) -> bool:
-        """Write up to 500 ledger docs in state scheduled in one batch of `create()`s: one round trip instead
-        of one per doc. False when any of them already exists (a concurrent run got there first); the caller
-        then goes doc by doc. Firestore applies nothing of a failed batch, but the local stand-in's batches
-        are not atomic (the writes before the failing one stay), so a caller must recognise its own docs."""
-        if not entries:
-            return True
+    # ------------------------------------------------------------------------------------- scheduling
+
+    def _new(self, planned: Planned, now: datetime) -> dict[str, Any]:
+        doc = {**planned.fields, "state": State.SCHEDULED.value, "attempts": 0, "generation": 0,
+               "created_at": now, "updated_at": now, "expire_at": now + RETENTION}
+        if planned.skipped_reason:
+            doc.update(state=State.SKIPPED.value, reason=planned.skipped_reason)
+        return doc
+
+    def schedule(self, planned: Sequence[Planned]) -> tuple[set[str], dict[str, Entry]]:
+        """Create the ledger docs of up to 500 messages in one atomic commit of creates (a first run's one
+        round trip); when some exist (a re-run, a concurrent run) the commit applies nothing, and the
+        missing ones are created again after one batched read. Returns (keys created by this call, the
+        entries that already existed)."""
         now = self.clock.now()
-        batch = self.db.batch()
-        for key, fields in entries:
-            batch.create(self.ref(key), self._scheduled_doc(fields, now))
-        try:
-            batch.commit()
-        except (gexc.AlreadyExists, gexc.FailedPrecondition, gexc.Conflict):
-            return False
-        return True
+        pending = {item.key: item for item in planned}
+        existing: dict[str, Entry] = {}
+        created: set[str] = set()
+        for _ in range(CAS_ATTEMPTS):
+            if not pending:
+                break
+            if self.store.commit([Create(path(key), self._new(item, now)) for key, item in pending.items()]):
+                created |= set(pending)
+                pending = {}
+                break
+            found = self.read_many(list(pending))
+            existing.update(found)
+            pending = {key: item for key, item in pending.items() if key not in found}
+        for key, item in pending.items():  # still racing a concurrent run: settle each alone
+            if self.store.create(path(key), self._new(item, now)) is not None:
+                created.add(key)
+            elif (entry := self.read(key)) is not None:
+                existing[key] = entry
+        return created, existing
 
-    def entry(self, snapshot: Any) -> LedgerEntry | None:
-        """A LedgerEntry from a snapshot read elsewhere (e.g. in one batched get_all)."""
-        if snapshot is None or not snapshot.exists:
-            return None
-        return LedgerEntry.from_snapshot(snapshot.id, snapshot.to_dict() or {})
+    # ----------------------------------------------------------------------------------- the sender
 
-    def read(self, key: str) -> LedgerEntry | None:
-        return self.entry(self.ref(key).get())
-
-    def claim(self, key: str, current: LedgerEntry | None, fields: dict[str, Any] | None = None) -> Claim:
-        """Claim the right to send, in one atomic batch. Raises AlreadyFinal, or RetryableError when another
-        sender holds a live claim (the caller answers 429/503 and Cloud Tasks comes back later)."""
+    def claim(self, key: str, current: Entry | None, fields: Mapping[str, Any]) -> Claim:
+        """Claim the right to send. Raises AlreadyDone, or RetryableError when another sender holds a live
+        claim or won the race for this one (the caller answers 429 and Cloud Tasks comes back later)."""
         now = self.clock.now()
-        if current is not None and current.is_terminal:
-            raise AlreadyFinal(current)
-        took_over = False
-        if current is not None and current.state == "sending":
-            if current.lease_until is not None and current.lease_until > now:
-                wait = int((current.lease_until - now).total_seconds()) + 1
-                raise RetryableError("another delivery of this message is in flight",
-                                     retry_after_seconds=wait, code="claim_in_flight", throttled=True)
-            took_over = True
+        if current is not None and current.is_done:
+            raise AlreadyDone(current)
+        if current is not None and current.live_claim(now):
+            assert current.lease_until is not None
+            wait = int((current.lease_until - now).total_seconds()) + 1
+            raise RetryableError("another delivery of this message is in flight", retry_after_seconds=wait,
+                                 code="claim_in_flight", throttled=True)
         generation = (current.generation if current else 0) + 1
-        ledger_ref = self.ref(key)
-        batch = self.db.batch()
-        batch.create(ledger_ref.collection(CLAIMS).document(str(generation)),
-                     {"claimed_at": now, "expire_at": now + RETENTION})
-        claim_fields = {
-            "state": "sending",
-            "generation": generation,
-            "lease_until": now + self.lease,
-            "attempts": (current.attempts if current else 0) + 1,
-            "updated_at": now,
-        }
+        claimed = {"state": State.SENDING.value, "generation": generation, "lease_until": now + self.lease,
+                   "attempts": (current.attempts if current else 0) + 1, "claimed_at": now, "updated_at": now}
         if current is None:
-            # No scheduled doc (a task whose ledger write was lost, or a re-enqueued failure): create it.
-            batch.set(ledger_ref, {**(fields or {}), **claim_fields, "created_at": now,
-                                   "expire_at": now + RETENTION})
+            # No scheduled doc (its task outlived the doc, or a re-enqueued failure): the claim creates it.
+            won = self.store.create(path(key), {**fields, **claimed, "created_at": now,
+                                                "expire_at": now + RETENTION})
         else:
-            batch.update(ledger_ref, claim_fields)
-        try:
-            batch.commit()
-        except (gexc.AlreadyExists, gexc.FailedPrecondition, gexc.Conflict, gexc.Aborted):
+            won = self.store.update(path(key), claimed, version=current.version)
+        if won is None:
             raise RetryableError("lost the claim race to a concurrent delivery", retry_after_seconds=5,
-                                 code="claim_lost", throttled=True) from None
-        return Claim(key=key, generation=generation, took_over=took_over)
+                                 code="claim_lost", throttled=True)
+        return Claim(key=key, generation=generation, took_over=current is not None and current.state == State.SENDING,
+                     previous=current.state if current else None)
 
-    def _finish(self, key: str, fields: dict[str, Any]) -> None:
-        self.ref(key).update({**fields, "updated_at": self.clock.now()})
+    def _as_claimant(self, claim: Claim, allowed: frozenset[State],
+                     fields: Callable[[Entry], dict[str, Any]]) -> None:
+        """Apply `fields(entry)` while the doc still holds this claim's generation in an allowed state."""
+
+        def change(entry: Entry) -> dict[str, Any] | None:
+            if entry.generation != claim.generation or entry.state not in allowed:
+                raise StaleClaim(f"ledger {claim.key} is at generation {entry.generation} ({entry.state}); "
+                                 f"this sender held {claim.generation}")
+            return fields(entry)
+
+        self._transition(claim.key, change)
 
     def mark_sent(self, claim: Claim, *, channel: str, provider_message_id: str) -> None:
+        """Sent; if the provider's final callback for this very message overtook us, its verdict stands."""
         now = self.clock.now()
-        self._finish(claim.key, {"state": "sent", "channel": channel, "sent_at": now,
-                                 "provider_message_id": provider_message_id, "lease_until": None})
 
-    def mark_skipped(self, key: str, reason: str, *, exists: bool = True, fields: dict[str, Any] | None = None) -> None:
-        """Skip a message that should not go out (cancelled, moved, opted out, past)."""
+        def sent(entry: Entry) -> dict[str, Any]:
+            fields: dict[str, Any] = {"state": State.SENT.value, "channel": channel, "sent_at": now,
+                                      "provider_message_id": provider_message_id, "lease_until": None,
+                                      "reason": None}
+            final = DELIVERY_FINAL.get(entry.data.get("delivery_status", ""))
+            if final is not None and entry.data.get("delivery_message_id") == provider_message_id:
+                fields.update(_final_fields(final, entry.data.get("delivery_error_code"),
+                                            entry.data["delivery_status"], now))
+            return fields
+
+        self._as_claimant(claim, frozenset({State.SENDING, State.UNCONFIRMED}), sent)
+
+    def mark_unconfirmed(self, claim: Claim, *, channel: str, reason: str) -> None:
+        """The provider may have accepted the message but its answer was lost: never silently resend."""
         now = self.clock.now()
-        update = {"state": "skipped", "reason": reason, "lease_until": None}
-        if exists:
-            self._finish(key, update)
-        else:
-            self.ref(key).set({**(fields or {}), **update, "created_at": now, "updated_at": now,
-                               "expire_at": now + RETENTION}, merge=True)
-
-    def mark_failed(self, key: str, reason: str) -> None:
-        self._finish(key, {"state": "failed", "reason": reason, "lease_until": None})
+        self._as_claimant(claim, frozenset({State.SENDING}), lambda entry: {
+            "state": State.UNCONFIRMED.value, "channel": channel, "reason": reason, "lease_until": None,
+            "unconfirmed_at": now})
 
     def release(self, claim: Claim, reason: str) -> None:
-        """A transient failure after claiming: hand the message back so the retry can claim it."""
-        self._finish(claim.key, {"state": "scheduled", "reason": reason, "lease_until": None})
+        """A transient failure before anything was sent: hand the message back to the retry."""
+        self._as_claimant(claim, frozenset({State.SENDING}), lambda entry: {
+            "state": State.SCHEDULED.value, "reason": reason, "lease_until": None})
+
+    def fail(self, claim: Claim, reason: str) -> None:
+        """A permanent failure, or the queue's last attempt: the ledger says failed, with the code."""
+        now = self.clock.now()
+        self._as_claimant(claim, frozenset({State.SENDING}), lambda entry: {
+            "state": State.FAILED.value, "reason": reason, "lease_until": None, "failed_at": now})
+
+    def fail_unclaimed(self, key: str, current: Entry | None, reason: str, fields: Mapping[str, Any]) -> None:
+        """The last attempt ended before any claim (the claim itself stayed in flight or was lost)."""
+        if current is None:
+            self._create_as(key, {**fields, "state": State.FAILED.value, "reason": reason})
+            return
+        self._transition(key, lambda entry: (
+            {"state": State.FAILED.value, "reason": reason, "lease_until": None, "failed_at": self.clock.now()}
+            if entry.state == State.SCHEDULED else None))
+
+    def skip(self, key: str, current: Entry | None, reason: str, fields: Mapping[str, Any]) -> State:
+        """Record a message that must not go out (cancelled, moved, opted out, past). Only a scheduled (or
+        missing) message is skipped; returns the state the ledger holds afterwards."""
+        if current is None:
+            if self._create_as(key, {**fields, "state": State.SKIPPED.value, "reason": reason}):
+                return State.SKIPPED
+            current = self.read(key)
+            if current is None:
+                return State.SKIPPED
+        outcome = self._transition(key, lambda entry: (
+            {"state": State.SKIPPED.value, "reason": reason, "lease_until": None}
+            if entry.state == State.SCHEDULED else None), first=current)
+        return outcome.state if outcome else State.SKIPPED
+
+    def _create_as(self, key: str, doc: dict[str, Any]) -> bool:
+        now = self.clock.now()
+        return self.store.create(path(key), {"attempts": 0, "generation": 0, **doc, "created_at": now,
+                                             "updated_at": now, "expire_at": now + RETENTION}) is not None
+
+    # ----------------------------------------------------------------------------- provider evidence
+
+    def record_delivery(self, key: str, *, generation: int | None, message_id: str, status: str,
+                        error_code: str | None) -> str:
+        """A provider's delivery callback. Returns what happened (for the log line): the state reached,
+        or why nothing changed. Statuses only advance; closed states never move; a callback for an
+        attempt whose answer was lost is the evidence that the message went (unconfirmed → sent)."""
+        now = self.clock.now()
+        rank = DELIVERY_RANK.get(status)
+        if rank is None:
+            return "unknown_status"
+        outcome = "recorded"
+
+        def change(entry: Entry) -> dict[str, Any] | None:
+            nonlocal outcome
+            known_id = entry.data.get("provider_message_id")
+            if entry.state in CLOSED:
+                outcome = f"ignored_{entry.state}"
+                return None
+            if known_id and known_id != message_id:
+                outcome = "other_message"  # a callback for an earlier attempt's message
+                return None
+            previous = entry.data.get("delivery_status")
+            same_message = entry.data.get("delivery_message_id") in (None, message_id)
+            if same_message and DELIVERY_RANK.get(previous, 0) >= rank:
+                outcome = "not_newer"  # a replay, or a late callback overtaken by a newer one
+                return None
+            update: dict[str, Any] = {"delivery_status": status, "delivery_message_id": message_id,
+                                      "updated_at": now}
+            if generation is not None:
+                update["delivery_generation"] = generation
+            if error_code:
+                update["delivery_error_code"] = error_code[:10]
+            ours = generation is None or generation == entry.generation
+            if entry.state == State.UNCONFIRMED and ours:
+                update.update(state=State.SENT.value, provider_message_id=message_id, sent_at=now, reason=None)
+                entry_state = State.SENT
+            else:
+                entry_state = entry.state
+            final = DELIVERY_FINAL.get(status)
+            if final is not None and entry_state == State.SENT:
+                update.update(_final_fields(final, error_code, status, now))
+            outcome = str(update.get("state", entry.state))
+            return update
+
+        if self._transition(key, change) is None and outcome == "recorded":
+            return "unknown_ledger"
+        return outcome
+
+    def confirm(self, claim_or_entry: Entry, *, channel: str, provider_message_id: str) -> bool:
+        """An unconfirmed send found at the provider (or in a recorded callback): it went; mark it sent."""
+        now = self.clock.now()
+        generation = claim_or_entry.generation
+        moved = self._transition(claim_or_entry.key, lambda entry: (
+            {"state": State.SENT.value, "channel": channel, "provider_message_id": provider_message_id,
+             "sent_at": now, "reason": None, "lease_until": None}
+            if entry.state == State.UNCONFIRMED and entry.generation == generation else None),
+            first=claim_or_entry)
+        return moved is not None and moved.state == State.SENT
+
+    # -------------------------------------------------------------------------------- operator retry
+
+    def reopen(self, key: str) -> Reopen:
+        """An operator asked for a retry: a failed message goes back to scheduled for the new task; a live
+        claim is never touched; a message already sent or rightly skipped is not re-sent."""
+        now = self.clock.now()
+        verdict = Reopen.REOPENED
+
+        def change(entry: Entry) -> dict[str, Any] | None:
+            nonlocal verdict
+            if entry.state in (State.SENT, State.DELIVERED, State.SKIPPED):
+                verdict = Reopen.ALREADY_DONE
+            elif entry.live_claim(now):
+                verdict = Reopen.IN_FLIGHT
+            elif entry.state == State.FAILED:
+                verdict = Reopen.REOPENED
+                return {"state": State.SCHEDULED.value, "reason": "operator_retry", "lease_until": None}
+            else:
+                verdict = Reopen.REOPENED  # scheduled, an expired claim, unconfirmed: the task settles it
+            return None
+
+        self._transition(key, change)
+        return verdict
+
+    # ---------------------------------------------------------------------------------- the machinery
+
+    def _transition(self, key: str, change: Callable[[Entry], dict[str, Any] | None], *,
+                    first: Entry | None = None) -> Entry | None:
+        """Read → decide → write at the version read, again if a concurrent writer got in between.
+        `change` returns the fields to write, or None for no change. Returns the entry as left (None
+        when the doc does not exist)."""
+        entry = first
+        for attempt in range(CAS_ATTEMPTS):
+            if entry is None or attempt > 0:
+                entry = self.read(key)
+            if entry is None:
+                return None
+            fields = change(entry)
+            if fields is None:
+                return entry
+            fields = {**fields, "updated_at": fields.get("updated_at", self.clock.now())}
+            version = self.store.update(path(key), fields, version=entry.version)
+            if version is not None:
+                data = {**entry.data, **fields}
+                return Entry.from_doc(Doc(path(key), data, version))
+        raise RetryableError(f"ledger {key} kept changing under this write", retry_after_seconds=5,
+                             code="ledger_contended")

@@ -1,24 +1,31 @@
-"""Twilio and SendGrid behind two small Protocols, with every provider answer classified (DESIGN §3.4).
+"""Twilio and SendGrid behind two small Protocols, with every provider answer classified.
 
 - accepted → the provider's message id;
 - the recipient cannot get this channel (Twilio 21211 invalid number, 21610 replied STOP, 21614 not a
   mobile number; SendGrid 400 on the address) → RecipientRejected: the caller may fall back to the
   other channel, else it is permanent;
 - rate limited (Twilio 20429 or HTTP 429) → RetryableError(throttled) with the provider's Retry-After;
-- 5xx, timeouts, connection errors → RetryableError;
-- any other 4xx → PermanentError (our request is wrong; retrying cannot help).
+- the request never reached the provider (connection refused, connect timeout) → RetryableError;
+- the request went out but no answer came back (read timeout, connection dropped mid-answer) →
+  SendUnconfirmed: the provider may have accepted it, so the caller must not simply send again
+  (docs/architecture.md, "An answer lost");
+- 5xx → RetryableError; any other 4xx → PermanentError (our request is wrong; retrying cannot help).
 """
 
 from __future__ import annotations
 
+import socket
 import urllib.error
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from shared.platform.errors import PermanentError, RetryableError
 
 TWILIO_RECIPIENT_CODES = {21211: "invalid_number", 21610: "sms_opted_out", 21614: "not_mobile"}
 TWILIO_THROTTLED_CODES = (20429,)
+LOOKUP_LIMIT = 50  # messages to one recipient since the claim: more than enough to find ours
+LOOKUP_SKEW = timedelta(minutes=5)
 
 
 class RecipientRejected(PermanentError):
@@ -27,6 +34,15 @@ class RecipientRejected(PermanentError):
     def __init__(self, channel: str, reason: str, provider_code: int | None = None) -> None:
         super().__init__(f"{channel} recipient rejected: {reason}", code=reason)
         self.channel, self.reason, self.provider_code = channel, reason, provider_code
+
+
+class SendUnconfirmed(RetryableError):
+    """The request reached the provider but its answer was lost: the message may or may not exist."""
+
+    def __init__(self, channel: str, code: str) -> None:
+        super().__init__(f"{channel} send unconfirmed: the provider's answer was lost", retry_after_seconds=30,
+                         code=code)
+        self.channel = channel
 
 
 @dataclass(frozen=True)
@@ -44,11 +60,26 @@ class OutgoingEmail:
     subject: str
     text: str
     html: str
-    reference: str  # our ledger key, echoed back in SendGrid's events as a custom arg
+    reference: str  # our ledger key (and generation), echoed back in SendGrid's events as a custom arg
+    attachments: tuple[tuple[str, str, bytes], ...] = ()  # (filename, MIME type, content)
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    """A message the provider already holds, as its message list shows it."""
+
+    sid: str
+    to: str
+    sender: str  # the From number, or the Messaging Service SID it was sent through
+    body: str
+    sent_at: datetime | None
 
 
 class SmsSender(Protocol):
     def send_sms(self, message: OutgoingSms) -> str: ...
+
+    def find_sent(self, *, to: str, sender: str, since: datetime) -> list[SentMessage]:
+        """Messages to `to` from `sender` created since `since` (an unconfirmed send's reconciliation)."""
 
 
 class EmailSender(Protocol):
@@ -81,10 +112,48 @@ class TwilioSms:
             created = self.client.messages.create(**params)
         except TwilioRestException as exc:
             raise classify_twilio(exc.status, exc.code) from None
+        except requests.ConnectTimeout:
+            raise RetryableError("twilio unreachable: ConnectTimeout", retry_after_seconds=30,
+                                 code="twilio_unreachable") from None
+        except (requests.Timeout, requests.ConnectionError) as exc:
+            if _never_connected(exc):
+                raise RetryableError(f"twilio unreachable: {type(exc).__name__}", retry_after_seconds=30,
+                                     code="twilio_unreachable") from None
+            raise SendUnconfirmed("sms", "twilio_answer_lost") from None
+        return str(created.sid)
+
+    def find_sent(self, *, to: str, sender: str, since: datetime) -> list[SentMessage]:
+        """Twilio's message list (newest first) filtered by recipient and sender number, kept from the claim's
+        time on. Not filtered by DateSent at Twilio: a message still queued has no sent date yet."""
+        import requests
+        from twilio.base.exceptions import TwilioRestException
+
+        params: dict[str, Any] = {"to": to, "limit": LOOKUP_LIMIT}
+        if not sender.startswith("MG"):
+            params["from_"] = sender
+        try:
+            listed = self.client.messages.list(**params)
+        except TwilioRestException as exc:
+            raise classify_twilio(exc.status, exc.code) from None
         except (requests.Timeout, requests.ConnectionError) as exc:
             raise RetryableError(f"twilio unreachable: {type(exc).__name__}", retry_after_seconds=30,
                                  code="twilio_unreachable") from None
-        return str(created.sid)
+        found = []
+        for item in listed:
+            created = item.date_created
+            if isinstance(created, datetime) and created < since - LOOKUP_SKEW:
+                continue
+            via = item.messaging_service_sid if sender.startswith("MG") else getattr(item, "from_", None)
+            found.append(SentMessage(sid=str(item.sid), to=str(item.to), sender=str(via or ""),
+                                     body=str(item.body or ""), sent_at=created))
+        return found
+
+
+def _never_connected(exc: BaseException) -> bool:
+    """True when the error says the request never left this machine (refused, no route, DNS)."""
+    text = repr(exc)
+    return any(marker in text for marker in ("NewConnectionError", "Connection refused", "Name or service",
+                                             "Failed to resolve", "No route to host"))
 
 
 def classify_twilio(status: int, code: int | None) -> Exception:
@@ -104,9 +173,11 @@ class SendGridEmail:
         self.client = client
 
     def send_email(self, message: OutgoingEmail) -> str:
+        import base64
+
         from python_http_client.exceptions import HTTPError
 
-        body = {
+        body: dict[str, Any] = {
             "personalizations": [{"to": [{"email": message.to}]}],
             "from": {"email": message.sender},
             "subject": message.subject,
@@ -114,11 +185,22 @@ class SendGridEmail:
                         {"type": "text/html", "value": message.html}],
             "custom_args": {"ledger_key": message.reference},
         }
+        if message.attachments:
+            body["attachments"] = [{"filename": name, "type": mime, "disposition": "attachment",
+                                    "content": base64.b64encode(content).decode("ascii")}
+                                   for name, mime, content in message.attachments]
         try:
             response = self.client.send(body)
         except HTTPError as exc:
             raise classify_sendgrid(int(exc.status_code), getattr(exc, "headers", None)) from None
-        except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+        except urllib.error.URLError as exc:
+            if isinstance(exc.reason, TimeoutError | socket.timeout):
+                raise SendUnconfirmed("email", "sendgrid_answer_lost") from None
+            raise RetryableError(f"sendgrid unreachable: {type(exc.reason).__name__}", retry_after_seconds=30,
+                                 code="sendgrid_unreachable") from None
+        except (TimeoutError, ConnectionResetError):
+            raise SendUnconfirmed("email", "sendgrid_answer_lost") from None
+        except ConnectionError as exc:
             raise RetryableError(f"sendgrid unreachable: {type(exc).__name__}", retry_after_seconds=30,
                                  code="sendgrid_unreachable") from None
         headers = getattr(response, "headers", None) or {}
@@ -134,3 +216,4 @@ def classify_sendgrid(status: int, headers: Any = None) -> Exception:
     if status == 400:
         return RecipientRejected("email", "email_rejected", status)
     return PermanentError(f"sendgrid rejected the request: {status}", code=f"sendgrid_{status}")
+

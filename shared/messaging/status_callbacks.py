@@ -1,25 +1,26 @@
-"""Twilio delivery status callbacks → the ledger. Signed requests only; terminal states never regress.
+"""Twilio delivery status callbacks → the ledger. Signed requests only; every field checked first.
 
-Twilio calls the StatusCallback URL we gave it (…?ledger=<dedup key>) as the message moves
-queued → sent → delivered (or undelivered / failed), not always in order. `delivery_status` always
-records the latest provider word; `state` only moves forward (sent → delivered | failed) and never
-leaves delivered, failed or skipped. A callback that overtakes our own "sent" write (state still
-sending) records delivery_status only: the state write that follows it is ours.
+Twilio calls the StatusCallback URL we gave it (…?ledger=<key>&g=<generation>) as the message moves
+queued → sent → delivered (or undelivered / failed), not always in order, and retries any non-2xx. So a
+callback that names nothing we know (a malformed key, a missing MessageSid, an unknown status) is
+answered 2xx and logged, never 4xx/5xx; a forged one is 403 before anything is read. What a valid
+callback does to the ledger is the ledger's to decide (shared.messaging.ledger.Ledger.record_delivery).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
 
-from shared.messaging.ledger import COLLECTION
+from shared.messaging.keys import is_key
+from shared.messaging.ledger import DELIVERY_RANK, Ledger
 from shared.platform import log
-from shared.platform.clock import Clock
-from shared.platform.errors import PermanentError, Unauthorized
+from shared.platform.errors import Unauthorized
 
-PROVIDER_TO_STATE = {"sent": "sent", "delivered": "delivered", "read": "delivered",
-                     "undelivered": "failed", "failed": "failed"}
-FINAL_STATES = ("delivered", "failed", "skipped")
+MESSAGE_SID = re.compile(r"(SM|MM)[0-9a-fA-F]{32}")
+ERROR_CODE = re.compile(r"\d{1,10}")
+MAX_GENERATION = 1_000_000
 
 
 def verify_twilio_signature(auth_token: str, url: str, params: Mapping[str, str], signature: str | None) -> None:
@@ -30,34 +31,53 @@ def verify_twilio_signature(auth_token: str, url: str, params: Mapping[str, str]
         raise Unauthorized("bad or missing X-Twilio-Signature", forbidden=True)
 
 
-def apply_status(db: Any, clock: Clock, ledger_key: str, params: Mapping[str, str]) -> str:
-    """Record one status callback on the ledger; returns what happened (for the log line)."""
-    provider_status = (params.get("MessageStatus") or params.get("SmsStatus") or "").lower()
-    message_sid = params.get("MessageSid") or params.get("SmsSid") or ""
-    if not ledger_key or not message_sid:
-        raise PermanentError("status callback without ledger key or MessageSid", code="bad_callback")
-    ref = db.collection(COLLECTION).document(ledger_key)
-    snapshot = ref.get()
-    if not snapshot.exists:
-        return "unknown_ledger"
-    current = snapshot.to_dict() or {}
-    known_sid = current.get("provider_message_id")
-    if known_sid and known_sid != message_sid:
-        return "other_message"  # a callback for an earlier attempt's message
-    target = PROVIDER_TO_STATE.get(provider_status)
-    state = current.get("state")
-    if state in FINAL_STATES:
-        return f"ignored_{state}"
-    update: dict[str, Any] = {"delivery_status": provider_status, "updated_at": clock.now()}
-    if params.get("ErrorCode"):
-        update["delivery_error_code"] = str(params["ErrorCode"])[:10]
-    if target in ("delivered", "failed") and state == "sent":
-        update["state"] = target
-        if target == "delivered":
-            update["delivered_at"] = clock.now()
-        else:
-            update["reason"] = f"twilio_{params.get('ErrorCode') or provider_status}"
-    ref.update(update)
-    log.info("delivery status recorded", ledger_key=ledger_key, provider_status=provider_status,
-             state=update.get("state", state))
-    return update.get("state", state) or "recorded"
+def callback_url(public_url: str, query_string: bytes) -> str:
+    """The URL Twilio signed: our configured public URL plus the query string exactly as it arrived."""
+    query = query_string.decode("utf-8", "replace")
+    return f"{public_url}?{query}" if query else public_url
+
+
+@dataclass(frozen=True)
+class StatusCallback:
+    ledger_key: str
+    generation: int | None
+    message_sid: str
+    status: str
+    error_code: str | None
+
+
+def parse_callback(query: Mapping[str, str], form: Mapping[str, str]) -> StatusCallback | str:
+    """A validated callback, or the reason it names nothing (answered 2xx: retrying cannot help)."""
+    key = query.get("ledger", "")
+    if not is_key(key):
+        return "bad_ledger_key"
+    raw_generation = query.get("g")
+    generation = None
+    if raw_generation is not None:
+        if not raw_generation.isdigit() or not 0 < int(raw_generation[:7]) <= MAX_GENERATION:
+            return "bad_generation"
+        generation = int(raw_generation)
+    sid = form.get("MessageSid") or form.get("SmsSid") or ""
+    if not MESSAGE_SID.fullmatch(sid):
+        return "bad_message_sid"
+    status = (form.get("MessageStatus") or form.get("SmsStatus") or "").lower()
+    if status not in DELIVERY_RANK:
+        return "unknown_status"
+    code = form.get("ErrorCode") or None
+    if code is not None and not ERROR_CODE.fullmatch(code):
+        code = None
+    return StatusCallback(key, generation, sid, status, code)
+
+
+def apply_status(ledger: Ledger, query: Mapping[str, str], form: Mapping[str, str]) -> str:
+    """Record one (already authenticated) callback on the ledger; returns what happened, for the answer."""
+    callback = parse_callback(query, form)
+    if isinstance(callback, str):
+        log.warning("status callback names nothing; acknowledged", outcome=callback)
+        return callback
+    outcome = ledger.record_delivery(callback.ledger_key, generation=callback.generation,
+                                     message_id=callback.message_sid, status=callback.status,
+                                     error_code=callback.error_code)
+    log.info("delivery status recorded", ledger_key=callback.ledger_key, provider_status=callback.status,
+             outcome=outcome)
+    return outcome

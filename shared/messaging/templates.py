@@ -2,7 +2,7 @@
 
 Only what the patient must see goes in: first name, clinic name and phone, the local date and time,
 prep instructions for a prep message. The treatment's name stays out of SMS (it shows on lock screens).
-Replies never ask for CANCEL or STOP: those are Twilio's opt-out keywords (DESIGN §3.6).
+Replies never ask for CANCEL or STOP: those are Twilio's opt-out keywords (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -10,9 +10,32 @@ from __future__ import annotations
 import html
 import unicodedata
 from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
-from shared.contract.clinic_time import format_local
 from shared.contract.models import Appointment, Clinic, Patient
+
+_WEEKDAYS = {
+    "en": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"),
+    "es": ("lun", "mar", "mié", "jue", "vie", "sáb", "dom"),
+}
+_MONTHS = {
+    "en": ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"),
+    "es": ("ene", "feb", "mar", "abr", "may", "jun", "jul", "ago", "sep", "oct", "nov", "dic"),
+}
+
+
+def format_local(instant: datetime, zone: ZoneInfo, locale: str = "en") -> str:
+    """A local date and time as a patient reads it: 'Thu, Nov 26 at 9:30 AM' / 'jue 26 nov, 09:30'."""
+    local = instant.astimezone(zone)
+    if locale == "es":
+        weekday, month = _WEEKDAYS["es"][local.weekday()], _MONTHS["es"][local.month - 1]
+        return f"{weekday} {local.day} {month}, {local.hour:02d}:{local.minute:02d}"
+    weekday, month = _WEEKDAYS["en"][local.weekday()], _MONTHS["en"][local.month - 1]
+    hour12 = local.hour % 12 or 12
+    meridiem = "AM" if local.hour < 12 else "PM"
+    return f"{weekday}, {month} {local.day} at {hour12}:{local.minute:02d} {meridiem}"
+
 
 # GSM 03.38 basic character set (plus the extension table's characters counted as two septets).
 GSM7_BASIC = set(
@@ -21,6 +44,7 @@ GSM7_BASIC = set(
 )
 GSM7_EXTENDED = set("^{}\\[~]|€")
 SMS_MAX_SEGMENTS = 2
+ELLIPSIS = "..."
 _LOOKALIKES = {"‘": "'", "’": "'", "“": '"', "”": '"', "–": "-", "—": "-", "…": "...", "\u00a0": " ",
                "á": "a", "í": "i", "ó": "o", "ú": "u", "Á": "A", "Í": "I", "Ó": "O", "Ú": "U", "ç": "c"}
 
@@ -48,13 +72,27 @@ def sms_segments(text: str) -> int:
 
 
 def fit_segments(text: str, max_segments: int = SMS_MAX_SEGMENTS) -> str:
-    """Shorten text (at a word boundary, marked '...') until it fits in max_segments."""
+    """Shorten text (at a word boundary, marked '...') until it fits in max_segments.
+
+    One pass over the text, whatever its length: each prefix's cost is counted as it grows, in GSM-7
+    septets while it stays GSM-7 and in UCS-2 units always, and the last word boundary that fits wins.
+    """
     if sms_segments(text) <= max_segments:
         return text
-    words = text.split(" ")
-    while words and sms_segments(" ".join(words) + "...") > max_segments:
-        words.pop()
-    return " ".join(words) + "..."
+    gsm_budget = (160 if max_segments == 1 else 153 * max_segments) - len(ELLIPSIS)
+    ucs_budget = (70 if max_segments == 1 else 67 * max_segments) - len(ELLIPSIS)
+    best = septets = units = 0
+    gsm_only = True
+    for index, char in enumerate(text):
+        if char == " " and ((gsm_only and septets <= gsm_budget) or units <= ucs_budget):
+            best = index
+        in_basic, in_extended = char in GSM7_BASIC, char in GSM7_EXTENDED
+        gsm_only = gsm_only and (in_basic or in_extended)
+        septets += 2 if in_extended else 1
+        units += 2 if ord(char) > 0xFFFF else 1
+        if (not gsm_only or septets > gsm_budget) and units > ucs_budget:
+            break  # no longer prefix can fit either
+    return text[:best] + ELLIPSIS
 
 
 @dataclass(frozen=True)

@@ -1,44 +1,33 @@
 """Lazy, cached-per-instance clients for Firestore, Cloud Tasks, Pub/Sub, Twilio and SendGrid.
 
-No network and no heavy import happens until a client is first asked for (DESIGN §3.7:
-google-cloud-tasks alone imports in ~0.6 s). Emulator variables:
-- FIRESTORE_EMULATOR_HOST, PUBSUB_EMULATOR_HOST: standard, honoured by the Google libraries themselves;
-- CLOUD_TASKS_EMULATOR_HOST: host:port of the Cloud Tasks emulator (insecure gRPC);
-- PROVIDER_SANDBOX_URL: base URL of the local Twilio/SendGrid sandbox; honoured only on the emulator.
+No network and no heavy import happens until a client is first asked for (google-cloud-tasks alone
+imports in ~0.6 s). FIRESTORE_EMULATOR_HOST and PUBSUB_EMULATOR_HOST are honoured by the Google
+libraries themselves; the other local switches come from shared.platform.emulator.
 """
 
 from __future__ import annotations
 
 import functools
-import os
 from typing import TYPE_CHECKING, Any
 
-from shared.platform.errors import ConfigError
-from shared.platform.settings import on_emulator
+from shared.platform import emulator
+from shared.platform import env as envvars
+from shared.platform.store import FirestoreStore
 
 if TYPE_CHECKING:
     from google.cloud import firestore as firestore_module
     from google.cloud import pubsub_v1, tasks_v2
 
 TWILIO_API_HOSTS = ("https://api.twilio.com",)
-PROVIDER_TIMEOUT_SECONDS = 10.0
 
 
 def _project() -> str:
-    project = os.environ.get("GOOGLE_CLOUD_PROJECT", "").strip()
-    if not project:
-        raise ConfigError("missing required environment variable GOOGLE_CLOUD_PROJECT")
-    return project
+    return envvars.required(envvars.environ(), "GOOGLE_CLOUD_PROJECT")
 
 
-def sandbox_url() -> str | None:
-    """The provider sandbox's base URL, or None in production. Refuses to half-apply."""
-    url = os.environ.get("PROVIDER_SANDBOX_URL", "").strip().rstrip("/")
-    if not url:
-        return None
-    if not on_emulator():
-        raise ConfigError("PROVIDER_SANDBOX_URL is set but the emulator variables are not: refusing to guess")
-    return url
+def secret(name: str) -> str:
+    """A secret, mapped into the environment from Secret Manager by deploy.sh."""
+    return envvars.required(envvars.environ(), name, " (mapped from Secret Manager)")
 
 
 @functools.cache
@@ -49,15 +38,21 @@ def firestore() -> firestore_module.Client:
 
 
 @functools.cache
+def store() -> FirestoreStore:
+    """The services' view of Firestore (shared.platform.store)."""
+    return FirestoreStore(firestore())
+
+
+@functools.cache
 def tasks() -> tasks_v2.CloudTasksClient:
     from google.cloud import tasks_v2
 
-    emulator = os.environ.get("CLOUD_TASKS_EMULATOR_HOST", "").strip()
-    if emulator:
+    host = emulator.tasks_emulator_host()
+    if host:
         import grpc
         from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
 
-        return tasks_v2.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=grpc.insecure_channel(emulator)))
+        return tasks_v2.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=grpc.insecure_channel(host)))
     return tasks_v2.CloudTasksClient()
 
 
@@ -74,7 +69,9 @@ def twilio() -> Any:
     from twilio.http.http_client import TwilioHttpClient
     from twilio.rest import Client
 
-    base = sandbox_url()
+    from shared.platform.settings import settings
+
+    base = emulator.sandbox_url()
 
     class _Http(TwilioHttpClient):
         def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
@@ -84,11 +81,8 @@ def twilio() -> Any:
                         url = base + url[len(host):]
             return super().request(method, url, *args, **kwargs)
 
-    return Client(
-        secret("TWILIO_ACCOUNT_SID"),
-        secret("TWILIO_AUTH_TOKEN"),
-        http_client=_Http(timeout=PROVIDER_TIMEOUT_SECONDS),
-    )
+    return Client(secret("TWILIO_ACCOUNT_SID"), secret("TWILIO_AUTH_TOKEN"),
+                  http_client=_Http(timeout=settings().provider_timeout_seconds))
 
 
 @functools.cache
@@ -96,23 +90,18 @@ def sendgrid() -> Any:
     """sendgrid.SendGridAPIClient; on the local stack it talks to the provider sandbox."""
     from sendgrid import SendGridAPIClient
 
-    base = sandbox_url()
+    from shared.platform.settings import settings
+
+    base = emulator.sandbox_url()
     if base:
         client = SendGridAPIClient(api_key=secret("SENDGRID_API_KEY"), host=base)
     else:
         client = SendGridAPIClient(api_key=secret("SENDGRID_API_KEY"))
-    client.client.timeout = PROVIDER_TIMEOUT_SECONDS  # python_http_client waits forever by default
+    client.client.timeout = settings().provider_timeout_seconds  # python_http_client waits forever by default
     return client
-
-
-def secret(name: str) -> str:
-    value = os.environ.get(name, "").strip()
-    if not value:
-        raise ConfigError(f"missing required environment variable {name} (mapped from Secret Manager)")
-    return value
 
 
 def reset() -> None:
     """Forget every cached client (tests that change the environment between cases)."""
-    for getter in (firestore, tasks, publisher, twilio, sendgrid):
+    for getter in (firestore, store, tasks, publisher, twilio, sendgrid):
         getter.cache_clear()

@@ -2,7 +2,7 @@
 
 Every line carries severity and message, the task or event id bound for the current request, and the
 Cloud Trace field when the request carried a trace header. As a safety net, any string field that looks
-like a phone number or an email address is masked before it is written.
+like a phone number or an email address is masked (shared.platform.masking) before it is written.
 """
 
 from __future__ import annotations
@@ -18,43 +18,14 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
+from shared.platform.masking import scrub
+
 _context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("medspa_log_context", default={})  # noqa: B039
 
-# E.164 ('+15551234567') and North American '555-123-4567' / '(555) 123-4567'; dates and ids stay.
-_PHONE = re.compile(r"\+\d{7,15}\b|\(?\b\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}\b")
-_EMAIL = re.compile(r"[^@\s\"'<>]+@[^@\s\"'<>]+")
 TRACE_FIELD = "logging.googleapis.com/trace"
+MAX_FIELD_CHARS = 4000  # a log line carries ids, codes and counts: anything longer is cut
+MAX_TRACEBACK_CHARS = 8000
 _write_lock = threading.Lock()  # one line per write, whole: threads must not interleave within a line
-
-
-def mask_phone(phone: str | None) -> str:
-    """'+15551234567' → '+1******4567'."""
-    if not phone:
-        return ""
-    digits = re.sub(r"\D", "", phone)
-    if len(digits) <= 4:
-        return "*" * len(digits)
-    country = digits[:1]
-    return f"+{country}{'*' * (len(digits) - 5)}{digits[-4:]}"
-
-
-def mask_email(email: str | None) -> str:
-    """'jane.doe@example.com' → 'j***@example.com'."""
-    if not email or "@" not in email:
-        return "***" if email else ""
-    local, _, domain = email.partition("@")
-    return f"{local[:1]}***@{domain}"
-
-
-def mask_name(name: str | None) -> str:
-    """'Jane' → 'J.'."""
-    return f"{name.strip()[:1]}." if name and name.strip() else ""
-
-
-def scrub(text: str) -> str:
-    """Mask anything in free text that looks like a phone number or an email address."""
-    text = _EMAIL.sub(lambda m: mask_email(m.group(0)), text)
-    return _PHONE.sub(lambda m: mask_phone(m.group(0)), text)
 
 
 def trace_field(headers: Mapping[str, str], project: str | None = None) -> str | None:
@@ -86,7 +57,7 @@ def bound(**fields: Any) -> Iterator[None]:
 
 def _clean(value: Any) -> Any:
     if isinstance(value, str):
-        return scrub(value)
+        return scrub(value[:MAX_TRACEBACK_CHARS])
     if isinstance(value, datetime):
         return value.astimezone(timezone.utc).isoformat()
     if isinstance(value, Mapping):
@@ -121,3 +92,11 @@ def warning(message: str, **fields: Any) -> None:
 
 def error(message: str, **fields: Any) -> None:
     log("ERROR", message, **fields)
+
+
+def exception(message: str, exc: BaseException, **fields: Any) -> None:
+    """An ERROR line with the exception's traceback, scrubbed like every other field and bounded."""
+    import traceback
+
+    trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    log("ERROR", message, error_type=type(exc).__name__, traceback=trace[-MAX_TRACEBACK_CHARS:], **fields)

@@ -3,44 +3,19 @@
 from __future__ import annotations
 
 import functools
-import os
 from dataclasses import dataclass
 
-from shared.platform.errors import ConfigError
+from shared.platform import emulator, resources
+from shared.platform import env as envvars
 
-EMULATOR_VARIABLES = ("FIRESTORE_EMULATOR_HOST", "CLOUD_TASKS_EMULATOR_HOST")
-
-
-def on_emulator(environ: dict[str, str] | os._Environ[str] | None = None) -> bool:
-    """True only on the local stack: every Google service we write to is an emulator.
-
-    Local-only switches (unauthenticated tasks, a settable clock) take effect only when this is true,
-    so they can never be left on in production, where these variables are never set.
-    """
-    env = os.environ if environ is None else environ
-    return all(env.get(name) for name in EMULATOR_VARIABLES)
-
-
-def _require(env: dict[str, str] | os._Environ[str], name: str) -> str:
-    value = env.get(name, "").strip()
-    if not value:
-        raise ConfigError(f"missing required environment variable {name}")
-    return value
-
-
-def _int(env: dict[str, str] | os._Environ[str], name: str, default: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ConfigError(f"environment variable {name} must be an integer, got {raw!r}") from None
+DEFAULT_MAX_ATTEMPTS = 8
+DEFAULT_MAX_EVENT_AGE_SECONDS = 6 * 3600
+DEFAULT_PROVIDER_TIMEOUT_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything a function needs from its environment; secrets arrive here from Secret Manager."""
+    """Everything a function needs from its environment; secrets arrive as variables from Secret Manager."""
 
     project: str
     tasks_location: str
@@ -50,30 +25,34 @@ class Settings:
     queue_sms: str
     queue_email: str
     queue_waitlist: str
+    queue_reports: str
     queue_max_attempts: int
-    status_callback_url: str  # the twilio_status function's public URL; empty → no delivery callbacks
-    allow_unauthenticated_tasks: bool  # effective only on the emulator, see on_emulator()
-    demo_time_scale: int  # local demo only: divide the wait until a task's send time by this
+    status_callback_url: str  # the twilio-status function's public URL; empty → no delivery callbacks
+    max_event_age_seconds: int  # a scheduled tick older than this is acknowledged and logged, not run
+    provider_timeout_seconds: float  # per Twilio / SendGrid call
+    allow_unauthenticated_tasks: bool  # effective only on the emulator (shared.platform.emulator)
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | os._Environ[str] | None = None) -> Settings:
-        env = os.environ if environ is None else environ
-        handler_url = _require(env, "TASK_HANDLER_URL")
-        emulator = on_emulator(env)
+    def from_env(cls, environ: envvars.Environ | None = None) -> Settings:
+        env = envvars.environ(environ)
+        handler_url = envvars.required(env, "TASK_HANDLER_URL")
         return cls(
-            project=_require(env, "GOOGLE_CLOUD_PROJECT"),
-            tasks_location=_require(env, "TASKS_LOCATION"),
+            project=envvars.required(env, "GOOGLE_CLOUD_PROJECT"),
+            tasks_location=envvars.required(env, "TASKS_LOCATION"),
             task_handler_url=handler_url,
-            tasks_service_account=_require(env, "TASKS_SERVICE_ACCOUNT"),
-            task_audience=env.get("TASK_AUDIENCE", "").strip() or handler_url,
-            queue_sms=env.get("QUEUE_SMS", "").strip() or "reminders-sms",
-            queue_email=env.get("QUEUE_EMAIL", "").strip() or "reminders-email",
-            queue_waitlist=env.get("QUEUE_WAITLIST", "").strip() or "waitlist",
-            queue_max_attempts=_int(env, "QUEUE_MAX_ATTEMPTS", 8),
-            status_callback_url=env.get("STATUS_CALLBACK_URL", "").strip(),
-            allow_unauthenticated_tasks=emulator
-            and env.get("ALLOW_UNAUTHENTICATED_TASKS_ON_EMULATOR", "") == "1",
-            demo_time_scale=max(1, _int(env, "DEMO_TIME_SCALE", 1)) if emulator else 1,
+            tasks_service_account=envvars.required(env, "TASKS_SERVICE_ACCOUNT"),
+            task_audience=envvars.text(env, "TASK_AUDIENCE", handler_url),
+            queue_sms=envvars.text(env, "QUEUE_SMS", resources.QUEUE_SMS),
+            queue_email=envvars.text(env, "QUEUE_EMAIL", resources.QUEUE_EMAIL),
+            queue_waitlist=envvars.text(env, "QUEUE_WAITLIST", resources.QUEUE_WAITLIST),
+            queue_reports=envvars.text(env, "QUEUE_REPORTS", resources.QUEUE_REPORTS),
+            queue_max_attempts=envvars.integer(env, "QUEUE_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS, minimum=1, maximum=100),
+            status_callback_url=envvars.text(env, "STATUS_CALLBACK_URL"),
+            max_event_age_seconds=envvars.integer(env, "MAX_EVENT_AGE_SECONDS", DEFAULT_MAX_EVENT_AGE_SECONDS,
+                                                  minimum=60),
+            provider_timeout_seconds=envvars.number(env, "PROVIDER_TIMEOUT_SECONDS",
+                                                    DEFAULT_PROVIDER_TIMEOUT_SECONDS, minimum=0.1),
+            allow_unauthenticated_tasks=emulator.allow_unauthenticated_tasks(env),
         )
 
 

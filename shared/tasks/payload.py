@@ -1,108 +1,73 @@
-"""The task body contract between the schedulers (fan-out, waitlist, reports) and the task handler.
+"""The task body envelope and field checks shared by every task type (each type's dataclass and parser
+live with its service: shared.messaging.appointment_tasks, …).
 
-POST JSON {"type": …, "v": 1, ids…}: IDs, codes and instants only, never PHI (DESIGN §3.1, §5).
-`parse` is the one place a body is validated; every problem is a PermanentError with a code, so the
-handler records it in failed_tasks and answers 2xx instead of letting Cloud Tasks retry garbage.
+POST JSON {"type": …, "v": 1, ids…}: ids, codes and instants only, never PHI (docs/architecture.md).
+`decode` + a type's parser are the one place a body is validated; every problem is a PermanentError
+with a code, so the handler records it in failed_tasks and answers 2xx instead of letting Cloud Tasks
+retry garbage. Unknown fields are refused too: a body is ours, and a stray field could carry PHI.
 """
 
 from __future__ import annotations
 
-import json
-import re
-from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
+from shared.contract.bodies import decode_object
+from shared.contract.ids import is_doc_id
+from shared.contract.models import EARLIEST, LATEST
 from shared.platform.errors import PermanentError
 
 VERSION = 1
 MAX_BODY_BYTES = 16 * 1024
-APPOINTMENT_TASK_TYPES = ("appointment_reminder", "booking_confirmation", "prep_instructions", "followup")
-_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,200}$")
-
-
-@dataclass(frozen=True)
-class AppointmentTask:
-    """A message about one appointment: which kind, for which appointment, as of which start time."""
-
-    type: str
-    appointment_id: str
-    clinic_id: str
-    patient_id: str
-    dedup_key: str
-    send_at: datetime
-    appointment_start: datetime  # the start when this was scheduled; a different start now means "moved"
-    offset_hours: int | None = None
-    v: int = VERSION
-
-    def to_json(self) -> dict[str, Any]:
-        body = asdict(self)
-        body["send_at"] = self.send_at.isoformat()
-        body["appointment_start"] = self.appointment_start.isoformat()
-        if self.offset_hours is None:
-            body.pop("offset_hours")
-        return body
-
-    def ids(self) -> dict[str, Any]:
-        """What failed_tasks and logs may hold: everything here is an ID or an instant."""
-        return self.to_json()
-
-
-def _field(body: dict[str, Any], name: str, pattern: re.Pattern[str] = _ID) -> str:
-    value = body.get(name)
-    if not isinstance(value, str) or not pattern.match(value):
-        raise PermanentError(f"task field '{name}' is missing or not an id", code="bad_payload")
-    return value
-
-
-def _instant(body: dict[str, Any], name: str) -> datetime:
-    value = body.get(name)
-    try:
-        parsed = datetime.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
-        parsed = None
-    if parsed is None or parsed.tzinfo is None:
-        raise PermanentError(f"task field '{name}' must be an ISO instant with offset", code="bad_payload")
-    return parsed
+ENVELOPE_FIELDS = ("type", "v")
 
 
 def decode(raw: bytes) -> dict[str, Any]:
-    """Bytes → JSON object, or a PermanentError saying why not."""
-    if len(raw) > MAX_BODY_BYTES:
-        raise PermanentError(f"task body is {len(raw)} bytes, over {MAX_BODY_BYTES}", code="oversized_body")
-    try:
-        body = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise PermanentError("task body is not JSON", code="malformed_json") from None
-    if not isinstance(body, dict):
-        raise PermanentError("task body is not a JSON object", code="malformed_json")
-    return body
+    """Bytes → a JSON object of checked values, or a PermanentError saying why not."""
+    return decode_object(raw, max_bytes=MAX_BODY_BYTES, what="task body", not_object_code="malformed_json")
 
 
 def task_type(body: dict[str, Any]) -> str:
+    """The body's type (any string; the router decides whether it knows it) once its version is 1."""
     kind = body.get("type")
     if not isinstance(kind, str) or not kind:
         raise PermanentError("task body has no 'type'", code="bad_payload")
     version = body.get("v")
-    if version != VERSION:
-        raise PermanentError(f"unsupported task version {str(version)[:10]!r}", code="unsupported_version")
+    if type(version) is not int or version != VERSION:  # true and 1.0 are not the integer 1
+        raise PermanentError("unsupported task version", code="unsupported_version")
     return kind
 
 
-def parse_appointment_task(body: dict[str, Any]) -> AppointmentTask:
-    kind = task_type(body)
-    if kind not in APPOINTMENT_TASK_TYPES:
-        raise PermanentError(f"unknown task type {kind[:40]!r}", code="unknown_type")
-    offset = body.get("offset_hours")
-    if offset is not None and (isinstance(offset, bool) or not isinstance(offset, int)):
-        raise PermanentError("task field 'offset_hours' must be an integer", code="bad_payload")
-    return AppointmentTask(
-        type=kind,
-        appointment_id=_field(body, "appointment_id"),
-        clinic_id=_field(body, "clinic_id"),
-        patient_id=_field(body, "patient_id"),
-        dedup_key=_field(body, "dedup_key"),
-        send_at=_instant(body, "send_at"),
-        appointment_start=_instant(body, "appointment_start"),
-        offset_hours=offset,
-    )
+def require_fields(body: dict[str, Any], allowed: tuple[str, ...]) -> None:
+    unknown = set(body) - set(ENVELOPE_FIELDS) - set(allowed)
+    if unknown:
+        raise PermanentError(f"task body has {len(unknown)} unknown field(s)", code="bad_payload")
+
+
+def doc_id(body: dict[str, Any], name: str) -> str:
+    value = body.get(name)
+    if not is_doc_id(value):
+        raise PermanentError(f"task field '{name}' is missing or not a document id", code="bad_payload")
+    return value
+
+
+def instant(body: dict[str, Any], name: str) -> datetime:
+    """An ISO instant with offset, in range; every overflow is a bad payload, never an exception."""
+    value = body.get(name)
+    try:
+        parsed = datetime.fromisoformat(value) if isinstance(value, str) and len(value) <= 40 else None
+        utc = parsed.astimezone(timezone.utc) if parsed is not None and parsed.tzinfo is not None else None
+    except (ValueError, OverflowError):
+        utc = None
+    if utc is None or not EARLIEST <= utc < LATEST:
+        raise PermanentError(f"task field '{name}' must be an ISO instant with offset", code="bad_payload")
+    return utc
+
+
+def small_int(body: dict[str, Any], name: str, *, low: int, high: int) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if type(value) is not int or not low <= value <= high:
+        raise PermanentError(f"task field '{name}' must be a whole number from {low} to {high}", code="bad_payload")
+    return value

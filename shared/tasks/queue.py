@@ -2,12 +2,15 @@
 
 A task's name is a hash of its business key (the ledger's dedup key), so a re-run creates nothing new:
 AlreadyExists is success. Names are hashed rather than sequential because Cloud Tasks shards on the
-name's prefix. Cloud Tasks remembers names for about an hour after a task ran or was deleted; the
-ledger is the longer-lived dedup layer (DESIGN §3.2).
+name's prefix. Cloud Tasks refuses a name while its task exists and for about an hour after it ran or
+was deleted; the ledger is the longer-lived dedup layer (docs/architecture.md). Because names are
+deterministic, a transient CreateTask error is simply retried in-process (google.api_core's Retry): a
+retry that meets the first attempt's task gets AlreadyExists, which is success.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable
@@ -16,11 +19,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from shared.platform.clock import Clock
 from shared.platform.settings import Settings
 
 DISPATCH_DEADLINE = timedelta(seconds=60)
 DEFAULT_CONCURRENCY = 32
+CREATE_RETRY_SECONDS = 30.0  # total budget for one task's transient CreateTask errors
 
 
 def task_id(business_key: str) -> str:
@@ -41,8 +44,12 @@ class TaskSpec:
 @dataclass
 class CreateReport:
     created: int = 0
-    already_present: int = 0
+    present: set[str] = field(default_factory=set)  # business keys whose task already existed
     failed: list[tuple[TaskSpec, str]] = field(default_factory=list)
+
+    @property
+    def already_present(self) -> int:
+        return len(self.present)
 
 
 class TaskQueue(Protocol):
@@ -52,21 +59,11 @@ class TaskQueue(Protocol):
 class CloudTasksQueue:
     """Creates HTTP tasks aimed at the task handler, signed with an OIDC token for its audience."""
 
-    def __init__(self, client: Any, settings: Settings, clock: Clock) -> None:
-        self.client, self.settings, self.clock = client, settings, clock
+    def __init__(self, client: Any, settings: Settings) -> None:
+        self.client, self.settings = client, settings
 
     def queue_path(self, queue: str) -> str:
         return self.client.queue_path(self.settings.project, self.settings.tasks_location, queue)
-
-    def _schedule_time(self, when: datetime | None) -> datetime | None:
-        if when is None:
-            return None
-        scale = self.settings.demo_time_scale
-        if scale <= 1:
-            return when
-        # Local demo only (settings keeps the scale at 1 off the emulator): compress the wait.
-        now = self.clock.now()
-        return now + max(timedelta(0), when - now) / scale
 
     def build(self, spec: TaskSpec) -> dict[str, Any]:
         """The Task resource as a dict, exactly what create_task receives."""
@@ -85,9 +82,8 @@ class CloudTasksQueue:
             },
             "dispatch_deadline": DISPATCH_DEADLINE,
         }
-        when = self._schedule_time(spec.schedule_time)
-        if when is not None:
-            task["schedule_time"] = when
+        if spec.schedule_time is not None:
+            task["schedule_time"] = spec.schedule_time
         return task
 
     def create(self, spec: TaskSpec) -> bool:
@@ -95,10 +91,21 @@ class CloudTasksQueue:
         from google.api_core import exceptions as gexc
 
         try:
-            self.client.create_task(parent=self.queue_path(spec.queue), task=self.build(spec))
+            self.client.create_task(parent=self.queue_path(spec.queue), task=self.build(spec), retry=_create_retry())
         except gexc.AlreadyExists:
             return False
         return True
+
+
+@functools.cache
+def _create_retry() -> Any:
+    """Transient errors only; names are deterministic, so a retried create can never make a second task."""
+    from google.api_core import exceptions as gexc
+    from google.api_core.retry import Retry, if_exception_type
+
+    transient = if_exception_type(gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.InternalServerError,
+                                  gexc.Aborted, gexc.Unknown)
+    return Retry(predicate=transient, initial=0.2, maximum=5.0, multiplier=2.0, timeout=CREATE_RETRY_SECONDS)
 
 
 def create_all(queue: TaskQueue, specs: Iterable[TaskSpec], *, concurrency: int = DEFAULT_CONCURRENCY) -> CreateReport:
@@ -119,5 +126,5 @@ def create_all(queue: TaskQueue, specs: Iterable[TaskSpec], *, concurrency: int 
             elif created:
                 report.created += 1
             else:
-                report.already_present += 1
+                report.present.add(spec.business_key)
     return report

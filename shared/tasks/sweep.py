@@ -1,34 +1,38 @@
 """Operator retries: failed_tasks docs set to status "retry" in the console are re-enqueued exactly once.
 
-Each retry is a numbered generation. Winning it is one atomic batch: `create()` of the marker
-failed_tasks/{id}/retries/{generation} plus the update to status "retried" (and, for a message whose
-ledger says failed, the ledger back to scheduled). Two sweeps racing on one doc race on the marker's
-create; exactly one batch commits, so exactly one task is created. The new task's name is derived
-from (id, generation), so the same retry is never enqueued twice either.
+For each such doc the sweep re-reads what it can trust (the task type must be registered, the stored
+payload must parse, `retry_generation` must be a whole number); a doc it cannot use gets a `note`
+saying why and goes back to open, and the sweep goes on with the next one: operators edit these docs by
+hand, and one bad edit must not stop every other retry. A usable doc is then:
+- resolved, when the type's state says the message already went (nothing to re-send);
+- left marked retry with a note, when a delivery is in flight (a live claim is never reopened);
+- otherwise won (one versioned update: retry → retried, generation + 1, so two sweeps racing on one
+  doc cannot both win), its state reopened for the new attempt, and re-enqueued as a task named from
+  (doc id, generation): the same retry is never enqueued twice either.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
-from google.api_core import exceptions as gexc
-
-from shared.messaging.ledger import COLLECTION as LEDGER
 from shared.platform import log
-from shared.platform.clock import Clock
-from shared.tasks.failed_tasks import COLLECTION
-from shared.tasks.payload import APPOINTMENT_TASK_TYPES, parse_appointment_task
+from shared.platform.errors import PermanentError
+from shared.platform.store import Doc
+from shared.tasks.failed_tasks import FailedTasks
 from shared.tasks.queue import TaskQueue, TaskSpec
+from shared.tasks.router import TaskType
 
-RETRIES = "retries"
+# Values of shared.messaging.ledger.Reopen, compared by value so this layer need not import messaging.
+ALREADY_DONE, IN_FLIGHT = "already_done", "in_flight"
 
 
 @dataclass
 class SweepReport:
     requeued: list[str] = field(default_factory=list)
     lost_race: list[str] = field(default_factory=list)
-    already_delivered: list[str] = field(default_factory=list)
+    already_done: list[str] = field(default_factory=list)
+    in_flight: list[str] = field(default_factory=list)
     not_retryable: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
 
@@ -37,68 +41,67 @@ class SweepReport:
 
 
 class RetrySweep:
-    def __init__(self, db: Any, queue: TaskQueue, clock: Clock, *, default_queue: str) -> None:
-        """A task goes back to the queue it failed on (recorded in the doc), else to `default_queue`."""
-        self.db, self.queue, self.clock, self.default_queue = db, queue, clock, default_queue
+    def __init__(self, failures: FailedTasks, queue: TaskQueue, types: Mapping[str, TaskType], *,
+                 queues: tuple[str, ...]) -> None:
+        """A task goes back to the queue it failed on when that is one of `queues`, else to its type's."""
+        self.failures, self.queue, self.types, self.queues = failures, queue, dict(types), queues
 
     def run(self, *, only: str | None = None) -> SweepReport:
         """Re-enqueue every failed task an operator marked "retry" (or just `only`)."""
         report = SweepReport()
-        collection = self.db.collection(COLLECTION)
         if only:
-            snapshots = [s for s in [collection.document(only).get()] if s.exists and s.get("status") == "retry"]
+            doc = self.failures.read(only)
+            docs = [doc] if doc is not None and doc.get("status") == "retry" else []
         else:
-            from google.cloud.firestore_v1.base_query import FieldFilter
-
-            snapshots = list(collection.where(filter=FieldFilter("status", "==", "retry")).stream())
-        for snapshot in snapshots:
-            self._retry(snapshot, report)
+            docs = list(self.failures.marked_for_retry())
+        for doc in docs:
+            try:
+                self._retry(doc, report)
+            except Exception as exc:  # noqa: BLE001 - one doc's trouble must not stop the others
+                log.exception("retry sweep could not handle a failed task", exc, failed_task=doc.id)
+                report.failed.append(doc.id)
         log.info("retry sweep finished", **report.summary())
         return report
 
-    def _retry(self, snapshot: Any, report: SweepReport) -> None:
-        doc = snapshot.to_dict() or {}
-        doc_id = snapshot.id
-        payload = doc.get("payload") or {}
-        if doc.get("task_type") not in APPOINTMENT_TASK_TYPES:
-            self._not_retryable(snapshot, report, "unknown task type: fix the sender, then resolve")
-            return
+    def _retry(self, doc: Doc, report: SweepReport) -> None:
+        kind = self.types.get(doc.get("task_type")) if isinstance(doc.get("task_type"), str) else None
+        if kind is None:
+            return self._reject(doc, report, "unknown task type: fix the sender, then resolve")
+        payload = doc.get("payload")
+        if not isinstance(payload, dict):
+            return self._reject(doc, report, "no payload to re-send: resolve")
         try:
-            task = parse_appointment_task(payload)
-        except Exception:  # noqa: BLE001 - a record of a malformed body holds its shape only
-            self._not_retryable(snapshot, report, "the original body was malformed: nothing to re-send")
-            return
-        ledger_ref = self.db.collection(LEDGER).document(task.dedup_key)
-        ledger = ledger_ref.get()
-        ledger_state = (ledger.to_dict() or {}).get("state") if ledger.exists else None
-        if ledger_state in ("sent", "delivered"):
-            snapshot.reference.update({"status": "resolved", "note": f"already {ledger_state}",
-                                       "resolved_at": self.clock.now()})
-            report.already_delivered.append(doc_id)
-            return
-        generation = int(doc.get("retry_generation", 0) or 0) + 1
-        now = self.clock.now()
-        batch = self.db.batch()
-        batch.create(snapshot.reference.collection(RETRIES).document(str(generation)), {"requested_at": now})
-        batch.update(snapshot.reference, {"status": "retried", "retry_generation": generation, "retried_at": now})
-        if ledger_state in ("failed", "sending", None):
-            batch.set(ledger_ref, {"state": "scheduled", "reason": "operator_retry", "lease_until": None,
-                                   "updated_at": now}, merge=True)
-        try:
-            batch.commit()
-        except (gexc.AlreadyExists, gexc.FailedPrecondition, gexc.Conflict, gexc.Aborted):
-            report.lost_race.append(doc_id)  # another sweep took this generation
-            return
-        spec = TaskSpec(queue=str(doc.get("queue") or self.default_queue), business_key=f"{doc_id}#retry{generation}",
-                        payload=task.to_json(), schedule_time=None)
+            task = kind.parse(dict(payload))
+        except PermanentError as exc:
+            return self._reject(doc, report, f"the stored payload does not parse ({exc.code}): nothing to re-send")
+        generation = doc.get("retry_generation", 0)
+        if generation is None:
+            generation = 0
+        if type(generation) is not int or not 0 <= generation < 1_000_000:
+            return self._reject(doc, report, "retry_generation must be a whole number: set it back, or delete it")
+        verdict = kind.reopen(task) if kind.reopen else None
+        if verdict == ALREADY_DONE:
+            self.failures.resolve(doc, "already sent or rightly skipped: nothing to re-send")
+            report.already_done.append(doc.id)
+            return None
+        if verdict == IN_FLIGHT:
+            self.failures.defer_retry(doc, "a delivery is in flight; the next sweep retries")
+            report.in_flight.append(doc.id)
+            return None
+        if not self.failures.claim_retry(doc, generation + 1):
+            report.lost_race.append(doc.id)  # another sweep took this generation
+            return None
+        queue = doc.get("queue") if doc.get("queue") in self.queues else kind.queue
+        spec = TaskSpec(queue=str(queue), business_key=f"{doc.id}#retry{generation + 1}", payload=task.to_json())
         try:
             self.queue.create(spec)
         except Exception as exc:  # noqa: BLE001 - put it back for the next sweep, and say so
-            snapshot.reference.update({"status": "retry", "note": f"re-enqueue failed: {type(exc).__name__}"})
-            report.failed.append(doc_id)
-            return
-        report.requeued.append(doc_id)
+            self.failures.retry_failed(doc.id, f"re-enqueue failed: {type(exc).__name__}; the next sweep retries")
+            report.failed.append(doc.id)
+            return None
+        report.requeued.append(doc.id)
+        return None
 
-    def _not_retryable(self, snapshot: Any, report: SweepReport, note: str) -> None:
-        snapshot.reference.update({"status": "open", "note": note})
-        report.not_retryable.append(snapshot.id)
+    def _reject(self, doc: Doc, report: SweepReport, note: str) -> None:
+        self.failures.reject_retry(doc, note)
+        report.not_retryable.append(doc.id)

@@ -3,10 +3,10 @@
 Every instant is around the next US spring-forward day at least a week away (New York's clocks jump
 from 02:00 to 03:00 on the second Sunday of March), written as clinic-local wall times. So it is after
 the machine's real clock: the Cloud Tasks emulator dispatches a task only once its schedule_time has
-passed in real time, so every task created here stays listed in its queue and can be counted with the
-official client's list_tasks. The functions' "now" is moved with
-the stack's local clock file (shared.clock.set_local_clock); tests calling the service directly pass
-a FixedClock. Ids carry a per-test suffix, because Cloud Tasks queues are not wiped between tests.
+passed on the stack's clock, so every task created here stays listed in its queue and can be counted
+with the official client's list_tasks. The functions' "now" is moved with the stack's local clock file
+(shared.platform.emulator.set_local_clock); tests calling the service directly pass "now". Ids carry a
+per-test suffix, because Cloud Tasks queues are not wiped between tests.
 """
 
 from __future__ import annotations
@@ -28,16 +28,18 @@ from local.processes import ProcessDir, wait_until
 from shared.contract.clinic_time import in_quiet_hours
 from shared.contract.events import AppointmentEvent, EventRejected, TickRequest
 from shared.contract.models import Appointment, QuietHours
-from shared.messaging.ledger import Ledger
+from shared.messaging.keys import message_key
+from shared.messaging.ledger import Ledger, Planned
 from shared.platform import clients
-from shared.platform.clock import Clock, FixedClock, set_local_clock, system_clock
+from shared.platform.clock import system_clock
+from shared.platform.emulator import set_local_clock
 from shared.platform.errors import RetryableError
 from shared.platform.settings import settings
-from shared.reminders import scheduler as message_scheduler
-from shared.reminders.fanout import handle_appointment_event, run_tick
-from shared.reminders.plan import message_key
-from shared.reminders.scheduler import FanoutReport
-from shared.tasks.queue import CloudTasksQueue, TaskSpec
+from shared.reminders.fanout import Fanout, handle_appointment_event, run_tick
+from shared.reminders.report import FanoutReport
+from shared.reminders.scheduler import Queues
+from shared.tasks.queue import CloudTasksQueue, TaskSpec, task_id
+from tests.fakes import FixedClock
 
 pytestmark = pytest.mark.integration
 
@@ -116,10 +118,10 @@ class Seed:
         batch.commit()
 
 
-def collaborators(clock: Clock, tasks: Any = None) -> dict[str, Any]:
+def service(tasks: Any = None) -> Fanout:
     config = settings()
-    return {"db": clients.firestore(), "tasks": tasks or CloudTasksQueue(clients.tasks(), config, clock),
-            "settings": config, "clock": clock}
+    return Fanout(store=clients.store(), tasks=tasks or CloudTasksQueue(clients.tasks(), config),
+                  queues=Queues(sms=config.queue_sms, email=config.queue_email), clock=system_clock)
 
 
 def ledger(db: Any, appointment_ids: set[str]) -> list[dict[str, Any]]:
@@ -238,13 +240,14 @@ def test_two_days_of_ticks_schedule_each_reminder_once_at_its_local_time(stack, 
     seed.write(firestore_client)
     ids = set(seed.docs["appointments"])
 
-    first = run_tick(TickRequest(), **collaborators(FixedClock(TICK_1)))
-    second = run_tick(TickRequest(), **collaborators(FixedClock(TICK_2)))
+    first = run_tick(TickRequest(), service(), now=TICK_1)
+    second = run_tick(TickRequest(), service(), now=TICK_2)
 
     # Tick 1 (tomorrow = Saturday) owns what sends before the end of Saturday, local; tick 2 the rest.
     assert (first.created, first.failed) == (7, 0)
-    assert (second.created, second.already_present, second.failed) == (3, 6, 0)
-    assert second.skipped["past"] == 1  # Kolkata's 24 h reminder for 07:30 went out at 08:00 on Saturday
+    # Kolkata's 24 h reminder for 07:30 (08:00 on Saturday) is overdue at tick 2: re-planned, already there.
+    assert (second.created, second.already_present, second.failed) == (3, 7, 0)
+    assert sum(second.skipped.values()) == 2  # the patient who opted out of everything, planned again
     tasks = queued(stack, ids)
     assert len(tasks) == len({t["name"] for t in tasks}) == len(expected)
     assert slots(tasks) == expected
@@ -256,8 +259,7 @@ def test_two_days_of_ticks_schedule_each_reminder_once_at_its_local_time(stack, 
     docs = ledger(firestore_client, ids)
     scheduled = [doc for doc in docs if doc["state"] == "scheduled"]
     assert {(d["appointment_id"], d["kind"], d["offset_hours"]): d["send_at"] for d in scheduled} == expected
-    assert all(d["task_created_at"] is not None for d in scheduled)
-    assert {t["name"] for t in tasks} == {d["task_name"] for d in scheduled}
+    assert {t["name"].rsplit("/", 1)[-1] for t in tasks} == {task_id(d["key"]) for d in scheduled}
     skipped = [doc for doc in docs if doc["state"] != "scheduled"]
     assert sorted((d["appointment_id"], d["offset_hours"], d["state"], d["reason"]) for d in skipped) == [
         (seed.id("opted-out"), 2, "skipped", "opted_out"), (seed.id("opted-out"), 24, "skipped", "opted_out")]
@@ -292,19 +294,20 @@ def test_same_tick_published_three_times_at_once_creates_each_message_once(stack
 def test_three_concurrent_runs_in_one_process_create_each_message_once(stack, firestore_client):
     seed = Seed()
     expected = {key: at for key, at in two_clinics(seed).items() if at > TICK_2}
+    expected[(seed.id("d"), "appointment_reminder", 24)] = TICK_2  # overdue at tick 2, still useful: sent now
     seed.write(firestore_client)
     ids = set(seed.docs["appointments"])
     start = threading.Barrier(3)
 
     def run() -> FanoutReport:
         start.wait()
-        return run_tick(TickRequest(), **collaborators(FixedClock(TICK_2)))
+        return run_tick(TickRequest(), service(), now=TICK_2)
 
     with ThreadPoolExecutor(max_workers=3) as pool:
         reports = list(pool.map(lambda _: run(), range(3)))
 
     assert [r.failed for r in reports] == [0, 0, 0]
-    assert sum(r.created + r.recovered for r in reports) == len(expected) == 9
+    assert sum(r.created + r.recovered for r in reports) == len(expected) == 10
     tasks = queued(stack, ids)
     assert len(tasks) == len({t["name"] for t in tasks}) == len(expected)
     assert slots(tasks) == expected
@@ -337,7 +340,7 @@ def test_rescheduled_appointment_is_reminded_at_its_new_time(stack, firestore_cl
     appointment = seed.appointment("b", clinic, ny(0, 10))
     seed.write(firestore_client)
     local_clock(TICK_2)
-    run_tick(TickRequest(clinic_id=clinic), **collaborators(system_clock))
+    run_tick(TickRequest(clinic_id=clinic), service(), now=TICK_2)
     new_start = ny(0, 16)
     firestore_client.collection("appointments").document(appointment).update(
         {"start": new_start, "end": new_start + timedelta(hours=1)})
@@ -371,8 +374,7 @@ def test_new_booking_gets_a_confirmation_and_the_reminders_the_ticks_already_pas
     now = ny(-1, 8)
 
     for appointment in (tomorrow, later):
-        report = handle_appointment_event(AppointmentEvent("appointment.created", appointment),
-                                          **collaborators(FixedClock(now)))
+        report = handle_appointment_event(AppointmentEvent("appointment.created", appointment), service(), now=now)
         assert report.failed == 0
 
     got = slots(queued(stack, {tomorrow, later}))
@@ -381,16 +383,17 @@ def test_new_booking_gets_a_confirmation_and_the_reminders_the_ticks_already_pas
         (tomorrow, "appointment_reminder", 24): ny(-1, 9),  # its tick (for Saturday) ran before the booking
         (tomorrow, "appointment_reminder", 2): ny(0, 8),
         (later, "booking_confirmation", None): now + timedelta(hours=1),  # its reminders: the ticks' job
-    }  # the prep message (48 h before: Friday) is already past
+        # The prep message was due 48 h before (Friday): overdue, still useful a day ahead, so it goes now.
+        (tomorrow, "prep_instructions", 48): now,
+    }
 
 
 def test_unknown_clinic_and_missing_appointment_are_rejected(stack, firestore_client):
     with pytest.raises(EventRejected) as unknown:
-        run_tick(TickRequest(clinic_id="clinic-nowhere"), **collaborators(FixedClock(TICK_2)))
+        run_tick(TickRequest(clinic_id="clinic-nowhere"), service(), now=TICK_2)
     assert unknown.value.code == "unknown_clinic"
     with pytest.raises(EventRejected) as missing:
-        handle_appointment_event(AppointmentEvent("appointment.created", "appt-nowhere"),
-                                 **collaborators(FixedClock(TICK_2)))
+        handle_appointment_event(AppointmentEvent("appointment.created", "appt-nowhere"), service(), now=TICK_2)
     assert missing.value.code == "appointment_missing"
 
 
@@ -411,45 +414,43 @@ def test_failed_creations_raise_after_the_rest_and_the_retry_fills_exactly_the_g
     expected = two_clinics(seed)
     seed.write(firestore_client)
     ids = set(seed.docs["appointments"])
-    clock = FixedClock(TICK_2)
-    real = CloudTasksQueue(clients.tasks(), settings(), clock)
+    real = CloudTasksQueue(clients.tasks(), settings())
     kolkata = seed.id("kol")
 
     flaky = FailingFor(real, lambda spec: spec.payload["clinic_id"] == kolkata)
-    first = run_tick(TickRequest(), **collaborators(clock, flaky))
+    first = run_tick(TickRequest(), service(flaky), now=TICK_2)
     with pytest.raises(RetryableError):
         first.raise_if_failed()
-    failed_keys = {d["key"] for d in ledger(firestore_client, ids) if d.get("task_error")}
-    assert first.failed == len(failed_keys) == 3 and first.created == 6  # D's 24 h reminder is past at tick 2
+    # Kolkata's 24 h reminder for 07:30 (08:00 Saturday) is overdue at tick 2 and sent now: 4 of its messages.
+    assert (first.failed, first.created) == (4, 6)
     assert len(queued(stack, ids)) == 6
 
-    retry = run_tick(TickRequest(), **collaborators(clock))
+    retry = run_tick(TickRequest(), service(), now=TICK_2)
 
-    assert (retry.recovered, retry.created, retry.already_present, retry.failed) == (3, 0, 6, 0)
+    assert (retry.recovered, retry.created, retry.already_present, retry.failed) == (4, 0, 6, 0)
     tasks = queued(stack, ids)
-    assert len(tasks) == len({t["name"] for t in tasks}) == 9
-    assert slots(tasks) == {key: at for key, at in expected.items() if at > TICK_2}
-    assert not [d for d in ledger(firestore_client, ids) if d.get("task_error")]
+    assert len(tasks) == len({t["name"] for t in tasks}) == 10
+    overdue = {(seed.id("d"), "appointment_reminder", 24): TICK_2}
+    assert slots(tasks) == {**{key: at for key, at in expected.items() if at > TICK_2}, **overdue}
 
 
-def test_a_crashed_runs_unstamped_doc_is_taken_over_and_a_live_peers_is_awaited(stack, firestore_client, monkeypatch):
+def test_a_crashed_runs_doc_without_its_task_gets_the_task_and_a_present_task_is_not_doubled(
+        stack, firestore_client):
     seed = Seed()
     clinic = seed.clinic("ny", "America/New_York")
     crashed = seed.appointment("crashed", clinic, ny(0, 10))
-    live = seed.appointment("live", clinic, ny(0, 12))
     seed.write(firestore_client)
-    monkeypatch.setattr(message_scheduler, "PEER_WAIT_SECONDS", 1.0)
-    docs = firestore_client.collection("appointments")
-    for appointment, age in ((crashed, timedelta(minutes=5)), (live, timedelta(0))):
-        start = Appointment.from_doc(appointment, docs.document(appointment).get().to_dict()).start
-        key = message_key("appointment_reminder", appointment, start, 24)
-        # A ledger doc written by another run that never created (or has not yet created) its task.
-        Ledger(firestore_client, FixedClock(TICK_2 - age)).schedule(
-            key, {"kind": "appointment_reminder", "appointment_id": appointment, "task_created_at": None})
+    start = Appointment.from_doc(crashed, firestore_client.collection("appointments").document(crashed).get()
+                                 .to_dict()).start
+    key = message_key("appointment_reminder", crashed, start, 24)
+    # A ledger doc written by a run that crashed before it created the task.
+    Ledger(clients.store(), FixedClock(TICK_2)).schedule([Planned(key, {"kind": "appointment_reminder",
+                                                                        "appointment_id": crashed})])
 
-    report = run_tick(TickRequest(), **collaborators(FixedClock(TICK_2)))
+    report = run_tick(TickRequest(), service(), now=TICK_2)
+    again = run_tick(TickRequest(), service(), now=TICK_2)
 
-    assert (report.recovered, report.created, report.failed) == (1, 2, 1)
-    assert "another run" in report.problems[0]
-    assert sorted((t["body"]["appointment_id"], t["body"]["offset_hours"]) for t in queued(stack, {crashed, live})) == [
-        (crashed, 2), (crashed, 24), (live, 2)]
+    assert (report.recovered, report.created, report.failed) == (1, 1, 0)
+    assert (again.recovered, again.created, again.already_present) == (0, 0, 2)
+    assert sorted((t["body"]["appointment_id"], t["body"]["offset_hours"]) for t in queued(stack, {crashed})) == [
+        (crashed, 2), (crashed, 24)]

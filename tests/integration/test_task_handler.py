@@ -179,7 +179,7 @@ def test_patient_opted_out_of_everything_is_skipped(world, sandbox, stack):
 
 
 VALID = {"type": "appointment_reminder", "v": 1, "appointment_id": "appt-x", "clinic_id": "clinic-t",
-         "patient_id": "pat-x", "dedup_key": "appointment_reminder-x", "send_at": "2026-11-25T14:30:00+00:00",
+         "patient_id": "pat-x", "dedup_key": "appointment_reminder-" + "0" * 40, "send_at": "2026-11-25T14:30:00+00:00",
          "appointment_start": "2026-11-26T14:30:00+00:00"}
 
 

@@ -9,7 +9,6 @@ import pytest
 
 from shared.contract.clinic_time import (
     EVENING_MARGIN,
-    format_local,
     in_quiet_hours,
     local_day_range,
     local_tomorrow,
@@ -95,10 +94,3 @@ def test_quiet_hours_that_do_not_wrap_midnight():
     lunch = QuietHours(start=time(12, 0), end=time(13, 0))
     assert shift_out_of_quiet_hours(utc(2026, 11, 26, 12, 30), tz, lunch) == utc(2026, 11, 26, 13, 0)
     assert not in_quiet_hours(utc(2026, 11, 26, 13, 0), tz, lunch)
-
-
-def test_format_local_in_english_and_spanish():
-    start = utc(2026, 11, 26, 14, 30)
-    assert format_local(start, ZoneInfo("America/New_York"), "en") == "Thu, Nov 26 at 9:30 AM"
-    assert format_local(start, ZoneInfo("America/New_York"), "es") == "jue 26 nov, 09:30"
-    assert format_local(start, ZoneInfo("Asia/Kolkata"), "en") == "Thu, Nov 26 at 8:00 PM"

@@ -7,10 +7,11 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from shared.contract.models import Appointment, Clinic, Patient
-from shared.messaging.delivery import skip_reason, usable_channels
+from shared.messaging.appointment_tasks import AppointmentTask
+from shared.messaging.channels import usable_channels
+from shared.messaging.delivery import check_task, skip_reason
 from shared.messaging.providers import RecipientRejected, classify_sendgrid, classify_twilio
 from shared.platform.errors import PermanentError, RetryableError
-from shared.tasks.payload import AppointmentTask
 
 UTC = timezone.utc
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -72,7 +73,7 @@ def test_skip_reasons(the_task, the_appointment, reason):
 
 def test_a_task_for_another_patient_is_a_permanent_error():
     with pytest.raises(PermanentError) as caught:
-        skip_reason(task(patient_id="p2"), appointment(), NOW)
+        check_task(task(patient_id="p2"), appointment(), CLINIC)
     assert caught.value.code == "payload_mismatch"
 
 

@@ -14,11 +14,9 @@ from shared.contract.events import (
     AppointmentEvent,
     EventRejected,
     TickRequest,
-    appointment_event,
-    message_data,
+    envelope,
     parse_appointment_event,
     parse_tick,
-    tick_request,
 )
 from shared.platform.errors import PermanentError
 
@@ -48,14 +46,14 @@ def code_of(call, *args) -> str:
 
 
 def test_an_empty_tick_means_every_clinics_own_tomorrow():
-    assert tick_request(pubsub(b"")) == TickRequest(date=None, clinic_id=None)
+    assert parse_tick(envelope(pubsub(b"")).data) == TickRequest(date=None, clinic_id=None)
     assert parse_tick(b"  \n") == TickRequest()
     assert parse_tick(b"{}") == TickRequest()
 
 
 def test_a_tick_may_name_a_date_and_a_clinic():
-    assert tick_request(pubsub(b'{"date": "2026-03-08", "clinic_id": "clinic-nyc"}')) == TickRequest(
-        date=date(2026, 3, 8), clinic_id="clinic-nyc")
+    raw = b'{"date": "2026-03-08", "clinic_id": "clinic-nyc"}'
+    assert parse_tick(envelope(pubsub(raw)).data) == TickRequest(date=date(2026, 3, 8), clinic_id="clinic-nyc")
     assert parse_tick(b'{"date": null, "clinic_id": null}') == TickRequest()
 
 
@@ -79,7 +77,8 @@ def test_malformed_ticks_are_rejected_with_a_code(raw, code):
 
 def test_appointment_events_parse_and_ignore_the_booking_apps_extra_fields():
     raw = b'{"event": "appointment.rescheduled", "appointment_id": "appt-nyc-p01-03", "clinic_id": "c"}'
-    assert appointment_event(pubsub(raw)) == AppointmentEvent("appointment.rescheduled", "appt-nyc-p01-03")
+    expected = AppointmentEvent("appointment.rescheduled", "appt-nyc-p01-03")
+    assert parse_appointment_event(envelope(pubsub(raw)).data) == expected
     assert parse_appointment_event(b'{"event": "appointment.cancelled", "appointment_id": "a"}').is_cancellation
 
 
@@ -96,7 +95,7 @@ def test_malformed_appointment_events_are_rejected_with_a_code(raw, code):
     assert code_of(parse_appointment_event, raw) == code
 
 
-@pytest.mark.parametrize("envelope", [
+@pytest.mark.parametrize("body", [
     None,
     "text",
     {"subscription": "s"},
@@ -104,12 +103,12 @@ def test_malformed_appointment_events_are_rejected_with_a_code(raw, code):
     {"message": {"data": 12}},
     {"message": {"data": "***not base64***"}},
 ])
-def test_a_broken_envelope_is_rejected(envelope):
-    assert code_of(message_data, Event(envelope)) == "bad_envelope"
+def test_a_broken_envelope_is_rejected(body):
+    assert code_of(envelope, Event(body)) == "bad_envelope"
 
 
 def test_oversized_data_is_rejected():
-    assert code_of(message_data, pubsub(b"x" * 20_000)) == "oversized"
+    assert code_of(envelope, pubsub(b"x" * 20_000)) == "oversized"
 
 
 # --------------------------------------------------------------------- the real main.py, no emulator

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from shared.contract.models import Appointment, Clinic, Patient
-from shared.messaging.templates import fit_segments, gsm7_safe, render, render_sms, sms_segments
+from shared.messaging.templates import fit_segments, format_local, gsm7_safe, render, render_sms, sms_segments
 
 UTC = timezone.utc
 CLINIC = Clinic.from_doc("c1", {"name": "Glow Aesthetics", "timezone": "America/New_York", "phone": "+12125550142",
@@ -70,3 +71,10 @@ def test_segment_counting():
 def test_fit_segments_cuts_at_a_word():
     fitted = fit_segments("word " * 100)
     assert sms_segments(fitted) == 2 and fitted.endswith("word...")
+
+
+def test_format_local_in_english_and_spanish():
+    start = datetime(2026, 11, 26, 14, 30, tzinfo=timezone.utc)
+    assert format_local(start, ZoneInfo("America/New_York"), "en") == "Thu, Nov 26 at 9:30 AM"
+    assert format_local(start, ZoneInfo("America/New_York"), "es") == "jue 26 nov, 09:30"
+    assert format_local(start, ZoneInfo("Asia/Kolkata"), "en") == "Thu, Nov 26 at 8:00 PM"

@@ -11,16 +11,13 @@ import pytest
 
 from shared.contract.clinic_time import in_quiet_hours, local_day_range
 from shared.contract.models import Appointment, Clinic, Patient
+from shared.messaging.appointment_tasks import CONFIRMATION, FOLLOWUP, PREP, REMINDER
+from shared.messaging.channels import first_channel
+from shared.messaging.keys import message_key
 from shared.reminders.plan import (
-    CONFIRMATION,
-    FOLLOWUP,
-    PREP,
-    REMINDER,
     PlannedMessage,
-    Skipped,
-    channel_for,
+    catch_up_window,
     event_horizon,
-    message_key,
     plan_confirmation,
     plan_followup,
     plan_reminders,
@@ -61,11 +58,11 @@ def patient(**fields: object) -> Patient:
 
 
 def planned(decisions: list) -> dict[tuple[str, int | None], datetime]:
-    return {(d.task.type, d.task.offset_hours): d.task.send_at for d in decisions if isinstance(d, PlannedMessage)}
+    return {(d.task.type, d.task.offset_hours): d.task.send_at for d in decisions if not d.skipped}
 
 
 def skipped(decisions: list) -> list[tuple[str, str]]:
-    return [(d.kind, d.reason) for d in decisions if isinstance(d, Skipped)]
+    return [(d.task.type, d.skipped) for d in decisions if d.skipped]
 
 
 # ------------------------------------------------------------------------------------------ reminders
@@ -110,7 +107,7 @@ def test_no_planned_message_falls_in_quiet_hours_or_too_close_to_the_start(zone,
     start = first
     while start < end:  # every quarter hour of the local day, DST gaps and repeats included
         for decision in plan_reminders(appointment(start, prep=True), c, now=first - timedelta(days=5), horizon=FAR):
-            assert isinstance(decision, PlannedMessage), decision
+            assert isinstance(decision, PlannedMessage) and not decision.skipped, decision
             send_at = decision.task.send_at
             assert not in_quiet_hours(send_at, c.zone, c.quiet_hours), (start, decision.task)
             assert send_at <= start - timedelta(minutes=30), (start, decision.task)
@@ -125,11 +122,42 @@ def test_prep_instructions_go_out_48_hours_before():
     assert planned(decisions)[(PREP, 48)] == utc(2026, 11, 26, 19, 0)
 
 
-def test_a_reminder_already_past_is_skipped_and_the_others_kept():
+def test_an_overdue_reminder_still_useful_is_sent_now():
+    # The 24 h reminder (25th 20:00Z, 15:00 in New York) is an hour overdue when planned at 16:00; the
+    # appointment is a day away and the 2 h reminder 21 hours later: the 24 h one goes out now.
     start = utc(2026, 11, 26, 20, 0)
-    decisions = plan_reminders(appointment(start), clinic(), now=utc(2026, 11, 25, 21, 0), horizon=FAR)
+    now = utc(2026, 11, 25, 21, 0)
+    decisions = plan_reminders(appointment(start), clinic(), now=now, horizon=FAR)
+    assert planned(decisions) == {(REMINDER, 24): now, (REMINDER, 2): utc(2026, 11, 26, 18, 0)}
+    assert skipped(decisions) == []
+
+
+def test_an_overdue_reminder_in_quiet_hours_goes_out_when_they_end():
+    start = utc(2026, 11, 26, 20, 0)  # 15:00 New York; planned at 22:00 New York the evening before
+    decisions = plan_reminders(appointment(start), clinic(), now=utc(2026, 11, 26, 3, 0), horizon=FAR)
+    assert planned(decisions)[(REMINDER, 24)] == utc(2026, 11, 26, 13, 0)  # 08:00, still 7 h before
+
+
+def test_an_overdue_reminder_within_an_hour_of_a_later_one_is_recorded_as_past():
+    # Planned at 17:30 New York for a 20:00 start: the 24 h reminder is overdue and the 2 h one (18:00)
+    # comes within the hour, so the overdue one is recorded as skipped ("past"), not sent.
+    start = utc(2026, 11, 27, 1, 0)
+    decisions = plan_reminders(appointment(start), clinic(), now=utc(2026, 11, 26, 22, 30), horizon=FAR)
     assert skipped(decisions) == [(REMINDER, "past")]
     assert list(planned(decisions)) == [(REMINDER, 2)]
+
+
+def test_an_overdue_reminder_too_close_to_the_start_is_recorded_as_past():
+    start = utc(2026, 11, 26, 20, 0)
+    decisions = plan_reminders(appointment(start), clinic(), now=start - timedelta(minutes=20), horizon=FAR)
+    assert skipped(decisions) == [(REMINDER, "past"), (REMINDER, "past")]
+
+
+def test_a_tick_after_a_missed_one_covers_the_rest_of_today():
+    c = clinic()
+    now = utc(2026, 11, 25, 15, 0)  # 10:00 in New York on the 25th; the tick is for the 26th
+    assert catch_up_window(c, date(2026, 11, 26), now) == (now, utc(2026, 11, 26, 5, 0))
+    assert catch_up_window(c, date(2026, 11, 26), utc(2026, 11, 26, 6, 0)) is None
 
 
 def test_cancelled_appointments_get_no_reminders():
@@ -187,7 +215,8 @@ def test_followup_overdue_by_less_than_a_day_goes_out_now_and_older_is_skipped()
     assert soon.task.send_at == utc(2026, 11, 25, 20, 0)
     at_night = plan_followup(done, clinic(), now=utc(2026, 11, 26, 3, 0))  # 22:00 EST, 11 h late → morning
     assert at_night.task.send_at == utc(2026, 11, 26, 13, 0)
-    assert plan_followup(done, clinic(), now=utc(2026, 11, 26, 17, 0)) == Skipped(FOLLOWUP, "appt-1", "past")
+    stale = plan_followup(done, clinic(), now=utc(2026, 11, 26, 17, 0))
+    assert (stale.task.type, stale.skipped) == (FOLLOWUP, "past")
 
 
 def test_only_completed_appointments_get_a_followup():
@@ -205,12 +234,12 @@ def test_booking_confirmation_an_hour_later_out_of_quiet_hours():
 
 def test_booking_confirmation_skipped_when_the_appointment_is_too_close():
     now = utc(2026, 11, 25, 17, 0)
-    assert plan_confirmation(appointment(now + timedelta(minutes=80)), clinic(), now=now) == Skipped(
-        CONFIRMATION, "appt-1", "too_late")
+    soon = plan_confirmation(appointment(now + timedelta(minutes=80)), clinic(), now=now)
+    assert (soon.task.type, soon.skipped) == (CONFIRMATION, "too_late")
     # Booked at 22:00 for 07:30 next morning: 08:00 is too late, the evening before is past.
     night = utc(2026, 11, 26, 3, 0)
-    assert plan_confirmation(appointment(utc(2026, 11, 26, 12, 30)), clinic(), now=night) == Skipped(
-        CONFIRMATION, "appt-1", "past")
+    overnight = plan_confirmation(appointment(utc(2026, 11, 26, 12, 30)), clinic(), now=night)
+    assert (overnight.task.type, overnight.skipped) == (CONFIRMATION, "past")
 
 
 # ------------------------------------------------------------------------------------ dedup, payload
@@ -261,4 +290,4 @@ def test_task_payload_holds_ids_and_instants_only():
     ({"phone": None, "email": None}, (None, "no_contact")),
 ])
 def test_channel_is_the_preferred_usable_one(fields, expected):
-    assert channel_for(patient(**fields), clinic()) == expected
+    assert first_channel(patient(**fields), clinic()) == expected

@@ -6,7 +6,6 @@ import json
 import threading
 from datetime import datetime, timedelta, timezone
 
-from shared.platform.clock import FixedClock
 from shared.platform.settings import Settings
 from shared.tasks.queue import CloudTasksQueue, TaskSpec, create_all, task_id
 
@@ -34,7 +33,7 @@ def test_task_name_is_a_stable_hash_of_the_business_key():
 
 
 def test_built_task_targets_the_handler_with_oidc_and_schedule_time():
-    task = CloudTasksQueue(PathOnlyClient(), SETTINGS, FixedClock(NOW)).build(spec())
+    task = CloudTasksQueue(PathOnlyClient(), SETTINGS).build(spec())
     assert task["name"] == f"projects/p/locations/us-central1/queues/reminders-sms/tasks/{task_id('reminder-abc')}"
     request = task["http_request"]
     assert request["url"] == "https://handler.example.com/"

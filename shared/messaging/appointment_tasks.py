@@ -1,0 +1,74 @@
+"""The task bodies of appointment messages: reminders, prep instructions, booking confirmations and
+follow-ups. Written by the reminder planner, read by the task handler (shared.tasks.payload checks)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from shared.messaging.keys import is_key
+from shared.platform.errors import PermanentError
+from shared.tasks.payload import VERSION, doc_id, instant, require_fields, small_int, task_type
+
+REMINDER = "appointment_reminder"
+PREP = "prep_instructions"
+CONFIRMATION = "booking_confirmation"
+FOLLOWUP = "followup"
+APPOINTMENT_TASK_TYPES = (REMINDER, CONFIRMATION, PREP, FOLLOWUP)
+
+
+def ledger_key(body: dict[str, Any], name: str = "dedup_key") -> str:
+    value = body.get(name)
+    if not is_key(value):
+        raise PermanentError(f"task field '{name}' is missing or not a ledger key", code="bad_payload")
+    return value
+
+
+@dataclass(frozen=True)
+class AppointmentTask:
+    """A message about one appointment: which kind, for which appointment, as of which start time."""
+
+    type: str
+    appointment_id: str
+    clinic_id: str
+    patient_id: str
+    dedup_key: str
+    send_at: datetime
+    appointment_start: datetime  # the start when this was scheduled; a different start now means "moved"
+    offset_hours: int | None = None
+    v: int = VERSION
+
+    FIELDS = ("appointment_id", "clinic_id", "patient_id", "dedup_key", "send_at", "appointment_start",
+              "offset_hours")
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"type": self.type, "v": self.v, "appointment_id": self.appointment_id,
+                                "clinic_id": self.clinic_id, "patient_id": self.patient_id,
+                                "dedup_key": self.dedup_key, "send_at": self.send_at.isoformat(),
+                                "appointment_start": self.appointment_start.isoformat()}
+        if self.offset_hours is not None:
+            body["offset_hours"] = self.offset_hours
+        return body
+
+    @property
+    def failure_key(self) -> str:
+        """Its failed_tasks doc id: one record per intended message, whatever task delivered it."""
+        return self.dedup_key
+
+
+def parse_appointment_task(body: dict[str, Any]) -> AppointmentTask:
+    kind = task_type(body)
+    if kind not in APPOINTMENT_TASK_TYPES:
+        raise PermanentError("not an appointment message type", code="unknown_type")
+    require_fields(body, AppointmentTask.FIELDS)
+    return AppointmentTask(
+        type=kind,
+        appointment_id=doc_id(body, "appointment_id"),
+        clinic_id=doc_id(body, "clinic_id"),
+        patient_id=doc_id(body, "patient_id"),
+        dedup_key=ledger_key(body),
+        send_at=instant(body, "send_at"),
+        appointment_start=instant(body, "appointment_start"),
+        offset_hours=small_int(body, "offset_hours", low=1, high=24 * 14),
+    )
