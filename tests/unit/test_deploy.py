@@ -721,6 +721,16 @@ def test_settings_come_from_the_env_file_and_the_environment_wins(deployment: De
     assert f"--region={REGION} " in result.stdout and "europe-west1" not in result.stdout
 
 
+def test_deploy_env_example_names_every_setting_and_loads_cleanly(deployment: Deployment) -> None:
+    script = (REPO / "deploy.sh").read_text()
+    names = script[script.index("readonly SETTING_NAMES=(") + len("readonly SETTING_NAMES=("):]
+    names = names[: names.index(")")].split()
+    example = (REPO / "deploy.env.example").read_text()
+    assert [name for name in names if f"{name}=" not in example] == []
+    result = deployment.run("--env-file", str(REPO / "deploy.env.example"), "--dry-run", settings={})
+    assert result.returncode == 0, result.stderr
+
+
 def test_an_env_file_may_not_hold_secret_values_nor_unknown_settings(deployment: Deployment) -> None:
     (deployment.repo / "deploy.env").write_text("TWILIO_AUTH_TOKEN=s3cr3t-value\nREMINDERS_SCHEDULE=0 9 * * *\n")
     result = deployment.run()
