@@ -20,43 +20,21 @@ PYTHON=${PYTHON:-python3}
 export CLOUDSDK_CORE_DISABLE_PROMPTS=1  # never wait on a prompt; every choice is a flag below
 
 # ---------------------------------------------------------------------------------------------------
-# What gets deployed. Entry points (name, folder, Python target, trigger) are read from
-# deploy/registry.py, the one list the local stack also runs; the tables below say what each needs.
+# What gets deployed is read from deploy/registry.py through deploy/plan.py (functions, the queues,
+# topics, scheduler jobs and secrets they use); nothing about a function is written down here.
 
 readonly APIS=(cloudfunctions.googleapis.com run.googleapis.com cloudbuild.googleapis.com
   artifactregistry.googleapis.com cloudtasks.googleapis.com pubsub.googleapis.com
   cloudscheduler.googleapis.com firestore.googleapis.com secretmanager.googleapis.com
   eventarc.googleapis.com iam.googleapis.com logging.googleapis.com)
 
-readonly QUEUE_SMS=reminders-sms QUEUE_EMAIL=reminders-email QUEUE_WAITLIST=waitlist QUEUE_REPORTS=reports
-readonly TOPICS=(reminders-tick appointment-events reports-tick failed-tasks-sweep)
-readonly TASK_HANDLER=task-handler        # the HTTP entry point Cloud Tasks calls (OIDC-authenticated)
-readonly STATUS_CALLBACK=twilio-status    # its URL is given to Twilio with each message
-# HTTP entry points reachable from the internet: each verifies its caller's signature itself.
-# Every other HTTP entry point is deployed with --no-allow-unauthenticated.
-readonly PUBLIC_WEBHOOKS=(twilio-status)
 readonly TASKS_SA_ID=tasks-invoker        # Cloud Tasks signs its OIDC tokens as this account
 readonly EVENTS_SA_ID=events-invoker      # Eventarc pushes Pub/Sub events to functions as this account
 readonly FIRESTORE_DATABASE='(default)'
-
-# Cloud Tasks queues each function folder enqueues into (roles/cloudtasks.enqueuer on these only).
-declare -A FOLDER_QUEUES=(
-  [reminder_fanout]="$QUEUE_SMS $QUEUE_EMAIL"
-  # its retry sweep re-enqueues a failed task into whichever queue it failed on
-  [task_handler]="$QUEUE_SMS $QUEUE_EMAIL $QUEUE_WAITLIST $QUEUE_REPORTS"
-  [report_builder]="$QUEUE_REPORTS"
-  [waitlist]="$QUEUE_WAITLIST"
-)
-# Secret Manager secrets a function folder's service account may read (secretAccessor on these only),
-# and the subset each entry point gets mapped in as environment variables.
-declare -A FOLDER_SECRETS=(
-  [task_handler]="TWILIO_ACCOUNT_SID TWILIO_AUTH_TOKEN SENDGRID_API_KEY"
-  [waitlist]="TWILIO_AUTH_TOKEN"
-)
-declare -A ENTRY_SECRETS=(
-  [twilio-status]="TWILIO_AUTH_TOKEN"
-)
-readonly SECRET_ENVS=(TWILIO_ACCOUNT_SID TWILIO_AUTH_TOKEN SENDGRID_API_KEY)
+# Operators read dead letters at their own pace: keep them the longest Pub/Sub allows, never let the
+# subscription expire for want of readers (a topic without subscriptions drops what it is sent), and
+# give a pulled message 10 minutes before it is offered again.
+readonly REVIEW_SUBSCRIPTION_FLAGS=(--message-retention-duration=7d --expiration-period=never --ack-deadline=600)
 
 # ---------------------------------------------------------------------------------------------------
 # Settings: name, then default ("" = required or optional, as validate() says).
@@ -65,7 +43,8 @@ readonly SETTING_NAMES=(PROJECT_ID REGION TWILIO_MPS TWILIO_SENDER SMS_MAX_CONCU
   EMAIL_MAX_PER_SECOND EMAIL_MAX_CONCURRENT WAITLIST_MAX_PER_SECOND REPORTS_MAX_PER_SECOND
   QUEUE_MAX_ATTEMPTS QUEUE_MIN_BACKOFF QUEUE_MAX_BACKOFF
   REMINDER_SCHEDULE REPORT_SCHEDULE_DAILY REPORT_SCHEDULE_WEEKLY SWEEP_SCHEDULE SCHEDULER_TIME_ZONE
-  SCHEDULER_LOCATION SCHEDULER_MAX_RETRY_ATTEMPTS FIRESTORE_LOCATION BUILD_SERVICE_ACCOUNT
+  SCHEDULER_LOCATION SCHEDULER_MAX_RETRY_ATTEMPTS DEAD_LETTER_MAX_ATTEMPTS EVENT_MIN_RETRY_DELAY
+  EVENT_MAX_RETRY_DELAY FIRESTORE_LOCATION BUILD_SERVICE_ACCOUNT
   TWILIO_ACCOUNT_SID_SECRET TWILIO_AUTH_TOKEN_SECRET SENDGRID_API_KEY_SECRET)
 
 apply_defaults() {
@@ -76,6 +55,7 @@ apply_defaults() {
   : "${REPORT_SCHEDULE_WEEKLY:=0 7 * * 1}" "${SCHEDULER_TIME_ZONE:=Etc/UTC}"
   : "${SWEEP_SCHEDULE:=*/5 * * * *}"
   : "${SCHEDULER_MAX_RETRY_ATTEMPTS:=3}"
+  : "${DEAD_LETTER_MAX_ATTEMPTS:=10}" "${EVENT_MIN_RETRY_DELAY:=10s}" "${EVENT_MAX_RETRY_DELAY:=600s}"
   : "${TWILIO_ACCOUNT_SID_SECRET:=twilio-account-sid}" "${TWILIO_AUTH_TOKEN_SECRET:=twilio-auth-token}"
   : "${SENDGRID_API_KEY_SECRET:=sendgrid-api-key}"
   : "${SCHEDULER_LOCATION:=${REGION:-}}"
@@ -264,6 +244,12 @@ check_duration() {
   [[ $2 =~ ^[0-9]+(\.[0-9]+)?s$ ]] || problem "$1 must be a duration in seconds such as 10s, got '$2'"
 }
 
+check_retry_delay() {  # name value: whole seconds, 0s to 600s (Pub/Sub's retry policy range)
+  if [[ ! $2 =~ ^[0-9]+s$ ]] || (( 10#${2%s} > 600 )); then
+    problem "$1 must be whole seconds from 0s to 600s (Pub/Sub's retry policy range), got '$2'"
+  fi
+}
+
 check_cron() {
   local name=$1 value=$2 field
   local -a fields
@@ -303,6 +289,14 @@ validate() {
   check_int EMAIL_MAX_CONCURRENT "$EMAIL_MAX_CONCURRENT" 1 5000
   check_int QUEUE_MAX_ATTEMPTS "$QUEUE_MAX_ATTEMPTS" 1 100
   check_int SCHEDULER_MAX_RETRY_ATTEMPTS "$SCHEDULER_MAX_RETRY_ATTEMPTS" 0 5
+  # Pub/Sub accepts 5 to 100 delivery attempts before dead-lettering a message.
+  check_int DEAD_LETTER_MAX_ATTEMPTS "$DEAD_LETTER_MAX_ATTEMPTS" 5 100
+  check_retry_delay EVENT_MIN_RETRY_DELAY "$EVENT_MIN_RETRY_DELAY"
+  check_retry_delay EVENT_MAX_RETRY_DELAY "$EVENT_MAX_RETRY_DELAY"
+  if [[ $EVENT_MIN_RETRY_DELAY =~ ^[0-9]+s$ && $EVENT_MAX_RETRY_DELAY =~ ^[0-9]+s$ ]] &&
+    (( 10#${EVENT_MIN_RETRY_DELAY%s} > 10#${EVENT_MAX_RETRY_DELAY%s} )); then
+    problem "EVENT_MIN_RETRY_DELAY ($EVENT_MIN_RETRY_DELAY) must not exceed EVENT_MAX_RETRY_DELAY ($EVENT_MAX_RETRY_DELAY)"
+  fi
   check_duration QUEUE_MIN_BACKOFF "$QUEUE_MIN_BACKOFF"
   check_duration QUEUE_MAX_BACKOFF "$QUEUE_MAX_BACKOFF"
   check_cron REMINDER_SCHEDULE "$REMINDER_SCHEDULE"
@@ -336,119 +330,114 @@ validate() {
 }
 
 # ---------------------------------------------------------------------------------------------------
-# Python helpers (local only: they read the repo, never the cloud).
+# The plan: deploy/plan.py reads the registry and the repo (never the cloud) and writes TSV files.
 
-read -r -d '' PY_HELPER <<'PY' || true
-import json, re, sys
-from pathlib import Path
+FN_NAMES=()       # the functions to deploy, in registry order
+EVENT_NAMES=()    # those with a Pub/Sub trigger
+declare -A FN_FOLDER=() FN_TARGET=() FN_SIGNATURE=() FN_TOPIC=() FN_PUBLIC=() FN_ACCOUNT=()
+declare -A FN_MEMORY=() FN_CPU=() FN_TIMEOUT=() FN_SECRETS=() FN_ENQUEUES=() FN_PUBLISHES=()
+FOLDERS=()
+SKIPPED=()
+QUEUE_NAMES=()
+declare -A QUEUE_RATE_SETTING=() QUEUE_CONCURRENCY=()
+TOPIC_NAMES=()
+DEAD_LETTER_SOURCES=()
+declare -A DEAD_LETTER_OF=() REVIEW_OF=()
+JOB_NAMES=()
+declare -A JOB_TOPIC=() JOB_SETTING=() JOB_BODY=() JOB_DESCRIPTION=()
+SKIPPED_JOBS=()
+SECRET_ENVS=()
+declare -A SECRET_SETTING=()
+TASK_HANDLER=""
+STATUS_CALLBACK=""
+QUEUE_ENV=""
 
-def plan(out_dir):
-    """What to deploy, read from the repo: entry points (deploy/registry.py) and TTL fields."""
-    from deploy.registry import FUNCTIONS
-    with open(Path(out_dir, "entry_points.tsv"), "w") as out:
-        for entry in FUNCTIONS:
-            main = Path("functions", entry.folder, "main.py")
-            text = main.read_text() if main.is_file() else ""
-            present = re.search(rf"^def {re.escape(entry.target)}\(", text, re.M) is not None
-            print("\t".join([entry.name, entry.folder, entry.target, entry.signature,
-                             entry.topic or "-", "yes" if present else "no"]), file=out)
-    spec = json.loads(Path("firestore.indexes.json").read_text())
-    for index in spec.get("indexes", []):
-        _fields(index["fields"])  # fails here, before any gcloud call, on a malformed index
-    with open(Path(out_dir, "ttl_fields.tsv"), "w") as out:
-        for override in spec.get("fieldOverrides", []):
-            if override.get("ttl"):
-                print(f"{override['collectionGroup']}\t{override['fieldPath']}", file=out)
+words_of() {  # a plan list cell ("-" or a,b,c) as space-separated words
+  if [[ $1 == - ]]; then printf ''; else printf '%s' "${1//,/ }"; fi
+}
 
-def _fields(fields, strict=True):
-    out = []
-    for field in fields:
-        if "order" in field:
-            out.append((field["fieldPath"], "order", field["order"].lower()))
-        elif "arrayConfig" in field or not strict:
-            out.append((field["fieldPath"], "array-config", str(field.get("arrayConfig", "")).lower()))
-        else:
-            raise SystemExit(f"firestore.indexes.json: field {field} needs an order or an arrayConfig")
-    return tuple(out)
+need_setting() {  # where, setting name: the registry may only name settings deploy.sh knows
+  is_setting "$2" || problem "deploy/registry.py: $1 names setting $2, which deploy.sh does not know (known: ${SETTING_NAMES[*]})"
+}
 
-def missing_indexes(spec_path, existing_path=None):
-    spec = json.loads(Path(spec_path).read_text())
-    have = set()
-    for index in json.loads(Path(existing_path).read_text() or "[]") if existing_path else []:
-        group = re.search(r"/collectionGroups/([^/]+)/", index.get("name", ""))
-        fields = _fields((f for f in index.get("fields", []) if f.get("fieldPath") != "__name__"), strict=False)
-        have.add((group.group(1) if group else "", index.get("queryScope", "COLLECTION"), fields))
-    for index in spec.get("indexes", []):
-        scope = index.get("queryScope", "COLLECTION")
-        fields = _fields(index["fields"])
-        if (index["collectionGroup"], scope, fields) in have:
-            continue
-        configs = [f"field-path={path},{kind}={value}" for path, kind, value in fields]
-        print("\t".join([index["collectionGroup"], scope.lower().replace("_", "-"), *configs]))
-
-command, *args = sys.argv[1:]
-{"plan": plan, "missing-indexes": missing_indexes}[command](*args)
-PY
-
-py_helper() { "$PYTHON" -c "$PY_HELPER" "$@"; }
+read_plan() {
+  local plan=$WORK/plan line
+  local name folder target signature topic public account memory cpu timeout secrets enqueues publishes
+  local rate concurrency dead review setting body description key value why
+  if ! "$PYTHON" -m deploy.plan write "$plan" 2>"$WORK/plan.err"; then
+    while IFS= read -r line; do problem "$line"; done <"$WORK/plan.err"
+    [[ -s $WORK/plan.err ]] || problem "python -m deploy.plan write failed without saying why"
+    return 0
+  fi
+  while IFS=$'\t' read -r name folder target signature topic public account memory cpu timeout secrets enqueues \
+    publishes; do
+    FN_NAMES+=("$name")
+    FN_FOLDER[$name]=$folder
+    FN_TARGET[$name]=$target
+    FN_SIGNATURE[$name]=$signature
+    FN_TOPIC[$name]=$(words_of "$topic")
+    FN_PUBLIC[$name]=$public
+    FN_ACCOUNT[$name]=$account
+    FN_MEMORY[$name]=$memory
+    FN_CPU[$name]=$cpu
+    FN_TIMEOUT[$name]=$timeout
+    FN_SECRETS[$name]=$(words_of "$secrets")
+    FN_ENQUEUES[$name]=$(words_of "$enqueues")
+    FN_PUBLISHES[$name]=$(words_of "$publishes")
+    if [[ $signature != http ]]; then EVENT_NAMES+=("$name"); fi
+    if [[ " ${FOLDERS[*]} " != *" $folder "* ]]; then FOLDERS+=("$folder"); fi
+  done <"$plan/functions.tsv"
+  while IFS=$'\t' read -r name why; do SKIPPED+=("$name: $why"); done <"$plan/skipped.tsv"
+  while IFS=$'\t' read -r name rate concurrency; do
+    QUEUE_NAMES+=("$name")
+    QUEUE_RATE_SETTING[$name]=$rate
+    QUEUE_CONCURRENCY[$name]=$concurrency
+    need_setting "queue $name" "$rate"
+    [[ $concurrency =~ ^[0-9]+$ ]] || need_setting "queue $name" "$concurrency"
+  done <"$plan/queues.tsv"
+  while IFS=$'\t' read -r topic; do TOPIC_NAMES+=("$topic"); done <"$plan/topics.tsv"
+  while IFS=$'\t' read -r topic dead review; do
+    DEAD_LETTER_SOURCES+=("$topic")
+    DEAD_LETTER_OF[$topic]=$dead
+    REVIEW_OF[$topic]=$review
+  done <"$plan/dead_letters.tsv"
+  while IFS=$'\t' read -r name topic setting body description; do
+    JOB_NAMES+=("$name")
+    JOB_TOPIC[$name]=$topic
+    JOB_SETTING[$name]=$setting
+    JOB_BODY[$name]=$body
+    JOB_DESCRIPTION[$name]=$description
+    need_setting "job $name" "$setting"
+  done <"$plan/jobs.tsv"
+  while IFS=$'\t' read -r name why; do SKIPPED_JOBS+=("$name: $why"); done <"$plan/skipped_jobs.tsv"
+  while IFS=$'\t' read -r name setting; do
+    SECRET_ENVS+=("$name")
+    SECRET_SETTING[$name]=$setting
+    need_setting "secret $name" "$setting"
+  done <"$plan/secrets.tsv"
+  while IFS=$'\t' read -r key value; do
+    case $key in
+      task_handler) TASK_HANDLER=$value ;;
+      status_callback) STATUS_CALLBACK=$value ;;
+      queue_env) QUEUE_ENV=$value ;;
+    esac
+  done <"$plan/meta.tsv"
+  cp -- "$plan/ttl_fields.tsv" "$WORK/ttl_fields.tsv"
+}
 
 # ---------------------------------------------------------------------------------------------------
 # Names.
 
 sa_email() { printf '%s@%s.iam.gserviceaccount.com' "$1" "$PROJECT_ID"; }
-folder_sa() { printf 'fn-%s' "${1//_/-}"; }
-
-is_public() {
-  local name
-  for name in "${PUBLIC_WEBHOOKS[@]}"; do [[ $name == "$1" ]] && return 0; done
-  return 1
-}
-
-secret_name() {  # the Secret Manager name behind a secret environment variable
-  case $1 in
-    TWILIO_ACCOUNT_SID) printf '%s' "$TWILIO_ACCOUNT_SID_SECRET" ;;
-    TWILIO_AUTH_TOKEN) printf '%s' "$TWILIO_AUTH_TOKEN_SECRET" ;;
-    SENDGRID_API_KEY) printf '%s' "$SENDGRID_API_KEY_SECRET" ;;
-    *) die "no secret is configured for $1" ;;
-  esac
-}
-
-# ---------------------------------------------------------------------------------------------------
-# Entry points to deploy (those whose main.py defines the target; the others are reported and skipped).
-
-ENTRY_NAMES=()
-declare -A ENTRY_FOLDER=() ENTRY_TARGET=() ENTRY_SIGNATURE=() ENTRY_TOPIC=()
-FOLDERS=()
-SKIPPED=()
-
-discover_entry_points() {
-  local name folder target signature topic present
-  py_helper plan "$WORK"
-  while IFS=$'\t' read -r name folder target signature topic present; do
-    if [[ $present != yes ]]; then
-      SKIPPED+=("$name: functions/$folder/main.py does not define $target yet")
-      continue
-    fi
-    ENTRY_NAMES+=("$name")
-    ENTRY_FOLDER[$name]=$folder
-    ENTRY_TARGET[$name]=$target
-    ENTRY_SIGNATURE[$name]=$signature
-    ENTRY_TOPIC[$name]=$topic
-    if [[ " ${FOLDERS[*]} " != *" $folder "* ]]; then FOLDERS+=("$folder"); fi
-  done <"$WORK/entry_points.tsv"
-  if [[ -z ${ENTRY_FOLDER[$TASK_HANDLER]:-} ]]; then
-    problem "deploy/registry.py lists no deployable $TASK_HANDLER entry point: every other function needs its URL"
-  fi
-  for folder in "${FOLDERS[@]}"; do
-    (( ${#folder} + 3 <= 30 )) || problem "function folder '$folder' makes a service account id longer than 30 characters"
-  done
-}
+fn_sa() { sa_email "${FN_ACCOUNT[$1]}"; }
+secret_name() { local setting=${SECRET_SETTING[$1]}; printf '%s' "${!setting}"; }
+is_public() { [[ ${FN_PUBLIC[$1]} == yes ]]; }
 
 # ---------------------------------------------------------------------------------------------------
 # Steps.
 
 enable_apis() {
-  step "1/9 Enable the APIs"
+  step "1/10 Enable the APIs"
   run gcloud services enable "${APIS[@]}" "--project=$PROJECT_ID"
 }
 
@@ -463,20 +452,21 @@ ensure_service_account() {  # id, description
 }
 
 service_accounts() {
-  step "2/9 Service accounts, one per job, least privilege (docs/deploy.md says why each role)"
-  local folder sa tasks_sa
+  step "2/10 Service accounts: one per function, least privilege (docs/deploy.md says why each role)"
+  local name sa tasks_sa
   tasks_sa=$(sa_email "$TASKS_SA_ID")
   ensure_service_account "$TASKS_SA_ID" "Cloud Tasks signs its OIDC calls to the task handler as this account"
   ensure_service_account "$EVENTS_SA_ID" "Eventarc delivers Pub/Sub events to the event functions as this account"
-  for folder in "${FOLDERS[@]}"; do
-    ensure_service_account "$(folder_sa "$folder")" "runtime identity of functions/$folder"
+  for name in "${FN_NAMES[@]}"; do
+    ensure_service_account "${FN_ACCOUNT[$name]}" \
+      "runtime identity of function $name (functions/${FN_FOLDER[$name]} ${FN_TARGET[$name]})"
   done
-  for folder in "${FOLDERS[@]}"; do
-    sa=$(sa_email "$(folder_sa "$folder")")
+  for name in "${FN_NAMES[@]}"; do
+    sa=$(fn_sa "$name")
     # Firestore's roles are granted on the project (there is no narrower resource for the default database).
     run_iam gcloud projects add-iam-policy-binding "$PROJECT_ID" "--member=serviceAccount:$sa" \
       --role=roles/datastore.user --condition=None --format=none
-    if [[ -n ${FOLDER_QUEUES[$folder]:-} ]]; then
+    if [[ -n ${FN_ENQUEUES[$name]} ]]; then
       # Creating a task with oidc_token needs iam.serviceAccounts.actAs on the token's account: on that one only.
       run_iam gcloud iam service-accounts add-iam-policy-binding "$tasks_sa" "--member=serviceAccount:$sa" \
         --role=roles/iam.serviceAccountUser "--project=$PROJECT_ID" --format=none
@@ -486,8 +476,8 @@ service_accounts() {
 
 SECRETS_WITHOUT_VERSION=()
 secrets() {
-  step "3/9 Secret Manager secrets (deploy.sh never reads or writes a secret value)"
-  local env_name name folder sa
+  step "3/10 Secret Manager secrets (deploy.sh never reads or writes a secret value)"
+  local env_name name fn sa
   for env_name in "${SECRET_ENVS[@]}"; do
     name=$(secret_name "$env_name")
     if probe gcloud secrets describe "$name" "--project=$PROJECT_ID" --format=value\(name\); then
@@ -512,9 +502,9 @@ secrets() {
     } >&2
     exit 1
   fi
-  for folder in "${FOLDERS[@]}"; do
-    sa=$(sa_email "$(folder_sa "$folder")")
-    for env_name in ${FOLDER_SECRETS[$folder]:-}; do
+  for fn in "${FN_NAMES[@]}"; do
+    sa=$(fn_sa "$fn")
+    for env_name in ${FN_SECRETS[$fn]}; do
       run_iam gcloud secrets add-iam-policy-binding "$(secret_name "$env_name")" "--member=serviceAccount:$sa" \
         --role=roles/secretmanager.secretAccessor "--project=$PROJECT_ID" --format=none
     done
@@ -532,38 +522,58 @@ ensure_queue() {  # name, then the queue's rate and retry flags
 }
 
 queues() {
-  step "4/9 Cloud Tasks queues (rate limits and retries)"
+  step "4/10 Cloud Tasks queues that a deployed function enqueues into (rate limits and retries)"
   local retry=("--max-attempts=$QUEUE_MAX_ATTEMPTS" "--min-backoff=$QUEUE_MIN_BACKOFF"
     "--max-backoff=$QUEUE_MAX_BACKOFF" --max-doublings=4)
-  # The SMS queue's rate is the Twilio sender's throughput: faster would only earn 20429 "too many requests".
-  ensure_queue "$QUEUE_SMS" "--max-dispatches-per-second=$TWILIO_MPS" \
-    "--max-concurrent-dispatches=$SMS_MAX_CONCURRENT" "${retry[@]}"
-  ensure_queue "$QUEUE_EMAIL" "--max-dispatches-per-second=$EMAIL_MAX_PER_SECOND" \
-    "--max-concurrent-dispatches=$EMAIL_MAX_CONCURRENT" "${retry[@]}"
-  # Slow on purpose: offers go out in waves, and the first reply wins the slot.
-  ensure_queue "$QUEUE_WAITLIST" "--max-dispatches-per-second=$WAITLIST_MAX_PER_SECOND" \
-    --max-concurrent-dispatches=2 "${retry[@]}"
-  ensure_queue "$QUEUE_REPORTS" "--max-dispatches-per-second=$REPORTS_MAX_PER_SECOND" \
-    --max-concurrent-dispatches=5 "${retry[@]}"
-  local folder queue sa
-  for folder in "${FOLDERS[@]}"; do
-    sa=$(sa_email "$(folder_sa "$folder")")
-    for queue in ${FOLDER_QUEUES[$folder]:-}; do
+  local queue rate concurrency fn sa
+  for queue in "${QUEUE_NAMES[@]}"; do
+    rate=${QUEUE_RATE_SETTING[$queue]}
+    concurrency=${QUEUE_CONCURRENCY[$queue]}
+    if [[ ! $concurrency =~ ^[0-9]+$ ]]; then concurrency=${!concurrency}; fi
+    ensure_queue "$queue" "--max-dispatches-per-second=${!rate}" "--max-concurrent-dispatches=$concurrency" \
+      "${retry[@]}"
+  done
+  for fn in "${FN_NAMES[@]}"; do
+    sa=$(fn_sa "$fn")
+    for queue in ${FN_ENQUEUES[$fn]}; do
       run_iam gcloud tasks queues add-iam-policy-binding "$queue" "--location=$REGION" \
         "--member=serviceAccount:$sa" --role=roles/cloudtasks.enqueuer "--project=$PROJECT_ID" --format=none
     done
   done
 }
 
+ensure_topic() {
+  if probe gcloud pubsub topics describe "$1" "--project=$PROJECT_ID" --format=value\(name\); then
+    note "topic $1 exists"
+  else
+    run gcloud pubsub topics create "$1" "--project=$PROJECT_ID"
+  fi
+}
+
 topics() {
-  step "5/9 Pub/Sub topics"
-  local topic
-  for topic in "${TOPICS[@]}"; do
-    if probe gcloud pubsub topics describe "$topic" "--project=$PROJECT_ID" --format=value\(name\); then
-      note "topic $topic exists"
+  step "5/10 Pub/Sub topics a deployed function is triggered by or publishes to; a dead-letter topic per trigger"
+  local topic dead review fn sa
+  for topic in "${TOPIC_NAMES[@]}"; do
+    ensure_topic "$topic"
+  done
+  for topic in "${DEAD_LETTER_SOURCES[@]}"; do
+    dead=${DEAD_LETTER_OF[$topic]}
+    review=${REVIEW_OF[$topic]}
+    ensure_topic "$dead"
+    # Made before anything can be dead-lettered: a message sent to a topic without subscriptions is lost.
+    if probe gcloud pubsub subscriptions describe "$review" "--project=$PROJECT_ID" --format=value\(name\); then
+      run gcloud pubsub subscriptions update "$review" "${REVIEW_SUBSCRIPTION_FLAGS[@]}" "--project=$PROJECT_ID"
     else
-      run gcloud pubsub topics create "$topic" "--project=$PROJECT_ID"
+      run gcloud pubsub subscriptions create "$review" "--topic=$dead" "${REVIEW_SUBSCRIPTION_FLAGS[@]}" \
+        "--project=$PROJECT_ID"
     fi
+  done
+  for fn in "${FN_NAMES[@]}"; do
+    sa=$(fn_sa "$fn")
+    for topic in ${FN_PUBLISHES[$fn]}; do
+      run_iam gcloud pubsub topics add-iam-policy-binding "$topic" "--member=serviceAccount:$sa" \
+        --role=roles/pubsub.publisher "--project=$PROJECT_ID" --format=none
+    done
   done
 }
 
@@ -582,17 +592,17 @@ ensure_job() {  # name, topic, schedule, message body, description
 }
 
 scheduler_jobs() {
-  step "6/9 Cloud Scheduler jobs (Pub/Sub targets)"
-  ensure_job reminders-tick reminders-tick "$REMINDER_SCHEDULE" '{}' \
-    "Daily reminders tick (every clinic, its local tomorrow)"
-  ensure_job reports-daily reports-tick "$REPORT_SCHEDULE_DAILY" '{"period":"daily"}' "Daily clinic reports"
-  ensure_job reports-weekly reports-tick "$REPORT_SCHEDULE_WEEKLY" '{"period":"weekly"}' "Weekly clinic reports"
-  ensure_job failed-tasks-sweep failed-tasks-sweep "$SWEEP_SCHEDULE" '{}' \
-    "Re-enqueue failed tasks an operator marked retry"
+  step "6/10 Cloud Scheduler jobs (Pub/Sub targets) whose topic triggers a deployed function"
+  local job setting line
+  for line in "${SKIPPED_JOBS[@]}"; do note "no job $line"; done
+  for job in "${JOB_NAMES[@]}"; do
+    setting=${JOB_SETTING[$job]}
+    ensure_job "$job" "${JOB_TOPIC[$job]}" "${!setting}" "${JOB_BODY[$job]}" "${JOB_DESCRIPTION[$job]}"
+  done
 }
 
 firestore() {
-  step "7/9 Firestore: database, composite indexes (firestore.indexes.json), TTL policies"
+  step "7/10 Firestore: database, composite indexes (firestore.indexes.json), TTL policies"
   if probe gcloud firestore databases describe "--database=$FIRESTORE_DATABASE" "--project=$PROJECT_ID" \
     --format=value\(name\); then
     note "Firestore database $FIRESTORE_DATABASE exists"
@@ -612,7 +622,7 @@ firestore() {
     printf '%s' "$PROBE_OUT" >"$WORK/indexes.json"
     existing="$WORK/indexes.json"
   fi
-  py_helper missing-indexes firestore.indexes.json ${existing:+"$existing"} >"$WORK/missing_indexes.tsv"
+  "$PYTHON" -m deploy.plan missing-indexes firestore.indexes.json ${existing:+"$existing"} >"$WORK/missing_indexes.tsv"
   if [[ ! -s $WORK/missing_indexes.tsv ]]; then note "every composite index in firestore.indexes.json exists"; fi
   # The loops read their lists on fd 3, so no gcloud inside them can swallow the list from stdin.
   while IFS=$'\t' read -r -u 3 -a parts; do
@@ -659,36 +669,43 @@ function_env() {
   local handler_url=${URL[$TASK_HANDLER]:-} vars
   vars="GOOGLE_CLOUD_PROJECT=$PROJECT_ID,TASKS_LOCATION=$REGION"
   vars+=",TASKS_SERVICE_ACCOUNT=$(sa_email "$TASKS_SA_ID")"
+  # serviceConfig.uri is the run.app URL: Cloud Tasks' calls to it count as internal traffic.
   if [[ -n $handler_url ]]; then vars+=",TASK_HANDLER_URL=$handler_url,TASK_AUDIENCE=$handler_url"; fi
-  vars+=",QUEUE_SMS=$QUEUE_SMS,QUEUE_EMAIL=$QUEUE_EMAIL,QUEUE_WAITLIST=$QUEUE_WAITLIST,QUEUE_REPORTS=$QUEUE_REPORTS"
-  vars+=",QUEUE_MAX_ATTEMPTS=$QUEUE_MAX_ATTEMPTS"
+  vars+=",$QUEUE_ENV,QUEUE_MAX_ATTEMPTS=$QUEUE_MAX_ATTEMPTS"
   if [[ -n ${URL[$STATUS_CALLBACK]:-} ]]; then vars+=",STATUS_CALLBACK_URL=${URL[$STATUS_CALLBACK]}"; fi
   printf '%s' "$vars"
 }
 
-secret_refs() {  # entry point name → KEY=secret:latest,...
-  local name=$1 env_name refs="" list
-  list=${ENTRY_SECRETS[$name]-${FOLDER_SECRETS[${ENTRY_FOLDER[$name]}]:-}}
-  for env_name in $list; do
+secret_refs() {  # function name → KEY=secret:latest,...
+  local env_name refs=""
+  for env_name in ${FN_SECRETS[$1]}; do
     refs+="${refs:+,}$env_name=$(secret_name "$env_name"):latest"
   done
   printf '%s' "$refs"
 }
 
 deploy_function() {
-  local name=$1 folder=${ENTRY_FOLDER[$1]} refs
+  local name=$1 refs
   local cmd=(gcloud functions deploy "$name" --gen2 --runtime=python312 "--region=$REGION" "--project=$PROJECT_ID"
-    "--source=$STAGE_ROOT/$folder" "--entry-point=${ENTRY_TARGET[$name]}"
-    "--service-account=$(sa_email "$(folder_sa "$folder")")" "--set-env-vars=$(function_env)")
+    "--source=$STAGE_ROOT/${FN_FOLDER[$name]}" "--entry-point=${FN_TARGET[$name]}"
+    "--service-account=$(fn_sa "$name")" "--set-env-vars=$(function_env)"
+    "--memory=${FN_MEMORY[$name]}" "--cpu=${FN_CPU[$name]}" "--timeout=${FN_TIMEOUT[$name]}s")
   refs=$(secret_refs "$name")
   if [[ -n $refs ]]; then cmd+=("--set-secrets=$refs"); fi
-  if [[ ${ENTRY_SIGNATURE[$name]} == http ]]; then
-    cmd+=(--trigger-http --timeout=60s --memory=256Mi)
-    if is_public "$name"; then cmd+=(--allow-unauthenticated); else cmd+=(--no-allow-unauthenticated); fi
+  if [[ ${FN_SIGNATURE[$name]} == http ]]; then
+    cmd+=(--trigger-http)
+    # A public webhook is called from the internet and checks its caller's signature itself; every
+    # other function takes only same-project traffic (Cloud Tasks, Eventarc) and only authenticated.
+    if is_public "$name"; then
+      cmd+=(--ingress-settings=all --allow-unauthenticated)
+    else
+      cmd+=(--ingress-settings=internal-only --no-allow-unauthenticated)
+    fi
   else
-    # --retry: a run that could not create every task raises, and Pub/Sub's redelivery fills the gap.
-    cmd+=("--trigger-topic=${ENTRY_TOPIC[$name]}" "--trigger-service-account=$(sa_email "$EVENTS_SA_ID")"
-      --retry --timeout=540s --memory=512Mi)
+    # --retry: a run that could not create every task raises, and Pub/Sub's redelivery fills the gap;
+    # a message that keeps failing ends in the trigger's dead-letter topic (step 10).
+    cmd+=("--trigger-topic=${FN_TOPIC[$name]}" "--trigger-service-account=$(sa_email "$EVENTS_SA_ID")"
+      --retry --ingress-settings=internal-only)
   fi
   if [[ -n $BUILD_SERVICE_ACCOUNT ]]; then
     cmd+=("--build-service-account=projects/$PROJECT_ID/serviceAccounts/$BUILD_SERVICE_ACCOUNT")
@@ -697,16 +714,16 @@ deploy_function() {
 }
 
 functions() {
-  step "8/9 Functions (gen2, python312), each from functions/<folder> plus a copy of shared/"
+  step "8/10 Functions (gen2, python312), each from functions/<folder> plus a copy of shared/"
   local note_line folder name
   for note_line in "${SKIPPED[@]}"; do note "skipping $note_line"; done
   for folder in "${FOLDERS[@]}"; do
     run "$PYTHON" -m deploy.stage "$folder" "$STAGE_ROOT/$folder"
   done
 
-  local http=() events=()
-  for name in "${ENTRY_NAMES[@]}"; do
-    if [[ ${ENTRY_SIGNATURE[$name]} == http ]]; then http+=("$name"); else events+=("$name"); fi
+  local http=()
+  for name in "${FN_NAMES[@]}"; do
+    if [[ ${FN_SIGNATURE[$name]} == http ]]; then http+=("$name"); fi
   done
   # The HTTP functions' URLs are part of every function's environment (the handler's own audience,
   # the status callback Twilio signs). A function that does not exist yet is created once to learn its
@@ -721,45 +738,112 @@ functions() {
       [[ -n ${URL[$name]} ]] || die "gcloud reported no URL for $name after deploying it"
     fi
   done
-  for name in "${http[@]}" "${events[@]}"; do
+  for name in "${http[@]}" "${EVENT_NAMES[@]}"; do
     deploy_function "$name"
   done
+}
 
-  step "9/9 Who may invoke what"
-  local tasks_sa events_sa
+invokers() {
+  step "9/10 Who may invoke what"
+  local name tasks_sa events_sa
   tasks_sa=$(sa_email "$TASKS_SA_ID")
   events_sa=$(sa_email "$EVENTS_SA_ID")
   run_iam gcloud functions add-invoker-policy-binding "$TASK_HANDLER" "--region=$REGION" \
     "--member=serviceAccount:$tasks_sa" "--project=$PROJECT_ID" --format=none
-  for name in "${events[@]}"; do
+  for name in "${EVENT_NAMES[@]}"; do
     run_iam gcloud functions add-invoker-policy-binding "$name" "--region=$REGION" \
       "--member=serviceAccount:$events_sa" "--project=$PROJECT_ID" --format=none
   done
 }
 
+TRIGGER_SUBSCRIPTION=""
+trigger_subscription() {  # event function name → TRIGGER_SUBSCRIPTION, the push subscription Eventarc made
+  local name=$1 trigger="" location=$REGION id
+  TRIGGER_SUBSCRIPTION=""
+  if probe gcloud functions describe "$name" --gen2 "--region=$REGION" "--project=$PROJECT_ID" \
+    --format=value\(eventTrigger.trigger\); then
+    trigger=$PROBE_OUT
+  fi
+  if [[ -z $trigger ]]; then
+    (( DRY_RUN )) || die "gcloud functions describe $name reports no Eventarc trigger (eventTrigger.trigger) although it was deployed with --trigger-topic"
+    trigger="trigger-of-$name-known-after-deploy"
+  fi
+  id=$trigger
+  if [[ $trigger =~ ^projects/[^/]+/locations/([^/]+)/triggers/([^/]+)$ ]]; then
+    location=${BASH_REMATCH[1]}
+    id=${BASH_REMATCH[2]}
+  fi
+  if probe gcloud eventarc triggers describe "$id" "--location=$location" "--project=$PROJECT_ID" \
+    --format=value\(transport.pubsub.subscription\) && [[ -n $PROBE_OUT ]]; then
+    TRIGGER_SUBSCRIPTION=$PROBE_OUT
+  elif (( DRY_RUN )); then
+    TRIGGER_SUBSCRIPTION="projects/$PROJECT_ID/subscriptions/eventarc-$REGION-$name-sub-known-after-deploy"
+  else
+    die "Eventarc trigger $trigger of $name reports no Pub/Sub subscription (transport.pubsub.subscription)"
+  fi
+}
+
+dead_letters() {
+  step "10/10 Dead letters: each event trigger's subscription forwards a message refused $DEAD_LETTER_MAX_ATTEMPTS times"
+  if (( ${#EVENT_NAMES[@]} == 0 )); then note "no event function is deployed"; return 0; fi
+  local number agent topic name
+  if probe gcloud projects describe "$PROJECT_ID" --format=value\(projectNumber\) && [[ -n $PROBE_OUT ]]; then
+    number=$PROBE_OUT
+  elif (( DRY_RUN )); then
+    number=PROJECT_NUMBER
+  else
+    die "gcloud projects describe $PROJECT_ID reports no project number"
+  fi
+  # Pub/Sub's own service agent does the forwarding: it publishes to the dead-letter topic and
+  # acknowledges the message on the source subscription.
+  agent="serviceAccount:service-$number@gcp-sa-pubsub.iam.gserviceaccount.com"
+  for topic in "${DEAD_LETTER_SOURCES[@]}"; do
+    run_iam gcloud pubsub topics add-iam-policy-binding "${DEAD_LETTER_OF[$topic]}" "--member=$agent" \
+      --role=roles/pubsub.publisher "--project=$PROJECT_ID" --format=none
+  done
+  # Re-applied on every run, after the deploys: a redeploy may give the function a new trigger.
+  for name in "${EVENT_NAMES[@]}"; do
+    topic=${FN_TOPIC[$name]}
+    trigger_subscription "$name"
+    run gcloud pubsub subscriptions update "$TRIGGER_SUBSCRIPTION" \
+      "--dead-letter-topic=projects/$PROJECT_ID/topics/${DEAD_LETTER_OF[$topic]}" \
+      "--max-delivery-attempts=$DEAD_LETTER_MAX_ATTEMPTS" \
+      "--min-retry-delay=$EVENT_MIN_RETRY_DELAY" "--max-retry-delay=$EVENT_MAX_RETRY_DELAY" "--project=$PROJECT_ID"
+    run_iam gcloud pubsub subscriptions add-iam-policy-binding "$TRIGGER_SUBSCRIPTION" "--member=$agent" \
+      --role=roles/pubsub.subscriber "--project=$PROJECT_ID" --format=none
+  done
+}
+
 summary() {
-  local name
+  local name topic
   if (( DRY_RUN )); then
     say ""
-    say "# Dry run: nothing was run. URLs ending in .invalid are only known after the first deploy."
+    say "# Dry run: nothing was run. URLs ending in .invalid, PROJECT_NUMBER and names ending in"
+    say "# known-after-deploy are only known once the project and the functions exist."
     return 0
   fi
   say ""
   say "Deployed to $PROJECT_ID ($REGION). URLs:"
-  for name in "${ENTRY_NAMES[@]}"; do
-    if [[ ${ENTRY_SIGNATURE[$name]} == http ]]; then say "  $name: ${URL[$name]}"; fi
+  for name in "${FN_NAMES[@]}"; do
+    if [[ ${FN_SIGNATURE[$name]} == http ]]; then say "  $name: ${URL[$name]}"; fi
   done
   say ""
   say "Twilio:"
   say "  - delivery status callback: ${URL[$STATUS_CALLBACK]:-not deployed}"
   say "    (sent with every message as StatusCallback; nothing to set in the Twilio console)"
-  say "  - incoming SMS webhook (waitlist replies): no inbound entry point is deployed yet. When the"
-  say "    waitlist's is, list it in PUBLIC_WEBHOOKS (deploy.sh) and set its URL as the 'A message comes in'"
-  say "    webhook (HTTP POST) of ${TWILIO_SENDER:-the Twilio number or Messaging Service that sends reminders}"
+  say "  - incoming SMS webhook (waitlist replies): no inbound function is deployed yet. When the"
+  say "    waitlist's is, register it with public=True in deploy/registry.py and set its URL as the"
+  say "    'A message comes in' webhook (HTTP POST) of ${TWILIO_SENDER:-the Twilio number or Messaging Service that sends reminders}"
   say "  - the SMS queue dispatches at most $TWILIO_MPS messages/s; raise TWILIO_MPS only with the sender's MPS"
   say "SendGrid:"
   say "  - event webhook: no endpoint is deployed yet; nothing to configure"
   say "  - the API key is read from Secret Manager secret $SENDGRID_API_KEY_SECRET"
+  if (( ${#DEAD_LETTER_SOURCES[@]} )); then
+    say "Dead letters (runbook: docs/deploy.md):"
+    for topic in "${DEAD_LETTER_SOURCES[@]}"; do
+      say "  - $topic: gcloud pubsub subscriptions pull ${REVIEW_OF[$topic]} --limit=10 --project=$PROJECT_ID"
+    done
+  fi
   if (( ${#SKIPPED[@]} )); then
     say "Not deployed (not built yet):"
     printf '  - %s\n' "${SKIPPED[@]}"
@@ -788,7 +872,7 @@ main() {
   apply_defaults
   validate
   WORK=$(mktemp -d "${TMPDIR:-/tmp}/medspa-deploy.XXXXXX")
-  if (( ${#PROBLEMS[@]} == 0 )); then discover_entry_points; fi
+  if command -v "$PYTHON" >/dev/null 2>&1; then read_plan; fi
   if (( ${#PROBLEMS[@]} )); then
     printf 'deploy.sh: cannot deploy; nothing was changed:\n' >&2
     printf '  - %s\n' "${PROBLEMS[@]}" >&2
@@ -816,6 +900,8 @@ main() {
   scheduler_jobs
   firestore
   functions
+  invokers
+  dead_letters
   summary
 }
 

@@ -6,7 +6,10 @@ into a service account, IAM bindings, secret mappings, a trigger and a `gcloud f
 (docs/deploy.md); the local stack runs each row as a functions-framework process on its own port.
 A function that is not written yet is simply not listed: it arrives with its code.
 
-    python -m deploy.registry            # the registry as JSON (what deploy.sh reads)
+`Queue` and `Job` rows say how a queue dispatches and when a scheduler job publishes; deploy.sh makes
+one only when a registered function uses it (deploy/plan.py works that out).
+
+    python -m deploy.registry            # the registry as JSON
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from dataclasses import asdict, dataclass
 
 from shared.platform import resources as r
 
-SECRET_TWILIO_SID = "TWILIO_ACCOUNT_SID"  # noqa: S105 - the variable names, not secrets
+# Environment variable names the functions read their credentials from (values live in Secret Manager).
+SECRET_TWILIO_SID = "TWILIO_ACCOUNT_SID"  # noqa: S105
 SECRET_TWILIO_TOKEN = "TWILIO_AUTH_TOKEN"  # noqa: S105
 SECRET_SENDGRID_KEY = "SENDGRID_API_KEY"  # noqa: S105
 SECRETS = (SECRET_TWILIO_SID, SECRET_TWILIO_TOKEN, SECRET_SENDGRID_KEY)
@@ -34,6 +38,9 @@ class Function:
     public: bool = False  # HTTP only: reachable from the internet, verifies its caller's signature itself
     secrets: tuple[str, ...] = ()  # environment variables mapped from Secret Manager
     enqueues: tuple[str, ...] = ()  # Cloud Tasks queues it creates tasks in
+    # Re-enqueues failed tasks into the queue each failed on: it may enqueue into every queue another
+    # deployed function enqueues into (deploy/plan.py works them out), and into no other.
+    requeues: bool = False
     publishes: tuple[str, ...] = ()  # Pub/Sub topics it publishes to
     memory: str = "256Mi"
     cpu: str = "0.167"  # gen2 vCPU share; chosen per function from measured figures (docs/deploy.md)
@@ -51,6 +58,27 @@ class Function:
         return f"fn-{self.name}"
 
 
+@dataclass(frozen=True)
+class Queue:
+    """How one Cloud Tasks queue dispatches; the values are deploy.env settings named here."""
+
+    name: str
+    rate_setting: str  # the setting holding its max dispatches per second
+    concurrency_setting: str | None = None  # the setting holding its max concurrent dispatches ...
+    max_concurrent: int | None = None  # ... or a fixed number
+
+
+@dataclass(frozen=True)
+class Job:
+    """One Cloud Scheduler job publishing to a topic; its cron schedule is a deploy.env setting."""
+
+    name: str
+    topic: str
+    schedule_setting: str
+    body: str  # the message data, JSON
+    description: str
+
+
 FUNCTIONS: tuple[Function, ...] = (
     Function("reminder-fanout", "reminder_fanout", "on_reminders_tick", topic=r.TOPIC_REMINDERS_TICK,
              enqueues=(r.QUEUE_SMS, r.QUEUE_EMAIL), memory="512Mi", cpu="0.333", timeout_seconds=540,
@@ -62,7 +90,25 @@ FUNCTIONS: tuple[Function, ...] = (
     Function("twilio-status", "task_handler", "twilio_status", public=True, secrets=(SECRET_TWILIO_TOKEN,),
              local_slot=3),
     Function("retry-sweep", "task_handler", "sweep_failed_tasks", topic=r.TOPIC_FAILED_TASKS_SWEEP,
-             enqueues=r.QUEUES, timeout_seconds=300, local_slot=7),
+             requeues=True, timeout_seconds=300, local_slot=7),
+)
+
+QUEUES: tuple[Queue, ...] = (
+    # the Twilio sender's throughput: faster would only earn 20429 "too many requests"
+    Queue(r.QUEUE_SMS, "TWILIO_MPS", concurrency_setting="SMS_MAX_CONCURRENT"),
+    Queue(r.QUEUE_EMAIL, "EMAIL_MAX_PER_SECOND", concurrency_setting="EMAIL_MAX_CONCURRENT"),
+    Queue(r.QUEUE_WAITLIST, "WAITLIST_MAX_PER_SECOND", max_concurrent=2),
+    Queue(r.QUEUE_REPORTS, "REPORTS_MAX_PER_SECOND", max_concurrent=5),
+)
+
+JOBS: tuple[Job, ...] = (
+    Job("reminders-tick", r.TOPIC_REMINDERS_TICK, "REMINDER_SCHEDULE", "{}",
+        "Daily reminders tick (every clinic, its local tomorrow)"),
+    Job("reports-daily", r.TOPIC_REPORTS_TICK, "REPORT_SCHEDULE_DAILY", '{"period":"daily"}', "Daily clinic reports"),
+    Job("reports-weekly", r.TOPIC_REPORTS_TICK, "REPORT_SCHEDULE_WEEKLY", '{"period":"weekly"}',
+        "Weekly clinic reports"),
+    Job("failed-tasks-sweep", r.TOPIC_FAILED_TASKS_SWEEP, "SWEEP_SCHEDULE", "{}",
+        "Re-enqueue failed tasks an operator marked retry"),
 )
 
 TASK_HANDLER = "task-handler"  # Cloud Tasks calls it (OIDC); every enqueuing function needs its URL
@@ -70,6 +116,7 @@ STATUS_CALLBACK = "twilio-status"  # its URL goes out with every SMS as StatusCa
 
 
 def function(name: str) -> Function:
+    """The registered function called `name`."""
     for entry in FUNCTIONS:
         if entry.name == name:
             return entry
@@ -77,12 +124,16 @@ def function(name: str) -> Function:
 
 
 def folders() -> list[str]:
+    """Every function folder with at least one registered entry point."""
     return sorted({entry.folder for entry in FUNCTIONS})
 
 
 def as_json() -> str:
+    """The registry as JSON, with each function's derived signature and account id."""
     rows = [{**asdict(entry), "signature": entry.signature, "account_id": entry.account_id} for entry in FUNCTIONS]
     return json.dumps({"functions": rows, "queues": list(r.QUEUES), "topics": list(r.TOPICS),
+                       "queue_settings": [asdict(queue) for queue in QUEUES],
+                       "jobs": [asdict(job) for job in JOBS],
                        "secrets": list(SECRETS), "task_handler": TASK_HANDLER,
                        "status_callback": STATUS_CALLBACK}, indent=2)
 

@@ -3,7 +3,8 @@
 deploy.sh runs from a copy of the repo's deploy-relevant files in a temporary folder, so the tests
 never see (or leave) a deploy.env or staging folder in the working tree. Function folders whose
 entry point is listed in deploy/registry.py but not written yet get a small stub there, so the whole
-list is deployed; the skip path has its own test.
+list is deployed; the skip path has its own test. Tests that need another registry append rows to
+the copy's deploy/registry.py. deploy/plan.py's checks are also tested directly.
 """
 
 from __future__ import annotations
@@ -20,11 +21,14 @@ from pathlib import Path
 
 import pytest
 
-from deploy.registry import FUNCTIONS
+from deploy import plan, registry
+from deploy.registry import FUNCTIONS, Function
+from shared.platform import resources
 
 REPO = Path(__file__).resolve().parents[2]
 FAKE_GCLOUD_DIR = REPO / "tests" / "fixtures" / "fake_gcloud"
 PROJECT = "medspa-prod-1"
+PROJECT_NUMBER = "123456789012"  # what the fake's `projects describe` reports
 REGION = "us-central1"
 SETTINGS = {"PROJECT_ID": PROJECT, "REGION": REGION, "TWILIO_MPS": "7", "FIRESTORE_LOCATION": "nam5"}
 SECRETS = {"TWILIO_ACCOUNT_SID": "twilio-account-sid", "TWILIO_AUTH_TOKEN": "twilio-auth-token",
@@ -33,6 +37,8 @@ ENTRY_POINTS = FUNCTIONS
 HTTP = [entry for entry in ENTRY_POINTS if entry.signature == "http"]
 EVENTS = [entry for entry in ENTRY_POINTS if entry.signature != "http"]
 FOLDERS = sorted({entry.folder for entry in ENTRY_POINTS})
+PUBSUB_AGENT = f"serviceAccount:service-{PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com"
+REMINDER_QUEUES = {resources.QUEUE_SMS, resources.QUEUE_EMAIL}
 _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc")
 
 
@@ -40,12 +46,17 @@ def sa(account_id: str) -> str:
     return f"{account_id}@{PROJECT}.iam.gserviceaccount.com"
 
 
-def folder_sa(folder: str) -> str:
-    return sa("fn-" + folder.replace("_", "-"))
+def fn_sa(name: str) -> str:
+    return sa(f"fn-{name}")
 
 
 def fake_url(name: str) -> str:
     return f"https://{name.replace('_', '-')}-fakehash-uc.a.run.app"
+
+
+def fake_trigger_subscription(name: str) -> str:
+    """The push subscription the fake's Eventarc trigger for function `name` has."""
+    return f"projects/{PROJECT}/subscriptions/eventarc-{REGION}-{name}-731295-sub-042"
 
 
 # --- running deploy.sh ---------------------------------------------------------------------------
@@ -75,6 +86,22 @@ class Deployment:
         for name in names:
             (self.state / "secret-versions" / name).touch()
 
+    def add_functions(self, *rows: str) -> None:
+        """Append registry rows (Python source, `Function(...)`) to the copy's deploy/registry.py."""
+        path = self.repo / "deploy" / "registry.py"
+        path.write_text(path.read_text() + f"\nFUNCTIONS = (*FUNCTIONS, {', '.join(rows)})\n")
+
+    def write_stub(self, folder: str, target: str, decorator: str) -> None:
+        """A functions/<folder>/main.py entry point, created or appended to."""
+        source = self.repo / "functions" / folder
+        source.mkdir(exist_ok=True)
+        main = source / "main.py"
+        text = main.read_text() if main.exists() else "import functions_framework\n"
+        if f"def {target}(" not in text:
+            main.write_text(text + f"\n\n@functions_framework.{decorator}\ndef {target}(request):\n    return 'stub'\n")
+        if not (source / "requirements.txt").exists():
+            (source / "requirements.txt").write_text("functions-framework==3.10.2\n")
+
 
 def make_deployment(root: Path) -> Deployment:
     """A copy of what deploy.sh reads, with a stub for any entry point not written yet."""
@@ -85,20 +112,12 @@ def make_deployment(root: Path) -> Deployment:
     shutil.copytree(REPO / "deploy", repo / "deploy", ignore=_IGNORE)
     shutil.copytree(REPO / "shared", repo / "shared", ignore=_IGNORE)
     shutil.copytree(REPO / "functions", repo / "functions", ignore=_IGNORE)
-    for entry in ENTRY_POINTS:
-        folder = repo / "functions" / entry.folder
-        folder.mkdir(exist_ok=True)
-        main = folder / "main.py"
-        text = main.read_text() if main.exists() else "import functions_framework\n"
-        if f"def {entry.target}(" not in text:
-            decorator = "http" if entry.signature == "http" else "cloud_event"
-            text += f"\n\n@functions_framework.{decorator}\ndef {entry.target}(request):\n    return 'stub'\n"
-            main.write_text(text)
-        if not (folder / "requirements.txt").exists():
-            (folder / "requirements.txt").write_text("functions-framework==3.10.2\n")
     state = root / "state"
     state.mkdir()
-    return Deployment(repo=repo, state=state, log=root / "gcloud.log")
+    deployment = Deployment(repo=repo, state=state, log=root / "gcloud.log")
+    for entry in ENTRY_POINTS:
+        deployment.write_stub(entry.folder, entry.target, "http" if entry.signature == "http" else "cloud_event")
+    return deployment
 
 
 @pytest.fixture
@@ -157,6 +176,39 @@ def env_vars(deploy_flags: dict[str, str]) -> dict[str, str]:
     return dict(pair.split("=", 1) for pair in deploy_flags["set-env-vars"].split(","))
 
 
+_BINDING_KINDS = {("projects",): "project", ("secrets",): "secret", ("tasks", "queues"): "queue",
+                  ("iam", "service-accounts"): "service-account", ("pubsub", "topics"): "topic",
+                  ("pubsub", "subscriptions"): "subscription"}
+
+
+def bindings(calls: list[list[str]]) -> set[tuple[str, str, str, str]]:
+    """Every IAM binding granted: (member, kind of resource, resource, role)."""
+    out = set()
+    for call in calls:
+        w = words(call)
+        if "add-iam-policy-binding" not in w:
+            continue
+        at = w.index("add-iam-policy-binding")
+        out.add((flags(call)["member"], _BINDING_KINDS[tuple(w[:at])], w[at + 1], flags(call)["role"]))
+    return out
+
+
+def held_by(calls: list[list[str]], member: str) -> set[tuple[str, str, str]]:
+    return {(kind, resource, role) for who, kind, resource, role in bindings(calls) if who == member}
+
+
+def expected_roles(fn: Function, enqueues: tuple[str, ...] | None = None) -> set[tuple[str, str, str]]:
+    """Exactly what a function's own account may use, from its registry row."""
+    queues = fn.enqueues if enqueues is None else enqueues
+    roles = {("project", PROJECT, "roles/datastore.user")}
+    roles |= {("secret", SECRETS[s], "roles/secretmanager.secretAccessor") for s in fn.secrets}
+    roles |= {("queue", q, "roles/cloudtasks.enqueuer") for q in queues}
+    if queues:
+        roles.add(("service-account", sa("tasks-invoker"), "roles/iam.serviceAccountUser"))
+    roles |= {("topic", t, "roles/pubsub.publisher") for t in fn.publishes}
+    return roles
+
+
 # --- a first deploy ------------------------------------------------------------------------------------
 
 
@@ -169,9 +221,12 @@ def test_steps_run_in_the_documented_order(two_runs: TwoRuns) -> None:
     calls = two_runs.first_calls
     order = [first_index(calls, "services", "enable"), first_index(calls, "iam", "service-accounts", "create"),
              first_index(calls, "secrets", "create"), first_index(calls, "tasks", "queues", "create"),
-             first_index(calls, "pubsub", "topics", "create"), first_index(calls, "scheduler", "jobs", "create"),
+             first_index(calls, "pubsub", "topics", "create"),
+             first_index(calls, "pubsub", "subscriptions", "create"),
+             first_index(calls, "scheduler", "jobs", "create"),
              first_index(calls, "firestore", "indexes", "composite", "create"),
-             first_index(calls, "functions", "deploy")]
+             first_index(calls, "functions", "deploy"), first_index(calls, "functions", "add-invoker-policy-binding"),
+             first_index(calls, "projects", "describe"), first_index(calls, "pubsub", "subscriptions", "update")]
     assert order == sorted(order)
 
 
@@ -183,64 +238,101 @@ def test_every_required_api_is_enabled_first(two_runs: TwoRuns) -> None:
                     "cloudscheduler", "firestore", "secretmanager", "eventarc", "iam", "logging"}
 
 
-def test_one_service_account_per_function_folder_plus_tasks_and_events_invokers(two_runs: TwoRuns) -> None:
+def test_one_service_account_per_function_plus_tasks_and_events_invokers(two_runs: TwoRuns) -> None:
     created = {words(call)[3] for call in matching(two_runs.first_calls, "iam", "service-accounts", "create")}
-    assert created == {"tasks-invoker", "events-invoker", *("fn-" + f.replace("_", "-") for f in FOLDERS)}
+    assert created == {"tasks-invoker", "events-invoker", *(f"fn-{entry.name}" for entry in ENTRY_POINTS)}
+    assert {"fn-task-handler", "fn-twilio-status", "fn-retry-sweep", "fn-reminder-fanout",
+            "fn-appointment-events"} <= created
+    assert all(len(account) <= 30 for account in created)
+
+
+def test_each_function_account_holds_exactly_the_roles_its_registry_row_names(two_runs: TwoRuns) -> None:
+    calls = two_runs.first_calls
+    for entry in ENTRY_POINTS:
+        queues = tuple(sorted(REMINDER_QUEUES)) if entry.requeues else None
+        assert held_by(calls, f"serviceAccount:{fn_sa(entry.name)}") == expected_roles(entry, queues), entry.name
+
+
+def test_the_functions_hold_these_roles_and_no_others(two_runs: TwoRuns) -> None:
+    calls = two_runs.first_calls
+    datastore = ("project", PROJECT, "roles/datastore.user")
+    enqueue = {("queue", q, "roles/cloudtasks.enqueuer") for q in REMINDER_QUEUES}
+    act_as = ("service-account", sa("tasks-invoker"), "roles/iam.serviceAccountUser")
+    accessor = "roles/secretmanager.secretAccessor"
+    assert held_by(calls, f"serviceAccount:{fn_sa('task-handler')}") == {
+        datastore, *(("secret", name, accessor) for name in SECRETS.values())}
+    assert held_by(calls, f"serviceAccount:{fn_sa('twilio-status')}") == {
+        datastore, ("secret", "twilio-auth-token", accessor)}
+    for name in ("reminder-fanout", "appointment-events", "retry-sweep"):
+        assert held_by(calls, f"serviceAccount:{fn_sa(name)}") == {datastore, *enqueue, act_as}, name
 
 
 def test_project_level_roles_are_only_datastore_user_for_function_accounts(two_runs: TwoRuns) -> None:
-    bindings = {(flags(call)["member"], flags(call)["role"])
-                for call in matching(two_runs.first_calls, "projects", "add-iam-policy-binding", PROJECT)}
-    assert bindings == {(f"serviceAccount:{folder_sa(folder)}", "roles/datastore.user") for folder in FOLDERS}
+    project = {(flags(call)["member"], flags(call)["role"])
+               for call in matching(two_runs.first_calls, "projects", "add-iam-policy-binding", PROJECT)}
+    assert project == {(f"serviceAccount:{fn_sa(entry.name)}", "roles/datastore.user") for entry in ENTRY_POINTS}
 
 
 def test_only_the_task_creators_may_act_as_the_tasks_invoker(two_runs: TwoRuns) -> None:
-    bindings = matching(two_runs.first_calls, "iam", "service-accounts", "add-iam-policy-binding")
-    assert {(words(c)[3], flags(c)["member"], flags(c)["role"]) for c in bindings} == {
-        (sa("tasks-invoker"), f"serviceAccount:{folder_sa(folder)}", "roles/iam.serviceAccountUser")
-        for folder in ("reminder_fanout", "task-handler")}  # the fan-out, and the handler's retry sweep
+    act_as = matching(two_runs.first_calls, "iam", "service-accounts", "add-iam-policy-binding")
+    assert {(words(c)[3], flags(c)["member"], flags(c)["role"]) for c in act_as} == {
+        (sa("tasks-invoker"), f"serviceAccount:{fn_sa(name)}", "roles/iam.serviceAccountUser")
+        for name in ("reminder-fanout", "appointment-events", "retry-sweep")}
 
 
-def test_secrets_are_created_empty_and_readable_only_by_the_task_handler(two_runs: TwoRuns) -> None:
+def test_secrets_are_created_empty_and_readable_only_by_the_functions_that_map_them(two_runs: TwoRuns) -> None:
     calls = two_runs.first_calls
     assert {words(c)[2] for c in matching(calls, "secrets", "create")} == set(SECRETS.values())
     assert not [c for c in matching(calls, "secrets", "create") if "data-file" in flags(c)]
-    access = {(words(c)[2], flags(c)["member"], flags(c)["role"]) for c in matching(calls, "secrets",
-                                                                                     "add-iam-policy-binding")}
-    assert access == {(name, f"serviceAccount:{folder_sa('task_handler')}", "roles/secretmanager.secretAccessor")
-                      for name in SECRETS.values()}
+    access = {(words(c)[2], flags(c)["member"], flags(c)["role"])
+              for c in matching(calls, "secrets", "add-iam-policy-binding")}
+    accessor = "roles/secretmanager.secretAccessor"
+    assert access == {(name, f"serviceAccount:{fn_sa('task-handler')}", accessor) for name in SECRETS.values()} | {
+        ("twilio-auth-token", f"serviceAccount:{fn_sa('twilio-status')}", accessor)}
+
+
+def test_twilio_status_may_read_only_the_auth_token(two_runs: TwoRuns) -> None:
+    readable = {words(c)[2] for c in matching(two_runs.first_calls, "secrets", "add-iam-policy-binding")
+                if flags(c)["member"] == f"serviceAccount:{fn_sa('twilio-status')}"}
+    assert readable == {"twilio-auth-token"}
+
+
+def test_the_retry_sweep_has_no_secret_access_at_all(two_runs: TwoRuns) -> None:
+    calls = two_runs.first_calls
+    member = f"serviceAccount:{fn_sa('retry-sweep')}"
+    assert [c for c in matching(calls, "secrets", "add-iam-policy-binding") if flags(c)["member"] == member] == []
+    assert not [role for _, _, role in held_by(calls, member) if role.startswith("roles/secretmanager")]
+    assert all("set-secrets" not in deploy for deploy in deploys(calls, "retry-sweep"))
 
 
 def test_queues_have_their_rates_and_retry_config(two_runs: TwoRuns) -> None:
     created = {words(c)[3]: flags(c) for c in matching(two_runs.first_calls, "tasks", "queues", "create")}
-    assert set(created) == {"reminders-sms", "reminders-email", "waitlist", "reports"}
+    assert set(created) == REMINDER_QUEUES
     assert created["reminders-sms"]["max-dispatches-per-second"] == SETTINGS["TWILIO_MPS"]
     assert created["reminders-sms"]["max-concurrent-dispatches"] == "14"
-    assert created["waitlist"]["max-dispatches-per-second"] == "1"
+    assert created["reminders-email"]["max-dispatches-per-second"] == "50"
+    assert created["reminders-email"]["max-concurrent-dispatches"] == "20"
     for queue in created.values():
         assert queue["location"] == REGION
         assert queue["max-attempts"] == "8"
         assert {"min-backoff", "max-backoff"} <= set(queue)
 
 
-def test_enqueue_rights_per_queue_fanout_reminders_only_sweep_every_queue(two_runs: TwoRuns) -> None:
-    bindings = matching(two_runs.first_calls, "tasks", "queues", "add-iam-policy-binding")
-    assert {(words(c)[3], flags(c)["member"], flags(c)["role"]) for c in bindings} == {
-        (queue, f"serviceAccount:{folder_sa('reminder_fanout')}", "roles/cloudtasks.enqueuer")
-        for queue in ("reminders-sms", "reminders-email")} | {
-        (queue, f"serviceAccount:{folder_sa('task_handler')}", "roles/cloudtasks.enqueuer")
-        for queue in ("reminders-sms", "reminders-email", "waitlist", "reports")}
+def test_enqueue_rights_per_queue_for_the_fanouts_and_the_sweep_only(two_runs: TwoRuns) -> None:
+    enqueue = matching(two_runs.first_calls, "tasks", "queues", "add-iam-policy-binding")
+    assert {(words(c)[3], flags(c)["member"], flags(c)["role"]) for c in enqueue} == {
+        (queue, f"serviceAccount:{fn_sa(name)}", "roles/cloudtasks.enqueuer")
+        for queue in REMINDER_QUEUES for name in ("reminder-fanout", "appointment-events", "retry-sweep")}
 
 
 def test_topics_and_scheduler_jobs_with_pubsub_targets(two_runs: TwoRuns) -> None:
     calls = two_runs.first_calls
+    triggers = {"reminders-tick", "appointment-events", "failed-tasks-sweep"}
     assert {words(c)[3] for c in matching(calls, "pubsub", "topics", "create")} == {
-        "reminders-tick", "appointment-events", "reports-tick", "failed-tasks-sweep"}
+        *triggers, *(resources.dead_letter_topic(t) for t in triggers)}
     jobs = {words(c)[4]: flags(c) for c in matching(calls, "scheduler", "jobs", "create", "pubsub")}
     assert {name: (job["topic"], json.loads(job["message-body"])) for name, job in jobs.items()} == {
         "reminders-tick": ("reminders-tick", {}),
-        "reports-daily": ("reports-tick", {"period": "daily"}),
-        "reports-weekly": ("reports-tick", {"period": "weekly"}),
         "failed-tasks-sweep": ("failed-tasks-sweep", {}),
     }
     assert jobs["reminders-tick"]["schedule"] == "0 10 * * *"
@@ -248,6 +340,16 @@ def test_topics_and_scheduler_jobs_with_pubsub_targets(two_runs: TwoRuns) -> Non
     for job in jobs.values():
         assert job["time-zone"] == "Etc/UTC"
         assert job["max-retry-attempts"] == "3"
+
+
+def test_nothing_is_made_for_a_queue_topic_or_job_no_registered_function_uses(two_runs: TwoRuns) -> None:
+    calls = two_runs.first_calls
+    made = {" ".join(words(c)) for c in calls if "create" in words(c)}
+    for unused in ("tasks queues create waitlist", "tasks queues create reports", "pubsub topics create reports-tick",
+                   "scheduler jobs create pubsub reports-daily", "scheduler jobs create pubsub reports-weekly"):
+        assert not [line for line in made if line.startswith(unused)], unused
+    assert not [c for c in calls if "reports-tick" in " ".join(c) or "waitlist" in words(c)]
+    assert "no job reports-daily: no deployed function is triggered by topic reports-tick" in two_runs.first.stdout
 
 
 def test_firestore_indexes_from_the_file_and_ttl_on_the_ledger(two_runs: TwoRuns) -> None:
@@ -265,21 +367,37 @@ def test_firestore_indexes_from_the_file_and_ttl_on_the_ledger(two_runs: TwoRuns
     assert ttls == {("expire_at", "notifications"), ("expire_at", "claims")}
 
 
-def test_every_function_is_gen2_python312_with_its_own_service_account(two_runs: TwoRuns) -> None:
+def test_every_function_is_gen2_python312_with_its_own_account_and_its_resources(two_runs: TwoRuns) -> None:
     for entry in ENTRY_POINTS:
+        assert deploys(two_runs.first_calls, entry.name), entry.name
         for deploy in deploys(two_runs.first_calls, entry.name):
             assert "gen2" in deploy
             assert deploy["runtime"] == "python312"
             assert deploy["region"] == REGION
             assert deploy["entry-point"] == entry.target
-            assert deploy["service-account"] == folder_sa(entry.folder)
+            assert deploy["service-account"] == fn_sa(entry.name)
             assert Path(deploy["source"]).name == entry.folder
+            assert (deploy["memory"], deploy["cpu"], deploy["timeout"]) == (
+                entry.memory, entry.cpu, f"{entry.timeout_seconds}s")
+    (fanout,) = deploys(two_runs.first_calls, "reminder-fanout")
+    assert (fanout["memory"], fanout["cpu"], fanout["timeout"]) == ("512Mi", "0.333", "540s")
+
+
+def test_ingress_is_internal_only_except_for_the_public_webhook(two_runs: TwoRuns) -> None:
+    for call in matching(two_runs.first_calls, "functions", "deploy"):
+        name, ingress = words(call)[2], [arg for arg in call if arg.startswith("--ingress-settings")]
+        assert ingress == (["--ingress-settings=all"] if name == "twilio-status"
+                           else ["--ingress-settings=internal-only"]), name
+    for entry in EVENTS:
+        (deploy,) = deploys(two_runs.first_calls, entry.name)
+        assert "allow-unauthenticated" not in deploy
 
 
 def test_task_handler_is_private_and_gets_its_secrets_from_secret_manager(two_runs: TwoRuns) -> None:
     for deploy in deploys(two_runs.first_calls, "task-handler"):
         assert "trigger-http" in deploy
         assert "no-allow-unauthenticated" in deploy and "allow-unauthenticated" not in deploy
+        assert deploy["ingress-settings"] == "internal-only"
         secrets = dict(pair.split("=", 1) for pair in deploy["set-secrets"].split(","))
         assert secrets == {env: f"{name}:latest" for env, name in SECRETS.items()}
 
@@ -292,6 +410,7 @@ def test_no_secret_is_ever_a_plain_environment_variable(two_runs: TwoRuns) -> No
 def test_twilio_status_is_public_and_reads_only_the_auth_token(two_runs: TwoRuns) -> None:
     for deploy in deploys(two_runs.first_calls, "twilio-status"):
         assert "allow-unauthenticated" in deploy and "no-allow-unauthenticated" not in deploy
+        assert deploy["ingress-settings"] == "all"
         assert deploy["set-secrets"] == "TWILIO_AUTH_TOKEN=twilio-auth-token:latest"
 
 
@@ -317,21 +436,67 @@ def test_http_functions_are_created_first_then_everyone_gets_their_urls(two_runs
         assert env["GOOGLE_CLOUD_PROJECT"] == PROJECT
         assert env["TASKS_LOCATION"] == REGION
         assert env["QUEUE_SMS"] == "reminders-sms"
+        assert env["QUEUE_EMAIL"] == "reminders-email"
         assert env["QUEUE_MAX_ATTEMPTS"] == "8"
     assert {name: len(deploys(calls, name)) for name in final_env} == {
         entry.name: 2 if entry.signature == "http" else 1 for entry in ENTRY_POINTS}
 
 
 def test_invokers_are_the_tasks_account_for_the_handler_and_the_events_account_for_events(two_runs: TwoRuns) -> None:
-    bindings = {(words(c)[2], flags(c)["member"])
+    invokers = {(words(c)[2], flags(c)["member"])
                 for c in matching(two_runs.first_calls, "functions", "add-invoker-policy-binding")}
-    assert bindings == {("task-handler", f"serviceAccount:{sa('tasks-invoker')}"),
+    assert invokers == {("task-handler", f"serviceAccount:{sa('tasks-invoker')}"),
                         *((entry.name, f"serviceAccount:{sa('events-invoker')}") for entry in EVENTS)}
 
 
-def test_the_urls_for_twilio_are_printed(two_runs: TwoRuns) -> None:
+def test_each_trigger_topic_has_a_dead_letter_topic_with_a_review_subscription(two_runs: TwoRuns) -> None:
+    calls = two_runs.first_calls
+    topics = {words(c)[3] for c in matching(calls, "pubsub", "topics", "create")}
+    reviews = {words(c)[3]: flags(c) for c in matching(calls, "pubsub", "subscriptions", "create")}
+    for entry in EVENTS:
+        dead = f"{entry.topic}-dead-letter"
+        assert dead in topics
+        review = reviews[f"{dead}-review"]
+        assert review["topic"] == dead
+        assert review["message-retention-duration"] == "7d"
+        assert review["expiration-period"] == "never"
+        assert first_index(calls, "pubsub", "topics", "create", dead) < first_index(
+            calls, "pubsub", "subscriptions", "create", f"{dead}-review")
+    assert len(reviews) == len({entry.topic for entry in EVENTS})
+
+
+def test_each_trigger_subscription_dead_letters_after_the_configured_attempts(two_runs: TwoRuns) -> None:
+    calls = two_runs.first_calls
+    updates = {words(c)[3]: (i, flags(c)) for i, c in enumerate(calls)
+               if words(c)[:3] == ["pubsub", "subscriptions", "update"] and "dead-letter-topic" in flags(c)}
+    assert set(updates) == {fake_trigger_subscription(entry.name) for entry in EVENTS}
+    for entry in EVENTS:
+        at, update = updates[fake_trigger_subscription(entry.name)]
+        assert update["dead-letter-topic"] == f"projects/{PROJECT}/topics/{entry.topic}-dead-letter"
+        assert update["max-delivery-attempts"] == "10"
+        assert (update["min-retry-delay"], update["max-retry-delay"]) == ("10s", "600s")
+        # the subscription is looked up from the deployed function's Eventarc trigger
+        lookup = next(i for i, c in enumerate(calls) if words(c)[:3] == ["functions", "describe", entry.name]
+                      and flags(c).get("format") == "value(eventTrigger.trigger)")
+        trigger = next(i for i, c in enumerate(calls) if words(c)[:4] == [
+            "eventarc", "triggers", "describe", f"{entry.name}-731295"])
+        assert flags(calls[trigger])["location"] == REGION
+        assert flags(calls[trigger])["format"] == "value(transport.pubsub.subscription)"
+        assert first_index(calls, "functions", "deploy", entry.name) < lookup < trigger < at
+
+
+def test_the_pubsub_service_agent_may_forward_dead_letters_and_nothing_else(two_runs: TwoRuns) -> None:
+    calls = two_runs.first_calls
+    assert flags(matching(calls, "projects", "describe", PROJECT)[0])["format"] == "value(projectNumber)"
+    assert held_by(calls, PUBSUB_AGENT) == {
+        *(("topic", f"{entry.topic}-dead-letter", "roles/pubsub.publisher") for entry in EVENTS),
+        *(("subscription", fake_trigger_subscription(entry.name), "roles/pubsub.subscriber") for entry in EVENTS)}
+
+
+def test_the_urls_for_twilio_and_the_dead_letter_reviews_are_printed(two_runs: TwoRuns) -> None:
     assert fake_url("twilio-status") in two_runs.first.stdout
     assert "SendGrid" in two_runs.first.stdout
+    assert "gcloud pubsub subscriptions pull reminders-tick-dead-letter-review --limit=10" in two_runs.first.stdout
 
 
 def test_each_staged_source_has_main_requirements_and_an_importable_shared(two_runs: TwoRuns) -> None:
@@ -357,14 +522,125 @@ def test_second_run_updates_in_place(two_runs: TwoRuns) -> None:
     assert two_runs.second.returncode == 0, two_runs.second.stderr
     creates = [call for call in calls if "create" in words(call)]
     assert creates == []
-    assert {words(c)[3] for c in matching(calls, "tasks", "queues", "update")} == {
-        "reminders-sms", "reminders-email", "waitlist", "reports"}
+    assert {words(c)[3] for c in matching(calls, "tasks", "queues", "update")} == REMINDER_QUEUES
     assert {words(c)[4] for c in matching(calls, "scheduler", "jobs", "update", "pubsub")} == {
-        "reminders-tick", "reports-daily", "reports-weekly", "failed-tasks-sweep"}
+        "reminders-tick", "failed-tasks-sweep"}
     assert matching(calls, "firestore", "fields", "ttls", "update") == []
     assert {entry.name: len(deploys(calls, entry.name)) for entry in ENTRY_POINTS} == {
         entry.name: 1 for entry in ENTRY_POINTS}
     assert env_vars(deploys(calls, "reminder-fanout")[0])["TASK_HANDLER_URL"] == fake_url("task-handler")
+    updated = {words(c)[3] for c in matching(calls, "pubsub", "subscriptions", "update")}
+    assert updated == {*(f"{entry.topic}-dead-letter-review" for entry in EVENTS),
+                       *(fake_trigger_subscription(entry.name) for entry in EVENTS)}
+    assert bindings(calls) == bindings(two_runs.first_calls)
+
+
+# --- the registry decides what is deployed -------------------------------------------------------------
+
+
+def test_a_new_registry_row_brings_its_queue_topic_jobs_and_exact_roles(deployment: Deployment) -> None:
+    deployment.add_functions(
+        'Function("report-builder", "report_builder", "build_reports", topic=r.TOPIC_REPORTS_TICK, '
+        'enqueues=(r.QUEUE_REPORTS,), publishes=(r.TOPIC_APPOINTMENT_EVENTS,), memory="1Gi", cpu="1", '
+        'timeout_seconds=300, local_slot=9)',
+        'Function("waitlist-inbound", "waitlist", "inbound_sms", public=True, secrets=(SECRET_TWILIO_TOKEN,), '
+        'enqueues=(r.QUEUE_WAITLIST,), local_slot=10)')
+    deployment.write_stub("report_builder", "build_reports", "cloud_event")
+    deployment.write_stub("waitlist", "inbound_sms", "http")
+    result = deployment.run()
+    assert result.returncode == 0, result.stderr
+    calls = deployment.calls()
+    queues = {words(c)[3]: flags(c) for c in matching(calls, "tasks", "queues", "create")}
+    assert set(queues) == {*REMINDER_QUEUES, "waitlist", "reports"}
+    assert (queues["waitlist"]["max-dispatches-per-second"], queues["waitlist"]["max-concurrent-dispatches"]) == (
+        "1", "2")
+    assert (queues["reports"]["max-dispatches-per-second"], queues["reports"]["max-concurrent-dispatches"]) == (
+        "5", "5")
+    jobs = {words(c)[4]: flags(c) for c in matching(calls, "scheduler", "jobs", "create", "pubsub")}
+    assert json.loads(jobs["reports-daily"]["message-body"]) == {"period": "daily"}
+    assert json.loads(jobs["reports-weekly"]["message-body"]) == {"period": "weekly"}
+    assert jobs["reports-weekly"]["schedule"] == "0 7 * * 1"
+    assert {"reports-tick", "reports-tick-dead-letter"} <= {
+        words(c)[3] for c in matching(calls, "pubsub", "topics", "create")}
+    report_builder = Function("report-builder", "report_builder", "build_reports", topic="reports-tick",
+                              enqueues=("reports",), publishes=("appointment-events",))
+    assert held_by(calls, f"serviceAccount:{fn_sa('report-builder')}") == expected_roles(report_builder)
+    waitlist = Function("waitlist-inbound", "waitlist", "inbound_sms", secrets=("TWILIO_AUTH_TOKEN",),
+                        enqueues=("waitlist",))
+    assert held_by(calls, f"serviceAccount:{fn_sa('waitlist-inbound')}") == expected_roles(waitlist)
+    # the sweep may now put a failed task back on every queue something feeds
+    assert {q for kind, q, _ in held_by(calls, f"serviceAccount:{fn_sa('retry-sweep')}") if kind == "queue"} == {
+        *REMINDER_QUEUES, "waitlist", "reports"}
+    (inbound,) = deploys(calls, "waitlist-inbound")[-1:]
+    assert inbound["ingress-settings"] == "all" and "allow-unauthenticated" in inbound
+    (builder,) = deploys(calls, "report-builder")
+    assert (builder["memory"], builder["cpu"], builder["timeout"], builder["ingress-settings"]) == (
+        "1Gi", "1", "300s", "internal-only")
+    assert fake_trigger_subscription("report-builder") in {
+        words(c)[3] for c in matching(calls, "pubsub", "subscriptions", "update")}
+
+
+@pytest.mark.parametrize(("row", "named"), [
+    ('Function("big-memory", "task_handler", "handle_task", memory="2Gi", cpu="0.5")',
+     "big-memory: memory 2Gi needs at least 1 vCPU"),
+    ('Function("tiny-cpu", "task_handler", "handle_task", memory="768Mi", cpu="0.333")',
+     "tiny-cpu: memory 768Mi needs at least 0.5 vCPU"),
+    ('Function("three-cpus", "task_handler", "handle_task", memory="4Gi", cpu="3")',
+     "three-cpus: cpu above 1 must be one of [1, 2, 4, 6, 8]"),
+    ('Function("four-cpus", "task_handler", "handle_task", memory="1Gi", cpu="4")',
+     "four-cpus: cpu 4 allows memory from 2048Mi to 16384Mi"),
+    ('Function("megabytes", "task_handler", "handle_task", memory="256MB")', "megabytes: memory must look like"),
+    ('Function("slow-event", "task_handler", "sweep_failed_tasks", topic=r.TOPIC_FAILED_TASKS_SWEEP, '
+     'timeout_seconds=600)', "slow-event: timeout_seconds must be 1 to 540"),
+    ('Function("a-function-name-that-is-too-long", "task_handler", "handle_task")',
+     "fn-a-function-name-that-is-too-long is 35 characters; IAM allows at most 30"),
+    ('Function("odd-queue", "task_handler", "handle_task", enqueues=("no-such-queue",))',
+     "odd-queue: queue 'no-such-queue' is not in shared/platform/resources.py QUEUES"),
+    ('Function("odd-secret", "task_handler", "handle_task", secrets=("STRIPE_KEY",))',
+     "odd-secret: secret 'STRIPE_KEY' is not in deploy/registry.py SECRETS"),
+    ('Function("task-handler", "task_handler", "handle_task")', "function task-handler is listed twice"),
+])
+def test_an_invalid_registry_row_fails_before_any_gcloud_call(deployment: Deployment, row: str, named: str) -> None:
+    deployment.add_functions(row)
+    result = deployment.run()
+    assert result.returncode == 2
+    assert deployment.calls() == []
+    assert "cannot deploy; nothing was changed" in result.stderr
+    assert named in result.stderr
+
+
+def test_registry_problems_are_reported_with_the_settings_problems(deployment: Deployment) -> None:
+    deployment.add_functions('Function("big-memory", "task_handler", "handle_task", memory="2Gi", cpu="0.5")')
+    result = deployment.run(settings={**SETTINGS, "TWILIO_MPS": "fast"})
+    assert deployment.calls() == []
+    assert "big-memory" in result.stderr and "TWILIO_MPS" in result.stderr
+
+
+@pytest.mark.parametrize(("memory", "cpu"), [
+    ("128Mi", "0.083"), ("256Mi", "0.167"), ("512Mi", "0.333"), ("1Gi", "0.583"), ("1Gi", "0.5"), ("2Gi", "1"),
+    ("4Gi", "1"), ("8Gi", "2"), ("2Gi", "4"), ("16Gi", "4"), ("24Gi", "6"), ("32Gi", "8"), ("512Mi", "0.08"),
+])
+def test_memory_and_cpu_pairs_cloud_run_accepts(memory: str, cpu: str) -> None:
+    assert plan.resource_problems(Function("f", "f", "f", memory=memory, cpu=cpu)) == []
+
+
+@pytest.mark.parametrize(("memory", "cpu"), [
+    ("1Gi", "0.333"), ("2Gi", "0.5"), ("8Gi", "1"), ("16Gi", "2"), ("1Gi", "4"), ("2Gi", "6"), ("64Mi", "0.167"),
+    ("256Mi", "0.05"), ("256Mi", "1.5"), ("256Mi", "0.1667"), ("256Mi", "16"), ("0.5Gi", "1"), ("33Gi", "8"),
+])
+def test_memory_and_cpu_pairs_cloud_run_rejects(memory: str, cpu: str) -> None:
+    assert plan.resource_problems(Function("f", "f", "f", memory=memory, cpu=cpu))
+
+
+def test_the_registry_as_committed_is_valid_and_json_still_has_what_the_local_stack_reads() -> None:
+    assert plan.registry_problems(registry.FUNCTIONS, registry.QUEUES, registry.JOBS) == []
+    result = subprocess.run([sys.executable, "-m", "deploy.registry"], cwd=REPO, capture_output=True, text=True,
+                            timeout=60, check=True)
+    rows = json.loads(result.stdout)["functions"]
+    assert [row["name"] for row in rows] == [fn.name for fn in FUNCTIONS]
+    for row, fn in zip(rows, FUNCTIONS, strict=True):
+        assert (row["signature"], row["account_id"], row["local_slot"]) == (fn.signature, fn.account_id,
+                                                                            fn.local_slot)
 
 
 # --- dry run, validation, failures ------------------------------------------------------------------
@@ -383,6 +659,22 @@ def test_dry_run_runs_nothing_and_prints_runnable_commands(deployment: Deploymen
     assert "'--schedule=0 10 * * *'" in result.stdout
 
 
+def test_dry_run_shows_one_account_per_function_the_ingress_and_the_dead_letters(deployment: Deployment) -> None:
+    result = deployment.run("--dry-run", settings={"PROJECT_ID": PROJECT, "REGION": REGION, "TWILIO_MPS": "1",
+                                                   "DEAD_LETTER_MAX_ATTEMPTS": "25"})
+    assert result.returncode == 0, result.stderr
+    commands = [shlex.split(line) for line in result.stdout.splitlines() if line and not line.startswith("#")]
+    accounts = [c[4] for c in commands if c[:4] == ["gcloud", "iam", "service-accounts", "create"]]
+    assert accounts == ["tasks-invoker", "events-invoker", *(f"fn-{entry.name}" for entry in ENTRY_POINTS)]
+    for command in (c for c in commands if c[:3] == ["gcloud", "functions", "deploy"]):
+        expected = "all" if command[3] == "twilio-status" else "internal-only"
+        assert flags(command)["ingress-settings"] == expected, command[3]
+    updates = [c for c in commands if c[:4] == ["gcloud", "pubsub", "subscriptions", "update"]]
+    assert len(updates) == len(EVENTS)
+    assert all(flags(c)["max-delivery-attempts"] == "25" for c in updates)
+    assert "--member=serviceAccount:service-PROJECT_NUMBER@gcp-sa-pubsub.iam.gserviceaccount.com" in result.stdout
+
+
 @pytest.mark.parametrize(("change", "named"), [
     ({"PROJECT_ID": ""}, "PROJECT_ID"),
     ({"PROJECT_ID": "My_Project"}, "PROJECT_ID"),
@@ -396,6 +688,12 @@ def test_dry_run_runs_nothing_and_prints_runnable_commands(deployment: Deploymen
     ({"SCHEDULER_TIME_ZONE": "EST5"}, "SCHEDULER_TIME_ZONE"),
     ({"SCHEDULER_TIME_ZONE": "Mars/Olympus_Mons"}, "SCHEDULER_TIME_ZONE"),
     ({"TWILIO_AUTH_TOKEN_SECRET": "bad name!"}, "TWILIO_AUTH_TOKEN_SECRET"),
+    ({"DEAD_LETTER_MAX_ATTEMPTS": "4"}, "DEAD_LETTER_MAX_ATTEMPTS must be a whole number from 5 to 100"),
+    ({"DEAD_LETTER_MAX_ATTEMPTS": "101"}, "DEAD_LETTER_MAX_ATTEMPTS"),
+    ({"DEAD_LETTER_MAX_ATTEMPTS": "ten"}, "DEAD_LETTER_MAX_ATTEMPTS"),
+    ({"EVENT_MIN_RETRY_DELAY": "1m"}, "EVENT_MIN_RETRY_DELAY"),
+    ({"EVENT_MAX_RETRY_DELAY": "601s"}, "EVENT_MAX_RETRY_DELAY"),
+    ({"EVENT_MIN_RETRY_DELAY": "300s", "EVENT_MAX_RETRY_DELAY": "60s"}, "must not exceed EVENT_MAX_RETRY_DELAY"),
 ])
 def test_bad_or_missing_settings_fail_before_any_gcloud_call(deployment: Deployment, change: dict[str, str],
                                                              named: str) -> None:
@@ -414,12 +712,23 @@ def test_every_problem_is_reported_at_once(deployment: Deployment) -> None:
 def test_settings_come_from_the_env_file_and_the_environment_wins(deployment: Deployment) -> None:
     env_file = deployment.repo / "prod.env"
     env_file.write_text(f'PROJECT_ID={PROJECT}\nREGION=europe-west1\nTWILIO_MPS=3\n'
-                        'REMINDER_SCHEDULE="30 9 * * *"\n# a comment\n')
+                        'REMINDER_SCHEDULE="30 9 * * *"\nDEAD_LETTER_MAX_ATTEMPTS=20\n# a comment\n')
     result = deployment.run("--env-file", str(env_file), "--dry-run", settings={"REGION": REGION})
     assert result.returncode == 0, result.stderr
     assert "--max-dispatches-per-second=3 " in result.stdout
     assert "'--schedule=30 9 * * *'" in result.stdout
+    assert "--max-delivery-attempts=20 " in result.stdout
     assert f"--region={REGION} " in result.stdout and "europe-west1" not in result.stdout
+
+
+def test_deploy_env_example_names_every_setting_and_loads_cleanly(deployment: Deployment) -> None:
+    script = (REPO / "deploy.sh").read_text()
+    names = script[script.index("readonly SETTING_NAMES=(") + len("readonly SETTING_NAMES=("):]
+    names = names[: names.index(")")].split()
+    example = (REPO / "deploy.env.example").read_text()
+    assert [name for name in names if f"{name}=" not in example] == []
+    result = deployment.run("--env-file", str(REPO / "deploy.env.example"), "--dry-run", settings={})
+    assert result.returncode == 0, result.stderr
 
 
 def test_an_env_file_may_not_hold_secret_values_nor_unknown_settings(deployment: Deployment) -> None:
@@ -442,6 +751,14 @@ def test_a_failing_call_stops_the_deploy_and_names_the_command(deployment: Deplo
     assert matching(calls, "scheduler") == [] and matching(calls, "functions") == []
 
 
+def test_a_failing_dead_letter_update_stops_the_deploy(deployment: Deployment) -> None:
+    result = deployment.run(FAKE_GCLOUD_FAIL=f"pubsub subscriptions update {fake_trigger_subscription('retry-sweep')}")
+    assert result.returncode != 0
+    assert "FAILED" in result.stderr and fake_trigger_subscription("retry-sweep") in result.stderr
+    assert words(deployment.calls()[-1])[:4] == [
+        "pubsub", "subscriptions", "update", fake_trigger_subscription("retry-sweep")]
+
+
 def test_a_look_up_failing_for_another_reason_than_not_found_stops_instead_of_creating(
         deployment: Deployment) -> None:
     result = deployment.run(FAKE_GCLOUD_FAIL="tasks queues describe reminders-sms")
@@ -449,6 +766,14 @@ def test_a_look_up_failing_for_another_reason_than_not_found_stops_instead_of_cr
     assert "PERMISSION_DENIED" in result.stderr
     assert "gcloud tasks queues describe reminders-sms" in result.stderr
     assert matching(deployment.calls(), "tasks", "queues", "create") == []
+
+
+def test_a_trigger_look_up_failing_stops_instead_of_guessing(deployment: Deployment) -> None:
+    result = deployment.run(FAKE_GCLOUD_FAIL="eventarc triggers describe reminder-fanout")
+    assert result.returncode != 0
+    assert "PERMISSION_DENIED" in result.stderr and "gcloud eventarc triggers describe" in result.stderr
+    assert [c for c in matching(deployment.calls(), "pubsub", "subscriptions", "update")
+            if "dead-letter-topic" in flags(c)] == []
 
 
 def test_a_secret_without_a_version_stops_the_deploy_with_how_to_add_it(tmp_path: Path) -> None:
@@ -461,7 +786,8 @@ def test_a_secret_without_a_version_stops_the_deploy_with_how_to_add_it(tmp_path
     assert matching(deployment.calls(), "tasks") == []
 
 
-def test_an_entry_point_not_written_yet_is_skipped_with_a_note(deployment: Deployment) -> None:
+def test_an_entry_point_not_written_yet_is_skipped_with_a_note_and_so_are_its_resources(
+        deployment: Deployment) -> None:
     shutil.rmtree(deployment.repo / "functions" / "reminder_fanout")
     result = deployment.run()
     assert result.returncode == 0, result.stderr
@@ -469,8 +795,15 @@ def test_an_entry_point_not_written_yet_is_skipped_with_a_note(deployment: Deplo
     assert "skipping reminder-fanout" in result.stdout and "skipping appointment-events" in result.stdout
     assert deploys(calls, "reminder-fanout") == [] and deploys(calls, "appointment-events") == []
     created = {words(c)[3] for c in matching(calls, "iam", "service-accounts", "create")}
-    assert "fn-reminder-fanout" not in created
+    assert "fn-reminder-fanout" not in created and "fn-appointment-events" not in created
     assert deploys(calls, "task-handler")
+    topics = {words(c)[3] for c in matching(calls, "pubsub", "topics", "create")}
+    assert topics == {"failed-tasks-sweep", "failed-tasks-sweep-dead-letter"}
+    jobs = {words(c)[4] for c in matching(calls, "scheduler", "jobs", "create", "pubsub")}
+    assert jobs == {"failed-tasks-sweep"}
+    # nothing feeds a queue any more, so the sweep has none to put tasks back on
+    assert matching(calls, "tasks", "queues", "create") == []
+    assert held_by(calls, f"serviceAccount:{fn_sa('retry-sweep')}") == {("project", PROJECT, "roles/datastore.user")}
 
 
 def test_deploy_sh_is_shellcheck_clean() -> None:
