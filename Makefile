@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-dev.sha256
 
-.PHONY: help venv up down status env lint test test-unit demo
+.PHONY: help venv up down status env lint test test-unit coverage demo
 
 help:
 	@echo "make venv       create or refresh .venv from requirements-dev.txt (stamped by its hash)"
@@ -17,6 +17,7 @@ help:
 	@echo "make down       stop the local stack; nothing is left listening"
 	@echo "make test       ruff + every test (the stack is started by the tests when it is not up)"
 	@echo "make test-unit  unit tests only, no stack"
+	@echo "make coverage   the unit suite's line coverage per shared/ module; fails under 85 % for a service module"
 	@echo "make demo       up + seed + one reminders tick through Pub/Sub, dispatched and summarised"
 
 venv:
@@ -44,6 +45,8 @@ env: venv
 
 lint: venv
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 
 # pytest exits 5 when it collected no tests: a run that checked nothing must not pass.
 test: venv lint
@@ -53,6 +56,12 @@ test: venv lint
 
 test-unit: venv
 	$(PY) -m pytest -q -m "not integration"
+
+# The unit suite's line coverage per module (no stack): every service module must reach 85 %.
+coverage: venv
+	$(PY) -m coverage run --source=shared -m pytest -q -m "not integration"
+	$(PY) -m coverage report --show-missing --skip-empty
+	$(PY) -m tests.coverage_floor
 
 # The demo compresses send times (one day of waiting = 30 s) unless MEDSPA_DEMO_TIME_SCALE says otherwise.
 demo: export MEDSPA_DEMO_TIME_SCALE ?= 2880

@@ -36,8 +36,14 @@ sys.path.insert(0, str(REPO_ROOT))
 from local import config as stack_config  # noqa: E402
 from local.standins import is_listening  # noqa: E402
 
-ZONES = ("America/New_York", "America/Chicago", "America/Los_Angeles", "Europe/London", "Asia/Kolkata",
-         "Australia/Sydney")
+ZONES = (
+    "America/New_York",
+    "America/Chicago",
+    "America/Los_Angeles",
+    "Europe/London",
+    "Asia/Kolkata",
+    "Australia/Sydney",
+)
 PATIENTS_PER_CLINIC = 40
 BATCH = 500
 
@@ -77,30 +83,65 @@ def seed(db: Any, clinics: int, appointments: int, day: date) -> None:
     made = 0
     for c in range(clinics):
         clinic_id, zone = f"clinic-{c:03d}", ZONES[c % len(ZONES)]
-        docs.append(("clinics", clinic_id, {
-            "name": f"Bench Clinic {c}", "timezone": zone, "phone": "+12125550100", "sms_from": "+12125550199",
-            "email_from": "reminders@bench.example.com", "reminder_offsets_hours": [24, 2],
-            "quiet_hours": {"start": "21:00", "end": "08:00"}}))
+        docs.append(
+            (
+                "clinics",
+                clinic_id,
+                {
+                    "name": f"Bench Clinic {c}",
+                    "timezone": zone,
+                    "phone": "+12125550100",
+                    "sms_from": "+12125550199",
+                    "email_from": "reminders@bench.example.com",
+                    "reminder_offsets_hours": [24, 2],
+                    "quiet_hours": {"start": "21:00", "end": "08:00"},
+                },
+            )
+        )
         for p in range(PATIENTS_PER_CLINIC):
             opted_out = p % 50 == 7
-            docs.append(("patients", f"{clinic_id}-p{p:02d}", {
-                "clinic_id": clinic_id, "first_name": "Bench", "last_name": f"Patient {p}",
-                "phone": f"+1212555{p:04d}", "email": f"p{p}@bench.example.com",
-                "preferred_channel": "email" if p % 10 == 3 else "sms",
-                "sms_opt_out": opted_out, "email_opt_out": opted_out}))
+            docs.append(
+                (
+                    "patients",
+                    f"{clinic_id}-p{p:02d}",
+                    {
+                        "clinic_id": clinic_id,
+                        "first_name": "Bench",
+                        "last_name": f"Patient {p}",
+                        "phone": f"+1212555{p:04d}",
+                        "email": f"p{p}@bench.example.com",
+                        "preferred_channel": "email" if p % 10 == 3 else "sms",
+                        "sms_opt_out": opted_out,
+                        "email_opt_out": opted_out,
+                    },
+                )
+            )
         day_start = local_day_range(day, ZoneInfo(zone))[0]
         for i in range(min(per_clinic, appointments - made)):
             start = day_start + timedelta(hours=8) + timedelta(minutes=15 * (i % 48))
-            docs.append(("appointments", f"{clinic_id}-a{i:04d}", {
-                "clinic_id": clinic_id, "patient_id": f"{clinic_id}-p{i % PATIENTS_PER_CLINIC:02d}",
-                "provider_id": f"prov-{i % 4}", "provider_name": "Bench Provider", "service_name": "Botox",
-                "requires_prep": i % 10 == 0, "prep_instructions": "", "start": start,
-                "end": start + timedelta(minutes=30), "status": "confirmed" if i % 3 else "booked",
-                "price_cents": 42000}))
+            docs.append(
+                (
+                    "appointments",
+                    f"{clinic_id}-a{i:04d}",
+                    {
+                        "clinic_id": clinic_id,
+                        "patient_id": f"{clinic_id}-p{i % PATIENTS_PER_CLINIC:02d}",
+                        "provider_id": f"prov-{i % 4}",
+                        "provider_name": "Bench Provider",
+                        "service_name": "Botox",
+                        "requires_prep": i % 10 == 0,
+                        "prep_instructions": "",
+                        "start": start,
+                        "end": start + timedelta(minutes=30),
+                        "status": "confirmed" if i % 3 else "booked",
+                        "price_cents": 42000,
+                    },
+                )
+            )
             made += 1
     for start in range(0, len(docs), BATCH):
         batch = db.batch()
-        for collection, doc_id, fields in docs[start:start + BATCH]:
+        for collection, doc_id, fields in docs[start : start + BATCH]:
             batch.set(db.collection(collection).document(doc_id), fields)
         batch.commit()
 
@@ -117,12 +158,19 @@ def sequential(db: Any, queue: Any, settings: Any, day: date, now: datetime) -> 
     for clinic_snap in list(db.collection("clinics").stream()):  # not held open for minutes
         clinic = Clinic.from_doc(clinic_snap.id, clinic_snap.to_dict())
         first, end, horizon = reminder_window(clinic, day)
-        query = (db.collection("appointments").where(filter=FieldFilter("clinic_id", "==", clinic.id))
-                 .where(filter=FieldFilter("start", ">=", first)).where(filter=FieldFilter("start", "<", end)))
+        query = (
+            db.collection("appointments")
+            .where(filter=FieldFilter("clinic_id", "==", clinic.id))
+            .where(filter=FieldFilter("start", ">=", first))
+            .where(filter=FieldFilter("start", "<", end))
+        )
         appointments = [Appointment.from_doc(s.id, s.to_dict()) for s in query.stream()]
         refs = [db.collection("patients").document(pid) for pid in sorted({a.patient_id for a in appointments})]
-        patients = {s.id: Patient.from_doc(s.id, s.to_dict()) for i in range(0, len(refs), 300)
-                    for s in db.get_all(refs[i:i + 300])}
+        patients = {
+            s.id: Patient.from_doc(s.id, s.to_dict())
+            for i in range(0, len(refs), 300)
+            for s in db.get_all(refs[i : i + 300])
+        }
         for appointment in appointments:
             for message in plan_reminders(appointment, clinic, now=now, horizon=horizon):
                 if not isinstance(message, PlannedMessage):
@@ -130,9 +178,14 @@ def sequential(db: Any, queue: Any, settings: Any, day: date, now: datetime) -> 
                 channel, _ = channel_for(patients[appointment.patient_id], clinic)
                 if channel is None:
                     continue
-                queue.create(TaskSpec(queue=settings.queue_sms if channel == "sms" else settings.queue_email,
-                                      business_key=message.key, payload=message.task.to_json(),
-                                      schedule_time=message.task.send_at))
+                queue.create(
+                    TaskSpec(
+                        queue=settings.queue_sms if channel == "sms" else settings.queue_email,
+                        business_key=message.key,
+                        payload=message.task.to_json(),
+                        schedule_time=message.task.send_at,
+                    )
+                )
                 created += 1
     return created
 
@@ -142,14 +195,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--appointments", type=int, default=10_000)
     parser.add_argument("--clinics", type=int, default=50)
     parser.add_argument("--latency-ms", type=float, default=25.0)
-    parser.add_argument("--skip-slow-baseline", action="store_true",
-                        help="leave out the sequential run with latency (about N x 2.1 x latency seconds)")
+    parser.add_argument(
+        "--skip-slow-baseline",
+        action="store_true",
+        help="leave out the sequential run with latency (about N x 2.1 x latency seconds)",
+    )
     args = parser.parse_args(argv)
 
     config = stack_config.load()
     if not all(is_listening(config.host, port) for port in (config.firestore_port, config.tasks_port)):
-        print("the local stack's Firestore and Cloud Tasks emulators are not running: start the stack with "
-              "`make up` (or python -m local.stack up)", file=sys.stderr)
+        print(
+            "the local stack's Firestore and Cloud Tasks emulators are not running: start the stack with "
+            "`make up` (or python -m local.stack up)",
+            file=sys.stderr,
+        )
         return 2
     os.environ.update(config.function_env())
 
@@ -172,16 +231,25 @@ def main(argv: list[str] | None = None) -> int:
     variants: list[tuple[str, float]] = [("fanout", 0.0), ("sequential", 0.0), ("fanout", latency)]
     if not args.skip_slow_baseline:
         variants.append(("sequential", latency))
-    print(f"seeding {args.appointments} appointments across {args.clinics} clinics per variant; tick date {day}; "
-          f"run {run}", flush=True)
+    print(
+        f"seeding {args.appointments} appointments across {args.clinics} clinics per variant; tick date {day}; "
+        f"run {run}",
+        flush=True,
+    )
 
     rows = []
     for kind, delay in variants:
         name = f"{kind}{f'+{args.latency_ms:g}ms' if delay else ''}"
         label = f"{kind}-{int(delay * 1000)}ms"
         project = f"medspa-bench-{run}-{label}"
-        settings = Settings.from_env({**os.environ, "GOOGLE_CLOUD_PROJECT": project,
-                                      "QUEUE_SMS": f"bench-{label}-sms", "QUEUE_EMAIL": f"bench-{label}-email"})
+        settings = Settings.from_env(
+            {
+                **os.environ,
+                "GOOGLE_CLOUD_PROJECT": project,
+                "QUEUE_SMS": f"bench-{label}-sms",
+                "QUEUE_EMAIL": f"bench-{label}-email",
+            }
+        )
         parent = f"projects/{project}/locations/{settings.tasks_location}"
         queues = [f"{parent}/queues/{settings.queue_sms}", f"{parent}/queues/{settings.queue_email}"]
         for queue in queues:
@@ -204,8 +272,11 @@ def main(argv: list[str] | None = None) -> int:
         paused = all(tasks_client.get_queue(name=q).state.name == "PAUSED" for q in queues)
         ledger = db.collection("notifications").count().get()[0][0].value if kind == "fanout" else None
         rows.append((name, seconds, created, listed, paused, ledger))
-        print(f"{name:<22} {seconds:8.2f} s  tasks created {created}  listed in queues {listed}  "
-              f"queues paused {paused}  ledger docs {ledger if ledger is not None else '-'}  {detail}", flush=True)
+        print(
+            f"{name:<22} {seconds:8.2f} s  tasks created {created}  listed in queues {listed}  "
+            f"queues paused {paused}  ledger docs {ledger if ledger is not None else '-'}  {detail}",
+            flush=True,
+        )
         if kind == "fanout":  # the same tick redelivered: everything is already there, nothing is added
             started = time.monotonic()
             again = run_tick(TickRequest(date=day), db=db, tasks=queue, settings=settings, clock=system_clock)
@@ -216,8 +287,11 @@ def main(argv: list[str] | None = None) -> int:
             rows.append((f"{name} re-run", rerun, again.already_present, listed if rerun_ok else -1, paused, ledger))
         for queue in queues:
             tasks_client.delete_queue(name=queue)
-        requests.delete(f"http://{config.host}:{config.firestore_port}/emulator/v1/projects/{project}"
-                        "/databases/(default)/documents", timeout=30)
+        requests.delete(
+            f"http://{config.host}:{config.firestore_port}/emulator/v1/projects/{project}"
+            "/databases/(default)/documents",
+            timeout=30,
+        )
 
     print()
     print(f"{args.appointments} appointments, {args.clinics} clinics, tick {day}; local stack {config.host}")
@@ -228,8 +302,10 @@ def main(argv: list[str] | None = None) -> int:
         ratio = f"{seconds / twin[1]:9.1f}x" if twin and "re-run" not in name else f"{'-':>10}"
         ok = "ok" if listed == created and paused else f"MISMATCH listed {listed} paused {paused}"
         print(f"{name:<22} {seconds:8.2f} {created:7d} {created / seconds:8.0f} {ratio}  {ok}")
-    print("tasks = tasks created (re-run: messages found already scheduled); check = the queues hold exactly those "
-          "tasks (none dispatched, none duplicated) and stayed paused")
+    print(
+        "tasks = tasks created (re-run: messages found already scheduled); check = the queues hold exactly those "
+        "tasks (none dispatched, none duplicated) and stayed paused"
+    )
     return 0 if all(row[2] == row[3] and row[4] for row in rows) else 1
 
 

@@ -26,8 +26,19 @@ from shared.platform import clients
 from shared.platform.clock import system_clock
 from shared.tasks.router import Attempt
 
-RPCS = ("batch_get_documents", "commit", "run_query", "get_document", "batch_write", "begin_transaction",
-        "rollback", "run_aggregation_query", "list_documents", "update_document", "create_document")
+RPCS = (
+    "batch_get_documents",
+    "commit",
+    "run_query",
+    "get_document",
+    "batch_write",
+    "begin_transaction",
+    "rollback",
+    "run_aggregation_query",
+    "list_documents",
+    "update_document",
+    "create_document",
+)
 
 
 class CountingFirestore:
@@ -45,6 +56,7 @@ class CountingFirestore:
         def call(*args: Any, **kwargs: Any) -> Any:
             self.calls[name] += 1
             return original(*args, **kwargs)
+
         return call
 
     def take(self) -> Counter[str]:
@@ -54,26 +66,52 @@ class CountingFirestore:
 
 def _world(db: Any) -> tuple[str, str]:
     clinic_id, patient_id = f"bench-clinic-{uuid.uuid4().hex[:6]}", f"bench-pat-{uuid.uuid4().hex[:6]}"
-    db.collection("clinics").document(clinic_id).set({
-        "name": "Bench Clinic", "timezone": "America/New_York", "phone": "+12125550142",
-        "sms_from": "+12125550100", "email_from": "bench@clinic.example.com"})
-    db.collection("patients").document(patient_id).set({
-        "clinic_id": clinic_id, "first_name": "Bench", "phone": "+12125550199", "email": "bench@example.com",
-        "preferred_channel": "sms"})
+    db.collection("clinics").document(clinic_id).set(
+        {
+            "name": "Bench Clinic",
+            "timezone": "America/New_York",
+            "phone": "+12125550142",
+            "sms_from": "+12125550100",
+            "email_from": "bench@clinic.example.com",
+        }
+    )
+    db.collection("patients").document(patient_id).set(
+        {
+            "clinic_id": clinic_id,
+            "first_name": "Bench",
+            "phone": "+12125550199",
+            "email": "bench@example.com",
+            "preferred_channel": "sms",
+        }
+    )
     return clinic_id, patient_id
 
 
 def _task(db: Any, clinic_id: str, patient_id: str, *, status: str = "booked") -> AppointmentTask:
     start = (system_clock.now() + timedelta(days=2)).replace(microsecond=0)
     appointment_id = f"bench-appt-{uuid.uuid4().hex[:8]}"
-    db.collection("appointments").document(appointment_id).set({
-        "clinic_id": clinic_id, "patient_id": patient_id, "service_name": "Botox", "status": status,
-        "start": start, "end": start + timedelta(hours=1)})
+    db.collection("appointments").document(appointment_id).set(
+        {
+            "clinic_id": clinic_id,
+            "patient_id": patient_id,
+            "service_name": "Botox",
+            "status": status,
+            "start": start,
+            "end": start + timedelta(hours=1),
+        }
+    )
     key = message_key("appointment_reminder", appointment_id, start, 24)
     Ledger(clients.store(), system_clock).schedule([Planned(key, {"kind": "appointment_reminder"})])
-    return AppointmentTask(type="appointment_reminder", appointment_id=appointment_id, clinic_id=clinic_id,
-                           patient_id=patient_id, dedup_key=key, send_at=system_clock.now(),
-                           appointment_start=start, offset_hours=24)
+    return AppointmentTask(
+        type="appointment_reminder",
+        appointment_id=appointment_id,
+        clinic_id=clinic_id,
+        patient_id=patient_id,
+        dedup_key=key,
+        send_at=system_clock.now(),
+        appointment_start=start,
+        offset_hours=24,
+    )
 
 
 def main() -> int:
@@ -82,18 +120,28 @@ def main() -> int:
         return 2
     db = clients.firestore()
     store = clients.store()
-    service = AppointmentMessages(store=store, ledger=Ledger(store, system_clock), clock=system_clock,
-                                  sms=TwilioSms(clients.twilio()), email=SendGridEmail(clients.sendgrid()),
-                                  clinics=ClinicCache())
+    service = AppointmentMessages(
+        store=store,
+        ledger=Ledger(store, system_clock),
+        clock=system_clock,
+        sms=TwilioSms(clients.twilio()),
+        email=SendGridEmail(clients.sendgrid()),
+        clinics=ClinicCache(),
+    )
     clinic_id, patient_id = _world(db)
-    fresh, cached, cancelled = (_task(db, clinic_id, patient_id), _task(db, clinic_id, patient_id),
-                                _task(db, clinic_id, patient_id, status="cancelled"))
+    fresh, cached, cancelled = (
+        _task(db, clinic_id, patient_id),
+        _task(db, clinic_id, patient_id),
+        _task(db, clinic_id, patient_id, status="cancelled"),
+    )
     counter = CountingFirestore(db)
     rows = []
-    for label, task, target in (("delivered reminder, clinic not cached", fresh, 3),
-                                ("delivered reminder, clinic cached", cached, 3),
-                                ("duplicate delivery of a sent reminder", cached, 2),
-                                ("skip (appointment cancelled)", cancelled, 2)):
+    for label, task, target in (
+        ("delivered reminder, clinic not cached", fresh, 3),
+        ("delivered reminder, clinic cached", cached, 3),
+        ("duplicate delivery of a sent reminder", cached, 2),
+        ("skip (appointment cancelled)", cancelled, 2),
+    ):
         outcome = service.deliver(task, Attempt(task_name=None, retry_count=0, queue=None))
         calls = counter.take()
         rows.append((label, outcome.status, sum(calls.values()), target, dict(calls)))

@@ -117,8 +117,10 @@ def resource_problems(fn: Function) -> list[str]:
         if cpu < 1:
             ceiling = 512 if cpu < Decimal("0.5") else 1024
             if memory > ceiling:
-                problems.append(f"{where}: memory {fn.memory} needs at least {'0.5' if ceiling == 512 else '1'} "
-                                f"vCPU (cpu {fn.cpu} allows up to {ceiling}Mi)")
+                problems.append(
+                    f"{where}: memory {fn.memory} needs at least {'0.5' if ceiling == 512 else '1'} "
+                    f"vCPU (cpu {fn.cpu} allows up to {ceiling}Mi)"
+                )
         else:
             low, high = WHOLE_CPU_MEMORY_MIB[int(cpu)]
             if not low <= memory <= high:
@@ -134,14 +136,20 @@ def _row_problems(fn: Function) -> list[str]:
     where = f"deploy/registry.py: {fn.name}"
     problems: list[str] = []
     if not _FUNCTION_NAME.match(fn.name):
-        problems.append(f"{where}: a function name is lowercase letters, digits and hyphens, "
-                        "starts with a letter, at most 63 characters")
+        problems.append(
+            f"{where}: a function name is lowercase letters, digits and hyphens, "
+            "starts with a letter, at most 63 characters"
+        )
     if len(fn.account_id) > 30:
-        problems.append(f"{where}: service account id {fn.account_id} is {len(fn.account_id)} characters; "
-                        "IAM allows at most 30 (shorten the function name to 27)")
+        problems.append(
+            f"{where}: service account id {fn.account_id} is {len(fn.account_id)} characters; "
+            "IAM allows at most 30 (shorten the function name to 27)"
+        )
     elif not _ACCOUNT_ID.match(fn.account_id):
-        problems.append(f"{where}: service account id {fn.account_id} must be 6-30 lowercase letters, digits, "
-                        "hyphens, starting with a letter")
+        problems.append(
+            f"{where}: service account id {fn.account_id} must be 6-30 lowercase letters, digits, "
+            "hyphens, starting with a letter"
+        )
     if not _FOLDER.match(fn.folder):
         problems.append(f"{where}: folder {fn.folder!r} must be a Python package name under functions/")
     if not _TARGET.match(fn.target):
@@ -150,12 +158,19 @@ def _row_problems(fn: Function) -> list[str]:
         problems.append(f"{where}: trigger topic {fn.topic!r} is not in shared/platform/resources.py TOPICS")
     if fn.public and fn.topic is not None:
         problems.append(f"{where}: only an HTTP function can be public")
-    problems += [f"{where}: queue {q!r} is not in shared/platform/resources.py QUEUES"
-                 for q in fn.enqueues if q not in resources.QUEUES]
-    problems += [f"{where}: publishes to {t!r}, which is not in shared/platform/resources.py TOPICS"
-                 for t in fn.publishes if t not in resources.TOPICS]
-    problems += [f"{where}: secret {s!r} is not in deploy/registry.py SECRETS"
-                 for s in fn.secrets if s not in registry.SECRETS]
+    problems += [
+        f"{where}: queue {q!r} is not in shared/platform/resources.py QUEUES"
+        for q in fn.enqueues
+        if q not in resources.QUEUES
+    ]
+    problems += [
+        f"{where}: publishes to {t!r}, which is not in shared/platform/resources.py TOPICS"
+        for t in fn.publishes
+        if t not in resources.TOPICS
+    ]
+    problems += [
+        f"{where}: secret {s!r} is not in deploy/registry.py SECRETS" for s in fn.secrets if s not in registry.SECRETS
+    ]
     return problems + resource_problems(fn)
 
 
@@ -216,19 +231,28 @@ def defines(fn: Function, functions_dir: Path = FUNCTIONS_DIR) -> bool:
     return re.search(rf"^def {re.escape(fn.target)}\(", text, re.M) is not None
 
 
-def build_plan(functions: Sequence[Function] | None = None, queues: Sequence[Queue] | None = None,
-               jobs: Sequence[Job] | None = None, functions_dir: Path = FUNCTIONS_DIR) -> Plan:
+def build_plan(
+    functions: Sequence[Function] | None = None,
+    queues: Sequence[Queue] | None = None,
+    jobs: Sequence[Job] | None = None,
+    functions_dir: Path = FUNCTIONS_DIR,
+) -> Plan:
     """The deploy plan for the registry (by default deploy/registry.py); PlanError lists every problem."""
     functions = registry.FUNCTIONS if functions is None else tuple(functions)
     queues = registry.QUEUES if queues is None else tuple(queues)
     jobs = registry.JOBS if jobs is None else tuple(jobs)
     problems = registry_problems(functions, queues, jobs)
     deployed = tuple(fn for fn in functions if defines(fn, functions_dir))
-    skipped = tuple((fn.name, f"functions/{fn.folder}/main.py does not define {fn.target} yet")
-                    for fn in functions if fn not in deployed)
+    skipped = tuple(
+        (fn.name, f"functions/{fn.folder}/main.py does not define {fn.target} yet")
+        for fn in functions
+        if fn not in deployed
+    )
     if registry.TASK_HANDLER not in {fn.name for fn in deployed}:
-        problems.append(f"deploy/registry.py lists no deployable {registry.TASK_HANDLER} function: "
-                        "every other function needs its URL")
+        problems.append(
+            f"deploy/registry.py lists no deployable {registry.TASK_HANDLER} function: "
+            "every other function needs its URL"
+        )
     if problems:
         raise PlanError(problems)
 
@@ -239,8 +263,11 @@ def build_plan(functions: Sequence[Function] | None = None, queues: Sequence[Que
     used_secrets = {s for fn in deployed for s in fn.secrets}
     # Canonical order (resources.py, registry.py) keeps the deploy's output stable whatever the rows' order.
     topics = tuple(t for t in resources.TOPICS if t in used_topics)
-    dead_letters = tuple(DeadLetter(t, resources.dead_letter_topic(t), resources.dead_letter_topic(t) + REVIEW_SUFFIX)
-                         for t in topics if t in triggers)
+    dead_letters = tuple(
+        DeadLetter(t, resources.dead_letter_topic(t), resources.dead_letter_topic(t) + REVIEW_SUFFIX)
+        for t in topics
+        if t in triggers
+    )
     return Plan(
         functions=deployed,
         skipped=skipped,
@@ -248,8 +275,11 @@ def build_plan(functions: Sequence[Function] | None = None, queues: Sequence[Que
         topics=topics,
         dead_letters=dead_letters,
         jobs=tuple(job for job in jobs if job.topic in triggers),
-        skipped_jobs=tuple((job.name, f"no deployed function is triggered by topic {job.topic}")
-                           for job in jobs if job.topic not in triggers),
+        skipped_jobs=tuple(
+            (job.name, f"no deployed function is triggered by topic {job.topic}")
+            for job in jobs
+            if job.topic not in triggers
+        ),
         secrets=tuple(s for s in registry.SECRETS if s in used_secrets),
     )
 
@@ -277,28 +307,58 @@ def queue_env() -> str:
 def write_plan(plan: Plan, out_dir: Path, spec_path: Path = REPO_ROOT / "firestore.indexes.json") -> None:
     """Write the TSV files deploy.sh reads into out_dir."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write(out_dir / "functions.tsv", (
-        (fn.name, fn.folder, fn.target, fn.signature, fn.topic, fn.public, fn.account_id, fn.memory, fn.cpu,
-         fn.timeout_seconds, fn.secrets, fn.enqueues, fn.publishes) for fn in plan.functions))
+    _write(
+        out_dir / "functions.tsv",
+        (
+            (
+                fn.name,
+                fn.folder,
+                fn.target,
+                fn.signature,
+                fn.topic,
+                fn.public,
+                fn.account_id,
+                fn.memory,
+                fn.cpu,
+                fn.timeout_seconds,
+                fn.secrets,
+                fn.enqueues,
+                fn.publishes,
+            )
+            for fn in plan.functions
+        ),
+    )
     _write(out_dir / "skipped.tsv", plan.skipped)
-    _write(out_dir / "queues.tsv", (
-        (q.name, q.rate_setting, q.concurrency_setting or q.max_concurrent) for q in plan.queues))
+    _write(
+        out_dir / "queues.tsv",
+        ((q.name, q.rate_setting, q.concurrency_setting or q.max_concurrent) for q in plan.queues),
+    )
     _write(out_dir / "topics.tsv", ((topic,) for topic in plan.topics))
-    _write(out_dir / "dead_letters.tsv", (
-        (d.topic, d.dead_letter_topic, d.review_subscription) for d in plan.dead_letters))
-    _write(out_dir / "jobs.tsv", (
-        (job.name, job.topic, job.schedule_setting, job.body, job.description) for job in plan.jobs))
+    _write(
+        out_dir / "dead_letters.tsv", ((d.topic, d.dead_letter_topic, d.review_subscription) for d in plan.dead_letters)
+    )
+    _write(
+        out_dir / "jobs.tsv",
+        ((job.name, job.topic, job.schedule_setting, job.body, job.description) for job in plan.jobs),
+    )
     _write(out_dir / "skipped_jobs.tsv", plan.skipped_jobs)
     # A secret's Secret Manager name is the deploy.env setting <ENV NAME>_SECRET.
     _write(out_dir / "secrets.tsv", ((env, f"{env}_SECRET") for env in plan.secrets))
-    _write(out_dir / "meta.tsv", (("task_handler", registry.TASK_HANDLER),
-                                  ("status_callback", registry.STATUS_CALLBACK),
-                                  ("queue_env", queue_env())))
+    _write(
+        out_dir / "meta.tsv",
+        (
+            ("task_handler", registry.TASK_HANDLER),
+            ("status_callback", registry.STATUS_CALLBACK),
+            ("queue_env", queue_env()),
+        ),
+    )
     spec = json.loads(spec_path.read_text())
     for index in spec.get("indexes", []):
         _fields(index["fields"])  # fails here, before any gcloud call, on a malformed index
-    _write(out_dir / "ttl_fields.tsv", ((o["collectionGroup"], o["fieldPath"])
-                                        for o in spec.get("fieldOverrides", []) if o.get("ttl")))
+    _write(
+        out_dir / "ttl_fields.tsv",
+        ((o["collectionGroup"], o["fieldPath"]) for o in spec.get("fieldOverrides", []) if o.get("ttl")),
+    )
 
 
 def _fields(fields: Iterable[dict], strict: bool = True) -> tuple[tuple[str, str, str], ...]:

@@ -80,17 +80,45 @@ class Job:
 
 
 FUNCTIONS: tuple[Function, ...] = (
-    Function("reminder-fanout", "reminder_fanout", "on_reminders_tick", topic=r.TOPIC_REMINDERS_TICK,
-             enqueues=(r.QUEUE_SMS, r.QUEUE_EMAIL), memory="512Mi", cpu="0.333", timeout_seconds=540,
-             local_slot=0),
-    Function("appointment-events", "reminder_fanout", "on_appointment_event", topic=r.TOPIC_APPOINTMENT_EVENTS,
-             enqueues=(r.QUEUE_SMS, r.QUEUE_EMAIL), timeout_seconds=120, local_slot=1),
-    Function("task-handler", "task_handler", "handle_task",
-             secrets=(SECRET_TWILIO_SID, SECRET_TWILIO_TOKEN, SECRET_SENDGRID_KEY), local_slot=2),
-    Function("twilio-status", "task_handler", "twilio_status", public=True, secrets=(SECRET_TWILIO_TOKEN,),
-             local_slot=3),
-    Function("retry-sweep", "task_handler", "sweep_failed_tasks", topic=r.TOPIC_FAILED_TASKS_SWEEP,
-             requeues=True, timeout_seconds=300, local_slot=7),
+    Function(
+        "reminder-fanout",
+        "reminder_fanout",
+        "on_reminders_tick",
+        topic=r.TOPIC_REMINDERS_TICK,
+        enqueues=(r.QUEUE_SMS, r.QUEUE_EMAIL),
+        memory="512Mi",
+        cpu="0.333",
+        timeout_seconds=540,
+        local_slot=0,
+    ),
+    Function(
+        "appointment-events",
+        "reminder_fanout",
+        "on_appointment_event",
+        topic=r.TOPIC_APPOINTMENT_EVENTS,
+        enqueues=(r.QUEUE_SMS, r.QUEUE_EMAIL),
+        timeout_seconds=120,
+        local_slot=1,
+    ),
+    Function(
+        "task-handler",
+        "task_handler",
+        "handle_task",
+        secrets=(SECRET_TWILIO_SID, SECRET_TWILIO_TOKEN, SECRET_SENDGRID_KEY),
+        local_slot=2,
+    ),
+    Function(
+        "twilio-status", "task_handler", "twilio_status", public=True, secrets=(SECRET_TWILIO_TOKEN,), local_slot=3
+    ),
+    Function(
+        "retry-sweep",
+        "task_handler",
+        "sweep_failed_tasks",
+        topic=r.TOPIC_FAILED_TASKS_SWEEP,
+        requeues=True,
+        timeout_seconds=300,
+        local_slot=7,
+    ),
 )
 
 QUEUES: tuple[Queue, ...] = (
@@ -102,13 +130,24 @@ QUEUES: tuple[Queue, ...] = (
 )
 
 JOBS: tuple[Job, ...] = (
-    Job("reminders-tick", r.TOPIC_REMINDERS_TICK, "REMINDER_SCHEDULE", "{}",
-        "Daily reminders tick (every clinic, its local tomorrow)"),
+    Job(
+        "reminders-tick",
+        r.TOPIC_REMINDERS_TICK,
+        "REMINDER_SCHEDULE",
+        "{}",
+        "Daily reminders tick (every clinic, its local tomorrow)",
+    ),
     Job("reports-daily", r.TOPIC_REPORTS_TICK, "REPORT_SCHEDULE_DAILY", '{"period":"daily"}', "Daily clinic reports"),
-    Job("reports-weekly", r.TOPIC_REPORTS_TICK, "REPORT_SCHEDULE_WEEKLY", '{"period":"weekly"}',
-        "Weekly clinic reports"),
-    Job("failed-tasks-sweep", r.TOPIC_FAILED_TASKS_SWEEP, "SWEEP_SCHEDULE", "{}",
-        "Re-enqueue failed tasks an operator marked retry"),
+    Job(
+        "reports-weekly", r.TOPIC_REPORTS_TICK, "REPORT_SCHEDULE_WEEKLY", '{"period":"weekly"}', "Weekly clinic reports"
+    ),
+    Job(
+        "failed-tasks-sweep",
+        r.TOPIC_FAILED_TASKS_SWEEP,
+        "SWEEP_SCHEDULE",
+        "{}",
+        "Re-enqueue failed tasks an operator marked retry",
+    ),
 )
 
 TASK_HANDLER = "task-handler"  # Cloud Tasks calls it (OIDC); every enqueuing function needs its URL
@@ -131,11 +170,19 @@ def folders() -> list[str]:
 def as_json() -> str:
     """The registry as JSON, with each function's derived signature and account id."""
     rows = [{**asdict(entry), "signature": entry.signature, "account_id": entry.account_id} for entry in FUNCTIONS]
-    return json.dumps({"functions": rows, "queues": list(r.QUEUES), "topics": list(r.TOPICS),
-                       "queue_settings": [asdict(queue) for queue in QUEUES],
-                       "jobs": [asdict(job) for job in JOBS],
-                       "secrets": list(SECRETS), "task_handler": TASK_HANDLER,
-                       "status_callback": STATUS_CALLBACK}, indent=2)
+    return json.dumps(
+        {
+            "functions": rows,
+            "queues": list(r.QUEUES),
+            "topics": list(r.TOPICS),
+            "queue_settings": [asdict(queue) for queue in QUEUES],
+            "jobs": [asdict(job) for job in JOBS],
+            "secrets": list(SECRETS),
+            "task_handler": TASK_HANDLER,
+            "status_callback": STATUS_CALLBACK,
+        },
+        indent=2,
+    )
 
 
 if __name__ == "__main__":

@@ -83,8 +83,13 @@ def emulator_kind() -> str:
         return "standins"
     sdk_root = Path(gcloud).resolve().parent.parent
     if not (sdk_root / "platform").is_dir():
-        result = subprocess.run([gcloud, "info", "--format=value(installation.sdk_root)"],
-                                capture_output=True, text=True, env={**os.environ, **GCLOUD_ENV}, check=False)
+        result = subprocess.run(
+            [gcloud, "info", "--format=value(installation.sdk_root)"],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **GCLOUD_ENV},
+            check=False,
+        )
         sdk_root = Path(result.stdout.strip() or "/nonexistent")
     wanted = ("cloud-firestore-emulator", "pubsub-emulator")
     return "gcloud" if all((sdk_root / "platform" / name).is_dir() for name in wanted) else "standins"
@@ -124,8 +129,9 @@ def queues_ready(config: StackConfig) -> bool:
     channel = grpc.insecure_channel(f"{config.host}:{config.tasks_port}")
     client = tasks_v2.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=channel))
     try:
-        listed = client.list_queues(parent=f"projects/{config.project}/locations/{config.location}",
-                                    timeout=PROBE_TIMEOUT_SECONDS)
+        listed = client.list_queues(
+            parent=f"projects/{config.project}/locations/{config.location}", timeout=PROBE_TIMEOUT_SECONDS
+        )
         names = {queue.name for queue in listed}
     except GoogleAPICallError:
         return False
@@ -145,8 +151,10 @@ def _standin(kind: str, config: StackConfig, port: int) -> list[str]:
     try:
         from local import standins
     except ImportError as exc:
-        raise LaunchError(f"no gcloud {kind} emulator here and local/standins.py cannot be imported: {exc}. "
-                          "Install google-cloud-cli with its emulators, or add the stand-ins.") from exc
+        raise LaunchError(
+            f"no gcloud {kind} emulator here and local/standins.py cannot be imported: {exc}. "
+            "Install google-cloud-cli with its emulators, or add the stand-ins."
+        ) from exc
     command_of = standins.firestore_command if kind == "firestore" else standins.pubsub_command
     try:
         return command_of(config.host, port)
@@ -157,22 +165,45 @@ def _standin(kind: str, config: StackConfig, port: int) -> list[str]:
 def _emulators(config: StackConfig, kind: str) -> list[Component]:
     gcloud_env = {**os.environ, **GCLOUD_ENV}
     official = {
-        "firestore": ["gcloud", "emulators", "firestore", "start",
-                      f"--host-port={config.host}:{config.firestore_port}"],
-        "pubsub": ["gcloud", "beta", "emulators", "pubsub", "start",
-                   f"--host-port={config.host}:{config.pubsub_port}", f"--project={config.project}"],
+        "firestore": [
+            "gcloud",
+            "emulators",
+            "firestore",
+            "start",
+            f"--host-port={config.host}:{config.firestore_port}",
+        ],
+        "pubsub": [
+            "gcloud",
+            "beta",
+            "emulators",
+            "pubsub",
+            "start",
+            f"--host-port={config.host}:{config.pubsub_port}",
+            f"--project={config.project}",
+        ],
     }
     components = []
     for name, port in (("firestore", config.firestore_port), ("pubsub", config.pubsub_port)):
         if kind == "gcloud":
+
             def launch(name: str = name) -> Launch:
                 return Launch(official[name], gcloud_env)
         else:
+
             def launch(name: str = name, port: int = port) -> Launch:
                 return Launch(_standin(name, config, port), dict(os.environ))
+
         address = f"{config.host}:{port}"
-        components.append(Component(name, f"{kind}:{address}", f"{address} ({kind})", (port,),
-                                    probe=lambda address=address: grpc_ready(address), launch=launch))
+        components.append(
+            Component(
+                name,
+                f"{kind}:{address}",
+                f"{address} ({kind})",
+                (port,),
+                probe=lambda address=address: grpc_ready(address),
+                launch=launch,
+            )
+        )
     return components
 
 
@@ -187,19 +218,27 @@ def _tasks(config: StackConfig, env: dict[str, str]) -> Component:
 
     address = f"{config.host}:{config.tasks_port}"
     code = source_fingerprint(REPO_ROOT / "local" / "tasks_emulator.py", SHARED_DIR / "platform")
-    return Component("tasks", f"tasks:{address}:{max_attempts}:{','.join(QUEUES)}:scale={config.demo_time_scale}"
-                     f":{code}",
-                     f"{address} (gcloud-tasks-emulator; queues {', '.join(QUEUES)})", (config.tasks_port,),
-                     probe=lambda: queues_ready(config), launch=launch)
+    return Component(
+        "tasks",
+        f"tasks:{address}:{max_attempts}:{','.join(QUEUES)}:scale={config.demo_time_scale}:{code}",
+        f"{address} (gcloud-tasks-emulator; queues {', '.join(QUEUES)})",
+        (config.tasks_port,),
+        probe=lambda: queues_ready(config),
+        launch=launch,
+    )
 
 
 def _sandbox(config: StackConfig, env: dict[str, str]) -> Component:
-    command = [sys.executable, "-m", "local.sandbox.server", "--host", config.host,
-               "--port", str(config.sandbox_port)]
+    command = [sys.executable, "-m", "local.sandbox.server", "--host", config.host, "--port", str(config.sandbox_port)]
     key = f"{' '.join(command)} #source={source_fingerprint(REPO_ROOT / 'local' / 'sandbox', SHARED_DIR)}"
-    return Component("sandbox", key, f"{config.sandbox_url}/ (outbox page)", (config.sandbox_port,),
-                     probe=lambda: http_status(f"{config.sandbox_url}/healthz") == 200,
-                     launch=lambda: Launch(command, env))
+    return Component(
+        "sandbox",
+        key,
+        f"{config.sandbox_url}/ (outbox page)",
+        (config.sandbox_port,),
+        probe=lambda: http_status(f"{config.sandbox_url}/healthz") == 200,
+        launch=lambda: Launch(command, env),
+    )
 
 
 def defines(main_py: Path, target: str) -> bool:
@@ -220,8 +259,19 @@ def defines(main_py: Path, target: str) -> bool:
 def functions_framework_command(source: Path, target: str, signature: str, host: str, port: int) -> list[str]:
     """Argv serving one entry point of `source` (a main.py) with this venv's functions-framework."""
     runner = Path(sys.executable).parent / "functions-framework"
-    return [str(runner if runner.exists() else "functions-framework"), "--source", str(source),
-            "--target", target, "--signature-type", signature, "--host", host, "--port", str(port)]
+    return [
+        str(runner if runner.exists() else "functions-framework"),
+        "--source",
+        str(source),
+        "--target",
+        target,
+        "--signature-type",
+        signature,
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
 
 
 def function_answers(url: str) -> bool:
@@ -231,8 +281,7 @@ def function_answers(url: str) -> bool:
 
 def _function(config: StackConfig, entry: EntryPoint, env: dict[str, str]) -> Component:
     staged = config.state_dir / "staged" / entry.name
-    command = functions_framework_command(staged / "main.py", entry.target, entry.signature, config.host,
-                                          entry.port)
+    command = functions_framework_command(staged / "main.py", entry.target, entry.signature, config.host, entry.port)
 
     def launch() -> Launch:
         stage(entry.folder, staged)
@@ -243,8 +292,9 @@ def _function(config: StackConfig, entry: EntryPoint, env: dict[str, str]) -> Co
     url = config.url(entry.name)
     # The key carries the source's fingerprint, so `up` restarts a function whose code changed.
     key = f"{' '.join(command)} #source={fingerprint(entry.folder)}"
-    return Component(entry.name, key, f"{url} ({entry.signature})", (entry.port,),
-                     probe=lambda: function_answers(url), launch=launch)
+    return Component(
+        entry.name, key, f"{url} ({entry.signature})", (entry.port,), probe=lambda: function_answers(url), launch=launch
+    )
 
 
 def _bridge(config: StackConfig, routes: list[str], env: dict[str, str]) -> Component:
@@ -270,8 +320,16 @@ def _bridge(config: StackConfig, routes: list[str], env: dict[str, str]) -> Comp
 
     # A restarted emulator has no topics or subscriptions: the bridge (re)creates them when it starts.
     key = f"{' '.join(command)} #source={source_fingerprint(REPO_ROOT / 'local' / 'pubsub_bridge.py', SHARED_DIR)}"
-    return Component("pubsub_bridge", key, f"{len(routes)} route(s): {' '.join(routes) or '-'}",
-                     (), probe=probe, launch=launch, phase=1, depends_on=("pubsub",))
+    return Component(
+        "pubsub_bridge",
+        key,
+        f"{len(routes)} route(s): {' '.join(routes) or '-'}",
+        (),
+        probe=probe,
+        launch=launch,
+        phase=1,
+        depends_on=("pubsub",),
+    )
 
 
 def plan(config: StackConfig) -> Plan:

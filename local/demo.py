@@ -74,9 +74,11 @@ def run(timeout: float) -> int:
         states = Counter(entry.get("state") for entry in ledger)
         waiting = sum(states[state] for state in IN_FLIGHT)
         elapsed = time.monotonic() - started
-        _progress(f"  {elapsed:5.0f} s  ledger {len(ledger)}  waiting {waiting}  "
-                  + "  ".join(f"{state} {count}" for state, count in sorted(states.items()) if state not in IN_FLIGHT),
-                  elapsed)
+        _progress(
+            f"  {elapsed:5.0f} s  ledger {len(ledger)}  waiting {waiting}  "
+            + "  ".join(f"{state} {count}" for state, count in sorted(states.items()) if state not in IN_FLIGHT),
+            elapsed,
+        )
         if states != previous:  # settled: nothing moved (sends, status callbacks) for a few seconds
             previous, stable_since = states, time.monotonic()
         if ledger and not waiting and time.monotonic() - stable_since > 4:
@@ -97,13 +99,16 @@ def _summary(db, config: stack_config.StackConfig, *, timed_out: bool) -> int:
     kinds = Counter(e.get("kind") for e in ledger)
     print("\n== demo summary")
     print(f"  messages planned  {len(ledger)}  ({', '.join(f'{k} {v}' for k, v in sorted(kinds.items()))})")
-    print(f"  sent              {sum(sent.values())}  ({', '.join(f'{k} {v}' for k, v in sorted(sent.items()))}; "
-          f"{delivered} confirmed delivered by status callback)")
-    print(f"  skipped           {sum(skipped.values())}  "
-          f"({', '.join(f'{k} {v}' for k, v in sorted(skipped.items()))})")
+    print(
+        f"  sent              {sum(sent.values())}  ({', '.join(f'{k} {v}' for k, v in sorted(sent.items()))}; "
+        f"{delivered} confirmed delivered by status callback)"
+    )
+    print(f"  skipped           {sum(skipped.values())}  ({', '.join(f'{k} {v}' for k, v in sorted(skipped.items()))})")
     print(f"  failed            {sum(failed.values())}  ({', '.join(f'{k} {v}' for k, v in sorted(failed.items()))})")
-    print(f"  failed_tasks      {sum(failed_tasks.values())}  "
-          f"({', '.join(f'{k} {v}' for k, v in sorted(failed_tasks.items()))})")
+    print(
+        f"  failed_tasks      {sum(failed_tasks.values())}  "
+        f"({', '.join(f'{k} {v}' for k, v in sorted(failed_tasks.items()))})"
+    )
     if waiting:
         print(f"  still scheduled   {waiting} (their send time is further out; the emulator sends them later)")
     print(f"\n  outbox page:      {config.sandbox_url}/")

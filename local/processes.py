@@ -53,7 +53,12 @@ class ProcessDir:
             log.write(f"\n=== {time.strftime('%Y-%m-%dT%H:%M:%S')} starting: {' '.join(command)}\n".encode())
             log.flush()
             process = subprocess.Popen(
-                command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                command,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         running = Running(name, process.pid, key)
@@ -99,7 +104,7 @@ def _members(pgid: int) -> list[int]:
         except OSError:
             continue
         # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses, so split after the last ')'.
-        fields = stat[stat.rindex(")") + 2:].split()
+        fields = stat[stat.rindex(")") + 2 :].split()
         if int(fields[2]) == pgid and fields[0] != "Z":
             members.append(int(entry.name))
     return members
@@ -144,6 +149,7 @@ def stop_groups(pgids: list[int], grace: float = STOP_GRACE_SECONDS) -> list[int
     wait_until(lambda: not any(group_alive(pgid) for pgid in stubborn), 5.0)
     return [pgid for pgid in stubborn if group_alive(pgid)]
 
+
 def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
     """Poll `condition` until it holds or `timeout` seconds pass; its last answer."""
     deadline = time.monotonic() + timeout
@@ -153,4 +159,3 @@ def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
         if time.monotonic() >= deadline:
             return False
         time.sleep(POLL_SECONDS)
-

@@ -70,8 +70,9 @@ def rfc3339(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def cloud_event(project: str, route: Route, message: Any, clock_offset: timedelta = timedelta(0)
-                ) -> tuple[dict[str, str], bytes]:
+def cloud_event(
+    project: str, route: Route, message: Any, clock_offset: timedelta = timedelta(0)
+) -> tuple[dict[str, str], bytes]:
     """Headers and body of the binary-mode CloudEvent Eventarc posts for one Pub/Sub message.
 
     Times are on the stack's clock (the local clock file moves it for every function, see
@@ -101,8 +102,9 @@ def cloud_event(project: str, route: Route, message: Any, clock_offset: timedelt
 class Bridge:
     """Routes topics to HTTP receivers until stop() is called."""
 
-    def __init__(self, project: str, routes: list[Route], topics: list[str],
-                 max_in_flight: int = MAX_IN_FLIGHT) -> None:
+    def __init__(
+        self, project: str, routes: list[Route], topics: list[str], max_in_flight: int = MAX_IN_FLIGHT
+    ) -> None:
         from google.cloud import pubsub_v1
 
         self.project = project
@@ -143,20 +145,23 @@ class Bridge:
         for route in self.routes:
             path = self.subscriber.subscription_path(self.project, route.subscription_id)
             executor = futures.ThreadPoolExecutor(self.max_in_flight, thread_name_prefix=route.topic)
-            self.pulls.append(self.subscriber.subscribe(
-                path,
-                callback=lambda message, route=route: self.deliver(route, message),
-                flow_control=pubsub_v1.types.FlowControl(max_messages=self.max_in_flight),
-                scheduler=ThreadScheduler(executor),
-            ))
+            self.pulls.append(
+                self.subscriber.subscribe(
+                    path,
+                    callback=lambda message, route=route: self.deliver(route, message),
+                    flow_control=pubsub_v1.types.FlowControl(max_messages=self.max_in_flight),
+                    scheduler=ThreadScheduler(executor),
+                )
+            )
             log("INFO", "routing", topic=route.topic, url=route.url, subscription=route.subscription_id)
 
     def deliver(self, route: Route, message: Any) -> None:
         """POST one message; ack on 2xx, otherwise nack after a backoff so it is redelivered."""
         try:
             headers, body = cloud_event(self.project, route, message, self.clock.offset())
-            status: int | None = self.http.post(route.url, data=body, headers=headers,
-                                                timeout=DELIVERY_TIMEOUT_SECONDS).status_code
+            status: int | None = self.http.post(
+                route.url, data=body, headers=headers, timeout=DELIVERY_TIMEOUT_SECONDS
+            ).status_code
             error = None
         except Exception as exc:  # noqa: BLE001 - any failure is a failed delivery, retried after a backoff
             status, error = None, f"{type(exc).__name__}: {exc}"
@@ -171,8 +176,14 @@ class Bridge:
         with self.lock:
             failures = self.failures[key] = self.failures.get(key, 0) + 1
         backoff = min(BACKOFF_FIRST_SECONDS * 2 ** (failures - 1), BACKOFF_MAX_SECONDS)
-        log("WARNING", "delivery failed; will be redelivered", error=error, attempt=failures,
-            backoff_seconds=backoff, **fields)
+        log(
+            "WARNING",
+            "delivery failed; will be redelivered",
+            error=error,
+            attempt=failures,
+            backoff_seconds=backoff,
+            **fields,
+        )
         time.sleep(backoff)  # holds one of max_in_flight slots: a failing receiver is not hammered
         message.nack()
 

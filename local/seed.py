@@ -62,35 +62,53 @@ class Service:
 SERVICES = (
     Service("Botox", "injector", 30, 42000),
     Service(
-        "Lip filler", "injector", 45, 70000,
+        "Lip filler",
+        "injector",
+        45,
+        70000,
         "Avoid alcohol, aspirin, ibuprofen and fish oil for 24 hours before your appointment to reduce bruising.",
         "Evite el alcohol, la aspirina, el ibuprofeno y el aceite de pescado durante las 24 horas previas "
         "a su cita para reducir los moretones.",
     ),
     Service(
-        "Cheek filler", "injector", 60, 95000,
+        "Cheek filler",
+        "injector",
+        60,
+        95000,
         "Avoid alcohol, aspirin, ibuprofen and fish oil for 24 hours before your appointment to reduce bruising.",
         "Evite el alcohol, la aspirina, el ibuprofeno y el aceite de pescado durante las 24 horas previas "
         "a su cita para reducir los moretones.",
     ),
     Service("HydraFacial", "skin", 60, 22500),
     Service(
-        "Chemical peel", "skin", 45, 18000,
+        "Chemical peel",
+        "skin",
+        45,
+        18000,
         "Avoid retinoids for 3 days before your peel.",
         "Evite los retinoides durante los 3 días previos a su peeling.",
     ),
     Service(
-        "Microneedling", "skin", 60, 35000,
+        "Microneedling",
+        "skin",
+        60,
+        35000,
         "Stop retinoids and exfoliating acids 5 days before, and arrive with clean skin and no makeup.",
         "Suspenda los retinoides y los ácidos exfoliantes 5 días antes y venga con la piel limpia, sin maquillaje.",
     ),
     Service(
-        "Laser hair removal", "laser", 45, 30000,
+        "Laser hair removal",
+        "laser",
+        45,
+        30000,
         "Shave the treatment area the day before, and avoid sun exposure and self-tanner for 2 weeks.",
         "Rasure la zona a tratar el día anterior y evite el sol y el autobronceador durante 2 semanas.",
     ),
     Service(
-        "IPL photofacial", "laser", 45, 40000,
+        "IPL photofacial",
+        "laser",
+        45,
+        40000,
         "Avoid sun exposure and self-tanner for 2 weeks before your IPL treatment.",
         "Evite el sol y el autobronceador durante las 2 semanas previas a su tratamiento IPL.",
     ),
@@ -118,70 +136,249 @@ class ClinicSpec:
     spanish_patients: tuple[int, ...]  # patient numbers (1-based) whose locale is "es"
 
 
-_HISPANIC_FIRST = ("Sofía", "Valentina", "Camila", "Lucía", "Mariana", "Daniela", "Gabriela", "Ximena",
-                   "Carmen", "Alejandro", "Diego", "Andrés", "Paola", "Renata")
-_HISPANIC_LAST = ("García", "Hernández", "López", "Martínez", "Rodríguez", "Flores", "Morales", "Ramírez",
-                  "Torres", "Castillo", "Vargas", "Mendoza", "Ortega", "Navarro")
+_HISPANIC_FIRST = (
+    "Sofía",
+    "Valentina",
+    "Camila",
+    "Lucía",
+    "Mariana",
+    "Daniela",
+    "Gabriela",
+    "Ximena",
+    "Carmen",
+    "Alejandro",
+    "Diego",
+    "Andrés",
+    "Paola",
+    "Renata",
+)
+_HISPANIC_LAST = (
+    "García",
+    "Hernández",
+    "López",
+    "Martínez",
+    "Rodríguez",
+    "Flores",
+    "Morales",
+    "Ramírez",
+    "Torres",
+    "Castillo",
+    "Vargas",
+    "Mendoza",
+    "Ortega",
+    "Navarro",
+)
 
 # US numbers use the fictional 555-0100…0199 block; UK ones Ofcom's drama ranges (020 7946 0xxx,
 # 07700 900xxx); Australian ones ACMA's fictional 02 5550 xxxx; Indian ones are obviously fake zeros.
 CLINIC_SPECS = (
     ClinicSpec(
-        code="nyc", name="Lumière Aesthetics SoHo", timezone="America/New_York",
-        phone="+12125550100", sms_from="+12125550199", email_domain="lumiere-soho.example.com",
-        locale="en", reminder_offsets_hours=(24, 2), quiet_hours=("21:00", "08:00"),
-        waitlist=("broadcast", 5, 30), price_factor=1.0, patient_phone_prefix="+121255501",
-        first_names=("Olivia", "Ava", "Sophia", "Harper", "Chloe", "Grace", "Zoe", "Nora", "Leah", "Ethan",
-                     "Marcus", "Priya", "Aisha", "Hannah"),
-        last_names=("Bennett", "Carter", "Brooks", "Foster", "Hayes", "Kim", "Patel", "Nguyen", "Goldberg",
-                    "Russo", "Walsh", "Okafor", "Sullivan", "Levine"),
+        code="nyc",
+        name="Lumière Aesthetics SoHo",
+        timezone="America/New_York",
+        phone="+12125550100",
+        sms_from="+12125550199",
+        email_domain="lumiere-soho.example.com",
+        locale="en",
+        reminder_offsets_hours=(24, 2),
+        quiet_hours=("21:00", "08:00"),
+        waitlist=("broadcast", 5, 30),
+        price_factor=1.0,
+        patient_phone_prefix="+121255501",
+        first_names=(
+            "Olivia",
+            "Ava",
+            "Sophia",
+            "Harper",
+            "Chloe",
+            "Grace",
+            "Zoe",
+            "Nora",
+            "Leah",
+            "Ethan",
+            "Marcus",
+            "Priya",
+            "Aisha",
+            "Hannah",
+        ),
+        last_names=(
+            "Bennett",
+            "Carter",
+            "Brooks",
+            "Foster",
+            "Hayes",
+            "Kim",
+            "Patel",
+            "Nguyen",
+            "Goldberg",
+            "Russo",
+            "Walsh",
+            "Okafor",
+            "Sullivan",
+            "Levine",
+        ),
         providers=(("injector", "Dr. Maya Chen"), ("skin", "Jordan Ellis, LE"), ("laser", "Sam Rivera, RN")),
         spanish_patients=(9,),
     ),
     ClinicSpec(
-        code="lon", name="Marylebone Skin Clinic", timezone="Europe/London",
+        code="lon",
+        name="Marylebone Skin Clinic",
+        timezone="Europe/London",
         phone="+442079460100",
         sms_from="MG" + "5f0c3e6b1a2d4c8e9f7a6b5c4d3e2f10",  # a Twilio Messaging Service SID
         email_domain="marylebone-skin.example.co.uk",
-        locale="en", reminder_offsets_hours=(24, 2), quiet_hours=("20:00", "09:00"),
-        waitlist=("sequential", 1, 20), price_factor=0.8, patient_phone_prefix="+4477009001",
-        first_names=("Amelia", "Isla", "Poppy", "Freya", "Evie", "Imogen", "Harriet", "Charlotte", "Oliver",
-                     "George", "Alfie", "Eleanor", "Florence", "Ruby"),
-        last_names=("Whitaker", "Ashworth", "Pemberton", "Hughes", "Fletcher", "Clarke", "Thornton", "Baker",
-                    "Evans", "Kaur", "Ahmed", "Davies", "Wright", "O'Neill"),
+        locale="en",
+        reminder_offsets_hours=(24, 2),
+        quiet_hours=("20:00", "09:00"),
+        waitlist=("sequential", 1, 20),
+        price_factor=0.8,
+        patient_phone_prefix="+4477009001",
+        first_names=(
+            "Amelia",
+            "Isla",
+            "Poppy",
+            "Freya",
+            "Evie",
+            "Imogen",
+            "Harriet",
+            "Charlotte",
+            "Oliver",
+            "George",
+            "Alfie",
+            "Eleanor",
+            "Florence",
+            "Ruby",
+        ),
+        last_names=(
+            "Whitaker",
+            "Ashworth",
+            "Pemberton",
+            "Hughes",
+            "Fletcher",
+            "Clarke",
+            "Thornton",
+            "Baker",
+            "Evans",
+            "Kaur",
+            "Ahmed",
+            "Davies",
+            "Wright",
+            "O'Neill",
+        ),
         providers=(("injector", "Dr. Hannah Price"), ("skin", "Lily Morgan"), ("laser", "Tom Barker")),
         spanish_patients=(),
     ),
     ClinicSpec(
-        code="mum", name="Bandra Skin & Laser", timezone="Asia/Kolkata",
-        phone="+912200000100", sms_from="+912200000199", email_domain="bandra-skin.example.in",
-        locale="en", reminder_offsets_hours=(24, 2), quiet_hours=("21:00", "08:00"),
-        waitlist=("broadcast", 3, 45), price_factor=40.0, patient_phone_prefix="+9190000001",
-        first_names=("Ananya", "Diya", "Ishita", "Kavya", "Meera", "Nisha", "Pooja", "Riya", "Saanvi", "Tanvi",
-                     "Arjun", "Rohan", "Vikram", "Zara"),
-        last_names=("Sharma", "Iyer", "Mehta", "Desai", "Kapoor", "Nair", "Reddy", "Joshi", "Malhotra",
-                    "Kulkarni", "Rao", "Bhatt", "Menon", "Shah"),
+        code="mum",
+        name="Bandra Skin & Laser",
+        timezone="Asia/Kolkata",
+        phone="+912200000100",
+        sms_from="+912200000199",
+        email_domain="bandra-skin.example.in",
+        locale="en",
+        reminder_offsets_hours=(24, 2),
+        quiet_hours=("21:00", "08:00"),
+        waitlist=("broadcast", 3, 45),
+        price_factor=40.0,
+        patient_phone_prefix="+9190000001",
+        first_names=(
+            "Ananya",
+            "Diya",
+            "Ishita",
+            "Kavya",
+            "Meera",
+            "Nisha",
+            "Pooja",
+            "Riya",
+            "Saanvi",
+            "Tanvi",
+            "Arjun",
+            "Rohan",
+            "Vikram",
+            "Zara",
+        ),
+        last_names=(
+            "Sharma",
+            "Iyer",
+            "Mehta",
+            "Desai",
+            "Kapoor",
+            "Nair",
+            "Reddy",
+            "Joshi",
+            "Malhotra",
+            "Kulkarni",
+            "Rao",
+            "Bhatt",
+            "Menon",
+            "Shah",
+        ),
         providers=(("injector", "Dr. Neha Kulkarni"), ("skin", "Farah Sheikh"), ("laser", "Kiran Das")),
         spanish_patients=(),
     ),
     ClinicSpec(
-        code="la", name="Clínica Bella Silver Lake", timezone="America/Los_Angeles",
-        phone="+13105550100", sms_from="+13105550199", email_domain="bella-silverlake.example.com",
-        locale="es", reminder_offsets_hours=(48, 24, 2), quiet_hours=("21:00", "08:00"),
-        waitlist=("sequential", 2, 15), price_factor=0.95, patient_phone_prefix="+131055501",
-        first_names=_HISPANIC_FIRST, last_names=_HISPANIC_LAST,
+        code="la",
+        name="Clínica Bella Silver Lake",
+        timezone="America/Los_Angeles",
+        phone="+13105550100",
+        sms_from="+13105550199",
+        email_domain="bella-silverlake.example.com",
+        locale="es",
+        reminder_offsets_hours=(48, 24, 2),
+        quiet_hours=("21:00", "08:00"),
+        waitlist=("sequential", 2, 15),
+        price_factor=0.95,
+        patient_phone_prefix="+131055501",
+        first_names=_HISPANIC_FIRST,
+        last_names=_HISPANIC_LAST,
         providers=(("injector", "Dra. Elena Ruiz"), ("skin", "Marisol Vega, LE"), ("laser", "Luis Ortega, RN")),
         spanish_patients=(1, 2, 3, 4, 5, 6, 7, 9, 10),
     ),
     ClinicSpec(
-        code="lhi", name="Lord Howe Island Skin Retreat", timezone="Australia/Lord_Howe",
-        phone="+61255500100", sms_from="+61255500199", email_domain="lhi-skin.example.com.au",
-        locale="en", reminder_offsets_hours=(24, 2), quiet_hours=("21:00", "08:00"),
-        waitlist=("broadcast", 4, 60), price_factor=1.5, patient_phone_prefix="+612555001",
-        first_names=("Matilda", "Sienna", "Mia", "Charlotte", "Isabelle", "Jack", "Lachlan", "Chloe", "Ella",
-                     "Harrison", "Madison", "Willow", "Heath", "Tahlia"),
-        last_names=("Mitchell", "Kelly", "O'Connor", "Ryan", "Campbell", "Murphy", "Nguyen", "Thompson",
-                    "Robinson", "Walker", "Young", "Stewart", "Murray", "Ward"),
+        code="lhi",
+        name="Lord Howe Island Skin Retreat",
+        timezone="Australia/Lord_Howe",
+        phone="+61255500100",
+        sms_from="+61255500199",
+        email_domain="lhi-skin.example.com.au",
+        locale="en",
+        reminder_offsets_hours=(24, 2),
+        quiet_hours=("21:00", "08:00"),
+        waitlist=("broadcast", 4, 60),
+        price_factor=1.5,
+        patient_phone_prefix="+612555001",
+        first_names=(
+            "Matilda",
+            "Sienna",
+            "Mia",
+            "Charlotte",
+            "Isabelle",
+            "Jack",
+            "Lachlan",
+            "Chloe",
+            "Ella",
+            "Harrison",
+            "Madison",
+            "Willow",
+            "Heath",
+            "Tahlia",
+        ),
+        last_names=(
+            "Mitchell",
+            "Kelly",
+            "O'Connor",
+            "Ryan",
+            "Campbell",
+            "Murphy",
+            "Nguyen",
+            "Thompson",
+            "Robinson",
+            "Walker",
+            "Young",
+            "Stewart",
+            "Murray",
+            "Ward",
+        ),
         providers=(("injector", "Dr. Claire Donovan"), ("skin", "Jess Harper"), ("laser", "Ben Fraser")),
         spanish_patients=(),
     ),
@@ -216,10 +413,14 @@ TOMORROW_SLOTS = (
     ("20:30", 9, "booked", None),  # late; Spanish speaker in nyc
 )
 TODAY_SLOTS = ("10:00", "15:00")
-WEEK_AGO_SLOTS = (("09:00", "completed"), ("11:00", "completed"), ("13:00", "no_show"),
-                  ("15:00", "completed"), ("17:00", "cancelled"))
-YESTERDAY_SLOTS = (("10:00", "completed"), ("12:00", "no_show"), ("14:00", "completed"),
-                   ("16:00", "cancelled"))
+WEEK_AGO_SLOTS = (
+    ("09:00", "completed"),
+    ("11:00", "completed"),
+    ("13:00", "no_show"),
+    ("15:00", "completed"),
+    ("17:00", "cancelled"),
+)
+YESTERDAY_SLOTS = (("10:00", "completed"), ("12:00", "no_show"), ("14:00", "completed"), ("16:00", "cancelled"))
 HOURLY_SLOTS = tuple(f"{hour:02d}:00" for hour in range(9, 19))  # 09:00 … 18:00, no provider overlaps
 WAITLIST_PATIENTS = (10, 11, 12)
 
@@ -285,9 +486,7 @@ def _ascii(text: str) -> str:
     return "".join(ch for ch in folded.lower() if ch.isalnum())
 
 
-def _patients(
-    spec: ClinicSpec, clinic_id: str, rng: random.Random, used_emails: set[str]
-) -> dict[str, dict[str, Any]]:
+def _patients(spec: ClinicSpec, clinic_id: str, rng: random.Random, used_emails: set[str]) -> dict[str, dict[str, Any]]:
     firsts = rng.sample(spec.first_names, PATIENTS_PER_CLINIC)
     lasts = rng.sample(spec.last_names, PATIENTS_PER_CLINIC)
     out: dict[str, dict[str, Any]] = {}
@@ -438,7 +637,8 @@ def summarize(data: Data, now: datetime, seed: int) -> str:
         zone = ZoneInfo(clinic["timezone"])
         tomorrow = local_tomorrow(now, zone)
         appts = [
-            a for a in data["appointments"].values()
+            a
+            for a in data["appointments"].values()
             if a["clinic_id"] == clinic_id and a["start"].astimezone(zone).date() == tomorrow
         ]
         active = sum(a["status"] in ("booked", "confirmed") for a in appts)
@@ -454,7 +654,7 @@ def summarize(data: Data, now: datetime, seed: int) -> str:
 # ------------------------------------------------------------------------------------------------ write
 def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
     for index in range(0, len(items), size):
-        yield items[index:index + size]
+        yield items[index : index + size]
 
 
 def delete_collections(client: Any, collections: Iterable[str] = SEEDED_COLLECTIONS) -> int:

@@ -61,8 +61,9 @@ def _wait_healthy(processes: ProcessDir, components: list[Component], timeout: f
         if pending and time.monotonic() > deadline:
             component = pending[0]
             log = processes.log_path(component.name)
-            raise StackError(f"{component.name} not healthy after {timeout:.0f} s "
-                             f"({component.address}); see {log}\n{_tail(log)}")
+            raise StackError(
+                f"{component.name} not healthy after {timeout:.0f} s ({component.address}); see {log}\n{_tail(log)}"
+            )
         if pending:
             time.sleep(POLL_SECONDS)
 
@@ -104,8 +105,10 @@ def up(config: StackConfig, timeout: float = UP_TIMEOUT_SECONDS) -> list[str]:
     for component in to_start:
         for port in component.ports:
             if is_listening(config.host, port):
-                raise StackError(f"port {port} ({component.name}) is in use by a process this stack did not "
-                                 f"start (see `ss -ltnp | grep :{port}`); stop it or set MEDSPA_PORT_BASE")
+                raise StackError(
+                    f"port {port} ({component.name}) is in use by a process this stack did not "
+                    f"start (see `ss -ltnp | grep :{port}`); stop it or set MEDSPA_PORT_BASE"
+                )
     started: list[str] = []
     try:
         for phase in sorted({c.phase for c in the_plan.components}):
@@ -144,8 +147,10 @@ def down(config: StackConfig) -> list[str]:
     _stop(processes, names)
     busy = [port for port in stack_ports(config) if is_listening(config.host, port)]
     if busy:
-        raise StackError(f"after down, something still listens on {config.host} port(s) "
-                         f"{', '.join(map(str, busy))}: not started by this stack? see `ss -ltnp`")
+        raise StackError(
+            f"after down, something still listens on {config.host} port(s) "
+            f"{', '.join(map(str, busy))}: not started by this stack? see `ss -ltnp`"
+        )
     return names
 
 

@@ -127,10 +127,9 @@ def _firestore_stamp() -> str:
 
 def _firestore_installed() -> bool:
     target = _firestore_dir()
-    return (
-        (target / "node_modules" / "@firestore-emulator" / "server" / "package.json").is_file()
-        and _read_stamp(target / ".stamp") == _firestore_stamp()
-    )
+    return (target / "node_modules" / "@firestore-emulator" / "server" / "package.json").is_file() and _read_stamp(
+        target / ".stamp"
+    ) == _firestore_stamp()
 
 
 def firestore_available() -> bool:
@@ -178,9 +177,12 @@ def firestore_command(host: str, port: int) -> list[str]:
     return [
         node,
         str(SOURCES / "firestore" / "server.js"),
-        "--host", host,
-        "--port", str(int(port)),
-        "--modules", str(target / "node_modules"),
+        "--host",
+        host,
+        "--port",
+        str(int(port)),
+        "--modules",
+        str(target / "node_modules"),
     ]
 
 
@@ -223,11 +225,7 @@ def _pubsub_stamp(go: str) -> str:
 
 
 def _pubsub_built(go: str | None) -> bool:
-    return (
-        go is not None
-        and _pubsub_binary().is_file()
-        and _read_stamp(_pubsub_dir() / ".stamp") == _pubsub_stamp(go)
-    )
+    return go is not None and _pubsub_binary().is_file() and _read_stamp(_pubsub_dir() / ".stamp") == _pubsub_stamp(go)
 
 
 def _can_apt_install() -> bool:
@@ -268,8 +266,7 @@ def ensure_pubsub() -> Path:
                     "Pub/Sub stand-in needs Debian's Go and Google Cloud sources: "
                     f"`apt-get install -y {' '.join(PUBSUB_APT_PACKAGES)}` (as root)"
                 )
-            _say(f"apt-get installing {' '.join(PUBSUB_APT_PACKAGES)} for the Pub/Sub stand-in "
-                 "(can take a minute)...")
+            _say(f"apt-get installing {' '.join(PUBSUB_APT_PACKAGES)} for the Pub/Sub stand-in (can take a minute)...")
             _apt_install(PUBSUB_APT_PACKAGES)
             go = _go_binary()
             if go is None or not PSTEST_SOURCE_DIR.is_dir():

@@ -131,9 +131,21 @@ def ensure_venv() -> Path:
 
 def command(config: StackConfig, queues: tuple[str, ...], max_attempts: int) -> list[str]:
     """Argv serving the emulator on the stack's tasks port with `queues` created."""
-    argv = [str(ensure_venv()), "-m", "local.tasks_emulator", "--host", config.host,
-            "--port", str(config.tasks_port), "--max-attempts", str(max_attempts),
-            "--clock-file", str(config.clock_file), "--time-scale", str(config.demo_time_scale)]
+    argv = [
+        str(ensure_venv()),
+        "-m",
+        "local.tasks_emulator",
+        "--host",
+        config.host,
+        "--port",
+        str(config.tasks_port),
+        "--max-attempts",
+        str(max_attempts),
+        "--clock-file",
+        str(config.clock_file),
+        "--time-scale",
+        str(config.demo_time_scale),
+    ]
     for queue in queues:
         argv += ["--queue", config.queue_path(queue)]
     return argv
@@ -213,8 +225,9 @@ class CloudLikeNames:
         state.list_tasks = list_tasks
 
 
-def serve(host: str, port: int, queues: list[str], max_attempts: int, clock_file: Path | None = None,
-          time_scale: int = 1) -> int:
+def serve(
+    host: str, port: int, queues: list[str], max_attempts: int, clock_file: Path | None = None, time_scale: int = 1
+) -> int:
     """Run the emulator in the foreground until SIGTERM/SIGINT."""
     from concurrent import futures
 
@@ -257,8 +270,11 @@ def serve(host: str, port: int, queues: list[str], max_attempts: int, clock_file
         raise KeyboardInterrupt  # Server.run() stops its threads on KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupt)
-    print(f"tasks emulator on {host}:{port}; queues: {', '.join(queues)}; max attempts {max_attempts}; "
-          f"time scale {time_scale}", flush=True)
+    print(
+        f"tasks emulator on {host}:{port}; queues: {', '.join(queues)}; max attempts {max_attempts}; "
+        f"time scale {time_scale}",
+        flush=True,
+    )
     server.run()
     return 0
 

@@ -36,13 +36,18 @@ def failures() -> FailedTasks:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    docs = list(failures().open_failures(status=Status(args.status), clinic_id=args.clinic,
-                                         error_code=args.error_code, limit=args.limit))
+    docs = list(
+        failures().open_failures(
+            status=Status(args.status), clinic_id=args.clinic, error_code=args.error_code, limit=args.limit
+        )
+    )
     print(f"{'id':44} {'type':22} {'error':20} {'http':4} {'tries':5} {'clinic':14} last failed")
     for doc in docs:
-        print(f"{doc.id[:44]:44} {_fmt(doc.get('task_type'))[:22]:22} {_fmt(doc.get('error_code'))[:20]:20} "
-              f"{_fmt(doc.get('http_status')):4} {_fmt(doc.get('attempts')):5} {_fmt(doc.get('clinic_id'))[:14]:14} "
-              f"{_fmt(doc.get('last_failed_at'))}")
+        print(
+            f"{doc.id[:44]:44} {_fmt(doc.get('task_type'))[:22]:22} {_fmt(doc.get('error_code'))[:20]:20} "
+            f"{_fmt(doc.get('http_status')):4} {_fmt(doc.get('attempts')):5} {_fmt(doc.get('clinic_id'))[:14]:14} "
+            f"{_fmt(doc.get('last_failed_at'))}"
+        )
     print(f"{len(docs)} failed task(s) with status {args.status}")
     return 0
 
@@ -82,8 +87,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from shared.tasks.queue import CloudTasksQueue
     from shared.tasks.sweep import RetrySweep
 
-    sweep = RetrySweep(failures(), CloudTasksQueue(clients.tasks(), settings()), task_types(),
-                       queues=resources.QUEUES)
+    sweep = RetrySweep(failures(), CloudTasksQueue(clients.tasks(), settings()), task_types(), queues=resources.QUEUES)
     print(json.dumps(sweep.run().summary()))
     return 0
 
@@ -99,16 +103,25 @@ def cmd_replay_tick(args: argparse.Namespace) -> int:
 
     config = settings()
     day = date.fromisoformat(args.date)
-    service = fanout.Fanout(store=clients.store(), tasks=CloudTasksQueue(clients.tasks(), config),
-                            queues=Queues(sms=config.queue_sms, email=config.queue_email), clock=system_clock)
+    service = fanout.Fanout(
+        store=clients.store(),
+        tasks=CloudTasksQueue(clients.tasks(), config),
+        queues=Queues(sms=config.queue_sms, email=config.queue_email),
+        clock=system_clock,
+    )
     clinic_ids = [args.clinic] if args.clinic else [doc.id for doc in clients.store().query(CLINICS, fields=[])]
     totals = {"created": 0, "recovered": 0, "already_present": 0, "failed": 0}
     for index, clinic_id in enumerate(clinic_ids, 1):
         report = fanout.run_tick(TickRequest(date=day, clinic_id=clinic_id), service, now=system_clock.now())
         for name in totals:
             totals[name] += getattr(report, name)
-        print(f"\rclinic {index}/{len(clinic_ids)}  created {totals['created']}  already present "
-              f"{totals['already_present']}  failed {totals['failed']}", end="", file=sys.stderr, flush=True)
+        print(
+            f"\rclinic {index}/{len(clinic_ids)}  created {totals['created']}  already present "
+            f"{totals['already_present']}  failed {totals['failed']}",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
     print(file=sys.stderr)
     print(json.dumps({"date": args.date, "clinics": len(clinic_ids), **totals}))
     return 1 if totals["failed"] else 0
@@ -118,8 +131,10 @@ def reachable() -> str | None:
     """None when the project's Firestore answers a TCP connect; else what could not be reached."""
     project = os.environ.get("GOOGLE_CLOUD_PROJECT", "").strip()
     if not project:
-        return ("GOOGLE_CLOUD_PROJECT is not set: run `. .local/env.sh` for the local stack, or set it and "
-                "use application-default credentials for a real project")
+        return (
+            "GOOGLE_CLOUD_PROJECT is not set: run `. .local/env.sh` for the local stack, or set it and "
+            "use application-default credentials for a real project"
+        )
     emulator = os.environ.get("FIRESTORE_EMULATOR_HOST", "").strip()
     if not emulator:
         return None  # a real project: the client library reports credential problems itself
@@ -128,8 +143,10 @@ def reachable() -> str | None:
         with socket.create_connection((host or "127.0.0.1", int(port)), timeout=REACH_SECONDS):
             return None
     except (OSError, ValueError):
-        return (f"the Firestore emulator at {emulator} does not answer: is the local stack up? (`make up`; "
-                f"or set MEDSPA_PORT_BASE to the stack you started)")
+        return (
+            f"the Firestore emulator at {emulator} does not answer: is the local stack up? (`make up`; "
+            f"or set MEDSPA_PORT_BASE to the stack you started)"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,34 +11,47 @@ import functools
 
 from shared.messaging.appointment_tasks import APPOINTMENT_TASK_TYPES, AppointmentTask, parse_appointment_task
 from shared.messaging.delivery import AppointmentMessages
-from shared.messaging.ledger import Ledger
+from shared.messaging.ledger import Ledger, Reopen
 from shared.messaging.providers import SendGridEmail, TwilioSms
 from shared.platform import clients
 from shared.platform.clock import system_clock
 from shared.platform.settings import settings
-from shared.tasks.router import TaskType
+from shared.tasks.router import Attempt, Outcome, TaskType
 
 
 @functools.cache
 def appointment_messages() -> AppointmentMessages:
     config = settings()
     store = clients.store()
-    return AppointmentMessages(store=store, ledger=Ledger(store, system_clock), clock=system_clock,
-                               sms=TwilioSms(clients.twilio()), email=SendGridEmail(clients.sendgrid()),
-                               status_callback_url=config.status_callback_url)
+    return AppointmentMessages(
+        store=store,
+        ledger=Ledger(store, system_clock),
+        clock=system_clock,
+        sms=TwilioSms(clients.twilio()),
+        email=SendGridEmail(clients.sendgrid()),
+        status_callback_url=config.status_callback_url,
+    )
 
 
-def _deliver(task: AppointmentTask, attempt: object) -> object:
-    return appointment_messages().deliver(task, attempt)  # type: ignore[arg-type]
+def _deliver(task: AppointmentTask, attempt: Attempt) -> Outcome:
+    return appointment_messages().deliver(task, attempt)
 
 
-def _reopen(task: AppointmentTask) -> object:
+def _reopen(task: AppointmentTask) -> Reopen:
     return Ledger(clients.store(), system_clock).reopen(task.dedup_key)
 
 
 @functools.cache
 def task_types() -> dict[str, TaskType]:
     config = settings()
-    return {kind: TaskType(name=kind, parse=parse_appointment_task, handle=_deliver, queue=config.queue_sms,
-                           fields=AppointmentTask.FIELDS, reopen=_reopen)
-            for kind in APPOINTMENT_TASK_TYPES}
+    return {
+        kind: TaskType(
+            name=kind,
+            parse=parse_appointment_task,
+            handle=_deliver,
+            queue=config.queue_sms,
+            fields=AppointmentTask.FIELDS,
+            reopen=_reopen,
+        )
+        for kind in APPOINTMENT_TASK_TYPES
+    }

@@ -28,8 +28,17 @@ from local.processes import ProcessDir
 from shared.platform import clients, settings
 
 INTEGRATION_DIR = Path(__file__).resolve().parent / "integration"
-KNOWN_COLLECTIONS = ("clinics", "patients", "appointments", "waitlist", "notifications", "failed_tasks",
-                     "slot_offers", "reports", "stack_checks")
+KNOWN_COLLECTIONS = (
+    "clinics",
+    "patients",
+    "appointments",
+    "waitlist",
+    "notifications",
+    "failed_tasks",
+    "slot_offers",
+    "reports",
+    "stack_checks",
+)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -73,8 +82,10 @@ def stack() -> Iterator[StackConfig]:
 
 
 def documents_url(config: StackConfig) -> str:
-    return (f"http://{config.host}:{config.firestore_port}/emulator/v1/projects/{config.project}"
-            "/databases/(default)/documents")
+    return (
+        f"http://{config.host}:{config.firestore_port}/emulator/v1/projects/{config.project}"
+        "/databases/(default)/documents"
+    )
 
 
 def _delete_documents(client: Any) -> None:

@@ -81,8 +81,11 @@ class MemoryStore:
         """Every document directly in `collection`, by id (test inspection)."""
         prefix = collection.rstrip("/") + "/"
         with self._lock:
-            return {p[len(prefix):]: copy.deepcopy(d) for p, (d, _) in self._docs.items()
-                    if p.startswith(prefix) and "/" not in p[len(prefix):]}
+            return {
+                p[len(prefix) :]: copy.deepcopy(d)
+                for p, (d, _) in self._docs.items()
+                if p.startswith(prefix) and "/" not in p[len(prefix) :]
+            }
 
     def doc(self, path: str) -> dict[str, Any] | None:
         with self._lock:
@@ -168,17 +171,25 @@ class MemoryStore:
         prefix = collection.rstrip("/") + "/"
         out = []
         for path in sorted(self._docs):
-            if not path.startswith(prefix) or "/" in path[len(prefix):]:
+            if not path.startswith(prefix) or "/" in path[len(prefix) :]:
                 continue
             doc = self._read(path)
             assert doc is not None
-            if all(field_name in doc.data and _compare(op, doc.data[field_name], value)
-                   for field_name, op, value in where):
+            if all(
+                field_name in doc.data and _compare(op, doc.data[field_name], value) for field_name, op, value in where
+            ):
                 out.append(doc)
         return out
 
-    def query(self, collection: str, *, where: Sequence[Filter] = (), order_by: Sequence[Order] = (),
-              fields: Sequence[str] | None = None, limit: int | None = None) -> Iterator[Doc]:
+    def query(
+        self,
+        collection: str,
+        *,
+        where: Sequence[Filter] = (),
+        order_by: Sequence[Order] = (),
+        fields: Sequence[str] | None = None,
+        limit: int | None = None,
+    ) -> Iterator[Doc]:
         with self._lock:
             self._trip("query")
             docs = self._matching(collection, where)
@@ -187,8 +198,11 @@ class MemoryStore:
         if limit is not None:
             docs = docs[:limit]
         for doc in docs:
-            yield doc if fields is None else Doc(doc.path, {k: v for k, v in doc.data.items() if k in fields},
-                                                 doc.version)
+            yield (
+                doc
+                if fields is None
+                else Doc(doc.path, {k: v for k, v in doc.data.items() if k in fields}, doc.version)
+            )
 
     def count(self, collection: str, *, where: Sequence[Filter] = ()) -> int:
         with self._lock:
@@ -217,8 +231,7 @@ class RecordingSms:
             raise self.fail_with.pop(0)
         sid = f"SM{next(self._ids):032d}"
         self.sent.append(message)
-        self.listed.append(SentMessage(sid=sid, to=message.to, sender=message.sender, body=message.body,
-                                       sent_at=None))
+        self.listed.append(SentMessage(sid=sid, to=message.to, sender=message.sender, body=message.body, sent_at=None))
         if self.accepted_then_lost:
             from shared.messaging.providers import SendUnconfirmed
 

@@ -21,8 +21,14 @@ from shared.platform.settings import Settings
 from shared.tasks.queue import CloudTasksQueue, TaskSpec
 
 WAIT = 30.0
-CLINIC = {"name": "Glow Aesthetics", "timezone": "America/New_York", "phone": "+12125550142",
-          "sms_from": "+12125550100", "email_from": "hello@glow.example.com", "locale": "en"}
+CLINIC = {
+    "name": "Glow Aesthetics",
+    "timezone": "America/New_York",
+    "phone": "+12125550142",
+    "sms_from": "+12125550100",
+    "email_from": "hello@glow.example.com",
+    "locale": "en",
+}
 
 
 class Sandbox:
@@ -54,9 +60,16 @@ class World:
     def patient(self, **fields: Any) -> str:
         patient_id = f"pat-{uuid.uuid4().hex[:8]}"
         number = f"+1212555{len(self.phones) + 1000 + uuid.uuid4().int % 8000:04d}"
-        doc = {"clinic_id": "clinic-t", "first_name": f"Zelda{uuid.uuid4().hex[:4]}", "last_name": "Quist",
-               "phone": number, "email": f"{patient_id}@example.com", "preferred_channel": "sms",
-               "sms_opt_out": False, "email_opt_out": False}
+        doc = {
+            "clinic_id": "clinic-t",
+            "first_name": f"Zelda{uuid.uuid4().hex[:4]}",
+            "last_name": "Quist",
+            "phone": number,
+            "email": f"{patient_id}@example.com",
+            "preferred_channel": "sms",
+            "sms_opt_out": False,
+            "email_opt_out": False,
+        }
         doc.update(fields)
         self.db.collection("patients").document(patient_id).set(doc)
         self.phones += [doc["phone"]] if doc.get("phone") else []
@@ -67,9 +80,19 @@ class World:
     def appointment(self, patient_id: str, *, start: datetime | None = None, **fields: Any) -> dict[str, Any]:
         start = start or (system_clock.now() + timedelta(days=2)).replace(microsecond=0)
         appointment_id = f"appt-{uuid.uuid4().hex[:8]}"
-        doc = {"clinic_id": "clinic-t", "patient_id": patient_id, "provider_id": "dr-a", "provider_name": "Dr. A",
-               "service_name": "HydraFacial", "requires_prep": False, "prep_instructions": "", "start": start,
-               "end": start + timedelta(hours=1), "status": "booked", "price_cents": 19900}
+        doc = {
+            "clinic_id": "clinic-t",
+            "patient_id": patient_id,
+            "provider_id": "dr-a",
+            "provider_name": "Dr. A",
+            "service_name": "HydraFacial",
+            "requires_prep": False,
+            "prep_instructions": "",
+            "start": start,
+            "end": start + timedelta(hours=1),
+            "status": "booked",
+            "price_cents": 19900,
+        }
         doc.update(fields)
         self.db.collection("appointments").document(appointment_id).set(doc)
         return {"id": appointment_id, **doc}
@@ -77,15 +100,26 @@ class World:
     def task(self, appointment: dict[str, Any], kind: str = "appointment_reminder") -> AppointmentTask:
         offset = 24 if kind == "appointment_reminder" else 48 if kind == "prep_instructions" else None
         key = message_key(kind, appointment["id"], appointment["start"], offset)
-        return AppointmentTask(type=kind, appointment_id=appointment["id"], clinic_id="clinic-t",
-                               patient_id=appointment["patient_id"], dedup_key=key,
-                               send_at=system_clock.now(), appointment_start=appointment["start"],
-                               offset_hours=offset)
+        return AppointmentTask(
+            type=kind,
+            appointment_id=appointment["id"],
+            clinic_id="clinic-t",
+            patient_id=appointment["patient_id"],
+            dedup_key=key,
+            send_at=system_clock.now(),
+            appointment_start=appointment["start"],
+            offset_hours=offset,
+        )
 
     def schedule(self, task: AppointmentTask) -> None:
         """What the fan-out does: the ledger doc, then the named task (dispatched now)."""
-        Ledger(clients.store(), system_clock).schedule([Planned(task.dedup_key, {
-            "kind": task.type, "appointment_id": task.appointment_id, "send_at": task.send_at})])
+        Ledger(clients.store(), system_clock).schedule(
+            [
+                Planned(
+                    task.dedup_key, {"kind": task.type, "appointment_id": task.appointment_id, "send_at": task.send_at}
+                )
+            ]
+        )
         queue = CloudTasksQueue(clients.tasks(), Settings.from_env())
         assert queue.create(TaskSpec(queue="reminders-sms", business_key=task.dedup_key, payload=task.to_json()))
 
@@ -107,6 +141,10 @@ class World:
 def post(stack: StackConfig, body: Any, *, retry_count: int = 0, raw: bytes | None = None) -> requests.Response:
     """POST to the handler as Cloud Tasks does."""
     data = raw if raw is not None else json.dumps(body).encode()
-    headers = {"Content-Type": "application/json", "X-CloudTasks-QueueName": "reminders-sms",
-               "X-CloudTasks-TaskName": f"t-{uuid.uuid4().hex}", "X-CloudTasks-TaskRetryCount": str(retry_count)}
+    headers = {
+        "Content-Type": "application/json",
+        "X-CloudTasks-QueueName": "reminders-sms",
+        "X-CloudTasks-TaskName": f"t-{uuid.uuid4().hex}",
+        "X-CloudTasks-TaskRetryCount": str(retry_count),
+    }
     return requests.post(stack.url("task-handler"), data=data, headers=headers, timeout=30)

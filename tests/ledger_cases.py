@@ -131,8 +131,11 @@ def a_stale_sender_finishing_after_a_takeover_cannot_overwrite_the_rescuers_resu
     rescuer = ledger_at(store, NOW + timedelta(minutes=3))
     second = rescuer.claim(key, rescuer.read(key), {})
     rescuer.mark_sent(second, channel="sms", provider_message_id=SID)
-    for late in (lambda: slow.mark_sent(first, channel="sms", provider_message_id=OTHER_SID),
-                 lambda: slow.fail(first, "twilio_unavailable"), lambda: slow.release(first, "twilio_unavailable")):
+    for late in (
+        lambda: slow.mark_sent(first, channel="sms", provider_message_id=OTHER_SID),
+        lambda: slow.fail(first, "twilio_unavailable"),
+        lambda: slow.release(first, "twilio_unavailable"),
+    ):
         with pytest.raises(StaleClaim):
             late()
     doc = state(store, key)
@@ -209,11 +212,14 @@ def a_callback_never_moves_a_closed_state(store: Store) -> None:
     assert state(store, key)["state"] == "failed" and state(store, key)["reason"] == "provider_30003"
     for status in ("delivered", "sent", "queued", "failed"):
         assert ledger.record_delivery(key, generation=1, message_id=SID, status=status, error_code=None) == (
-            "ignored_failed")
+            "ignored_failed"
+        )
     skipped = key_of("closed-skipped")
     ledger.schedule([Planned(skipped, {}, skipped_reason="cancelled")])
-    assert ledger.record_delivery(skipped, generation=1, message_id=SID, status="delivered",
-                                  error_code=None) == "ignored_skipped"
+    assert (
+        ledger.record_delivery(skipped, generation=1, message_id=SID, status="delivered", error_code=None)
+        == "ignored_skipped"
+    )
     assert state(store, skipped)["state"] == "skipped"
 
 
@@ -233,7 +239,8 @@ def a_callback_for_an_unconfirmed_send_confirms_it(store: Store) -> None:
     ledger.mark_unconfirmed(claim, channel="sms", reason="twilio_answer_lost")
     assert state(store, key)["state"] == "unconfirmed"
     assert ledger.record_delivery(key, generation=2, message_id=SID, status="queued", error_code=None) == (
-        "unconfirmed")  # not this attempt's generation: no evidence for it
+        "unconfirmed"
+    )  # not this attempt's generation: no evidence for it
     assert ledger.record_delivery(key, generation=1, message_id=SID, status="sent", error_code=None) == "sent"
     doc = state(store, key)
     assert doc["provider_message_id"] == SID and doc["reason"] is None
@@ -243,7 +250,11 @@ def a_callback_for_an_unconfirmed_send_confirms_it(store: Store) -> None:
 def a_callback_for_an_earlier_attempts_message_is_ignored(store: Store) -> None:
     ledger, key = scheduled(store, "earlier")
     ledger.mark_sent(ledger.claim(key, ledger.read(key), {}), channel="sms", provider_message_id=SID)
-    assert ledger.record_delivery(key, generation=1, message_id=OTHER_SID, status="delivered",
-                                  error_code=None) == "other_message"
-    assert ledger.record_delivery(key_of("nothing-here"), generation=1, message_id=SID, status="sent",
-                                  error_code=None) == "unknown_ledger"
+    assert (
+        ledger.record_delivery(key, generation=1, message_id=OTHER_SID, status="delivered", error_code=None)
+        == "other_message"
+    )
+    assert (
+        ledger.record_delivery(key_of("nothing-here"), generation=1, message_id=SID, status="sent", error_code=None)
+        == "unknown_ledger"
+    )

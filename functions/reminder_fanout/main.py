@@ -28,8 +28,12 @@ from shared.tasks.queue import CloudTasksQueue
 def service() -> fanout.Fanout:
     """Real adapters, wired once per instance."""
     config = settings()
-    return fanout.Fanout(store=clients.store(), tasks=CloudTasksQueue(clients.tasks(), config),
-                         queues=Queues(sms=config.queue_sms, email=config.queue_email), clock=system_clock)
+    return fanout.Fanout(
+        store=clients.store(),
+        tasks=CloudTasksQueue(clients.tasks(), config),
+        queues=Queues(sms=config.queue_sms, email=config.queue_email),
+        clock=system_clock,
+    )
 
 
 @functions_framework.cloud_event
@@ -47,8 +51,13 @@ def on_reminders_tick(cloud_event: Any) -> None:
         except PermanentError as exc:
             log.warning("reminders tick rejected; acknowledged", error_code=exc.code, error=str(exc))
             return  # don't retry: the same bytes would fail the same way
-        log.info("reminders tick done", date=request.date, clinic_id=request.clinic_id,
-                 seconds=round(time.monotonic() - started, 2), **report.summary())
+        log.info(
+            "reminders tick done",
+            date=request.date,
+            clinic_id=request.clinic_id,
+            seconds=round(time.monotonic() - started, 2),
+            **report.summary(),
+        )
         report.raise_if_failed()  # retry
 
 
@@ -62,6 +71,10 @@ def on_appointment_event(cloud_event: Any) -> None:
         except PermanentError as exc:
             log.warning("appointment event rejected; acknowledged", error_code=exc.code, error=str(exc))
             return  # don't retry: an unknown event or a missing document will not fix itself
-        log.info("appointment event done", appointment_id=event.appointment_id,
-                 seconds=round(time.monotonic() - started, 2), **report.summary())
+        log.info(
+            "appointment event done",
+            appointment_id=event.appointment_id,
+            seconds=round(time.monotonic() - started, 2),
+            **report.summary(),
+        )
         report.raise_if_failed()  # retry

@@ -26,8 +26,12 @@ from shared.tasks.sweep import RetrySweep
 def router() -> TaskRouter:
     """Real adapters, wired once per instance."""
     config = settings()
-    return TaskRouter(authenticator=TaskAuthenticator(config), failures=FailedTasks(clients.store(), system_clock),
-                      max_attempts=config.queue_max_attempts, types=task_types())
+    return TaskRouter(
+        authenticator=TaskAuthenticator(config),
+        failures=FailedTasks(clients.store(), system_clock),
+        max_attempts=config.queue_max_attempts,
+        types=task_types(),
+    )
 
 
 @functions_framework.http
@@ -40,8 +44,9 @@ def twilio_status(request):
     signed_url = callback_url(settings().status_callback_url, request.query_string)
     params = request.form.to_dict()
     try:
-        verify_twilio_signature(clients.secret("TWILIO_AUTH_TOKEN"), signed_url, params,
-                                request.headers.get("X-Twilio-Signature"))
+        verify_twilio_signature(
+            clients.secret("TWILIO_AUTH_TOKEN"), signed_url, params, request.headers.get("X-Twilio-Signature")
+        )
     except MedspaError as exc:
         log.warning("status callback refused", error_code=exc.code)
         return to_response(exc)

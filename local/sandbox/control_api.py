@@ -60,7 +60,9 @@ def control_blueprint(sandbox: Sandbox) -> Blueprint:
     @control.get("/")
     def outbox_page() -> Response:
         html = render_outbox(
-            sandbox.outbox.list(newest=PAGE_ROWS), len(sandbox.outbox), sandbox.faults.list(),
+            sandbox.outbox.list(newest=PAGE_ROWS),
+            len(sandbox.outbox),
+            sandbox.faults.list(),
             sandbox.firestore_status.figures(),
         )
         return Response(html, mimetype="text/html", headers={"Cache-Control": "no-store"})
@@ -72,9 +74,11 @@ def control_blueprint(sandbox: Sandbox) -> Blueprint:
     @control.get("/_sandbox/messages")
     def list_messages() -> Response:
         args = request.args
-        return jsonify(sandbox.outbox.list(
-            to=args.get("to") or None, channel=args.get("channel") or None, direction=args.get("direction") or None
-        ))
+        return jsonify(
+            sandbox.outbox.list(
+                to=args.get("to") or None, channel=args.get("channel") or None, direction=args.get("direction") or None
+            )
+        )
 
     @control.get("/_sandbox/messages/<message_id>")
     def get_message(message_id: str) -> Response:
@@ -102,8 +106,16 @@ def control_blueprint(sandbox: Sandbox) -> Blueprint:
             fault = sandbox.faults.add(request.get_json(silent=True))
         except FaultError as error:
             return bad_request(str(error))
-        log("INFO", "fault added", fault=fault["id"], channel=fault["channel"], kind=fault["kind"],
-            recipient=mask_address(fault["to"]) or None, rate=fault["rate"], times=fault["times"])
+        log(
+            "INFO",
+            "fault added",
+            fault=fault["id"],
+            channel=fault["channel"],
+            kind=fault["kind"],
+            recipient=mask_address(fault["to"]) or None,
+            rate=fault["rate"],
+            times=fault["times"],
+        )
         response = jsonify(fault)
         response.status_code = 201
         return response

@@ -41,9 +41,7 @@ class Delivery:
 class Courier:
     """Plays delivery on a small thread pool and posts webhooks signed like Twilio's."""
 
-    def __init__(
-        self, outbox: Outbox, opt_outs: OptOuts, settings: SandboxSettings, stopping: threading.Event
-    ) -> None:
+    def __init__(self, outbox: Outbox, opt_outs: OptOuts, settings: SandboxSettings, stopping: threading.Event) -> None:
         self._outbox = outbox
         self._opt_outs = opt_outs
         self._settings = settings
@@ -108,8 +106,13 @@ class Courier:
         except requests.RequestException as error:
             attempt["error"] = type(error).__name__
         self._outbox.note_callback(delivery.sid, attempt)
-        log("INFO" if attempt.get("http_status", 500) < 400 else "WARNING", "status callback posted",
-            message_sid=delivery.sid, status=status, **{k: v for k, v in attempt.items() if k != "status"})
+        log(
+            "INFO" if attempt.get("http_status", 500) < 400 else "WARNING",
+            "status callback posted",
+            message_sid=delivery.sid,
+            status=status,
+            **{k: v for k, v in attempt.items() if k != "status"},
+        )
 
     def inbound(self, *, from_: str, to: str, body: str, url: str) -> dict[str, Any]:
         """Play the patient: post an inbound-SMS webhook to url and report the webhook's answer."""
@@ -127,23 +130,45 @@ class Courier:
             "SmsStatus": "received",
             "ApiVersion": API_VERSION,
         }
-        self._outbox.add(Message(
-            id=sid, channel="sms", direction="inbound", to=to, from_=from_, status="received", body=body,
-            account_sid=self._settings.account_sid, num_segments=1,
-        ))
+        self._outbox.add(
+            Message(
+                id=sid,
+                channel="sms",
+                direction="inbound",
+                to=to,
+                from_=from_,
+                status="received",
+                body=body,
+                account_sid=self._settings.account_sid,
+                num_segments=1,
+            )
+        )
         # Twilio applies STOP/START itself, then still forwards the message to the webhook.
         keyword_action = self._opt_outs.hear(sender=to, patient=from_, body=body)
         try:
             response = self.signed_post(url, params, self._settings.callback_timeout_seconds)
         except requests.RequestException as error:
             self._outbox.note_callback(sid, {"status": "received", "error": type(error).__name__})
-            log("WARNING", "inbound webhook unreachable", message_sid=sid, sender=mask_address(from_),
-                error=type(error).__name__)
-            return {"message_sid": sid, "keyword_action": keyword_action,
-                    "error": f"webhook unreachable: {type(error).__name__}"}
+            log(
+                "WARNING",
+                "inbound webhook unreachable",
+                message_sid=sid,
+                sender=mask_address(from_),
+                error=type(error).__name__,
+            )
+            return {
+                "message_sid": sid,
+                "keyword_action": keyword_action,
+                "error": f"webhook unreachable: {type(error).__name__}",
+            }
         self._outbox.note_callback(sid, {"status": "received", "http_status": response.status_code})
-        log("INFO", "inbound webhook posted", message_sid=sid, sender=mask_address(from_),
-            http_status=response.status_code)
+        log(
+            "INFO",
+            "inbound webhook posted",
+            message_sid=sid,
+            sender=mask_address(from_),
+            http_status=response.status_code,
+        )
         return {
             "message_sid": sid,
             "keyword_action": keyword_action,

@@ -61,7 +61,16 @@ def parse_fault(spec: Any, fault_id: str) -> Fault:
     if not isinstance(spec, dict):
         raise FaultError("body must be a JSON object")
     unknown = set(spec) - {
-        "channel", "kind", "status", "code", "to", "rate", "times", "seconds", "accept", "retry_after",
+        "channel",
+        "kind",
+        "status",
+        "code",
+        "to",
+        "rate",
+        "times",
+        "seconds",
+        "accept",
+        "retry_after",
         "final_status",
     }
     if unknown:
@@ -104,8 +113,9 @@ def parse_fault(spec: Any, fault_id: str) -> Fault:
             )
     elif kind == "timeout":
         seconds = spec.get("seconds")
-        if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, int | float)
-                                    or not 0 < seconds <= 600):
+        if seconds is not None and (
+            isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 < seconds <= 600
+        ):
             raise FaultError("'seconds' must be a number in (0, 600]")
         fault.seconds = float(seconds) if seconds is not None else None
         fault.accept = bool(spec.get("accept", False))

@@ -24,8 +24,9 @@ MAX_CLINICS = 50
 class FirestoreStatus:
     """Figures for the outbox page, cached briefly so a page refreshing every 5 s stays cheap."""
 
-    def __init__(self, *, timeout_seconds: float = 5.0, cache_seconds: float = 3.0,
-                 down_cache_seconds: float = 10.0) -> None:
+    def __init__(
+        self, *, timeout_seconds: float = 5.0, cache_seconds: float = 3.0, down_cache_seconds: float = 10.0
+    ) -> None:
         self._timeout = timeout_seconds
         self._cache_seconds = cache_seconds
         self._down_cache_seconds = down_cache_seconds
@@ -50,8 +51,11 @@ class FirestoreStatus:
         figures: dict[str, Any] = {"checked_at": iso(utc_now()), "project": project or None}
         if not emulator or not project:
             # Never point the sandbox at a real project: only the emulator is read.
-            return {**figures, "firestore": "not configured",
-                    "error": "set FIRESTORE_EMULATOR_HOST and GOOGLE_CLOUD_PROJECT"}
+            return {
+                **figures,
+                "firestore": "not configured",
+                "error": "set FIRESTORE_EMULATOR_HOST and GOOGLE_CLOUD_PROJECT",
+            }
 
         from google.api_core.exceptions import GoogleAPIError
         from google.auth.exceptions import GoogleAuthError
@@ -80,13 +84,13 @@ class FirestoreStatus:
         result = query.count(alias="n").get(retry=None, timeout=self._timeout)
         return int(result[0][0].value)
 
-    def _counts(self, client: Any, collection: str, field: str, values: tuple[str, ...],
-                deadline: float, base: Any = None) -> dict[str, int]:
+    def _counts(
+        self, client: Any, collection: str, field: str, values: tuple[str, ...], deadline: float, base: Any = None
+    ) -> dict[str, int]:
         from google.cloud.firestore import FieldFilter
 
         query = base if base is not None else client.collection(collection)
-        counts = {value: self._count(query.where(filter=FieldFilter(field, "==", value)), deadline)
-                  for value in values}
+        counts = {value: self._count(query.where(filter=FieldFilter(field, "==", value)), deadline) for value in values}
         total = self._count(query, deadline)
         counts["other"] = total - sum(counts.values())  # states outside the contract: worth a look
         counts["total"] = total
@@ -101,14 +105,20 @@ class FirestoreStatus:
         for snapshot in snapshots:
             clinic = snapshot.to_dict() or {}
             of_clinic = FieldFilter("clinic_id", "==", snapshot.id)
-            clinics.append({
-                "id": snapshot.id,
-                "name": clinic.get("name"),
-                "timezone": clinic.get("timezone"),
-                "patients": self._count(client.collection("patients").where(filter=of_clinic), deadline),
-                "appointments": self._counts(
-                    client, "appointments", "status", APPOINTMENT_STATUSES, deadline,
-                    base=client.collection("appointments").where(filter=of_clinic),
-                ),
-            })
+            clinics.append(
+                {
+                    "id": snapshot.id,
+                    "name": clinic.get("name"),
+                    "timezone": clinic.get("timezone"),
+                    "patients": self._count(client.collection("patients").where(filter=of_clinic), deadline),
+                    "appointments": self._counts(
+                        client,
+                        "appointments",
+                        "status",
+                        APPOINTMENT_STATUSES,
+                        deadline,
+                        base=client.collection("appointments").where(filter=of_clinic),
+                    ),
+                }
+            )
         return clinics

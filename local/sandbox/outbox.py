@@ -130,7 +130,11 @@ class Outbox:
             return records[0].to_dict() if records else None
 
     def list(
-        self, *, to: str | None = None, channel: str | None = None, direction: str | None = None,
+        self,
+        *,
+        to: str | None = None,
+        channel: str | None = None,
+        direction: str | None = None,
         newest: int | None = None,
     ) -> list[dict[str, Any]]:
         """Messages oldest first, optionally only one recipient's, channel's or direction's, or the newest N."""

@@ -19,15 +19,23 @@ if TYPE_CHECKING:
 EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
 
 MSG_PERSONALIZATIONS = "The personalizations field is required and must have at least 1 personalization."
-MSG_TO = ("The to array is required for all personalization objects, and must have at least one email "
-          "object with a valid email address.")
+MSG_TO = (
+    "The to array is required for all personalization objects, and must have at least one email "
+    "object with a valid email address."
+)
 MSG_BAD_ADDRESS = "Does not contain a valid address."
-MSG_FROM = ("The from object must be provided for every email send. It is an object that requires the email "
-            "parameter, but may also contain a name parameter.")
-MSG_SUBJECT = ("The subject is required. You can get around this requirement if you use a template with a "
-               "subject defined or if every personalization has a subject defined.")
-MSG_CONTENT = ("Unless a valid template_id is provided, the content parameter is required. There must be at "
-               "least one defined content block.")
+MSG_FROM = (
+    "The from object must be provided for every email send. It is an object that requires the email "
+    "parameter, but may also contain a name parameter."
+)
+MSG_SUBJECT = (
+    "The subject is required. You can get around this requirement if you use a template with a "
+    "subject defined or if every personalization has a subject defined."
+)
+MSG_CONTENT = (
+    "Unless a valid template_id is provided, the content parameter is required. There must be at "
+    "least one defined content block."
+)
 MSG_CONTENT_VALUE = "The content value must be a string at least one character in length."
 MSG_CONTENT_TYPE = "The content type must be a string at least one character in length."
 MSG_CUSTOM_ARG = "Invalid type. Expected: string."
@@ -174,15 +182,27 @@ def sendgrid_blueprint(sandbox: Sandbox) -> Blueprint:
         final = fault.final_status if fault and fault.kind == "delivery_failure" else "delivered"
         for personalization, address in recipients:
             custom_args = {**(payload.get("custom_args") or {}), **(personalization.get("custom_args") or {})}
-            sandbox.outbox.add(Message(
-                id=message_id, channel="email", direction="outbound", to=address,
-                from_=payload["from"]["email"].strip(), status="processed",
-                subject=personalization.get("subject") or payload.get("subject"),
-                text=_content(payload, "text/plain"), html=_content(payload, "text/html"),
-                custom_args=custom_args,
-            ))
-            log("INFO", "email accepted", message_id=message_id, recipient=mask_address(address),
-                fault=fault.id if fault else None)
+            sandbox.outbox.add(
+                Message(
+                    id=message_id,
+                    channel="email",
+                    direction="outbound",
+                    to=address,
+                    from_=payload["from"]["email"].strip(),
+                    status="processed",
+                    subject=personalization.get("subject") or payload.get("subject"),
+                    text=_content(payload, "text/plain"),
+                    html=_content(payload, "text/html"),
+                    custom_args=custom_args,
+                )
+            )
+            log(
+                "INFO",
+                "email accepted",
+                message_id=message_id,
+                recipient=mask_address(address),
+                fault=fault.id if fault else None,
+            )
         sandbox.outbox.set_status(message_id, final or "delivered")
         if fault and fault.kind == "timeout":  # accepted, but the answer is lost: the caller times out
             sandbox.hang(fault.seconds)

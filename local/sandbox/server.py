@@ -58,9 +58,11 @@ def make_app(sandbox: Sandbox | None = None) -> Flask:
         # Unknown routes answer in the shape of the provider whose path was asked for.
         status = error.code or 500
         if request.path.startswith(f"/{API_VERSION}/"):
-            return twilio_error(20404 if status == 404 else status, status,
-                                message=f"The requested resource {request.path} was not found"
-                                if status == 404 else error.description)
+            return twilio_error(
+                20404 if status == 404 else status,
+                status,
+                message=f"The requested resource {request.path} was not found" if status == 404 else error.description,
+            )
         if request.path.startswith("/v3/"):
             return errors_response(status, [sendgrid_error(None, error.description or "error")])
         response = jsonify({"error": error.description})

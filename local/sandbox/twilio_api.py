@@ -28,6 +28,8 @@ NANP = re.compile(r"^\+1\d{10}$")  # +1 (North American) numbers have exactly te
 def valid_recipient(number: str) -> bool:
     """What Twilio accepts as a To number: E.164, and a full ten-digit number in the +1 plan."""
     return bool(E164.match(number)) and (not number.startswith("+1") or bool(NANP.match(number)))
+
+
 SHORT_CODE = re.compile(r"^\d{5,6}$")
 ALPHANUMERIC_SENDER = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
 SERVICE_SID = re.compile(r"^MG[0-9a-fA-F]{32}$")
@@ -63,8 +65,9 @@ def validate_message(form: MultiDict[str, str]) -> int | None:
         return 21211
     if not sender and not service:
         return 21603
-    if sender and not (E164.match(sender) or SHORT_CODE.match(sender) or ALPHANUMERIC_SENDER.match(sender)
-                       or SERVICE_SID.match(sender)):
+    if sender and not (
+        E164.match(sender) or SHORT_CODE.match(sender) or ALPHANUMERIC_SENDER.match(sender) or SERVICE_SID.match(sender)
+    ):
         return 21212
     if not body.strip() and not form.getlist("MediaUrl"):
         return 21602
@@ -73,8 +76,9 @@ def validate_message(form: MultiDict[str, str]) -> int | None:
     return None
 
 
-def twilio_error(code: int, status: int | None = None, *, retry_after: int | None = None,
-                 message: str | None = None) -> Response:
+def twilio_error(
+    code: int, status: int | None = None, *, retry_after: int | None = None, message: str | None = None
+) -> Response:
     payload = twilio_error_body(code, status, message)
     response = jsonify(payload)
     response.status_code = payload["status"]
@@ -163,22 +167,43 @@ def twilio_blueprint(sandbox: Sandbox) -> Blueprint:
             return twilio_error(code, status, retry_after=fault.retry_after)
 
         body = form.get("Body", "")
-        record = sandbox.outbox.add(Message(
-            id=new_message_sid(), channel="sms", direction="outbound", to=to,
-            from_=form.get("From", "").strip() or None, status="queued", body=body,
-            account_sid=account_sid, messaging_service_sid=form.get("MessagingServiceSid", "").strip() or None,
-            num_segments=num_segments(body), media_urls=form.getlist("MediaUrl"),
-            status_callback=form.get("StatusCallback", "").strip() or None,
-        ))
+        record = sandbox.outbox.add(
+            Message(
+                id=new_message_sid(),
+                channel="sms",
+                direction="outbound",
+                to=to,
+                from_=form.get("From", "").strip() or None,
+                status="queued",
+                body=body,
+                account_sid=account_sid,
+                messaging_service_sid=form.get("MessagingServiceSid", "").strip() or None,
+                num_segments=num_segments(body),
+                media_urls=form.getlist("MediaUrl"),
+                status_callback=form.get("StatusCallback", "").strip() or None,
+            )
+        )
         failure = fault if fault and fault.kind == "delivery_failure" else None
-        sandbox.courier.dispatch(Delivery(
-            sid=record["id"], to=to, from_=record["from"], account_sid=account_sid,
-            messaging_service_sid=record["messaging_service_sid"], status_callback=record["status_callback"],
-            final_status=(failure.final_status or "undelivered") if failure else "delivered",
-            error_code=failure.code if failure else None,
-        ))
-        log("INFO", "sms accepted", message_sid=record["id"], recipient=mask_address(to),
-            segments=record["num_segments"], fault=fault.id if fault else None)
+        sandbox.courier.dispatch(
+            Delivery(
+                sid=record["id"],
+                to=to,
+                from_=record["from"],
+                account_sid=account_sid,
+                messaging_service_sid=record["messaging_service_sid"],
+                status_callback=record["status_callback"],
+                final_status=(failure.final_status or "undelivered") if failure else "delivered",
+                error_code=failure.code if failure else None,
+            )
+        )
+        log(
+            "INFO",
+            "sms accepted",
+            message_sid=record["id"],
+            recipient=mask_address(to),
+            segments=record["num_segments"],
+            fault=fault.id if fault else None,
+        )
         if fault and fault.kind == "timeout":  # accepted, but the answer is lost: the caller times out
             sandbox.hang(fault.seconds)
         response = jsonify(message_resource(record, account_sid))

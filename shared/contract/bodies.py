@@ -18,8 +18,9 @@ MAX_DEPTH = 8
 INT64 = (-(2**63), 2**63 - 1)
 
 
-def decode_object(raw: bytes, *, max_bytes: int, empty_ok: bool = False, what: str = "body",
-                  not_object_code: str = "not_an_object") -> dict[str, Any]:
+def decode_object(
+    raw: bytes, *, max_bytes: int, empty_ok: bool = False, what: str = "body", not_object_code: str = "not_an_object"
+) -> dict[str, Any]:
     """Bytes → a JSON object of checked values, or a PermanentError naming why not."""
     if len(raw) > max_bytes:
         raise PermanentError(f"{what} is {len(raw)} bytes, over {max_bytes}", code="oversized_body")

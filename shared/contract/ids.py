@@ -8,12 +8,13 @@ checked with fullmatch: `re.match` with `$` lets a trailing newline through ("a1
 from __future__ import annotations
 
 import re
+from typing import TypeGuard
 
 ID = re.compile(r"[A-Za-z0-9_.:\-]{1,200}")
 _RESERVED = re.compile(r"__.*__")
 
 
-def is_doc_id(value: object) -> bool:
+def is_doc_id(value: object) -> TypeGuard[str]:
     """True for a string Firestore accepts as a document id and this product's pattern allows."""
     return (
         isinstance(value, str)

@@ -172,9 +172,8 @@ class Clinic:
         offsets = r.raw("reminder_offsets_hours", required=False)
         if offsets is None:
             offsets = [24, 2]
-        if (
-            not isinstance(offsets, list)
-            or not all(isinstance(o, int) and not isinstance(o, bool) and 0 < o <= 24 * 14 for o in offsets)
+        if not isinstance(offsets, list) or not all(
+            isinstance(o, int) and not isinstance(o, bool) and 0 < o <= 24 * 14 for o in offsets
         ):
             r.fail("reminder_offsets_hours", "must be a list of whole hours between 1 and 336")
         quiet = r.map("quiet_hours")

@@ -39,14 +39,19 @@ class AppointmentTask:
     offset_hours: int | None = None
     v: int = VERSION
 
-    FIELDS = ("appointment_id", "clinic_id", "patient_id", "dedup_key", "send_at", "appointment_start",
-              "offset_hours")
+    FIELDS = ("appointment_id", "clinic_id", "patient_id", "dedup_key", "send_at", "appointment_start", "offset_hours")
 
     def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"type": self.type, "v": self.v, "appointment_id": self.appointment_id,
-                                "clinic_id": self.clinic_id, "patient_id": self.patient_id,
-                                "dedup_key": self.dedup_key, "send_at": self.send_at.isoformat(),
-                                "appointment_start": self.appointment_start.isoformat()}
+        body: dict[str, Any] = {
+            "type": self.type,
+            "v": self.v,
+            "appointment_id": self.appointment_id,
+            "clinic_id": self.clinic_id,
+            "patient_id": self.patient_id,
+            "dedup_key": self.dedup_key,
+            "send_at": self.send_at.isoformat(),
+            "appointment_start": self.appointment_start.isoformat(),
+        }
         if self.offset_hours is not None:
             body["offset_hours"] = self.offset_hours
         return body

@@ -110,8 +110,17 @@ class _Read:
 class AppointmentMessages:
     """The service behind appointment_reminder, booking_confirmation, prep_instructions and followup."""
 
-    def __init__(self, *, store: Store, ledger: Ledger, sms: SmsSender, email: EmailSender, clock: Clock,
-                 status_callback_url: str = "", clinics: ClinicCache | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        ledger: Ledger,
+        sms: SmsSender,
+        email: EmailSender,
+        clock: Clock,
+        status_callback_url: str = "",
+        clinics: ClinicCache | None = None,
+    ) -> None:
         self.store, self.ledger, self.sms, self.email, self.clock = store, ledger, sms, email, clock
         self.status_callback_url = status_callback_url
         self.clinics = clinics or ClinicCache()
@@ -119,8 +128,11 @@ class AppointmentMessages:
 
     def _read(self, task: AppointmentTask) -> _Read:
         """One batched read of everything the decision needs."""
-        paths = {"ledger": ledger_path(task.dedup_key), "appointment": f"{APPOINTMENTS}/{task.appointment_id}",
-                 "patient": f"{PATIENTS}/{task.patient_id}"}
+        paths = {
+            "ledger": ledger_path(task.dedup_key),
+            "appointment": f"{APPOINTMENTS}/{task.appointment_id}",
+            "patient": f"{PATIENTS}/{task.patient_id}",
+        }
         clinic = self.clinics.get(task.clinic_id)
         if clinic is None:
             paths["clinic"] = f"{CLINICS}/{task.clinic_id}"
@@ -133,16 +145,21 @@ class AppointmentMessages:
             clinic = Clinic.from_doc(clinic_doc.id, clinic_doc.data)
             self.clinics.put(clinic)
         ledger_doc = found["ledger"]
-        return _Read(Entry.from_doc(ledger_doc) if ledger_doc else None, found["appointment"], found["patient"],
-                     clinic)
+        return _Read(Entry.from_doc(ledger_doc) if ledger_doc else None, found["appointment"], found["patient"], clinic)
 
     def deliver(self, task: AppointmentTask, attempt: Attempt) -> Outcome:
         read = self._read(task)
         entry, clinic = read.entry, read.clinic
         if entry is not None and entry.is_done:
             return Outcome("duplicate", reason=entry.state.value)
-        fields = {"kind": task.type, "offset_hours": task.offset_hours, "clinic_id": task.clinic_id,
-                  "appointment_id": task.appointment_id, "patient_id": task.patient_id, "send_at": task.send_at}
+        fields = {
+            "kind": task.type,
+            "offset_hours": task.offset_hours,
+            "clinic_id": task.clinic_id,
+            "appointment_id": task.appointment_id,
+            "patient_id": task.patient_id,
+            "send_at": task.send_at,
+        }
 
         def skip(reason: str) -> Outcome:
             state = self.ledger.skip(task.dedup_key, entry, reason, fields)
@@ -176,8 +193,9 @@ class AppointmentMessages:
         try:
             return self._send_all(claim, channels, task, clinic, patient, appointment)
         except StaleClaim as stale:
-            log.warning("a takeover finished this message first; its result stands", dedup_key=task.dedup_key,
-                        error=str(stale))
+            log.warning(
+                "a takeover finished this message first; its result stands", dedup_key=task.dedup_key, error=str(stale)
+            )
             return Outcome("superseded")
         except SendUnconfirmed as exc:
             self.ledger.mark_unconfirmed(claim, channel=exc.channel, reason=exc.code)
@@ -202,8 +220,15 @@ class AppointmentMessages:
         except StaleClaim:
             pass  # a takeover already moved it on; its result stands
 
-    def _send_all(self, claim: Claim, channels: list[str], task: AppointmentTask, clinic: Clinic,
-                  patient: Patient, appointment: Appointment) -> Outcome:
+    def _send_all(
+        self,
+        claim: Claim,
+        channels: list[str],
+        task: AppointmentTask,
+        clinic: Clinic,
+        patient: Patient,
+        appointment: Appointment,
+    ) -> Outcome:
         rejected: RecipientRejected | None = None
         for channel in channels:
             try:
@@ -212,8 +237,12 @@ class AppointmentMessages:
                 rejected = rejection
                 if rejection.reason == "sms_opted_out":
                     self.opt_outs.set_sms_opt_out(patient.id, True, source="twilio_21610")
-                log.warning("recipient rejected; trying the next channel", channel=channel,
-                            error_code=rejection.code, dedup_key=task.dedup_key)
+                log.warning(
+                    "recipient rejected; trying the next channel",
+                    channel=channel,
+                    error_code=rejection.code,
+                    dedup_key=task.dedup_key,
+                )
                 continue
             self.ledger.mark_sent(claim, channel=channel, provider_message_id=provider_id)
             return Outcome("sent", channel=channel, provider_message_id=provider_id)
@@ -223,31 +252,53 @@ class AppointmentMessages:
     def _sms_body(self, task: AppointmentTask, clinic: Clinic, patient: Patient, appointment: Appointment) -> str:
         return render_sms(task.type, clinic=clinic, patient=patient, appointment=appointment)
 
-    def _send(self, channel: str, claim: Claim, task: AppointmentTask, clinic: Clinic, patient: Patient,
-              appointment: Appointment) -> str:
+    def _send(
+        self,
+        channel: str,
+        claim: Claim,
+        task: AppointmentTask,
+        clinic: Clinic,
+        patient: Patient,
+        appointment: Appointment,
+    ) -> str:
         if channel == SMS:
             callback = None
             if self.status_callback_url:
                 query = urlencode({"ledger": task.dedup_key, "g": claim.generation})
                 callback = f"{self.status_callback_url}?{query}"
             assert patient.phone and clinic.sms_from
-            return self.sms.send_sms(OutgoingSms(to=patient.phone, sender=clinic.sms_from, status_callback=callback,
-                                                 body=self._sms_body(task, clinic, patient, appointment)))
+            return self.sms.send_sms(
+                OutgoingSms(
+                    to=patient.phone,
+                    sender=clinic.sms_from,
+                    status_callback=callback,
+                    body=self._sms_body(task, clinic, patient, appointment),
+                )
+            )
         message = render(task.type, clinic=clinic, patient=patient, appointment=appointment)
         assert patient.email and clinic.email_from
-        return self.email.send_email(OutgoingEmail(to=patient.email, sender=clinic.email_from, subject=message.subject,
-                                                   text=message.text, html=message.html,
-                                                   reference=f"{task.dedup_key}:{claim.generation}"))
+        return self.email.send_email(
+            OutgoingEmail(
+                to=patient.email,
+                sender=clinic.email_from,
+                subject=message.subject,
+                text=message.text,
+                html=message.html,
+                reference=f"{task.dedup_key}:{claim.generation}",
+            )
+        )
 
-    def _reconcile(self, entry: Entry, task: AppointmentTask, clinic: Clinic, patient: Patient,
-                   appointment: Appointment) -> Outcome | None:
+    def _reconcile(
+        self, entry: Entry, task: AppointmentTask, clinic: Clinic, patient: Patient, appointment: Appointment
+    ) -> Outcome | None:
         """An earlier attempt's answer was lost: did the message go? Evidence first, then the provider."""
         channel = str(entry.data.get("channel") or "")
         evidence = entry.data.get("delivery_message_id")
         if evidence and entry.data.get("delivery_generation") == entry.generation:
             if self.ledger.confirm(entry, channel=channel, provider_message_id=str(evidence)):
-                return Outcome("sent", reason="confirmed_by_callback", channel=channel,
-                               provider_message_id=str(evidence))
+                return Outcome(
+                    "sent", reason="confirmed_by_callback", channel=channel, provider_message_id=str(evidence)
+                )
         if channel == SMS and patient.phone and clinic.sms_from:
             since = entry.data.get("claimed_at")
             since = since if isinstance(since, datetime) else self.clock.now() - timedelta(days=1)
@@ -261,4 +312,3 @@ class AppointmentMessages:
     def reopen(self, task: AppointmentTask) -> Reopen:
         """The retry sweep's hook: make the ledger ready for an operator's retry of this message."""
         return self.ledger.reopen(task.dedup_key)
-

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from datetime import datetime, timezone
+from typing import TypeGuard
 
 KEY = re.compile(r"[a-z_]{1,40}-[0-9a-f]{40}")
 
@@ -20,7 +21,7 @@ def dedup_key(kind: str, subject_id: str, send_slot: str) -> str:
     return f"{kind}-{digest[:40]}"
 
 
-def is_key(value: object) -> bool:
+def is_key(value: object) -> TypeGuard[str]:
     """True for a string shaped like a ledger key: a status callback naming anything else names nothing."""
     return isinstance(value, str) and KEY.fullmatch(value) is not None
 

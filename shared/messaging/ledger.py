@@ -48,10 +48,23 @@ DONE = frozenset({State.SENT, State.DELIVERED, State.SKIPPED, State.FAILED})  # 
 CLOSED = frozenset({State.DELIVERED, State.SKIPPED, State.FAILED})  # callbacks never move these
 
 # Twilio's message statuses in the order they happen; a callback never moves delivery_status backwards.
-DELIVERY_RANK = {"accepted": 1, "scheduled": 1, "queued": 2, "sending": 3, "sent": 4,
-                 "delivered": 5, "read": 6, "undelivered": 5, "failed": 5}
-DELIVERY_FINAL = {"delivered": State.DELIVERED, "read": State.DELIVERED,
-                  "undelivered": State.FAILED, "failed": State.FAILED}
+DELIVERY_RANK = {
+    "accepted": 1,
+    "scheduled": 1,
+    "queued": 2,
+    "sending": 3,
+    "sent": 4,
+    "delivered": 5,
+    "read": 6,
+    "undelivered": 5,
+    "failed": 5,
+}
+DELIVERY_FINAL = {
+    "delivered": State.DELIVERED,
+    "read": State.DELIVERED,
+    "undelivered": State.FAILED,
+    "failed": State.FAILED,
+}
 
 
 def path(key: str) -> str:
@@ -78,9 +91,15 @@ class Entry:
         except ValueError:
             state = State.SCHEDULED  # a hand-edited state: treat as not yet sent; the claim guards the rest
         lease = data.get("lease_until")
-        return cls(key=doc.id, state=state, generation=_whole(data.get("generation")),
-                   lease_until=lease if isinstance(lease, datetime) else None,
-                   attempts=_whole(data.get("attempts")), data=data, version=doc.version)
+        return cls(
+            key=doc.id,
+            state=state,
+            generation=_whole(data.get("generation")),
+            lease_until=lease if isinstance(lease, datetime) else None,
+            attempts=_whole(data.get("attempts")),
+            data=data,
+            version=doc.version,
+        )
 
     @property
     def is_done(self) -> bool:
@@ -158,8 +177,15 @@ class Ledger:
     # ------------------------------------------------------------------------------------- scheduling
 
     def _new(self, planned: Planned, now: datetime) -> dict[str, Any]:
-        doc = {**planned.fields, "state": State.SCHEDULED.value, "attempts": 0, "generation": 0,
-               "created_at": now, "updated_at": now, "expire_at": now + RETENTION}
+        doc = {
+            **planned.fields,
+            "state": State.SCHEDULED.value,
+            "attempts": 0,
+            "generation": 0,
+            "created_at": now,
+            "updated_at": now,
+            "expire_at": now + RETENTION,
+        }
         if planned.skipped_reason:
             doc.update(state=State.SKIPPED.value, reason=planned.skipped_reason)
         return doc
@@ -201,31 +227,46 @@ class Ledger:
         if current is not None and current.live_claim(now):
             assert current.lease_until is not None
             wait = int((current.lease_until - now).total_seconds()) + 1
-            raise RetryableError("another delivery of this message is in flight", retry_after_seconds=wait,
-                                 code="claim_in_flight", throttled=True)
+            raise RetryableError(
+                "another delivery of this message is in flight",
+                retry_after_seconds=wait,
+                code="claim_in_flight",
+                throttled=True,
+            )
         generation = (current.generation if current else 0) + 1
-        claimed = {"state": State.SENDING.value, "generation": generation, "lease_until": now + self.lease,
-                   "attempts": (current.attempts if current else 0) + 1, "claimed_at": now, "updated_at": now}
+        claimed = {
+            "state": State.SENDING.value,
+            "generation": generation,
+            "lease_until": now + self.lease,
+            "attempts": (current.attempts if current else 0) + 1,
+            "claimed_at": now,
+            "updated_at": now,
+        }
         if current is None:
             # No scheduled doc (its task outlived the doc, or a re-enqueued failure): the claim creates it.
-            won = self.store.create(path(key), {**fields, **claimed, "created_at": now,
-                                                "expire_at": now + RETENTION})
+            won = self.store.create(path(key), {**fields, **claimed, "created_at": now, "expire_at": now + RETENTION})
         else:
             won = self.store.update(path(key), claimed, version=current.version)
         if won is None:
-            raise RetryableError("lost the claim race to a concurrent delivery", retry_after_seconds=5,
-                                 code="claim_lost", throttled=True)
-        return Claim(key=key, generation=generation, took_over=current is not None and current.state == State.SENDING,
-                     previous=current.state if current else None)
+            raise RetryableError(
+                "lost the claim race to a concurrent delivery", retry_after_seconds=5, code="claim_lost", throttled=True
+            )
+        return Claim(
+            key=key,
+            generation=generation,
+            took_over=current is not None and current.state == State.SENDING,
+            previous=current.state if current else None,
+        )
 
-    def _as_claimant(self, claim: Claim, allowed: frozenset[State],
-                     fields: Callable[[Entry], dict[str, Any]]) -> None:
+    def _as_claimant(self, claim: Claim, allowed: frozenset[State], fields: Callable[[Entry], dict[str, Any]]) -> None:
         """Apply `fields(entry)` while the doc still holds this claim's generation in an allowed state."""
 
         def change(entry: Entry) -> dict[str, Any] | None:
             if entry.generation != claim.generation or entry.state not in allowed:
-                raise StaleClaim(f"ledger {claim.key} is at generation {entry.generation} ({entry.state}); "
-                                 f"this sender held {claim.generation}")
+                raise StaleClaim(
+                    f"ledger {claim.key} is at generation {entry.generation} ({entry.state}); "
+                    f"this sender held {claim.generation}"
+                )
             return fields(entry)
 
         self._transition(claim.key, change)
@@ -235,13 +276,19 @@ class Ledger:
         now = self.clock.now()
 
         def sent(entry: Entry) -> dict[str, Any]:
-            fields: dict[str, Any] = {"state": State.SENT.value, "channel": channel, "sent_at": now,
-                                      "provider_message_id": provider_message_id, "lease_until": None,
-                                      "reason": None}
+            fields: dict[str, Any] = {
+                "state": State.SENT.value,
+                "channel": channel,
+                "sent_at": now,
+                "provider_message_id": provider_message_id,
+                "lease_until": None,
+                "reason": None,
+            }
             final = DELIVERY_FINAL.get(entry.data.get("delivery_status", ""))
             if final is not None and entry.data.get("delivery_message_id") == provider_message_id:
-                fields.update(_final_fields(final, entry.data.get("delivery_error_code"),
-                                            entry.data["delivery_status"], now))
+                fields.update(
+                    _final_fields(final, entry.data.get("delivery_error_code"), entry.data["delivery_status"], now)
+                )
             return fields
 
         self._as_claimant(claim, frozenset({State.SENDING, State.UNCONFIRMED}), sent)
@@ -249,29 +296,48 @@ class Ledger:
     def mark_unconfirmed(self, claim: Claim, *, channel: str, reason: str) -> None:
         """The provider may have accepted the message but its answer was lost: never silently resend."""
         now = self.clock.now()
-        self._as_claimant(claim, frozenset({State.SENDING}), lambda entry: {
-            "state": State.UNCONFIRMED.value, "channel": channel, "reason": reason, "lease_until": None,
-            "unconfirmed_at": now})
+        self._as_claimant(
+            claim,
+            frozenset({State.SENDING}),
+            lambda entry: {
+                "state": State.UNCONFIRMED.value,
+                "channel": channel,
+                "reason": reason,
+                "lease_until": None,
+                "unconfirmed_at": now,
+            },
+        )
 
     def release(self, claim: Claim, reason: str) -> None:
         """A transient failure before anything was sent: hand the message back to the retry."""
-        self._as_claimant(claim, frozenset({State.SENDING}), lambda entry: {
-            "state": State.SCHEDULED.value, "reason": reason, "lease_until": None})
+        self._as_claimant(
+            claim,
+            frozenset({State.SENDING}),
+            lambda entry: {"state": State.SCHEDULED.value, "reason": reason, "lease_until": None},
+        )
 
     def fail(self, claim: Claim, reason: str) -> None:
         """A permanent failure, or the queue's last attempt: the ledger says failed, with the code."""
         now = self.clock.now()
-        self._as_claimant(claim, frozenset({State.SENDING}), lambda entry: {
-            "state": State.FAILED.value, "reason": reason, "lease_until": None, "failed_at": now})
+        self._as_claimant(
+            claim,
+            frozenset({State.SENDING}),
+            lambda entry: {"state": State.FAILED.value, "reason": reason, "lease_until": None, "failed_at": now},
+        )
 
     def fail_unclaimed(self, key: str, current: Entry | None, reason: str, fields: Mapping[str, Any]) -> None:
         """The last attempt ended before any claim (the claim itself stayed in flight or was lost)."""
         if current is None:
             self._create_as(key, {**fields, "state": State.FAILED.value, "reason": reason})
             return
-        self._transition(key, lambda entry: (
-            {"state": State.FAILED.value, "reason": reason, "lease_until": None, "failed_at": self.clock.now()}
-            if entry.state == State.SCHEDULED else None))
+        self._transition(
+            key,
+            lambda entry: (
+                {"state": State.FAILED.value, "reason": reason, "lease_until": None, "failed_at": self.clock.now()}
+                if entry.state == State.SCHEDULED
+                else None
+            ),
+        )
 
     def skip(self, key: str, current: Entry | None, reason: str, fields: Mapping[str, Any]) -> State:
         """Record a message that must not go out (cancelled, moved, opted out, past). Only a scheduled (or
@@ -282,20 +348,39 @@ class Ledger:
             current = self.read(key)
             if current is None:
                 return State.SKIPPED
-        outcome = self._transition(key, lambda entry: (
-            {"state": State.SKIPPED.value, "reason": reason, "lease_until": None}
-            if entry.state == State.SCHEDULED else None), first=current)
+        outcome = self._transition(
+            key,
+            lambda entry: (
+                {"state": State.SKIPPED.value, "reason": reason, "lease_until": None}
+                if entry.state == State.SCHEDULED
+                else None
+            ),
+            first=current,
+        )
         return outcome.state if outcome else State.SKIPPED
 
     def _create_as(self, key: str, doc: dict[str, Any]) -> bool:
         now = self.clock.now()
-        return self.store.create(path(key), {"attempts": 0, "generation": 0, **doc, "created_at": now,
-                                             "updated_at": now, "expire_at": now + RETENTION}) is not None
+        return (
+            self.store.create(
+                path(key),
+                {
+                    "attempts": 0,
+                    "generation": 0,
+                    **doc,
+                    "created_at": now,
+                    "updated_at": now,
+                    "expire_at": now + RETENTION,
+                },
+            )
+            is not None
+        )
 
     # ----------------------------------------------------------------------------- provider evidence
 
-    def record_delivery(self, key: str, *, generation: int | None, message_id: str, status: str,
-                        error_code: str | None) -> str:
+    def record_delivery(
+        self, key: str, *, generation: int | None, message_id: str, status: str, error_code: str | None
+    ) -> str:
         """A provider's delivery callback. Returns what happened (for the log line): the state reached,
         or why nothing changed. Statuses only advance; closed states never move; a callback for an
         attempt whose answer was lost is the evidence that the message went (unconfirmed → sent)."""
@@ -314,13 +399,12 @@ class Ledger:
             if known_id and known_id != message_id:
                 outcome = "other_message"  # a callback for an earlier attempt's message
                 return None
-            previous = entry.data.get("delivery_status")
+            previous = str(entry.data.get("delivery_status") or "")
             same_message = entry.data.get("delivery_message_id") in (None, message_id)
             if same_message and DELIVERY_RANK.get(previous, 0) >= rank:
                 outcome = "not_newer"  # a replay, or a late callback overtaken by a newer one
                 return None
-            update: dict[str, Any] = {"delivery_status": status, "delivery_message_id": message_id,
-                                      "updated_at": now}
+            update: dict[str, Any] = {"delivery_status": status, "delivery_message_id": message_id, "updated_at": now}
             if generation is not None:
                 update["delivery_generation"] = generation
             if error_code:
@@ -345,11 +429,22 @@ class Ledger:
         """An unconfirmed send found at the provider (or in a recorded callback): it went; mark it sent."""
         now = self.clock.now()
         generation = claim_or_entry.generation
-        moved = self._transition(claim_or_entry.key, lambda entry: (
-            {"state": State.SENT.value, "channel": channel, "provider_message_id": provider_message_id,
-             "sent_at": now, "reason": None, "lease_until": None}
-            if entry.state == State.UNCONFIRMED and entry.generation == generation else None),
-            first=claim_or_entry)
+        moved = self._transition(
+            claim_or_entry.key,
+            lambda entry: (
+                {
+                    "state": State.SENT.value,
+                    "channel": channel,
+                    "provider_message_id": provider_message_id,
+                    "sent_at": now,
+                    "reason": None,
+                    "lease_until": None,
+                }
+                if entry.state == State.UNCONFIRMED and entry.generation == generation
+                else None
+            ),
+            first=claim_or_entry,
+        )
         return moved is not None and moved.state == State.SENT
 
     # -------------------------------------------------------------------------------- operator retry
@@ -378,8 +473,9 @@ class Ledger:
 
     # ---------------------------------------------------------------------------------- the machinery
 
-    def _transition(self, key: str, change: Callable[[Entry], dict[str, Any] | None], *,
-                    first: Entry | None = None) -> Entry | None:
+    def _transition(
+        self, key: str, change: Callable[[Entry], dict[str, Any] | None], *, first: Entry | None = None
+    ) -> Entry | None:
         """Read → decide → write at the version read, again if a concurrent writer got in between.
         `change` returns the fields to write, or None for no change. Returns the entry as left (None
         when the doc does not exist)."""
@@ -397,5 +493,6 @@ class Ledger:
             if version is not None:
                 data = {**entry.data, **fields}
                 return Entry.from_doc(Doc(path(key), data, version))
-        raise RetryableError(f"ledger {key} kept changing under this write", retry_after_seconds=5,
-                             code="ledger_contended")
+        raise RetryableError(
+            f"ledger {key} kept changing under this write", retry_after_seconds=5, code="ledger_contended"
+        )

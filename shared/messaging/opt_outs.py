@@ -17,5 +17,10 @@ class OptOuts:
 
     def set_sms_opt_out(self, patient_id: str, opted_out: bool, *, source: str) -> bool:
         """Record the opt-out (or its end); False when the patient doc does not exist."""
-        return self.store.update(f"{PATIENTS}/{patient_id}", {
-            "sms_opt_out": opted_out, "sms_opt_out_source": source, "sms_opt_out_at": self.clock.now()}) is not None
+        return (
+            self.store.update(
+                f"{PATIENTS}/{patient_id}",
+                {"sms_opt_out": opted_out, "sms_opt_out_source": source, "sms_opt_out_at": self.clock.now()},
+            )
+            is not None
+        )

@@ -40,8 +40,9 @@ class SendUnconfirmed(RetryableError):
     """The request reached the provider but its answer was lost: the message may or may not exist."""
 
     def __init__(self, channel: str, code: str) -> None:
-        super().__init__(f"{channel} send unconfirmed: the provider's answer was lost", retry_after_seconds=30,
-                         code=code)
+        super().__init__(
+            f"{channel} send unconfirmed: the provider's answer was lost", retry_after_seconds=30, code=code
+        )
         self.channel = channel
 
 
@@ -113,12 +114,14 @@ class TwilioSms:
         except TwilioRestException as exc:
             raise classify_twilio(exc.status, exc.code) from None
         except requests.ConnectTimeout:
-            raise RetryableError("twilio unreachable: ConnectTimeout", retry_after_seconds=30,
-                                 code="twilio_unreachable") from None
+            raise RetryableError(
+                "twilio unreachable: ConnectTimeout", retry_after_seconds=30, code="twilio_unreachable"
+            ) from None
         except (requests.Timeout, requests.ConnectionError) as exc:
             if _never_connected(exc):
-                raise RetryableError(f"twilio unreachable: {type(exc).__name__}", retry_after_seconds=30,
-                                     code="twilio_unreachable") from None
+                raise RetryableError(
+                    f"twilio unreachable: {type(exc).__name__}", retry_after_seconds=30, code="twilio_unreachable"
+                ) from None
             raise SendUnconfirmed("sms", "twilio_answer_lost") from None
         return str(created.sid)
 
@@ -136,24 +139,40 @@ class TwilioSms:
         except TwilioRestException as exc:
             raise classify_twilio(exc.status, exc.code) from None
         except (requests.Timeout, requests.ConnectionError) as exc:
-            raise RetryableError(f"twilio unreachable: {type(exc).__name__}", retry_after_seconds=30,
-                                 code="twilio_unreachable") from None
+            raise RetryableError(
+                f"twilio unreachable: {type(exc).__name__}", retry_after_seconds=30, code="twilio_unreachable"
+            ) from None
         found = []
         for item in listed:
             created = item.date_created
             if isinstance(created, datetime) and created < since - LOOKUP_SKEW:
                 continue
             via = item.messaging_service_sid if sender.startswith("MG") else getattr(item, "from_", None)
-            found.append(SentMessage(sid=str(item.sid), to=str(item.to), sender=str(via or ""),
-                                     body=str(item.body or ""), sent_at=created))
+            found.append(
+                SentMessage(
+                    sid=str(item.sid),
+                    to=str(item.to),
+                    sender=str(via or ""),
+                    body=str(item.body or ""),
+                    sent_at=created,
+                )
+            )
         return found
 
 
 def _never_connected(exc: BaseException) -> bool:
     """True when the error says the request never left this machine (refused, no route, DNS)."""
     text = repr(exc)
-    return any(marker in text for marker in ("NewConnectionError", "Connection refused", "Name or service",
-                                             "Failed to resolve", "No route to host"))
+    return any(
+        marker in text
+        for marker in (
+            "NewConnectionError",
+            "Connection refused",
+            "Name or service",
+            "Failed to resolve",
+            "No route to host",
+        )
+    )
 
 
 def classify_twilio(status: int, code: int | None) -> Exception:
@@ -161,8 +180,9 @@ def classify_twilio(status: int, code: int | None) -> Exception:
     if code in TWILIO_RECIPIENT_CODES:
         return RecipientRejected("sms", TWILIO_RECIPIENT_CODES[code], code)
     if code in TWILIO_THROTTLED_CODES or status == 429:
-        return RetryableError(f"twilio throttled ({code})", retry_after_seconds=10, code="twilio_throttled",
-                              throttled=True)
+        return RetryableError(
+            f"twilio throttled ({code})", retry_after_seconds=10, code="twilio_throttled", throttled=True
+        )
     if status >= 500:
         return RetryableError(f"twilio {status} ({code})", retry_after_seconds=30, code="twilio_unavailable")
     return PermanentError(f"twilio rejected the request: {status} ({code})", code=f"twilio_{code or status}")
@@ -181,14 +201,19 @@ class SendGridEmail:
             "personalizations": [{"to": [{"email": message.to}]}],
             "from": {"email": message.sender},
             "subject": message.subject,
-            "content": [{"type": "text/plain", "value": message.text},
-                        {"type": "text/html", "value": message.html}],
+            "content": [{"type": "text/plain", "value": message.text}, {"type": "text/html", "value": message.html}],
             "custom_args": {"ledger_key": message.reference},
         }
         if message.attachments:
-            body["attachments"] = [{"filename": name, "type": mime, "disposition": "attachment",
-                                    "content": base64.b64encode(content).decode("ascii")}
-                                   for name, mime, content in message.attachments]
+            body["attachments"] = [
+                {
+                    "filename": name,
+                    "type": mime,
+                    "disposition": "attachment",
+                    "content": base64.b64encode(content).decode("ascii"),
+                }
+                for name, mime, content in message.attachments
+            ]
         try:
             response = self.client.send(body)
         except HTTPError as exc:
@@ -196,24 +221,31 @@ class SendGridEmail:
         except urllib.error.URLError as exc:
             if isinstance(exc.reason, TimeoutError | socket.timeout):
                 raise SendUnconfirmed("email", "sendgrid_answer_lost") from None
-            raise RetryableError(f"sendgrid unreachable: {type(exc.reason).__name__}", retry_after_seconds=30,
-                                 code="sendgrid_unreachable") from None
+            raise RetryableError(
+                f"sendgrid unreachable: {type(exc.reason).__name__}",
+                retry_after_seconds=30,
+                code="sendgrid_unreachable",
+            ) from None
         except (TimeoutError, ConnectionResetError):
             raise SendUnconfirmed("email", "sendgrid_answer_lost") from None
         except ConnectionError as exc:
-            raise RetryableError(f"sendgrid unreachable: {type(exc).__name__}", retry_after_seconds=30,
-                                 code="sendgrid_unreachable") from None
+            raise RetryableError(
+                f"sendgrid unreachable: {type(exc).__name__}", retry_after_seconds=30, code="sendgrid_unreachable"
+            ) from None
         headers = getattr(response, "headers", None) or {}
         return str(headers.get("X-Message-Id") or headers.get("x-message-id") or "")
 
 
 def classify_sendgrid(status: int, headers: Any = None) -> Exception:
     if status == 429:
-        return RetryableError("sendgrid throttled", retry_after_seconds=_retry_after(headers, 30),
-                              code="sendgrid_throttled", throttled=True)
+        return RetryableError(
+            "sendgrid throttled",
+            retry_after_seconds=_retry_after(headers, 30),
+            code="sendgrid_throttled",
+            throttled=True,
+        )
     if status >= 500:
         return RetryableError(f"sendgrid {status}", retry_after_seconds=30, code="sendgrid_unavailable")
     if status == 400:
         return RecipientRejected("email", "email_rejected", status)
     return PermanentError(f"sendgrid rejected the request: {status}", code=f"sendgrid_{status}")
-

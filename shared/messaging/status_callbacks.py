@@ -75,9 +75,14 @@ def apply_status(ledger: Ledger, query: Mapping[str, str], form: Mapping[str, st
     if isinstance(callback, str):
         log.warning("status callback names nothing; acknowledged", outcome=callback)
         return callback
-    outcome = ledger.record_delivery(callback.ledger_key, generation=callback.generation,
-                                     message_id=callback.message_sid, status=callback.status,
-                                     error_code=callback.error_code)
-    log.info("delivery status recorded", ledger_key=callback.ledger_key, provider_status=callback.status,
-             outcome=outcome)
+    outcome = ledger.record_delivery(
+        callback.ledger_key,
+        generation=callback.generation,
+        message_id=callback.message_sid,
+        status=callback.status,
+        error_code=callback.error_code,
+    )
+    log.info(
+        "delivery status recorded", ledger_key=callback.ledger_key, provider_status=callback.status, outcome=outcome
+    )
     return outcome

@@ -11,6 +11,7 @@ import html
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from shared.contract.models import Appointment, Clinic, Patient
@@ -45,8 +46,25 @@ GSM7_BASIC = set(
 GSM7_EXTENDED = set("^{}\\[~]|€")
 SMS_MAX_SEGMENTS = 2
 ELLIPSIS = "..."
-_LOOKALIKES = {"‘": "'", "’": "'", "“": '"', "”": '"', "–": "-", "—": "-", "…": "...", "\u00a0": " ",
-               "á": "a", "í": "i", "ó": "o", "ú": "u", "Á": "A", "Í": "I", "Ó": "O", "Ú": "U", "ç": "c"}
+_LOOKALIKES = {
+    "‘": "'",
+    "’": "'",
+    "“": '"',
+    "”": '"',
+    "–": "-",
+    "—": "-",
+    "…": "...",
+    "\u00a0": " ",
+    "á": "a",
+    "í": "i",
+    "ó": "o",
+    "ú": "u",
+    "Á": "A",
+    "Í": "I",
+    "Ó": "O",
+    "Ú": "U",
+    "ç": "c",
+}
 
 
 def gsm7_safe(text: str) -> str:
@@ -104,31 +122,47 @@ class Message:
     html: str
 
 
-_COPY = {
+_COPY: dict[str, dict[str, Any]] = {
     "en": {
-        "appointment_reminder": ("Appointment reminder",
-                                 "Hi {first}, a reminder of your appointment at {clinic} on {when}."),
-        "booking_confirmation": ("Your appointment is booked",
-                                 "Hi {first}, your appointment at {clinic} is booked for {when}."),
-        "prep_instructions": ("Preparing for your appointment",
-                              "Hi {first}, your appointment at {clinic} is on {when}. Before you come: {prep}"),
-        "followup": ("How are you feeling?",
-                     "Hi {first}, thank you for visiting {clinic}. How are you feeling after your treatment? "
-                     "We're here if you have any questions."),
+        "appointment_reminder": (
+            "Appointment reminder",
+            "Hi {first}, a reminder of your appointment at {clinic} on {when}.",
+        ),
+        "booking_confirmation": (
+            "Your appointment is booked",
+            "Hi {first}, your appointment at {clinic} is booked for {when}.",
+        ),
+        "prep_instructions": (
+            "Preparing for your appointment",
+            "Hi {first}, your appointment at {clinic} is on {when}. Before you come: {prep}",
+        ),
+        "followup": (
+            "How are you feeling?",
+            "Hi {first}, thank you for visiting {clinic}. How are you feeling after your treatment? "
+            "We're here if you have any questions.",
+        ),
         "contact": "Questions or changes: call {phone}.",
         "sms_footer": "Reply HELP for help.",
         "signoff": "See you soon,",
     },
     "es": {
-        "appointment_reminder": ("Recordatorio de su cita",
-                                 "Hola {first}, le recordamos su cita en {clinic} el {when}."),
-        "booking_confirmation": ("Su cita está reservada",
-                                 "Hola {first}, su cita en {clinic} está reservada para el {when}."),
-        "prep_instructions": ("Preparación para su cita",
-                              "Hola {first}, su cita en {clinic} es el {when}. Antes de venir: {prep}"),
-        "followup": ("¿Cómo se siente?",
-                     "Hola {first}, gracias por visitar {clinic}. ¿Cómo se siente después de su tratamiento? "
-                     "Estamos aquí si tiene alguna pregunta."),
+        "appointment_reminder": (
+            "Recordatorio de su cita",
+            "Hola {first}, le recordamos su cita en {clinic} el {when}.",
+        ),
+        "booking_confirmation": (
+            "Su cita está reservada",
+            "Hola {first}, su cita en {clinic} está reservada para el {when}.",
+        ),
+        "prep_instructions": (
+            "Preparación para su cita",
+            "Hola {first}, su cita en {clinic} es el {when}. Antes de venir: {prep}",
+        ),
+        "followup": (
+            "¿Cómo se siente?",
+            "Hola {first}, gracias por visitar {clinic}. ¿Cómo se siente después de su tratamiento? "
+            "Estamos aquí si tiene alguna pregunta.",
+        ),
         "contact": "Preguntas o cambios: llame al {phone}.",
         "sms_footer": "Responda HELP para ayuda.",
         "signoff": "Hasta pronto,",

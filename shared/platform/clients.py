@@ -16,7 +16,7 @@ from shared.platform.store import FirestoreStore
 
 if TYPE_CHECKING:
     from google.cloud import firestore as firestore_module
-    from google.cloud import pubsub_v1, tasks_v2
+    from google.cloud import pubsub_v1, tasks_v2  # type: ignore[attr-defined]
 
 TWILIO_API_HOSTS = ("https://api.twilio.com",)
 
@@ -58,7 +58,7 @@ def tasks() -> tasks_v2.CloudTasksClient:
 
 @functools.cache
 def publisher() -> pubsub_v1.PublisherClient:
-    from google.cloud import pubsub_v1
+    from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
     return pubsub_v1.PublisherClient()
 
@@ -74,15 +74,18 @@ def twilio() -> Any:
     base = emulator.sandbox_url()
 
     class _Http(TwilioHttpClient):
-        def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
             if base:
                 for host in TWILIO_API_HOSTS:
                     if url.startswith(host):
-                        url = base + url[len(host):]
+                        url = base + url[len(host) :]
             return super().request(method, url, *args, **kwargs)
 
-    return Client(secret("TWILIO_ACCOUNT_SID"), secret("TWILIO_AUTH_TOKEN"),
-                  http_client=_Http(timeout=settings().provider_timeout_seconds))
+    return Client(
+        secret("TWILIO_ACCOUNT_SID"),
+        secret("TWILIO_AUTH_TOKEN"),
+        http_client=_Http(timeout=settings().provider_timeout_seconds),
+    )
 
 
 @functools.cache

@@ -48,10 +48,12 @@ class Settings:
             queue_reports=envvars.text(env, "QUEUE_REPORTS", resources.QUEUE_REPORTS),
             queue_max_attempts=envvars.integer(env, "QUEUE_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS, minimum=1, maximum=100),
             status_callback_url=envvars.text(env, "STATUS_CALLBACK_URL"),
-            max_event_age_seconds=envvars.integer(env, "MAX_EVENT_AGE_SECONDS", DEFAULT_MAX_EVENT_AGE_SECONDS,
-                                                  minimum=60),
-            provider_timeout_seconds=envvars.number(env, "PROVIDER_TIMEOUT_SECONDS",
-                                                    DEFAULT_PROVIDER_TIMEOUT_SECONDS, minimum=0.1),
+            max_event_age_seconds=envvars.integer(
+                env, "MAX_EVENT_AGE_SECONDS", DEFAULT_MAX_EVENT_AGE_SECONDS, minimum=60
+            ),
+            provider_timeout_seconds=envvars.number(
+                env, "PROVIDER_TIMEOUT_SECONDS", DEFAULT_PROVIDER_TIMEOUT_SECONDS, minimum=0.1
+            ),
             allow_unauthenticated_tasks=emulator.allow_unauthenticated_tasks(env),
         )
 

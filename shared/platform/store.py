@@ -91,8 +91,15 @@ class Store(Protocol):
     def commit(self, writes: Sequence[Write]) -> list[Any] | None:
         """All writes or none (at most MAX_WRITES): their versions, or None when a precondition failed."""
 
-    def query(self, collection: str, *, where: Sequence[Filter] = (), order_by: Sequence[Order] = (),
-              fields: Sequence[str] | None = None, limit: int | None = None) -> Iterator[Doc]: ...
+    def query(
+        self,
+        collection: str,
+        *,
+        where: Sequence[Filter] = (),
+        order_by: Sequence[Order] = (),
+        fields: Sequence[str] | None = None,
+        limit: int | None = None,
+    ) -> Iterator[Doc]: ...
 
     def count(self, collection: str, *, where: Sequence[Filter] = ()) -> int: ...
 
@@ -116,7 +123,7 @@ class FirestoreStore:
         found: dict[str, Doc] = {}
         unique = list(dict.fromkeys(paths))
         for start in range(0, len(unique), MAX_WRITES):
-            refs = [self.client.document(path) for path in unique[start:start + MAX_WRITES]]
+            refs = [self.client.document(path) for path in unique[start : start + MAX_WRITES]]
             for snapshot in self.client.get_all(refs, field_paths=list(fields) if fields is not None else None):
                 if snapshot.exists:
                     found[snapshot.reference.path] = self._doc(snapshot)
@@ -176,8 +183,15 @@ class FirestoreStore:
             query = query.where(filter=FieldFilter(field, op, value))
         return query
 
-    def query(self, collection: str, *, where: Sequence[Filter] = (), order_by: Sequence[Order] = (),
-              fields: Sequence[str] | None = None, limit: int | None = None) -> Iterator[Doc]:
+    def query(
+        self,
+        collection: str,
+        *,
+        where: Sequence[Filter] = (),
+        order_by: Sequence[Order] = (),
+        fields: Sequence[str] | None = None,
+        limit: int | None = None,
+    ) -> Iterator[Doc]:
         from google.cloud.firestore_v1.query import Query
 
         query = self._query(collection, where)

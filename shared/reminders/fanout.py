@@ -53,8 +53,14 @@ class Fanout:
     clock: Clock
 
     def scheduler(self, report: FanoutReport, clinics: dict[str, Clinic]) -> MessageScheduler:
-        return MessageScheduler(store=self.store, ledger=Ledger(self.store, self.clock), tasks=self.tasks,
-                                queues=self.queues, report=report, clinics=clinics)
+        return MessageScheduler(
+            store=self.store,
+            ledger=Ledger(self.store, self.clock),
+            tasks=self.tasks,
+            queues=self.queues,
+            report=report,
+            clinics=clinics,
+        )
 
 
 def check_tick_date(day: date | None, now: datetime) -> None:
@@ -100,8 +106,9 @@ def run_clinic_day(clinic: Clinic, day: date, fanout: Fanout, *, now: datetime) 
             report.appointments += bool(planned)
             scheduler.add_all(planned)
     for followups_of in followup_days:
-        for appointment in list(_appointments(fanout.store, clinic.id, *local_day_range(followups_of, clinic.zone),
-                                              report)):
+        for appointment in list(
+            _appointments(fanout.store, clinic.id, *local_day_range(followups_of, clinic.zone), report)
+        ):
             followup = plan_followup(appointment, clinic, now=now)
             report.appointments += followup is not None
             scheduler.add(followup)
@@ -158,15 +165,22 @@ def _clinics(store: Store, clinic_id: str | None, report: FanoutReport) -> list[
 
 def _problem(report: FanoutReport, exc: InvalidDocument) -> None:
     report.problems[f"invalid_{exc.collection.rstrip('s')}"] += 1
-    log.warning("document breaks the contract; skipped", collection=exc.collection, doc_id=exc.doc_id,
-                field=exc.field, error_code=exc.code)
+    log.warning(
+        "document breaks the contract; skipped",
+        collection=exc.collection,
+        doc_id=exc.doc_id,
+        field=exc.field,
+        error_code=exc.code,
+    )
 
 
-def _appointments(store: Store, clinic_id: str, first: datetime, end: datetime,
-                  report: FanoutReport) -> Iterator[Appointment]:
+def _appointments(
+    store: Store, clinic_id: str, first: datetime, end: datetime, report: FanoutReport
+) -> Iterator[Appointment]:
     """The clinic's appointments starting in [first, end), streamed; invalid documents counted and logged."""
-    query = store.query(APPOINTMENTS, where=[("clinic_id", "==", clinic_id), ("start", ">=", first),
-                                             ("start", "<", end)])
+    query = store.query(
+        APPOINTMENTS, where=[("clinic_id", "==", clinic_id), ("start", ">=", first), ("start", "<", end)]
+    )
     for doc in query:
         try:
             yield Appointment.from_doc(doc.id, doc.data)
@@ -178,12 +192,19 @@ def audit_recent_appointments(store: Store, since: datetime, report: FanoutRepor
     """Appointments written since `since` that break the contract where the clinic's range query cannot
     see them (a `start` that is not a timestamp, a `clinic_id` that is not a string): logged and counted,
     so no appointment is left unreminded without a trace."""
-    for doc in store.query(APPOINTMENTS, where=[("updated_at", ">=", since)],
-                           fields=["clinic_id", "start", "end", "status", "patient_id", "service_name"]):
+    for doc in store.query(
+        APPOINTMENTS,
+        where=[("updated_at", ">=", since)],
+        fields=["clinic_id", "start", "end", "status", "patient_id", "service_name"],
+    ):
         clinic_id, start = doc.get("clinic_id"), doc.get("start")
         if not isinstance(clinic_id, str) or not isinstance(start, datetime):
             field = "clinic_id" if not isinstance(clinic_id, str) else "start"
             report.problems["unreachable_appointment"] += 1
-            log.warning("appointment the reminders cannot find; fix the document", collection=APPOINTMENTS,
-                        doc_id=doc.id, field=field, error_code="invalid_document")
-
+            log.warning(
+                "appointment the reminders cannot find; fix the document",
+                collection=APPOINTMENTS,
+                doc_id=doc.id,
+                field=field,
+                error_code="invalid_document",
+            )

@@ -56,18 +56,22 @@ class PlannedMessage:
         return self.task.dedup_key
 
 
-def _message(kind: str, appointment: Appointment, send_at: datetime, offset_hours: int | None,
-             skipped: str | None = None) -> PlannedMessage:
-    return PlannedMessage(AppointmentTask(
-        type=kind,
-        appointment_id=appointment.id,
-        clinic_id=appointment.clinic_id,
-        patient_id=appointment.patient_id,
-        dedup_key=message_key(kind, appointment.id, appointment.start, offset_hours),
-        send_at=send_at,
-        appointment_start=appointment.start,
-        offset_hours=offset_hours,
-    ), skipped)
+def _message(
+    kind: str, appointment: Appointment, send_at: datetime, offset_hours: int | None, skipped: str | None = None
+) -> PlannedMessage:
+    return PlannedMessage(
+        AppointmentTask(
+            type=kind,
+            appointment_id=appointment.id,
+            clinic_id=appointment.clinic_id,
+            patient_id=appointment.patient_id,
+            dedup_key=message_key(kind, appointment.id, appointment.start, offset_hours),
+            send_at=send_at,
+            appointment_start=appointment.start,
+            offset_hours=offset_hours,
+        ),
+        skipped,
+    )
 
 
 def catch_up_time(clinic: Clinic, now: datetime, latest: datetime) -> datetime | None:
@@ -77,8 +81,9 @@ def catch_up_time(clinic: Clinic, now: datetime, latest: datetime) -> datetime |
     return moment if now <= moment <= latest else None
 
 
-def plan_reminders(appointment: Appointment, clinic: Clinic, *, now: datetime, horizon: datetime
-                   ) -> list[PlannedMessage]:
+def plan_reminders(
+    appointment: Appointment, clinic: Clinic, *, now: datetime, horizon: datetime
+) -> list[PlannedMessage]:
     """Reminders (one per clinic offset) and prep instructions sending before `horizon`.
 
     Messages whose (quiet-hours-adjusted) send time is at or after the horizon belong to a later tick
@@ -93,8 +98,9 @@ def plan_reminders(appointment: Appointment, clinic: Clinic, *, now: datetime, h
     timed = []
     for kind, hours in leads:
         nominal = appointment.start - timedelta(hours=hours)
-        timed.append((kind, hours, nominal,
-                      shift_out_of_quiet_hours(nominal, clinic.zone, clinic.quiet_hours, not_after=latest)))
+        timed.append(
+            (kind, hours, nominal, shift_out_of_quiet_hours(nominal, clinic.zone, clinic.quiet_hours, not_after=latest))
+        )
     reminder_times = [send_at for kind, _, _, send_at in timed if kind == REMINDER and now <= send_at <= latest]
     planned: list[PlannedMessage] = []
     for kind, hours, nominal, send_at in timed:
@@ -106,8 +112,11 @@ def plan_reminders(appointment: Appointment, clinic: Clinic, *, now: datetime, h
             planned.append(_message(kind, appointment, send_at, hours))
         else:
             catch_up = catch_up_time(clinic, now, latest)
-            covered = kind == REMINDER and catch_up is not None and any(
-                later - catch_up < LATER_REMINDER_COVERS for later in reminder_times)
+            covered = (
+                kind == REMINDER
+                and catch_up is not None
+                and any(later - catch_up < LATER_REMINDER_COVERS for later in reminder_times)
+            )
             if catch_up is None or covered:
                 planned.append(_message(kind, appointment, send_at, hours, skipped="past"))
             else:
@@ -122,8 +131,13 @@ def plan_confirmation(appointment: Appointment, clinic: Clinic, *, now: datetime
     latest = appointment.start - LATEST_BEFORE_START
     send_at = shift_out_of_quiet_hours(now + CONFIRMATION_DELAY, clinic.zone, clinic.quiet_hours, not_after=latest)
     if send_at > latest or send_at < now:  # moved back before now: the evening before is already past
-        return _message(CONFIRMATION, appointment, now + CONFIRMATION_DELAY, None,
-                        skipped="too_late" if send_at > latest else "past")
+        return _message(
+            CONFIRMATION,
+            appointment,
+            now + CONFIRMATION_DELAY,
+            None,
+            skipped="too_late" if send_at > latest else "past",
+        )
     return _message(CONFIRMATION, appointment, send_at, None)
 
 

@@ -37,13 +37,22 @@ class FanoutReport:
         self.failures.extend(other.failures[: max(0, MAX_PROBLEMS - len(self.failures))])
 
     def summary(self) -> dict[str, Any]:
-        return {"trigger": self.trigger, "clinics": self.clinics, "appointments": self.appointments,
-                "created": self.created, "recovered": self.recovered, "already_present": self.already_present,
-                "skipped": dict(sorted(self.skipped.items())), "problems": dict(sorted(self.problems.items())),
-                "failed": self.failed, "failures": self.failures}
+        return {
+            "trigger": self.trigger,
+            "clinics": self.clinics,
+            "appointments": self.appointments,
+            "created": self.created,
+            "recovered": self.recovered,
+            "already_present": self.already_present,
+            "skipped": dict(sorted(self.skipped.items())),
+            "problems": dict(sorted(self.problems.items())),
+            "failed": self.failed,
+            "failures": self.failures,
+        }
 
     def raise_if_failed(self) -> None:
         """After the summary is logged: a run with failures raises so the event is redelivered."""
         if self.failed:
-            raise RetryableError(f"{self.failed} creation(s) failed; the redelivered event fills the gap",
-                                 code="fanout_incomplete")
+            raise RetryableError(
+                f"{self.failed} creation(s) failed; the redelivered event fills the gap", code="fanout_incomplete"
+            )

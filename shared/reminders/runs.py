@@ -32,5 +32,13 @@ class Runs:
         """The clinic's day is planned (a re-run overwrites the record with its own figures)."""
         counts = {k: v for k, v in summary.items() if isinstance(v, int)}
         now = self.clock.now()
-        self.store.put(path(clinic_id, day), {"clinic_id": clinic_id, "date": day.isoformat(), "completed_at": now,
-                                              "expire_at": now + RETENTION, **counts})
+        self.store.put(
+            path(clinic_id, day),
+            {
+                "clinic_id": clinic_id,
+                "date": day.isoformat(),
+                "completed_at": now,
+                "expire_at": now + RETENTION,
+                **counts,
+            },
+        )

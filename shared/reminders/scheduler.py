@@ -43,8 +43,17 @@ class _Routed:
 class MessageScheduler:
     """Collects planned messages (add) and writes them in chunks; finish() writes the rest."""
 
-    def __init__(self, *, store: Store, ledger: Ledger, tasks: TaskQueue, queues: Queues, report: FanoutReport,
-                 clinics: dict[str, Clinic], concurrency: int = DEFAULT_CONCURRENCY) -> None:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        ledger: Ledger,
+        tasks: TaskQueue,
+        queues: Queues,
+        report: FanoutReport,
+        clinics: dict[str, Clinic],
+        concurrency: int = DEFAULT_CONCURRENCY,
+    ) -> None:
         self.store, self.ledger, self.tasks, self.queues, self.report = store, ledger, tasks, queues, report
         self.clinics, self.concurrency = clinics, concurrency
         self._buffer: list[PlannedMessage] = []
@@ -69,8 +78,15 @@ class MessageScheduler:
 
     def _fields(self, message: PlannedMessage, channel: str | None) -> dict[str, Any]:
         task = message.task
-        return {"kind": task.type, "offset_hours": task.offset_hours, "channel": channel, "clinic_id": task.clinic_id,
-                "appointment_id": task.appointment_id, "patient_id": task.patient_id, "send_at": task.send_at}
+        return {
+            "kind": task.type,
+            "offset_hours": task.offset_hours,
+            "channel": channel,
+            "clinic_id": task.clinic_id,
+            "appointment_id": task.appointment_id,
+            "patient_id": task.patient_id,
+            "send_at": task.send_at,
+        }
 
     def _flush(self) -> None:
         messages, self._buffer = self._buffer, []
@@ -118,8 +134,15 @@ class MessageScheduler:
     def _create_tasks(self, work: list[tuple[_Routed, bool]]) -> None:
         if not work:
             return
-        specs = [TaskSpec(queue=item.queue, business_key=item.message.key, payload=item.message.task.to_json(),
-                          schedule_time=item.message.task.send_at) for item, _ in work]
+        specs = [
+            TaskSpec(
+                queue=item.queue,
+                business_key=item.message.key,
+                payload=item.message.task.to_json(),
+                schedule_time=item.message.task.send_at,
+            )
+            for item, _ in work
+        ]
         outcome = create_all(self.tasks, specs, concurrency=self.concurrency)
         for spec, problem in outcome.failed:
             self.report.fail(1, f"task {spec.business_key}: {problem.split(':')[0]}")
@@ -139,7 +162,7 @@ class MessageScheduler:
     def _load_patients(self, patient_ids: set[str]) -> None:
         wanted = sorted(patient_ids - set(self._patients))
         for start in range(0, len(wanted), CHUNK_SIZE):
-            chunk = wanted[start:start + CHUNK_SIZE]
+            chunk = wanted[start : start + CHUNK_SIZE]
             found = self.store.get_all([f"{PATIENTS}/{pid}" for pid in chunk])
             for pid in chunk:
                 doc = found.get(f"{PATIENTS}/{pid}")
@@ -153,5 +176,10 @@ class MessageScheduler:
                 except InvalidDocument as exc:
                     self._patients[pid] = "invalid_patient"
                     self.report.problems["invalid_patient"] += 1
-                    log.warning("patient breaks the contract", collection=exc.collection, doc_id=exc.doc_id,
-                                field=exc.field, error_code=exc.code)
+                    log.warning(
+                        "patient breaks the contract",
+                        collection=exc.collection,
+                        doc_id=exc.doc_id,
+                        field=exc.field,
+                        error_code=exc.code,
+                    )

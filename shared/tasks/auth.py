@@ -57,8 +57,12 @@ class TaskAuthenticator:
         except (ValueError, TypeError):
             raise Unauthorized("malformed token") from None
         try:
-            claims = jwt.decode(token.strip(), certs=self._signing_certs(), audience=self.settings.task_audience,
-                                clock_skew_in_seconds=CLOCK_SKEW_SECONDS)
+            claims = jwt.decode(
+                token.strip(),
+                certs=self._signing_certs(),
+                audience=self.settings.task_audience,
+                clock_skew_in_seconds=CLOCK_SKEW_SECONDS,
+            )
         except (ValueError, auth_exceptions.GoogleAuthError) as exc:
             raise Unauthorized(f"invalid token: {type(exc).__name__}") from None
         if claims.get("iss") not in GOOGLE_ISSUERS:

@@ -90,9 +90,20 @@ class FailedTasks:
     def __init__(self, store: Store, clock: Clock) -> None:
         self.store, self.clock = store, clock
 
-    def record(self, doc_id: str, *, task_type: str, task_name: str | None, payload: Mapping[str, Any],
-               error_code: str, error: str, http_status: int, attempts: int, clinic_id: str | None = None,
-               queue: str | None = None) -> None:
+    def record(
+        self,
+        doc_id: str,
+        *,
+        task_type: str,
+        task_name: str | None,
+        payload: Mapping[str, Any],
+        error_code: str,
+        error: str,
+        http_status: int,
+        attempts: int,
+        clinic_id: str | None = None,
+        queue: str | None = None,
+    ) -> None:
         """Open (or re-open) the failure record; the first failure's time is kept."""
         now = self.clock.now()
         fields = {
@@ -121,8 +132,14 @@ class FailedTasks:
     def marked_for_retry(self) -> Iterator[Doc]:
         return self.store.query(COLLECTION, where=[("status", "==", Status.RETRY.value)])
 
-    def open_failures(self, *, error_code: str | None = None, clinic_id: str | None = None,
-                      status: Status = Status.OPEN, limit: int | None = None) -> Iterator[Doc]:
+    def open_failures(
+        self,
+        *,
+        error_code: str | None = None,
+        clinic_id: str | None = None,
+        status: Status = Status.OPEN,
+        limit: int | None = None,
+    ) -> Iterator[Doc]:
         where: list[tuple[str, str, Any]] = [("status", "==", status.value)]
         if error_code:
             where.append(("error_code", "==", error_code))
@@ -139,9 +156,19 @@ class FailedTasks:
 
     def claim_retry(self, doc: Doc, generation: int) -> bool:
         """Win this retry generation: exactly one sweep gets True for a doc read at `doc.version`."""
-        return self.store.update(doc.path, {"status": Status.RETRIED.value, "retry_generation": generation,
-                                            "retried_at": self.clock.now(), "note": None},
-                                 version=doc.version) is not None
+        return (
+            self.store.update(
+                doc.path,
+                {
+                    "status": Status.RETRIED.value,
+                    "retry_generation": generation,
+                    "retried_at": self.clock.now(),
+                    "note": None,
+                },
+                version=doc.version,
+            )
+            is not None
+        )
 
     def retry_failed(self, doc_id: str, note: str) -> None:
         """The re-enqueue after a won retry failed: mark it retry again, so the next sweep tries again."""
@@ -149,13 +176,21 @@ class FailedTasks:
 
     def reject_retry(self, doc: Doc, note: str) -> None:
         """The sweep cannot use this doc as it stands: back to open, with a note saying why."""
-        self.store.update(doc.path, {"status": Status.OPEN.value, "note": safe_text(note, MAX_ERROR_CHARS)},
-                          version=doc.version)
+        self.store.update(
+            doc.path, {"status": Status.OPEN.value, "note": safe_text(note, MAX_ERROR_CHARS)}, version=doc.version
+        )
 
     def defer_retry(self, doc: Doc, note: str) -> None:
         """Not now (a delivery is in flight): stays marked retry, with a note."""
         self.store.update(doc.path, {"note": safe_text(note, MAX_ERROR_CHARS)}, version=doc.version)
 
     def resolve(self, doc: Doc, note: str) -> None:
-        self.store.update(doc.path, {"status": Status.RESOLVED.value, "note": safe_text(note, MAX_ERROR_CHARS),
-                                     "resolved_at": self.clock.now()}, version=doc.version)
+        self.store.update(
+            doc.path,
+            {
+                "status": Status.RESOLVED.value,
+                "note": safe_text(note, MAX_ERROR_CHARS),
+                "resolved_at": self.clock.now(),
+            },
+            version=doc.version,
+        )

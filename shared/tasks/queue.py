@@ -103,8 +103,9 @@ def _create_retry() -> Any:
     from google.api_core import exceptions as gexc
     from google.api_core.retry import Retry, if_exception_type
 
-    transient = if_exception_type(gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.InternalServerError,
-                                  gexc.Aborted, gexc.Unknown)
+    transient = if_exception_type(
+        gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.InternalServerError, gexc.Aborted, gexc.Unknown
+    )
     return Retry(predicate=transient, initial=0.2, maximum=5.0, multiplier=2.0, timeout=CREATE_RETRY_SECONDS)
 
 

@@ -39,8 +39,12 @@ class Attempt:
         retries = int(raw) if raw.isdigit() and len(raw) < 7 else 0
         name = headers.get("X-CloudTasks-TaskName")
         queue = headers.get("X-CloudTasks-QueueName")
-        return cls(task_name=name[:500] if name else None, retry_count=retries,
-                   queue=queue[:100] if queue else None, last=retries + 1 >= max_attempts)
+        return cls(
+            task_name=name[:500] if name else None,
+            retry_count=retries,
+            queue=queue[:100] if queue else None,
+            last=retries + 1 >= max_attempts,
+        )
 
 
 @dataclass(frozen=True)
@@ -74,8 +78,14 @@ class TaskType:
 
 
 class TaskRouter:
-    def __init__(self, *, authenticator: TaskAuthenticator, failures: FailedTasks, max_attempts: int,
-                 types: Mapping[str, TaskType]) -> None:
+    def __init__(
+        self,
+        *,
+        authenticator: TaskAuthenticator,
+        failures: FailedTasks,
+        max_attempts: int,
+        types: Mapping[str, TaskType],
+    ) -> None:
         self.authenticator, self.failures, self.max_attempts = authenticator, failures, max_attempts
         self.types = dict(types)
         self.known_fields = tuple(sorted({"type", "v", *(f for t in self.types.values() for f in t.fields)}))
@@ -100,12 +110,19 @@ class TaskRouter:
                 outcome = kind.handle(task, attempt)
             except Exception as exc:  # noqa: BLE001 - classified by _failed, never swallowed
                 return self._failed(exc, kind, task, body, raw_body, attempt)
-            log.info(f"task {outcome.status}", task_type=kind.name, outcome=outcome.status, reason=outcome.reason,
-                     channel=outcome.channel, retry_count=attempt.retry_count)
+            log.info(
+                f"task {outcome.status}",
+                task_type=kind.name,
+                outcome=outcome.status,
+                reason=outcome.reason,
+                channel=outcome.channel,
+                retry_count=attempt.retry_count,
+            )
             return json_response({"outcome": outcome.status, "reason": outcome.reason, "channel": outcome.channel})
 
-    def _failed(self, exc: Exception, kind: TaskType | None, task: Any, body: Any, raw_body: bytes,
-                attempt: Attempt) -> Response:
+    def _failed(
+        self, exc: Exception, kind: TaskType | None, task: Any, body: Any, raw_body: bytes, attempt: Attempt
+    ) -> Response:
         response = to_response(exc)
         permanent = isinstance(exc, PermanentError)
         code = exc.code if isinstance(exc, MedspaError) else type(exc).__name__
@@ -119,16 +136,33 @@ class TaskRouter:
         if not isinstance(exc, MedspaError):
             log.exception(what, exc, task_type=type_name, error_code=code, retry_count=attempt.retry_count)
         else:
-            log.log(severity, what, task_type=type_name, error_code=code, http_status=response[1],
-                    retry_count=attempt.retry_count, last_attempt=attempt.last)
-        if (permanent or attempt.last) and not self._record(exc, code, type_name, task, body, raw_body, attempt,
-                                                            response[1]):
+            log.log(
+                severity,
+                what,
+                task_type=type_name,
+                error_code=code,
+                http_status=response[1],
+                retry_count=attempt.retry_count,
+                last_attempt=attempt.last,
+            )
+        if (permanent or attempt.last) and not self._record(
+            exc, code, type_name, task, body, raw_body, attempt, response[1]
+        ):
             # Losing the record would lose the failure: let Cloud Tasks retry instead.
             return to_response(RetryableError("failed_tasks write failed", code="record_failed"))
         return response
 
-    def _record(self, exc: Exception, code: str, type_name: str, task: Any, body: Any, raw_body: bytes,
-                attempt: Attempt, status: int) -> bool:
+    def _record(
+        self,
+        exc: Exception,
+        code: str,
+        type_name: str,
+        task: Any,
+        body: Any,
+        raw_body: bytes,
+        attempt: Attempt,
+        status: int,
+    ) -> bool:
         if task is not None:
             payload, business_key, clinic_id = task.to_json(), task.failure_key, task.clinic_id
         else:
@@ -136,9 +170,16 @@ class TaskRouter:
         try:
             self.failures.record(
                 failure_id(business_key=business_key, task_name=attempt.task_name, body=raw_body),
-                task_type=type_name, task_name=attempt.task_name, payload=payload, error_code=code,
-                error=str(exc) if isinstance(exc, MedspaError) else type(exc).__name__, http_status=status,
-                attempts=attempt.retry_count + 1, clinic_id=clinic_id, queue=attempt.queue)
+                task_type=type_name,
+                task_name=attempt.task_name,
+                payload=payload,
+                error_code=code,
+                error=str(exc) if isinstance(exc, MedspaError) else type(exc).__name__,
+                http_status=status,
+                attempts=attempt.retry_count + 1,
+                clinic_id=clinic_id,
+                queue=attempt.queue,
+            )
         except Exception as record_error:  # noqa: BLE001 - reported through the answer, see _failed
             log.error("could not record the failed task", error_code=type(record_error).__name__)
             return False

@@ -41,8 +41,9 @@ class SweepReport:
 
 
 class RetrySweep:
-    def __init__(self, failures: FailedTasks, queue: TaskQueue, types: Mapping[str, TaskType], *,
-                 queues: tuple[str, ...]) -> None:
+    def __init__(
+        self, failures: FailedTasks, queue: TaskQueue, types: Mapping[str, TaskType], *, queues: tuple[str, ...]
+    ) -> None:
         """A task goes back to the queue it failed on when that is one of `queues`, else to its type's."""
         self.failures, self.queue, self.types, self.queues = failures, queue, dict(types), queues
 

@@ -92,22 +92,42 @@ class Seed:
 
     def clinic(self, name: str, zone: str, offsets: tuple[int, ...] = (24, 2)) -> str:
         self.docs["clinics"][self.id(name)] = {
-            "name": f"Clinic {name}", "timezone": zone, "phone": "+12125550100", "sms_from": "+12125550199",
-            "email_from": "reminders@clinic.example.com", "reminder_offsets_hours": list(offsets),
-            "quiet_hours": {"start": "21:00", "end": "08:00"}}
+            "name": f"Clinic {name}",
+            "timezone": zone,
+            "phone": "+12125550100",
+            "sms_from": "+12125550199",
+            "email_from": "reminders@clinic.example.com",
+            "reminder_offsets_hours": list(offsets),
+            "quiet_hours": {"start": "21:00", "end": "08:00"},
+        }
         return self.id(name)
 
-    def appointment(self, name: str, clinic: str, start: datetime, *, status: str = "booked",
-                    prep: bool = False, **patient: Any) -> str:
+    def appointment(
+        self, name: str, clinic: str, start: datetime, *, status: str = "booked", prep: bool = False, **patient: Any
+    ) -> str:
         patient_id = self.id(f"pat-{name}")
         self.docs["patients"][patient_id] = {
-            "clinic_id": clinic, "first_name": "Harper", "last_name": "Okafor", "phone": "+12125550142",
-            "email": f"harper.{name}@example.com", "preferred_channel": "sms", **patient}
+            "clinic_id": clinic,
+            "first_name": "Harper",
+            "last_name": "Okafor",
+            "phone": "+12125550142",
+            "email": f"harper.{name}@example.com",
+            "preferred_channel": "sms",
+            **patient,
+        }
         self.docs["appointments"][self.id(name)] = {
-            "clinic_id": clinic, "patient_id": patient_id, "provider_id": "prov-1", "provider_name": "Dr. Chen",
-            "service_name": "Chemical peel" if prep else "Botox", "requires_prep": prep,
-            "prep_instructions": "Avoid retinoids for 3 days." if prep else "", "start": start,
-            "end": start + timedelta(hours=1), "status": status, "price_cents": 42000}
+            "clinic_id": clinic,
+            "patient_id": patient_id,
+            "provider_id": "prov-1",
+            "provider_name": "Dr. Chen",
+            "service_name": "Chemical peel" if prep else "Botox",
+            "requires_prep": prep,
+            "prep_instructions": "Avoid retinoids for 3 days." if prep else "",
+            "start": start,
+            "end": start + timedelta(hours=1),
+            "status": status,
+            "price_cents": 42000,
+        }
         return self.id(name)
 
     def write(self, db: Any) -> None:
@@ -120,13 +140,20 @@ class Seed:
 
 def service(tasks: Any = None) -> Fanout:
     config = settings()
-    return Fanout(store=clients.store(), tasks=tasks or CloudTasksQueue(clients.tasks(), config),
-                  queues=Queues(sms=config.queue_sms, email=config.queue_email), clock=system_clock)
+    return Fanout(
+        store=clients.store(),
+        tasks=tasks or CloudTasksQueue(clients.tasks(), config),
+        queues=Queues(sms=config.queue_sms, email=config.queue_email),
+        clock=system_clock,
+    )
 
 
 def ledger(db: Any, appointment_ids: set[str]) -> list[dict[str, Any]]:
-    return [snap.to_dict() | {"key": snap.id} for snap in db.collection("notifications").stream()
-            if (snap.to_dict() or {}).get("appointment_id") in appointment_ids]
+    return [
+        snap.to_dict() | {"key": snap.id}
+        for snap in db.collection("notifications").stream()
+        if (snap.to_dict() or {}).get("appointment_id") in appointment_ids
+    ]
 
 
 @functools.cache
@@ -262,15 +289,18 @@ def test_two_days_of_ticks_schedule_each_reminder_once_at_its_local_time(stack, 
     assert {t["name"].rsplit("/", 1)[-1] for t in tasks} == {task_id(d["key"]) for d in scheduled}
     skipped = [doc for doc in docs if doc["state"] != "scheduled"]
     assert sorted((d["appointment_id"], d["offset_hours"], d["state"], d["reason"]) for d in skipped) == [
-        (seed.id("opted-out"), 2, "skipped", "opted_out"), (seed.id("opted-out"), 24, "skipped", "opted_out")]
+        (seed.id("opted-out"), 2, "skipped", "opted_out"),
+        (seed.id("opted-out"), 24, "skipped", "opted_out"),
+    ]
 
 
 def test_same_tick_published_three_times_at_once_creates_each_message_once(stack, firestore_client, local_clock):
     seed = Seed()
     # Tick 1's share: what sends before the end of Saturday, local time in each clinic.
     horizon = {seed.id("ny"): ny(0, 0), seed.id("kol"): kol(0, 0)}
-    expected = {key: at for key, at in two_clinics(seed).items()
-                if at < horizon[seed.docs["appointments"][key[0]]["clinic_id"]]}
+    expected = {
+        key: at for key, at in two_clinics(seed).items() if at < horizon[seed.docs["appointments"][key[0]]["clinic_id"]]
+    }
     assert len(expected) == 7
     seed.write(firestore_client)
     ids = set(seed.docs["appointments"])
@@ -280,7 +310,8 @@ def test_same_tick_published_three_times_at_once_creates_each_message_once(stack
     message_ids = publish(stack, "reminders-tick", [b"{}", b"{}", b"{}"])
 
     summaries = function_log.wait_for(
-        lambda line: line.get("message") == "reminders tick done" and line.get("event_id") in message_ids, count=3)
+        lambda line: line.get("message") == "reminders tick done" and line.get("event_id") in message_ids, count=3
+    )
     assert len(summaries) == 3 and all(s["failed"] == 0 for s in summaries)
     assert sum(s["created"] + s["recovered"] for s in summaries) == len(expected)
     assert all(s["created"] + s["recovered"] + s["already_present"] == len(expected) for s in summaries)
@@ -321,8 +352,11 @@ def test_malformed_ticks_are_acknowledged_and_the_next_good_tick_runs(stack, fir
     local_clock(TICK_2)
     function_log, bridge_log = FunctionLogs(stack, "reminder-fanout"), FunctionLogs(stack, "pubsub_bridge")
 
-    bad = publish(stack, "reminders-tick", [b"not json", b'{"date": "2027-02-29"}',
-                                            json.dumps({"clinic_id": seed.id("nowhere")}).encode()])
+    bad = publish(
+        stack,
+        "reminders-tick",
+        [b"not json", b'{"date": "2027-02-29"}', json.dumps({"clinic_id": seed.id("nowhere")}).encode()],
+    )
 
     rejected = function_log.wait_for(lambda line: line.get("event_id") in bad and line.get("error_code"), count=3)
     assert sorted(line["error_code"] for line in rejected) == ["bad_date", "malformed_json", "unknown_clinic"]
@@ -343,15 +377,20 @@ def test_rescheduled_appointment_is_reminded_at_its_new_time(stack, firestore_cl
     run_tick(TickRequest(clinic_id=clinic), service(), now=TICK_2)
     new_start = ny(0, 16)
     firestore_client.collection("appointments").document(appointment).update(
-        {"start": new_start, "end": new_start + timedelta(hours=1)})
+        {"start": new_start, "end": new_start + timedelta(hours=1)}
+    )
 
     function_log = FunctionLogs(stack, "appointment-events")
 
-    event = publish(stack, "appointment-events", [json.dumps(
-        {"event": "appointment.rescheduled", "appointment_id": appointment}).encode()])
+    event = publish(
+        stack,
+        "appointment-events",
+        [json.dumps({"event": "appointment.rescheduled", "appointment_id": appointment}).encode()],
+    )
 
     done = function_log.wait_for(
-        lambda line: line.get("message") == "appointment event done" and line.get("event_id") in event)
+        lambda line: line.get("message") == "appointment event done" and line.get("event_id") in event
+    )
     assert (done[0]["created"], done[0]["failed"]) == (2, 0)
     tasks = queued(stack, {appointment})
     by_start = {}
@@ -434,18 +473,19 @@ def test_failed_creations_raise_after_the_rest_and_the_retry_fills_exactly_the_g
     assert slots(tasks) == {**{key: at for key, at in expected.items() if at > TICK_2}, **overdue}
 
 
-def test_a_crashed_runs_doc_without_its_task_gets_the_task_and_a_present_task_is_not_doubled(
-        stack, firestore_client):
+def test_a_crashed_runs_doc_without_its_task_gets_the_task_and_a_present_task_is_not_doubled(stack, firestore_client):
     seed = Seed()
     clinic = seed.clinic("ny", "America/New_York")
     crashed = seed.appointment("crashed", clinic, ny(0, 10))
     seed.write(firestore_client)
-    start = Appointment.from_doc(crashed, firestore_client.collection("appointments").document(crashed).get()
-                                 .to_dict()).start
+    start = Appointment.from_doc(
+        crashed, firestore_client.collection("appointments").document(crashed).get().to_dict()
+    ).start
     key = message_key("appointment_reminder", crashed, start, 24)
     # A ledger doc written by a run that crashed before it created the task.
-    Ledger(clients.store(), FixedClock(TICK_2)).schedule([Planned(key, {"kind": "appointment_reminder",
-                                                                        "appointment_id": crashed})])
+    Ledger(clients.store(), FixedClock(TICK_2)).schedule(
+        [Planned(key, {"kind": "appointment_reminder", "appointment_id": crashed})]
+    )
 
     report = run_tick(TickRequest(), service(), now=TICK_2)
     again = run_tick(TickRequest(), service(), now=TICK_2)
@@ -453,4 +493,6 @@ def test_a_crashed_runs_doc_without_its_task_gets_the_task_and_a_present_task_is
     assert (report.recovered, report.created, report.failed) == (1, 1, 0)
     assert (again.recovered, again.created, again.already_present) == (0, 0, 2)
     assert sorted((t["body"]["appointment_id"], t["body"]["offset_hours"]) for t in queued(stack, {crashed})) == [
-        (crashed, 2), (crashed, 24)]
+        (crashed, 2),
+        (crashed, 24),
+    ]

@@ -51,7 +51,6 @@ def test_retry_marks_the_failure_for_the_sweep(failed_key, firestore_client):
     assert world.failed(key)[0]["status"] == "retry"
 
 
-
 def test_replay_tick_schedules_a_clinics_day_and_a_second_replay_creates_nothing(world, capsys):
     clinic = Clinic.from_doc("clinic-t", world.db.collection("clinics").document("clinic-t").get().to_dict())
     day = local_tomorrow(system_clock.now(), clinic.zone) + timedelta(days=1)

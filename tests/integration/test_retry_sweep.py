@@ -45,8 +45,12 @@ def mark_retry(world: World, keys: list[str]) -> None:
 
 
 def sweeper() -> RetrySweep:
-    return RetrySweep(FailedTasks(clients.store(), system_clock), CloudTasksQueue(clients.tasks(), Settings.from_env()),
-                      task_types(), queues=resources.QUEUES)
+    return RetrySweep(
+        FailedTasks(clients.store(), system_clock),
+        CloudTasksQueue(clients.tasks(), Settings.from_env()),
+        task_types(),
+        queues=resources.QUEUES,
+    )
 
 
 def test_two_concurrent_sweeps_re_enqueue_each_failed_task_once(firestore_client, sandbox, stack):

@@ -103,8 +103,12 @@ class Receiver:
 @pytest.fixture
 def sandbox() -> Iterator[SandboxServer]:
     settings = SandboxSettings(
-        account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, sendgrid_api_key=SENDGRID_KEY,
-        callback_delay_seconds=0.01, hang_seconds=5.0, status_timeout_seconds=0.5,
+        account_sid=ACCOUNT_SID,
+        auth_token=AUTH_TOKEN,
+        sendgrid_api_key=SENDGRID_KEY,
+        callback_delay_seconds=0.01,
+        hang_seconds=5.0,
+        status_timeout_seconds=0.5,
     )
     server = SandboxServer("127.0.0.1", 0, Sandbox(settings)).start()
     yield server
@@ -162,8 +166,13 @@ def send_sms(twilio: Any, to: str = PATIENT, **extra: Any) -> Any:
 
 
 def reminder_email(to: str = "jane@example.com") -> Mail:
-    return Mail(from_email="clinic@example.com", to_emails=to, subject="Your appointment tomorrow",
-                plain_text_content="See you at 10:00.", html_content="<p>See you at 10:00.</p>")
+    return Mail(
+        from_email="clinic@example.com",
+        to_emails=to,
+        subject="Your appointment tomorrow",
+        plain_text_content="See you at 10:00.",
+        html_content="<p>See you at 10:00.</p>",
+    )
 
 
 def test_healthz_answers_200(sandbox: SandboxServer) -> None:
@@ -189,8 +198,13 @@ def test_fetched_message_shows_its_delivered_status(sandbox: SandboxServer, twil
 
 
 def test_email_sent_with_sendgrid_client_appears_in_outbox(sandbox: SandboxServer, sendgrid: Any) -> None:
-    mail = Mail(from_email="clinic@example.com", to_emails="jane@example.com", subject="Your appointment",
-                plain_text_content="See you at 10:00.", html_content="<p>See you at 10:00.</p>")
+    mail = Mail(
+        from_email="clinic@example.com",
+        to_emails="jane@example.com",
+        subject="Your appointment",
+        plain_text_content="See you at 10:00.",
+        html_content="<p>See you at 10:00.</p>",
+    )
     mail_json = mail.get() | {"custom_args": {"notification_id": "n-123"}}
 
     response = sendgrid.client.mail.send.post(request_body=mail_json)
@@ -198,8 +212,14 @@ def test_email_sent_with_sendgrid_client_appears_in_outbox(sandbox: SandboxServe
     recorded = outbox(sandbox, channel="email")
     assert response.status_code == 202
     assert [(m["id"], m["to"], m["subject"], m["text"], m["html"], m["custom_args"]) for m in recorded] == [
-        (response.headers["X-Message-Id"], "jane@example.com", "Your appointment", "See you at 10:00.",
-         "<p>See you at 10:00.</p>", {"notification_id": "n-123"})
+        (
+            response.headers["X-Message-Id"],
+            "jane@example.com",
+            "Your appointment",
+            "See you at 10:00.",
+            "<p>See you at 10:00.</p>",
+            {"notification_id": "n-123"},
+        )
     ]
 
 
@@ -334,9 +354,7 @@ def test_sendgrid_wrong_key_is_unauthorized(
     assert raised.value.to_dict["errors"][0]["field"] is None
 
 
-def test_status_callbacks_reach_the_receiver_signed(
-    sandbox: SandboxServer, twilio: Any, receiver: Receiver
-) -> None:
+def test_status_callbacks_reach_the_receiver_signed(sandbox: SandboxServer, twilio: Any, receiver: Receiver) -> None:
     message = send_sms(twilio, status_callback=f"{receiver.url}/twilio/status?clinic=c1")
 
     callbacks = eventually(lambda: len(receiver.requests) >= 3 and receiver.requests)
@@ -361,9 +379,16 @@ def test_delivery_failure_fault_ends_undelivered_with_error_code(
 
 
 def test_inbound_reply_posts_a_signed_webhook(sandbox: SandboxServer, receiver: Receiver) -> None:
-    response = requests.post(f"{sandbox.url}/_sandbox/inbound", timeout=5, json={
-        "from": PATIENT, "to": CLINIC_NUMBER, "body": "YES", "url": f"{receiver.url}/twilio/inbound",
-    })
+    response = requests.post(
+        f"{sandbox.url}/_sandbox/inbound",
+        timeout=5,
+        json={
+            "from": PATIENT,
+            "to": CLINIC_NUMBER,
+            "body": "YES",
+            "url": f"{receiver.url}/twilio/inbound",
+        },
+    )
 
     [webhook] = receiver.requests
     assert response.status_code == 200
@@ -376,9 +401,16 @@ def test_inbound_reply_posts_a_signed_webhook(sandbox: SandboxServer, receiver: 
 def test_patient_texting_cancel_is_opted_out_by_the_provider(
     sandbox: SandboxServer, twilio: Any, receiver: Receiver
 ) -> None:
-    requests.post(f"{sandbox.url}/_sandbox/inbound", timeout=5, json={
-        "from": PATIENT, "to": CLINIC_NUMBER, "body": "Cancel", "url": f"{receiver.url}/twilio/inbound",
-    })
+    requests.post(
+        f"{sandbox.url}/_sandbox/inbound",
+        timeout=5,
+        json={
+            "from": PATIENT,
+            "to": CLINIC_NUMBER,
+            "body": "Cancel",
+            "url": f"{receiver.url}/twilio/inbound",
+        },
+    )
 
     with pytest.raises(TwilioRestException) as raised:
         send_sms(twilio)
@@ -387,8 +419,7 @@ def test_patient_texting_cancel_is_opted_out_by_the_provider(
     assert receiver.requests[0].form["Body"] == "Cancel"  # still forwarded to the webhook
 
 
-def test_outbox_page_shows_message_with_recipient_masked(sandbox: SandboxServer, twilio: Any,
-                                                           sendgrid: Any) -> None:
+def test_outbox_page_shows_message_with_recipient_masked(sandbox: SandboxServer, twilio: Any, sendgrid: Any) -> None:
     send_sms(twilio)
     sendgrid.send(reminder_email("jane.doe@example.com"))
 
@@ -432,9 +463,10 @@ def firestore_emulator() -> Iterator[str]:
         pytest.skip("gcloud's cloud-firestore-emulator is not installed")
     host = f"127.0.0.1:{free_port()}"
     process = subprocess.Popen(
-        [str(script), "start", "--host=127.0.0.1", f"--port={host.split(':')[1]}",
-         "--database-mode=firestore-native"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        [str(script), "start", "--host=127.0.0.1", f"--port={host.split(':')[1]}", "--database-mode=firestore-native"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         eventually(lambda: _answers(f"http://{host}/"), timeout=30)
@@ -493,14 +525,14 @@ def test_outbox_filters_by_recipient(sandbox: SandboxServer, twilio: Any) -> Non
 
 
 def test_fault_with_unknown_kind_is_refused(sandbox: SandboxServer) -> None:
-    response = requests.post(f"{sandbox.url}/_sandbox/faults", json={"channel": "sms", "kind": "gremlins"},
-                             timeout=5)
+    response = requests.post(f"{sandbox.url}/_sandbox/faults", json={"channel": "sms", "kind": "gremlins"}, timeout=5)
 
     assert response.status_code == 400 and "kind" in response.json()["error"]
 
 
 def test_unknown_twilio_route_answers_like_twilio(sandbox: SandboxServer) -> None:
-    response = requests.get(f"{sandbox.url}/2010-04-01/Accounts/{ACCOUNT_SID}/Calls.json",
-                            auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=5)
+    response = requests.get(
+        f"{sandbox.url}/2010-04-01/Accounts/{ACCOUNT_SID}/Calls.json", auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=5
+    )
 
     assert response.status_code == 404 and json.loads(response.text)["code"] == 20404

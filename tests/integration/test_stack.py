@@ -79,8 +79,9 @@ def recorder(stack: StackConfig, tmp_path_factory: pytest.TempPathFactory) -> It
         processes.start(target, target, command, env=env, cwd=RECORDER_SOURCE.parent)
         urls[target] = f"http://{stack.host}:{port}/"
     try:
-        assert wait_until(lambda: all(map(function_answers, urls.values())), 30), \
+        assert wait_until(lambda: all(map(function_answers, urls.values())), 30), (
             f"recorder did not start; see {processes.logs}"
+        )
         yield Recorder(urls["record"], urls["record_event"], records)
     finally:
         assert processes.stop(["record", "record_event"]) == []
@@ -93,9 +94,21 @@ def test_topic(stack: StackConfig, recorder: Recorder, tmp_path_factory: pytest.
     state = tmp_path_factory.mktemp("bridge")
     processes = ProcessDir(state)
     ready = state / "ready"
-    processes.start("bridge", topic, [sys.executable, "-m", "local.pubsub_bridge", "--ready-file", str(ready),
-                                      "--route", f"{topic}={recorder.event_url}"],
-                    env=dict(os.environ), cwd=REPO_ROOT)
+    processes.start(
+        "bridge",
+        topic,
+        [
+            sys.executable,
+            "-m",
+            "local.pubsub_bridge",
+            "--ready-file",
+            str(ready),
+            "--route",
+            f"{topic}={recorder.event_url}",
+        ],
+        env=dict(os.environ),
+        cwd=REPO_ROOT,
+    )
     try:
         assert wait_until(ready.exists, 20), f"bridge not ready; see {processes.log_path('bridge')}"
         yield topic
@@ -103,16 +116,26 @@ def test_topic(stack: StackConfig, recorder: Recorder, tmp_path_factory: pytest.
         assert processes.stop(["bridge"]) == []
 
 
-def create_http_task(stack: StackConfig, url: str, body: bytes, *, headers: dict[str, str] | None = None,
-                     schedule_time: datetime | None = None) -> str:
+def create_http_task(
+    stack: StackConfig,
+    url: str,
+    body: bytes,
+    *,
+    headers: dict[str, str] | None = None,
+    schedule_time: datetime | None = None,
+) -> str:
     """Create a named http_request task in the default queue with the official client; its short name."""
     from google.cloud import tasks_v2
 
     task_id = f"stack-check-{uuid.uuid4().hex[:12]}"
     task: dict[str, Any] = {
         "name": f"{stack.queue_path('default')}/tasks/{task_id}",
-        "http_request": {"http_method": tasks_v2.HttpMethod.POST, "url": url, "body": body,
-                         "headers": {"Content-Type": "application/json", **(headers or {})}},
+        "http_request": {
+            "http_method": tasks_v2.HttpMethod.POST,
+            "url": url,
+            "body": body,
+            "headers": {"Content-Type": "application/json", **(headers or {})},
+        },
     }
     if schedule_time is not None:
         stamp = timestamp_pb2.Timestamp()
@@ -149,7 +172,10 @@ def test_failing_cloud_task_is_retried_with_a_growing_retry_count(stack: StackCo
 
     attempts = recorder.wait_for(lambda r: r["kind"] == "http" and r["body"] == body.decode(), count=3)
     assert [(header(a, "X-CloudTasks-TaskRetryCount"), a["status"]) for a in attempts] == [
-        ("0", 503), ("1", 503), ("2", 200)]
+        ("0", 503),
+        ("1", 503),
+        ("2", 200),
+    ]
 
 
 def test_cloud_task_is_not_dispatched_before_its_schedule_time(stack: StackConfig, recorder: Recorder) -> None:
@@ -168,7 +194,9 @@ def publish(stack: StackConfig, topic: str, data: bytes, **attributes: str) -> s
 
 
 def test_published_message_reaches_the_function_as_an_eventarc_cloudevent(
-    stack: StackConfig, recorder: Recorder, test_topic: str,
+    stack: StackConfig,
+    recorder: Recorder,
+    test_topic: str,
 ) -> None:
     message_id = publish(stack, test_topic, b'{"date": "2026-11-02"}', origin="stack-test")
 
@@ -184,12 +212,13 @@ def test_published_message_reaches_the_function_as_an_eventarc_cloudevent(
 
 
 def test_bridge_redelivers_until_the_function_answers_2xx(
-    stack: StackConfig, recorder: Recorder, test_topic: str,
+    stack: StackConfig,
+    recorder: Recorder,
+    test_topic: str,
 ) -> None:
     message_id = publish(stack, test_topic, b"{}", recorder_fail_attempts="2")
 
-    deliveries = recorder.wait_for(
-        lambda r: r["kind"] == "cloudevent" and r["attributes"]["id"] == message_id, count=3)
+    deliveries = recorder.wait_for(lambda r: r["kind"] == "cloudevent" and r["attributes"]["id"] == message_id, count=3)
     assert [d["status"] for d in deliveries] == [500, 500, 200]
 
 
@@ -204,13 +233,21 @@ def _spare_port_base(used: set[int]) -> int:
 
 def test_down_leaves_no_process_and_no_listening_port(stack: StackConfig, tmp_path: Path) -> None:
     env = {name: value for name, value in os.environ.items() if not name.startswith("MEDSPA_")}
-    env.update(MEDSPA_PORT_BASE=str(_spare_port_base(set(stack_ports(stack)))),
-               MEDSPA_STATE_DIR=str(tmp_path / "state"))
+    env.update(
+        MEDSPA_PORT_BASE=str(_spare_port_base(set(stack_ports(stack)))), MEDSPA_STATE_DIR=str(tmp_path / "state")
+    )
     second = stack_config.load(env)
 
     def cli(command: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "local.stack", command], cwd=REPO_ROOT, env=env,
-                              capture_output=True, text=True, timeout=120, check=False)
+        return subprocess.run(
+            [sys.executable, "-m", "local.stack", command],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
 
     started = cli("up")
     processes = ProcessDir(second.state_dir)

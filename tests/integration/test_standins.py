@@ -77,9 +77,7 @@ def _start(command: Callable[[str, int], list[str]]) -> Running:
     port = _free_port()
     argv = command(HOST, port)  # installs/builds first; StandinUnavailable fails the test
     started = time.monotonic()
-    proc = subprocess.Popen(
-        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
     ready: queue.Queue[bool] = queue.Queue()
 
@@ -183,17 +181,13 @@ def test_pubsub_publish_then_pull_round_trips(pubsub_standin: Running, monkeypat
     subscription = subscriber.subscription_path(PROJECT, _fresh("reminders-tick-sub"))
     try:
         publisher.create_topic(request={"name": topic})
-        subscriber.create_subscription(
-            request={"name": subscription, "topic": topic, "ack_deadline_seconds": 10}
-        )
+        subscriber.create_subscription(request={"name": subscription, "topic": topic, "ack_deadline_seconds": 10})
         message_id = publisher.publish(topic, b'{"date": "2030-01-02"}', clinic_id="c-1").result(timeout=10)
 
         received = []
         deadline = time.monotonic() + 10
         while not received and time.monotonic() < deadline:
-            response = subscriber.pull(
-                request={"subscription": subscription, "max_messages": 10}, timeout=5
-            )
+            response = subscriber.pull(request={"subscription": subscription, "max_messages": 10}, timeout=5)
             received.extend(response.received_messages)
         assert len(received) == 1, received
         message = received[0].message

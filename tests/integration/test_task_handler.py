@@ -44,9 +44,12 @@ def test_a_forged_status_callback_is_refused(world, stack):
     task = world.task(world.appointment(world.patient()))
     world.schedule(task)
     world.wait_ledger(task.dedup_key, "delivered", "sent")
-    response = requests.post(f"{stack.url('twilio-status')}?ledger={task.dedup_key}",
-                             data={"MessageSid": "SM" + "0" * 32, "MessageStatus": "failed"},
-                             headers={"X-Twilio-Signature": "forged"}, timeout=10)
+    response = requests.post(
+        f"{stack.url('twilio-status')}?ledger={task.dedup_key}",
+        data={"MessageSid": "SM" + "0" * 32, "MessageStatus": "failed"},
+        headers={"X-Twilio-Signature": "forged"},
+        timeout=10,
+    )
     assert response.status_code == 403
     assert world.ledger(task.dedup_key)["state"] in ("sent", "delivered")
 
@@ -164,7 +167,8 @@ def test_a_moved_appointment_skips_the_old_reminder(world, sandbox, stack):
     task = world.task(appointment)
     moved = appointment["start"] + timedelta(days=1)
     world.db.collection("appointments").document(appointment["id"]).update(
-        {"start": moved, "end": moved + timedelta(hours=1)})
+        {"start": moved, "end": moved + timedelta(hours=1)}
+    )
     response = post(stack, task.to_json())
     assert response.status_code == 200 and response.json() == {"outcome": "skipped", "reason": "moved", "channel": ""}
     assert world.ledger(task.dedup_key)["reason"] == "moved"
@@ -178,21 +182,31 @@ def test_patient_opted_out_of_everything_is_skipped(world, sandbox, stack):
     assert sandbox.messages() == []
 
 
-VALID = {"type": "appointment_reminder", "v": 1, "appointment_id": "appt-x", "clinic_id": "clinic-t",
-         "patient_id": "pat-x", "dedup_key": "appointment_reminder-" + "0" * 40, "send_at": "2026-11-25T14:30:00+00:00",
-         "appointment_start": "2026-11-26T14:30:00+00:00"}
+VALID = {
+    "type": "appointment_reminder",
+    "v": 1,
+    "appointment_id": "appt-x",
+    "clinic_id": "clinic-t",
+    "patient_id": "pat-x",
+    "dedup_key": "appointment_reminder-" + "0" * 40,
+    "send_at": "2026-11-25T14:30:00+00:00",
+    "appointment_start": "2026-11-26T14:30:00+00:00",
+}
 
 
-@pytest.mark.parametrize(("raw", "code"), [
-    (b"{not json", "malformed_json"),
-    (b'["a", "list"]', "malformed_json"),
-    (json.dumps({**VALID, "type": "teleport"}).encode(), "unknown_type"),
-    (json.dumps({k: v for k, v in VALID.items() if k != "appointment_id"}).encode(), "bad_payload"),
-    (json.dumps({**VALID, "appointment_id": 42}).encode(), "bad_payload"),
-    (json.dumps({**VALID, "v": 7}).encode(), "unsupported_version"),
-    (json.dumps({**VALID, "pad": "x" * 20000}).encode(), "oversized_body"),
-    (json.dumps({**VALID, "appointment_id": "does-not-exist"}).encode(), None),  # a skip, not a failure
-])
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        (b"{not json", "malformed_json"),
+        (b'["a", "list"]', "malformed_json"),
+        (json.dumps({**VALID, "type": "teleport"}).encode(), "unknown_type"),
+        (json.dumps({k: v for k, v in VALID.items() if k != "appointment_id"}).encode(), "bad_payload"),
+        (json.dumps({**VALID, "appointment_id": 42}).encode(), "bad_payload"),
+        (json.dumps({**VALID, "v": 7}).encode(), "unsupported_version"),
+        (json.dumps({**VALID, "pad": "x" * 20000}).encode(), "oversized_body"),
+        (json.dumps({**VALID, "appointment_id": "does-not-exist"}).encode(), None),  # a skip, not a failure
+    ],
+)
 def test_malformed_input_is_recorded_and_acknowledged(world, stack, raw, code):
     response = post(stack, None, raw=raw)
     assert response.status_code == 200
@@ -219,8 +233,12 @@ def test_unauthenticated_requests_are_refused_when_auth_is_on(world, sandbox, mo
         task = world.task(world.appointment(world.patient()))
         client = app.test_client()
         no_token = client.post("/", data=json.dumps(task.to_json()), content_type="application/json")
-        bad_token = client.post("/", data=json.dumps(task.to_json()), content_type="application/json",
-                                headers={"Authorization": "Bearer not-a-token"})
+        bad_token = client.post(
+            "/",
+            data=json.dumps(task.to_json()),
+            content_type="application/json",
+            headers={"Authorization": "Bearer not-a-token"},
+        )
     finally:
         settings.settings.cache_clear()
     assert no_token.status_code == 401 and bad_token.status_code == 401
@@ -233,8 +251,11 @@ def test_handler_logs_hold_no_patient_contact_details_or_names(world, sandbox, s
     sandbox.fault(channel="sms", kind="twilio_code", code=21211, to=world.phones[-1])
     for patient in patients:
         post(stack, world.task(world.appointment(patient)).to_json())
-    logs = "".join(path.read_text(errors="replace") for path in (stack.state_dir / "logs").glob("*.log")
-                   if path.stem in ("task-handler", "twilio-status", "reminder-fanout", "appointment-events"))
+    logs = "".join(
+        path.read_text(errors="replace")
+        for path in (stack.state_dir / "logs").glob("*.log")
+        if path.stem in ("task-handler", "twilio-status", "reminder-fanout", "appointment-events")
+    )
     assert logs, "the functions wrote no logs"
     for secret in world.phones + world.emails + world.names:
         assert secret not in logs, "PHI in the function logs"

@@ -21,19 +21,28 @@ from shared.tasks.auth import TaskAuthenticator
 
 AUDIENCE = "https://handler.example.com/"
 CALLER = "tasks@p.iam.gserviceaccount.com"
-SETTINGS = Settings.from_env({"GOOGLE_CLOUD_PROJECT": "p", "TASKS_LOCATION": "l", "TASK_HANDLER_URL": AUDIENCE,
-                              "TASKS_SERVICE_ACCOUNT": CALLER})
+SETTINGS = Settings.from_env(
+    {"GOOGLE_CLOUD_PROJECT": "p", "TASKS_LOCATION": "l", "TASK_HANDLER_URL": AUDIENCE, "TASKS_SERVICE_ACCOUNT": CALLER}
+)
 
 
 def _key_and_cert(name: str) -> tuple[bytes, str]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = dt.datetime.now(dt.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=1)).sign(key, hashes.SHA256()))
-    private_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    private_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     return private_pem, cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
@@ -61,8 +70,15 @@ def google_keys():
 
 def token(signer, **overrides) -> str:
     now = int(time.time())
-    claims = {"iss": "https://accounts.google.com", "aud": AUDIENCE, "email": CALLER, "email_verified": True,
-              "iat": now, "exp": now + 300, "sub": "1234"}
+    claims = {
+        "iss": "https://accounts.google.com",
+        "aud": AUDIENCE,
+        "email": CALLER,
+        "email_verified": True,
+        "iat": now,
+        "exp": now + 300,
+        "sub": "1234",
+    }
     claims.update(overrides)
     return jwt.encode(signer, claims).decode()
 
@@ -84,11 +100,14 @@ def test_missing_or_garbled_tokens_are_401(google_keys, headers):
     assert not caught.value.forbidden
 
 
-@pytest.mark.parametrize("overrides", [
-    {"aud": "https://someone-else.example.com/"},
-    {"exp": int(time.time()) - 600, "iat": int(time.time()) - 900},
-    {"iss": "https://evil.example.com"},
-])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"aud": "https://someone-else.example.com/"},
+        {"exp": int(time.time()) - 600, "iat": int(time.time()) - 900},
+        {"iss": "https://evil.example.com"},
+    ],
+)
 def test_wrong_audience_expired_or_foreign_issuer_is_401(google_keys, overrides):
     signer, certs_url = google_keys
     with pytest.raises(Unauthorized):
@@ -110,7 +129,14 @@ def test_another_service_account_is_403(google_keys):
 
 
 def test_the_emulator_switch_does_nothing_off_the_emulator(google_keys):
-    production = Settings.from_env({"GOOGLE_CLOUD_PROJECT": "p", "TASKS_LOCATION": "l", "TASK_HANDLER_URL": AUDIENCE,
-                                    "TASKS_SERVICE_ACCOUNT": CALLER, "ALLOW_UNAUTHENTICATED_TASKS_ON_EMULATOR": "1"})
+    production = Settings.from_env(
+        {
+            "GOOGLE_CLOUD_PROJECT": "p",
+            "TASKS_LOCATION": "l",
+            "TASK_HANDLER_URL": AUDIENCE,
+            "TASKS_SERVICE_ACCOUNT": CALLER,
+            "ALLOW_UNAUTHENTICATED_TASKS_ON_EMULATOR": "1",
+        }
+    )
     with pytest.raises(Unauthorized):
         TaskAuthenticator(production, certs_url=google_keys[1]).verify({})

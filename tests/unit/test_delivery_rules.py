@@ -16,8 +16,16 @@ from shared.platform.errors import PermanentError, RetryableError
 UTC = timezone.utc
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 START = datetime(2026, 11, 26, 14, 30, tzinfo=UTC)
-CLINIC = Clinic.from_doc("c1", {"name": "Glow", "timezone": "America/New_York", "phone": "+12125550142",
-                                "sms_from": "+12125550100", "email_from": "hello@glow.example.com"})
+CLINIC = Clinic.from_doc(
+    "c1",
+    {
+        "name": "Glow",
+        "timezone": "America/New_York",
+        "phone": "+12125550142",
+        "sms_from": "+12125550100",
+        "email_from": "hello@glow.example.com",
+    },
+)
 
 
 def patient(**fields):
@@ -27,15 +35,28 @@ def patient(**fields):
 
 
 def appointment(**fields):
-    doc = {"clinic_id": "c1", "patient_id": "p1", "service_name": "Botox", "status": "booked", "start": START,
-           "end": START + timedelta(hours=1)}
+    doc = {
+        "clinic_id": "c1",
+        "patient_id": "p1",
+        "service_name": "Botox",
+        "status": "booked",
+        "start": START,
+        "end": START + timedelta(hours=1),
+    }
     doc.update(fields)
     return Appointment.from_doc("a1", doc)
 
 
 def task(kind="appointment_reminder", start=START, **fields):
-    values = {"type": kind, "appointment_id": "a1", "clinic_id": "c1", "patient_id": "p1", "dedup_key": "k",
-              "send_at": start - timedelta(hours=24), "appointment_start": start}
+    values = {
+        "type": kind,
+        "appointment_id": "a1",
+        "clinic_id": "c1",
+        "patient_id": "p1",
+        "dedup_key": "k",
+        "send_at": start - timedelta(hours=24),
+        "appointment_start": start,
+    }
     values.update(fields)
     return AppointmentTask(**values)
 
@@ -59,8 +80,7 @@ def test_opt_outs_and_missing_contacts_remove_channels():
         (task(), appointment(status="cancelled"), "cancelled"),
         (task(), appointment(status="no_show"), "status_no_show"),
         (task(), appointment(start=START + timedelta(hours=2), end=START + timedelta(hours=3)), "moved"),
-        (task(start=NOW - timedelta(hours=1)),
-         appointment(start=NOW - timedelta(hours=1), end=NOW), "past"),
+        (task(start=NOW - timedelta(hours=1)), appointment(start=NOW - timedelta(hours=1), end=NOW), "past"),
         (task("booking_confirmation"), appointment(status="confirmed"), "already_confirmed"),
         (task("booking_confirmation"), appointment(status="booked"), None),
         (task("followup"), appointment(status="completed"), None),
@@ -77,14 +97,17 @@ def test_a_task_for_another_patient_is_a_permanent_error():
     assert caught.value.code == "payload_mismatch"
 
 
-@pytest.mark.parametrize(("status", "code", "kind", "detail"), [
-    (400, 21211, RecipientRejected, "invalid_number"),
-    (400, 21610, RecipientRejected, "sms_opted_out"),
-    (400, 21614, RecipientRejected, "not_mobile"),
-    (429, 20429, RetryableError, "twilio_throttled"),
-    (500, 20500, RetryableError, "twilio_unavailable"),
-    (400, 21602, PermanentError, "twilio_21602"),
-])
+@pytest.mark.parametrize(
+    ("status", "code", "kind", "detail"),
+    [
+        (400, 21211, RecipientRejected, "invalid_number"),
+        (400, 21610, RecipientRejected, "sms_opted_out"),
+        (400, 21614, RecipientRejected, "not_mobile"),
+        (429, 20429, RetryableError, "twilio_throttled"),
+        (500, 20500, RetryableError, "twilio_unavailable"),
+        (400, 21602, PermanentError, "twilio_21602"),
+    ],
+)
 def test_twilio_answers_are_classified(status, code, kind, detail):
     error = classify_twilio(status, code)
     assert type(error) is kind and error.code == detail

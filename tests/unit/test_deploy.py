@@ -31,8 +31,11 @@ PROJECT = "medspa-prod-1"
 PROJECT_NUMBER = "123456789012"  # what the fake's `projects describe` reports
 REGION = "us-central1"
 SETTINGS = {"PROJECT_ID": PROJECT, "REGION": REGION, "TWILIO_MPS": "7", "FIRESTORE_LOCATION": "nam5"}
-SECRETS = {"TWILIO_ACCOUNT_SID": "twilio-account-sid", "TWILIO_AUTH_TOKEN": "twilio-auth-token",
-           "SENDGRID_API_KEY": "sendgrid-api-key"}
+SECRETS = {
+    "TWILIO_ACCOUNT_SID": "twilio-account-sid",
+    "TWILIO_AUTH_TOKEN": "twilio-auth-token",
+    "SENDGRID_API_KEY": "sendgrid-api-key",
+}
 ENTRY_POINTS = FUNCTIONS
 HTTP = [entry for entry in ENTRY_POINTS if entry.signature == "http"]
 EVENTS = [entry for entry in ENTRY_POINTS if entry.signature != "http"]
@@ -70,11 +73,25 @@ class Deployment:
 
     def run(self, *args: str, settings: dict[str, str] | None = None, **extra: str) -> subprocess.CompletedProcess:
         self.log.unlink(missing_ok=True)
-        env = {"PATH": f"{FAKE_GCLOUD_DIR}{os.pathsep}{os.environ['PATH']}", "HOME": str(self.repo.parent),
-               "TMPDIR": str(self.repo.parent), "PYTHON": sys.executable, "FAKE_GCLOUD_LOG": str(self.log),
-               "FAKE_GCLOUD_STATE": str(self.state), **(SETTINGS if settings is None else settings), **extra}
-        return subprocess.run(["bash", str(self.repo / "deploy.sh"), *args], cwd=self.repo, env=env,
-                              capture_output=True, text=True, timeout=60, check=False)
+        env = {
+            "PATH": f"{FAKE_GCLOUD_DIR}{os.pathsep}{os.environ['PATH']}",
+            "HOME": str(self.repo.parent),
+            "TMPDIR": str(self.repo.parent),
+            "PYTHON": sys.executable,
+            "FAKE_GCLOUD_LOG": str(self.log),
+            "FAKE_GCLOUD_STATE": str(self.state),
+            **(SETTINGS if settings is None else settings),
+            **extra,
+        }
+        return subprocess.run(
+            ["bash", str(self.repo / "deploy.sh"), *args],
+            cwd=self.repo,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
 
     def calls(self) -> list[list[str]]:
         if not self.log.exists():
@@ -176,9 +193,14 @@ def env_vars(deploy_flags: dict[str, str]) -> dict[str, str]:
     return dict(pair.split("=", 1) for pair in deploy_flags["set-env-vars"].split(","))
 
 
-_BINDING_KINDS = {("projects",): "project", ("secrets",): "secret", ("tasks", "queues"): "queue",
-                  ("iam", "service-accounts"): "service-account", ("pubsub", "topics"): "topic",
-                  ("pubsub", "subscriptions"): "subscription"}
+_BINDING_KINDS = {
+    ("projects",): "project",
+    ("secrets",): "secret",
+    ("tasks", "queues"): "queue",
+    ("iam", "service-accounts"): "service-account",
+    ("pubsub", "topics"): "topic",
+    ("pubsub", "subscriptions"): "subscription",
+}
 
 
 def bindings(calls: list[list[str]]) -> set[tuple[str, str, str, str]]:
@@ -219,14 +241,20 @@ def test_first_deploy_succeeds(two_runs: TwoRuns) -> None:
 
 def test_steps_run_in_the_documented_order(two_runs: TwoRuns) -> None:
     calls = two_runs.first_calls
-    order = [first_index(calls, "services", "enable"), first_index(calls, "iam", "service-accounts", "create"),
-             first_index(calls, "secrets", "create"), first_index(calls, "tasks", "queues", "create"),
-             first_index(calls, "pubsub", "topics", "create"),
-             first_index(calls, "pubsub", "subscriptions", "create"),
-             first_index(calls, "scheduler", "jobs", "create"),
-             first_index(calls, "firestore", "indexes", "composite", "create"),
-             first_index(calls, "functions", "deploy"), first_index(calls, "functions", "add-invoker-policy-binding"),
-             first_index(calls, "projects", "describe"), first_index(calls, "pubsub", "subscriptions", "update")]
+    order = [
+        first_index(calls, "services", "enable"),
+        first_index(calls, "iam", "service-accounts", "create"),
+        first_index(calls, "secrets", "create"),
+        first_index(calls, "tasks", "queues", "create"),
+        first_index(calls, "pubsub", "topics", "create"),
+        first_index(calls, "pubsub", "subscriptions", "create"),
+        first_index(calls, "scheduler", "jobs", "create"),
+        first_index(calls, "firestore", "indexes", "composite", "create"),
+        first_index(calls, "functions", "deploy"),
+        first_index(calls, "functions", "add-invoker-policy-binding"),
+        first_index(calls, "projects", "describe"),
+        first_index(calls, "pubsub", "subscriptions", "update"),
+    ]
     assert order == sorted(order)
 
 
@@ -234,15 +262,32 @@ def test_every_required_api_is_enabled_first(two_runs: TwoRuns) -> None:
     enable = two_runs.first_calls[0]
     assert words(enable)[:2] == ["services", "enable"]
     apis = {api.split(".")[0] for api in words(enable)[2:]}
-    assert apis == {"cloudfunctions", "run", "cloudbuild", "artifactregistry", "cloudtasks", "pubsub",
-                    "cloudscheduler", "firestore", "secretmanager", "eventarc", "iam", "logging"}
+    assert apis == {
+        "cloudfunctions",
+        "run",
+        "cloudbuild",
+        "artifactregistry",
+        "cloudtasks",
+        "pubsub",
+        "cloudscheduler",
+        "firestore",
+        "secretmanager",
+        "eventarc",
+        "iam",
+        "logging",
+    }
 
 
 def test_one_service_account_per_function_plus_tasks_and_events_invokers(two_runs: TwoRuns) -> None:
     created = {words(call)[3] for call in matching(two_runs.first_calls, "iam", "service-accounts", "create")}
     assert created == {"tasks-invoker", "events-invoker", *(f"fn-{entry.name}" for entry in ENTRY_POINTS)}
-    assert {"fn-task-handler", "fn-twilio-status", "fn-retry-sweep", "fn-reminder-fanout",
-            "fn-appointment-events"} <= created
+    assert {
+        "fn-task-handler",
+        "fn-twilio-status",
+        "fn-retry-sweep",
+        "fn-reminder-fanout",
+        "fn-appointment-events",
+    } <= created
     assert all(len(account) <= 30 for account in created)
 
 
@@ -260,16 +305,22 @@ def test_the_functions_hold_these_roles_and_no_others(two_runs: TwoRuns) -> None
     act_as = ("service-account", sa("tasks-invoker"), "roles/iam.serviceAccountUser")
     accessor = "roles/secretmanager.secretAccessor"
     assert held_by(calls, f"serviceAccount:{fn_sa('task-handler')}") == {
-        datastore, *(("secret", name, accessor) for name in SECRETS.values())}
+        datastore,
+        *(("secret", name, accessor) for name in SECRETS.values()),
+    }
     assert held_by(calls, f"serviceAccount:{fn_sa('twilio-status')}") == {
-        datastore, ("secret", "twilio-auth-token", accessor)}
+        datastore,
+        ("secret", "twilio-auth-token", accessor),
+    }
     for name in ("reminder-fanout", "appointment-events", "retry-sweep"):
         assert held_by(calls, f"serviceAccount:{fn_sa(name)}") == {datastore, *enqueue, act_as}, name
 
 
 def test_project_level_roles_are_only_datastore_user_for_function_accounts(two_runs: TwoRuns) -> None:
-    project = {(flags(call)["member"], flags(call)["role"])
-               for call in matching(two_runs.first_calls, "projects", "add-iam-policy-binding", PROJECT)}
+    project = {
+        (flags(call)["member"], flags(call)["role"])
+        for call in matching(two_runs.first_calls, "projects", "add-iam-policy-binding", PROJECT)
+    }
     assert project == {(f"serviceAccount:{fn_sa(entry.name)}", "roles/datastore.user") for entry in ENTRY_POINTS}
 
 
@@ -277,23 +328,30 @@ def test_only_the_task_creators_may_act_as_the_tasks_invoker(two_runs: TwoRuns) 
     act_as = matching(two_runs.first_calls, "iam", "service-accounts", "add-iam-policy-binding")
     assert {(words(c)[3], flags(c)["member"], flags(c)["role"]) for c in act_as} == {
         (sa("tasks-invoker"), f"serviceAccount:{fn_sa(name)}", "roles/iam.serviceAccountUser")
-        for name in ("reminder-fanout", "appointment-events", "retry-sweep")}
+        for name in ("reminder-fanout", "appointment-events", "retry-sweep")
+    }
 
 
 def test_secrets_are_created_empty_and_readable_only_by_the_functions_that_map_them(two_runs: TwoRuns) -> None:
     calls = two_runs.first_calls
     assert {words(c)[2] for c in matching(calls, "secrets", "create")} == set(SECRETS.values())
     assert not [c for c in matching(calls, "secrets", "create") if "data-file" in flags(c)]
-    access = {(words(c)[2], flags(c)["member"], flags(c)["role"])
-              for c in matching(calls, "secrets", "add-iam-policy-binding")}
+    access = {
+        (words(c)[2], flags(c)["member"], flags(c)["role"])
+        for c in matching(calls, "secrets", "add-iam-policy-binding")
+    }
     accessor = "roles/secretmanager.secretAccessor"
     assert access == {(name, f"serviceAccount:{fn_sa('task-handler')}", accessor) for name in SECRETS.values()} | {
-        ("twilio-auth-token", f"serviceAccount:{fn_sa('twilio-status')}", accessor)}
+        ("twilio-auth-token", f"serviceAccount:{fn_sa('twilio-status')}", accessor)
+    }
 
 
 def test_twilio_status_may_read_only_the_auth_token(two_runs: TwoRuns) -> None:
-    readable = {words(c)[2] for c in matching(two_runs.first_calls, "secrets", "add-iam-policy-binding")
-                if flags(c)["member"] == f"serviceAccount:{fn_sa('twilio-status')}"}
+    readable = {
+        words(c)[2]
+        for c in matching(two_runs.first_calls, "secrets", "add-iam-policy-binding")
+        if flags(c)["member"] == f"serviceAccount:{fn_sa('twilio-status')}"
+    }
     assert readable == {"twilio-auth-token"}
 
 
@@ -322,14 +380,18 @@ def test_enqueue_rights_per_queue_for_the_fanouts_and_the_sweep_only(two_runs: T
     enqueue = matching(two_runs.first_calls, "tasks", "queues", "add-iam-policy-binding")
     assert {(words(c)[3], flags(c)["member"], flags(c)["role"]) for c in enqueue} == {
         (queue, f"serviceAccount:{fn_sa(name)}", "roles/cloudtasks.enqueuer")
-        for queue in REMINDER_QUEUES for name in ("reminder-fanout", "appointment-events", "retry-sweep")}
+        for queue in REMINDER_QUEUES
+        for name in ("reminder-fanout", "appointment-events", "retry-sweep")
+    }
 
 
 def test_topics_and_scheduler_jobs_with_pubsub_targets(two_runs: TwoRuns) -> None:
     calls = two_runs.first_calls
     triggers = {"reminders-tick", "appointment-events", "failed-tasks-sweep"}
     assert {words(c)[3] for c in matching(calls, "pubsub", "topics", "create")} == {
-        *triggers, *(resources.dead_letter_topic(t) for t in triggers)}
+        *triggers,
+        *(resources.dead_letter_topic(t) for t in triggers),
+    }
     jobs = {words(c)[4]: flags(c) for c in matching(calls, "scheduler", "jobs", "create", "pubsub")}
     assert {name: (job["topic"], json.loads(job["message-body"])) for name, job in jobs.items()} == {
         "reminders-tick": ("reminders-tick", {}),
@@ -345,8 +407,13 @@ def test_topics_and_scheduler_jobs_with_pubsub_targets(two_runs: TwoRuns) -> Non
 def test_nothing_is_made_for_a_queue_topic_or_job_no_registered_function_uses(two_runs: TwoRuns) -> None:
     calls = two_runs.first_calls
     made = {" ".join(words(c)) for c in calls if "create" in words(c)}
-    for unused in ("tasks queues create waitlist", "tasks queues create reports", "pubsub topics create reports-tick",
-                   "scheduler jobs create pubsub reports-daily", "scheduler jobs create pubsub reports-weekly"):
+    for unused in (
+        "tasks queues create waitlist",
+        "tasks queues create reports",
+        "pubsub topics create reports-tick",
+        "scheduler jobs create pubsub reports-daily",
+        "scheduler jobs create pubsub reports-weekly",
+    ):
         assert not [line for line in made if line.startswith(unused)], unused
     assert not [c for c in calls if "reports-tick" in " ".join(c) or "waitlist" in words(c)]
     assert "no job reports-daily: no deployed function is triggered by topic reports-tick" in two_runs.first.stdout
@@ -355,13 +422,21 @@ def test_nothing_is_made_for_a_queue_topic_or_job_no_registered_function_uses(tw
 def test_firestore_indexes_from_the_file_and_ttl_on_the_ledger(two_runs: TwoRuns) -> None:
     calls = two_runs.first_calls
     spec = json.loads((REPO / "firestore.indexes.json").read_text())
-    created = [(flags(c)["collection-group"], [a for a in c if a.startswith("--field-config=")])
-               for c in matching(calls, "firestore", "indexes", "composite", "create")]
-    assert created == [(index["collectionGroup"],
-                        [f"--field-config=field-path={f['fieldPath']},order={f['order'].lower()}"
-                         for f in index["fields"]]) for index in spec["indexes"]]
-    assert ("appointments", ["--field-config=field-path=clinic_id,order=ascending",
-                             "--field-config=field-path=start,order=ascending"]) in created
+    created = [
+        (flags(c)["collection-group"], [a for a in c if a.startswith("--field-config=")])
+        for c in matching(calls, "firestore", "indexes", "composite", "create")
+    ]
+    assert created == [
+        (
+            index["collectionGroup"],
+            [f"--field-config=field-path={f['fieldPath']},order={f['order'].lower()}" for f in index["fields"]],
+        )
+        for index in spec["indexes"]
+    ]
+    assert (
+        "appointments",
+        ["--field-config=field-path=clinic_id,order=ascending", "--field-config=field-path=start,order=ascending"],
+    ) in created
     ttl_updates = matching(calls, "firestore", "fields", "ttls", "update")
     ttls = {(words(c)[4], flags(c)["collection-group"]) for c in ttl_updates}
     assert ttls == {("expire_at", "notifications"), ("expire_at", "claims")}
@@ -378,7 +453,10 @@ def test_every_function_is_gen2_python312_with_its_own_account_and_its_resources
             assert deploy["service-account"] == fn_sa(entry.name)
             assert Path(deploy["source"]).name == entry.folder
             assert (deploy["memory"], deploy["cpu"], deploy["timeout"]) == (
-                entry.memory, entry.cpu, f"{entry.timeout_seconds}s")
+                entry.memory,
+                entry.cpu,
+                f"{entry.timeout_seconds}s",
+            )
     (fanout,) = deploys(two_runs.first_calls, "reminder-fanout")
     assert (fanout["memory"], fanout["cpu"], fanout["timeout"]) == ("512Mi", "0.333", "540s")
 
@@ -386,8 +464,9 @@ def test_every_function_is_gen2_python312_with_its_own_account_and_its_resources
 def test_ingress_is_internal_only_except_for_the_public_webhook(two_runs: TwoRuns) -> None:
     for call in matching(two_runs.first_calls, "functions", "deploy"):
         name, ingress = words(call)[2], [arg for arg in call if arg.startswith("--ingress-settings")]
-        assert ingress == (["--ingress-settings=all"] if name == "twilio-status"
-                           else ["--ingress-settings=internal-only"]), name
+        assert ingress == (
+            ["--ingress-settings=all"] if name == "twilio-status" else ["--ingress-settings=internal-only"]
+        ), name
     for entry in EVENTS:
         (deploy,) = deploys(two_runs.first_calls, entry.name)
         assert "allow-unauthenticated" not in deploy
@@ -439,14 +518,19 @@ def test_http_functions_are_created_first_then_everyone_gets_their_urls(two_runs
         assert env["QUEUE_EMAIL"] == "reminders-email"
         assert env["QUEUE_MAX_ATTEMPTS"] == "8"
     assert {name: len(deploys(calls, name)) for name in final_env} == {
-        entry.name: 2 if entry.signature == "http" else 1 for entry in ENTRY_POINTS}
+        entry.name: 2 if entry.signature == "http" else 1 for entry in ENTRY_POINTS
+    }
 
 
 def test_invokers_are_the_tasks_account_for_the_handler_and_the_events_account_for_events(two_runs: TwoRuns) -> None:
-    invokers = {(words(c)[2], flags(c)["member"])
-                for c in matching(two_runs.first_calls, "functions", "add-invoker-policy-binding")}
-    assert invokers == {("task-handler", f"serviceAccount:{sa('tasks-invoker')}"),
-                        *((entry.name, f"serviceAccount:{sa('events-invoker')}") for entry in EVENTS)}
+    invokers = {
+        (words(c)[2], flags(c)["member"])
+        for c in matching(two_runs.first_calls, "functions", "add-invoker-policy-binding")
+    }
+    assert invokers == {
+        ("task-handler", f"serviceAccount:{sa('tasks-invoker')}"),
+        *((entry.name, f"serviceAccount:{sa('events-invoker')}") for entry in EVENTS),
+    }
 
 
 def test_each_trigger_topic_has_a_dead_letter_topic_with_a_review_subscription(two_runs: TwoRuns) -> None:
@@ -461,14 +545,18 @@ def test_each_trigger_topic_has_a_dead_letter_topic_with_a_review_subscription(t
         assert review["message-retention-duration"] == "7d"
         assert review["expiration-period"] == "never"
         assert first_index(calls, "pubsub", "topics", "create", dead) < first_index(
-            calls, "pubsub", "subscriptions", "create", f"{dead}-review")
+            calls, "pubsub", "subscriptions", "create", f"{dead}-review"
+        )
     assert len(reviews) == len({entry.topic for entry in EVENTS})
 
 
 def test_each_trigger_subscription_dead_letters_after_the_configured_attempts(two_runs: TwoRuns) -> None:
     calls = two_runs.first_calls
-    updates = {words(c)[3]: (i, flags(c)) for i, c in enumerate(calls)
-               if words(c)[:3] == ["pubsub", "subscriptions", "update"] and "dead-letter-topic" in flags(c)}
+    updates = {
+        words(c)[3]: (i, flags(c))
+        for i, c in enumerate(calls)
+        if words(c)[:3] == ["pubsub", "subscriptions", "update"] and "dead-letter-topic" in flags(c)
+    }
     assert set(updates) == {fake_trigger_subscription(entry.name) for entry in EVENTS}
     for entry in EVENTS:
         at, update = updates[fake_trigger_subscription(entry.name)]
@@ -476,10 +564,17 @@ def test_each_trigger_subscription_dead_letters_after_the_configured_attempts(tw
         assert update["max-delivery-attempts"] == "10"
         assert (update["min-retry-delay"], update["max-retry-delay"]) == ("10s", "600s")
         # the subscription is looked up from the deployed function's Eventarc trigger
-        lookup = next(i for i, c in enumerate(calls) if words(c)[:3] == ["functions", "describe", entry.name]
-                      and flags(c).get("format") == "value(eventTrigger.trigger)")
-        trigger = next(i for i, c in enumerate(calls) if words(c)[:4] == [
-            "eventarc", "triggers", "describe", f"{entry.name}-731295"])
+        lookup = next(
+            i
+            for i, c in enumerate(calls)
+            if words(c)[:3] == ["functions", "describe", entry.name]
+            and flags(c).get("format") == "value(eventTrigger.trigger)"
+        )
+        trigger = next(
+            i
+            for i, c in enumerate(calls)
+            if words(c)[:4] == ["eventarc", "triggers", "describe", f"{entry.name}-731295"]
+        )
         assert flags(calls[trigger])["location"] == REGION
         assert flags(calls[trigger])["format"] == "value(transport.pubsub.subscription)"
         assert first_index(calls, "functions", "deploy", entry.name) < lookup < trigger < at
@@ -490,7 +585,8 @@ def test_the_pubsub_service_agent_may_forward_dead_letters_and_nothing_else(two_
     assert flags(matching(calls, "projects", "describe", PROJECT)[0])["format"] == "value(projectNumber)"
     assert held_by(calls, PUBSUB_AGENT) == {
         *(("topic", f"{entry.topic}-dead-letter", "roles/pubsub.publisher") for entry in EVENTS),
-        *(("subscription", fake_trigger_subscription(entry.name), "roles/pubsub.subscriber") for entry in EVENTS)}
+        *(("subscription", fake_trigger_subscription(entry.name), "roles/pubsub.subscriber") for entry in EVENTS),
+    }
 
 
 def test_the_urls_for_twilio_and_the_dead_letter_reviews_are_printed(two_runs: TwoRuns) -> None:
@@ -506,10 +602,13 @@ def test_each_staged_source_has_main_requirements_and_an_importable_shared(two_r
         source = two_runs.deployment.repo / "functions" / folder
         assert (staged / "main.py").read_text() == (source / "main.py").read_text()
         assert (staged / "requirements.txt").read_text() == (source / "requirements.txt").read_text()
-        probe = ("import main, shared, shared.platform.settings; from pathlib import Path; "
-                 "print(Path(shared.__file__).resolve().parent.parent)")
-        result = subprocess.run([sys.executable, "-c", probe], cwd=staged, env=env, capture_output=True,
-                                text=True, timeout=60, check=False)
+        probe = (
+            "import main, shared, shared.platform.settings; from pathlib import Path; "
+            "print(Path(shared.__file__).resolve().parent.parent)"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", probe], cwd=staged, env=env, capture_output=True, text=True, timeout=60, check=False
+        )
         assert result.returncode == 0, result.stderr
         assert Path(result.stdout.strip()) == staged.resolve()
 
@@ -524,14 +623,19 @@ def test_second_run_updates_in_place(two_runs: TwoRuns) -> None:
     assert creates == []
     assert {words(c)[3] for c in matching(calls, "tasks", "queues", "update")} == REMINDER_QUEUES
     assert {words(c)[4] for c in matching(calls, "scheduler", "jobs", "update", "pubsub")} == {
-        "reminders-tick", "failed-tasks-sweep"}
+        "reminders-tick",
+        "failed-tasks-sweep",
+    }
     assert matching(calls, "firestore", "fields", "ttls", "update") == []
     assert {entry.name: len(deploys(calls, entry.name)) for entry in ENTRY_POINTS} == {
-        entry.name: 1 for entry in ENTRY_POINTS}
+        entry.name: 1 for entry in ENTRY_POINTS
+    }
     assert env_vars(deploys(calls, "reminder-fanout")[0])["TASK_HANDLER_URL"] == fake_url("task-handler")
     updated = {words(c)[3] for c in matching(calls, "pubsub", "subscriptions", "update")}
-    assert updated == {*(f"{entry.topic}-dead-letter-review" for entry in EVENTS),
-                       *(fake_trigger_subscription(entry.name) for entry in EVENTS)}
+    assert updated == {
+        *(f"{entry.topic}-dead-letter-review" for entry in EVENTS),
+        *(fake_trigger_subscription(entry.name) for entry in EVENTS),
+    }
     assert bindings(calls) == bindings(two_runs.first_calls)
 
 
@@ -542,9 +646,10 @@ def test_a_new_registry_row_brings_its_queue_topic_jobs_and_exact_roles(deployme
     deployment.add_functions(
         'Function("report-builder", "report_builder", "build_reports", topic=r.TOPIC_REPORTS_TICK, '
         'enqueues=(r.QUEUE_REPORTS,), publishes=(r.TOPIC_APPOINTMENT_EVENTS,), memory="1Gi", cpu="1", '
-        'timeout_seconds=300, local_slot=9)',
+        "timeout_seconds=300, local_slot=9)",
         'Function("waitlist-inbound", "waitlist", "inbound_sms", public=True, secrets=(SECRET_TWILIO_TOKEN,), '
-        'enqueues=(r.QUEUE_WAITLIST,), local_slot=10)')
+        "enqueues=(r.QUEUE_WAITLIST,), local_slot=10)",
+    )
     deployment.write_stub("report_builder", "build_reports", "cloud_event")
     deployment.write_stub("waitlist", "inbound_sms", "http")
     result = deployment.run()
@@ -553,53 +658,93 @@ def test_a_new_registry_row_brings_its_queue_topic_jobs_and_exact_roles(deployme
     queues = {words(c)[3]: flags(c) for c in matching(calls, "tasks", "queues", "create")}
     assert set(queues) == {*REMINDER_QUEUES, "waitlist", "reports"}
     assert (queues["waitlist"]["max-dispatches-per-second"], queues["waitlist"]["max-concurrent-dispatches"]) == (
-        "1", "2")
+        "1",
+        "2",
+    )
     assert (queues["reports"]["max-dispatches-per-second"], queues["reports"]["max-concurrent-dispatches"]) == (
-        "5", "5")
+        "5",
+        "5",
+    )
     jobs = {words(c)[4]: flags(c) for c in matching(calls, "scheduler", "jobs", "create", "pubsub")}
     assert json.loads(jobs["reports-daily"]["message-body"]) == {"period": "daily"}
     assert json.loads(jobs["reports-weekly"]["message-body"]) == {"period": "weekly"}
     assert jobs["reports-weekly"]["schedule"] == "0 7 * * 1"
     assert {"reports-tick", "reports-tick-dead-letter"} <= {
-        words(c)[3] for c in matching(calls, "pubsub", "topics", "create")}
-    report_builder = Function("report-builder", "report_builder", "build_reports", topic="reports-tick",
-                              enqueues=("reports",), publishes=("appointment-events",))
+        words(c)[3] for c in matching(calls, "pubsub", "topics", "create")
+    }
+    report_builder = Function(
+        "report-builder",
+        "report_builder",
+        "build_reports",
+        topic="reports-tick",
+        enqueues=("reports",),
+        publishes=("appointment-events",),
+    )
     assert held_by(calls, f"serviceAccount:{fn_sa('report-builder')}") == expected_roles(report_builder)
-    waitlist = Function("waitlist-inbound", "waitlist", "inbound_sms", secrets=("TWILIO_AUTH_TOKEN",),
-                        enqueues=("waitlist",))
+    waitlist = Function(
+        "waitlist-inbound", "waitlist", "inbound_sms", secrets=("TWILIO_AUTH_TOKEN",), enqueues=("waitlist",)
+    )
     assert held_by(calls, f"serviceAccount:{fn_sa('waitlist-inbound')}") == expected_roles(waitlist)
     # the sweep may now put a failed task back on every queue something feeds
     assert {q for kind, q, _ in held_by(calls, f"serviceAccount:{fn_sa('retry-sweep')}") if kind == "queue"} == {
-        *REMINDER_QUEUES, "waitlist", "reports"}
+        *REMINDER_QUEUES,
+        "waitlist",
+        "reports",
+    }
     (inbound,) = deploys(calls, "waitlist-inbound")[-1:]
     assert inbound["ingress-settings"] == "all" and "allow-unauthenticated" in inbound
     (builder,) = deploys(calls, "report-builder")
     assert (builder["memory"], builder["cpu"], builder["timeout"], builder["ingress-settings"]) == (
-        "1Gi", "1", "300s", "internal-only")
+        "1Gi",
+        "1",
+        "300s",
+        "internal-only",
+    )
     assert fake_trigger_subscription("report-builder") in {
-        words(c)[3] for c in matching(calls, "pubsub", "subscriptions", "update")}
+        words(c)[3] for c in matching(calls, "pubsub", "subscriptions", "update")
+    }
 
 
-@pytest.mark.parametrize(("row", "named"), [
-    ('Function("big-memory", "task_handler", "handle_task", memory="2Gi", cpu="0.5")',
-     "big-memory: memory 2Gi needs at least 1 vCPU"),
-    ('Function("tiny-cpu", "task_handler", "handle_task", memory="768Mi", cpu="0.333")',
-     "tiny-cpu: memory 768Mi needs at least 0.5 vCPU"),
-    ('Function("three-cpus", "task_handler", "handle_task", memory="4Gi", cpu="3")',
-     "three-cpus: cpu above 1 must be one of [1, 2, 4, 6, 8]"),
-    ('Function("four-cpus", "task_handler", "handle_task", memory="1Gi", cpu="4")',
-     "four-cpus: cpu 4 allows memory from 2048Mi to 16384Mi"),
-    ('Function("megabytes", "task_handler", "handle_task", memory="256MB")', "megabytes: memory must look like"),
-    ('Function("slow-event", "task_handler", "sweep_failed_tasks", topic=r.TOPIC_FAILED_TASKS_SWEEP, '
-     'timeout_seconds=600)', "slow-event: timeout_seconds must be 1 to 540"),
-    ('Function("a-function-name-that-is-too-long", "task_handler", "handle_task")',
-     "fn-a-function-name-that-is-too-long is 35 characters; IAM allows at most 30"),
-    ('Function("odd-queue", "task_handler", "handle_task", enqueues=("no-such-queue",))',
-     "odd-queue: queue 'no-such-queue' is not in shared/platform/resources.py QUEUES"),
-    ('Function("odd-secret", "task_handler", "handle_task", secrets=("STRIPE_KEY",))',
-     "odd-secret: secret 'STRIPE_KEY' is not in deploy/registry.py SECRETS"),
-    ('Function("task-handler", "task_handler", "handle_task")', "function task-handler is listed twice"),
-])
+@pytest.mark.parametrize(
+    ("row", "named"),
+    [
+        (
+            'Function("big-memory", "task_handler", "handle_task", memory="2Gi", cpu="0.5")',
+            "big-memory: memory 2Gi needs at least 1 vCPU",
+        ),
+        (
+            'Function("tiny-cpu", "task_handler", "handle_task", memory="768Mi", cpu="0.333")',
+            "tiny-cpu: memory 768Mi needs at least 0.5 vCPU",
+        ),
+        (
+            'Function("three-cpus", "task_handler", "handle_task", memory="4Gi", cpu="3")',
+            "three-cpus: cpu above 1 must be one of [1, 2, 4, 6, 8]",
+        ),
+        (
+            'Function("four-cpus", "task_handler", "handle_task", memory="1Gi", cpu="4")',
+            "four-cpus: cpu 4 allows memory from 2048Mi to 16384Mi",
+        ),
+        ('Function("megabytes", "task_handler", "handle_task", memory="256MB")', "megabytes: memory must look like"),
+        (
+            'Function("slow-event", "task_handler", "sweep_failed_tasks", topic=r.TOPIC_FAILED_TASKS_SWEEP, '
+            "timeout_seconds=600)",
+            "slow-event: timeout_seconds must be 1 to 540",
+        ),
+        (
+            'Function("a-function-name-that-is-too-long", "task_handler", "handle_task")',
+            "fn-a-function-name-that-is-too-long is 35 characters; IAM allows at most 30",
+        ),
+        (
+            'Function("odd-queue", "task_handler", "handle_task", enqueues=("no-such-queue",))',
+            "odd-queue: queue 'no-such-queue' is not in shared/platform/resources.py QUEUES",
+        ),
+        (
+            'Function("odd-secret", "task_handler", "handle_task", secrets=("STRIPE_KEY",))',
+            "odd-secret: secret 'STRIPE_KEY' is not in deploy/registry.py SECRETS",
+        ),
+        ('Function("task-handler", "task_handler", "handle_task")', "function task-handler is listed twice"),
+    ],
+)
 def test_an_invalid_registry_row_fails_before_any_gcloud_call(deployment: Deployment, row: str, named: str) -> None:
     deployment.add_functions(row)
     result = deployment.run()
@@ -616,31 +761,59 @@ def test_registry_problems_are_reported_with_the_settings_problems(deployment: D
     assert "big-memory" in result.stderr and "TWILIO_MPS" in result.stderr
 
 
-@pytest.mark.parametrize(("memory", "cpu"), [
-    ("128Mi", "0.083"), ("256Mi", "0.167"), ("512Mi", "0.333"), ("1Gi", "0.583"), ("1Gi", "0.5"), ("2Gi", "1"),
-    ("4Gi", "1"), ("8Gi", "2"), ("2Gi", "4"), ("16Gi", "4"), ("24Gi", "6"), ("32Gi", "8"), ("512Mi", "0.08"),
-])
+@pytest.mark.parametrize(
+    ("memory", "cpu"),
+    [
+        ("128Mi", "0.083"),
+        ("256Mi", "0.167"),
+        ("512Mi", "0.333"),
+        ("1Gi", "0.583"),
+        ("1Gi", "0.5"),
+        ("2Gi", "1"),
+        ("4Gi", "1"),
+        ("8Gi", "2"),
+        ("2Gi", "4"),
+        ("16Gi", "4"),
+        ("24Gi", "6"),
+        ("32Gi", "8"),
+        ("512Mi", "0.08"),
+    ],
+)
 def test_memory_and_cpu_pairs_cloud_run_accepts(memory: str, cpu: str) -> None:
     assert plan.resource_problems(Function("f", "f", "f", memory=memory, cpu=cpu)) == []
 
 
-@pytest.mark.parametrize(("memory", "cpu"), [
-    ("1Gi", "0.333"), ("2Gi", "0.5"), ("8Gi", "1"), ("16Gi", "2"), ("1Gi", "4"), ("2Gi", "6"), ("64Mi", "0.167"),
-    ("256Mi", "0.05"), ("256Mi", "1.5"), ("256Mi", "0.1667"), ("256Mi", "16"), ("0.5Gi", "1"), ("33Gi", "8"),
-])
+@pytest.mark.parametrize(
+    ("memory", "cpu"),
+    [
+        ("1Gi", "0.333"),
+        ("2Gi", "0.5"),
+        ("8Gi", "1"),
+        ("16Gi", "2"),
+        ("1Gi", "4"),
+        ("2Gi", "6"),
+        ("64Mi", "0.167"),
+        ("256Mi", "0.05"),
+        ("256Mi", "1.5"),
+        ("256Mi", "0.1667"),
+        ("256Mi", "16"),
+        ("0.5Gi", "1"),
+        ("33Gi", "8"),
+    ],
+)
 def test_memory_and_cpu_pairs_cloud_run_rejects(memory: str, cpu: str) -> None:
     assert plan.resource_problems(Function("f", "f", "f", memory=memory, cpu=cpu))
 
 
 def test_the_registry_as_committed_is_valid_and_json_still_has_what_the_local_stack_reads() -> None:
     assert plan.registry_problems(registry.FUNCTIONS, registry.QUEUES, registry.JOBS) == []
-    result = subprocess.run([sys.executable, "-m", "deploy.registry"], cwd=REPO, capture_output=True, text=True,
-                            timeout=60, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "deploy.registry"], cwd=REPO, capture_output=True, text=True, timeout=60, check=True
+    )
     rows = json.loads(result.stdout)["functions"]
     assert [row["name"] for row in rows] == [fn.name for fn in FUNCTIONS]
     for row, fn in zip(rows, FUNCTIONS, strict=True):
-        assert (row["signature"], row["account_id"], row["local_slot"]) == (fn.signature, fn.account_id,
-                                                                            fn.local_slot)
+        assert (row["signature"], row["account_id"], row["local_slot"]) == (fn.signature, fn.account_id, fn.local_slot)
 
 
 # --- dry run, validation, failures ------------------------------------------------------------------
@@ -660,8 +833,10 @@ def test_dry_run_runs_nothing_and_prints_runnable_commands(deployment: Deploymen
 
 
 def test_dry_run_shows_one_account_per_function_the_ingress_and_the_dead_letters(deployment: Deployment) -> None:
-    result = deployment.run("--dry-run", settings={"PROJECT_ID": PROJECT, "REGION": REGION, "TWILIO_MPS": "1",
-                                                   "DEAD_LETTER_MAX_ATTEMPTS": "25"})
+    result = deployment.run(
+        "--dry-run",
+        settings={"PROJECT_ID": PROJECT, "REGION": REGION, "TWILIO_MPS": "1", "DEAD_LETTER_MAX_ATTEMPTS": "25"},
+    )
     assert result.returncode == 0, result.stderr
     commands = [shlex.split(line) for line in result.stdout.splitlines() if line and not line.startswith("#")]
     accounts = [c[4] for c in commands if c[:4] == ["gcloud", "iam", "service-accounts", "create"]]
@@ -675,28 +850,32 @@ def test_dry_run_shows_one_account_per_function_the_ingress_and_the_dead_letters
     assert "--member=serviceAccount:service-PROJECT_NUMBER@gcp-sa-pubsub.iam.gserviceaccount.com" in result.stdout
 
 
-@pytest.mark.parametrize(("change", "named"), [
-    ({"PROJECT_ID": ""}, "PROJECT_ID"),
-    ({"PROJECT_ID": "My_Project"}, "PROJECT_ID"),
-    ({"REGION": "central"}, "REGION"),
-    ({"TWILIO_MPS": ""}, "TWILIO_MPS"),
-    ({"TWILIO_MPS": "fast"}, "TWILIO_MPS"),
-    ({"TWILIO_MPS": "0"}, "TWILIO_MPS"),
-    ({"QUEUE_MAX_ATTEMPTS": "many"}, "QUEUE_MAX_ATTEMPTS"),
-    ({"REMINDER_SCHEDULE": "0 10 * *"}, "REMINDER_SCHEDULE"),
-    ({"REPORT_SCHEDULE_WEEKLY": "every monday"}, "REPORT_SCHEDULE_WEEKLY"),
-    ({"SCHEDULER_TIME_ZONE": "EST5"}, "SCHEDULER_TIME_ZONE"),
-    ({"SCHEDULER_TIME_ZONE": "Mars/Olympus_Mons"}, "SCHEDULER_TIME_ZONE"),
-    ({"TWILIO_AUTH_TOKEN_SECRET": "bad name!"}, "TWILIO_AUTH_TOKEN_SECRET"),
-    ({"DEAD_LETTER_MAX_ATTEMPTS": "4"}, "DEAD_LETTER_MAX_ATTEMPTS must be a whole number from 5 to 100"),
-    ({"DEAD_LETTER_MAX_ATTEMPTS": "101"}, "DEAD_LETTER_MAX_ATTEMPTS"),
-    ({"DEAD_LETTER_MAX_ATTEMPTS": "ten"}, "DEAD_LETTER_MAX_ATTEMPTS"),
-    ({"EVENT_MIN_RETRY_DELAY": "1m"}, "EVENT_MIN_RETRY_DELAY"),
-    ({"EVENT_MAX_RETRY_DELAY": "601s"}, "EVENT_MAX_RETRY_DELAY"),
-    ({"EVENT_MIN_RETRY_DELAY": "300s", "EVENT_MAX_RETRY_DELAY": "60s"}, "must not exceed EVENT_MAX_RETRY_DELAY"),
-])
-def test_bad_or_missing_settings_fail_before_any_gcloud_call(deployment: Deployment, change: dict[str, str],
-                                                             named: str) -> None:
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"PROJECT_ID": ""}, "PROJECT_ID"),
+        ({"PROJECT_ID": "My_Project"}, "PROJECT_ID"),
+        ({"REGION": "central"}, "REGION"),
+        ({"TWILIO_MPS": ""}, "TWILIO_MPS"),
+        ({"TWILIO_MPS": "fast"}, "TWILIO_MPS"),
+        ({"TWILIO_MPS": "0"}, "TWILIO_MPS"),
+        ({"QUEUE_MAX_ATTEMPTS": "many"}, "QUEUE_MAX_ATTEMPTS"),
+        ({"REMINDER_SCHEDULE": "0 10 * *"}, "REMINDER_SCHEDULE"),
+        ({"REPORT_SCHEDULE_WEEKLY": "every monday"}, "REPORT_SCHEDULE_WEEKLY"),
+        ({"SCHEDULER_TIME_ZONE": "EST5"}, "SCHEDULER_TIME_ZONE"),
+        ({"SCHEDULER_TIME_ZONE": "Mars/Olympus_Mons"}, "SCHEDULER_TIME_ZONE"),
+        ({"TWILIO_AUTH_TOKEN_SECRET": "bad name!"}, "TWILIO_AUTH_TOKEN_SECRET"),
+        ({"DEAD_LETTER_MAX_ATTEMPTS": "4"}, "DEAD_LETTER_MAX_ATTEMPTS must be a whole number from 5 to 100"),
+        ({"DEAD_LETTER_MAX_ATTEMPTS": "101"}, "DEAD_LETTER_MAX_ATTEMPTS"),
+        ({"DEAD_LETTER_MAX_ATTEMPTS": "ten"}, "DEAD_LETTER_MAX_ATTEMPTS"),
+        ({"EVENT_MIN_RETRY_DELAY": "1m"}, "EVENT_MIN_RETRY_DELAY"),
+        ({"EVENT_MAX_RETRY_DELAY": "601s"}, "EVENT_MAX_RETRY_DELAY"),
+        ({"EVENT_MIN_RETRY_DELAY": "300s", "EVENT_MAX_RETRY_DELAY": "60s"}, "must not exceed EVENT_MAX_RETRY_DELAY"),
+    ],
+)
+def test_bad_or_missing_settings_fail_before_any_gcloud_call(
+    deployment: Deployment, change: dict[str, str], named: str
+) -> None:
     result = deployment.run(settings={**SETTINGS, **change})
     assert result.returncode != 0
     assert deployment.calls() == []
@@ -711,8 +890,10 @@ def test_every_problem_is_reported_at_once(deployment: Deployment) -> None:
 
 def test_settings_come_from_the_env_file_and_the_environment_wins(deployment: Deployment) -> None:
     env_file = deployment.repo / "prod.env"
-    env_file.write_text(f'PROJECT_ID={PROJECT}\nREGION=europe-west1\nTWILIO_MPS=3\n'
-                        'REMINDER_SCHEDULE="30 9 * * *"\nDEAD_LETTER_MAX_ATTEMPTS=20\n# a comment\n')
+    env_file.write_text(
+        f"PROJECT_ID={PROJECT}\nREGION=europe-west1\nTWILIO_MPS=3\n"
+        'REMINDER_SCHEDULE="30 9 * * *"\nDEAD_LETTER_MAX_ATTEMPTS=20\n# a comment\n'
+    )
     result = deployment.run("--env-file", str(env_file), "--dry-run", settings={"REGION": REGION})
     assert result.returncode == 0, result.stderr
     assert "--max-dispatches-per-second=3 " in result.stdout
@@ -723,7 +904,7 @@ def test_settings_come_from_the_env_file_and_the_environment_wins(deployment: De
 
 def test_deploy_env_example_names_every_setting_and_loads_cleanly(deployment: Deployment) -> None:
     script = (REPO / "deploy.sh").read_text()
-    names = script[script.index("readonly SETTING_NAMES=(") + len("readonly SETTING_NAMES=("):]
+    names = script[script.index("readonly SETTING_NAMES=(") + len("readonly SETTING_NAMES=(") :]
     names = names[: names.index(")")].split()
     example = (REPO / "deploy.env.example").read_text()
     assert [name for name in names if f"{name}=" not in example] == []
@@ -756,11 +937,14 @@ def test_a_failing_dead_letter_update_stops_the_deploy(deployment: Deployment) -
     assert result.returncode != 0
     assert "FAILED" in result.stderr and fake_trigger_subscription("retry-sweep") in result.stderr
     assert words(deployment.calls()[-1])[:4] == [
-        "pubsub", "subscriptions", "update", fake_trigger_subscription("retry-sweep")]
+        "pubsub",
+        "subscriptions",
+        "update",
+        fake_trigger_subscription("retry-sweep"),
+    ]
 
 
-def test_a_look_up_failing_for_another_reason_than_not_found_stops_instead_of_creating(
-        deployment: Deployment) -> None:
+def test_a_look_up_failing_for_another_reason_than_not_found_stops_instead_of_creating(deployment: Deployment) -> None:
     result = deployment.run(FAKE_GCLOUD_FAIL="tasks queues describe reminders-sms")
     assert result.returncode != 0
     assert "PERMISSION_DENIED" in result.stderr
@@ -772,8 +956,9 @@ def test_a_trigger_look_up_failing_stops_instead_of_guessing(deployment: Deploym
     result = deployment.run(FAKE_GCLOUD_FAIL="eventarc triggers describe reminder-fanout")
     assert result.returncode != 0
     assert "PERMISSION_DENIED" in result.stderr and "gcloud eventarc triggers describe" in result.stderr
-    assert [c for c in matching(deployment.calls(), "pubsub", "subscriptions", "update")
-            if "dead-letter-topic" in flags(c)] == []
+    assert [
+        c for c in matching(deployment.calls(), "pubsub", "subscriptions", "update") if "dead-letter-topic" in flags(c)
+    ] == []
 
 
 def test_a_secret_without_a_version_stops_the_deploy_with_how_to_add_it(tmp_path: Path) -> None:
@@ -786,8 +971,7 @@ def test_a_secret_without_a_version_stops_the_deploy_with_how_to_add_it(tmp_path
     assert matching(deployment.calls(), "tasks") == []
 
 
-def test_an_entry_point_not_written_yet_is_skipped_with_a_note_and_so_are_its_resources(
-        deployment: Deployment) -> None:
+def test_an_entry_point_not_written_yet_is_skipped_with_a_note_and_so_are_its_resources(deployment: Deployment) -> None:
     shutil.rmtree(deployment.repo / "functions" / "reminder_fanout")
     result = deployment.run()
     assert result.returncode == 0, result.stderr
@@ -812,6 +996,12 @@ def test_deploy_sh_is_shellcheck_clean() -> None:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail("shellcheck is not installed (apt-get install shellcheck)")
         pytest.skip("shellcheck is not installed")
-    result = subprocess.run([shellcheck, "deploy.sh", "tests/fixtures/fake_gcloud/gcloud"], cwd=REPO,
-                            capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [shellcheck, "deploy.sh", "tests/fixtures/fake_gcloud/gcloud"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout

@@ -34,8 +34,12 @@ class Event:
 
 
 def pubsub(payload: bytes) -> Event:
-    return Event({"message": {"data": base64.b64encode(payload).decode(), "messageId": "m-1"},
-                  "subscription": "projects/p/subscriptions/s"})
+    return Event(
+        {
+            "message": {"data": base64.b64encode(payload).decode(), "messageId": "m-1"},
+            "subscription": "projects/p/subscriptions/s",
+        }
+    )
 
 
 def code_of(call, *args) -> str:
@@ -57,20 +61,23 @@ def test_a_tick_may_name_a_date_and_a_clinic():
     assert parse_tick(b'{"date": null, "clinic_id": null}') == TickRequest()
 
 
-@pytest.mark.parametrize(("raw", "code"), [
-    (b"not json", "malformed_json"),
-    (b"\xff\xfe", "malformed_json"),
-    (b"[1, 2]", "not_an_object"),
-    (b'"2026-03-08"', "not_an_object"),
-    (b'{"date": "2026-02-30"}', "bad_date"),
-    (b'{"date": "20260308"}', "bad_date"),
-    (b'{"date": "2026-3-8"}', "bad_date"),
-    (b'{"date": 20260308}', "bad_date"),
-    (b'{"clinicId": "clinic-nyc"}', "unknown_field"),
-    (b'{"clinic_id": ""}', "bad_clinic_id"),
-    (b'{"clinic_id": "clinics/../x"}', "bad_clinic_id"),
-    (b'{"clinic_id": 7}', "bad_clinic_id"),
-])
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        (b"not json", "malformed_json"),
+        (b"\xff\xfe", "malformed_json"),
+        (b"[1, 2]", "not_an_object"),
+        (b'"2026-03-08"', "not_an_object"),
+        (b'{"date": "2026-02-30"}', "bad_date"),
+        (b'{"date": "20260308"}', "bad_date"),
+        (b'{"date": "2026-3-8"}', "bad_date"),
+        (b'{"date": 20260308}', "bad_date"),
+        (b'{"clinicId": "clinic-nyc"}', "unknown_field"),
+        (b'{"clinic_id": ""}', "bad_clinic_id"),
+        (b'{"clinic_id": "clinics/../x"}', "bad_clinic_id"),
+        (b'{"clinic_id": 7}', "bad_clinic_id"),
+    ],
+)
 def test_malformed_ticks_are_rejected_with_a_code(raw, code):
     assert code_of(parse_tick, raw) == code
 
@@ -82,27 +89,33 @@ def test_appointment_events_parse_and_ignore_the_booking_apps_extra_fields():
     assert parse_appointment_event(b'{"event": "appointment.cancelled", "appointment_id": "a"}').is_cancellation
 
 
-@pytest.mark.parametrize(("raw", "code"), [
-    (b"", "malformed_json"),
-    (b"{", "malformed_json"),
-    (b"[]", "not_an_object"),
-    (b'{"event": "appointment.deleted", "appointment_id": "a"}', "unknown_event"),
-    (b'{"appointment_id": "a"}', "unknown_event"),
-    (b'{"event": "appointment.created"}', "bad_appointment_id"),
-    (b'{"event": "appointment.created", "appointment_id": "a b"}', "bad_appointment_id"),
-])
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        (b"", "malformed_json"),
+        (b"{", "malformed_json"),
+        (b"[]", "not_an_object"),
+        (b'{"event": "appointment.deleted", "appointment_id": "a"}', "unknown_event"),
+        (b'{"appointment_id": "a"}', "unknown_event"),
+        (b'{"event": "appointment.created"}', "bad_appointment_id"),
+        (b'{"event": "appointment.created", "appointment_id": "a b"}', "bad_appointment_id"),
+    ],
+)
 def test_malformed_appointment_events_are_rejected_with_a_code(raw, code):
     assert code_of(parse_appointment_event, raw) == code
 
 
-@pytest.mark.parametrize("body", [
-    None,
-    "text",
-    {"subscription": "s"},
-    {"message": "not an object"},
-    {"message": {"data": 12}},
-    {"message": {"data": "***not base64***"}},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        None,
+        "text",
+        {"subscription": "s"},
+        {"message": "not an object"},
+        {"message": {"data": 12}},
+        {"message": {"data": "***not base64***"}},
+    ],
+)
 def test_a_broken_envelope_is_rejected(body):
     assert code_of(envelope, Event(body)) == "bad_envelope"
 
@@ -125,18 +138,25 @@ def client():
 
 
 def post(test_client, payload: bytes):
-    headers = {"ce-id": "evt-42", "ce-source": "//pubsub.googleapis.com/projects/p/topics/t",
-               "ce-type": "google.cloud.pubsub.topic.v1.messagePublished", "ce-specversion": "1.0",
-               "Content-Type": "application/json"}
+    headers = {
+        "ce-id": "evt-42",
+        "ce-source": "//pubsub.googleapis.com/projects/p/topics/t",
+        "ce-type": "google.cloud.pubsub.topic.v1.messagePublished",
+        "ce-specversion": "1.0",
+        "Content-Type": "application/json",
+    }
     body = {"message": {"data": base64.b64encode(payload).decode(), "messageId": "42"}, "subscription": "s"}
     return test_client.post("/", headers=headers, data=json.dumps(body))
 
 
-@pytest.mark.parametrize(("target", "payload", "code"), [
-    ("on_reminders_tick", b"not json", "malformed_json"),
-    ("on_reminders_tick", b'{"date": "tomorrow"}', "bad_date"),
-    ("on_appointment_event", b'{"event": "appointment.deleted", "appointment_id": "a"}', "unknown_event"),
-])
+@pytest.mark.parametrize(
+    ("target", "payload", "code"),
+    [
+        ("on_reminders_tick", b"not json", "malformed_json"),
+        ("on_reminders_tick", b'{"date": "tomorrow"}', "bad_date"),
+        ("on_appointment_event", b'{"event": "appointment.deleted", "appointment_id": "a"}', "unknown_event"),
+    ],
+)
 def test_entry_points_acknowledge_malformed_events_and_log_why(client, capsys, monkeypatch, target, payload, code):
     for name in ("GOOGLE_CLOUD_PROJECT", "FIRESTORE_EMULATOR_HOST", "CLOUD_TASKS_EMULATOR_HOST"):
         monkeypatch.delenv(name, raising=False)  # nothing may reach a client: it would fail with ConfigError

@@ -30,7 +30,10 @@ def test_name_keeps_its_initial_only():
 
 def test_clinic_sender_ids_are_not_masked_but_patients_are():
     assert [mask_address(value) for value in ("GlowSpa", "12345", "MG" + "a" * 32)] == [
-        "GlowSpa", "12345", "MG" + "a" * 32]
+        "GlowSpa",
+        "12345",
+        "MG" + "a" * 32,
+    ]
     assert mask_address("+15551234567") == "+1******4567"
     assert mask_address("Jane@Example.com") == "J***@Example.com"
 

@@ -11,15 +11,32 @@ from shared.contract.models import Appointment, Clinic, Patient
 from shared.messaging.templates import fit_segments, format_local, gsm7_safe, render, render_sms, sms_segments
 
 UTC = timezone.utc
-CLINIC = Clinic.from_doc("c1", {"name": "Glow Aesthetics", "timezone": "America/New_York", "phone": "+12125550142",
-                                "sms_from": "+12125550100", "email_from": "hello@glow.example.com"})
-PATIENT = Patient.from_doc("p1", {"clinic_id": "c1", "first_name": "Ana", "phone": "+12125550123",
-                                  "email": "ana@example.com"})
-APPOINTMENT = Appointment.from_doc("a1", {
-    "clinic_id": "c1", "patient_id": "p1", "service_name": "Chemical peel", "status": "booked",
-    "start": datetime(2026, 11, 26, 14, 30, tzinfo=UTC), "end": datetime(2026, 11, 26, 15, 30, tzinfo=UTC),
-    "requires_prep": True, "prep_instructions": "Avoid retinoids for 3 days before your peel. " * 8,
-})
+CLINIC = Clinic.from_doc(
+    "c1",
+    {
+        "name": "Glow Aesthetics",
+        "timezone": "America/New_York",
+        "phone": "+12125550142",
+        "sms_from": "+12125550100",
+        "email_from": "hello@glow.example.com",
+    },
+)
+PATIENT = Patient.from_doc(
+    "p1", {"clinic_id": "c1", "first_name": "Ana", "phone": "+12125550123", "email": "ana@example.com"}
+)
+APPOINTMENT = Appointment.from_doc(
+    "a1",
+    {
+        "clinic_id": "c1",
+        "patient_id": "p1",
+        "service_name": "Chemical peel",
+        "status": "booked",
+        "start": datetime(2026, 11, 26, 14, 30, tzinfo=UTC),
+        "end": datetime(2026, 11, 26, 15, 30, tzinfo=UTC),
+        "requires_prep": True,
+        "prep_instructions": "Avoid retinoids for 3 days before your peel. " * 8,
+    },
+)
 KINDS = ("appointment_reminder", "booking_confirmation", "prep_instructions", "followup")
 
 

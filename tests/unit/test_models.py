@@ -15,16 +15,30 @@ END = datetime(2026, 11, 26, 15, 30, tzinfo=UTC)
 
 
 def clinic_doc(**overrides):
-    doc = {"name": "Glow Aesthetics", "timezone": "America/New_York", "phone": "+12125550142",
-           "sms_from": "+12125550100", "email_from": "hello@glow.example.com",
-           "manager_emails": ["manager@glow.example.com"]}
+    doc = {
+        "name": "Glow Aesthetics",
+        "timezone": "America/New_York",
+        "phone": "+12125550142",
+        "sms_from": "+12125550100",
+        "email_from": "hello@glow.example.com",
+        "manager_emails": ["manager@glow.example.com"],
+    }
     doc.update(overrides)
     return doc
 
 
 def appointment_doc(**overrides):
-    doc = {"clinic_id": "c1", "patient_id": "p1", "provider_id": "dr-a", "provider_name": "Dr. A",
-           "service_name": "HydraFacial", "start": START, "end": END, "status": "booked", "price_cents": 19900}
+    doc = {
+        "clinic_id": "c1",
+        "patient_id": "p1",
+        "provider_id": "dr-a",
+        "provider_name": "Dr. A",
+        "service_name": "HydraFacial",
+        "start": START,
+        "end": END,
+        "status": "booked",
+        "price_cents": 19900,
+    }
     doc.update(overrides)
     return doc
 
@@ -113,8 +127,14 @@ def test_malformed_patient_names_the_field():
 
 
 def test_waitlist_entry_rejects_an_inverted_window():
-    doc = {"clinic_id": "c1", "patient_id": "p1", "service_name": "Botox", "earliest": END,
-           "latest": START, "status": "waiting"}
+    doc = {
+        "clinic_id": "c1",
+        "patient_id": "p1",
+        "service_name": "Botox",
+        "earliest": END,
+        "latest": START,
+        "status": "waiting",
+    }
     with pytest.raises(InvalidDocument) as caught:
         WaitlistEntry.from_doc("w1", doc)
     assert caught.value.field == "latest"

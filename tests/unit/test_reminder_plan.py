@@ -32,29 +32,66 @@ def utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)
 
 
-def clinic(zone: str = "America/New_York", offsets: list[int] | None = None,
-           quiet: tuple[str, str] = ("21:00", "08:00"), clinic_id: str = "clinic-1") -> Clinic:
-    return Clinic.from_doc(clinic_id, {
-        "name": "Glow Aesthetics", "timezone": zone, "phone": "+12125550100", "sms_from": "+12125550199",
-        "email_from": "reminders@glow.example.com", "reminder_offsets_hours": offsets or [24, 2],
-        "quiet_hours": {"start": quiet[0], "end": quiet[1]},
-    })
+def clinic(
+    zone: str = "America/New_York",
+    offsets: list[int] | None = None,
+    quiet: tuple[str, str] = ("21:00", "08:00"),
+    clinic_id: str = "clinic-1",
+) -> Clinic:
+    return Clinic.from_doc(
+        clinic_id,
+        {
+            "name": "Glow Aesthetics",
+            "timezone": zone,
+            "phone": "+12125550100",
+            "sms_from": "+12125550199",
+            "email_from": "reminders@glow.example.com",
+            "reminder_offsets_hours": offsets or [24, 2],
+            "quiet_hours": {"start": quiet[0], "end": quiet[1]},
+        },
+    )
 
 
-def appointment(start: datetime, *, minutes: int = 60, status: str = "booked", prep: bool = False,
-                appointment_id: str = "appt-1", clinic_id: str = "clinic-1") -> Appointment:
-    return Appointment.from_doc(appointment_id, {
-        "clinic_id": clinic_id, "patient_id": "pat-1", "provider_id": "prov-1", "provider_name": "Dr. Maya Chen",
-        "service_name": "Lip filler", "requires_prep": prep,
-        "prep_instructions": "Avoid alcohol for 24 hours." if prep else "",
-        "start": start, "end": start + timedelta(minutes=minutes), "status": status, "price_cents": 70000,
-    })
+def appointment(
+    start: datetime,
+    *,
+    minutes: int = 60,
+    status: str = "booked",
+    prep: bool = False,
+    appointment_id: str = "appt-1",
+    clinic_id: str = "clinic-1",
+) -> Appointment:
+    return Appointment.from_doc(
+        appointment_id,
+        {
+            "clinic_id": clinic_id,
+            "patient_id": "pat-1",
+            "provider_id": "prov-1",
+            "provider_name": "Dr. Maya Chen",
+            "service_name": "Lip filler",
+            "requires_prep": prep,
+            "prep_instructions": "Avoid alcohol for 24 hours." if prep else "",
+            "start": start,
+            "end": start + timedelta(minutes=minutes),
+            "status": status,
+            "price_cents": 70000,
+        },
+    )
 
 
 def patient(**fields: object) -> Patient:
-    return Patient.from_doc("pat-1", {"clinic_id": "clinic-1", "first_name": "Olivia", "last_name": "Bennett",
-                                      "phone": "+12125550101", "email": "olivia.bennett@example.com",
-                                      "preferred_channel": "sms", **fields})
+    return Patient.from_doc(
+        "pat-1",
+        {
+            "clinic_id": "clinic-1",
+            "first_name": "Olivia",
+            "last_name": "Bennett",
+            "phone": "+12125550101",
+            "email": "olivia.bennett@example.com",
+            "preferred_channel": "sms",
+            **fields,
+        },
+    )
 
 
 def planned(decisions: list) -> dict[tuple[str, int | None], datetime]:
@@ -92,14 +129,20 @@ def test_fall_back_day_new_york_reminders_use_real_hours():
 
 def test_kolkata_half_hour_offset_reminders():
     # 2026-11-27 09:00 IST = 03:30Z. 2 h earlier is 07:00 IST (quiet) → 08:00 IST = 02:30Z.
-    decisions = plan_reminders(appointment(utc(2026, 11, 27, 3, 30)), clinic("Asia/Kolkata"), now=utc(2026, 11, 25),
-                               horizon=FAR)
+    decisions = plan_reminders(
+        appointment(utc(2026, 11, 27, 3, 30)), clinic("Asia/Kolkata"), now=utc(2026, 11, 25), horizon=FAR
+    )
     assert planned(decisions) == {(REMINDER, 24): utc(2026, 11, 26, 3, 30), (REMINDER, 2): utc(2026, 11, 27, 2, 30)}
 
 
-@pytest.mark.parametrize(("zone", "day"), [("America/New_York", date(2026, 3, 8)),
-                                           ("America/New_York", date(2026, 11, 1)),
-                                           ("Asia/Kolkata", date(2026, 11, 27))])
+@pytest.mark.parametrize(
+    ("zone", "day"),
+    [
+        ("America/New_York", date(2026, 3, 8)),
+        ("America/New_York", date(2026, 11, 1)),
+        ("Asia/Kolkata", date(2026, 11, 27)),
+    ],
+)
 def test_no_planned_message_falls_in_quiet_hours_or_too_close_to_the_start(zone, day):
     c = clinic(zone, offsets=[48, 24, 2, 1])
     first, end = local_day_range(day, c.zone)
@@ -249,9 +292,18 @@ def test_dedup_keys_are_stable_and_depend_on_kind_offset_and_start():
     start = utc(2026, 11, 26, 20, 0)
     key = message_key(REMINDER, "appt-1", start, 24)
     assert key == message_key(REMINDER, "appt-1", start.astimezone(ZoneInfo("America/New_York")), 24)
-    assert len({key, message_key(REMINDER, "appt-1", start + timedelta(hours=1), 24),
-                message_key(REMINDER, "appt-1", start, 2), message_key(PREP, "appt-1", start, 24),
-                message_key(REMINDER, "appt-2", start, 24)}) == 5
+    assert (
+        len(
+            {
+                key,
+                message_key(REMINDER, "appt-1", start + timedelta(hours=1), 24),
+                message_key(REMINDER, "appt-1", start, 2),
+                message_key(PREP, "appt-1", start, 24),
+                message_key(REMINDER, "appt-2", start, 24),
+            }
+        )
+        == 5
+    )
 
 
 def test_a_rescheduled_appointment_gets_new_keys_and_carries_its_new_start():
@@ -265,13 +317,23 @@ def test_a_rescheduled_appointment_gets_new_keys_and_carries_its_new_start():
 
 
 def test_task_payload_holds_ids_and_instants_only():
-    decisions = plan_reminders(appointment(utc(2026, 11, 28, 19, 0), prep=True), clinic(), now=utc(2026, 11, 25),
-                               horizon=FAR)
+    decisions = plan_reminders(
+        appointment(utc(2026, 11, 28, 19, 0), prep=True), clinic(), now=utc(2026, 11, 25), horizon=FAR
+    )
     decisions.append(plan_confirmation(appointment(utc(2026, 11, 28, 19, 0)), clinic(), now=utc(2026, 11, 25)))
     for decision in decisions:
         body = decision.task.to_json()
-        assert set(body) <= {"type", "v", "appointment_id", "clinic_id", "patient_id", "dedup_key", "send_at",
-                             "appointment_start", "offset_hours"}
+        assert set(body) <= {
+            "type",
+            "v",
+            "appointment_id",
+            "clinic_id",
+            "patient_id",
+            "dedup_key",
+            "send_at",
+            "appointment_start",
+            "offset_hours",
+        }
         text = json.dumps(body)
         for phi in ("Olivia", "Bennett", "5550101", "olivia.bennett", "Lip filler", "Maya", "alcohol"):
             assert phi not in text
@@ -280,14 +342,17 @@ def test_task_payload_holds_ids_and_instants_only():
 # ------------------------------------------------------------------------------------------ channel
 
 
-@pytest.mark.parametrize(("fields", "expected"), [
-    ({}, ("sms", "")),
-    ({"preferred_channel": "email"}, ("email", "")),
-    ({"sms_opt_out": True}, ("email", "")),
-    ({"phone": None}, ("email", "")),
-    ({"preferred_channel": "email", "email": None}, ("sms", "")),
-    ({"sms_opt_out": True, "email_opt_out": True}, (None, "opted_out")),
-    ({"phone": None, "email": None}, (None, "no_contact")),
-])
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({}, ("sms", "")),
+        ({"preferred_channel": "email"}, ("email", "")),
+        ({"sms_opt_out": True}, ("email", "")),
+        ({"phone": None}, ("email", "")),
+        ({"preferred_channel": "email", "email": None}, ("sms", "")),
+        ({"sms_opt_out": True, "email_opt_out": True}, (None, "opted_out")),
+        ({"phone": None, "email": None}, (None, "no_contact")),
+    ],
+)
 def test_channel_is_the_preferred_usable_one(fields, expected):
     assert first_channel(patient(**fields), clinic()) == expected

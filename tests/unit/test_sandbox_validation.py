@@ -110,8 +110,16 @@ def test_twilio_code_fault_answers_with_twilios_status(code: int, status: int) -
         {"channel": "fax", "kind": "http", "status": 500},
         {"channel": "sms", "kind": "http", "status": 500, "colour": "red"},
     ],
-    ids=["delivery-code-as-api-code", "twilio-code-on-email", "no-status", "not-an-error", "rate-above-1",
-         "zero-times", "unknown-channel", "unknown-field"],
+    ids=[
+        "delivery-code-as-api-code",
+        "twilio-code-on-email",
+        "no-status",
+        "not-an-error",
+        "rate-above-1",
+        "zero-times",
+        "unknown-channel",
+        "unknown-field",
+    ],
 )
 def test_unusable_fault_rule_is_refused(spec: dict[str, object]) -> None:
     with pytest.raises(FaultError):

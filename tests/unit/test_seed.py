@@ -71,14 +71,54 @@ def test_every_seeded_doc_parses_with_the_contract_models(data):
 
 
 CONTRACT_FIELDS = {
-    "clinics": {"name", "timezone", "phone", "sms_from", "email_from", "manager_emails", "locale",
-                "reminder_offsets_hours", "quiet_hours", "waitlist"},
-    "patients": {"clinic_id", "first_name", "last_name", "phone", "email", "locale", "preferred_channel",
-                 "sms_opt_out", "email_opt_out"},
-    "appointments": {"clinic_id", "patient_id", "provider_id", "provider_name", "service_name", "requires_prep",
-                     "prep_instructions", "start", "end", "status", "price_cents", "created_at", "updated_at"},
-    "waitlist": {"clinic_id", "patient_id", "service_name", "provider_id", "earliest", "latest", "status",
-                 "created_at"},
+    "clinics": {
+        "name",
+        "timezone",
+        "phone",
+        "sms_from",
+        "email_from",
+        "manager_emails",
+        "locale",
+        "reminder_offsets_hours",
+        "quiet_hours",
+        "waitlist",
+    },
+    "patients": {
+        "clinic_id",
+        "first_name",
+        "last_name",
+        "phone",
+        "email",
+        "locale",
+        "preferred_channel",
+        "sms_opt_out",
+        "email_opt_out",
+    },
+    "appointments": {
+        "clinic_id",
+        "patient_id",
+        "provider_id",
+        "provider_name",
+        "service_name",
+        "requires_prep",
+        "prep_instructions",
+        "start",
+        "end",
+        "status",
+        "price_cents",
+        "created_at",
+        "updated_at",
+    },
+    "waitlist": {
+        "clinic_id",
+        "patient_id",
+        "service_name",
+        "provider_id",
+        "earliest",
+        "latest",
+        "status",
+        "created_at",
+    },
 }
 
 
@@ -172,8 +212,7 @@ def test_prep_instructions_only_with_requires_prep(data):
         assert bool(appt["prep_instructions"]) == appt["requires_prep"]
     assert any(a["prep_instructions"] == "Avoid retinoids for 3 days before your peel." for a in appts)
     spanish = {pid for pid, p in data["patients"].items() if p["locale"] == "es"}
-    assert any(a["requires_prep"] and a["patient_id"] in spanish and "Evite" in a["prep_instructions"]
-               for a in appts)
+    assert any(a["requires_prep"] and a["patient_id"] in spanish and "Evite" in a["prep_instructions"] for a in appts)
 
 
 # ------------------------------------------------------------------------------------------ appointments
@@ -211,8 +250,11 @@ def test_completed_appointments_seven_days_ago_for_followups(data):
     for clinic_id, clinic in data["clinics"].items():
         zone = ZoneInfo(clinic["timezone"])
         week_ago = NOW.astimezone(zone).date() - timedelta(days=7)
-        done = [a for a in by_clinic(data["appointments"], clinic_id).values()
-                if a["status"] == "completed" and a["start"].astimezone(zone).date() == week_ago]
+        done = [
+            a
+            for a in by_clinic(data["appointments"], clinic_id).values()
+            if a["status"] == "completed" and a["start"].astimezone(zone).date() == week_ago
+        ]
         assert len(done) >= 2, clinic_id
 
 
@@ -220,8 +262,10 @@ def test_appointments_span_the_coming_three_weeks(data):
     for clinic_id, clinic in data["clinics"].items():
         zone = ZoneInfo(clinic["timezone"])
         today = NOW.astimezone(zone).date()
-        days = {(a["start"].astimezone(zone).date() - today).days
-                for a in by_clinic(data["appointments"], clinic_id).values()}
+        days = {
+            (a["start"].astimezone(zone).date() - today).days
+            for a in by_clinic(data["appointments"], clinic_id).values()
+        }
         assert min(days) == -7 and max(days) == 21, clinic_id
         assert len([d for d in days if d > 1]) >= 15, clinic_id
 
@@ -288,8 +332,10 @@ def test_every_clinic_has_each_hard_to_reach_patient(data):
         assert any(p["phone"] == INVALID_PHONE for p in patients), clinic_id
         assert any(p["email"] is None and p["phone"] for p in patients), clinic_id
         assert any(p["email_opt_out"] and not p["sms_opt_out"] for p in patients), clinic_id
-        assert any(p["preferred_channel"] == "sms" and not p["sms_opt_out"] and p["phone"]
-                   and p["phone"] != INVALID_PHONE for p in patients), clinic_id
+        assert any(
+            p["preferred_channel"] == "sms" and not p["sms_opt_out"] and p["phone"] and p["phone"] != INVALID_PHONE
+            for p in patients
+        ), clinic_id
         for p in patients:
             assert p["phone"] is None or E164.match(p["phone"])
 

@@ -11,9 +11,17 @@ from shared.platform.errors import PermanentError
 from shared.tasks.payload import MAX_BODY_BYTES, decode
 
 KEY = "appointment_reminder-" + "ab" * 20
-VALID = {"type": "appointment_reminder", "v": 1, "appointment_id": "appt-1", "clinic_id": "clinic-nyc",
-         "patient_id": "pat-1", "dedup_key": KEY, "send_at": "2026-11-25T14:30:00+00:00",
-         "appointment_start": "2026-11-26T14:30:00+00:00", "offset_hours": 24}
+VALID = {
+    "type": "appointment_reminder",
+    "v": 1,
+    "appointment_id": "appt-1",
+    "clinic_id": "clinic-nyc",
+    "patient_id": "pat-1",
+    "dedup_key": KEY,
+    "send_at": "2026-11-25T14:30:00+00:00",
+    "appointment_start": "2026-11-26T14:30:00+00:00",
+    "offset_hours": 24,
+}
 
 
 def test_a_valid_body_round_trips():
@@ -21,29 +29,35 @@ def test_a_valid_body_round_trips():
     assert task.to_json() == VALID
 
 
-@pytest.mark.parametrize(("raw", "code"), [
-    (b"{not json", "malformed_json"),
-    (b"\xff\xfe", "malformed_json"),
-    (b"[1, 2]", "malformed_json"),
-    (b"x" * (MAX_BODY_BYTES + 1), "oversized_body"),
-])
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        (b"{not json", "malformed_json"),
+        (b"\xff\xfe", "malformed_json"),
+        (b"[1, 2]", "malformed_json"),
+        (b"x" * (MAX_BODY_BYTES + 1), "oversized_body"),
+    ],
+)
 def test_undecodable_bodies(raw, code):
     with pytest.raises(PermanentError) as caught:
         decode(raw)
     assert caught.value.code == code
 
 
-@pytest.mark.parametrize(("change", "code"), [
-    ({"type": "teleport"}, "unknown_type"),
-    ({"type": None}, "bad_payload"),
-    ({"v": 2}, "unsupported_version"),
-    ({"appointment_id": None}, "bad_payload"),
-    ({"appointment_id": 42}, "bad_payload"),
-    ({"clinic_id": "../../etc"}, "bad_payload"),
-    ({"send_at": "tomorrow"}, "bad_payload"),
-    ({"send_at": "2026-11-25T14:30:00"}, "bad_payload"),
-    ({"offset_hours": "24"}, "bad_payload"),
-])
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        ({"type": "teleport"}, "unknown_type"),
+        ({"type": None}, "bad_payload"),
+        ({"v": 2}, "unsupported_version"),
+        ({"appointment_id": None}, "bad_payload"),
+        ({"appointment_id": 42}, "bad_payload"),
+        ({"clinic_id": "../../etc"}, "bad_payload"),
+        ({"send_at": "tomorrow"}, "bad_payload"),
+        ({"send_at": "2026-11-25T14:30:00"}, "bad_payload"),
+        ({"offset_hours": "24"}, "bad_payload"),
+    ],
+)
 def test_malformed_fields_are_permanent_with_a_code(change, code):
     with pytest.raises(PermanentError) as caught:
         parse_appointment_task({**VALID, **change})

@@ -10,10 +10,14 @@ from shared.platform.settings import Settings
 from shared.tasks.queue import CloudTasksQueue, TaskSpec, create_all, task_id
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
-SETTINGS = Settings.from_env({
-    "GOOGLE_CLOUD_PROJECT": "p", "TASKS_LOCATION": "us-central1",
-    "TASK_HANDLER_URL": "https://handler.example.com/", "TASKS_SERVICE_ACCOUNT": "tasks@p.iam.gserviceaccount.com",
-})
+SETTINGS = Settings.from_env(
+    {
+        "GOOGLE_CLOUD_PROJECT": "p",
+        "TASKS_LOCATION": "us-central1",
+        "TASK_HANDLER_URL": "https://handler.example.com/",
+        "TASKS_SERVICE_ACCOUNT": "tasks@p.iam.gserviceaccount.com",
+    }
+)
 
 
 class PathOnlyClient:
@@ -23,8 +27,9 @@ class PathOnlyClient:
 
 
 def spec(key="reminder-abc", when=NOW + timedelta(hours=3)):
-    return TaskSpec(queue="reminders-sms", business_key=key, payload={"type": "appointment_reminder", "v": 1},
-                    schedule_time=when)
+    return TaskSpec(
+        queue="reminders-sms", business_key=key, payload={"type": "appointment_reminder", "v": 1}, schedule_time=when
+    )
 
 
 def test_task_name_is_a_stable_hash_of_the_business_key():
@@ -37,8 +42,10 @@ def test_built_task_targets_the_handler_with_oidc_and_schedule_time():
     assert task["name"] == f"projects/p/locations/us-central1/queues/reminders-sms/tasks/{task_id('reminder-abc')}"
     request = task["http_request"]
     assert request["url"] == "https://handler.example.com/"
-    assert request["oidc_token"] == {"service_account_email": "tasks@p.iam.gserviceaccount.com",
-                                     "audience": "https://handler.example.com/"}
+    assert request["oidc_token"] == {
+        "service_account_email": "tasks@p.iam.gserviceaccount.com",
+        "audience": "https://handler.example.com/",
+    }
     assert json.loads(request["body"]) == {"type": "appointment_reminder", "v": 1}
     assert task["schedule_time"] == NOW + timedelta(hours=3)
 
