@@ -117,6 +117,20 @@ class _Reader:
         return value
 
 
+MAX_LIST_ITEMS = 50
+
+
+def _emails(reader: _Reader, name: str) -> tuple[str, ...]:
+    values = reader.raw(name, required=False) or []
+    if (
+        not isinstance(values, list)
+        or len(values) > MAX_LIST_ITEMS
+        or not all(isinstance(v, str) and len(v) <= MAX_TEXT_CHARS and EMAIL.match(v) for v in values)
+    ):
+        reader.fail(name, "must be a list of email addresses")
+    return tuple(values)
+
+
 def _wall_time(reader: _Reader, name: str, raw: Any) -> time:
     if not isinstance(raw, str) or not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", raw):
         reader.fail(name, "must be a 24-hour time like 21:00")
@@ -132,9 +146,11 @@ class QuietHours:
 
 @dataclass(frozen=True)
 class WaitlistPolicy:
-    mode: str = "broadcast"
+    mode: str = "broadcast"  # "broadcast": waves of wave_size patients; "sequential": one at a time
     wave_size: int = 3
-    offer_ttl_minutes: int = 30
+    offer_ttl_minutes: int = 30  # how long each wave (or each patient, sequentially) has to answer
+    max_offers_per_day: int = 3  # offers one patient may receive per clinic-local day
+    min_lead_minutes: int = 120  # a freed slot starting sooner than this is not offered
 
 
 @dataclass(frozen=True)
@@ -146,6 +162,7 @@ class Clinic:
     sms_from: str | None
     email_from: str | None
     manager_emails: tuple[str, ...] = ()
+    inventory_emails: tuple[str, ...] = ()
     locale: str = "en"
     reminder_offsets_hours: tuple[int, ...] = (24, 2)
     quiet_hours: QuietHours = field(default_factory=QuietHours)
@@ -166,9 +183,8 @@ class Clinic:
         sms_from = r.text("sms_from", required=False) or None
         if sms_from and not (E164.match(sms_from) or MESSAGING_SERVICE_SID.match(sms_from)):
             r.fail("sms_from", "must be an E.164 number or a Messaging Service SID (MG…)")
-        managers = r.raw("manager_emails", required=False) or []
-        if not isinstance(managers, list) or not all(isinstance(m, str) and EMAIL.match(m) for m in managers):
-            r.fail("manager_emails", "must be a list of email addresses")
+        managers = _emails(r, "manager_emails")
+        inventory = _emails(r, "inventory_emails")
         offsets = r.raw("reminder_offsets_hours", required=False)
         if offsets is None:
             offsets = [24, 2]
@@ -187,7 +203,8 @@ class Clinic:
             phone=r.text("phone"),
             sms_from=sms_from,
             email_from=r.email("email_from"),
-            manager_emails=tuple(managers),
+            manager_emails=managers,
+            inventory_emails=inventory,
             locale=r.choice("locale", LOCALES, default="en"),
             reminder_offsets_hours=tuple(sorted(set(offsets), reverse=True)),
             quiet_hours=QuietHours(
@@ -198,6 +215,8 @@ class Clinic:
                 mode=mode,
                 wave_size=waitlist_reader.integer("wave_size", default=3, minimum=1),
                 offer_ttl_minutes=waitlist_reader.integer("offer_ttl_minutes", default=30, minimum=1),
+                max_offers_per_day=waitlist_reader.integer("max_offers_per_day", default=3, minimum=1),
+                min_lead_minutes=waitlist_reader.integer("min_lead_minutes", default=120, minimum=0),
             ),
         )
 
