@@ -6,9 +6,8 @@ claim and the final "sent" update: 3 in all.
 
 Nothing in the task body is trusted beyond its ids: the ledger key is derived again from the
 appointment as re-read (kind, id, start, an offset the clinic really uses), and a body whose key does
-not match is refused. An answer lost after the request reached the provider leaves the ledger
-`unconfirmed`; the next attempt first looks for the message (a recorded delivery callback for that
-generation, or Twilio's message list) and sends again only when it is truly absent.
+not match is refused. Once the message must go, shared.messaging.sender does the rest (claim, send,
+record; an answer lost is reconciled before any re-send).
 """
 
 from __future__ import annotations
@@ -18,27 +17,22 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlencode
 
 from shared.contract.models import APPOINTMENTS, CLINICS, PATIENTS, Appointment, Clinic, Patient
 from shared.messaging.appointment_tasks import AppointmentTask
 from shared.messaging.channels import SMS, unreachable_reason, usable_channels
 from shared.messaging.keys import message_key
-from shared.messaging.ledger import AlreadyDone, Claim, Entry, Ledger, Reopen, StaleClaim, State
+from shared.messaging.ledger import Entry, Ledger, Reopen, State
 from shared.messaging.ledger import path as ledger_path
 from shared.messaging.opt_outs import OptOuts
 from shared.messaging.providers import (
     EmailSender,
-    OutgoingEmail,
-    OutgoingSms,
-    RecipientRejected,
-    SendUnconfirmed,
     SmsSender,
 )
+from shared.messaging.sender import Content, EmailContent, MessageSender, SmsContent
 from shared.messaging.templates import render, render_sms
-from shared.platform import log
 from shared.platform.clock import Clock
-from shared.platform.errors import PermanentError, RetryableError
+from shared.platform.errors import PermanentError
 from shared.platform.store import Store
 from shared.tasks.router import Attempt, Outcome
 
@@ -121,10 +115,16 @@ class AppointmentMessages:
         status_callback_url: str = "",
         clinics: ClinicCache | None = None,
     ) -> None:
-        self.store, self.ledger, self.sms, self.email, self.clock = store, ledger, sms, email, clock
-        self.status_callback_url = status_callback_url
+        self.store, self.ledger, self.clock = store, ledger, clock
         self.clinics = clinics or ClinicCache()
-        self.opt_outs = OptOuts(store, clock)
+        self.sender = MessageSender(
+            ledger=ledger,
+            sms=sms,
+            email=email,
+            clock=clock,
+            opt_outs=OptOuts(store, clock),
+            status_callback_url=status_callback_url,
+        )
 
     def _read(self, task: AppointmentTask) -> _Read:
         """One batched read of everything the decision needs."""
@@ -178,136 +178,23 @@ class AppointmentMessages:
         channels = usable_channels(patient, clinic)
         if not channels:
             return skip(unreachable_reason(patient))
-        if entry is not None and entry.state == State.UNCONFIRMED:
-            found = self._reconcile(entry, task, clinic, patient, appointment)
-            if found is not None:
-                return found
-        try:
-            claim = self.ledger.claim(task.dedup_key, entry, fields)
-        except AlreadyDone as done:
-            return Outcome("duplicate", reason=done.entry.state.value)
-        except RetryableError as exc:
-            if attempt.last and exc.code == "claim_lost":
-                return Outcome("duplicate", reason="claimed_by_a_concurrent_delivery")
-            raise
-        try:
-            return self._send_all(claim, channels, task, clinic, patient, appointment)
-        except StaleClaim as stale:
-            log.warning(
-                "a takeover finished this message first; its result stands", dedup_key=task.dedup_key, error=str(stale)
-            )
-            return Outcome("superseded")
-        except SendUnconfirmed as exc:
-            self.ledger.mark_unconfirmed(claim, channel=exc.channel, reason=exc.code)
-            raise
-        except RetryableError as exc:
-            self._give_back(claim, exc.code, attempt)
-            raise
-        except PermanentError as exc:
-            self.ledger.fail(claim, exc.code)
-            raise
-        except Exception as exc:
-            self._give_back(claim, type(exc).__name__, attempt)
-            raise
 
-    def _give_back(self, claim: Claim, code: str, attempt: Attempt) -> None:
-        """A transient failure: the retry claims again; on the last attempt the ledger says failed."""
-        try:
-            if attempt.last:
-                self.ledger.fail(claim, code)
-            else:
-                self.ledger.release(claim, code)
-        except StaleClaim:
-            pass  # a takeover already moved it on; its result stands
-
-    def _send_all(
-        self,
-        claim: Claim,
-        channels: list[str],
-        task: AppointmentTask,
-        clinic: Clinic,
-        patient: Patient,
-        appointment: Appointment,
-    ) -> Outcome:
-        rejected: RecipientRejected | None = None
-        for channel in channels:
-            try:
-                provider_id = self._send(channel, claim, task, clinic, patient, appointment)
-            except RecipientRejected as rejection:
-                rejected = rejection
-                if rejection.reason == "sms_opted_out":
-                    self.opt_outs.set_sms_opt_out(patient.id, True, source="twilio_21610")
-                log.warning(
-                    "recipient rejected; trying the next channel",
-                    channel=channel,
-                    error_code=rejection.code,
-                    dedup_key=task.dedup_key,
-                )
-                continue
-            self.ledger.mark_sent(claim, channel=channel, provider_message_id=provider_id)
-            return Outcome("sent", channel=channel, provider_message_id=provider_id)
-        assert rejected is not None
-        raise rejected
-
-    def _sms_body(self, task: AppointmentTask, clinic: Clinic, patient: Patient, appointment: Appointment) -> str:
-        return render_sms(task.type, clinic=clinic, patient=patient, appointment=appointment)
-
-    def _send(
-        self,
-        channel: str,
-        claim: Claim,
-        task: AppointmentTask,
-        clinic: Clinic,
-        patient: Patient,
-        appointment: Appointment,
-    ) -> str:
-        if channel == SMS:
-            callback = None
-            if self.status_callback_url:
-                query = urlencode({"ledger": task.dedup_key, "g": claim.generation})
-                callback = f"{self.status_callback_url}?{query}"
-            assert patient.phone and clinic.sms_from
-            return self.sms.send_sms(
-                OutgoingSms(
-                    to=patient.phone,
-                    sender=clinic.sms_from,
-                    status_callback=callback,
-                    body=self._sms_body(task, clinic, patient, appointment),
-                )
-            )
-        message = render(task.type, clinic=clinic, patient=patient, appointment=appointment)
-        assert patient.email and clinic.email_from
-        return self.email.send_email(
-            OutgoingEmail(
+        def render_for(channel: str) -> Content:
+            if channel == SMS:
+                assert patient.phone and clinic.sms_from
+                body = render_sms(task.type, clinic=clinic, patient=patient, appointment=appointment)
+                return SmsContent(to=patient.phone, sender=clinic.sms_from, body=body)
+            message = render(task.type, clinic=clinic, patient=patient, appointment=appointment)
+            assert patient.email and clinic.email_from
+            return EmailContent(
                 to=patient.email,
                 sender=clinic.email_from,
                 subject=message.subject,
                 text=message.text,
                 html=message.html,
-                reference=f"{task.dedup_key}:{claim.generation}",
             )
-        )
 
-    def _reconcile(
-        self, entry: Entry, task: AppointmentTask, clinic: Clinic, patient: Patient, appointment: Appointment
-    ) -> Outcome | None:
-        """An earlier attempt's answer was lost: did the message go? Evidence first, then the provider."""
-        channel = str(entry.data.get("channel") or "")
-        evidence = entry.data.get("delivery_message_id")
-        if evidence and entry.data.get("delivery_generation") == entry.generation:
-            if self.ledger.confirm(entry, channel=channel, provider_message_id=str(evidence)):
-                return Outcome(
-                    "sent", reason="confirmed_by_callback", channel=channel, provider_message_id=str(evidence)
-                )
-        if channel == SMS and patient.phone and clinic.sms_from:
-            since = entry.data.get("claimed_at")
-            since = since if isinstance(since, datetime) else self.clock.now() - timedelta(days=1)
-            body = self._sms_body(task, clinic, patient, appointment)
-            for message in self.sms.find_sent(to=patient.phone, sender=clinic.sms_from, since=since):
-                if message.body == body and self.ledger.confirm(entry, channel=SMS, provider_message_id=message.sid):
-                    return Outcome("sent", reason="found_at_provider", channel=SMS, provider_message_id=message.sid)
-        log.info("unconfirmed send not found; sending again", dedup_key=task.dedup_key, channel=channel or None)
-        return None
+        return self.sender.deliver(task.dedup_key, entry, fields, channels, render_for, attempt, patient_id=patient.id)
 
     def reopen(self, task: AppointmentTask) -> Reopen:
         """The retry sweep's hook: make the ledger ready for an operator's retry of this message."""

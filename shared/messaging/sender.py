@@ -1,0 +1,191 @@
+"""Sending one message exactly as the ledger allows: reconcile, claim, send over the channels in order,
+record. Every message type (appointment reminders, waitlist offers and results, report emails) goes
+through `MessageSender.deliver` once its service has decided the message must go and rendered it.
+
+- a duplicate (the ledger already says sent, delivered, skipped or failed) sends nothing;
+- an earlier attempt whose provider answer was lost (`unconfirmed`) is first looked for: a delivery
+  callback recorded for that generation, or the SMS in Twilio's message list; only when it is truly
+  absent is it sent again;
+- the recipient rejected on one channel (invalid number, replied STOP, not mobile) → the next channel;
+  Twilio's 21610 also records the patient's SMS opt-out;
+- a transient failure releases the claim for the retry, or on the queue's last attempt marks the
+  message failed; a permanent one marks it failed; an answer lost marks it unconfirmed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from shared.messaging.channels import SMS
+from shared.messaging.ledger import AlreadyDone, Claim, Entry, Ledger, StaleClaim, State
+from shared.messaging.opt_outs import OptOuts
+from shared.messaging.providers import (
+    EmailSender,
+    OutgoingEmail,
+    OutgoingSms,
+    RecipientRejected,
+    SendUnconfirmed,
+    SmsSender,
+)
+from shared.platform import log
+from shared.platform.clock import Clock
+from shared.platform.errors import PermanentError, RetryableError
+from shared.tasks.router import Attempt, Outcome
+
+
+@dataclass(frozen=True)
+class SmsContent:
+    to: str
+    sender: str  # E.164 number or Messaging Service SID
+    body: str
+
+
+@dataclass(frozen=True)
+class EmailContent:
+    to: str
+    sender: str
+    subject: str
+    text: str
+    html: str
+    attachments: tuple[tuple[str, str, bytes], ...] = ()
+
+
+Content = SmsContent | EmailContent
+Render = Callable[[str], Content]  # channel → what to send on it
+
+
+class MessageSender:
+    def __init__(
+        self,
+        *,
+        ledger: Ledger,
+        sms: SmsSender,
+        email: EmailSender,
+        clock: Clock,
+        opt_outs: OptOuts,
+        status_callback_url: str = "",
+    ) -> None:
+        self.ledger, self.sms, self.email, self.clock, self.opt_outs = ledger, sms, email, clock, opt_outs
+        self.status_callback_url = status_callback_url
+
+    def deliver(
+        self,
+        key: str,
+        entry: Entry | None,
+        fields: Mapping[str, Any],
+        channels: Sequence[str],
+        render: Render,
+        attempt: Attempt,
+        *,
+        patient_id: str | None = None,
+    ) -> Outcome:
+        """Send the message `key` on the first channel that takes it; `entry` is the ledger doc as read."""
+        if entry is not None and entry.is_done:
+            return Outcome("duplicate", reason=entry.state.value)
+        if entry is not None and entry.state == State.UNCONFIRMED:
+            found = self._reconcile(entry, render)
+            if found is not None:
+                return found
+        try:
+            claim = self.ledger.claim(key, entry, fields)
+        except AlreadyDone as done:
+            return Outcome("duplicate", reason=done.entry.state.value)
+        except RetryableError as exc:
+            if attempt.last and exc.code == "claim_lost":
+                return Outcome("duplicate", reason="claimed_by_a_concurrent_delivery")
+            raise
+        try:
+            return self._send_all(claim, channels, render, patient_id)
+        except StaleClaim as stale:
+            log.warning("a takeover finished this message first; its result stands", dedup_key=key, error=str(stale))
+            return Outcome("superseded")
+        except SendUnconfirmed as exc:
+            self.ledger.mark_unconfirmed(claim, channel=exc.channel, reason=exc.code)
+            raise
+        except RetryableError as exc:
+            self._give_back(claim, exc.code, attempt)
+            raise
+        except PermanentError as exc:
+            self.ledger.fail(claim, exc.code)
+            raise
+        except Exception as exc:
+            self._give_back(claim, type(exc).__name__, attempt)
+            raise
+
+    def _give_back(self, claim: Claim, code: str, attempt: Attempt) -> None:
+        """A transient failure: the retry claims again; on the last attempt the ledger says failed."""
+        try:
+            if attempt.last:
+                self.ledger.fail(claim, code)
+            else:
+                self.ledger.release(claim, code)
+        except StaleClaim:
+            pass  # a takeover already moved it on; its result stands
+
+    def _send_all(self, claim: Claim, channels: Sequence[str], render: Render, patient_id: str | None) -> Outcome:
+        rejected: RecipientRejected | None = None
+        for channel in channels:
+            try:
+                provider_id = self._send(claim, render(channel))
+            except RecipientRejected as rejection:
+                rejected = rejection
+                if rejection.reason == "sms_opted_out" and patient_id:
+                    self.opt_outs.set_sms_opt_out(patient_id, True, source="twilio_21610")
+                log.warning(
+                    "recipient rejected; trying the next channel",
+                    channel=channel,
+                    error_code=rejection.code,
+                    dedup_key=claim.key,
+                )
+                continue
+            self.ledger.mark_sent(claim, channel=channel, provider_message_id=provider_id)
+            return Outcome("sent", channel=channel, provider_message_id=provider_id)
+        if rejected is None:
+            raise PermanentError("no channel to send on", code="no_channel")
+        raise rejected
+
+    def _send(self, claim: Claim, content: Content) -> str:
+        if isinstance(content, SmsContent):
+            callback = None
+            if self.status_callback_url:
+                callback = f"{self.status_callback_url}?{urlencode({'ledger': claim.key, 'g': claim.generation})}"
+            return self.sms.send_sms(
+                OutgoingSms(to=content.to, sender=content.sender, body=content.body, status_callback=callback)
+            )
+        return self.email.send_email(
+            OutgoingEmail(
+                to=content.to,
+                sender=content.sender,
+                subject=content.subject,
+                text=content.text,
+                html=content.html,
+                reference=f"{claim.key}:{claim.generation}",
+                attachments=content.attachments,
+            )
+        )
+
+    def _reconcile(self, entry: Entry, render: Render) -> Outcome | None:
+        """An earlier attempt's answer was lost: did the message go? Evidence first, then the provider."""
+        channel = str(entry.data.get("channel") or "")
+        evidence = entry.data.get("delivery_message_id")
+        if evidence and entry.data.get("delivery_generation") == entry.generation:
+            if self.ledger.confirm(entry, channel=channel, provider_message_id=str(evidence)):
+                return Outcome(
+                    "sent", reason="confirmed_by_callback", channel=channel, provider_message_id=str(evidence)
+                )
+        if channel == SMS:
+            content = render(SMS)
+            assert isinstance(content, SmsContent)
+            claimed = entry.data.get("claimed_at")
+            since = claimed if isinstance(claimed, datetime) else self.clock.now() - timedelta(days=1)
+            for message in self.sms.find_sent(to=content.to, sender=content.sender, since=since):
+                if message.body == content.body and self.ledger.confirm(
+                    entry, channel=SMS, provider_message_id=message.sid
+                ):
+                    return Outcome("sent", reason="found_at_provider", channel=SMS, provider_message_id=message.sid)
+        log.info("unconfirmed send not found; sending again", dedup_key=entry.key, channel=channel or None)
+        return None
