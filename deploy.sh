@@ -44,8 +44,17 @@ readonly SETTING_NAMES=(PROJECT_ID REGION TWILIO_MPS TWILIO_SENDER SMS_MAX_CONCU
   QUEUE_MAX_ATTEMPTS QUEUE_MIN_BACKOFF QUEUE_MAX_BACKOFF
   REMINDER_SCHEDULE REPORT_SCHEDULE_DAILY REPORT_SCHEDULE_WEEKLY SWEEP_SCHEDULE SCHEDULER_TIME_ZONE
   SCHEDULER_LOCATION SCHEDULER_MAX_RETRY_ATTEMPTS DEAD_LETTER_MAX_ATTEMPTS EVENT_MIN_RETRY_DELAY
-  EVENT_MAX_RETRY_DELAY FIRESTORE_LOCATION BUILD_SERVICE_ACCOUNT
-  TWILIO_ACCOUNT_SID_SECRET TWILIO_AUTH_TOKEN_SECRET SENDGRID_API_KEY_SECRET)
+  EVENT_MAX_RETRY_DELAY FIRESTORE_LOCATION BUILD_SERVICE_ACCOUNT)
+
+# Every secret the registry names (deploy/registry.py SECRETS) has a setting <ENV NAME>_SECRET holding its
+# Secret Manager name, by default the env name in lowercase with hyphens (TWILIO_AUTH_TOKEN → twilio-auth-token).
+SECRET_SETTINGS=()
+if command -v "$PYTHON" >/dev/null 2>&1; then
+  while IFS= read -r env_name; do
+    [[ -n $env_name ]] && SECRET_SETTINGS+=("${env_name}_SECRET")
+  done < <("$PYTHON" -c 'from deploy.registry import SECRETS; print(*SECRETS, sep="\n")' 2>/dev/null || true)
+fi
+readonly SECRET_SETTINGS
 
 apply_defaults() {
   : "${EMAIL_MAX_PER_SECOND:=50}" "${EMAIL_MAX_CONCURRENT:=20}"
@@ -56,8 +65,12 @@ apply_defaults() {
   : "${SWEEP_SCHEDULE:=*/5 * * * *}"
   : "${SCHEDULER_MAX_RETRY_ATTEMPTS:=3}"
   : "${DEAD_LETTER_MAX_ATTEMPTS:=10}" "${EVENT_MIN_RETRY_DELAY:=10s}" "${EVENT_MAX_RETRY_DELAY:=600s}"
-  : "${TWILIO_ACCOUNT_SID_SECRET:=twilio-account-sid}" "${TWILIO_AUTH_TOKEN_SECRET:=twilio-auth-token}"
-  : "${SENDGRID_API_KEY_SECRET:=sendgrid-api-key}"
+  local setting default
+  for setting in "${SECRET_SETTINGS[@]}"; do
+    default=${setting%_SECRET}
+    default=${default,,}
+    if [[ -z ${!setting:-} ]]; then printf -v "$setting" '%s' "${default//_/-}"; fi
+  done
   : "${SCHEDULER_LOCATION:=${REGION:-}}"
   : "${TWILIO_SENDER:=}" "${FIRESTORE_LOCATION:=}" "${BUILD_SERVICE_ACCOUNT:=}"
   if [[ -z ${SMS_MAX_CONCURRENT:-} && ${TWILIO_MPS:-} =~ ^[0-9]+([.][0-9]+)?$ ]]; then
@@ -191,7 +204,7 @@ probe() {
 
 is_setting() {
   local name
-  for name in "${SETTING_NAMES[@]}"; do [[ $name == "$1" ]] && return 0; done
+  for name in "${SETTING_NAMES[@]}" "${SECRET_SETTINGS[@]}"; do [[ $name == "$1" ]] && return 0; done
   return 1
 }
 
@@ -308,7 +321,7 @@ validate() {
   elif [[ -d /usr/share/zoneinfo && ! -f /usr/share/zoneinfo/$SCHEDULER_TIME_ZONE ]]; then
     problem "SCHEDULER_TIME_ZONE '$SCHEDULER_TIME_ZONE' is not a known time zone (not in /usr/share/zoneinfo)"
   fi
-  for name in TWILIO_ACCOUNT_SID_SECRET TWILIO_AUTH_TOKEN_SECRET SENDGRID_API_KEY_SECRET; do
+  for name in "${SECRET_SETTINGS[@]}"; do
     [[ ${!name} =~ ^[A-Za-z0-9_-]{1,255}$ ]] || problem "$name must be a Secret Manager secret name (letters, digits, - and _), got '${!name}'"
   done
   if [[ -n $TWILIO_SENDER && ! $TWILIO_SENDER =~ ^(\+[1-9][0-9]{6,14}|MG[0-9a-fA-F]{32})$ ]]; then

@@ -24,7 +24,10 @@ from shared.platform import resources as r
 SECRET_TWILIO_SID = "TWILIO_ACCOUNT_SID"  # noqa: S105
 SECRET_TWILIO_TOKEN = "TWILIO_AUTH_TOKEN"  # noqa: S105
 SECRET_SENDGRID_KEY = "SENDGRID_API_KEY"  # noqa: S105
-SECRETS = (SECRET_TWILIO_SID, SECRET_TWILIO_TOKEN, SECRET_SENDGRID_KEY)
+# SendGrid's Event Webhook verification key (Mail Settings → Signed Event Webhook): public, but managed like
+# the others so an operator pastes it in one place.
+SECRET_SENDGRID_WEBHOOK_KEY = "SENDGRID_WEBHOOK_PUBLIC_KEY"  # noqa: S105
+SECRETS = (SECRET_TWILIO_SID, SECRET_TWILIO_TOKEN, SECRET_SENDGRID_KEY, SECRET_SENDGRID_WEBHOOK_KEY)
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,14 @@ FUNCTIONS: tuple[Function, ...] = (
     ),
     Function(
         "twilio-status", "task_handler", "twilio_status", public=True, secrets=(SECRET_TWILIO_TOKEN,), local_slot=3
+    ),
+    Function(
+        "sendgrid-events",
+        "task_handler",
+        "sendgrid_events",
+        public=True,
+        secrets=(SECRET_SENDGRID_WEBHOOK_KEY,),
+        local_slot=8,
     ),
     Function(
         "retry-sweep",

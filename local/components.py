@@ -9,7 +9,9 @@ and the Pub/Sub bridge, which starts once the rest is healthy.
 from __future__ import annotations
 
 import ast
+import hashlib
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -21,7 +23,7 @@ from pathlib import Path
 import requests
 
 from deploy.stage import FUNCTIONS_DIR, SHARED_DIR, fingerprint, source_fingerprint, stage
-from local import tasks_emulator
+from local import tasks_emulator, webhook_keys
 from local.config import QUEUES, REPO_ROOT, TOPICS, EntryPoint, StackConfig
 from shared.platform.settings import Settings
 
@@ -220,7 +222,8 @@ def _tasks(config: StackConfig, env: dict[str, str]) -> Component:
     code = source_fingerprint(REPO_ROOT / "local" / "tasks_emulator.py", SHARED_DIR / "platform")
     return Component(
         "tasks",
-        f"tasks:{address}:{max_attempts}:{','.join(QUEUES)}:scale={config.demo_time_scale}:{code}",
+        f"tasks:{address}:{max_attempts}:{','.join(QUEUES)}:scale={config.demo_time_scale}"
+        f":backoff={config.tasks_min_backoff}-{config.tasks_max_backoff}:twice={config.duplicate_deliveries}:{code}",
         f"{address} (gcloud-tasks-emulator; queues {', '.join(QUEUES)})",
         (config.tasks_port,),
         probe=lambda: queues_ready(config),
@@ -231,6 +234,11 @@ def _tasks(config: StackConfig, env: dict[str, str]) -> Component:
 def _sandbox(config: StackConfig, env: dict[str, str]) -> Component:
     command = [sys.executable, "-m", "local.sandbox.server", "--host", config.host, "--port", str(config.sandbox_port)]
     key = f"{' '.join(command)} #source={source_fingerprint(REPO_ROOT / 'local' / 'sandbox', SHARED_DIR)}"
+    env = {
+        **env,
+        "SANDBOX_SENDGRID_EVENTS_URL": config.url("sendgrid-events"),
+        "SANDBOX_SENDGRID_SIGNING_KEY_FILE": str(webhook_keys.private_key_path(config.state_dir)),
+    }
     return Component(
         "sandbox",
         key,
@@ -290,8 +298,9 @@ def _function(config: StackConfig, entry: EntryPoint, env: dict[str, str]) -> Co
         return Launch(command, {**env, "PYTHONPATH": str(staged)}, cwd=staged)
 
     url = config.url(entry.name)
-    # The key carries the source's fingerprint, so `up` restarts a function whose code changed.
-    key = f"{' '.join(command)} #source={fingerprint(entry.folder)}"
+    # The source's fingerprint and the environment: `up` restarts a function whose code or settings changed.
+    settings_digest = hashlib.sha256(json.dumps(config.function_env(), sort_keys=True).encode()).hexdigest()[:12]
+    key = f"{' '.join(command)} #source={fingerprint(entry.folder)} #env={settings_digest}"
     return Component(
         entry.name, key, f"{url} ({entry.signature})", (entry.port,), probe=lambda: function_answers(url), launch=launch
     )

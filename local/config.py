@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deploy import registry
+from local import webhook_keys
 from local.sandbox import settings as sandbox_credentials
 from shared.platform import env as envvars
 from shared.platform import resources
@@ -59,6 +60,12 @@ class StackConfig:
     state_dir: Path
     entry_points: tuple[EntryPoint, ...]
     demo_time_scale: int = 1
+    # Knobs of a chaos run (tests/chaos.py); the defaults are the everyday local stack's.
+    tasks_min_backoff: float = 0.1  # the Cloud Tasks wrapper's retry backoff, real seconds
+    tasks_max_backoff: float = 1.0
+    duplicate_deliveries: bool = False  # every dispatch sent twice
+    provider_timeout_seconds: float | None = None  # the functions' PROVIDER_TIMEOUT_SECONDS
+    ledger_lease_seconds: int | None = None  # the functions' LEDGER_LEASE_SECONDS
 
     @property
     def clock_file(self) -> Path:
@@ -98,12 +105,32 @@ class StackConfig:
             "ALLOW_UNAUTHENTICATED_TASKS_ON_EMULATOR": "1",
             "MEDSPA_CLOCK_FILE": str(self.clock_file),
             "STATUS_CALLBACK_URL": self.url(registry.STATUS_CALLBACK),
+            "SENDGRID_WEBHOOK_PUBLIC_KEY": webhook_keys.public_key(self.state_dir),
+            **(
+                {"PROVIDER_TIMEOUT_SECONDS": str(self.provider_timeout_seconds)}
+                if self.provider_timeout_seconds is not None
+                else {}
+            ),
+            **(
+                {"LEDGER_LEASE_SECONDS": str(self.ledger_lease_seconds)}
+                if self.ledger_lease_seconds is not None
+                else {}
+            ),
         }
 
 
 def _int_env(env: Mapping[str, str], name: str, default: int) -> int:
     try:
         return envvars.integer(env, name, default)
+    except ConfigError as exc:
+        raise SystemExit(str(exc)) from None
+
+
+def _number_env(env: Mapping[str, str], name: str, default: float | None) -> float | None:
+    if not env.get(name, "").strip():
+        return default
+    try:
+        return envvars.number(env, name, 0.0)
     except ConfigError as exc:
         raise SystemExit(str(exc)) from None
 
@@ -128,4 +155,9 @@ def load(environ: Mapping[str, str] | None = None) -> StackConfig:
         state_dir=Path(env.get("MEDSPA_STATE_DIR", REPO_ROOT / ".local")),
         demo_time_scale=max(1, _int_env(env, "MEDSPA_DEMO_TIME_SCALE", 1)),
         entry_points=entry_points,
+        tasks_min_backoff=_number_env(env, "MEDSPA_TASKS_MIN_BACKOFF", 0.1),
+        tasks_max_backoff=_number_env(env, "MEDSPA_TASKS_MAX_BACKOFF", 1.0),
+        duplicate_deliveries=env.get("MEDSPA_DUPLICATE_DELIVERIES", "") == "1",
+        provider_timeout_seconds=_number_env(env, "MEDSPA_PROVIDER_TIMEOUT_SECONDS", None),
+        ledger_lease_seconds=_int_env(env, "MEDSPA_LEDGER_LEASE_SECONDS", 0) or None,
     )

@@ -34,6 +34,11 @@ branch for any emulator gap):
 - binds host:port (upstream binds [::]:port, every interface);
 - X-CloudTasks-QueueName is the short queue id, as in the cloud (upstream sends the full path);
 - max attempts = the queues' max attempts (settings.queue_max_attempts), so "last attempt" logic runs;
+- a failed task is retried after an exponential backoff (--min-backoff … --max-backoff, doubling
+  --max-doublings times), as a queue's retry config does; upstream retries at once, which would burn
+  every attempt while a crashed sender's claim lease is still live;
+- with --duplicate-deliveries (the chaos run only) every dispatch is sent twice at once, as Cloud Tasks'
+  at-least-once delivery may;
 - a dispatch times out after 10 minutes (the cloud's default dispatch deadline; upstream waits forever);
 - serves CreateTask on several threads (upstream: two);
 - drops the per-0.1 s "scheduled for future execution" log lines.
@@ -58,6 +63,8 @@ import threading
 import time
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -145,7 +152,13 @@ def command(config: StackConfig, queues: tuple[str, ...], max_attempts: int) -> 
         str(config.clock_file),
         "--time-scale",
         str(config.demo_time_scale),
+        "--min-backoff",
+        str(config.tasks_min_backoff),
+        "--max-backoff",
+        str(config.tasks_max_backoff),
     ]
+    if config.duplicate_deliveries:
+        argv.append("--duplicate-deliveries")
     for queue in queues:
         argv += ["--queue", config.queue_path(queue)]
     return argv
@@ -159,18 +172,32 @@ class _QuietFilter(logging.Filter):
         return not any(text in str(record.msg) for text in _NOISY_MESSAGES)
 
 
-class CloudLikeNames:
-    """ALREADY_EXISTS for a name Cloud Tasks would refuse, and schedule times on the stack's clock."""
+@dataclass(frozen=True)
+class Retries:
+    """A queue's retry config (real seconds: the time scale compresses schedule waits, not backoff)."""
 
-    def __init__(self, clock_file: Path | None, time_scale: int) -> None:
-        self.clock_file, self.time_scale = clock_file, max(1, time_scale)
+    min_backoff: float = 0.1
+    max_backoff: float = 1.0
+    max_doublings: int = 4
+
+    def after(self, dispatches: int) -> float:
+        """Cloud Tasks' backoff before the next attempt: doubling, then growing linearly, capped."""
+        doublings = min(max(0, dispatches - 1), self.max_doublings)
+        linear = max(0, dispatches - 1 - self.max_doublings)
+        wait = self.min_backoff * 2**doublings + linear * self.min_backoff * 2**self.max_doublings
+        return min(self.max_backoff, wait)
+
+
+class CloudLikeQueues:
+    """ALREADY_EXISTS for a name Cloud Tasks would refuse, schedule times on the stack's clock, backoff."""
+
+    def __init__(self, clock_file: Path | None, time_scale: int, retries: Retries) -> None:
+        self.clock_file, self.time_scale, self.retries = clock_file, max(1, time_scale), retries
         self.lock = threading.Lock()
         self.finished: dict[str, float] = {}  # task name → when it ran for the last time or was given up
         self.original_eta: dict[str, object] = {}
 
     def patch(self, state: Any) -> None:
-        from datetime import datetime, timedelta, timezone
-
         from google.api_core.exceptions import AlreadyExists
 
         from shared.platform.emulator import read_clock_offset
@@ -199,12 +226,25 @@ class CloudLikeNames:
                             self.original_eta[task.name] = wanted
                 return upstream_create(queue, task)
 
+        def dispatches(task_name: str) -> int:
+            for tasks in state._queue_tasks.values():
+                for task in tasks:
+                    if task.name == task_name:
+                        return int(task.dispatch_count)
+            return 0
+
         def submit_task(task_name: str, force_run: bool = False) -> object:
+            before = dispatches(task_name)
             task = upstream_submit(task_name, force_run)
             with self.lock:
                 if task.name not in live_names():
                     self.finished[task.name] = time.time()
                     self.original_eta.pop(task.name, None)
+                elif task.dispatch_count > before:
+                    # Just failed, and put back by upstream: not before its backoff has passed.
+                    task.schedule_time = datetime.fromtimestamp(
+                        time.time() + self.retries.after(task.dispatch_count), timezone.utc
+                    )
             return task
 
         upstream_list = state.list_tasks
@@ -226,7 +266,14 @@ class CloudLikeNames:
 
 
 def serve(
-    host: str, port: int, queues: list[str], max_attempts: int, clock_file: Path | None = None, time_scale: int = 1
+    host: str,
+    port: int,
+    queues: list[str],
+    max_attempts: int,
+    clock_file: Path | None = None,
+    time_scale: int = 1,
+    retries: Retries | None = None,
+    duplicate_deliveries: bool = False,
 ) -> int:
     """Run the emulator in the foreground until SIGTERM/SIGINT."""
     from concurrent import futures
@@ -234,15 +281,20 @@ def serve(
     import grpc
     from gcloud_tasks_emulator import server as emulator
 
-    names = CloudLikeNames(clock_file, time_scale)
+    names = CloudLikeQueues(clock_file, time_scale, retries or Retries())
     upstream_request = emulator._make_task_request
 
-    def dispatch(queue_name: str, task: object, target_host: str, target_port: int) -> object:
+    def dispatch(queue_name: str, task: Any, target_host: str, target_port: int) -> object:
         eta = names.original_eta.get(task.name)
-        if eta is not None:  # the header says when the task was due on the stack's clock
+        if eta is not None or duplicate_deliveries:
             task = type(task)(task)
+        if eta is not None:  # the header says when the task was due on the stack's clock
             task.schedule_time = eta
-        return upstream_request(queue_name.rsplit("/", 1)[-1], task, target_host, target_port)
+        short = queue_name.rsplit("/", 1)[-1]
+        if duplicate_deliveries:
+            twin = (upstream_request, short, type(task)(task), target_host, target_port)
+            threading.Thread(target=_quietly, args=twin, daemon=True).start()
+        return upstream_request(short, task, target_host, target_port)
 
     emulator._make_task_request = dispatch  # looked up at call time by QueueState.submit_task
     socket.setdefaulttimeout(DISPATCH_DEADLINE_SECONDS)  # urllib's dispatch; gRPC does not use it
@@ -279,6 +331,14 @@ def serve(
     return 0
 
 
+def _quietly(request: Any, *args: Any) -> None:
+    """The duplicate of a dispatch: its answer does not count, as a second delivery's would not."""
+    try:
+        request(*args).read()
+    except Exception:  # noqa: BLE001,S110 - an error answer or a dropped connection: the first delivery decides
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=FutureWarning)
     parser = argparse.ArgumentParser(prog="python -m local.tasks_emulator")
@@ -288,11 +348,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-attempts", type=int, default=0, help="0 = retry forever")
     parser.add_argument("--clock-file", type=Path, default=None, help="the stack's clock file")
     parser.add_argument("--time-scale", type=int, default=1, help="divide each task's wait by this")
+    parser.add_argument("--min-backoff", type=float, default=Retries.min_backoff, help="seconds")
+    parser.add_argument("--max-backoff", type=float, default=Retries.max_backoff, help="seconds")
+    parser.add_argument("--max-doublings", type=int, default=Retries.max_doublings)
+    parser.add_argument("--duplicate-deliveries", action="store_true", help="send every dispatch twice (chaos)")
     args = parser.parse_args(argv)
     handler = logging.StreamHandler(sys.stdout)
     handler.addFilter(_QuietFilter())
     logging.basicConfig(level=logging.INFO, handlers=[handler], format="%(asctime)s %(message)s")
-    return serve(args.host, args.port, args.queue, args.max_attempts, args.clock_file, args.time_scale)
+    retries = Retries(args.min_backoff, args.max_backoff, args.max_doublings)
+    return serve(
+        args.host,
+        args.port,
+        args.queue,
+        args.max_attempts,
+        args.clock_file,
+        args.time_scale,
+        retries,
+        args.duplicate_deliveries,
+    )
 
 
 if __name__ == "__main__":

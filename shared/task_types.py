@@ -8,6 +8,7 @@ what the handler would.
 from __future__ import annotations
 
 import functools
+from datetime import timedelta
 
 from shared.messaging.appointment_tasks import APPOINTMENT_TASK_TYPES, AppointmentTask, parse_appointment_task
 from shared.messaging.delivery import AppointmentMessages
@@ -20,12 +21,18 @@ from shared.tasks.router import Attempt, Outcome, TaskType
 
 
 @functools.cache
+def ledger() -> Ledger:
+    """The notifications ledger every message type claims through, with the deployed lease."""
+    return Ledger(clients.store(), system_clock, lease=timedelta(seconds=settings().ledger_lease_seconds))
+
+
+@functools.cache
 def appointment_messages() -> AppointmentMessages:
     config = settings()
     store = clients.store()
     return AppointmentMessages(
         store=store,
-        ledger=Ledger(store, system_clock),
+        ledger=ledger(),
         clock=system_clock,
         sms=TwilioSms(clients.twilio()),
         email=SendGridEmail(clients.sendgrid()),
@@ -38,7 +45,7 @@ def _deliver(task: AppointmentTask, attempt: Attempt) -> Outcome:
 
 
 def _reopen(task: AppointmentTask) -> Reopen:
-    return Ledger(clients.store(), system_clock).reopen(task.dedup_key)
+    return ledger().reopen(task.dedup_key)
 
 
 @functools.cache

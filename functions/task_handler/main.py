@@ -1,5 +1,6 @@
-"""task_handler: Cloud Tasks delivers each message task here (handle_task); Twilio reports delivery
-(twilio_status); a scheduled sweep re-enqueues the failed tasks operators marked "retry" (sweep_failed_tasks)."""
+"""task_handler: Cloud Tasks delivers each message task here (handle_task); Twilio and SendGrid report
+delivery (twilio_status, sendgrid_events); a scheduled sweep re-enqueues the failed tasks operators marked
+"retry" (sweep_failed_tasks)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import functools
 
 import functions_framework
 
+from shared.messaging.email_events import apply_events, headers_of, verify_sendgrid_signature
 from shared.messaging.ledger import Ledger
 from shared.messaging.status_callbacks import apply_status, callback_url, verify_twilio_signature
 from shared.platform import clients, log, resources
@@ -52,6 +54,17 @@ def twilio_status(request):
         return to_response(exc)
     outcome = apply_status(Ledger(clients.store(), system_clock), request.args.to_dict(), params)
     return json_response({"outcome": outcome})
+
+
+@functions_framework.http
+def sendgrid_events(request):
+    body = request.get_data(cache=False)
+    try:
+        verify_sendgrid_signature(clients.secret("SENDGRID_WEBHOOK_PUBLIC_KEY"), body, *headers_of(request.headers))
+    except MedspaError as exc:
+        log.warning("email event batch refused", error_code=exc.code)
+        return to_response(exc)
+    return json_response({"outcomes": apply_events(Ledger(clients.store(), system_clock), body)})
 
 
 @functions_framework.cloud_event

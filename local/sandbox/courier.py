@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -60,6 +63,52 @@ class Courier:
         return self._session.post(
             url, data=params, headers={"X-Twilio-Signature": signature}, timeout=timeout, allow_redirects=False
         )
+
+    def dispatch_email(self, message_id: str, recipients: list[tuple[str, dict[str, Any]]], final: str) -> None:
+        """Play SendGrid's Event Webhook for an accepted mail: processed, then delivered (or the fault's
+        bounce / dropped), one signed batch each, like SendGrid's."""
+        if self._settings.sendgrid_events_url and self._settings.sendgrid_signing_key_file:
+            self._pool.submit(self._play_email, message_id, recipients, final)
+
+    def _play_email(self, message_id: str, recipients: list[tuple[str, dict[str, Any]]], final: str) -> None:
+        from local.webhook_keys import sign
+
+        assert self._settings.sendgrid_events_url and self._settings.sendgrid_signing_key_file
+        key = Path(self._settings.sendgrid_signing_key_file).read_bytes()
+        for index, event in enumerate(("processed", final)):
+            if self._stopping.wait(self._settings.callback_delay_seconds):
+                return
+            if index:
+                self._outbox.set_status(message_id, final)
+            batch = [
+                {
+                    "email": address,
+                    "timestamp": int(time.time()),
+                    "event": event,
+                    "sg_event_id": uuid.uuid4().hex,
+                    "sg_message_id": f"{message_id}.filterdrecv-sandbox-{n}",
+                    **{k: str(v) for k, v in custom_args.items()},
+                }
+                for n, (address, custom_args) in enumerate(recipients)
+            ]
+            payload = json.dumps(batch).encode()
+            timestamp = str(int(time.time()))
+            attempt: dict[str, Any] = {"status": event}
+            try:
+                response = self._session.post(
+                    self._settings.sendgrid_events_url,
+                    data=payload,
+                    timeout=self._settings.callback_timeout_seconds,
+                    headers={
+                        "Content-Type": "application/json",
+                        "X-Twilio-Email-Event-Webhook-Signature": sign(key, timestamp, payload),
+                        "X-Twilio-Email-Event-Webhook-Timestamp": timestamp,
+                    },
+                )
+                attempt["http_status"] = response.status_code
+            except requests.RequestException as error:
+                attempt["error"] = type(error).__name__
+            self._outbox.note_callback(message_id, attempt)
 
     def dispatch(self, delivery: Delivery) -> None:
         """Start delivering in the background; the API call that accepted the message returns at once."""

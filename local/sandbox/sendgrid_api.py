@@ -203,7 +203,14 @@ def sendgrid_blueprint(sandbox: Sandbox) -> Blueprint:
                 recipient=mask_address(address),
                 fault=fault.id if fault else None,
             )
-        sandbox.outbox.set_status(message_id, final or "delivered")
+        if sandbox.settings.sendgrid_events_url:  # the Event Webhook reports processed, then the outcome
+            custom = [
+                (address, {**(payload.get("custom_args") or {}), **(p.get("custom_args") or {})})
+                for p, address in recipients
+            ]
+            sandbox.courier.dispatch_email(message_id, custom, final or "delivered")
+        else:
+            sandbox.outbox.set_status(message_id, final or "delivered")
         if fault and fault.kind == "timeout":  # accepted, but the answer is lost: the caller times out
             sandbox.hang(fault.seconds)
         response = Response(status=202)

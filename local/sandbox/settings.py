@@ -41,6 +41,8 @@ class SandboxSettings:
     hang_seconds: float = 15.0  # default length of a "timeout" fault (longer than the clients' 10 s)
     status_timeout_seconds: float = 2.0  # per Firestore call on the status view
     seed: int | None = None  # seeds the fault RNG so `rate` faults are reproducible
+    sendgrid_events_url: str | None = None  # where SendGrid's signed Event Webhook batches go (none: not sent)
+    sendgrid_signing_key_file: str | None = None  # the PEM private key they are signed with
 
     @classmethod
     def from_env(cls, environ: envvars.Environ | None = None) -> SandboxSettings:
@@ -54,4 +56,6 @@ class SandboxSettings:
             hang_seconds=_float(env, "SANDBOX_HANG_SECONDS", 15.0),
             status_timeout_seconds=_float(env, "SANDBOX_STATUS_TIMEOUT_SECONDS", 2.0),
             seed=_optional_int(env, "SANDBOX_SEED"),
+            sendgrid_events_url=env.get("SANDBOX_SENDGRID_EVENTS_URL", "").strip() or None,
+            sendgrid_signing_key_file=env.get("SANDBOX_SENDGRID_SIGNING_KEY_FILE", "").strip() or None,
         )

@@ -11,6 +11,7 @@ from shared.platform import env as envvars
 DEFAULT_MAX_ATTEMPTS = 8
 DEFAULT_MAX_EVENT_AGE_SECONDS = 6 * 3600
 DEFAULT_PROVIDER_TIMEOUT_SECONDS = 10.0
+DEFAULT_LEDGER_LEASE_SECONDS = 120  # a sender's claim; must outlast a send on every channel
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class Settings:
     status_callback_url: str  # the twilio-status function's public URL; empty → no delivery callbacks
     max_event_age_seconds: int  # a scheduled tick older than this is acknowledged and logged, not run
     provider_timeout_seconds: float  # per Twilio / SendGrid call
+    ledger_lease_seconds: int  # how long a sender's claim holds before another delivery may take it over
     allow_unauthenticated_tasks: bool  # effective only on the emulator (shared.platform.emulator)
 
     @classmethod
@@ -53,6 +55,9 @@ class Settings:
             ),
             provider_timeout_seconds=envvars.number(
                 env, "PROVIDER_TIMEOUT_SECONDS", DEFAULT_PROVIDER_TIMEOUT_SECONDS, minimum=0.1
+            ),
+            ledger_lease_seconds=envvars.integer(
+                env, "LEDGER_LEASE_SECONDS", DEFAULT_LEDGER_LEASE_SECONDS, minimum=5, maximum=3600
             ),
             allow_unauthenticated_tasks=emulator.allow_unauthenticated_tasks(env),
         )

@@ -35,7 +35,10 @@ SECRETS = {
     "TWILIO_ACCOUNT_SID": "twilio-account-sid",
     "TWILIO_AUTH_TOKEN": "twilio-auth-token",
     "SENDGRID_API_KEY": "sendgrid-api-key",
+    "SENDGRID_WEBHOOK_PUBLIC_KEY": "sendgrid-webhook-public-key",
 }
+TASK_HANDLER_SECRETS = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "SENDGRID_API_KEY")
+PUBLIC = {"twilio-status", "sendgrid-events"}  # the webhooks providers call; they verify signatures themselves
 ENTRY_POINTS = FUNCTIONS
 HTTP = [entry for entry in ENTRY_POINTS if entry.signature == "http"]
 EVENTS = [entry for entry in ENTRY_POINTS if entry.signature != "http"]
@@ -306,7 +309,11 @@ def test_the_functions_hold_these_roles_and_no_others(two_runs: TwoRuns) -> None
     accessor = "roles/secretmanager.secretAccessor"
     assert held_by(calls, f"serviceAccount:{fn_sa('task-handler')}") == {
         datastore,
-        *(("secret", name, accessor) for name in SECRETS.values()),
+        *(("secret", SECRETS[env], accessor) for env in TASK_HANDLER_SECRETS),
+    }
+    assert held_by(calls, f"serviceAccount:{fn_sa('sendgrid-events')}") == {
+        datastore,
+        ("secret", "sendgrid-webhook-public-key", accessor),
     }
     assert held_by(calls, f"serviceAccount:{fn_sa('twilio-status')}") == {
         datastore,
@@ -341,8 +348,11 @@ def test_secrets_are_created_empty_and_readable_only_by_the_functions_that_map_t
         for c in matching(calls, "secrets", "add-iam-policy-binding")
     }
     accessor = "roles/secretmanager.secretAccessor"
-    assert access == {(name, f"serviceAccount:{fn_sa('task-handler')}", accessor) for name in SECRETS.values()} | {
-        ("twilio-auth-token", f"serviceAccount:{fn_sa('twilio-status')}", accessor)
+    assert access == {
+        (SECRETS[env], f"serviceAccount:{fn_sa('task-handler')}", accessor) for env in TASK_HANDLER_SECRETS
+    } | {
+        ("twilio-auth-token", f"serviceAccount:{fn_sa('twilio-status')}", accessor),
+        ("sendgrid-webhook-public-key", f"serviceAccount:{fn_sa('sendgrid-events')}", accessor),
     }
 
 
@@ -464,9 +474,7 @@ def test_every_function_is_gen2_python312_with_its_own_account_and_its_resources
 def test_ingress_is_internal_only_except_for_the_public_webhook(two_runs: TwoRuns) -> None:
     for call in matching(two_runs.first_calls, "functions", "deploy"):
         name, ingress = words(call)[2], [arg for arg in call if arg.startswith("--ingress-settings")]
-        assert ingress == (
-            ["--ingress-settings=all"] if name == "twilio-status" else ["--ingress-settings=internal-only"]
-        ), name
+        assert ingress == (["--ingress-settings=all"] if name in PUBLIC else ["--ingress-settings=internal-only"]), name
     for entry in EVENTS:
         (deploy,) = deploys(two_runs.first_calls, entry.name)
         assert "allow-unauthenticated" not in deploy
@@ -478,7 +486,7 @@ def test_task_handler_is_private_and_gets_its_secrets_from_secret_manager(two_ru
         assert "no-allow-unauthenticated" in deploy and "allow-unauthenticated" not in deploy
         assert deploy["ingress-settings"] == "internal-only"
         secrets = dict(pair.split("=", 1) for pair in deploy["set-secrets"].split(","))
-        assert secrets == {env: f"{name}:latest" for env, name in SECRETS.items()}
+        assert secrets == {env: f"{SECRETS[env]}:latest" for env in TASK_HANDLER_SECRETS}
 
 
 def test_no_secret_is_ever_a_plain_environment_variable(two_runs: TwoRuns) -> None:
@@ -842,7 +850,7 @@ def test_dry_run_shows_one_account_per_function_the_ingress_and_the_dead_letters
     accounts = [c[4] for c in commands if c[:4] == ["gcloud", "iam", "service-accounts", "create"]]
     assert accounts == ["tasks-invoker", "events-invoker", *(f"fn-{entry.name}" for entry in ENTRY_POINTS)]
     for command in (c for c in commands if c[:3] == ["gcloud", "functions", "deploy"]):
-        expected = "all" if command[3] == "twilio-status" else "internal-only"
+        expected = "all" if command[3] in PUBLIC else "internal-only"
         assert flags(command)["ingress-settings"] == expected, command[3]
     updates = [c for c in commands if c[:4] == ["gcloud", "pubsub", "subscriptions", "update"]]
     assert len(updates) == len(EVENTS)

@@ -1,0 +1,122 @@
+"""SendGrid's signed Event Webhook → the ledger: an email's delivery status, and the evidence that an
+email whose send answer was lost was accepted (SendGrid's base API has no message lookup and no
+idempotency key, so this is the only way to know).
+
+SendGrid POSTs a JSON array of events, signed with ECDSA (X-Twilio-Email-Event-Webhook-Signature over
+timestamp + body, checked with SendGrid's own EventWebhook helper against the verification key from
+Mail Settings). Each event carries our custom arg `ledger_key` ("<key>:<generation>", set by
+shared.messaging.sender) and `sg_message_id` ("<X-Message-Id>.<filter…>"). A forged or stale request
+is refused (403) before anything is read; within a genuine batch, an event that names nothing of ours
+is counted and skipped, so SendGrid (which retries non-2xx) is never asked to send it again.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from shared.contract.bodies import check_value
+from shared.messaging.keys import is_key
+from shared.messaging.ledger import Ledger
+from shared.platform import log
+from shared.platform.errors import PermanentError, Unauthorized
+
+SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
+TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
+MAX_BODY_BYTES = 2 * 1024 * 1024
+MAX_EVENTS = 1000
+MAX_AGE_SECONDS = 600  # an older signed batch is a replay
+# SendGrid event names in the ledger's delivery vocabulary (shared.messaging.ledger.DELIVERY_RANK).
+EVENT_STATUS = {
+    "processed": "sent",
+    "deferred": "sent",
+    "delivered": "delivered",
+    "bounce": "failed",
+    "dropped": "failed",
+}
+
+
+def verify_sendgrid_signature(
+    public_key: str, body: bytes, signature: str | None, timestamp: str | None, *, now: float | None = None
+) -> None:
+    """Raise Unauthorized (403) unless the batch is signed by SendGrid's key and recent."""
+    from sendgrid.helpers.eventwebhook import EventWebhook
+
+    if not signature or not timestamp or not timestamp.isdigit() or len(timestamp) > 12:
+        raise Unauthorized("missing or malformed SendGrid signature headers", forbidden=True)
+    if abs((now if now is not None else time.time()) - int(timestamp)) > MAX_AGE_SECONDS:
+        raise Unauthorized("stale SendGrid signature timestamp", forbidden=True)
+    try:
+        valid = EventWebhook(public_key).verify_signature(body.decode("utf-8"), signature, timestamp)
+    except (ValueError, TypeError, UnicodeDecodeError):
+        valid = False
+    if not valid:
+        raise Unauthorized("bad SendGrid event webhook signature", forbidden=True)
+
+
+@dataclass(frozen=True)
+class EmailEvent:
+    ledger_key: str
+    generation: int
+    message_id: str
+    status: str
+
+
+def parse_event(event: Any) -> EmailEvent | str:
+    """One event as the ledger needs it, or why it names nothing of ours."""
+    if not isinstance(event, dict):
+        return "not_an_object"
+    status = EVENT_STATUS.get(str(event.get("event")))
+    if status is None:
+        return "ignored_event"  # opens, clicks, unsubscribes: nothing the ledger tracks
+    reference = event.get("ledger_key")
+    if not isinstance(reference, str) or reference.count(":") != 1:
+        return "no_ledger_key"
+    key, _, generation = reference.partition(":")
+    if not is_key(key) or not generation.isdigit() or not 0 < int(generation[:7]) <= 1_000_000:
+        return "bad_ledger_key"
+    message_id = event.get("sg_message_id")
+    if not isinstance(message_id, str) or not 0 < len(message_id) <= 200:
+        return "no_message_id"
+    return EmailEvent(key, int(generation), message_id.split(".", 1)[0], status)
+
+
+def apply_events(ledger: Ledger, body: bytes) -> dict[str, int]:
+    """Record every event of an (authenticated) batch; returns counts by outcome, for the answer."""
+    if len(body) > MAX_BODY_BYTES:
+        log.warning("email event batch too large; acknowledged", bytes=len(body))
+        return {"oversized": 1}
+    try:
+        events = json.loads(body.decode("utf-8"))
+        check_value(events, what="event batch")
+    except (UnicodeDecodeError, ValueError, RecursionError, PermanentError):
+        log.warning("email event batch is not clean JSON; acknowledged")
+        return {"malformed": 1}
+    if not isinstance(events, list):
+        return {"malformed": 1}
+    outcomes: Counter[str] = Counter()
+    for event in events[:MAX_EVENTS]:
+        parsed = parse_event(event)
+        if isinstance(parsed, str):
+            outcomes[parsed] += 1
+            continue
+        outcome = ledger.record_delivery(
+            parsed.ledger_key,
+            generation=parsed.generation,
+            message_id=parsed.message_id,
+            status=parsed.status,
+            error_code=None,
+        )
+        outcomes[outcome] += 1
+    if len(events) > MAX_EVENTS:
+        outcomes["over_limit"] += len(events) - MAX_EVENTS
+    log.info("email events recorded", **{k: v for k, v in outcomes.items() if v})
+    return dict(outcomes)
+
+
+def headers_of(headers: Mapping[str, str]) -> tuple[str | None, str | None]:
+    return headers.get(SIGNATURE_HEADER), headers.get(TIMESTAMP_HEADER)
