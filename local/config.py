@@ -23,6 +23,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # Cloud Tasks queues and Pub/Sub topics the local stack creates; deploy.sh creates the same in the cloud.
 QUEUES = ("default", *resources.QUEUES)
+FUNCTION_SETTING_PREFIX = "MEDSPA_FN_"
 TOPICS = resources.TOPICS
 
 
@@ -64,8 +65,9 @@ class StackConfig:
     tasks_min_backoff: float = 0.1  # the Cloud Tasks wrapper's retry backoff, real seconds
     tasks_max_backoff: float = 1.0
     duplicate_deliveries: bool = False  # every dispatch sent twice
-    provider_timeout_seconds: float | None = None  # the functions' PROVIDER_TIMEOUT_SECONDS
-    ledger_lease_seconds: int | None = None  # the functions' LEDGER_LEASE_SECONDS
+    # Function settings set for this stack only: MEDSPA_FN_<NAME>=<value> gives every function <NAME>=<value>
+    # (e.g. MEDSPA_FN_LEDGER_LEASE_SECONDS=5 for a chaos run); see shared/platform/settings.py for the names.
+    function_settings: tuple[tuple[str, str], ...] = ()
 
     @property
     def clock_file(self) -> Path:
@@ -106,16 +108,7 @@ class StackConfig:
             "MEDSPA_CLOCK_FILE": str(self.clock_file),
             "STATUS_CALLBACK_URL": self.url(registry.STATUS_CALLBACK),
             "SENDGRID_WEBHOOK_PUBLIC_KEY": webhook_keys.public_key(self.state_dir),
-            **(
-                {"PROVIDER_TIMEOUT_SECONDS": str(self.provider_timeout_seconds)}
-                if self.provider_timeout_seconds is not None
-                else {}
-            ),
-            **(
-                {"LEDGER_LEASE_SECONDS": str(self.ledger_lease_seconds)}
-                if self.ledger_lease_seconds is not None
-                else {}
-            ),
+            **dict(self.function_settings),
         }
 
 
@@ -158,6 +151,11 @@ def load(environ: Mapping[str, str] | None = None) -> StackConfig:
         tasks_min_backoff=_number_env(env, "MEDSPA_TASKS_MIN_BACKOFF", 0.1),
         tasks_max_backoff=_number_env(env, "MEDSPA_TASKS_MAX_BACKOFF", 1.0),
         duplicate_deliveries=env.get("MEDSPA_DUPLICATE_DELIVERIES", "") == "1",
-        provider_timeout_seconds=_number_env(env, "MEDSPA_PROVIDER_TIMEOUT_SECONDS", None),
-        ledger_lease_seconds=_int_env(env, "MEDSPA_LEDGER_LEASE_SECONDS", 0) or None,
+        function_settings=tuple(
+            sorted(
+                (name[len(FUNCTION_SETTING_PREFIX) :], value)
+                for name, value in env.items()
+                if name.startswith(FUNCTION_SETTING_PREFIX) and value.strip()
+            )
+        ),
     )

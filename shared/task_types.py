@@ -13,7 +13,9 @@ from datetime import timedelta
 from shared.messaging.appointment_tasks import APPOINTMENT_TASK_TYPES, AppointmentTask, parse_appointment_task
 from shared.messaging.delivery import AppointmentMessages
 from shared.messaging.ledger import Ledger, Reopen
+from shared.messaging.opt_outs import OptOuts
 from shared.messaging.providers import SendGridEmail, TwilioSms
+from shared.messaging.sender import MessageSender
 from shared.platform import clients
 from shared.platform.clock import system_clock
 from shared.platform.settings import settings
@@ -27,10 +29,26 @@ def ledger() -> Ledger:
 
 
 @functools.cache
+def sender() -> MessageSender:
+    """The one claim → send → record path every message type uses, with the real providers."""
+    config = settings()
+    return MessageSender(
+        ledger=ledger(),
+        sms=TwilioSms(clients.twilio()),
+        email=SendGridEmail(clients.sendgrid()),
+        clock=system_clock,
+        opt_outs=OptOuts(clients.store(), system_clock),
+        status_callback_url=config.status_callback_url,
+        unconfirmed_wait=timedelta(seconds=config.unconfirmed_wait_seconds),
+    )
+
+
+@functools.cache
 def appointment_messages() -> AppointmentMessages:
     config = settings()
     store = clients.store()
     return AppointmentMessages(
+        sender=sender(),
         store=store,
         ledger=ledger(),
         clock=system_clock,

@@ -114,10 +114,12 @@ class AppointmentMessages:
         clock: Clock,
         status_callback_url: str = "",
         clinics: ClinicCache | None = None,
+        sender: MessageSender | None = None,
     ) -> None:
+        """`sender` is the instance's shared MessageSender (built from the other collaborators if not given)."""
         self.store, self.ledger, self.clock = store, ledger, clock
         self.clinics = clinics or ClinicCache()
-        self.sender = MessageSender(
+        self.sender = sender or MessageSender(
             ledger=ledger,
             sms=sms,
             email=email,

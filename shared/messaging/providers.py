@@ -134,10 +134,16 @@ class TwilioSms:
         params: dict[str, Any] = {"to": to, "limit": LOOKUP_LIMIT}
         if not sender.startswith("MG"):
             params["from_"] = sender
+        from twilio.base.exceptions import TwilioException
+
         try:
             listed = self.client.messages.list(**params)
         except TwilioRestException as exc:
             raise classify_twilio(exc.status, exc.code) from None
+        except TwilioException as exc:  # a page Twilio could not serve: the lookup is retried, never guessed
+            raise RetryableError(
+                f"twilio message list failed: {type(exc).__name__}", retry_after_seconds=30, code="twilio_lookup_failed"
+            ) from None
         except (requests.Timeout, requests.ConnectionError) as exc:
             raise RetryableError(
                 f"twilio unreachable: {type(exc).__name__}", retry_after_seconds=30, code="twilio_unreachable"

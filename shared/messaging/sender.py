@@ -4,8 +4,10 @@ through `MessageSender.deliver` once its service has decided the message must go
 
 - a duplicate (the ledger already says sent, delivered, skipped or failed) sends nothing;
 - an earlier attempt whose provider answer was lost (`unconfirmed`) is first looked for: a delivery
-  callback recorded for that generation, or the SMS in Twilio's message list; only when it is truly
-  absent is it sent again;
+  callback recorded for that generation (Twilio status callbacks, SendGrid's event webhook), or the SMS
+  in Twilio's message list. Evidence can lag, so it is awaited for `unconfirmed_wait` after the answer was
+  lost (the task is retried meanwhile); only then, still absent, is the message sent again. On the
+  queue's last attempt it is never sent blind: it stays unconfirmed and is recorded in failed_tasks;
 - the recipient rejected on one channel (invalid number, replied STOP, not mobile) → the next channel;
   Twilio's 21610 also records the patient's SMS opt-out;
 - a transient failure releases the claim for the retry, or on the queue's last attempt marks the
@@ -35,6 +37,8 @@ from shared.platform import log
 from shared.platform.clock import Clock
 from shared.platform.errors import PermanentError, RetryableError
 from shared.tasks.router import Attempt, Outcome
+
+DEFAULT_UNCONFIRMED_WAIT = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -68,9 +72,10 @@ class MessageSender:
         clock: Clock,
         opt_outs: OptOuts,
         status_callback_url: str = "",
+        unconfirmed_wait: timedelta = DEFAULT_UNCONFIRMED_WAIT,
     ) -> None:
         self.ledger, self.sms, self.email, self.clock, self.opt_outs = ledger, sms, email, clock, opt_outs
-        self.status_callback_url = status_callback_url
+        self.status_callback_url, self.unconfirmed_wait = status_callback_url, unconfirmed_wait
 
     def deliver(
         self,
@@ -90,6 +95,7 @@ class MessageSender:
             found = self._reconcile(entry, render)
             if found is not None:
                 return found
+            self._await_evidence(entry, attempt)
         try:
             claim = self.ledger.claim(key, entry, fields)
         except AlreadyDone as done:
@@ -167,6 +173,24 @@ class MessageSender:
                 attachments=content.attachments,
             )
         )
+
+    def _await_evidence(self, entry: Entry, attempt: Attempt) -> None:
+        """Not found yet: wait for late evidence (a retry), never send blind on the last attempt."""
+        if attempt.last:
+            raise RetryableError(
+                "the provider's answer was lost and the message was not found; not sent again on the last attempt",
+                code="send_unconfirmed",
+            )
+        since = entry.data.get("unconfirmed_at")
+        if isinstance(since, datetime):
+            remaining = since + self.unconfirmed_wait - self.clock.now()
+            if remaining > timedelta(0):
+                raise RetryableError(
+                    "waiting for the provider's evidence of an unconfirmed send",
+                    retry_after_seconds=int(remaining.total_seconds()) + 1,
+                    code="awaiting_provider_evidence",
+                    throttled=True,
+                )
 
     def _reconcile(self, entry: Entry, render: Render) -> Outcome | None:
         """An earlier attempt's answer was lost: did the message go? Evidence first, then the provider."""

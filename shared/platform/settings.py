@@ -12,6 +12,7 @@ DEFAULT_MAX_ATTEMPTS = 8
 DEFAULT_MAX_EVENT_AGE_SECONDS = 6 * 3600
 DEFAULT_PROVIDER_TIMEOUT_SECONDS = 10.0
 DEFAULT_LEDGER_LEASE_SECONDS = 120  # a sender's claim; must outlast a send on every channel
+DEFAULT_UNCONFIRMED_WAIT_SECONDS = 60  # how long a lost answer's evidence (callback, event) is awaited
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class Settings:
     max_event_age_seconds: int  # a scheduled tick older than this is acknowledged and logged, not run
     provider_timeout_seconds: float  # per Twilio / SendGrid call
     ledger_lease_seconds: int  # how long a sender's claim holds before another delivery may take it over
+    unconfirmed_wait_seconds: int  # a send whose answer was lost is re-sent only after this without evidence
     allow_unauthenticated_tasks: bool  # effective only on the emulator (shared.platform.emulator)
 
     @classmethod
@@ -58,6 +60,9 @@ class Settings:
             ),
             ledger_lease_seconds=envvars.integer(
                 env, "LEDGER_LEASE_SECONDS", DEFAULT_LEDGER_LEASE_SECONDS, minimum=5, maximum=3600
+            ),
+            unconfirmed_wait_seconds=envvars.integer(
+                env, "UNCONFIRMED_WAIT_SECONDS", DEFAULT_UNCONFIRMED_WAIT_SECONDS, minimum=0, maximum=86400
             ),
             allow_unauthenticated_tasks=emulator.allow_unauthenticated_tasks(env),
         )
