@@ -5,7 +5,7 @@
 Seeds the demo clinics, publishes one reminders tick through Pub/Sub (the bridge hands it to
 reminder_fanout as Eventarc would), lets the Cloud Tasks emulator dispatch every task to the task
 handler, which sends through the provider sandbox, and prints what happened: sent by channel,
-skipped by reason, failed. Tomorrow's send times are compressed by the stack's DEMO_TIME_SCALE
+skipped by reason, failed. Tomorrow's send times are compressed by the Cloud Tasks wrapper's time scale
 (make demo sets MEDSPA_DEMO_TIME_SCALE=2880: one day of waiting takes 30 seconds). The outbox page
 shows every message.
 """

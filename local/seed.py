@@ -2,12 +2,12 @@
 
     python -m local.seed [--now ISO] [--reset] [--seed N]
 
-Every document obeys the Firestore contract of DESIGN §4 (timestamps are aware UTC datetimes, computed
-from each clinic's local wall time with zoneinfo). The data is a pure function of (now, seed):
-`build_demo_data` builds it, `write_demo_data` writes it with batched writes. Document ids are stable and
-relative to "now" (`appt-nyc-p01-03` = the 3rd appointment on the clinic's local day +1), and the set of
-ids depends only on the seed, so re-running on another day overwrites the same documents instead of
-piling up new ones. `--reset` first deletes every document of the seeded collections.
+Every document obeys the Firestore contract (docs/architecture.md, "Firestore contract"): timestamps are
+aware UTC datetimes, computed from each clinic's local wall time with zoneinfo. The data is a pure function
+of (now, seed): `build_demo_data` builds it, `write_demo_data` writes it with batched writes. Document
+ids are stable and relative to "now" (`appt-nyc-p01-03` = the 3rd appointment on the clinic's local day
++1), and the set of ids depends only on the seed, so re-running on another day overwrites the same
+documents instead of piling up new ones. `--reset` first deletes every document of the seeded collections.
 
 What the data exercises, in every clinic:
 - local tomorrow (the clinic's own calendar day, 23 or 25 hours long on a DST change): an appointment
@@ -21,7 +21,7 @@ What the data exercises, in every clinic:
 
 Refuses to write unless the emulator variables are set (shared.platform.emulator.on_emulator): `--reset` against a
 real project would delete its clinics. The printed summary holds counts, dates and ids only, never a
-patient's name, phone or email (DESIGN §3.1).
+patient's name, phone or email (docs/architecture.md, "IDs-only payloads").
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Stand-ins for the gcloud Firestore and Pub/Sub emulators, for machines without `gcloud`.
 
 The local stack prefers the official emulators; when they are missing it runs these instead
-(DESIGN §6 lists what each stand-in does and does not do):
+(docs/architecture.md, "Local stack", says what each stand-in does and does not do):
 
 - Firestore: npm ``@firestore-emulator/server`` (version pinned in local/standins/firestore/
   package.json + package-lock.json), run by local/standins/firestore/server.js on loopback.

@@ -92,7 +92,8 @@ def _delete_documents(client: Any) -> None:
     """Fallback for emulators without the wipe endpoint: delete, in batches, every document it can find.
 
     The npm stand-in implements neither the endpoint nor ListCollectionIds; there the contract's
-    collections (DESIGN §4) and the tests' own are emptied, subcollections and other names are not.
+    collections (docs/architecture.md, "Firestore contract") and the tests' own are emptied, subcollections
+    and other names are not.
     """
     from google.api_core.exceptions import GoogleAPICallError
 

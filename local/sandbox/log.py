@@ -1,4 +1,5 @@
-"""Structured JSON log lines on stdout. Callers pass masked addresses only (DESIGN §3.1)."""
+"""Structured JSON log lines on stdout. Callers pass masked addresses only (docs/architecture.md, "IDs-only
+payloads")."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Twilio's default opt-out handling: a patient who texts STOP (or CANCEL, …) to a sender stops getting its SMS.
 
-That is why DESIGN §3.6 forbids CANCEL and STOP as commands: Twilio acts on them before our webhook does.
+That is why no message uses CANCEL or STOP as a command: Twilio acts on them before our webhook does
+(docs/architecture.md, "STOP and CANCEL are Twilio's").
 Scope here is one (sender, patient) pair, the sender being the number the patient texted; a Messaging
 Service's pool is not modelled, so a send through MessagingServiceSid matches only if the patient's
 reply was addressed to that SID.

@@ -1,4 +1,4 @@
-"""Typed, validated views of the contract documents the booking platform writes (DESIGN §4).
+"""Typed, validated views of the documents the booking platform writes (docs/architecture.md, "Firestore contract").
 
 Each `from_doc(doc_id, data)` fails loudly with `InvalidDocument` naming the collection, the document
 and the field, so a malformed document becomes a clear, classified answer instead of a KeyError.

@@ -1,5 +1,6 @@
 """The notification ledger: notifications/{dedup_key}, one document per intended message, and the only
-module that writes it (its state machine is drawn in docs/architecture.md).
+module that writes it. Its state machine in outline (every transition and its guard: docs/architecture.md,
+"The notifications ledger"):
 
     (none) ──schedule──► scheduled ──claim──► sending ──sent──► sent ──callback──► delivered
       │                   │  ▲                 │  │ ▲                 └─callback──► failed

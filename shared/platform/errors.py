@@ -1,7 +1,8 @@
 """The one error taxonomy: permanent (record, answer 2xx), retryable (5xx/429 + Retry-After), unauthorized.
 
-Cloud Tasks retries every non-2xx answer, 4xx included (DESIGN §3.4), so the class of an error, not its
-HTTP-ish look, decides the status code. `shared.http.to_response` is the one place that maps them.
+Cloud Tasks retries every non-2xx answer, 4xx included (docs/architecture.md, "Cloud Tasks retries every
+non-2xx"), so the class of an error, not its HTTP-ish look, decides the status code.
+`shared.platform.http.to_response` is the one place that maps them.
 """
 
 from __future__ import annotations

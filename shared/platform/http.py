@@ -1,4 +1,4 @@
-"""The one place the error taxonomy becomes HTTP (DESIGN §3.4).
+"""The one place the error taxonomy becomes HTTP (docs/architecture.md, "Cloud Tasks retries every non-2xx").
 
 Cloud Tasks retries every non-2xx answer, so: success and permanent failures → 2xx; retryable → 503
 (or 429 when throttled) with Retry-After; unauthorized → 401/403. Anything unexpected is treated as

@@ -1,4 +1,4 @@
-"""Who may call the task handler: Cloud Tasks, proven by an OIDC token (DESIGN §3.4, Standards).
+"""Who may call the task handler: Cloud Tasks, proven by an OIDC token (docs/architecture.md, "Message contracts").
 
 In production every request must carry `Authorization: Bearer <Google-signed ID token>` whose audience
 is the handler and whose email is the tasks service account. The local Cloud Tasks emulator sends no

@@ -1,5 +1,6 @@
 """failed_tasks/{id}: every failure a clinic would care about, readable and retryable in the Firestore
-console. This module is the only writer of the collection; its state machine (docs/architecture.md):
+console. This module is the only writer of the collection; its state machine in outline (every transition
+and its guard: docs/architecture.md, "failed_tasks"):
 
     (none) ──record──► open ──operator sets "retry" (console or `ops retry`)──► retry
                         ▲ ▲                                                     │ sweep wins the retry

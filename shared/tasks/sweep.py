@@ -3,12 +3,13 @@
 For each such doc the sweep re-reads what it can trust (the task type must be registered, the stored
 payload must parse, `retry_generation` must be a whole number); a doc it cannot use gets a `note`
 saying why and goes back to open, and the sweep goes on with the next one: operators edit these docs by
-hand, and one bad edit must not stop every other retry. A usable doc is then:
-- resolved, when the type's state says the message already went (nothing to re-send);
+hand, and one bad edit must not stop every other retry. For a usable doc the type's state is first made
+ready for a new attempt (its `reopen` hook), and by what that says the doc is then:
+- resolved, when the message already went or was rightly skipped (nothing to re-send);
 - left marked retry with a note, when a delivery is in flight (a live claim is never reopened);
 - otherwise won (one versioned update: retry → retried, generation + 1, so two sweeps racing on one
-  doc cannot both win), its state reopened for the new attempt, and re-enqueued as a task named from
-  (doc id, generation): the same retry is never enqueued twice either.
+  doc cannot both win) and re-enqueued as a task named from (doc id, generation): the same retry is
+  never enqueued twice either.
 """
 
 from __future__ import annotations

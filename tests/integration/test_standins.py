@@ -8,8 +8,9 @@ each on a free loopback port, and a failure to install is a test failure, not a 
     MEDSPA_TEST_STANDINS=1 .venv/bin/pytest tests/integration/test_standins.py
 
 What they show: a Firestore doc written reads back; create() of an existing doc raises AlreadyExists,
-and of 40 concurrent creators exactly one wins (the takeover marker of DESIGN §6 relies on it); a
-Pub/Sub publish is pulled back; each stand-in listens on loopback only and exits 0 on SIGTERM.
+and of 40 concurrent creators exactly one wins (every once-only step relies on it: docs/architecture.md,
+"Single-document preconditions"); a Pub/Sub publish is pulled back; each stand-in listens on loopback
+only and exits 0 on SIGTERM.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The taxonomy maps to the status codes Cloud Tasks needs (DESIGN §3.4)."""
+"""The taxonomy maps to the status codes Cloud Tasks needs (docs/architecture.md, "Cloud Tasks retries every
+non-2xx")."""
 
 from __future__ import annotations
 
