@@ -258,3 +258,24 @@ def a_callback_for_an_earlier_attempts_message_is_ignored(store: Store) -> None:
         ledger.record_delivery(key_of("nothing-here"), generation=1, message_id=SID, status="sent", error_code=None)
         == "unknown_ledger"
     )
+
+
+@case
+def a_crashed_senders_message_found_later_is_confirmed_not_sent_again(store: Store) -> None:
+    crashed, key = scheduled(store, "crashed-sender")
+    crashed.claim(key, crashed.read(key), {})  # sent, then died before writing "sent"
+    live = ledger_at(store, NOW + timedelta(minutes=1))
+    assert not live.confirm(live.read(key), channel="sms", provider_message_id=SID)  # its lease still holds
+    rescuer = ledger_at(store, NOW + timedelta(minutes=3))
+    assert rescuer.confirm(rescuer.read(key), channel="sms", provider_message_id=SID)
+    assert state(store, key)["state"] == "sent" and state(store, key)["generation"] == 1
+
+
+@case
+def a_confirmation_applies_the_final_status_already_recorded(store: Store) -> None:
+    ledger, key = scheduled(store, "confirm-final")
+    claim = ledger.claim(key, ledger.read(key), {})
+    ledger.mark_unconfirmed(claim, channel="sms", reason="twilio_answer_lost")
+    ledger.record_delivery(key, generation=2, message_id=SID, status="delivered", error_code=None)  # not ours
+    assert ledger.confirm(ledger.read(key), channel="sms", provider_message_id=SID)
+    assert state(store, key)["state"] == "delivered"

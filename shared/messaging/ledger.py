@@ -326,20 +326,6 @@ class Ledger:
             lambda entry: {"state": State.FAILED.value, "reason": reason, "lease_until": None, "failed_at": now},
         )
 
-    def fail_unclaimed(self, key: str, current: Entry | None, reason: str, fields: Mapping[str, Any]) -> None:
-        """The last attempt ended before any claim (the claim itself stayed in flight or was lost)."""
-        if current is None:
-            self._create_as(key, {**fields, "state": State.FAILED.value, "reason": reason})
-            return
-        self._transition(
-            key,
-            lambda entry: (
-                {"state": State.FAILED.value, "reason": reason, "lease_until": None, "failed_at": self.clock.now()}
-                if entry.state == State.SCHEDULED
-                else None
-            ),
-        )
-
     def skip(self, key: str, current: Entry | None, reason: str, fields: Mapping[str, Any]) -> State:
         """Record a message that must not go out (cancelled, moved, opted out, past). Only a scheduled (or
         missing) message is skipped; returns the state the ledger holds afterwards."""
@@ -426,27 +412,34 @@ class Ledger:
             return "unknown_ledger"
         return outcome
 
-    def confirm(self, claim_or_entry: Entry, *, channel: str, provider_message_id: str) -> bool:
-        """An unconfirmed send found at the provider (or in a recorded callback): it went; mark it sent."""
+    def confirm(self, found: Entry, *, channel: str, provider_message_id: str) -> bool:
+        """A send whose answer was lost (unconfirmed), or whose sender died (sending, lease run out), was found
+        at the provider or in a recorded callback: it went. Mark it sent, or its final delivery status when the
+        provider's callback for that very message already said so."""
         now = self.clock.now()
-        generation = claim_or_entry.generation
-        moved = self._transition(
-            claim_or_entry.key,
-            lambda entry: (
-                {
-                    "state": State.SENT.value,
-                    "channel": channel,
-                    "provider_message_id": provider_message_id,
-                    "sent_at": now,
-                    "reason": None,
-                    "lease_until": None,
-                }
-                if entry.state == State.UNCONFIRMED and entry.generation == generation
-                else None
-            ),
-            first=claim_or_entry,
-        )
-        return moved is not None and moved.state == State.SENT
+        generation = found.generation
+
+        def sent(entry: Entry) -> dict[str, Any] | None:
+            abandoned = entry.state == State.SENDING and not entry.live_claim(now)
+            if entry.generation != generation or not (entry.state == State.UNCONFIRMED or abandoned):
+                return None
+            fields: dict[str, Any] = {
+                "state": State.SENT.value,
+                "channel": channel,
+                "sent_at": now,
+                "provider_message_id": provider_message_id,
+                "reason": None,
+                "lease_until": None,
+            }
+            final = DELIVERY_FINAL.get(str(entry.data.get("delivery_status") or ""))
+            if final is not None and entry.data.get("delivery_message_id") == provider_message_id:
+                fields.update(
+                    _final_fields(final, entry.data.get("delivery_error_code"), str(entry.data["delivery_status"]), now)
+                )
+            return fields
+
+        moved = self._transition(found.key, sent, first=found)
+        return moved is not None and moved.state in (State.SENT, State.DELIVERED, State.FAILED)
 
     # -------------------------------------------------------------------------------- operator retry
 

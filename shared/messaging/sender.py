@@ -41,6 +41,13 @@ from shared.tasks.router import Attempt, Outcome
 DEFAULT_UNCONFIRMED_WAIT = timedelta(seconds=60)
 
 
+class SentNotRecorded(RetryableError):
+    """The provider accepted the message but the ledger write failed: retried, never re-sent blind."""
+
+    def __init__(self, channel: str) -> None:
+        super().__init__(f"{channel} message sent but not recorded", retry_after_seconds=30, code="sent_not_recorded")
+
+
 @dataclass(frozen=True)
 class SmsContent:
     to: str
@@ -91,11 +98,14 @@ class MessageSender:
         """Send the message `key` on the first channel that takes it; `entry` is the ledger doc as read."""
         if entry is not None and entry.is_done:
             return Outcome("duplicate", reason=entry.state.value)
-        if entry is not None and entry.state == State.UNCONFIRMED:
-            found = self._reconcile(entry, render)
+        # A lost answer, or a sender that died mid-send (its lease ran out): the message may already exist.
+        abandoned = entry is not None and entry.state == State.SENDING and not entry.live_claim(self.clock.now())
+        if entry is not None and (entry.state == State.UNCONFIRMED or abandoned):
+            found = self._reconcile(entry, channels, render)
             if found is not None:
                 return found
-            self._await_evidence(entry, attempt)
+            if entry.state == State.UNCONFIRMED:
+                self._await_evidence(entry, attempt)
         try:
             claim = self.ledger.claim(key, entry, fields)
         except AlreadyDone as done:
@@ -109,8 +119,13 @@ class MessageSender:
         except StaleClaim as stale:
             log.warning("a takeover finished this message first; its result stands", dedup_key=key, error=str(stale))
             return Outcome("superseded")
+        except SentNotRecorded:
+            raise  # the provider has it: never released, the retry (or a takeover) reconciles
         except SendUnconfirmed as exc:
-            self.ledger.mark_unconfirmed(claim, channel=exc.channel, reason=exc.code)
+            try:
+                self.ledger.mark_unconfirmed(claim, channel=exc.channel, reason=exc.code)
+            except StaleClaim:
+                pass  # a takeover moved on meanwhile; the retry sees its result
             raise
         except RetryableError as exc:
             self._give_back(claim, exc.code, attempt)
@@ -148,7 +163,18 @@ class MessageSender:
                     dedup_key=claim.key,
                 )
                 continue
-            self.ledger.mark_sent(claim, channel=channel, provider_message_id=provider_id)
+            try:
+                self.ledger.mark_sent(claim, channel=channel, provider_message_id=provider_id)
+            except StaleClaim:
+                raise
+            except Exception as exc:
+                # Sent, but the ledger could not say so: mark it unconfirmed if the store lets us (the retry then
+                # finds the message), and never release the claim, which would send it again.
+                try:
+                    self.ledger.mark_unconfirmed(claim, channel=channel, reason="sent_not_recorded")
+                except Exception:  # noqa: BLE001,S110 - the lease runs out and the takeover reconciles
+                    pass
+                raise SentNotRecorded(channel) from exc
             return Outcome("sent", channel=channel, provider_message_id=provider_id)
         if rejected is None:
             raise PermanentError("no channel to send on", code="no_channel")
@@ -192,8 +218,9 @@ class MessageSender:
                     throttled=True,
                 )
 
-    def _reconcile(self, entry: Entry, render: Render) -> Outcome | None:
-        """An earlier attempt's answer was lost: did the message go? Evidence first, then the provider."""
+    def _reconcile(self, entry: Entry, channels: Sequence[str], render: Render) -> Outcome | None:
+        """An earlier attempt's answer was lost (or its sender died): did the message go? Evidence recorded
+        for that attempt's generation first, then the provider's message list."""
         channel = str(entry.data.get("channel") or "")
         evidence = entry.data.get("delivery_message_id")
         if evidence and entry.data.get("delivery_generation") == entry.generation:
@@ -201,7 +228,7 @@ class MessageSender:
                 return Outcome(
                     "sent", reason="confirmed_by_callback", channel=channel, provider_message_id=str(evidence)
                 )
-        if channel == SMS:
+        if SMS in channels:
             content = render(SMS)
             assert isinstance(content, SmsContent)
             claimed = entry.data.get("claimed_at")

@@ -54,7 +54,7 @@ def parse_callback(query: Mapping[str, str], form: Mapping[str, str]) -> StatusC
     raw_generation = query.get("g")
     generation = None
     if raw_generation is not None:
-        if not raw_generation.isdigit() or not 0 < int(raw_generation[:7]) <= MAX_GENERATION:
+        if not raw_generation.isdigit() or len(raw_generation) > 7 or not 0 < int(raw_generation) <= MAX_GENERATION:
             return "bad_generation"
         generation = int(raw_generation)
     sid = form.get("MessageSid") or form.get("SmsSid") or ""
