@@ -77,6 +77,7 @@ def task_types() -> dict[str, TaskType]:
             queue=config.queue_sms,
             fields=AppointmentTask.FIELDS,
             reopen=_reopen,
+            from_ledger=AppointmentTask.from_ledger,
         )
         for kind in APPOINTMENT_TASK_TYPES
     }

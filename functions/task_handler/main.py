@@ -1,6 +1,6 @@
 """task_handler: Cloud Tasks delivers each message task here (handle_task); Twilio and SendGrid report
-delivery (twilio_status, sendgrid_events); a scheduled sweep re-enqueues the failed tasks operators marked
-"retry" (sweep_failed_tasks)."""
+delivery (twilio_status, sendgrid_events); a scheduled sweep records messages stuck past every retry and
+re-enqueues the failed tasks operators marked "retry" (sweep_failed_tasks)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import functions_framework
 from shared.messaging.email_events import apply_events, headers_of, verify_sendgrid_signature
 from shared.messaging.ledger import Ledger
 from shared.messaging.status_callbacks import apply_status, callback_url, verify_twilio_signature
+from shared.messaging.stuck import record_stuck
 from shared.platform import clients, log, resources
 from shared.platform.clock import system_clock
 from shared.platform.errors import MedspaError
@@ -69,6 +70,7 @@ def sendgrid_events(request):
 
 @functions_framework.cloud_event
 def sweep_failed_tasks(event):
-    queue = CloudTasksQueue(clients.tasks(), settings())
+    failures = FailedTasks(clients.store(), system_clock)
     with log.bound(event_id=event["id"]):
-        RetrySweep(FailedTasks(clients.store(), system_clock), queue, task_types(), queues=resources.QUEUES).run()
+        record_stuck(Ledger(clients.store(), system_clock), failures, task_types(), system_clock)
+        RetrySweep(failures, CloudTasksQueue(clients.tasks(), settings()), task_types(), queues=resources.QUEUES).run()

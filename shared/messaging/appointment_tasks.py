@@ -56,6 +56,38 @@ class AppointmentTask:
             body["offset_hours"] = self.offset_hours
         return body
 
+    def ledger_fields(self, channel: str | None = None) -> dict[str, Any]:
+        """What its ledger doc records: enough for an operator to read, and to rebuild this task from."""
+        return {
+            "kind": self.type,
+            "offset_hours": self.offset_hours,
+            "channel": channel,
+            "clinic_id": self.clinic_id,
+            "appointment_id": self.appointment_id,
+            "patient_id": self.patient_id,
+            "send_at": self.send_at,
+            "appointment_start": self.appointment_start,
+        }
+
+    @classmethod
+    def from_ledger(cls, key: str, doc: dict[str, Any]) -> AppointmentTask | None:
+        """The task a ledger doc was written for (None when the doc does not hold enough to say)."""
+        body = {
+            "type": doc.get("kind"),
+            "v": VERSION,
+            "dedup_key": key,
+            **{name: doc.get(name) for name in ("appointment_id", "clinic_id", "patient_id", "offset_hours")},
+            **{
+                name: doc[name].isoformat()
+                for name in ("send_at", "appointment_start")
+                if isinstance(doc.get(name), datetime)
+            },
+        }
+        try:
+            return parse_appointment_task({k: v for k, v in body.items() if v is not None})
+        except PermanentError:
+            return None
+
     @property
     def failure_key(self) -> str:
         """Its failed_tasks doc id: one record per intended message, whatever task delivered it."""

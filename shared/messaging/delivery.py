@@ -154,14 +154,7 @@ class AppointmentMessages:
         entry, clinic = read.entry, read.clinic
         if entry is not None and entry.is_done:
             return Outcome("duplicate", reason=entry.state.value)
-        fields = {
-            "kind": task.type,
-            "offset_hours": task.offset_hours,
-            "clinic_id": task.clinic_id,
-            "appointment_id": task.appointment_id,
-            "patient_id": task.patient_id,
-            "send_at": task.send_at,
-        }
+        fields = task.ledger_fields()
 
         def skip(reason: str) -> Outcome:
             state = self.ledger.skip(task.dedup_key, entry, reason, fields)

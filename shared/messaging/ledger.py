@@ -167,6 +167,17 @@ class Ledger:
 
     # ------------------------------------------------------------------------------------------ reads
 
+    def stuck(self, *, older_than: datetime, limit: int = 500) -> list[Entry]:
+        """Messages still sending or unconfirmed and untouched since `older_than`: past every retry a
+        queue gives them, they can no longer finish on their own (shared.messaging.stuck)."""
+        now = self.clock.now()
+        docs = self.store.query(
+            COLLECTION,
+            where=[("state", "in", [State.SENDING.value, State.UNCONFIRMED.value]), ("updated_at", "<", older_than)],
+            limit=limit,
+        )
+        return [entry for entry in map(Entry.from_doc, docs) if not entry.live_claim(now)]
+
     def read(self, key: str) -> Entry | None:
         doc = self.store.get(path(key))
         return Entry.from_doc(doc) if doc else None

@@ -77,16 +77,7 @@ class MessageScheduler:
         return self.report
 
     def _fields(self, message: PlannedMessage, channel: str | None) -> dict[str, Any]:
-        task = message.task
-        return {
-            "kind": task.type,
-            "offset_hours": task.offset_hours,
-            "channel": channel,
-            "clinic_id": task.clinic_id,
-            "appointment_id": task.appointment_id,
-            "patient_id": task.patient_id,
-            "send_at": task.send_at,
-        }
+        return message.task.ledger_fields(channel)
 
     def _flush(self) -> None:
         messages, self._buffer = self._buffer, []

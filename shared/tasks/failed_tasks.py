@@ -104,8 +104,10 @@ class FailedTasks:
         attempts: int,
         clinic_id: str | None = None,
         queue: str | None = None,
-    ) -> None:
-        """Open (or re-open) the failure record; the first failure's time is kept."""
+        only_if_new: bool = False,
+    ) -> bool:
+        """Open (or re-open) the failure record; the first failure's time is kept. With `only_if_new`, a
+        record that already exists (whatever an operator made of it) is left alone. True when written."""
         now = self.clock.now()
         fields = {
             "task_type": safe_code(task_type),
@@ -122,8 +124,12 @@ class FailedTasks:
             "last_failed_at": now,
         }
         target = path(doc_id if is_doc_id(doc_id) else failure_id(body=doc_id.encode("utf-8", "replace")))
-        if self.store.create(target, {**fields, "first_failed_at": now}) is None:
-            self.store.put(target, fields, merge=True)  # keeps first_failed_at and retry_generation
+        if self.store.create(target, {**fields, "first_failed_at": now}) is not None:
+            return True
+        if only_if_new:
+            return False
+        self.store.put(target, fields, merge=True)  # keeps first_failed_at and retry_generation
+        return True
 
     # ------------------------------------------------------------------ operators and the retry sweep
 

@@ -75,6 +75,9 @@ class TaskType:
     queue: str
     fields: tuple[str, ...] = ()  # the body's field names (failed_tasks may list these, never others)
     reopen: Callable[[Any], Any] | None = None  # the retry sweep's hook: a shared.messaging.ledger.Reopen
+    # The task a ledger doc of this kind was written for (key, doc) → task or None: how a stuck message is
+    # recorded in failed_tasks with a payload the retry sweep can re-send (shared.messaging.stuck).
+    from_ledger: Callable[[str, dict[str, Any]], Any] | None = None
 
 
 class TaskRouter:

@@ -1,0 +1,55 @@
+"""Messages that can no longer finish on their own, made visible in failed_tasks.
+
+A sender that dies on the queue's last attempt leaves its ledger doc `sending` with no task left to
+retry it; an answer lost on the last attempt leaves it `unconfirmed` (recorded then, but a crash could
+lose that record too). Past every retry a queue gives (STUCK_AFTER), such a doc gets a failed_tasks
+record once — with the task rebuilt from the ledger doc, so that an operator's retry re-sends it through
+the retry sweep, which reconciles before sending again. Run by the retry-sweep function on its schedule.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from datetime import timedelta
+
+from shared.messaging.ledger import Ledger
+from shared.platform import log
+from shared.platform.clock import Clock
+from shared.tasks.failed_tasks import FailedTasks
+from shared.tasks.router import TaskType
+
+STUCK_AFTER = timedelta(hours=1)  # longer than a queue's whole retry span (8 attempts, backoff to 600 s)
+
+
+def record_stuck(
+    ledger: Ledger,
+    failures: FailedTasks,
+    types: Mapping[str, TaskType],
+    clock: Clock,
+    *,
+    after: timedelta = STUCK_AFTER,
+) -> dict[str, int]:
+    """Record every stuck message not recorded yet; returns counts by outcome (for the log line)."""
+    outcomes: Counter[str] = Counter()
+    for entry in ledger.stuck(older_than=clock.now() - after):
+        kind = types.get(str(entry.data.get("kind")))
+        task = kind.from_ledger(entry.key, entry.data) if kind and kind.from_ledger else None
+        payload = task.to_json() if task is not None else {"dedup_key": entry.key}
+        written = failures.record(
+            entry.key,
+            task_type=kind.name if kind else "unrecognised",
+            task_name=None,
+            payload=payload,
+            error_code=f"stuck_{entry.state.value}",
+            http_status=0,
+            attempts=entry.attempts,
+            error=f"the message is still {entry.state.value} and no delivery is left to finish it",
+            clinic_id=entry.data.get("clinic_id") if isinstance(entry.data.get("clinic_id"), str) else None,
+            queue=kind.queue if kind else None,
+            only_if_new=True,
+        )
+        outcomes["recorded" if written else "already_recorded"] += 1
+    if outcomes:
+        log.warning("stuck messages found", **dict(outcomes))
+    return dict(outcomes)

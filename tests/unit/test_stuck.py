@@ -1,0 +1,62 @@
+"""A message that can no longer finish on its own (a sender dead on the last attempt) is recorded in
+failed_tasks once, with a payload the retry sweep can re-send."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from shared.messaging.appointment_tasks import AppointmentTask, parse_appointment_task
+from shared.messaging.keys import message_key
+from shared.messaging.ledger import Ledger, Planned
+from shared.messaging.stuck import record_stuck
+from shared.tasks.failed_tasks import FailedTasks
+from shared.tasks.router import TaskType
+from tests.fakes import FixedClock, MemoryStore
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
+START = NOW + timedelta(days=1)
+TYPES = {
+    "appointment_reminder": TaskType(
+        name="appointment_reminder",
+        parse=parse_appointment_task,
+        handle=lambda task, attempt: None,
+        queue="reminders-sms",  # type: ignore
+        from_ledger=AppointmentTask.from_ledger,
+    )
+}
+
+
+def task(appointment_id: str) -> AppointmentTask:
+    return AppointmentTask(
+        type="appointment_reminder",
+        appointment_id=appointment_id,
+        clinic_id="c1",
+        patient_id="p1",
+        dedup_key=message_key("appointment_reminder", appointment_id, START, 24),
+        send_at=START - timedelta(hours=24),
+        appointment_start=START,
+        offset_hours=24,
+    )
+
+
+def test_a_dead_senders_message_is_recorded_once_with_a_resendable_payload():
+    store, clock = MemoryStore(), FixedClock(NOW)
+    ledger, failures = Ledger(store, clock), FailedTasks(store, clock)
+    dead, done, fresh = task("a-dead"), task("a-done"), task("a-fresh")
+    ledger.schedule([Planned(t.dedup_key, t.ledger_fields("sms")) for t in (dead, done, fresh)])
+    ledger.claim(dead.dedup_key, ledger.read(dead.dedup_key), {})  # then it died, on the last attempt
+    claim = ledger.claim(done.dedup_key, ledger.read(done.dedup_key), {})
+    ledger.mark_sent(claim, channel="sms", provider_message_id="SM" + "a" * 32)
+
+    clock.advance(minutes=30)
+    assert record_stuck(ledger, failures, TYPES, clock) == {}  # not stuck yet: retries may still come
+    later = FixedClock(NOW + timedelta(hours=2))
+    recent = Ledger(store, FixedClock(later.now() - timedelta(minutes=5)))
+    recent.claim(fresh.dedup_key, recent.read(fresh.dedup_key), {})  # a sender at work minutes ago: not stuck
+    assert record_stuck(Ledger(store, later), failures, TYPES, later) == {"recorded": 1}
+    record = store.doc(f"failed_tasks/{dead.dedup_key}")
+    assert record["error_code"] == "stuck_sending" and record["status"] == "open"
+    assert parse_appointment_task(record["payload"]) == dead
+    store.update(f"failed_tasks/{dead.dedup_key}", {"status": "retry"})  # the operator's answer stands
+    assert record_stuck(Ledger(store, later), failures, TYPES, later) == {"already_recorded": 1}
+    assert store.doc(f"failed_tasks/{dead.dedup_key}")["status"] == "retry"
