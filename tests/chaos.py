@@ -257,24 +257,34 @@ class Chaos:
         except Exception as exc:  # noqa: BLE001 - a sample missed is a sample missed; the run goes on
             self.op("sample_failed", error=type(exc).__name__)
 
+    def queued(self) -> int:
+        """Tasks the reminder queues still hold (waiting for their time, or for a retry)."""
+        from shared.platform import clients
+
+        try:
+            return sum(
+                len(list(clients.tasks().list_tasks(parent=self.config.queue_path(queue))))
+                for queue in ("reminders-sms", "reminders-email")
+            )
+        except Exception:  # noqa: BLE001 - the emulator is being restarted: count as busy
+            return 1
+
     def wait_settled(self, db: Any, started: float) -> bool:
+        """Until no task is left and nothing moved for SETTLE_SECONDS (or the timeout)."""
         previous: Counter[str] = Counter()
         stable_since = time.monotonic()
         deadline = started + self.args.timeout
         while time.monotonic() < deadline:
             states = Counter((s.to_dict() or {}).get("state") for s in db.collection("notifications").stream())
             outbox = len(requests.get(f"{self.config.sandbox_url}/_sandbox/messages", timeout=10).json())
-            snapshot = states + Counter({"outbox": outbox})
+            queued = self.queued()
+            snapshot = states + Counter({"outbox": outbox, "queued": queued})
             if snapshot != previous:
                 previous, stable_since = snapshot, time.monotonic()
                 self.op("progress", **{str(k): v for k, v in snapshot.items()})
-            in_flight = sum(v for k, v in states.items() if k not in TERMINAL)
-            if (
-                states
-                and time.monotonic() - stable_since > SETTLE_SECONDS
-                and (not in_flight or time.monotonic() - stable_since > 3 * SETTLE_SECONDS)
-            ):
-                return not in_flight
+            busy = queued + states["scheduled"] + states["sending"]
+            if states and not busy and time.monotonic() - stable_since > SETTLE_SECONDS:
+                return True
             time.sleep(1.0)
         return False
 
@@ -399,8 +409,9 @@ def chaos_config(port_base: int, state_dir: Path) -> StackConfig:
         "MEDSPA_DUPLICATE_DELIVERIES": "1",
         "MEDSPA_TASKS_MIN_BACKOFF": "0.5",
         "MEDSPA_TASKS_MAX_BACKOFF": "3",
-        "MEDSPA_PROVIDER_TIMEOUT_SECONDS": "1.5",
-        "MEDSPA_LEDGER_LEASE_SECONDS": "5",
+        "MEDSPA_FN_PROVIDER_TIMEOUT_SECONDS": "1.5",
+        "MEDSPA_FN_LEDGER_LEASE_SECONDS": "5",
+        "MEDSPA_FN_UNCONFIRMED_WAIT_SECONDS": "3",
     }
     return stack_config.load({**os.environ, **overrides})
 

@@ -423,7 +423,7 @@ class Ledger:
             return "unknown_ledger"
         return outcome
 
-    def confirm(self, found: Entry, *, channel: str, provider_message_id: str) -> bool:
+    def confirm(self, found: Entry, *, channel: str, provider_message_id: str, proven: bool = False) -> bool:
         """A send whose answer was lost (unconfirmed), or whose sender died (sending, lease run out), was found
         at the provider or in a recorded callback: it went. Mark it sent, or its final delivery status when the
         provider's callback for that very message already said so."""
@@ -431,7 +431,9 @@ class Ledger:
         generation = found.generation
 
         def sent(entry: Entry) -> dict[str, Any] | None:
-            abandoned = entry.state == State.SENDING and not entry.live_claim(now)
+            # A sender's own lease still holds only without proof: the provider's callback for this very
+            # generation proves the message went, whatever the sender is still doing.
+            abandoned = entry.state == State.SENDING and (proven or not entry.live_claim(now))
             if entry.generation != generation or not (entry.state == State.UNCONFIRMED or abandoned):
                 return None
             fields: dict[str, Any] = {

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from shared.messaging.channels import SMS
+from shared.messaging.channels import EMAIL, SMS
 from shared.messaging.ledger import AlreadyDone, Claim, Entry, Ledger, StaleClaim, State
 from shared.messaging.opt_outs import OptOuts
 from shared.messaging.providers import (
@@ -98,6 +98,9 @@ class MessageSender:
         """Send the message `key` on the first channel that takes it; `entry` is the ledger doc as read."""
         if entry is not None and entry.is_done:
             return Outcome("duplicate", reason=entry.state.value)
+        proven = self._proven(entry) if entry is not None else None
+        if proven is not None:
+            return proven
         # A lost answer, or a sender that died mid-send (its lease ran out): the message may already exist.
         abandoned = entry is not None and entry.state == State.SENDING and not entry.live_claim(self.clock.now())
         if entry is not None and (entry.state == State.UNCONFIRMED or abandoned):
@@ -218,16 +221,22 @@ class MessageSender:
                     throttled=True,
                 )
 
-    def _reconcile(self, entry: Entry, channels: Sequence[str], render: Render) -> Outcome | None:
-        """An earlier attempt's answer was lost (or its sender died): did the message go? Evidence recorded
-        for that attempt's generation first, then the provider's message list."""
-        channel = str(entry.data.get("channel") or "")
+    def _proven(self, entry: Entry) -> Outcome | None:
+        """A provider callback recorded for the claim's own generation proves the message went (its sender
+        died before saying so, or its answer was lost): confirm it instead of waiting on a lease."""
         evidence = entry.data.get("delivery_message_id")
-        if evidence and entry.data.get("delivery_generation") == entry.generation:
-            if self.ledger.confirm(entry, channel=channel, provider_message_id=str(evidence)):
-                return Outcome(
-                    "sent", reason="confirmed_by_callback", channel=channel, provider_message_id=str(evidence)
-                )
+        if entry.state not in (State.SENDING, State.UNCONFIRMED) or not evidence:
+            return None
+        if entry.data.get("delivery_generation") != entry.generation:
+            return None
+        channel = SMS if str(evidence)[:2] in ("SM", "MM") else EMAIL
+        if self.ledger.confirm(entry, channel=channel, provider_message_id=str(evidence), proven=True):
+            return Outcome("sent", reason="confirmed_by_callback", channel=channel, provider_message_id=str(evidence))
+        return None
+
+    def _reconcile(self, entry: Entry, channels: Sequence[str], render: Render) -> Outcome | None:
+        """An earlier attempt's answer was lost (or its sender died): is the message in the provider's list?"""
+        channel = str(entry.data.get("channel") or "")
         if SMS in channels:
             content = render(SMS)
             assert isinstance(content, SmsContent)
