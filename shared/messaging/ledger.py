@@ -127,6 +127,7 @@ class Claim:
     generation: int
     took_over: bool
     previous: State | None  # what the document held before this claim
+    written: Entry | None = None  # the document as the claim left it: the sender's next write needs no re-read
 
 
 class AlreadyDone(Exception):
@@ -244,8 +245,10 @@ class Ledger:
         }
         if current is None:
             # No scheduled doc (its task outlived the doc, or a re-enqueued failure): the claim creates it.
-            won = self.store.create(path(key), {**fields, **claimed, "created_at": now, "expire_at": now + RETENTION})
+            data = {**fields, **claimed, "created_at": now, "expire_at": now + RETENTION}
+            won = self.store.create(path(key), data)
         else:
+            data = {**current.data, **claimed}
             won = self.store.update(path(key), claimed, version=current.version)
         if won is None:
             raise RetryableError(
@@ -256,6 +259,7 @@ class Ledger:
             generation=generation,
             took_over=current is not None and current.state == State.SENDING,
             previous=current.state if current else None,
+            written=Entry.from_doc(Doc(path(key), data, won)),
         )
 
     def _as_claimant(self, claim: Claim, allowed: frozenset[State], fields: Callable[[Entry], dict[str, Any]]) -> None:
@@ -269,7 +273,7 @@ class Ledger:
                 )
             return fields(entry)
 
-        self._transition(claim.key, change)
+        self._transition(claim.key, change, first=claim.written)  # a callback in between: the version check re-reads
 
     def mark_sent(self, claim: Claim, *, channel: str, provider_message_id: str) -> None:
         """Sent; if the provider's final callback for this very message overtook us, its verdict stands."""
