@@ -36,7 +36,7 @@ class Attempt:
     @classmethod
     def from_headers(cls, headers: Mapping[str, str], max_attempts: int) -> Attempt:
         raw = headers.get("X-CloudTasks-TaskRetryCount") or "0"
-        retries = int(raw) if raw.isdigit() and len(raw) < 7 else 0
+        retries = int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 7 else 0  # int("²") raises
         name = headers.get("X-CloudTasks-TaskName")
         queue = headers.get("X-CloudTasks-QueueName")
         return cls(
