@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import requests
 from python_http_client.exceptions import HTTPError
-from twilio.base.exceptions import TwilioRestException
+from twilio.base.exceptions import TwilioException, TwilioRestException
 
 from shared.messaging.providers import (
     LOOKUP_LIMIT,
@@ -144,10 +144,20 @@ def test_a_messaging_service_is_matched_on_its_sid_not_a_from_number():
     assert found.sender == SERVICE and messages.queries == [{"to": SMS.to, "limit": LOOKUP_LIMIT}]
 
 
+class PageResponse:
+    """What twilio-python's Page keeps of a list answer that was not 200 (TwilioException's 2nd argument)."""
+
+    def __init__(self, status_code: int) -> None:
+        self.status_code, self.text = status_code, '{"code": 20503, "status": 503}'
+
+
 @pytest.mark.parametrize(
     ("error", "code"),
     [
         (TwilioRestException(503, "/Messages.json"), "twilio_unavailable"),
+        (TwilioException("Unable to fetch page", PageResponse(503)), "twilio_unavailable"),
+        (TwilioException("Unable to fetch page", PageResponse(429)), "twilio_throttled"),
+        (TwilioException("Unable to fetch page", None), "twilio_unavailable"),
         (requests.ReadTimeout(), "twilio_unreachable"),
         (requests.ConnectionError(), "twilio_unreachable"),
     ],
