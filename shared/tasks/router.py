@@ -98,6 +98,9 @@ class TaskRouter:
             except Unauthorized as exc:
                 log.warning("task request refused", error_code=exc.code, reason=str(exc))
                 return to_response(exc)
+            except RetryableError as exc:  # the caller could not be checked yet (certificates unreachable)
+                log.warning("task caller not verified yet; retry", error_code=exc.code)
+                return to_response(exc)
             body: Any = None
             kind: TaskType | None = None
             task: Any = None
