@@ -140,3 +140,165 @@ def test_the_emulator_switch_does_nothing_off_the_emulator(google_keys):
     )
     with pytest.raises(Unauthorized):
         TaskAuthenticator(production, certs_url=google_keys[1]).verify({})
+
+
+# ------------------------------------------------- the auth matrix at the handler's boundary (issue 8)
+
+
+class CountingCerts:
+    """Google's certificate endpoint on loopback, counting the fetches it answers (or refusing them all)."""
+
+    def __init__(self, cert_pem: str | None) -> None:
+        body = json.dumps({"kid-1": cert_pem}).encode() if cert_pem else b""
+        self.fetches = 0
+        owner = self
+
+        class Certs(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                owner.fetches += 1
+                self.send_response(200 if body else 503)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Certs)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def signing():
+    private_pem, cert_pem = _key_and_cert("google")
+    return crypt.RSASigner.from_string(private_pem, key_id="kid-1"), cert_pem
+
+
+def unreachable_url() -> str:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}/"  # nothing listens there any more
+
+
+def matrix(signer) -> dict[str, dict[str, str]]:
+    """Every way a caller fails to prove it is Cloud Tasks signing as the tasks service account."""
+    now = int(time.time())
+    other_pem, _ = _key_and_cert("attacker")
+    other = crypt.RSASigner.from_string(other_pem, key_id="kid-1")
+    return {
+        "no token": {},
+        "not bearer": {"Authorization": "Basic abc"},
+        "empty bearer": {"Authorization": "Bearer "},
+        "garbage": bearer("not.a.jwt"),
+        "garbage segments": bearer("eyJhbGciOiJSUzI1NiJ9.e30.AAAA"),
+        "wrong key": bearer(token(other)),
+        "wrong audience": bearer(token(signer, aud="https://someone-else.example.com/")),
+        "expired": bearer(token(signer, exp=now - 600, iat=now - 900)),
+        "foreign issuer": bearer(token(signer, iss="https://evil.example.com")),
+        "other service account": bearer(token(signer, email="intruder@p.iam.gserviceaccount.com")),
+        "email_verified false": bearer(token(signer, email_verified=False)),
+        "email_verified 'true'": bearer(token(signer, email_verified="true")),
+        "email_verified 'false'": bearer(token(signer, email_verified="false")),
+        "email_verified 1": bearer(token(signer, email_verified=1)),
+        "email_verified missing": bearer(token(signer, email_verified=None)),
+    }
+
+
+def handler(store, certs_url: str):
+    from shared.messaging.appointment_tasks import APPOINTMENT_TASK_TYPES, parse_appointment_task
+    from shared.tasks.failed_tasks import FailedTasks
+    from shared.tasks.router import Outcome, TaskRouter, TaskType
+    from tests.fakes import FixedClock
+
+    handled = []
+    types = {
+        kind: TaskType(kind, parse_appointment_task, lambda task, attempt: handled.append(task) or Outcome("sent"), "q")
+        for kind in APPOINTMENT_TASK_TYPES
+    }
+    clock = FixedClock(dt.datetime.now(dt.timezone.utc))
+    router = TaskRouter(
+        authenticator=TaskAuthenticator(SETTINGS, certs_url=certs_url),
+        failures=FailedTasks(store, clock),
+        max_attempts=8,
+        types=types,
+    )
+    return router, handled
+
+
+BODY = json.dumps(
+    {
+        "type": "appointment_reminder",
+        "v": 1,
+        "appointment_id": "appt-1",
+        "clinic_id": "clinic-t",
+        "patient_id": "pat-1",
+        "dedup_key": "appointment_reminder-" + "0" * 40,
+        "send_at": "2026-11-25T14:30:00+00:00",
+        "appointment_start": "2026-11-26T14:30:00+00:00",
+        "offset_hours": 24,
+    }
+).encode()
+
+
+def test_every_caller_in_the_matrix_is_refused_and_nothing_is_read_or_written(signing):
+    from tests.fakes import MemoryStore
+
+    signer, cert_pem = signing
+    certs = CountingCerts(cert_pem)
+    try:
+        store = MemoryStore()
+        router, handled = handler(store, certs.url)
+        for name, headers in matrix(signer).items():
+            status = router.handle(headers, BODY)[1]
+            assert status in (401, 403), f"{name}: {status}"
+        assert store.round_trips == 0 and handled == []
+        good = router.handle(bearer(token(signer)), BODY)
+        assert good[1] == 200 and len(handled) == 1
+    finally:
+        certs.close()
+
+
+def test_refusing_a_token_whose_claims_are_wrong_fetches_no_certificate(signing):
+    signer, cert_pem = signing
+    certs = CountingCerts(cert_pem)
+    try:
+        authenticator = TaskAuthenticator(SETTINGS, certs_url=certs.url)
+        for name, headers in matrix(signer).items():
+            if name == "wrong key":
+                continue  # its claims are right: only the signature, so the certificates, can refuse it
+            with pytest.raises(Unauthorized):
+                authenticator.verify(headers)
+        assert certs.fetches == 0
+    finally:
+        certs.close()
+
+
+@pytest.mark.parametrize("down", ["unreachable", "answers 503"])
+def test_certificates_that_cannot_be_fetched_never_turn_into_a_500(signing, down):
+    """The only fetch is for a token whose claims are right; when it fails the answer is a 503 to retry."""
+    from tests.fakes import MemoryStore
+
+    signer, _ = signing
+    certs = CountingCerts(None) if down == "answers 503" else None
+    try:
+        store = MemoryStore()
+        router, handled = handler(store, certs.url if certs else unreachable_url())
+        for name, headers in matrix(signer).items():
+            text, status, response_headers = router.handle(headers, BODY)
+            if name == "wrong key":
+                assert status == 503 and response_headers["Retry-After"], text
+            else:
+                assert status in (401, 403), f"{name}: {status}"
+        assert router.handle(bearer(token(signer)), BODY)[1] == 503  # a real task waits for the certificates
+        assert store.round_trips == 0 and handled == []
+    finally:
+        if certs:
+            certs.close()
