@@ -115,6 +115,22 @@ def _final_fields(final: State, error_code: str | None, status: str, now: dateti
     return {"state": final.value, "reason": f"provider_{error_code or status}"[:40], "failed_at": now}
 
 
+def _sent_fields(entry: Entry, channel: str, provider_message_id: str, now: datetime) -> dict[str, Any]:
+    """The fields of "sent"; a final callback already recorded for this very message decides the state."""
+    fields: dict[str, Any] = {
+        "state": State.SENT.value,
+        "channel": channel,
+        "sent_at": now,
+        "provider_message_id": provider_message_id,
+        "lease_until": None,
+        "reason": None,
+    }
+    final = DELIVERY_FINAL.get(entry.data.get("delivery_status", ""))
+    if final is not None and entry.data.get("delivery_message_id") == provider_message_id:
+        fields.update(_final_fields(final, entry.data.get("delivery_error_code"), entry.data["delivery_status"], now))
+    return fields
+
+
 def _whole(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
@@ -278,24 +294,11 @@ class Ledger:
     def mark_sent(self, claim: Claim, *, channel: str, provider_message_id: str) -> None:
         """Sent; if the provider's final callback for this very message overtook us, its verdict stands."""
         now = self.clock.now()
-
-        def sent(entry: Entry) -> dict[str, Any]:
-            fields: dict[str, Any] = {
-                "state": State.SENT.value,
-                "channel": channel,
-                "sent_at": now,
-                "provider_message_id": provider_message_id,
-                "lease_until": None,
-                "reason": None,
-            }
-            final = DELIVERY_FINAL.get(entry.data.get("delivery_status", ""))
-            if final is not None and entry.data.get("delivery_message_id") == provider_message_id:
-                fields.update(
-                    _final_fields(final, entry.data.get("delivery_error_code"), entry.data["delivery_status"], now)
-                )
-            return fields
-
-        self._as_claimant(claim, frozenset({State.SENDING, State.UNCONFIRMED}), sent)
+        self._as_claimant(
+            claim,
+            frozenset({State.SENDING, State.UNCONFIRMED}),
+            lambda entry: _sent_fields(entry, channel, provider_message_id, now),
+        )
 
     def mark_unconfirmed(self, claim: Claim, *, channel: str, reason: str) -> None:
         """The provider may have accepted the message but its answer was lost: never silently resend."""
@@ -430,26 +433,19 @@ class Ledger:
         return outcome
 
     def confirm(self, claim_or_entry: Entry, *, channel: str, provider_message_id: str) -> bool:
-        """An unconfirmed send found at the provider (or in a recorded callback): it went; mark it sent."""
+        """An unconfirmed send found at the provider (or in a recorded callback): it went; mark it sent (or
+        delivered / failed, when that message's final callback already came: no other will)."""
         now = self.clock.now()
         generation = claim_or_entry.generation
-        moved = self._transition(
-            claim_or_entry.key,
-            lambda entry: (
-                {
-                    "state": State.SENT.value,
-                    "channel": channel,
-                    "provider_message_id": provider_message_id,
-                    "sent_at": now,
-                    "reason": None,
-                    "lease_until": None,
-                }
-                if entry.state == State.UNCONFIRMED and entry.generation == generation
-                else None
-            ),
-            first=claim_or_entry,
-        )
-        return moved is not None and moved.state == State.SENT
+        applied = False
+
+        def change(entry: Entry) -> dict[str, Any] | None:
+            nonlocal applied
+            applied = entry.state == State.UNCONFIRMED and entry.generation == generation
+            return _sent_fields(entry, channel, provider_message_id, now) if applied else None
+
+        moved = self._transition(claim_or_entry.key, change, first=claim_or_entry)
+        return moved is not None and (applied or moved.state == State.SENT)
 
     # -------------------------------------------------------------------------------- operator retry
 
