@@ -250,3 +250,20 @@ def test_rejected_on_sms_with_no_patient_id_falls_back_without_an_opt_out_write(
 
     outcome = service.sender.deliver(task.dedup_key, read.entry, {}, ["sms", "email"], render, FIRST_TRY)
     assert outcome.channel == "email" and world.store.docs("patients") == before
+
+
+@pytest.mark.parametrize(("status", "state"), [("delivered", "delivered"), ("undelivered", "failed")])
+def test_a_final_callback_that_came_before_the_answer_was_lost_still_lands_once_confirmed(world, status, state):
+    task = reminder(world)
+    ledger = world.ledger()
+
+    def twilio_calls_back(message, sid):
+        ledger.record_delivery(task.dedup_key, generation=1, message_id=sid, status=status, error_code="30003")
+
+    world.sms.on_send, world.sms.accepted_then_lost = twilio_calls_back, 1
+    with pytest.raises(SendUnconfirmed):
+        world.messages().deliver(task, FIRST_TRY)
+    world.sms.on_send = None
+    assert world.messages().deliver(task, attempt(1)).reason == "confirmed_by_callback"
+    entry = world.entry(task.dedup_key)
+    assert entry["state"] == state and entry["delivery_status"] == status  # no later callback will come
