@@ -9,15 +9,13 @@ import threading
 import time
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
-from google.auth import crypt, jwt
+from google.auth import crypt
 
 from shared.platform.errors import Unauthorized
 from shared.platform.settings import Settings
 from shared.tasks.auth import TaskAuthenticator
+from tests import oidc
+from tests.oidc import bearer
 
 AUDIENCE = "https://handler.example.com/"
 CALLER = "tasks@p.iam.gserviceaccount.com"
@@ -26,30 +24,10 @@ SETTINGS = Settings.from_env(
 )
 
 
-def _key_and_cert(name: str) -> tuple[bytes, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    private_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return private_pem, cert.public_bytes(serialization.Encoding.PEM).decode()
-
-
 @pytest.fixture(scope="module")
 def google_keys():
     """A local stand-in for Google's certificate endpoint, serving one signing certificate."""
-    private_pem, cert_pem = _key_and_cert("google")
+    private_pem, cert_pem = oidc.key_and_cert("google")
     certs = json.dumps({"kid-1": cert_pem}).encode()
 
     class Certs(http.server.BaseHTTPRequestHandler):
@@ -68,23 +46,8 @@ def google_keys():
     server.shutdown()
 
 
-def token(signer, **overrides) -> str:
-    now = int(time.time())
-    claims = {
-        "iss": "https://accounts.google.com",
-        "aud": AUDIENCE,
-        "email": CALLER,
-        "email_verified": True,
-        "iat": now,
-        "exp": now + 300,
-        "sub": "1234",
-    }
-    claims.update(overrides)
-    return jwt.encode(signer, claims).decode()
-
-
-def bearer(value: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {value}"}
+def token(signing, **overrides) -> str:
+    return oidc.token(signing, audience=AUDIENCE, caller=CALLER, **overrides)
 
 
 def test_a_token_from_the_tasks_service_account_is_accepted(google_keys):
@@ -115,7 +78,7 @@ def test_wrong_audience_expired_or_foreign_issuer_is_401(google_keys, overrides)
 
 
 def test_a_token_signed_by_another_key_is_401(google_keys):
-    other_pem, _ = _key_and_cert("attacker")
+    other_pem, _ = oidc.key_and_cert("attacker")
     forged = token(crypt.RSASigner.from_string(other_pem, key_id="kid-1"))
     with pytest.raises(Unauthorized):
         TaskAuthenticator(SETTINGS, certs_url=google_keys[1]).verify(bearer(forged))
@@ -175,7 +138,7 @@ class CountingCerts:
 
 @pytest.fixture(scope="module")
 def signing():
-    private_pem, cert_pem = _key_and_cert("google")
+    private_pem, cert_pem = oidc.key_and_cert("google")
     return crypt.RSASigner.from_string(private_pem, key_id="kid-1"), cert_pem
 
 
@@ -188,28 +151,8 @@ def unreachable_url() -> str:
     return f"http://127.0.0.1:{port}/"  # nothing listens there any more
 
 
-def matrix(signer) -> dict[str, dict[str, str]]:
-    """Every way a caller fails to prove it is Cloud Tasks signing as the tasks service account."""
-    now = int(time.time())
-    other_pem, _ = _key_and_cert("attacker")
-    other = crypt.RSASigner.from_string(other_pem, key_id="kid-1")
-    return {
-        "no token": {},
-        "not bearer": {"Authorization": "Basic abc"},
-        "empty bearer": {"Authorization": "Bearer "},
-        "garbage": bearer("not.a.jwt"),
-        "garbage segments": bearer("eyJhbGciOiJSUzI1NiJ9.e30.AAAA"),
-        "wrong key": bearer(token(other)),
-        "wrong audience": bearer(token(signer, aud="https://someone-else.example.com/")),
-        "expired": bearer(token(signer, exp=now - 600, iat=now - 900)),
-        "foreign issuer": bearer(token(signer, iss="https://evil.example.com")),
-        "other service account": bearer(token(signer, email="intruder@p.iam.gserviceaccount.com")),
-        "email_verified false": bearer(token(signer, email_verified=False)),
-        "email_verified 'true'": bearer(token(signer, email_verified="true")),
-        "email_verified 'false'": bearer(token(signer, email_verified="false")),
-        "email_verified 1": bearer(token(signer, email_verified=1)),
-        "email_verified missing": bearer(token(signer, email_verified=None)),
-    }
+def matrix(signing) -> dict[str, dict[str, str]]:
+    return oidc.refusals(signing, audience=AUDIENCE, caller=CALLER)
 
 
 def handler(store, certs_url: str):
