@@ -66,6 +66,7 @@ class MemoryStore:
         self.round_trips = 0
         self._failures: dict[str, list[BaseException]] = {}
         self.on_commit: Callable[[Sequence[Write]], None] | None = None  # a hook to interleave a rival
+        self.after_read: Callable[[], None] | None = None  # runs once, right after the next get_all answers
 
     # test controls
     def fail_next(self, kind: str, error: BaseException | None = None, times: int = 1) -> None:
@@ -116,7 +117,10 @@ class MemoryStore:
                     if fields is not None:
                         doc = Doc(doc.path, {k: v for k, v in doc.data.items() if k in fields}, doc.version)
                     found[path] = doc
-            return found
+        hook, self.after_read = self.after_read, None
+        if hook is not None:
+            hook()
+        return found
 
     def _check(self, write: Write) -> bool:
         current = self._docs.get(write.path)
@@ -224,6 +228,9 @@ class RecordingSms:
     fail_with: list[BaseException] = field(default_factory=list)
     accepted_then_lost: int = 0  # the next N sends are accepted (recorded) but their answer is lost
     listed: list[SentMessage] = field(default_factory=list)  # what the provider's message list returns
+    on_send: Callable[[OutgoingSms, str], None] | None = None  # runs once the provider holds the message
+    lookups: int = 0  # message-list queries asked
+    lookup_fails: list[BaseException] = field(default_factory=list)  # exceptions for the next lookups
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     def send_sms(self, message: OutgoingSms) -> str:
@@ -232,6 +239,8 @@ class RecordingSms:
         sid = f"SM{next(self._ids):032d}"
         self.sent.append(message)
         self.listed.append(SentMessage(sid=sid, to=message.to, sender=message.sender, body=message.body, sent_at=None))
+        if self.on_send is not None:
+            self.on_send(message, sid)
         if self.accepted_then_lost:
             from shared.messaging.providers import SendUnconfirmed
 
@@ -240,19 +249,30 @@ class RecordingSms:
         return sid
 
     def find_sent(self, *, to: str, sender: str, since: datetime) -> list[SentMessage]:
-        return [m for m in self.listed if m.to == to and m.sender == sender]
+        self.lookups += 1
+        if self.lookup_fails:
+            raise self.lookup_fails.pop(0)
+        return [m for m in reversed(self.listed) if m.to == to and m.sender == sender]  # newest first, as Twilio
 
 
 @dataclass
 class RecordingEmail:
+    """An EmailSender that records every send; `fail_with` queues exceptions for the next sends."""
+
     sent: list[OutgoingEmail] = field(default_factory=list)
     fail_with: list[BaseException] = field(default_factory=list)
+    accepted_then_lost: int = 0  # the next N sends are accepted (recorded) but their answer is lost
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     def send_email(self, message: OutgoingEmail) -> str:
         if self.fail_with:
             raise self.fail_with.pop(0)
         self.sent.append(message)
+        if self.accepted_then_lost:
+            from shared.messaging.providers import SendUnconfirmed
+
+            self.accepted_then_lost -= 1
+            raise SendUnconfirmed("email", "sendgrid_answer_lost")
         return f"email-{next(self._ids)}"
 
 

@@ -7,6 +7,7 @@ the local stack); `serve(host, port)` runs it in the foreground until SIGINT/SIG
 
 Provider routes (as the official clients call them):
   POST /2010-04-01/Accounts/{sid}/Messages.json       create SMS (form; basic auth) → 201 Message | 4xx Twilio error
+  GET  /2010-04-01/Accounts/{sid}/Messages.json       list SMS (?To ?From ?DateSent[<>] ?PageSize ?Page) → 200 page
   GET  /2010-04-01/Accounts/{sid}/Messages/{SM}.json  fetch SMS → 200 Message (current status)
   POST /v3/mail/send                                  SendGrid mail (JSON; Bearer) → 202 + X-Message-Id | 4xx errors
 Sandbox routes:

@@ -1,20 +1,29 @@
-"""Twilio Messages API, the subset twilio-python's `client.messages.create()` and `.fetch()` use."""
+"""Twilio Messages API, the subset twilio-python's `client.messages.create()`, `.list()` and `.fetch()` use.
+
+The list (GET .../Messages.json) answers like Twilio's Read Multiple Message Resources: filtered by To,
+From and DateSent (=, <, >), newest first, paged by PageSize (default 50, at most 1000: error 20007) and
+Page, in Twilio's paging JSON ({"messages": [...], "page", "page_size", "uri", "first_page_uri",
+"next_page_uri", "previous_page_uri", "start", "end"}), which twilio-python follows page by page. The
+task handler asks it before re-sending an SMS whose answer was lost (shared.messaging.providers).
+"""
 
 from __future__ import annotations
 
 import hmac
 import math
 import re
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import date, datetime, time, timedelta, timezone
 from email.utils import format_datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 from flask import Blueprint, Response, jsonify, request
 from werkzeug.datastructures import MultiDict
 
 from local.sandbox.courier import API_VERSION, Delivery, new_message_sid
 from local.sandbox.log import log
-from local.sandbox.outbox import Message
+from local.sandbox.outbox import Message, address_key
 from local.sandbox.twilio_errors import HTTP_STATUS_CODES, twilio_error_body
 from shared.platform.masking import mask_address
 
@@ -123,6 +132,104 @@ def _parse_iso(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
+LIST_FILTERS = ("To", "From", "DateSent", "DateSent<", "DateSent>")
+_SENT_STATUSES = ("sent", "delivered", "undelivered", "read")
+
+
+class ListError(ValueError):
+    """A list query Twilio would refuse: (error code, message)."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _date_sent(message: dict[str, Any]) -> datetime | None:
+    """When the message was sent, as Twilio's date_sent (None while it is queued)."""
+    return _parse_iso(message["updated_at"]) if message["status"] in _SENT_STATUSES else None
+
+
+def _date_bounds(value: str) -> tuple[datetime, datetime]:
+    """[first, last] instants a DateSent value names: a whole UTC day (YYYY-MM-DD) or one instant."""
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            first = datetime.combine(day, time(0), timezone.utc)
+            return first, first + timedelta(days=1) - timedelta(microseconds=1)
+        instant = _parse_iso(value)
+    except ValueError:
+        raise ListError(20001, f"Invalid DateSent value {value[:40]!r}") from None
+    if instant.tzinfo is None:
+        instant = instant.replace(tzinfo=timezone.utc)
+    return instant, instant
+
+
+def _matches_dates(sent: datetime | None, query: Mapping[str, str]) -> bool:
+    bounds = {name: _date_bounds(query[name]) for name in ("DateSent", "DateSent<", "DateSent>") if query.get(name)}
+    if not bounds:
+        return True
+    if sent is None:
+        return False
+    on = bounds.get("DateSent")
+    before = bounds.get("DateSent<")
+    after = bounds.get("DateSent>")
+    return (
+        (on is None or on[0] <= sent <= on[1])
+        and (before is None or sent <= before[1])
+        and (after is None or sent >= after[0])
+    )
+
+
+def _whole(query: Mapping[str, str], name: str, default: int, low: int) -> int:
+    raw = query.get(name, "")
+    if not raw:
+        return default
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < low:
+        raise ListError(20001, f"Invalid {name} value {raw[:20]!r}")  # the sandbox's own code for a bad value
+    return int(raw)
+
+
+def message_page(
+    records: list[dict[str, Any]], query: Mapping[str, str], account_sid: str, path: str
+) -> dict[str, Any]:
+    """One page of the account's SMS matching the query, newest first, in Twilio's paging JSON shape."""
+    page_size = _whole(query, "PageSize", DEFAULT_PAGE_SIZE, 1)
+    if page_size > MAX_PAGE_SIZE:
+        raise ListError(20007, f"Page size too large: the maximum is {MAX_PAGE_SIZE}")
+    page = _whole(query, "Page", 0, 0)
+    to, sender = query.get("To"), query.get("From")
+    chosen = [
+        record
+        for record in records
+        if record["channel"] == "sms"
+        and record["account_sid"] == account_sid
+        and (not to or address_key(record["to"]) == address_key(to))
+        and (not sender or address_key(record["from"]) == address_key(sender))
+        and _matches_dates(_date_sent(record), query)
+    ]
+    chosen.sort(key=lambda record: record["created_at"], reverse=True)  # stable: same instant keeps arrival order
+    start = page * page_size
+    shown = chosen[start : start + page_size]
+    kept = {name: query[name] for name in LIST_FILTERS if query.get(name)}
+
+    def uri(number: int) -> str:
+        return f"{path}?{urlencode({**kept, 'PageSize': page_size, 'Page': number})}"
+
+    return {
+        "messages": [message_resource(record, account_sid) for record in shown],
+        "page": page,
+        "page_size": page_size,
+        "start": start,
+        "end": start + max(len(shown) - 1, 0),
+        "uri": uri(page),
+        "first_page_uri": uri(0),
+        "next_page_uri": uri(page + 1) if start + page_size < len(chosen) else None,
+        "previous_page_uri": uri(page - 1) if page > 0 else None,
+    }
+
+
 def twilio_blueprint(sandbox: Sandbox) -> Blueprint:
     """Routes under /2010-04-01/Accounts/{AccountSid}/ answering like api.twilio.com."""
     api = Blueprint("twilio", __name__, url_prefix=f"/{API_VERSION}/Accounts/<account_sid>")
@@ -209,6 +316,15 @@ def twilio_blueprint(sandbox: Sandbox) -> Blueprint:
         response = jsonify(message_resource(record, account_sid))
         response.status_code = 201
         return response
+
+    @api.get("/Messages.json")
+    def list_messages(account_sid: str) -> Response:
+        try:
+            page = message_page(sandbox.outbox.list(), request.args, account_sid, request.path)
+        except ListError as error:
+            return twilio_error(error.code, 400, message=str(error))
+        log("INFO", "sms list", results=len(page["messages"]), page=page["page"])
+        return jsonify(page)
 
     @api.get("/Messages/<message_sid>.json")
     def fetch_message(account_sid: str, message_sid: str) -> Response:

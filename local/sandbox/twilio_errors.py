@@ -7,6 +7,7 @@ from typing import Any
 # code → (HTTP status, message). Messages follow Twilio's wording (https://www.twilio.com/docs/errors/N).
 TWILIO_ERRORS: dict[int, tuple[int, str]] = {
     20003: (401, "Authenticate"),
+    20007: (400, "Page size too large"),
     20404: (404, "The requested resource was not found"),
     20429: (429, "Too Many Requests"),
     20500: (500, "Internal Server Error"),

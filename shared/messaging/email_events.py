@@ -77,7 +77,12 @@ def parse_event(event: Any) -> EmailEvent | str:
     if not isinstance(reference, str) or reference.count(":") != 1:
         return "no_ledger_key"
     key, _, generation = reference.partition(":")
-    if not is_key(key) or not generation.isdigit() or len(generation) > 7 or not 0 < int(generation) <= 1_000_000:
+    if (
+        not is_key(key)
+        or not (generation.isascii() and generation.isdigit())
+        or len(generation) > 7
+        or not 0 < int(generation) <= 1_000_000
+    ):
         return "bad_ledger_key"
     message_id = event.get("sg_message_id")
     if not isinstance(message_id, str) or not 0 < len(message_id) <= 200:

@@ -116,6 +116,22 @@ def _final_fields(final: State, error_code: str | None, status: str, now: dateti
     return {"state": final.value, "reason": f"provider_{error_code or status}"[:40], "failed_at": now}
 
 
+def _sent_fields(entry: Entry, channel: str, provider_message_id: str, now: datetime) -> dict[str, Any]:
+    """The fields of "sent"; a final callback already recorded for this very message decides the state."""
+    fields: dict[str, Any] = {
+        "state": State.SENT.value,
+        "channel": channel,
+        "sent_at": now,
+        "provider_message_id": provider_message_id,
+        "lease_until": None,
+        "reason": None,
+    }
+    final = DELIVERY_FINAL.get(entry.data.get("delivery_status", ""))
+    if final is not None and entry.data.get("delivery_message_id") == provider_message_id:
+        fields.update(_final_fields(final, entry.data.get("delivery_error_code"), entry.data["delivery_status"], now))
+    return fields
+
+
 def _whole(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
@@ -128,6 +144,7 @@ class Claim:
     generation: int
     took_over: bool
     previous: State | None  # what the document held before this claim
+    written: Entry | None = None  # the document as the claim left it: the sender's next write needs no re-read
 
 
 class AlreadyDone(Exception):
@@ -256,8 +273,10 @@ class Ledger:
         }
         if current is None:
             # No scheduled doc (its task outlived the doc, or a re-enqueued failure): the claim creates it.
-            won = self.store.create(path(key), {**fields, **claimed, "created_at": now, "expire_at": now + RETENTION})
+            data = {**fields, **claimed, "created_at": now, "expire_at": now + RETENTION}
+            won = self.store.create(path(key), data)
         else:
+            data = {**current.data, **claimed}
             won = self.store.update(path(key), claimed, version=current.version)
         if won is None:
             raise RetryableError(
@@ -268,6 +287,7 @@ class Ledger:
             generation=generation,
             took_over=current is not None and current.state == State.SENDING,
             previous=current.state if current else None,
+            written=Entry.from_doc(Doc(path(key), data, won)),
         )
 
     def _as_claimant(self, claim: Claim, allowed: frozenset[State], fields: Callable[[Entry], dict[str, Any]]) -> None:
@@ -281,29 +301,16 @@ class Ledger:
                 )
             return fields(entry)
 
-        self._transition(claim.key, change)
+        self._transition(claim.key, change, first=claim.written)  # a callback in between: the version check re-reads
 
     def mark_sent(self, claim: Claim, *, channel: str, provider_message_id: str) -> None:
         """Sent; if the provider's final callback for this very message overtook us, its verdict stands."""
         now = self.clock.now()
-
-        def sent(entry: Entry) -> dict[str, Any]:
-            fields: dict[str, Any] = {
-                "state": State.SENT.value,
-                "channel": channel,
-                "sent_at": now,
-                "provider_message_id": provider_message_id,
-                "lease_until": None,
-                "reason": None,
-            }
-            final = DELIVERY_FINAL.get(entry.data.get("delivery_status", ""))
-            if final is not None and entry.data.get("delivery_message_id") == provider_message_id:
-                fields.update(
-                    _final_fields(final, entry.data.get("delivery_error_code"), entry.data["delivery_status"], now)
-                )
-            return fields
-
-        self._as_claimant(claim, frozenset({State.SENDING, State.UNCONFIRMED}), sent)
+        self._as_claimant(
+            claim,
+            frozenset({State.SENDING, State.UNCONFIRMED}),
+            lambda entry: _sent_fields(entry, channel, provider_message_id, now),
+        )
 
     def mark_unconfirmed(self, claim: Claim, *, channel: str, reason: str) -> None:
         """The provider may have accepted the message but its answer was lost: never silently resend."""
@@ -425,34 +432,21 @@ class Ledger:
 
     def confirm(self, found: Entry, *, channel: str, provider_message_id: str, proven: bool = False) -> bool:
         """A send whose answer was lost (unconfirmed), or whose sender died (sending, lease run out), was found
-        at the provider or in a recorded callback: it went. Mark it sent, or its final delivery status when the
-        provider's callback for that very message already said so."""
+        at the provider or in a recorded callback: it went. Mark it sent (or delivered / failed, when that
+        message's final callback already came: no other will). With `proven` (the provider's callback for the
+        claim's own generation), a live lease does not stand in the way: the message went."""
         now = self.clock.now()
         generation = found.generation
+        applied = False
 
-        def sent(entry: Entry) -> dict[str, Any] | None:
-            # A sender's own lease still holds only without proof: the provider's callback for this very
-            # generation proves the message went, whatever the sender is still doing.
+        def change(entry: Entry) -> dict[str, Any] | None:
+            nonlocal applied
             abandoned = entry.state == State.SENDING and (proven or not entry.live_claim(now))
-            if entry.generation != generation or not (entry.state == State.UNCONFIRMED or abandoned):
-                return None
-            fields: dict[str, Any] = {
-                "state": State.SENT.value,
-                "channel": channel,
-                "sent_at": now,
-                "provider_message_id": provider_message_id,
-                "reason": None,
-                "lease_until": None,
-            }
-            final = DELIVERY_FINAL.get(str(entry.data.get("delivery_status") or ""))
-            if final is not None and entry.data.get("delivery_message_id") == provider_message_id:
-                fields.update(
-                    _final_fields(final, entry.data.get("delivery_error_code"), str(entry.data["delivery_status"]), now)
-                )
-            return fields
+            applied = entry.generation == generation and (entry.state == State.UNCONFIRMED or abandoned)
+            return _sent_fields(entry, channel, provider_message_id, now) if applied else None
 
-        moved = self._transition(found.key, sent, first=found)
-        return moved is not None and moved.state in (State.SENT, State.DELIVERED, State.FAILED)
+        moved = self._transition(found.key, change, first=found)
+        return moved is not None and (applied or moved.state == State.SENT)
 
     # -------------------------------------------------------------------------------- operator retry
 

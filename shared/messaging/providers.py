@@ -129,21 +129,19 @@ class TwilioSms:
         """Twilio's message list (newest first) filtered by recipient and sender number, kept from the claim's
         time on. Not filtered by DateSent at Twilio: a message still queued has no sent date yet."""
         import requests
-        from twilio.base.exceptions import TwilioRestException
+        from twilio.base.exceptions import TwilioException, TwilioRestException
 
         params: dict[str, Any] = {"to": to, "limit": LOOKUP_LIMIT}
         if not sender.startswith("MG"):
             params["from_"] = sender
-        from twilio.base.exceptions import TwilioException
 
         try:
             listed = self.client.messages.list(**params)
         except TwilioRestException as exc:
             raise classify_twilio(exc.status, exc.code) from None
-        except TwilioException as exc:  # a page Twilio could not serve: the lookup is retried, never guessed
-            raise RetryableError(
-                f"twilio message list failed: {type(exc).__name__}", retry_after_seconds=30, code="twilio_lookup_failed"
-            ) from None
+        except TwilioException as exc:  # a list page that is not 200: twilio-python keeps the response as args[1]
+            status = getattr(exc.args[1] if len(exc.args) > 1 else None, "status_code", None)
+            raise classify_twilio(status if isinstance(status, int) else 503, None) from None
         except (requests.Timeout, requests.ConnectionError) as exc:
             raise RetryableError(
                 f"twilio unreachable: {type(exc).__name__}", retry_after_seconds=30, code="twilio_unreachable"

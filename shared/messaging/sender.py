@@ -237,7 +237,8 @@ class MessageSender:
     def _reconcile(self, entry: Entry, channels: Sequence[str], render: Render) -> Outcome | None:
         """An earlier attempt's answer was lost (or its sender died): is the message in the provider's list?"""
         channel = str(entry.data.get("channel") or "")
-        if SMS in channels:
+        # An answer lost names its channel; a sender that died may have been on any of them.
+        if (channel == SMS) if entry.state == State.UNCONFIRMED else (SMS in channels):
             content = render(SMS)
             assert isinstance(content, SmsContent)
             claimed = entry.data.get("claimed_at")

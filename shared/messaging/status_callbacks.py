@@ -54,7 +54,9 @@ def parse_callback(query: Mapping[str, str], form: Mapping[str, str]) -> StatusC
     raw_generation = query.get("g")
     generation = None
     if raw_generation is not None:
-        if not raw_generation.isdigit() or len(raw_generation) > 7 or not 0 < int(raw_generation) <= MAX_GENERATION:
+        # ASCII digits only ("²".isdigit() is True, int("²") raises), and short: int() of 5,000 digits raises too.
+        digits = raw_generation.isascii() and raw_generation.isdigit() and len(raw_generation) <= 7
+        if not digits or not 0 < int(raw_generation) <= MAX_GENERATION:
             return "bad_generation"
         generation = int(raw_generation)
     sid = form.get("MessageSid") or form.get("SmsSid") or ""

@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from shared.platform.errors import Unauthorized
+from shared.platform.errors import RetryableError, Unauthorized
 from shared.platform.settings import Settings
 
 GOOGLE_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
@@ -32,14 +32,45 @@ class TaskAuthenticator:
         self._lock = threading.Lock()
 
     def _signing_certs(self) -> Mapping[str, str]:
+        """Google's certificates (cached); a fetch that fails is a RetryableError (503), never a raw exception."""
         with self._lock:
             if self._certs is None or time.monotonic() - self._fetched_at > CERTS_TTL_SECONDS:
                 import requests
 
-                response = requests.get(self.certs_url, timeout=5)
-                response.raise_for_status()
-                self._certs, self._fetched_at = response.json(), time.monotonic()
+                try:
+                    response = requests.get(self.certs_url, timeout=5)
+                    response.raise_for_status()
+                    certs = response.json()
+                except (requests.RequestException, ValueError):
+                    certs = None
+                if not isinstance(certs, dict) or not certs:
+                    raise RetryableError(
+                        "Google's signing certificates could not be fetched",
+                        retry_after_seconds=30,
+                        code="certs_unavailable",
+                    )
+                self._certs, self._fetched_at = certs, time.monotonic()
             return self._certs
+
+    def _check_claims(self, claims: Mapping[str, Any]) -> None:
+        """Who the token says it is, for whom and until when; Unauthorized (401, or 403 for another caller)."""
+        if claims.get("iss") not in GOOGLE_ISSUERS:
+            raise Unauthorized("token not issued by Google")
+        audience = claims.get("aud")
+        if audience != self.settings.task_audience and not (
+            isinstance(audience, list) and self.settings.task_audience in audience
+        ):
+            raise Unauthorized("token is for another audience")
+        expires = claims.get("exp")
+        if (
+            isinstance(expires, bool)
+            or not isinstance(expires, int | float)
+            or expires < time.time() - CLOCK_SKEW_SECONDS
+        ):
+            raise Unauthorized("token expired or without an expiry")
+        # email_verified must be the JSON boolean true: the string "false" is truthy.
+        if claims.get("email") != self.settings.tasks_service_account or claims.get("email_verified") is not True:
+            raise Unauthorized("token is not the tasks service account's", forbidden=True)
 
     def verify(self, headers: Mapping[str, str]) -> dict[str, Any]:
         """Return the token's claims, or raise Unauthorized (401: no/bad token; 403: wrong caller)."""
@@ -47,26 +78,28 @@ class TaskAuthenticator:
             return {"email": "local-emulator", "local": True}
         header = headers.get("Authorization") or headers.get("authorization") or ""
         scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
             raise Unauthorized("missing bearer token")
         from google.auth import exceptions as auth_exceptions
         from google.auth import jwt
 
+        # Claims before signature: a token naming the wrong caller, audience, issuer or expiry is refused
+        # without a certificate fetch, so no refusal depends on the network; only a token whose claims are
+        # right needs the certificates, and when they cannot be fetched the answer is a retry (503).
         try:
-            jwt.decode_header(token.strip())  # garbage is refused before any certificate fetch
-        except (ValueError, TypeError):
+            jwt.decode_header(token)
+            self._check_claims(jwt.decode(token, verify=False))
+        except (ValueError, TypeError, auth_exceptions.GoogleAuthError):
             raise Unauthorized("malformed token") from None
         try:
             claims = jwt.decode(
-                token.strip(),
+                token,
                 certs=self._signing_certs(),
                 audience=self.settings.task_audience,
                 clock_skew_in_seconds=CLOCK_SKEW_SECONDS,
             )
         except (ValueError, auth_exceptions.GoogleAuthError) as exc:
             raise Unauthorized(f"invalid token: {type(exc).__name__}") from None
-        if claims.get("iss") not in GOOGLE_ISSUERS:
-            raise Unauthorized("token not issued by Google")
-        if claims.get("email") != self.settings.tasks_service_account or not claims.get("email_verified"):
-            raise Unauthorized("token is not the tasks service account's", forbidden=True)
+        self._check_claims(claims)
         return dict(claims)

@@ -36,7 +36,7 @@ class Attempt:
     @classmethod
     def from_headers(cls, headers: Mapping[str, str], max_attempts: int) -> Attempt:
         raw = headers.get("X-CloudTasks-TaskRetryCount") or "0"
-        retries = int(raw) if raw.isdigit() and len(raw) < 7 else 0
+        retries = int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 7 else 0  # int("²") raises
         name = headers.get("X-CloudTasks-TaskName")
         queue = headers.get("X-CloudTasks-QueueName")
         return cls(
@@ -100,6 +100,9 @@ class TaskRouter:
                 self.authenticator.verify(headers)
             except Unauthorized as exc:
                 log.warning("task request refused", error_code=exc.code, reason=str(exc))
+                return to_response(exc)
+            except RetryableError as exc:  # the caller could not be checked yet (certificates unreachable)
+                log.warning("task caller not verified yet; retry", error_code=exc.code)
                 return to_response(exc)
             body: Any = None
             kind: TaskType | None = None

@@ -109,3 +109,25 @@ def test_a_failure_already_delivered_since_is_resolved_not_resent(firestore_clie
     report = sweeper().run()
     assert report.already_done == [key]
     assert world.failed(key)[0]["status"] == "resolved" and sandbox.messages() == []
+
+
+def test_hand_edits_the_sweep_cannot_use_never_stop_the_scheduled_sweep(firestore_client, sandbox, stack):
+    """Issue 8, bug 4: operators edit failed_tasks by hand; each unusable doc gets a note, the rest go out."""
+    world = World(firestore_client)
+    good, *bad = failed_reminders(world, sandbox, stack, 5)
+    edits = [
+        {"retry_generation": "abc"},
+        {"retry_generation": -1},
+        {"payload.dedup_key": ".."},  # one field of the stored payload, as the console edits it
+        {"task_type": "x" * 15_000},
+    ]
+    for key, edit in zip(bad, edits, strict=True):
+        world.db.collection("failed_tasks").document(key).update(edit)
+    mark_retry(world, [good, *bad])
+    topic = clients.publisher().topic_path(stack.project, "failed-tasks-sweep")
+    clients.publisher().publish(topic, b"{}").result(timeout=10)
+    assert wait_until(lambda: world.failed(good)[0]["status"] == "retried", WAIT)
+    assert world.wait_ledger(good, "sent", "delivered")["state"] in ("sent", "delivered")
+    assert wait_until(lambda: all(world.failed(key)[0]["status"] == "open" for key in bad), WAIT)
+    assert all(world.failed(key)[0]["note"] for key in bad)
+    assert [m["to"] for m in sandbox.messages(channel="sms")] == [world.phones[0]]

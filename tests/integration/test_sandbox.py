@@ -27,7 +27,7 @@ from twilio.request_validator import RequestValidator
 from local.sandbox.server import SandboxServer
 from local.sandbox.settings import SandboxSettings
 from local.sandbox.state import Sandbox
-from shared.platform import clients
+from shared.platform import clients, settings
 
 pytestmark = pytest.mark.integration
 
@@ -125,9 +125,16 @@ def provider_env(monkeypatch: pytest.MonkeyPatch, sandbox: SandboxServer) -> Ite
     monkeypatch.setenv("TWILIO_ACCOUNT_SID", ACCOUNT_SID)
     monkeypatch.setenv("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
     monkeypatch.setenv("SENDGRID_API_KEY", SENDGRID_KEY)
+    # The clients read their timeout from Settings: give it what it needs, whatever ran before this test.
+    monkeypatch.setenv("TASK_HANDLER_URL", "http://127.0.0.1:9/")
+    monkeypatch.setenv("TASKS_LOCATION", "local")
+    monkeypatch.setenv("TASKS_SERVICE_ACCOUNT", "tasks@sandbox-test.iam.gserviceaccount.com")
+    monkeypatch.delenv("PROVIDER_TIMEOUT_SECONDS", raising=False)
     clients.reset()
+    settings.settings.cache_clear()
     yield
     clients.reset()
+    settings.settings.cache_clear()
 
 
 @pytest.fixture
@@ -536,3 +543,55 @@ def test_unknown_twilio_route_answers_like_twilio(sandbox: SandboxServer) -> Non
     )
 
     assert response.status_code == 404 and json.loads(response.text)["code"] == 20404
+
+
+# ------------------------------------------------------- the message list, through the official client
+
+
+def test_the_official_clients_message_list_reads_the_outbox_newest_first(sandbox: SandboxServer, twilio: Any) -> None:
+    sids = [send_sms(twilio, body=f"Reminder {n}").sid for n in range(3)]
+    send_sms(twilio, to=OTHER_PATIENT)
+    send_sms(twilio, from_="+15550002222")
+
+    listed = twilio.messages.list(to=PATIENT, from_=CLINIC_NUMBER, limit=50)
+
+    assert [m.sid for m in listed] == sids[::-1]
+    assert [m.body for m in listed] == ["Reminder 2", "Reminder 1", "Reminder 0"]
+    assert all(m.to == PATIENT and m.from_ == CLINIC_NUMBER and m.date_created is not None for m in listed)
+
+
+def test_the_official_client_follows_the_lists_pages(sandbox: SandboxServer, twilio: Any) -> None:
+    sids = [send_sms(twilio, body=f"Reminder {n}").sid for n in range(5)]
+
+    listed = twilio.messages.list(to=PATIENT, page_size=2, limit=5)
+
+    assert [m.sid for m in listed] == sids[::-1]
+
+
+def test_an_sms_accepted_with_its_answer_lost_is_found_in_the_list(sandbox: SandboxServer, twilio: Any) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from shared.messaging.providers import OutgoingSms, SendUnconfirmed, TwilioSms
+
+    add_fault(sandbox, channel="sms", kind="timeout", accept=True, seconds=2, times=1)
+    twilio.http_client.timeout = 0.3
+    sms = TwilioSms(twilio)
+    claimed = datetime.now(timezone.utc) - timedelta(seconds=1)
+
+    with pytest.raises(SendUnconfirmed):
+        sms.send_sms(OutgoingSms(to=PATIENT, sender=CLINIC_NUMBER, body="Reminder: tomorrow at 10:00."))
+    (held,) = outbox(sandbox, channel="sms")
+    (found,) = sms.find_sent(to=PATIENT, sender=CLINIC_NUMBER, since=claimed)
+
+    assert (found.sid, found.body, found.sender) == (held["id"], "Reminder: tomorrow at 10:00.", CLINIC_NUMBER)
+    assert sms.find_sent(to=OTHER_PATIENT, sender=CLINIC_NUMBER, since=claimed) == []
+
+
+def test_a_list_page_too_large_is_twilios_20007(sandbox: SandboxServer, twilio: Any) -> None:
+    from twilio.base.exceptions import TwilioException
+
+    with pytest.raises(TwilioException) as raised:  # twilio-python's pages raise this, not TwilioRestException
+        twilio.messages.list(page_size=1001, limit=1001)
+
+    response = raised.value.args[1]
+    assert response.status_code == 400 and json.loads(response.text)["code"] == 20007

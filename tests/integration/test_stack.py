@@ -188,6 +188,55 @@ def test_cloud_task_is_not_dispatched_before_its_schedule_time(stack: StackConfi
     assert float(header(request, "X-CloudTasks-TaskETA") or 0) == pytest.approx(due.timestamp(), abs=0.001)
 
 
+@pytest.fixture
+def moved_clock(stack: StackConfig) -> Iterator[Callable[[timedelta], datetime]]:
+    """Moves the stack's clock (functions and Cloud Tasks emulator) by an offset from real time; reset after."""
+    from shared.platform.emulator import set_local_clock
+
+    def move(offset: timedelta) -> datetime:
+        moved = datetime.now(timezone.utc) + offset
+        set_local_clock(stack.clock_file, moved)
+        return moved
+
+    yield move
+    set_local_clock(stack.clock_file, None)
+
+
+def test_a_clock_13_hours_behind_does_not_dispatch_a_task_due_in_5_days(
+    stack: StackConfig, recorder: Recorder, moved_clock: Callable[[timedelta], datetime]
+) -> None:
+    """Issue 8, bug 13: schedule_time is judged on the clock the stack's functions read, never the real one."""
+    now = moved_clock(-timedelta(hours=13))
+    later = json.dumps({"type": "stack_check", "v": 1, "check_id": uuid.uuid4().hex}).encode()
+    sentinel = json.dumps({"type": "stack_check", "v": 1, "check_id": uuid.uuid4().hex}).encode()
+    create_http_task(stack, recorder.http_url, later, schedule_time=now + timedelta(days=5))
+    create_http_task(stack, recorder.http_url, sentinel, schedule_time=now + timedelta(seconds=1))
+
+    # The sentinel, due after the 5-day task was created, is dispatched: a task due "at once" would be too.
+    [request] = recorder.wait_for(lambda r: r["kind"] == "http" and r["body"] == sentinel.decode())
+    records = [json.loads(line) for line in recorder.file.read_text().splitlines()]
+    assert [r for r in records if r.get("body") == later.decode()] == []
+    assert float(header(request, "X-CloudTasks-TaskETA") or 0) == pytest.approx(
+        (now + timedelta(seconds=1)).timestamp()
+    )
+
+
+def test_a_clock_22_5_hours_ahead_dispatches_a_task_when_it_is_due_on_that_clock(
+    stack: StackConfig, recorder: Recorder, moved_clock: Callable[[timedelta], datetime]
+) -> None:
+    offset = timedelta(hours=22, minutes=30)
+    now = moved_clock(offset)
+    body = json.dumps({"type": "stack_check", "v": 1, "check_id": uuid.uuid4().hex}).encode()
+    due = now + timedelta(seconds=2)  # due in 2 s on the moved clock: a day early on the real one
+    create_http_task(stack, recorder.http_url, body, schedule_time=due)
+
+    [request] = recorder.wait_for(lambda r: r["kind"] == "http" and r["body"] == body.decode())
+    real_due = (due - offset).timestamp()
+    print(f"\ndispatched {request['received_at'] - real_due:+.2f} s after it was due on the moved clock")
+    assert request["received_at"] >= real_due - 0.5  # never before it is due (0.5 s: the clock file's jitter)
+    assert float(header(request, "X-CloudTasks-TaskETA") or 0) == pytest.approx(due.timestamp(), abs=0.001)
+
+
 def publish(stack: StackConfig, topic: str, data: bytes, **attributes: str) -> str:
     publisher = clients.publisher()
     return publisher.publish(publisher.topic_path(stack.project, topic), data, **attributes).result(timeout=10)

@@ -9,15 +9,13 @@ import threading
 import time
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
-from google.auth import crypt, jwt
+from google.auth import crypt
 
 from shared.platform.errors import Unauthorized
 from shared.platform.settings import Settings
 from shared.tasks.auth import TaskAuthenticator
+from tests import oidc
+from tests.oidc import bearer
 
 AUDIENCE = "https://handler.example.com/"
 CALLER = "tasks@p.iam.gserviceaccount.com"
@@ -26,30 +24,10 @@ SETTINGS = Settings.from_env(
 )
 
 
-def _key_and_cert(name: str) -> tuple[bytes, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    private_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return private_pem, cert.public_bytes(serialization.Encoding.PEM).decode()
-
-
 @pytest.fixture(scope="module")
 def google_keys():
     """A local stand-in for Google's certificate endpoint, serving one signing certificate."""
-    private_pem, cert_pem = _key_and_cert("google")
+    private_pem, cert_pem = oidc.key_and_cert("google")
     certs = json.dumps({"kid-1": cert_pem}).encode()
 
     class Certs(http.server.BaseHTTPRequestHandler):
@@ -68,23 +46,8 @@ def google_keys():
     server.shutdown()
 
 
-def token(signer, **overrides) -> str:
-    now = int(time.time())
-    claims = {
-        "iss": "https://accounts.google.com",
-        "aud": AUDIENCE,
-        "email": CALLER,
-        "email_verified": True,
-        "iat": now,
-        "exp": now + 300,
-        "sub": "1234",
-    }
-    claims.update(overrides)
-    return jwt.encode(signer, claims).decode()
-
-
-def bearer(value: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {value}"}
+def token(signing, **overrides) -> str:
+    return oidc.token(signing, audience=AUDIENCE, caller=CALLER, **overrides)
 
 
 def test_a_token_from_the_tasks_service_account_is_accepted(google_keys):
@@ -115,7 +78,7 @@ def test_wrong_audience_expired_or_foreign_issuer_is_401(google_keys, overrides)
 
 
 def test_a_token_signed_by_another_key_is_401(google_keys):
-    other_pem, _ = _key_and_cert("attacker")
+    other_pem, _ = oidc.key_and_cert("attacker")
     forged = token(crypt.RSASigner.from_string(other_pem, key_id="kid-1"))
     with pytest.raises(Unauthorized):
         TaskAuthenticator(SETTINGS, certs_url=google_keys[1]).verify(bearer(forged))
@@ -140,3 +103,145 @@ def test_the_emulator_switch_does_nothing_off_the_emulator(google_keys):
     )
     with pytest.raises(Unauthorized):
         TaskAuthenticator(production, certs_url=google_keys[1]).verify({})
+
+
+# ------------------------------------------------- the auth matrix at the handler's boundary (issue 8)
+
+
+class CountingCerts:
+    """Google's certificate endpoint on loopback, counting the fetches it answers (or refusing them all)."""
+
+    def __init__(self, cert_pem: str | None) -> None:
+        body = json.dumps({"kid-1": cert_pem}).encode() if cert_pem else b""
+        self.fetches = 0
+        owner = self
+
+        class Certs(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                owner.fetches += 1
+                self.send_response(200 if body else 503)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Certs)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def signing():
+    private_pem, cert_pem = oidc.key_and_cert("google")
+    return crypt.RSASigner.from_string(private_pem, key_id="kid-1"), cert_pem
+
+
+def unreachable_url() -> str:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}/"  # nothing listens there any more
+
+
+def matrix(signing) -> dict[str, dict[str, str]]:
+    return oidc.refusals(signing, audience=AUDIENCE, caller=CALLER)
+
+
+def handler(store, certs_url: str):
+    from shared.messaging.appointment_tasks import APPOINTMENT_TASK_TYPES, parse_appointment_task
+    from shared.tasks.failed_tasks import FailedTasks
+    from shared.tasks.router import Outcome, TaskRouter, TaskType
+    from tests.fakes import FixedClock
+
+    handled = []
+    types = {
+        kind: TaskType(kind, parse_appointment_task, lambda task, attempt: handled.append(task) or Outcome("sent"), "q")
+        for kind in APPOINTMENT_TASK_TYPES
+    }
+    clock = FixedClock(dt.datetime.now(dt.timezone.utc))
+    router = TaskRouter(
+        authenticator=TaskAuthenticator(SETTINGS, certs_url=certs_url),
+        failures=FailedTasks(store, clock),
+        max_attempts=8,
+        types=types,
+    )
+    return router, handled
+
+
+BODY = json.dumps(
+    {
+        "type": "appointment_reminder",
+        "v": 1,
+        "appointment_id": "appt-1",
+        "clinic_id": "clinic-t",
+        "patient_id": "pat-1",
+        "dedup_key": "appointment_reminder-" + "0" * 40,
+        "send_at": "2026-11-25T14:30:00+00:00",
+        "appointment_start": "2026-11-26T14:30:00+00:00",
+        "offset_hours": 24,
+    }
+).encode()
+
+
+def test_every_caller_in_the_matrix_is_refused_and_nothing_is_read_or_written(signing):
+    from tests.fakes import MemoryStore
+
+    signer, cert_pem = signing
+    certs = CountingCerts(cert_pem)
+    try:
+        store = MemoryStore()
+        router, handled = handler(store, certs.url)
+        for name, headers in matrix(signer).items():
+            status = router.handle(headers, BODY)[1]
+            assert status in (401, 403), f"{name}: {status}"
+        assert store.round_trips == 0 and handled == []
+        good = router.handle(bearer(token(signer)), BODY)
+        assert good[1] == 200 and len(handled) == 1
+    finally:
+        certs.close()
+
+
+def test_refusing_a_token_whose_claims_are_wrong_fetches_no_certificate(signing):
+    signer, cert_pem = signing
+    certs = CountingCerts(cert_pem)
+    try:
+        authenticator = TaskAuthenticator(SETTINGS, certs_url=certs.url)
+        for name, headers in matrix(signer).items():
+            if name == "wrong key":
+                continue  # its claims are right: only the signature, so the certificates, can refuse it
+            with pytest.raises(Unauthorized):
+                authenticator.verify(headers)
+        assert certs.fetches == 0
+    finally:
+        certs.close()
+
+
+@pytest.mark.parametrize("down", ["unreachable", "answers 503"])
+def test_certificates_that_cannot_be_fetched_never_turn_into_a_500(signing, down):
+    """The only fetch is for a token whose claims are right; when it fails the answer is a 503 to retry."""
+    from tests.fakes import MemoryStore
+
+    signer, _ = signing
+    certs = CountingCerts(None) if down == "answers 503" else None
+    try:
+        store = MemoryStore()
+        router, handled = handler(store, certs.url if certs else unreachable_url())
+        for name, headers in matrix(signer).items():
+            text, status, response_headers = router.handle(headers, BODY)
+            if name == "wrong key":
+                assert status == 503 and response_headers["Retry-After"], text
+            else:
+                assert status in (401, 403), f"{name}: {status}"
+        assert router.handle(bearer(token(signer)), BODY)[1] == 503  # a real task waits for the certificates
+        assert store.round_trips == 0 and handled == []
+    finally:
+        if certs:
+            certs.close()

@@ -155,6 +155,19 @@ def post(test_client, payload: bytes):
         ("on_reminders_tick", b"not json", "malformed_json"),
         ("on_reminders_tick", b'{"date": "tomorrow"}', "bad_date"),
         ("on_appointment_event", b'{"event": "appointment.deleted", "appointment_id": "a"}', "unknown_event"),
+        # Pub/Sub poison messages (issue 8, bug 3): each used to re-run the function until retention ran out.
+        ("on_reminders_tick", b'{"date": "0001-01-01"}', "bad_date"),
+        ("on_reminders_tick", b'{"clinic_id": ".."}', "bad_clinic_id"),
+        ("on_reminders_tick", b'{"clinic_id": "."}', "bad_clinic_id"),
+        ("on_reminders_tick", b'{"clinic_id": "__x__"}', "bad_clinic_id"),
+        ("on_reminders_tick", b'{"clinic_id": "a1\\n"}', "bad_clinic_id"),
+        ("on_reminders_tick", b'{"clinic_id": "\\ud800"}', "bad_string"),
+        ("on_reminders_tick", b'{"date": ' + b"[" * 1000 + b"]" * 1000 + b"}", "too_deep"),
+        ("on_appointment_event", b'{"event": "appointment.created", "appointment_id": ".."}', "bad_appointment_id"),
+        ("on_appointment_event", b'{"event": "appointment.created", "appointment_id": "."}', "bad_appointment_id"),
+        ("on_appointment_event", b'{"event": "appointment.created", "appointment_id": "__x__"}', "bad_appointment_id"),
+        ("on_appointment_event", b'{"event": "appointment.created", "appointment_id": "a1\\n"}', "bad_appointment_id"),
+        ("on_appointment_event", b'{"a": ' * 1000 + b"1" + b"}" * 1000, "too_deep"),
     ],
 )
 def test_entry_points_acknowledge_malformed_events_and_log_why(client, capsys, monkeypatch, target, payload, code):

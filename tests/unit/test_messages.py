@@ -95,3 +95,56 @@ def test_format_local_in_english_and_spanish():
     assert format_local(start, ZoneInfo("America/New_York"), "en") == "Thu, Nov 26 at 9:30 AM"
     assert format_local(start, ZoneInfo("America/New_York"), "es") == "jue 26 nov, 09:30"
     assert format_local(start, ZoneInfo("Asia/Kolkata"), "en") == "Thu, Nov 26 at 8:00 PM"
+
+
+def test_a_megabyte_of_text_is_shortened_in_one_pass(capsys):
+    """Issue 8, bug 1: shortening used to drop one word at a time and re-measure (1 MB never finished)."""
+    import time
+
+    for text in ("word " * 200_000, "mot é " * 170_000, "😀 " * 340_000):
+        started = time.perf_counter()
+        fitted = fit_segments(text)
+        with capsys.disabled():
+            print(f"\nfit_segments of {len(text):,} characters: {time.perf_counter() - started:.3f} s")
+        assert sms_segments(fitted) <= 2 and fitted.endswith("...") and text.startswith(fitted[:-3])
+
+
+def test_prep_text_longer_than_the_contract_allows_is_an_invalid_document():
+    from shared.contract.models import MAX_PREP_CHARS
+    from shared.platform.errors import InvalidDocument
+
+    doc = {
+        "clinic_id": "c1",
+        "patient_id": "p1",
+        "service_name": "Chemical peel",
+        "status": "booked",
+        "start": datetime(2026, 11, 26, 14, 30, tzinfo=UTC),
+        "end": datetime(2026, 11, 26, 15, 30, tzinfo=UTC),
+        "requires_prep": True,
+    }
+    assert len(Appointment.from_doc("a1", {**doc, "prep_instructions": "x" * MAX_PREP_CHARS}).prep_instructions) == 4000
+    with pytest.raises(InvalidDocument) as caught:
+        Appointment.from_doc("a1", {**doc, "prep_instructions": "x" * 1_000_000})
+    assert caught.value.field == "prep_instructions"
+
+
+def test_the_longest_prep_text_allowed_renders_whole_in_email_and_within_two_segments_in_sms():
+    from shared.contract.models import MAX_PREP_CHARS
+
+    prep = ("Évitez le soleil 😀 avant votre soin. " * 200)[:MAX_PREP_CHARS]
+    appointment = Appointment.from_doc(
+        "a1",
+        {
+            "clinic_id": "c1",
+            "patient_id": "p1",
+            "service_name": "Chemical peel",
+            "status": "booked",
+            "start": datetime(2026, 11, 26, 14, 30, tzinfo=UTC),
+            "end": datetime(2026, 11, 26, 15, 30, tzinfo=UTC),
+            "requires_prep": True,
+            "prep_instructions": prep,
+        },
+    )
+    sms = render_sms("prep_instructions", clinic=CLINIC, patient=PATIENT, appointment=appointment)
+    assert sms_segments(sms) <= 2 and gsm7_safe(sms) == sms
+    assert prep.strip() in render("prep_instructions", clinic=CLINIC, patient=PATIENT, appointment=appointment).text

@@ -189,3 +189,116 @@ def test_a_short_north_american_number_is_21211_like_twilio():
     from local.sandbox.twilio_api import valid_recipient
 
     assert not valid_recipient("+15550000") and valid_recipient("+12125550142") and valid_recipient("+447700900123")
+
+
+# ------------------------------------------------------- the message list (GET .../Messages.json)
+
+ACCOUNT = "AC" + "ab" * 16
+LIST_PATH = f"/2010-04-01/Accounts/{ACCOUNT}/Messages.json"
+
+
+def listed_outbox() -> Outbox:
+    """Four SMS a minute apart (two to the patient from the clinic), an email, and another account's SMS."""
+    from datetime import UTC, datetime, timedelta
+
+    box = Outbox()
+    start = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    rows = [
+        ("SMa", "+15551234567", "+15550001111", "delivered", ACCOUNT, "sms"),
+        ("SMb", "+15557654321", "+15550001111", "delivered", ACCOUNT, "sms"),
+        ("SMc", "+15551234567", "+15550002222", "sent", ACCOUNT, "sms"),
+        ("SMd", "+15551234567", "+15550001111", "queued", ACCOUNT, "sms"),
+        ("SMe", "+15551234567", "+15550001111", "delivered", "AC" + "cd" * 16, "sms"),
+        ("em1", "jane@example.com", "clinic@example.com", "delivered", None, "email"),
+    ]
+    for minute, (sid, to, sender, status, account, channel) in enumerate(rows):
+        at = start + timedelta(minutes=minute)
+        box.add(
+            Message(
+                id=sid,
+                channel=channel,
+                direction="outbound",
+                to=to,
+                from_=sender,
+                status=status,
+                body=f"body {sid}",
+                account_sid=account,
+                created_at=at,
+                updated_at=at + timedelta(seconds=5),
+            )
+        )
+    return box
+
+
+def page(query: dict[str, str]) -> dict:
+    from local.sandbox.twilio_api import message_page
+
+    return message_page(listed_outbox().list(), query, ACCOUNT, LIST_PATH)
+
+
+def test_the_list_holds_this_accounts_sms_newest_first_in_twilios_paging_shape() -> None:
+    result = page({})
+    assert [m["sid"] for m in result["messages"]] == ["SMd", "SMc", "SMb", "SMa"]
+    assert set(result) == {
+        "messages",
+        "page",
+        "page_size",
+        "start",
+        "end",
+        "uri",
+        "first_page_uri",
+        "next_page_uri",
+        "previous_page_uri",
+    }
+    assert (result["page"], result["page_size"], result["start"], result["end"]) == (0, 50, 0, 3)
+    assert result["next_page_uri"] is None and result["previous_page_uri"] is None
+    assert result["uri"] == f"{LIST_PATH}?PageSize=50&Page=0"
+    first = result["messages"][0]
+    assert (first["to"], first["from"], first["body"], first["date_sent"]) == (
+        "+15551234567",
+        "+15550001111",
+        "body SMd",
+        None,
+    )
+    assert first["date_created"] == "Wed, 25 Nov 2026 12:03:00 GMT"
+
+
+def test_the_list_filters_by_recipient_and_sender_as_twilio_does() -> None:
+    assert [m["sid"] for m in page({"To": "+15551234567", "From": "+15550001111"})["messages"]] == ["SMd", "SMa"]
+    assert [m["sid"] for m in page({"To": " 15551234567"})["messages"]] == ["SMd", "SMc", "SMa"]  # "+" read as " "
+    assert page({"To": "+15550000000"})["messages"] == []
+
+
+def test_the_list_filters_by_date_sent_and_leaves_out_messages_not_sent_yet() -> None:
+    assert [m["sid"] for m in page({"DateSent": "2026-11-25"})["messages"]] == ["SMc", "SMb", "SMa"]
+    assert page({"DateSent": "2026-11-24"})["messages"] == []
+    assert [m["sid"] for m in page({"DateSent>": "2026-11-25T12:01:00Z"})["messages"]] == ["SMc", "SMb"]
+    assert [m["sid"] for m in page({"DateSent<": "2026-11-25T12:01:00Z"})["messages"]] == ["SMa"]
+
+
+def test_the_list_pages_and_links_the_next_page_with_the_same_filters() -> None:
+    first = page({"To": "+15551234567", "PageSize": "2"})
+    assert [m["sid"] for m in first["messages"]] == ["SMd", "SMc"] and first["end"] == 1
+    assert first["next_page_uri"] == f"{LIST_PATH}?To=%2B15551234567&PageSize=2&Page=1"
+    second = page({"To": "+15551234567", "PageSize": "2", "Page": "1"})
+    assert [m["sid"] for m in second["messages"]] == ["SMa"] and second["next_page_uri"] is None
+    assert second["previous_page_uri"] == f"{LIST_PATH}?To=%2B15551234567&PageSize=2&Page=0"
+    assert page({"Page": "9"})["messages"] == []
+
+
+@pytest.mark.parametrize(
+    ("query", "code"),
+    [
+        ({"PageSize": "1001"}, 20007),
+        ({"PageSize": "0"}, 20001),
+        ({"PageSize": "ten"}, 20001),
+        ({"Page": "-1"}, 20001),
+        ({"DateSent": "yesterday"}, 20001),
+    ],
+)
+def test_a_list_query_twilio_would_refuse_is_an_error(query: dict[str, str], code: int) -> None:
+    from local.sandbox.twilio_api import ListError
+
+    with pytest.raises(ListError) as caught:
+        page(query)
+    assert caught.value.code == code

@@ -1,0 +1,127 @@
+"""Contract documents and tasks for unit tests on tests/fakes.MemoryStore (the integration tests' twin is
+tests/handler_support.World): a clinic, its patients and appointments, tasks built the way the planner
+builds them, and the appointment-message service wired to the recording fakes."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from shared.messaging.appointment_tasks import CONFIRMATION, FOLLOWUP, PREP, REMINDER, AppointmentTask
+from shared.messaging.delivery import AppointmentMessages
+from shared.messaging.keys import message_key
+from shared.messaging.ledger import Ledger
+from shared.tasks.router import Attempt
+from tests.fakes import FixedClock, MemoryStore, RecordingEmail, RecordingSms
+
+UTC = timezone.utc
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+CALLBACK_URL = "https://status.example.com/twilio-status"
+CLINIC_ID = "clinic-t"
+CLINIC = {
+    "name": "Glow Aesthetics",
+    "timezone": "America/New_York",
+    "phone": "+12125550142",
+    "sms_from": "+12125550100",
+    "email_from": "hello@glow.example.com",
+    "locale": "en",
+    "reminder_offsets_hours": [24, 2],
+}
+FIRST_TRY = Attempt(task_name="t-1", retry_count=0, queue="reminders-sms", last=False)
+LAST_TRY = Attempt(task_name="t-1", retry_count=7, queue="reminders-sms", last=True)
+
+
+def attempt(retry_count: int = 0, *, last: bool = False) -> Attempt:
+    return Attempt(task_name="t-1", retry_count=retry_count, queue="reminders-sms", last=last)
+
+
+@dataclass
+class World:
+    """A MemoryStore holding one clinic, the recording providers, and the service that sends."""
+
+    store: MemoryStore = field(default_factory=MemoryStore)
+    clock: FixedClock = field(default_factory=lambda: FixedClock(NOW))
+    sms: RecordingSms = field(default_factory=RecordingSms)
+    email: RecordingEmail = field(default_factory=RecordingEmail)
+    _ids: Any = field(default_factory=lambda: itertools.count(1))
+
+    def __post_init__(self) -> None:
+        self.clinic()
+
+    def clinic(self, clinic_id: str = CLINIC_ID, **fields: Any) -> str:
+        self.store.seed(f"clinics/{clinic_id}", {**CLINIC, **fields})
+        return clinic_id
+
+    def patient(self, patient_id: str | None = None, **fields: Any) -> str:
+        patient_id = patient_id or f"pat-{next(self._ids)}"
+        doc = {
+            "clinic_id": CLINIC_ID,
+            "first_name": "Zelda",
+            "last_name": "Quist",
+            "phone": "+12125551234",
+            "email": f"{patient_id}@example.com",
+            "preferred_channel": "sms",
+            "sms_opt_out": False,
+            "email_opt_out": False,
+        }
+        doc.update(fields)
+        self.store.seed(f"patients/{patient_id}", {k: v for k, v in doc.items() if v is not None})
+        return patient_id
+
+    def appointment(
+        self, patient_id: str, *, start: datetime | None = None, appointment_id: str | None = None, **fields: Any
+    ) -> dict[str, Any]:
+        start = start or NOW + timedelta(days=1, hours=2)
+        appointment_id = appointment_id or f"appt-{next(self._ids)}"
+        doc = {
+            "clinic_id": CLINIC_ID,
+            "patient_id": patient_id,
+            "provider_id": "dr-a",
+            "provider_name": "Dr. A",
+            "service_name": "HydraFacial",
+            "requires_prep": False,
+            "prep_instructions": "",
+            "start": start,
+            "end": start + timedelta(hours=1),
+            "status": "booked",
+            "price_cents": 19900,
+            "updated_at": NOW - timedelta(hours=1),
+        }
+        doc.update(fields)
+        self.store.seed(f"appointments/{appointment_id}", doc)
+        return {"id": appointment_id, **doc}
+
+    def task(self, appointment: dict[str, Any], kind: str = REMINDER, **overrides: Any) -> AppointmentTask:
+        offset = {REMINDER: 24, PREP: 48, CONFIRMATION: None, FOLLOWUP: None}[kind]
+        offset = overrides.pop("offset_hours", offset)
+        values: dict[str, Any] = {
+            "type": kind,
+            "appointment_id": appointment["id"],
+            "clinic_id": appointment["clinic_id"],
+            "patient_id": appointment["patient_id"],
+            "dedup_key": message_key(kind, appointment["id"], appointment["start"], offset),
+            "send_at": self.clock.now(),
+            "appointment_start": appointment["start"],
+            "offset_hours": offset,
+        }
+        values.update(overrides)
+        return AppointmentTask(**values)
+
+    def ledger(self) -> Ledger:
+        return Ledger(self.store, self.clock)
+
+    def messages(self) -> AppointmentMessages:
+        """A fresh service (its own clinic cache), as a new function instance would have."""
+        return AppointmentMessages(
+            store=self.store,
+            ledger=self.ledger(),
+            sms=self.sms,
+            email=self.email,
+            clock=self.clock,
+            status_callback_url=CALLBACK_URL,
+        )
+
+    def entry(self, key: str) -> dict[str, Any]:
+        return self.store.doc(f"notifications/{key}") or {}
