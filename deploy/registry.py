@@ -111,6 +111,26 @@ FUNCTIONS: tuple[Function, ...] = (
         "twilio-status", "task_handler", "twilio_status", public=True, secrets=(SECRET_TWILIO_TOKEN,), local_slot=3
     ),
     Function(
+        "report-builder",
+        "report_builder",
+        "on_reports_tick",
+        topic=r.TOPIC_REPORTS_TICK,
+        enqueues=(r.QUEUE_REPORTS,),
+        memory="512Mi",
+        cpu="0.333",
+        timeout_seconds=540,
+        local_slot=5,
+    ),
+    Function(
+        "inventory-check",
+        "report_builder",
+        "on_inventory_tick",
+        topic=r.TOPIC_INVENTORY_TICK,
+        enqueues=(r.QUEUE_REPORTS,),
+        timeout_seconds=300,
+        local_slot=6,
+    ),
+    Function(
         "retry-sweep",
         "task_handler",
         "sweep_failed_tasks",
@@ -137,9 +157,26 @@ JOBS: tuple[Job, ...] = (
         "{}",
         "Daily reminders tick (every clinic, its local tomorrow)",
     ),
-    Job("reports-daily", r.TOPIC_REPORTS_TICK, "REPORT_SCHEDULE_DAILY", '{"period":"daily"}', "Daily clinic reports"),
     Job(
-        "reports-weekly", r.TOPIC_REPORTS_TICK, "REPORT_SCHEDULE_WEEKLY", '{"period":"weekly"}', "Weekly clinic reports"
+        "reports-daily",
+        r.TOPIC_REPORTS_TICK,
+        "REPORT_SCHEDULE_DAILY",
+        '{"period":"daily"}',
+        "Daily clinic reports (every clinic, its local yesterday)",
+    ),
+    Job(
+        "reports-weekly",
+        r.TOPIC_REPORTS_TICK,
+        "REPORT_SCHEDULE_WEEKLY",
+        '{"period":"weekly"}',
+        "Weekly clinic reports (every clinic, its last full Monday-Sunday week)",
+    ),
+    Job(
+        "inventory-check",
+        r.TOPIC_INVENTORY_TICK,
+        "INVENTORY_SCHEDULE",
+        "{}",
+        "Daily inventory reorder check (every clinic, its local today)",
     ),
     Job(
         "failed-tasks-sweep",
