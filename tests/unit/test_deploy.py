@@ -333,8 +333,7 @@ def test_project_level_roles_are_only_datastore_user_for_function_accounts(two_r
 def test_only_the_task_creators_may_act_as_the_tasks_invoker(two_runs: TwoRuns) -> None:
     act_as = matching(two_runs.first_calls, "iam", "service-accounts", "add-iam-policy-binding")
     assert {(words(c)[3], flags(c)["member"], flags(c)["role"]) for c in act_as} == {
-        (sa("tasks-invoker"), f"serviceAccount:{fn_sa(name)}", "roles/iam.serviceAccountUser")
-        for name in TASK_CREATORS
+        (sa("tasks-invoker"), f"serviceAccount:{fn_sa(name)}", "roles/iam.serviceAccountUser") for name in TASK_CREATORS
     }
 
 
