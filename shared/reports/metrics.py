@@ -1,11 +1,13 @@
 """A clinic's report metrics for one period (their definitions: docs/reports.md).
 
-Reads are as small as each metric allows. Totals are Firestore aggregation queries (count, sum): the
-appointments by status and completed revenue, new bookings, the ledger's messages by kind, channel and
-state, waitlist offers, open failed tasks, and the week before for the weekly comparison. What needs
-each document (hours and revenue per provider, appointments per local day, the median time to fill) is
-one streamed query selecting only the fields it uses, folded as it streams: memory grows with the
-number of providers and days, not with the number of appointments (bench/report_benchmark.py).
+Reads are as small as each metric allows. The per-provider and per-day figures need each of the period's
+appointments, so they come from one streamed query selecting only the six fields used, folded as it
+streams; the period's counts by status and completed revenue are folded from that same stream rather
+than asked again. Everything else is a Firestore aggregation query (count, sum), which reads no
+document: new bookings, the ledger's messages by kind, channel and state, waitlist offers, open failed
+tasks, and the whole week before for the weekly comparison. The median time to fill streams two
+instants per filled offer. Memory grows with the number of providers, days and filled offers (8 bytes
+each), not with the number of appointments (bench/report_benchmark.py).
 
 Collections are named through their owners (the ledger, failed_tasks) and read only; nothing here writes.
 """
@@ -79,9 +81,14 @@ class MetricsReader:
 
     def build(self, clinic_id: str, period: ReportPeriod) -> dict[str, Any]:
         """Every metric of the period, as the plain map stored in reports/{id}.metrics."""
-        head = self.headline(clinic_id, period)
-        providers, days, invalid = self._appointment_details(clinic_id, period)
-        median, invalid_offers = self._median_minutes_to_fill(clinic_id, period)
+        by_status, revenue, providers, days, invalid = self._appointment_details(clinic_id, period)
+        median, filled, invalid_offers = self._median_minutes_to_fill(clinic_id, period)
+        head = {
+            **totals(by_status, revenue),
+            "new_bookings": self._new_bookings(clinic_id, period),
+            "offers_sent": self._offers_sent(clinic_id, period),
+            "slots_filled": filled,
+        }
         messages = self._messages(clinic_id, period)
         reminders_sent = sum(messages["reminders"][c]["sent"] for c in CHANNELS)
         reminders_delivered = sum(messages["reminders"][c]["delivered"] for c in CHANNELS)
@@ -111,28 +118,25 @@ class MetricsReader:
     # ----------------------------------------------------------------------------- aggregation queries
 
     def headline(self, clinic_id: str, period: ReportPeriod) -> dict[str, Any]:
-        """The totals, aggregation queries only (what the weekly comparison reads for the week before)."""
+        """The headline figures by aggregation queries only, no document read (the week before's)."""
         in_period = [("clinic_id", "==", clinic_id), ("start", ">=", period.start), ("start", "<", period.end)]
         by_status = {
             status: self.store.count(APPOINTMENTS, where=[*in_period, ("status", "==", status)])
             for status in APPOINTMENT_STATUSES
         }
-        total = sum(by_status.values())
         revenue = self.store.sum(APPOINTMENTS, "price_cents", where=[*in_period, ("status", "==", "completed")])
-        attended = total - by_status["cancelled"]
         return {
-            "appointments": {"total": total, **by_status},
-            "revenue_cents": int(revenue),
-            "cancellation_rate": ratio(by_status["cancelled"], total),
-            "no_show_rate": ratio(by_status["no_show"], attended),
-            "new_bookings": self.store.count(
-                APPOINTMENTS, where=[("clinic_id", "==", clinic_id), *_between("created_at", period)]
-            ),
-            "offers_sent": self.store.count(
-                SLOT_OFFERS, where=[("clinic_id", "==", clinic_id), *_between(OFFER_CREATED, period)]
-            ),
+            **totals(by_status, int(revenue)),
+            "new_bookings": self._new_bookings(clinic_id, period),
+            "offers_sent": self._offers_sent(clinic_id, period),
             "slots_filled": self.store.count(SLOT_OFFERS, where=_filled(clinic_id, period)),
         }
+
+    def _new_bookings(self, clinic_id: str, period: ReportPeriod) -> int:
+        return self.store.count(APPOINTMENTS, where=[("clinic_id", "==", clinic_id), *_between("created_at", period)])
+
+    def _offers_sent(self, clinic_id: str, period: ReportPeriod) -> int:
+        return self.store.count(SLOT_OFFERS, where=[("clinic_id", "==", clinic_id), *_between(OFFER_CREATED, period)])
 
     def _messages(self, clinic_id: str, period: ReportPeriod) -> dict[str, Any]:
         """Reminders and booking confirmations planned to send in the period, by channel and ledger state."""
@@ -169,8 +173,13 @@ class MetricsReader:
 
     def _appointment_details(
         self, clinic_id: str, period: ReportPeriod
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
-        """Per provider and per local day, folded from one streamed query of six fields."""
+    ) -> tuple[dict[str, int], int, list[dict[str, Any]], list[dict[str, Any]], int]:
+        """Counts by status, completed revenue, per provider and per local day, from one streamed query.
+
+        The counts and revenue follow the aggregation queries' rules (a document counts by its status and
+        adds its whole price_cents), so this week and the week before compare like with like."""
+        by_status = dict.fromkeys(APPOINTMENT_STATUSES, 0)
+        revenue = 0
         providers: dict[str, _Provider] = {}
         per_day: Counter[str] = Counter()
         invalid = 0
@@ -180,6 +189,11 @@ class MetricsReader:
             fields=APPOINTMENT_FIELDS,
         )
         for doc in query:
+            status, price = doc.get("status"), doc.get("price_cents")
+            if status in by_status:
+                by_status[status] += 1
+                if status == "completed" and isinstance(price, int) and not isinstance(price, bool):
+                    revenue += price
             try:
                 status, start, end, price = _appointment_row(doc.data)
             except _Invalid as problem:
@@ -210,25 +224,37 @@ class MetricsReader:
         ]
         rows.sort(key=lambda row: (row["name"] == OTHER_PROVIDERS, str(row["name"]).lower(), row["provider_id"] or ""))
         days = [{"date": day.isoformat(), "appointments": per_day[day.isoformat()]} for day in period.days]
-        return rows, days, invalid
+        return by_status, revenue, rows, days, invalid
 
-    def _median_minutes_to_fill(self, clinic_id: str, period: ReportPeriod) -> tuple[float | None, int]:
-        """Median of (filled_at − created_at) over the offers filled in the period, in minutes (8 bytes each)."""
+    def _median_minutes_to_fill(self, clinic_id: str, period: ReportPeriod) -> tuple[float | None, int, int]:
+        """(median minutes from created_at to filled_at, offers filled, invalid ones) over the period's fills."""
         seconds = array("d")
-        invalid = 0
+        invalid = filled = 0
         for doc in self.store.query(
             SLOT_OFFERS, where=_filled(clinic_id, period), fields=(OFFER_CREATED, OFFER_FILLED)
         ):
-            created, filled = doc.get(OFFER_CREATED), doc.get(OFFER_FILLED)
-            if not isinstance(created, datetime) or not isinstance(filled, datetime) or filled < created:
+            filled += 1
+            created, done = doc.get(OFFER_CREATED), doc.get(OFFER_FILLED)
+            if not isinstance(created, datetime) or not isinstance(done, datetime) or done < created:
                 invalid += 1
                 if invalid <= MAX_LOGGED_INVALID:
                     _log_invalid(SLOT_OFFERS, doc.id, OFFER_CREATED)
                 continue
-            seconds.append((filled - created).total_seconds())
+            seconds.append((done - created).total_seconds())
         if not seconds:
-            return None, invalid
-        return round(statistics.median(seconds) / 60, 1), invalid
+            return None, filled, invalid
+        return round(statistics.median(seconds) / 60, 1), filled, invalid
+
+
+def totals(by_status: dict[str, int], revenue: int) -> dict[str, Any]:
+    """Counts by status with their total, completed revenue and the two rates."""
+    total = sum(by_status.values())
+    return {
+        "appointments": {"total": total, **by_status},
+        "revenue_cents": revenue,
+        "cancellation_rate": ratio(by_status["cancelled"], total),
+        "no_show_rate": ratio(by_status["no_show"], total - by_status["cancelled"]),
+    }
 
 
 def _between(field: str, period: ReportPeriod) -> list[Filter]:
