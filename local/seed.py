@@ -17,7 +17,9 @@ What the data exercises, in every clinic:
   who speak Spanish, and one whose number Twilio rejects as invalid (21211);
 - every appointment status: completed and no-show ones 7 days ago (follow-ups) and yesterday (daily
   report), booked/confirmed/cancelled ones over the next three weeks;
-- waitlist entries with and without a preferred provider.
+- waitlist entries with and without a preferred provider;
+- products for the morning reorder check: one below its reorder point, one exactly at it, two above,
+  and an inactive one below it (never reordered); each clinic has an inventory contact.
 
 Refuses to write unless the emulator variables are set (shared.platform.emulator.on_emulator): `--reset` against a
 real project would delete its clinics. The printed summary holds counts, dates and ids only, never a
@@ -39,7 +41,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 UTC = timezone.utc
-SEEDED_COLLECTIONS = ("clinics", "patients", "appointments", "waitlist")
+SEEDED_COLLECTIONS = ("clinics", "patients", "appointments", "waitlist", "products")
 MAX_BATCH_WRITES = 500  # Firestore's limit of writes in one batch
 FUTURE_DAYS = 21  # appointments are seeded for the coming three weeks
 PATIENTS_PER_CLINIC = 12
@@ -423,6 +425,14 @@ WEEK_AGO_SLOTS = (
 YESTERDAY_SLOTS = (("10:00", "completed"), ("12:00", "no_show"), ("14:00", "completed"), ("16:00", "cancelled"))
 HOURLY_SLOTS = tuple(f"{hour:02d}:00" for hour in range(9, 19))  # 09:00 … 18:00, no provider overlaps
 WAITLIST_PATIENTS = (10, 11, 12)
+# (name, sku, unit, on_hand, reorder_point, reorder_qty, active): the reorder check's cases, in every clinic.
+PRODUCTS = (
+    ("Botulinum toxin 100U", "BTX-100", "vial", 2, 5, 10, True),  # below the point: reordered
+    ("Hyaluronic filler 1 ml", "HA-1ML", "syringe", 6, 6, 12, True),  # at the point: reordered
+    ("Chemical peel 30%", "PEEL-30", "bottle", 9, 4, 6, True),  # above
+    ("Sunscreen SPF 50", "SPF-50", "tube", 20, 8, 24, True),  # above
+    ("Numbing cream 30 g", "NUMB-30", "tube", 1, 5, 10, False),  # below, but no longer stocked
+)
 
 
 # ------------------------------------------------------------------------------------------------ time
@@ -462,6 +472,7 @@ def build_demo_data(now: datetime, seed: int = 7) -> Data:
         data["patients"].update(patients)
         data["appointments"].update(_appointments(spec, clinic_id, patients, now, rng))
         data["waitlist"].update(_waitlist(spec, clinic_id, now, rng))
+        data["products"].update(_products(spec, clinic_id))
     return data
 
 
@@ -474,6 +485,7 @@ def _clinic(spec: ClinicSpec) -> dict[str, Any]:
         "sms_from": spec.sms_from,
         "email_from": f"reminders@{spec.email_domain}",
         "manager_emails": [f"manager@{spec.email_domain}", f"frontdesk@{spec.email_domain}"],
+        "inventory_emails": [f"inventory@{spec.email_domain}"],
         "locale": spec.locale,
         "reminder_offsets_hours": list(spec.reminder_offsets_hours),
         "quiet_hours": {"start": spec.quiet_hours[0], "end": spec.quiet_hours[1]},
@@ -624,6 +636,22 @@ def _waitlist(spec: ClinicSpec, clinic_id: str, now: datetime, rng: random.Rando
             "created_at": now - waited,
         }
     return out
+
+
+def _products(spec: ClinicSpec, clinic_id: str) -> dict[str, dict[str, Any]]:
+    return {
+        f"prod-{spec.code}-{n:02d}": {
+            "clinic_id": clinic_id,
+            "name": name,
+            "sku": sku,
+            "unit": unit,
+            "on_hand": on_hand,
+            "reorder_point": point,
+            "reorder_qty": qty,
+            "active": active,
+        }
+        for n, (name, sku, unit, on_hand, point, qty, active) in enumerate(PRODUCTS, 1)
+    }
 
 
 # ------------------------------------------------------------------------------------------------ summary

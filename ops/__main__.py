@@ -1,4 +1,5 @@
-"""python -m ops: list, show (masked) and retry failed tasks; run the retry sweep; replay a reminders tick.
+"""python -m ops: list, show (masked) and retry failed tasks; run the retry sweep; replay a reminders tick;
+build one clinic report on demand.
 
 Talks to the project in GOOGLE_CLOUD_PROJECT with the caller's credentials (or to the local stack:
 `. .local/env.sh` first). Output never holds PHI: failed_tasks docs hold ids and codes, and whatever
@@ -127,6 +128,45 @@ def cmd_replay_tick(args: argparse.Namespace) -> int:
     return 1 if totals["failed"] else 0
 
 
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date YYYY-MM-DD: {text[:20]!r}") from None
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Build (and store) one clinic's report for the period containing --date; queue its email unless told not to."""
+    from shared.contract.models import CLINICS, Clinic
+    from shared.platform.settings import settings
+    from shared.reports.builder import ReportBuilder
+    from shared.reports.periods import last_full_period, period_of
+    from shared.reports.report_docs import Reports
+    from shared.tasks.queue import CloudTasksQueue
+
+    store = clients.store()
+    doc = store.get(f"{CLINICS}/{args.clinic}")
+    if doc is None:
+        print(f"no clinic {scrub(args.clinic)[:80]}", file=sys.stderr)
+        return 1
+    clinic = Clinic.from_doc(doc.id, doc.data)
+    now = system_clock.now()
+    if args.date:
+        period = period_of(args.period, args.date, clinic.zone)
+    else:
+        period = last_full_period(args.period, now, clinic.zone)
+    config = settings()
+    builder = ReportBuilder(store=store, tasks=CloudTasksQueue(clients.tasks(), config), queue=config.queue_reports)
+    report = builder.build(clinic, period, now=now, email=not args.no_email)
+    summary = report.summary()
+    built = Reports(store).read(summary["ids"][0]) if summary["ids"] else None
+    out = {"report": summary["ids"][0] if summary["ids"] else None, **{k: v for k, v in summary.items() if k != "ids"}}
+    if built is not None:
+        out["metrics"] = built.get("metrics")
+    print(scrub(json.dumps(out, indent=2, sort_keys=True, default=str)))
+    return 1 if report.failed or built is None else 0
+
+
 def reachable() -> str | None:
     """None when the project's Firestore answers a TCP connect; else what could not be reached."""
     project = os.environ.get("GOOGLE_CLOUD_PROJECT", "").strip()
@@ -174,6 +214,16 @@ def main(argv: list[str] | None = None) -> int:
     replay.add_argument("--date", required=True, help="YYYY-MM-DD, the clinics' local date to remind for")
     replay.add_argument("--clinic")
     replay.set_defaults(run=cmd_replay_tick)
+    build = sub.add_parser("report", help="build one clinic's daily or weekly report now (and queue its email)")
+    build.add_argument("--clinic", required=True)
+    build.add_argument("--period", choices=("daily", "weekly"), required=True)
+    build.add_argument(
+        "--date",
+        type=_day,
+        help="YYYY-MM-DD: the day, or any day of the Monday-Sunday week (default: the last full one)",
+    )
+    build.add_argument("--no-email", action="store_true", help="store the report only")
+    build.set_defaults(run=cmd_report)
     args = parser.parse_args(argv)
     problem = reachable()
     if problem:

@@ -15,10 +15,19 @@ from shared.messaging.delivery import AppointmentMessages
 from shared.messaging.ledger import Ledger, Reopen
 from shared.messaging.opt_outs import OptOuts
 from shared.messaging.providers import SendGridEmail, TwilioSms
+from shared.messaging.report_tasks import (
+    INVENTORY_ALERT,
+    REPORT_EMAIL,
+    InventoryAlertTask,
+    ReportEmailTask,
+    parse_inventory_alert_task,
+    parse_report_email_task,
+)
 from shared.messaging.sender import MessageSender
 from shared.platform import clients
 from shared.platform.clock import system_clock
 from shared.platform.settings import settings
+from shared.reports.emails import StaffEmails
 from shared.tasks.router import Attempt, Outcome, TaskType
 
 
@@ -67,9 +76,32 @@ def _reopen(task: AppointmentTask) -> Reopen:
 
 
 @functools.cache
+def staff_emails() -> StaffEmails:
+    """Report and reorder emails share the appointment messages' sender (one set of provider clients)."""
+    messages = appointment_messages()
+    return StaffEmails(store=messages.store, ledger=messages.ledger, sender=messages.sender, clock=system_clock)
+
+
+def _deliver_report(task: ReportEmailTask, attempt: Attempt) -> Outcome:
+    return staff_emails().deliver_report(task, attempt)
+
+
+def _reopen_report(task: ReportEmailTask) -> Reopen:
+    return staff_emails().reopen(staff_emails().report_keys(task))
+
+
+def _deliver_alert(task: InventoryAlertTask, attempt: Attempt) -> Outcome:
+    return staff_emails().deliver_inventory_alert(task, attempt)
+
+
+def _reopen_alert(task: InventoryAlertTask) -> Reopen:
+    return staff_emails().reopen(staff_emails().alert_keys(task))
+
+
+@functools.cache
 def task_types() -> dict[str, TaskType]:
     config = settings()
-    return {
+    types = {
         kind: TaskType(
             name=kind,
             parse=parse_appointment_task,
@@ -81,3 +113,20 @@ def task_types() -> dict[str, TaskType]:
         )
         for kind in APPOINTMENT_TASK_TYPES
     }
+    types[REPORT_EMAIL] = TaskType(
+        name=REPORT_EMAIL,
+        parse=parse_report_email_task,
+        handle=_deliver_report,
+        queue=config.queue_reports,
+        fields=ReportEmailTask.FIELDS,
+        reopen=_reopen_report,
+    )
+    types[INVENTORY_ALERT] = TaskType(
+        name=INVENTORY_ALERT,
+        parse=parse_inventory_alert_task,
+        handle=_deliver_alert,
+        queue=config.queue_reports,
+        fields=InventoryAlertTask.FIELDS,
+        reopen=_reopen_alert,
+    )
+    return types

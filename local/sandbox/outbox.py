@@ -48,6 +48,7 @@ class Message:
     media_urls: list[str] = field(default_factory=list)
     status_callback: str | None = None
     custom_args: dict[str, Any] = field(default_factory=dict)
+    attachments: list[dict[str, Any]] = field(default_factory=list)  # SendGrid's: filename, type, content (base64)
     history: list[dict[str, Any]] = field(default_factory=list)
     callbacks: list[dict[str, Any]] = field(default_factory=list)
 
@@ -76,6 +77,7 @@ class Message:
             "media_urls": list(self.media_urls),
             "status_callback": self.status_callback,
             "custom_args": dict(self.custom_args),
+            "attachments": [dict(attachment) for attachment in self.attachments],
             "history": [dict(step) for step in self.history],
             "callbacks": [dict(attempt) for attempt in self.callbacks],
         }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 import re
 import secrets
@@ -39,6 +41,10 @@ MSG_CONTENT = (
 MSG_CONTENT_VALUE = "The content value must be a string at least one character in length."
 MSG_CONTENT_TYPE = "The content type must be a string at least one character in length."
 MSG_CUSTOM_ARG = "Invalid type. Expected: string."
+MSG_ATTACHMENT_CONTENT = "The attachment content is required and must be a base64 encoded string."
+MSG_ATTACHMENT_FILENAME = "The attachment filename is required."
+MSG_ATTACHMENT_DISPOSITION = "The disposition of the attachment must be either inline or attachment."
+MSG_ATTACHMENT_CONTENT_ID = "The content_id is required when the disposition is inline."
 
 FAULT_MESSAGES = {429: "too many requests", 500: "internal server error", 503: "service unavailable"}
 
@@ -68,6 +74,35 @@ def _check_custom_args(args: Any, prefix: str, errors: list[dict[str, Any]]) -> 
     for key, value in args.items():
         if not isinstance(value, str):
             errors.append(sendgrid_error(f"{prefix}.{key}", MSG_CUSTOM_ARG))
+
+
+def _check_attachments(attachments: Any, errors: list[dict[str, Any]]) -> None:
+    """SendGrid's rules: content (base64) and filename required; disposition inline|attachment; inline needs
+    a content_id."""
+    if attachments is None:
+        return
+    if not isinstance(attachments, list):
+        errors.append(sendgrid_error("attachments", "attachments must be an array"))
+        return
+    for k, attachment in enumerate(attachments):
+        where = f"attachments.{k}"
+        if not isinstance(attachment, dict):
+            errors.append(sendgrid_error(where, MSG_ATTACHMENT_CONTENT))
+            continue
+        content = attachment.get("content")
+        try:
+            valid = isinstance(content, str) and bool(content) and bool(base64.b64decode(content, validate=True))
+        except (binascii.Error, ValueError):
+            valid = False
+        if not valid:
+            errors.append(sendgrid_error(f"{where}.content", MSG_ATTACHMENT_CONTENT))
+        if not isinstance(attachment.get("filename"), str) or not attachment["filename"].strip():
+            errors.append(sendgrid_error(f"{where}.filename", MSG_ATTACHMENT_FILENAME))
+        disposition = attachment.get("disposition", "attachment")
+        if disposition not in ("inline", "attachment"):
+            errors.append(sendgrid_error(f"{where}.disposition", MSG_ATTACHMENT_DISPOSITION))
+        elif disposition == "inline" and not attachment.get("content_id"):
+            errors.append(sendgrid_error(f"{where}.content_id", MSG_ATTACHMENT_CONTENT_ID))
 
 
 def validate_mail(payload: Any) -> list[dict[str, Any]]:
@@ -121,6 +156,7 @@ def validate_mail(payload: Any) -> list[dict[str, Any]]:
         if not isinstance(block, dict) or not isinstance(block.get("value"), str) or not block["value"]:
             errors.append(sendgrid_error(f"content.{k}.value", MSG_CONTENT_VALUE))
     _check_custom_args(payload.get("custom_args"), "custom_args", errors)
+    _check_attachments(payload.get("attachments"), errors)
     return errors
 
 
@@ -194,6 +230,15 @@ def sendgrid_blueprint(sandbox: Sandbox) -> Blueprint:
                     text=_content(payload, "text/plain"),
                     html=_content(payload, "text/html"),
                     custom_args=custom_args,
+                    attachments=[
+                        {
+                            "filename": attachment["filename"],
+                            "type": attachment.get("type") or "application/octet-stream",
+                            "disposition": attachment.get("disposition", "attachment"),
+                            "content": attachment["content"],
+                        }
+                        for attachment in payload.get("attachments") or []
+                    ],
                 )
             )
             log(

@@ -21,6 +21,8 @@ from shared.platform.errors import PermanentError
 
 MAX_DATA_BYTES = 16 * 1024
 TICK_FIELDS = ("date", "clinic_id")
+REPORT_PERIODS = ("daily", "weekly")
+REPORT_TICK_FIELDS = ("period", "date", "clinic_id")
 APPOINTMENT_EVENTS = ("appointment.created", "appointment.rescheduled", "appointment.cancelled")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 EARLIEST_DATE, LATEST_DATE = date(2000, 1, 1), date(2199, 12, 31)  # anything else is a typo, not a plan
@@ -44,6 +46,23 @@ class Envelope:
 @dataclass(frozen=True)
 class TickRequest:
     """A reminders tick: which local day (None → each clinic's own tomorrow) for which clinic (None → all)."""
+
+    date: date | None = None
+    clinic_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ReportTick:
+    """A reports tick: which period; which local date in it (None → each clinic's last full one); which clinic."""
+
+    period: str
+    date: date | None = None
+    clinic_id: str | None = None
+
+
+@dataclass(frozen=True)
+class InventoryTick:
+    """An inventory tick: which local day (None → each clinic's own today) for which clinic (None → all)."""
 
     date: date | None = None
     clinic_id: str | None = None
@@ -137,6 +156,26 @@ def parse_tick(raw: bytes) -> TickRequest:
     day = parse_date(body["date"]) if body.get("date") is not None else None
     clinic_id = _id(body, "clinic_id", code="bad_clinic_id") if body.get("clinic_id") is not None else None
     return TickRequest(date=day, clinic_id=clinic_id)
+
+
+def parse_report_tick(raw: bytes) -> ReportTick:
+    """{"period": "daily"|"weekly", "date"?: "YYYY-MM-DD", "clinic_id"?: id}; the period is required."""
+    body = _object(raw, empty_ok=True)
+    unknown = sorted(set(body) - set(REPORT_TICK_FIELDS))
+    if unknown:
+        raise EventRejected(f"{len(unknown)} unknown tick field(s)", code="unknown_field")
+    period = body.get("period")
+    if period not in REPORT_PERIODS:
+        raise EventRejected("'period' must be daily or weekly", code="bad_period")
+    day = parse_date(body["date"]) if body.get("date") is not None else None
+    clinic_id = _id(body, "clinic_id", code="bad_clinic_id") if body.get("clinic_id") is not None else None
+    return ReportTick(period=str(period), date=day, clinic_id=clinic_id)
+
+
+def parse_inventory_tick(raw: bytes) -> InventoryTick:
+    """{"date"?: "YYYY-MM-DD", "clinic_id"?: id}; empty data means every clinic's own today."""
+    tick = parse_tick(raw)
+    return InventoryTick(date=tick.date, clinic_id=tick.clinic_id)
 
 
 def parse_appointment_event(raw: bytes) -> AppointmentEvent:

@@ -27,6 +27,7 @@ WAITLIST_STATUSES = ("waiting", "offered", "booked", "removed")
 CHANNELS = ("sms", "email")
 # The collections the booking platform writes (docs/architecture.md, "Firestore contract").
 CLINICS, PATIENTS, APPOINTMENTS, WAITLIST = "clinics", "patients", "appointments", "waitlist"
+PRODUCTS = "products"  # the clinic's stock, read by the daily reorder check (docs/reports.md)
 MAX_TEXT_CHARS = 200  # names, services, providers, phones, emails
 MAX_PREP_CHARS = 4000  # prep_instructions: emailed whole, shortened for SMS
 EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
@@ -334,4 +335,40 @@ class WaitlistEntry:
             latest=latest,
             status=r.choice("status", WAITLIST_STATUSES),
             created_at=r.instant("created_at", required=False),
+        )
+
+
+@dataclass(frozen=True)
+class Product:
+    """One stocked product of a clinic: counted in whole units, reordered at or below its reorder point."""
+
+    id: str
+    clinic_id: str
+    name: str
+    sku: str
+    unit: str
+    on_hand: int
+    reorder_point: int
+    reorder_qty: int
+    active: bool
+
+    FIELDS = ("clinic_id", "name", "sku", "unit", "on_hand", "reorder_point", "reorder_qty", "active")
+
+    @property
+    def needs_reorder(self) -> bool:
+        return self.active and self.on_hand <= self.reorder_point
+
+    @classmethod
+    def from_doc(cls, doc_id: str, data: Any) -> Product:
+        r = _Reader(PRODUCTS, doc_id, data)
+        return cls(
+            id=doc_id,
+            clinic_id=r.text("clinic_id"),
+            name=r.text("name"),
+            sku=r.text("sku"),
+            unit=r.text("unit", required=False, default="unit") or "unit",
+            on_hand=r.integer("on_hand", minimum=0),
+            reorder_point=r.integer("reorder_point", minimum=0),
+            reorder_qty=r.integer("reorder_qty", minimum=1),
+            active=r.flag("active", default=True),
         )

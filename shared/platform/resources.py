@@ -16,7 +16,14 @@ TOPIC_REMINDERS_TICK = "reminders-tick"
 TOPIC_APPOINTMENT_EVENTS = "appointment-events"
 TOPIC_REPORTS_TICK = "reports-tick"
 TOPIC_FAILED_TASKS_SWEEP = "failed-tasks-sweep"
-TOPICS = (TOPIC_REMINDERS_TICK, TOPIC_APPOINTMENT_EVENTS, TOPIC_REPORTS_TICK, TOPIC_FAILED_TASKS_SWEEP)
+TOPIC_INVENTORY_TICK = "inventory-tick"  # the daily reorder check (docs/reports.md)
+TOPICS = (
+    TOPIC_REMINDERS_TICK,
+    TOPIC_APPOINTMENT_EVENTS,
+    TOPIC_REPORTS_TICK,
+    TOPIC_FAILED_TASKS_SWEEP,
+    TOPIC_INVENTORY_TICK,
+)
 
 
 def dead_letter_topic(topic: str) -> str:

@@ -45,6 +45,8 @@ EVENTS = [entry for entry in ENTRY_POINTS if entry.signature != "http"]
 FOLDERS = sorted({entry.folder for entry in ENTRY_POINTS})
 PUBSUB_AGENT = f"serviceAccount:service-{PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com"
 REMINDER_QUEUES = {resources.QUEUE_SMS, resources.QUEUE_EMAIL}
+DEPLOYED_QUEUES = {*REMINDER_QUEUES, resources.QUEUE_REPORTS}  # what the registered functions enqueue into
+TASK_CREATORS = ("reminder-fanout", "appointment-events", "report-builder", "inventory-check", "retry-sweep")
 _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc")
 
 
@@ -297,7 +299,7 @@ def test_one_service_account_per_function_plus_tasks_and_events_invokers(two_run
 def test_each_function_account_holds_exactly_the_roles_its_registry_row_names(two_runs: TwoRuns) -> None:
     calls = two_runs.first_calls
     for entry in ENTRY_POINTS:
-        queues = tuple(sorted(REMINDER_QUEUES)) if entry.requeues else None
+        queues = tuple(sorted(DEPLOYED_QUEUES)) if entry.requeues else None
         assert held_by(calls, f"serviceAccount:{fn_sa(entry.name)}") == expected_roles(entry, queues), entry.name
 
 
@@ -305,6 +307,7 @@ def test_the_functions_hold_these_roles_and_no_others(two_runs: TwoRuns) -> None
     calls = two_runs.first_calls
     datastore = ("project", PROJECT, "roles/datastore.user")
     enqueue = {("queue", q, "roles/cloudtasks.enqueuer") for q in REMINDER_QUEUES}
+    reports = ("queue", resources.QUEUE_REPORTS, "roles/cloudtasks.enqueuer")
     act_as = ("service-account", sa("tasks-invoker"), "roles/iam.serviceAccountUser")
     accessor = "roles/secretmanager.secretAccessor"
     assert held_by(calls, f"serviceAccount:{fn_sa('task-handler')}") == {
@@ -319,8 +322,11 @@ def test_the_functions_hold_these_roles_and_no_others(two_runs: TwoRuns) -> None
         datastore,
         ("secret", "twilio-auth-token", accessor),
     }
-    for name in ("reminder-fanout", "appointment-events", "retry-sweep"):
+    for name in ("reminder-fanout", "appointment-events"):
         assert held_by(calls, f"serviceAccount:{fn_sa(name)}") == {datastore, *enqueue, act_as}, name
+    for name in ("report-builder", "inventory-check"):
+        assert held_by(calls, f"serviceAccount:{fn_sa(name)}") == {datastore, reports, act_as}, name
+    assert held_by(calls, f"serviceAccount:{fn_sa('retry-sweep')}") == {datastore, *enqueue, reports, act_as}
 
 
 def test_project_level_roles_are_only_datastore_user_for_function_accounts(two_runs: TwoRuns) -> None:
@@ -334,8 +340,7 @@ def test_project_level_roles_are_only_datastore_user_for_function_accounts(two_r
 def test_only_the_task_creators_may_act_as_the_tasks_invoker(two_runs: TwoRuns) -> None:
     act_as = matching(two_runs.first_calls, "iam", "service-accounts", "add-iam-policy-binding")
     assert {(words(c)[3], flags(c)["member"], flags(c)["role"]) for c in act_as} == {
-        (sa("tasks-invoker"), f"serviceAccount:{fn_sa(name)}", "roles/iam.serviceAccountUser")
-        for name in ("reminder-fanout", "appointment-events", "retry-sweep")
+        (sa("tasks-invoker"), f"serviceAccount:{fn_sa(name)}", "roles/iam.serviceAccountUser") for name in TASK_CREATORS
     }
 
 
@@ -375,11 +380,15 @@ def test_the_retry_sweep_has_no_secret_access_at_all(two_runs: TwoRuns) -> None:
 
 def test_queues_have_their_rates_and_retry_config(two_runs: TwoRuns) -> None:
     created = {words(c)[3]: flags(c) for c in matching(two_runs.first_calls, "tasks", "queues", "create")}
-    assert set(created) == REMINDER_QUEUES
+    assert set(created) == DEPLOYED_QUEUES
     assert created["reminders-sms"]["max-dispatches-per-second"] == SETTINGS["TWILIO_MPS"]
     assert created["reminders-sms"]["max-concurrent-dispatches"] == "14"
     assert created["reminders-email"]["max-dispatches-per-second"] == "50"
     assert created["reminders-email"]["max-concurrent-dispatches"] == "20"
+    assert (created["reports"]["max-dispatches-per-second"], created["reports"]["max-concurrent-dispatches"]) == (
+        "5",
+        "5",
+    )
     for queue in created.values():
         assert queue["location"] == REGION
         assert queue["max-attempts"] == "8"
@@ -389,15 +398,21 @@ def test_queues_have_their_rates_and_retry_config(two_runs: TwoRuns) -> None:
 def test_enqueue_rights_per_queue_for_the_fanouts_and_the_sweep_only(two_runs: TwoRuns) -> None:
     enqueue = matching(two_runs.first_calls, "tasks", "queues", "add-iam-policy-binding")
     assert {(words(c)[3], flags(c)["member"], flags(c)["role"]) for c in enqueue} == {
-        (queue, f"serviceAccount:{fn_sa(name)}", "roles/cloudtasks.enqueuer")
-        for queue in REMINDER_QUEUES
-        for name in ("reminder-fanout", "appointment-events", "retry-sweep")
+        *(
+            (queue, f"serviceAccount:{fn_sa(name)}", "roles/cloudtasks.enqueuer")
+            for queue in REMINDER_QUEUES
+            for name in ("reminder-fanout", "appointment-events", "retry-sweep")
+        ),
+        *(
+            (resources.QUEUE_REPORTS, f"serviceAccount:{fn_sa(name)}", "roles/cloudtasks.enqueuer")
+            for name in ("report-builder", "inventory-check", "retry-sweep")
+        ),
     }
 
 
 def test_topics_and_scheduler_jobs_with_pubsub_targets(two_runs: TwoRuns) -> None:
     calls = two_runs.first_calls
-    triggers = {"reminders-tick", "appointment-events", "failed-tasks-sweep"}
+    triggers = {"reminders-tick", "appointment-events", "failed-tasks-sweep", "reports-tick", "inventory-tick"}
     assert {words(c)[3] for c in matching(calls, "pubsub", "topics", "create")} == {
         *triggers,
         *(resources.dead_letter_topic(t) for t in triggers),
@@ -406,8 +421,14 @@ def test_topics_and_scheduler_jobs_with_pubsub_targets(two_runs: TwoRuns) -> Non
     assert {name: (job["topic"], json.loads(job["message-body"])) for name, job in jobs.items()} == {
         "reminders-tick": ("reminders-tick", {}),
         "failed-tasks-sweep": ("failed-tasks-sweep", {}),
+        "reports-daily": ("reports-tick", {"period": "daily"}),
+        "reports-weekly": ("reports-tick", {"period": "weekly"}),
+        "inventory-check": ("inventory-tick", {}),
     }
     assert jobs["reminders-tick"]["schedule"] == "0 10 * * *"
+    assert jobs["reports-daily"]["schedule"] == "0 6 * * *"
+    assert jobs["reports-weekly"]["schedule"] == "0 7 * * 1"
+    assert jobs["inventory-check"]["schedule"] == "0 11 * * *"
     assert jobs["failed-tasks-sweep"]["schedule"] == "*/5 * * * *"
     for job in jobs.values():
         assert job["time-zone"] == "Etc/UTC"
@@ -417,16 +438,8 @@ def test_topics_and_scheduler_jobs_with_pubsub_targets(two_runs: TwoRuns) -> Non
 def test_nothing_is_made_for_a_queue_topic_or_job_no_registered_function_uses(two_runs: TwoRuns) -> None:
     calls = two_runs.first_calls
     made = {" ".join(words(c)) for c in calls if "create" in words(c)}
-    for unused in (
-        "tasks queues create waitlist",
-        "tasks queues create reports",
-        "pubsub topics create reports-tick",
-        "scheduler jobs create pubsub reports-daily",
-        "scheduler jobs create pubsub reports-weekly",
-    ):
-        assert not [line for line in made if line.startswith(unused)], unused
-    assert not [c for c in calls if "reports-tick" in " ".join(c) or "waitlist" in words(c)]
-    assert "no job reports-daily: no deployed function is triggered by topic reports-tick" in two_runs.first.stdout
+    assert not [line for line in made if line.startswith("tasks queues create waitlist")]
+    assert not [c for c in calls if "waitlist" in words(c)]
 
 
 def test_firestore_indexes_from_the_file_and_ttl_on_the_ledger(two_runs: TwoRuns) -> None:
@@ -629,10 +642,13 @@ def test_second_run_updates_in_place(two_runs: TwoRuns) -> None:
     assert two_runs.second.returncode == 0, two_runs.second.stderr
     creates = [call for call in calls if "create" in words(call)]
     assert creates == []
-    assert {words(c)[3] for c in matching(calls, "tasks", "queues", "update")} == REMINDER_QUEUES
+    assert {words(c)[3] for c in matching(calls, "tasks", "queues", "update")} == DEPLOYED_QUEUES
     assert {words(c)[4] for c in matching(calls, "scheduler", "jobs", "update", "pubsub")} == {
         "reminders-tick",
         "failed-tasks-sweep",
+        "reports-daily",
+        "reports-weekly",
+        "inventory-check",
     }
     assert matching(calls, "firestore", "fields", "ttls", "update") == []
     assert {entry.name: len(deploys(calls, entry.name)) for entry in ENTRY_POINTS} == {
@@ -652,19 +668,19 @@ def test_second_run_updates_in_place(two_runs: TwoRuns) -> None:
 
 def test_a_new_registry_row_brings_its_queue_topic_jobs_and_exact_roles(deployment: Deployment) -> None:
     deployment.add_functions(
-        'Function("report-builder", "report_builder", "build_reports", topic=r.TOPIC_REPORTS_TICK, '
+        'Function("report-export", "report_export", "build_reports", topic=r.TOPIC_REPORTS_TICK, '
         'enqueues=(r.QUEUE_REPORTS,), publishes=(r.TOPIC_APPOINTMENT_EVENTS,), memory="1Gi", cpu="1", '
         "timeout_seconds=300, local_slot=9)",
         'Function("waitlist-inbound", "waitlist", "inbound_sms", public=True, secrets=(SECRET_TWILIO_TOKEN,), '
         "enqueues=(r.QUEUE_WAITLIST,), local_slot=10)",
     )
-    deployment.write_stub("report_builder", "build_reports", "cloud_event")
+    deployment.write_stub("report_export", "build_reports", "cloud_event")
     deployment.write_stub("waitlist", "inbound_sms", "http")
     result = deployment.run()
     assert result.returncode == 0, result.stderr
     calls = deployment.calls()
     queues = {words(c)[3]: flags(c) for c in matching(calls, "tasks", "queues", "create")}
-    assert set(queues) == {*REMINDER_QUEUES, "waitlist", "reports"}
+    assert set(queues) == {*DEPLOYED_QUEUES, "waitlist"}
     assert (queues["waitlist"]["max-dispatches-per-second"], queues["waitlist"]["max-concurrent-dispatches"]) == (
         "1",
         "2",
@@ -680,15 +696,15 @@ def test_a_new_registry_row_brings_its_queue_topic_jobs_and_exact_roles(deployme
     assert {"reports-tick", "reports-tick-dead-letter"} <= {
         words(c)[3] for c in matching(calls, "pubsub", "topics", "create")
     }
-    report_builder = Function(
-        "report-builder",
-        "report_builder",
+    report_export = Function(
+        "report-export",
+        "report_export",
         "build_reports",
         topic="reports-tick",
         enqueues=("reports",),
         publishes=("appointment-events",),
     )
-    assert held_by(calls, f"serviceAccount:{fn_sa('report-builder')}") == expected_roles(report_builder)
+    assert held_by(calls, f"serviceAccount:{fn_sa('report-export')}") == expected_roles(report_export)
     waitlist = Function(
         "waitlist-inbound", "waitlist", "inbound_sms", secrets=("TWILIO_AUTH_TOKEN",), enqueues=("waitlist",)
     )
@@ -701,14 +717,14 @@ def test_a_new_registry_row_brings_its_queue_topic_jobs_and_exact_roles(deployme
     }
     (inbound,) = deploys(calls, "waitlist-inbound")[-1:]
     assert inbound["ingress-settings"] == "all" and "allow-unauthenticated" in inbound
-    (builder,) = deploys(calls, "report-builder")
+    (builder,) = deploys(calls, "report-export")
     assert (builder["memory"], builder["cpu"], builder["timeout"], builder["ingress-settings"]) == (
         "1Gi",
         "1",
         "300s",
         "internal-only",
     )
-    assert fake_trigger_subscription("report-builder") in {
+    assert fake_trigger_subscription("report-export") in {
         words(c)[3] for c in matching(calls, "pubsub", "subscriptions", "update")
     }
 
@@ -990,12 +1006,17 @@ def test_an_entry_point_not_written_yet_is_skipped_with_a_note_and_so_are_its_re
     assert "fn-reminder-fanout" not in created and "fn-appointment-events" not in created
     assert deploys(calls, "task-handler")
     topics = {words(c)[3] for c in matching(calls, "pubsub", "topics", "create")}
-    assert topics == {"failed-tasks-sweep", "failed-tasks-sweep-dead-letter"}
+    kept = ("failed-tasks-sweep", "reports-tick", "inventory-tick")
+    assert topics == {*kept, *(resources.dead_letter_topic(t) for t in kept)}
     jobs = {words(c)[4] for c in matching(calls, "scheduler", "jobs", "create", "pubsub")}
-    assert jobs == {"failed-tasks-sweep"}
-    # nothing feeds a queue any more, so the sweep has none to put tasks back on
-    assert matching(calls, "tasks", "queues", "create") == []
-    assert held_by(calls, f"serviceAccount:{fn_sa('retry-sweep')}") == {("project", PROJECT, "roles/datastore.user")}
+    assert jobs == {"failed-tasks-sweep", "reports-daily", "reports-weekly", "inventory-check"}
+    # only the reports queue is still fed, so it is the only one the sweep may put tasks back on
+    assert {words(c)[3] for c in matching(calls, "tasks", "queues", "create")} == {resources.QUEUE_REPORTS}
+    assert held_by(calls, f"serviceAccount:{fn_sa('retry-sweep')}") == {
+        ("project", PROJECT, "roles/datastore.user"),
+        ("queue", resources.QUEUE_REPORTS, "roles/cloudtasks.enqueuer"),
+        ("service-account", sa("tasks-invoker"), "roles/iam.serviceAccountUser"),
+    }
 
 
 def test_deploy_sh_is_shellcheck_clean() -> None:

@@ -61,9 +61,15 @@ def test_cli_now_needs_an_offset():
 
 # ------------------------------------------------------------------------------------------ contract
 def test_every_seeded_doc_parses_with_the_contract_models(data):
-    from shared.contract.models import Appointment, Clinic, Patient, WaitlistEntry
+    from shared.contract.models import Appointment, Clinic, Patient, Product, WaitlistEntry
 
-    parsers = {"clinics": Clinic, "patients": Patient, "appointments": Appointment, "waitlist": WaitlistEntry}
+    parsers = {
+        "clinics": Clinic,
+        "patients": Patient,
+        "appointments": Appointment,
+        "waitlist": WaitlistEntry,
+        "products": Product,
+    }
     for name, model in parsers.items():
         assert data[name], name
         for doc_id, fields in data[name].items():
@@ -78,6 +84,7 @@ CONTRACT_FIELDS = {
         "sms_from",
         "email_from",
         "manager_emails",
+        "inventory_emails",
         "locale",
         "reminder_offsets_hours",
         "quiet_hours",
@@ -119,6 +126,18 @@ CONTRACT_FIELDS = {
         "status",
         "created_at",
     },
+}
+
+
+CONTRACT_FIELDS["products"] = {
+    "clinic_id",
+    "name",
+    "sku",
+    "unit",
+    "on_hand",
+    "reorder_point",
+    "reorder_qty",
+    "active",
 }
 
 
@@ -467,3 +486,19 @@ def test_main_writes_and_prints_the_summary(monkeypatch, capsys, data):
     assert client.docs == data
     out = capsys.readouterr().out
     assert "reset: deleted 0 documents" in out and "clinic-nyc" in out
+
+
+def test_every_clinic_has_products_below_at_and_above_the_reorder_point_and_an_inventory_contact(data):
+    from shared.contract.models import Product
+
+    for clinic_id, clinic in data["clinics"].items():
+        assert clinic["inventory_emails"] and all(
+            e.endswith(".example.com") or ".example." in e for e in clinic["inventory_emails"]
+        )
+        products = [Product.from_doc(i, p) for i, p in by_clinic(data["products"], clinic_id).items()]
+        active = [p for p in products if p.active]
+        assert any(p.on_hand < p.reorder_point for p in active), clinic_id
+        assert any(p.on_hand == p.reorder_point for p in active), clinic_id
+        assert any(p.on_hand > p.reorder_point for p in active), clinic_id
+        assert any(not p.active and p.on_hand <= p.reorder_point for p in products), clinic_id
+        assert sum(p.needs_reorder for p in products) == 2, clinic_id

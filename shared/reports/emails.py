@@ -1,0 +1,134 @@
+"""Sending a stored report to a clinic's managers, and the reorder alert to its inventory contacts.
+
+The task handler's service behind report_email and inventory_alert. Each recipient is one message with
+its own ledger key (clinic + period + date + recipient, shared.messaging.report_tasks), sent through
+shared.messaging.sender like every other message: a re-run, a redelivered task or a retry after a
+partial failure sends nothing twice. The email is rendered from the stored document, so every attempt
+sends the same thing. The recipients are the clinic's as it stands at send time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from shared.contract.models import CLINICS, Clinic
+from shared.messaging.channels import EMAIL
+from shared.messaging.ledger import Ledger, Reopen
+from shared.messaging.report_tasks import InventoryAlertTask, ReportEmailTask
+from shared.messaging.sender import EmailContent, MessageSender
+from shared.platform.clock import Clock
+from shared.platform.errors import PermanentError, RetryableError
+from shared.platform.store import Store
+from shared.reports import render
+from shared.reports.purchase_orders import PurchaseOrders
+from shared.reports.report_docs import Reports
+from shared.tasks.router import Attempt, Outcome
+
+
+class StaffEmails:
+    """The service behind report_email and inventory_alert."""
+
+    def __init__(self, *, store: Store, ledger: Ledger, sender: MessageSender, clock: Clock) -> None:
+        self.store, self.ledger, self.sender, self.clock = store, ledger, sender, clock
+
+    def _clinic(self, clinic_id: str) -> Clinic:
+        doc = self.store.get(f"{CLINICS}/{clinic_id}")
+        if doc is None:
+            raise PermanentError("clinic not found", code="clinic_missing")
+        return Clinic.from_doc(doc.id, doc.data)
+
+    def deliver_report(self, task: ReportEmailTask, attempt: Attempt) -> Outcome:
+        doc = Reports(self.store).read(task.report_id)
+        if doc is None:
+            raise PermanentError("the report to email does not exist", code="report_missing")
+        if doc.get("clinic_id") != task.clinic_id:
+            raise PermanentError("the report belongs to another clinic", code="payload_mismatch")
+        clinic = self._clinic(task.clinic_id)
+        email = render.report_email(doc.data, clinic.name)
+        fields = {"kind": task.type, "clinic_id": clinic.id, "report_id": task.report_id}
+        return self._send_all(clinic, clinic.manager_emails, task.recipient_key, fields, email, attempt, "no_managers")
+
+    def deliver_inventory_alert(self, task: InventoryAlertTask, attempt: Attempt) -> Outcome:
+        doc = PurchaseOrders(self.store).read(task.order_id)
+        if doc is None:
+            raise PermanentError("the purchase order draft does not exist", code="order_missing")
+        if doc.get("clinic_id") != task.clinic_id:
+            raise PermanentError("the purchase order belongs to another clinic", code="payload_mismatch")
+        clinic = self._clinic(task.clinic_id)
+        email = render.inventory_email(doc.data, clinic.name)
+        fields = {"kind": task.type, "clinic_id": clinic.id, "order_id": task.order_id}
+        return self._send_all(
+            clinic, clinic.inventory_emails, task.recipient_key, fields, email, attempt, "no_inventory_contacts"
+        )
+
+    def _send_all(
+        self,
+        clinic: Clinic,
+        recipients: Sequence[str],
+        key_of: Callable[[str], str],
+        fields: dict[str, Any],
+        email: render.Email,
+        attempt: Attempt,
+        nobody: str,
+    ) -> Outcome:
+        """One message per recipient; every recipient is tried before a failure is raised for the retry."""
+        addresses = list(dict.fromkeys(address.strip().lower() for address in recipients))
+        if not addresses:
+            return Outcome("skipped", reason=nobody)
+        if not clinic.email_from:
+            raise PermanentError("the clinic has no email_from to send from", code="no_sender")
+        sender = clinic.email_from
+        entries = self.ledger.read_many([key_of(address) for address in addresses])
+        statuses: list[str] = []
+        retry: RetryableError | None = None
+        permanent: PermanentError | None = None
+        for address in addresses:
+            key = key_of(address)
+
+            def content(channel: str, to: str = address) -> EmailContent:
+                return EmailContent(
+                    to=to,
+                    sender=sender,
+                    subject=email.subject,
+                    text=email.text,
+                    html=email.html,
+                    attachments=email.attachments,
+                )
+
+            try:
+                outcome = self.sender.deliver(
+                    key, entries.get(key), {**fields, "send_at": self.clock.now()}, [EMAIL], content, attempt
+                )
+            except RetryableError as exc:
+                retry = retry or exc
+                continue
+            except PermanentError as exc:
+                permanent = permanent or exc
+                continue
+            statuses.append(outcome.status)
+        if retry is not None:
+            raise retry
+        if permanent is not None:
+            raise permanent
+        sent = statuses.count("sent")
+        return Outcome(
+            "sent" if sent else "duplicate",
+            reason=f"{sent} sent, {len(statuses) - sent} already sent",
+            channel=EMAIL,
+        )
+
+    def reopen(self, keys: Sequence[str]) -> Reopen:
+        """The retry sweep's hook: reopen each recipient's message; in flight wins, then anything reopened."""
+        verdicts = [self.ledger.reopen(key) for key in keys]
+        if Reopen.IN_FLIGHT in verdicts:
+            return Reopen.IN_FLIGHT
+        if verdicts and all(verdict == Reopen.ALREADY_DONE for verdict in verdicts):
+            return Reopen.ALREADY_DONE
+        return Reopen.REOPENED
+
+    def report_keys(self, task: ReportEmailTask) -> list[str]:
+        return [task.recipient_key(address) for address in self._clinic(task.clinic_id).manager_emails]
+
+    def alert_keys(self, task: InventoryAlertTask) -> list[str]:
+        return [task.recipient_key(address) for address in self._clinic(task.clinic_id).inventory_emails]

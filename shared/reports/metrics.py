@@ -1,0 +1,338 @@
+"""A clinic's report metrics for one period (their definitions: docs/reports.md).
+
+Reads are as small as each metric allows. The per-provider and per-day figures need each of the period's
+appointments, so they come from one streamed query selecting only the six fields used, folded as it
+streams; the period's counts by status and completed revenue are folded from that same stream rather
+than asked again. Everything else is a Firestore aggregation query (count, sum), which reads no
+document: new bookings, the ledger's messages by kind, channel and state, waitlist offers, open failed
+tasks, and the whole week before for the weekly comparison. The median time to fill streams two
+instants per filled offer. Memory grows with the number of providers, days and filled offers (8 bytes
+each), not with the number of appointments (bench/report_benchmark.py).
+
+Collections are named through their owners (the ledger, failed_tasks) and read only; nothing here writes.
+"""
+
+from __future__ import annotations
+
+import statistics
+from array import array
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from shared.contract.models import APPOINTMENT_STATUSES, APPOINTMENTS, MAX_TEXT_CHARS
+from shared.messaging import ledger
+from shared.platform import log
+from shared.platform.store import Filter, Store
+from shared.reports.periods import Period, ReportPeriod
+from shared.tasks import failed_tasks
+
+# slot_offers is written by the waitlist (DESIGN §4); read here by its status and two instants.
+SLOT_OFFERS = "slot_offers"
+OFFER_CREATED, OFFER_FILLED, OFFER_STATUS_FILLED = "created_at", "filled_at", "filled"
+APPOINTMENT_FIELDS = ("status", "start", "end", "price_cents", "provider_id", "provider_name")
+MESSAGE_KINDS = (("reminders", "appointment_reminder"), ("confirmations", "booking_confirmation"))
+CHANNELS = ("sms", "email")
+MAX_PROVIDERS = 200  # beyond this, further providers are folded into one "Other providers" row
+OTHER_PROVIDERS = "Other providers"
+UNASSIGNED = "Unassigned"
+MAX_LOGGED_INVALID = 20  # invalid documents logged one by one (all are counted)
+CHANGE_KEYS = (
+    "appointments",
+    "completed",
+    "cancelled",
+    "no_show",
+    "revenue_cents",
+    "new_bookings",
+    "cancellation_rate",
+    "no_show_rate",
+    "offers_sent",
+    "slots_filled",
+)
+
+
+def ratio(part: int, whole: int) -> float | None:
+    """part ÷ whole to four decimals; None when there is nothing to divide by."""
+    return round(part / whole, 4) if whole else None
+
+
+@dataclass
+class _Provider:
+    name: str
+    appointments: int = 0
+    seconds: int = 0
+    revenue_cents: int = 0
+
+
+class _Invalid(Exception):
+    def __init__(self, field: str) -> None:
+        super().__init__(field)
+        self.field = field
+
+
+class MetricsReader:
+    """Computes one report's metrics from the store; read-only."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # ------------------------------------------------------------------------------------- the report
+
+    def build(self, clinic_id: str, period: ReportPeriod) -> dict[str, Any]:
+        """Every metric of the period, as the plain map stored in reports/{id}.metrics."""
+        by_status, revenue, providers, days, invalid = self._appointment_details(clinic_id, period)
+        median, filled, invalid_offers = self._median_minutes_to_fill(clinic_id, period)
+        head = {
+            **totals(by_status, revenue),
+            "new_bookings": self._new_bookings(clinic_id, period),
+            "offers_sent": self._offers_sent(clinic_id, period),
+            "slots_filled": filled,
+        }
+        messages = self._messages(clinic_id, period)
+        reminders_sent = sum(messages["reminders"][c]["sent"] for c in CHANNELS)
+        reminders_delivered = sum(messages["reminders"][c]["delivered"] for c in CHANNELS)
+        metrics: dict[str, Any] = {
+            "appointments": head["appointments"],
+            "revenue_cents": head["revenue_cents"],
+            "cancellation_rate": head["cancellation_rate"],
+            "no_show_rate": head["no_show_rate"],
+            "new_bookings": head["new_bookings"],
+            "providers": providers,
+            "days": days,
+            "waitlist": {
+                "offers_sent": head["offers_sent"],
+                "slots_filled": head["slots_filled"],
+                "median_minutes_to_fill": median,
+            },
+            "messages": messages,
+            "confirmation_rate": ratio(reminders_delivered, reminders_sent),
+            "open_failed_tasks": self._open_failed_tasks(clinic_id),
+            "invalid_documents": invalid + invalid_offers,
+            "empty": head["appointments"]["total"] == 0,
+        }
+        if period.kind == Period.WEEKLY:
+            metrics["change"] = compare(flat(head), flat(self.headline(clinic_id, period.previous())))
+        return metrics
+
+    # ----------------------------------------------------------------------------- aggregation queries
+
+    def headline(self, clinic_id: str, period: ReportPeriod) -> dict[str, Any]:
+        """The headline figures by aggregation queries only, no document read (the week before's)."""
+        in_period = [("clinic_id", "==", clinic_id), ("start", ">=", period.start), ("start", "<", period.end)]
+        by_status = {
+            status: self.store.count(APPOINTMENTS, where=[*in_period, ("status", "==", status)])
+            for status in APPOINTMENT_STATUSES
+        }
+        revenue = self.store.sum(APPOINTMENTS, "price_cents", where=[*in_period, ("status", "==", "completed")])
+        return {
+            **totals(by_status, int(revenue)),
+            "new_bookings": self._new_bookings(clinic_id, period),
+            "offers_sent": self._offers_sent(clinic_id, period),
+            "slots_filled": self.store.count(SLOT_OFFERS, where=_filled(clinic_id, period)),
+        }
+
+    def _new_bookings(self, clinic_id: str, period: ReportPeriod) -> int:
+        return self.store.count(APPOINTMENTS, where=[("clinic_id", "==", clinic_id), *_between("created_at", period)])
+
+    def _offers_sent(self, clinic_id: str, period: ReportPeriod) -> int:
+        return self.store.count(SLOT_OFFERS, where=[("clinic_id", "==", clinic_id), *_between(OFFER_CREATED, period)])
+
+    def _messages(self, clinic_id: str, period: ReportPeriod) -> dict[str, Any]:
+        """Reminders and booking confirmations planned to send in the period, by channel and ledger state."""
+        out: dict[str, Any] = {}
+        for section, kind in MESSAGE_KINDS:
+            out[section] = {}
+            for channel in CHANNELS:
+                where: list[Filter] = [
+                    ("clinic_id", "==", clinic_id),
+                    ("kind", "==", kind),
+                    ("channel", "==", channel),
+                    *_between("send_at", period),
+                ]
+                counts = {
+                    state: self.store.count(ledger.COLLECTION, where=[*where, ("state", "==", state.value)])
+                    for state in (ledger.State.SENT, ledger.State.DELIVERED, ledger.State.FAILED)
+                }
+                delivered = counts[ledger.State.DELIVERED]
+                out[section][channel] = {
+                    "sent": counts[ledger.State.SENT] + delivered,
+                    "delivered": delivered,
+                    "failed": counts[ledger.State.FAILED],
+                }
+        return out
+
+    def _open_failed_tasks(self, clinic_id: str) -> int:
+        """Open failed_tasks of the clinic as the report is built (a snapshot, not a count for the period)."""
+        return self.store.count(
+            failed_tasks.COLLECTION,
+            where=[("status", "==", failed_tasks.Status.OPEN.value), ("clinic_id", "==", clinic_id)],
+        )
+
+    # ---------------------------------------------------------------------------------- streamed reads
+
+    def _appointment_details(
+        self, clinic_id: str, period: ReportPeriod
+    ) -> tuple[dict[str, int], int, list[dict[str, Any]], list[dict[str, Any]], int]:
+        """Counts by status, completed revenue, per provider and per local day, from one streamed query.
+
+        The counts and revenue follow the aggregation queries' rules (a document counts by its status and
+        adds its whole price_cents), so this week and the week before compare like with like."""
+        by_status = dict.fromkeys(APPOINTMENT_STATUSES, 0)
+        revenue = 0
+        providers: dict[str, _Provider] = {}
+        per_day: Counter[str] = Counter()
+        invalid = 0
+        query = self.store.query(
+            APPOINTMENTS,
+            where=[("clinic_id", "==", clinic_id), ("start", ">=", period.start), ("start", "<", period.end)],
+            fields=APPOINTMENT_FIELDS,
+        )
+        for doc in query:
+            status, price = doc.get("status"), doc.get("price_cents")
+            if status in by_status:
+                by_status[status] += 1
+                if status == "completed" and isinstance(price, int) and not isinstance(price, bool):
+                    revenue += price
+            try:
+                status, start, end, price = _appointment_row(doc.data)
+            except _Invalid as problem:
+                invalid += 1
+                if invalid <= MAX_LOGGED_INVALID:
+                    _log_invalid(APPOINTMENTS, doc.id, problem.field)
+                continue
+            if status == "cancelled":
+                continue
+            per_day[period.day_of(start).isoformat()] += 1
+            key, name = _provider_key(doc.data)
+            if key not in providers and len(providers) >= MAX_PROVIDERS:
+                key, name = "\x00other", OTHER_PROVIDERS
+            provider = providers.setdefault(key, _Provider(name))
+            provider.appointments += 1
+            provider.seconds += int((end - start).total_seconds())
+            if status == "completed":
+                provider.revenue_cents += price
+        rows: list[dict[str, Any]] = [
+            {
+                "provider_id": None if key.startswith("\x00") else key,
+                "name": provider.name,
+                "appointments": provider.appointments,
+                "booked_hours": round(provider.seconds / 3600, 2),
+                "revenue_cents": provider.revenue_cents,
+            }
+            for key, provider in providers.items()
+        ]
+        rows.sort(key=lambda row: (row["name"] == OTHER_PROVIDERS, str(row["name"]).lower(), row["provider_id"] or ""))
+        days = [{"date": day.isoformat(), "appointments": per_day[day.isoformat()]} for day in period.days]
+        return by_status, revenue, rows, days, invalid
+
+    def _median_minutes_to_fill(self, clinic_id: str, period: ReportPeriod) -> tuple[float | None, int, int]:
+        """(median minutes from created_at to filled_at, offers filled, invalid ones) over the period's fills."""
+        seconds = array("d")
+        invalid = filled = 0
+        for doc in self.store.query(
+            SLOT_OFFERS, where=_filled(clinic_id, period), fields=(OFFER_CREATED, OFFER_FILLED)
+        ):
+            filled += 1
+            created, done = doc.get(OFFER_CREATED), doc.get(OFFER_FILLED)
+            if not isinstance(created, datetime) or not isinstance(done, datetime) or done < created:
+                invalid += 1
+                if invalid <= MAX_LOGGED_INVALID:
+                    _log_invalid(SLOT_OFFERS, doc.id, OFFER_CREATED)
+                continue
+            seconds.append((done - created).total_seconds())
+        if not seconds:
+            return None, filled, invalid
+        return round(statistics.median(seconds) / 60, 1), filled, invalid
+
+
+def totals(by_status: dict[str, int], revenue: int) -> dict[str, Any]:
+    """Counts by status with their total, completed revenue and the two rates."""
+    total = sum(by_status.values())
+    return {
+        "appointments": {"total": total, **by_status},
+        "revenue_cents": revenue,
+        "cancellation_rate": ratio(by_status["cancelled"], total),
+        "no_show_rate": ratio(by_status["no_show"], total - by_status["cancelled"]),
+    }
+
+
+def _between(field: str, period: ReportPeriod) -> list[Filter]:
+    return [(field, ">=", period.start), (field, "<", period.end)]
+
+
+def _filled(clinic_id: str, period: ReportPeriod) -> list[Filter]:
+    return [("clinic_id", "==", clinic_id), ("status", "==", OFFER_STATUS_FILLED), *_between(OFFER_FILLED, period)]
+
+
+def _appointment_row(data: dict[str, Any]) -> tuple[str, datetime, datetime, int]:
+    status, start, end = data.get("status"), data.get("start"), data.get("end")
+    if status not in APPOINTMENT_STATUSES:
+        raise _Invalid("status")
+    if not isinstance(start, datetime):
+        raise _Invalid("start")
+    if not isinstance(end, datetime) or end < start:
+        raise _Invalid("end")
+    price = data.get("price_cents", 0)
+    if price is None:
+        price = 0
+    if isinstance(price, bool) or not isinstance(price, int) or price < 0:
+        raise _Invalid("price_cents")
+    return str(status), start, end, price
+
+
+def _provider_key(data: dict[str, Any]) -> tuple[str, str]:
+    """(grouping key, display name): the provider id when there is one, else the name, else unassigned."""
+    provider_id, name = data.get("provider_id"), data.get("provider_name")
+    name = name.strip()[:MAX_TEXT_CHARS] if isinstance(name, str) and name.strip() else ""
+    if isinstance(provider_id, str) and provider_id.strip():
+        key = provider_id.strip()[:MAX_TEXT_CHARS]
+        return key, name or key
+    if name:
+        return f"\x00name:{name}", name
+    return "\x00unassigned", UNASSIGNED
+
+
+def _log_invalid(collection: str, doc_id: str, field: str) -> None:
+    log.warning(
+        "document breaks the contract; left out of the report",
+        collection=collection,
+        doc_id=doc_id,
+        field=field,
+        error_code="invalid_document",
+    )
+
+
+def flat(head: dict[str, Any]) -> dict[str, Any]:
+    """The headline figures the weekly comparison names (CHANGE_KEYS)."""
+    counts = head["appointments"]
+    return {
+        "appointments": counts["total"],
+        "completed": counts["completed"],
+        "cancelled": counts["cancelled"],
+        "no_show": counts["no_show"],
+        "revenue_cents": head["revenue_cents"],
+        "new_bookings": head["new_bookings"],
+        "cancellation_rate": head["cancellation_rate"],
+        "no_show_rate": head["no_show_rate"],
+        "offers_sent": head["offers_sent"],
+        "slots_filled": head["slots_filled"],
+    }
+
+
+def compare(current: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]:
+    """Each headline figure against the week before: the change, and the change in percent of the week before."""
+    out: dict[str, Any] = {}
+    for key in CHANGE_KEYS:
+        now, before = current[key], previous[key]
+        if now is None or before is None:
+            out[key] = {"current": now, "previous": before, "change": None, "percent": None}
+            continue
+        change = round(now - before, 4)
+        out[key] = {
+            "current": now,
+            "previous": before,
+            "change": change,
+            "percent": round(100 * change / before, 1) if before else None,
+        }
+    return out

@@ -1,0 +1,198 @@
+"""report_email and inventory_alert through the task router: one email per recipient, never a second one,
+rendered from the stored document (HTML with bars, text, CSV that parses back to the stored figures)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import date, datetime, timezone
+
+import pytest
+
+from shared.contract.events import InventoryTick, ReportTick
+from shared.messaging.ledger import Ledger
+from shared.messaging.opt_outs import OptOuts
+from shared.messaging.providers import RecipientRejected
+from shared.messaging.report_tasks import InventoryAlertTask, ReportEmailTask, parse_report_email_task
+from shared.messaging.sender import MessageSender
+from shared.platform.errors import PermanentError, RetryableError
+from shared.reports import render
+from shared.reports.builder import ReportBuilder
+from shared.reports.emails import StaffEmails
+from shared.reports.inventory import InventoryCheck
+from shared.tasks.router import Attempt
+from tests.fakes import FixedClock, MemoryStore, RecordingEmail, RecordingQueue, RecordingSms
+
+UTC = timezone.utc
+NOW = datetime(2026, 3, 11, 12, 0, tzinfo=UTC)
+FIRST = Attempt(task_name="t", retry_count=0, queue="reports")
+LAST = Attempt(task_name="t", retry_count=7, queue="reports", last=True)
+MANAGERS = ["a@glow.example.com", "b@glow.example.com"]
+
+
+@pytest.fixture
+def world():
+    store, clock, email = MemoryStore(), FixedClock(NOW), RecordingEmail()
+    store.seed(
+        "clinics/c1",
+        {
+            "name": "Glow <Spa>",
+            "timezone": "America/New_York",
+            "phone": "+12125550142",
+            "email_from": "hi@glow.example.com",
+            "manager_emails": MANAGERS,
+            "inventory_emails": ["stock@glow.example.com"],
+        },
+    )
+    start = datetime(2026, 3, 4, 15, tzinfo=UTC)
+    for n, provider in enumerate(["Dr. Chen", "=HYPERLINK(1)", "Dr. Chen"]):
+        store.seed(
+            f"appointments/a{n}",
+            {
+                "clinic_id": "c1",
+                "start": start,
+                "end": start.replace(hour=16),
+                "status": "completed",
+                "price_cents": 1000,
+                "provider_id": provider,
+                "provider_name": provider,
+            },
+        )
+    ledger = Ledger(store, clock)
+    sender = MessageSender(ledger=ledger, sms=RecordingSms(), email=email, clock=clock, opt_outs=OptOuts(store, clock))
+    service = StaffEmails(store=store, ledger=ledger, sender=sender, clock=clock)
+    return store, email, service
+
+
+def weekly(store: MemoryStore) -> ReportEmailTask:
+    ReportBuilder(store, RecordingQueue(), "reports").run_tick(ReportTick("weekly", clinic_id="c1"), now=NOW)
+    return ReportEmailTask("c1", "weekly", date(2026, 3, 2))
+
+
+def test_each_manager_gets_the_report_once_with_html_text_and_csv(world):
+    store, email, service = world
+    task = weekly(store)
+    first = service.deliver_report(task, FIRST)
+    again = service.deliver_report(task, FIRST)
+    assert (first.status, again.status) == ("sent", "duplicate")
+    assert sorted(m.to for m in email.sent) == MANAGERS
+    message = email.sent[0]
+    assert message.subject == "Glow <Spa>: weekly report, 2 Mar – 8 Mar 2026"
+    assert "Glow &lt;Spa&gt;" in message.html and "<script" not in message.html and "src=" not in message.html
+    assert render.BAR_COLOUR in message.html
+    assert "Appointments: 3" in message.text
+    ((name, mime, content),) = message.attachments
+    assert (name, mime) == ("report_c1_weekly_2026-03-02.csv", "text/csv")
+    rows = list(csv.DictReader(io.StringIO(content.decode())))
+    stored = store.docs("reports")["c1_weekly_2026-03-02"]["metrics"]
+    value = {(r["section"], r["item"], r["metric"]): r["value"] for r in rows}
+    assert value[("appointments", "", "completed")] == str(stored["appointments"]["completed"]) == "3"
+    assert value[("revenue", "", "completed_revenue_cents")] == str(stored["revenue_cents"])
+    assert value[("provider", "Dr. Chen", "appointments")] == "2"
+    assert value[("provider", "'=HYPERLINK(1)", "revenue_cents")] == "1000"  # a formula is never a formula
+    assert value[("change", "appointments", "previous")] == "0"
+    assert value[("rates", "", "cancellation_rate")] == "0.0"
+    ledger = store.docs("notifications")
+    assert {doc["kind"] for doc in ledger.values()} == {"report_email"} and len(ledger) == 2
+    assert set(ledger) == {task.recipient_key(address) for address in MANAGERS}
+
+
+def test_a_failed_recipient_is_retried_without_mailing_the_others_again(world):
+    store, email, service = world
+    task = weekly(store)
+    email.fail_with = [RetryableError("sendgrid 503", code="sendgrid_unavailable")]
+    with pytest.raises(RetryableError):
+        service.deliver_report(task, FIRST)
+    assert [m.to for m in email.sent] == ["b@glow.example.com"]
+    assert service.deliver_report(task, FIRST).status == "sent"
+    assert sorted(m.to for m in email.sent) == MANAGERS
+    assert service.reopen(service.report_keys(task)) == "already_done"
+
+
+def test_a_rejected_address_is_permanent_and_the_other_still_gets_it(world):
+    store, email, service = world
+    task = weekly(store)
+    email.fail_with = [RecipientRejected("email", "email_rejected", 400)]
+    with pytest.raises(PermanentError):
+        service.deliver_report(task, LAST)
+    assert [m.to for m in email.sent] == ["b@glow.example.com"]
+    assert service.deliver_report(task, FIRST).status == "duplicate"
+
+
+def test_missing_report_clinic_or_sender_and_no_managers(world):
+    store, _, service = world
+    with pytest.raises(PermanentError) as missing:
+        service.deliver_report(ReportEmailTask("c1", "daily", date(2026, 3, 1)), FIRST)
+    assert missing.value.code == "report_missing"
+    task = weekly(store)
+    store.seed("clinics/c1", {**store.doc("clinics/c1"), "manager_emails": []})
+    assert service.deliver_report(task, FIRST).reason == "no_managers"
+    store.seed("clinics/c1", {**store.doc("clinics/c1"), "manager_emails": MANAGERS, "email_from": None})
+    with pytest.raises(PermanentError) as sender:
+        service.deliver_report(task, FIRST)
+    assert sender.value.code == "no_sender"
+    store.seed("reports/c1_weekly_2026-03-02", {**store.doc("reports/c1_weekly_2026-03-02"), "clinic_id": "c9"})
+    with pytest.raises(PermanentError) as other:
+        service.deliver_report(task, FIRST)
+    assert other.value.code == "payload_mismatch"
+
+
+def test_the_reorder_alert_lists_the_draft_and_the_broken_products_once(world):
+    store, email, service = world
+    for doc_id, on_hand in (("filler", 1), ("botox", 9), ("broken", None)):
+        store.seed(
+            f"products/{doc_id}",
+            {
+                "clinic_id": "c1",
+                "name": doc_id.title(),
+                "sku": doc_id.upper(),
+                "on_hand": on_hand,
+                "reorder_point": 3,
+                "reorder_qty": 12,
+            },
+        )
+    InventoryCheck(store, RecordingQueue(), "reports").run_tick(InventoryTick(clinic_id="c1"), now=NOW)
+    task = InventoryAlertTask("c1", date(2026, 3, 11))
+    assert service.deliver_inventory_alert(task, FIRST).status == "sent"
+    assert service.deliver_inventory_alert(task, FIRST).status == "duplicate"
+    (message,) = email.sent
+    assert message.to == "stock@glow.example.com" and message.subject.startswith("Glow <Spa>: 1 product(s) to reorder")
+    assert "Filler (FILLER): 1 unit on hand, reorder point 3, order 12" in message.text
+    assert "broken: on_hand" in message.text and "broken" in message.html
+    assert service.reopen(service.alert_keys(task)) == "already_done"
+    with pytest.raises(PermanentError) as missing:
+        service.deliver_inventory_alert(InventoryAlertTask("c1", date(2026, 3, 12)), FIRST)
+    assert missing.value.code == "order_missing"
+
+
+def test_reopen_says_in_flight_or_reopened(world):
+    store, _, service = world
+    store.seed("notifications/k1", {"state": "failed"})
+    store.seed("notifications/k2", {"state": "sending", "lease_until": datetime(2030, 1, 1, tzinfo=UTC)})
+    assert service.reopen(["k1"]) == "reopened"
+    assert service.reopen(["k1", "k2"]) == "in_flight"
+
+
+def test_task_bodies_carry_ids_period_and_date_only_and_parse_strictly():
+    task = ReportEmailTask("c1", "weekly", date(2026, 3, 2))
+    assert json.loads(json.dumps(task.to_json())) == {
+        "type": "report_email",
+        "v": 1,
+        "clinic_id": "c1",
+        "period": "weekly",
+        "date": "2026-03-02",
+    }
+    assert parse_report_email_task(task.to_json()) == task
+    for bad in (
+        {"period": "monthly"},
+        {"date": "2026-02-30"},
+        {"date": 20260302},
+        {"clinic_id": "a/b"},
+        {"to": "x@y.z"},
+    ):
+        with pytest.raises(PermanentError) as raised:
+            parse_report_email_task({**task.to_json(), **bad})
+        assert raised.value.code == "bad_payload", bad
+    assert task.recipient_key("A@x.example.com") == task.recipient_key(" a@x.example.com")
+    assert task.recipient_key("a@x.example.com") != task.recipient_key("b@x.example.com")
