@@ -23,6 +23,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # Cloud Tasks queues and Pub/Sub topics the local stack creates; deploy.sh creates the same in the cloud.
 QUEUES = ("default", *resources.QUEUES)
 TOPICS = resources.TOPICS
+LOCAL_WAITLIST_TOKEN_KEY = "local-stack-waitlist-claim-key"  # signs claim links locally (Secret Manager in the cloud)
 
 
 def is_loopback(host: str) -> bool:
@@ -98,6 +99,9 @@ class StackConfig:
             "ALLOW_UNAUTHENTICATED_TASKS_ON_EMULATOR": "1",
             "MEDSPA_CLOCK_FILE": str(self.clock_file),
             "STATUS_CALLBACK_URL": self.url(registry.STATUS_CALLBACK),
+            "INBOUND_SMS_URL": self.url(registry.INBOUND_SMS),
+            "WAITLIST_CLAIM_URL": self.url(registry.CLAIM_LINK),
+            "WAITLIST_TOKEN_KEY": LOCAL_WAITLIST_TOKEN_KEY,
         }
 
 

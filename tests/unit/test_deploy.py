@@ -35,6 +35,7 @@ SECRETS = {
     "TWILIO_ACCOUNT_SID": "twilio-account-sid",
     "TWILIO_AUTH_TOKEN": "twilio-auth-token",
     "SENDGRID_API_KEY": "sendgrid-api-key",
+    "WAITLIST_TOKEN_KEY": "waitlist-token-key",
 }
 ENTRY_POINTS = FUNCTIONS
 HTTP = [entry for entry in ENTRY_POINTS if entry.signature == "http"]
@@ -42,6 +43,9 @@ EVENTS = [entry for entry in ENTRY_POINTS if entry.signature != "http"]
 FOLDERS = sorted({entry.folder for entry in ENTRY_POINTS})
 PUBSUB_AGENT = f"serviceAccount:service-{PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com"
 REMINDER_QUEUES = {resources.QUEUE_SMS, resources.QUEUE_EMAIL}
+FED_QUEUES = {*REMINDER_QUEUES, resources.QUEUE_WAITLIST}  # what some function enqueues into: the sweep's
+PUBLIC = {"twilio-status", "waitlist-inbound-sms", "waitlist-claim"}  # the webhooks and the claim link
+WAITLIST_ENQUEUERS = ("task-handler", "waitlist-cancellations", "waitlist-inbound-sms", "waitlist-claim")
 _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc")
 
 
@@ -294,7 +298,7 @@ def test_one_service_account_per_function_plus_tasks_and_events_invokers(two_run
 def test_each_function_account_holds_exactly_the_roles_its_registry_row_names(two_runs: TwoRuns) -> None:
     calls = two_runs.first_calls
     for entry in ENTRY_POINTS:
-        queues = tuple(sorted(REMINDER_QUEUES)) if entry.requeues else None
+        queues = tuple(sorted(FED_QUEUES)) if entry.requeues else None
         assert held_by(calls, f"serviceAccount:{fn_sa(entry.name)}") == expected_roles(entry, queues), entry.name
 
 
@@ -304,16 +308,37 @@ def test_the_functions_hold_these_roles_and_no_others(two_runs: TwoRuns) -> None
     enqueue = {("queue", q, "roles/cloudtasks.enqueuer") for q in REMINDER_QUEUES}
     act_as = ("service-account", sa("tasks-invoker"), "roles/iam.serviceAccountUser")
     accessor = "roles/secretmanager.secretAccessor"
+    waitlist = ("queue", resources.QUEUE_WAITLIST, "roles/cloudtasks.enqueuer")
+    publish = ("topic", "appointment-events", "roles/pubsub.publisher")
     assert held_by(calls, f"serviceAccount:{fn_sa('task-handler')}") == {
         datastore,
         *(("secret", name, accessor) for name in SECRETS.values()),
+        waitlist,
+        act_as,
+        publish,
     }
     assert held_by(calls, f"serviceAccount:{fn_sa('twilio-status')}") == {
         datastore,
         ("secret", "twilio-auth-token", accessor),
     }
-    for name in ("reminder-fanout", "appointment-events", "retry-sweep"):
+    for name in ("reminder-fanout", "appointment-events"):
         assert held_by(calls, f"serviceAccount:{fn_sa(name)}") == {datastore, *enqueue, act_as}, name
+    assert held_by(calls, f"serviceAccount:{fn_sa('retry-sweep')}") == {datastore, *enqueue, waitlist, act_as}
+    assert held_by(calls, f"serviceAccount:{fn_sa('waitlist-cancellations')}") == {datastore, waitlist, act_as}
+    assert held_by(calls, f"serviceAccount:{fn_sa('waitlist-inbound-sms')}") == {
+        datastore,
+        ("secret", "twilio-auth-token", accessor),
+        waitlist,
+        act_as,
+        publish,
+    }
+    assert held_by(calls, f"serviceAccount:{fn_sa('waitlist-claim')}") == {
+        datastore,
+        ("secret", "waitlist-token-key", accessor),
+        waitlist,
+        act_as,
+        publish,
+    }
 
 
 def test_project_level_roles_are_only_datastore_user_for_function_accounts(two_runs: TwoRuns) -> None:
@@ -328,7 +353,7 @@ def test_only_the_task_creators_may_act_as_the_tasks_invoker(two_runs: TwoRuns) 
     act_as = matching(two_runs.first_calls, "iam", "service-accounts", "add-iam-policy-binding")
     assert {(words(c)[3], flags(c)["member"], flags(c)["role"]) for c in act_as} == {
         (sa("tasks-invoker"), f"serviceAccount:{fn_sa(name)}", "roles/iam.serviceAccountUser")
-        for name in ("reminder-fanout", "appointment-events", "retry-sweep")
+        for name in ("reminder-fanout", "appointment-events", "retry-sweep", *WAITLIST_ENQUEUERS)
     }
 
 
@@ -342,7 +367,9 @@ def test_secrets_are_created_empty_and_readable_only_by_the_functions_that_map_t
     }
     accessor = "roles/secretmanager.secretAccessor"
     assert access == {(name, f"serviceAccount:{fn_sa('task-handler')}", accessor) for name in SECRETS.values()} | {
-        ("twilio-auth-token", f"serviceAccount:{fn_sa('twilio-status')}", accessor)
+        ("twilio-auth-token", f"serviceAccount:{fn_sa('twilio-status')}", accessor),
+        ("twilio-auth-token", f"serviceAccount:{fn_sa('waitlist-inbound-sms')}", accessor),
+        ("waitlist-token-key", f"serviceAccount:{fn_sa('waitlist-claim')}", accessor),
     }
 
 
@@ -365,8 +392,12 @@ def test_the_retry_sweep_has_no_secret_access_at_all(two_runs: TwoRuns) -> None:
 
 def test_queues_have_their_rates_and_retry_config(two_runs: TwoRuns) -> None:
     created = {words(c)[3]: flags(c) for c in matching(two_runs.first_calls, "tasks", "queues", "create")}
-    assert set(created) == REMINDER_QUEUES
+    assert set(created) == FED_QUEUES
     assert created["reminders-sms"]["max-dispatches-per-second"] == SETTINGS["TWILIO_MPS"]
+    assert (created["waitlist"]["max-dispatches-per-second"], created["waitlist"]["max-concurrent-dispatches"]) == (
+        "1",
+        "2",
+    )
     assert created["reminders-sms"]["max-concurrent-dispatches"] == "14"
     assert created["reminders-email"]["max-dispatches-per-second"] == "50"
     assert created["reminders-email"]["max-concurrent-dispatches"] == "20"
@@ -382,6 +413,9 @@ def test_enqueue_rights_per_queue_for_the_fanouts_and_the_sweep_only(two_runs: T
         (queue, f"serviceAccount:{fn_sa(name)}", "roles/cloudtasks.enqueuer")
         for queue in REMINDER_QUEUES
         for name in ("reminder-fanout", "appointment-events", "retry-sweep")
+    } | {
+        ("waitlist", f"serviceAccount:{fn_sa(name)}", "roles/cloudtasks.enqueuer")
+        for name in ("retry-sweep", *WAITLIST_ENQUEUERS)
     }
 
 
@@ -408,14 +442,13 @@ def test_nothing_is_made_for_a_queue_topic_or_job_no_registered_function_uses(tw
     calls = two_runs.first_calls
     made = {" ".join(words(c)) for c in calls if "create" in words(c)}
     for unused in (
-        "tasks queues create waitlist",
         "tasks queues create reports",
         "pubsub topics create reports-tick",
         "scheduler jobs create pubsub reports-daily",
         "scheduler jobs create pubsub reports-weekly",
     ):
         assert not [line for line in made if line.startswith(unused)], unused
-    assert not [c for c in calls if "reports-tick" in " ".join(c) or "waitlist" in words(c)]
+    assert not [c for c in calls if "reports-tick" in " ".join(c) or "reports" in words(c)]
     assert "no job reports-daily: no deployed function is triggered by topic reports-tick" in two_runs.first.stdout
 
 
@@ -464,9 +497,8 @@ def test_every_function_is_gen2_python312_with_its_own_account_and_its_resources
 def test_ingress_is_internal_only_except_for_the_public_webhook(two_runs: TwoRuns) -> None:
     for call in matching(two_runs.first_calls, "functions", "deploy"):
         name, ingress = words(call)[2], [arg for arg in call if arg.startswith("--ingress-settings")]
-        assert ingress == (
-            ["--ingress-settings=all"] if name == "twilio-status" else ["--ingress-settings=internal-only"]
-        ), name
+        assert ingress == (["--ingress-settings=all"] if name in PUBLIC else ["--ingress-settings=internal-only"]), name
+    assert PUBLIC == {entry.name for entry in ENTRY_POINTS if entry.public}
     for entry in EVENTS:
         (deploy,) = deploys(two_runs.first_calls, entry.name)
         assert "allow-unauthenticated" not in deploy
@@ -511,6 +543,8 @@ def test_http_functions_are_created_first_then_everyone_gets_their_urls(two_runs
         assert env["TASK_HANDLER_URL"] == fake_url("task-handler"), name
         assert env["TASK_AUDIENCE"] == fake_url("task-handler"), name
         assert env["STATUS_CALLBACK_URL"] == fake_url("twilio-status"), name
+        assert env["INBOUND_SMS_URL"] == fake_url("waitlist-inbound-sms"), name
+        assert env["WAITLIST_CLAIM_URL"] == fake_url("waitlist-claim"), name
         assert env["TASKS_SERVICE_ACCOUNT"] == sa("tasks-invoker")
         assert env["GOOGLE_CLOUD_PROJECT"] == PROJECT
         assert env["TASKS_LOCATION"] == REGION
@@ -591,6 +625,7 @@ def test_the_pubsub_service_agent_may_forward_dead_letters_and_nothing_else(two_
 
 def test_the_urls_for_twilio_and_the_dead_letter_reviews_are_printed(two_runs: TwoRuns) -> None:
     assert fake_url("twilio-status") in two_runs.first.stdout
+    assert f"incoming SMS webhook (patients' replies): {fake_url('waitlist-inbound-sms')}" in two_runs.first.stdout
     assert "SendGrid" in two_runs.first.stdout
     assert "gcloud pubsub subscriptions pull reminders-tick-dead-letter-review --limit=10" in two_runs.first.stdout
 
@@ -621,7 +656,7 @@ def test_second_run_updates_in_place(two_runs: TwoRuns) -> None:
     assert two_runs.second.returncode == 0, two_runs.second.stderr
     creates = [call for call in calls if "create" in words(call)]
     assert creates == []
-    assert {words(c)[3] for c in matching(calls, "tasks", "queues", "update")} == REMINDER_QUEUES
+    assert {words(c)[3] for c in matching(calls, "tasks", "queues", "update")} == FED_QUEUES
     assert {words(c)[4] for c in matching(calls, "scheduler", "jobs", "update", "pubsub")} == {
         "reminders-tick",
         "failed-tasks-sweep",
@@ -842,7 +877,7 @@ def test_dry_run_shows_one_account_per_function_the_ingress_and_the_dead_letters
     accounts = [c[4] for c in commands if c[:4] == ["gcloud", "iam", "service-accounts", "create"]]
     assert accounts == ["tasks-invoker", "events-invoker", *(f"fn-{entry.name}" for entry in ENTRY_POINTS)]
     for command in (c for c in commands if c[:3] == ["gcloud", "functions", "deploy"]):
-        expected = "all" if command[3] == "twilio-status" else "internal-only"
+        expected = "all" if command[3] in PUBLIC else "internal-only"
         assert flags(command)["ingress-settings"] == expected, command[3]
     updates = [c for c in commands if c[:4] == ["gcloud", "pubsub", "subscriptions", "update"]]
     assert len(updates) == len(EVENTS)
@@ -973,21 +1008,27 @@ def test_a_secret_without_a_version_stops_the_deploy_with_how_to_add_it(tmp_path
 
 def test_an_entry_point_not_written_yet_is_skipped_with_a_note_and_so_are_its_resources(deployment: Deployment) -> None:
     shutil.rmtree(deployment.repo / "functions" / "reminder_fanout")
+    shutil.rmtree(deployment.repo / "functions" / "waitlist")
     result = deployment.run()
     assert result.returncode == 0, result.stderr
     calls = deployment.calls()
     assert "skipping reminder-fanout" in result.stdout and "skipping appointment-events" in result.stdout
+    assert "skipping waitlist-cancellations" in result.stdout
     assert deploys(calls, "reminder-fanout") == [] and deploys(calls, "appointment-events") == []
     created = {words(c)[3] for c in matching(calls, "iam", "service-accounts", "create")}
     assert "fn-reminder-fanout" not in created and "fn-appointment-events" not in created
+    assert "fn-waitlist-claim" not in created
     assert deploys(calls, "task-handler")
     topics = {words(c)[3] for c in matching(calls, "pubsub", "topics", "create")}
-    assert topics == {"failed-tasks-sweep", "failed-tasks-sweep-dead-letter"}
+    # appointment-events stays: the task handler publishes a waitlist winner's appointment.created to it
+    assert topics == {"failed-tasks-sweep", "failed-tasks-sweep-dead-letter", "appointment-events"}
     jobs = {words(c)[4] for c in matching(calls, "scheduler", "jobs", "create", "pubsub")}
     assert jobs == {"failed-tasks-sweep"}
-    # nothing feeds a queue any more, so the sweep has none to put tasks back on
-    assert matching(calls, "tasks", "queues", "create") == []
-    assert held_by(calls, f"serviceAccount:{fn_sa('retry-sweep')}") == {("project", PROJECT, "roles/datastore.user")}
+    # only the task handler feeds a queue now (the waitlist's), so that is all the sweep may put tasks back on
+    assert {words(c)[3] for c in matching(calls, "tasks", "queues", "create")} == {"waitlist"}
+    assert {q for kind, q, _ in held_by(calls, f"serviceAccount:{fn_sa('retry-sweep')}") if kind == "queue"} == {
+        "waitlist"
+    }
 
 
 def test_deploy_sh_is_shellcheck_clean() -> None:
