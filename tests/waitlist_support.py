@@ -56,15 +56,16 @@ class Events:
 class Scene:
     """Documents for one test and the services over them."""
 
-    def __init__(self, store: Store, *, now: datetime = NOW, **policy: Any) -> None:
-        self.store, self.clock = store, FixedClock(now)
+    def __init__(self, store: Store, *, now: datetime = NOW, sms_from: str | None = None, **policy: Any) -> None:
+        self.store, self.clock, self.now = store, FixedClock(now), now
         self.queue, self.events = RecordingQueue(), Events()
         self.sms, self.email = RecordingSms(), RecordingEmail()
         self.tag = f"s{next(_serial)}"
         waitlist = {"mode": "broadcast", "wave_size": 3, "offer_ttl_minutes": 30, "min_lead_minutes": 120}
         waitlist.update(policy)
         self.clinic_id = f"{CLINIC_ID}-{self.tag}"
-        self.store.put(f"clinics/{self.clinic_id}", {**CLINIC, "waitlist": waitlist})
+        self.sms_from = sms_from or CLINIC["sms_from"]
+        self.store.put(f"clinics/{self.clinic_id}", {**CLINIC, "sms_from": self.sms_from, "waitlist": waitlist})
         self._patients = itertools.count(1)
 
     # ------------------------------------------------------------------------------------ documents
@@ -93,17 +94,17 @@ class Scene:
             "patient_id": patient_id,
             "service_name": "HydraFacial",
             "provider_id": None,
-            "earliest": NOW - timedelta(days=1),
-            "latest": NOW + timedelta(days=14),
+            "earliest": self.now - timedelta(days=1),
+            "latest": self.now + timedelta(days=14),
             "status": "waiting",
-            "created_at": NOW - timedelta(days=30) + timedelta(minutes=next(_serial)),
+            "created_at": self.now - timedelta(days=30) + timedelta(minutes=next(_serial)),
         }
         doc.update(fields)
         self.store.put(f"waitlist/{entry_id}", doc)
         return entry_id
 
     def appointment(self, patient_id: str, *, start: datetime | None = None, **fields: Any) -> str:
-        start = start or NOW + timedelta(days=1)
+        start = start or (self.now + timedelta(days=1)).replace(microsecond=0)
         appointment_id = f"appt-{self.tag}-{next(_serial)}"
         doc = {
             "clinic_id": self.clinic_id,
