@@ -41,6 +41,7 @@ class SandboxSettings:
     hang_seconds: float = 15.0  # default length of a "timeout" fault (longer than the clients' 10 s)
     status_timeout_seconds: float = 2.0  # per Firestore call on the status view
     seed: int | None = None  # seeds the fault RNG so `rate` faults are reproducible
+    inbound_sms_url: str = ""  # where the outbox page's "reply as the patient" posts (the inbound webhook)
 
     @classmethod
     def from_env(cls, environ: envvars.Environ | None = None) -> SandboxSettings:
@@ -54,4 +55,5 @@ class SandboxSettings:
             hang_seconds=_float(env, "SANDBOX_HANG_SECONDS", 15.0),
             status_timeout_seconds=_float(env, "SANDBOX_STATUS_TIMEOUT_SECONDS", 2.0),
             seed=_optional_int(env, "SANDBOX_SEED"),
+            inbound_sms_url=env.get("INBOUND_SMS_URL", "").strip(),
         )

@@ -339,3 +339,21 @@ def _eventually(condition: Any) -> Any:
     from local.processes import wait_until
 
     return wait_until(lambda: bool(condition()), WAIT)
+
+
+def test_the_outbox_page_replies_as_the_patient(live, stack):
+    world = live(wave_size=1)
+    ((patient, entry),) = world.waiting(1)
+    appointment = world.cancel()
+    (offer_sms,) = world.wait_messages(1, contains="Reply YES")
+    page = requests.get(f"{stack.sandbox_url}/", timeout=10).text
+    assert f'name="message_id" value="{offer_sms["id"]}"' in page
+    sent = requests.post(
+        f"{stack.sandbox_url}/_sandbox/reply", data={"message_id": offer_sms["id"], "body": "YES"}, timeout=60
+    )
+    assert sent.status_code == 200 and sent.url.rstrip("/") == stack.sandbox_url  # back on the page
+    assert world.offer(appointment).status == "filled" and world.entry_status(entry) == "booked"
+    (inbound,) = [m for m in world.sandbox.messages(direction="inbound") if m["from"] == world.phone(patient)]
+    assert inbound["body"] == "YES" and inbound["callbacks"][0]["http_status"] == 200
+    refused = requests.post(f"{stack.sandbox_url}/_sandbox/reply", data={"message_id": "nope"}, timeout=10)
+    assert refused.status_code == 400
