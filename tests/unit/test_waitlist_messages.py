@@ -222,3 +222,24 @@ def test_only_the_help_answer_names_stop():
     patient = Patient.from_doc("p1", {"clinic_id": "c1", "first_name": "Ana"})
     naming = [kind for kind in REPLY_KINDS if "STOP" in reply_text(kind, clinic=CLINIC_DOC, patient=patient)]
     assert naming == ["help"]
+
+
+@pytest.mark.parametrize(("status", "asks"), [("booked", True), ("confirmed", False)])
+def test_a_booked_appointments_reminder_asks_for_c_and_a_confirmed_ones_does_not(status, asks):
+    from shared.contract.models import Appointment
+    from shared.messaging.templates import render_sms
+
+    appointment = Appointment.from_doc(
+        "a1",
+        {
+            "clinic_id": "c1",
+            "patient_id": "p1",
+            "service_name": "Botox",
+            "status": status,
+            "start": NOW + timedelta(days=1),
+            "end": NOW + timedelta(days=1, hours=1),
+        },
+    )
+    patient = Patient.from_doc("p1", {"clinic_id": "c1", "first_name": "Ana"})
+    sms = render_sms("appointment_reminder", clinic=CLINIC_DOC, patient=patient, appointment=appointment)
+    assert ("Reply C to confirm" in sms) is asks and "HELP" in sms and sms_segments(sms) <= 2
