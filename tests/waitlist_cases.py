@@ -1,6 +1,6 @@
 """The waitlist's state machines (slot offers, waitlist entries, daily counts, claims), case by case, written
 once and run twice: on the in-memory store (tests/unit/test_waitlist_states.py) and on the Firestore
-emulator (tests/integration/test_waitlist_states.py), so the fake and the real adapter keep one contract."""
+emulator (tests/integration/test_waitlist_emulator_states.py), so the fake and the real adapter keep one contract."""
 
 from __future__ import annotations
 
