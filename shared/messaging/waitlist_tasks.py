@@ -17,7 +17,6 @@ from shared.tasks.payload import VERSION, doc_id, require_fields, small_int, tas
 
 OFFER = "waitlist_offer"
 RESULT = "waitlist_result"
-WAITLIST_MESSAGE_TYPES = (OFFER, RESULT)
 MAX_WAVE = 10_000
 
 

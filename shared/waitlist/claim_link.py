@@ -13,6 +13,7 @@ from datetime import datetime
 
 from shared.contract.models import CLINICS, PATIENTS, Clinic, Patient
 from shared.messaging.delivery import ClinicCache
+from shared.messaging.templates import format_local, locale_for
 from shared.messaging.waitlist_templates import reply_text
 from shared.platform import log
 from shared.platform.clock import Clock
@@ -117,8 +118,6 @@ class ClaimLinks:
         if not offer.is_open:
             outcome = "taken" if offer.status == offers_module.State.FILLED else "expired"
             return self._page(STATUS[outcome], outcome, clinic, patient, offer.start), title
-        from shared.messaging.templates import format_local, locale_for
-
         locale = locale_for(patient, clinic) if patient else clinic.locale
         when = format_local(offer.start, clinic.zone, locale)
         message = f"{clinic.name}: {when}. This link books it once; the first patient to book gets it."

@@ -26,13 +26,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared.contract.bodies import safe_text
-from shared.contract.models import CLINICS, E164, MESSAGING_SERVICE_SID, PATIENTS, Clinic, Patient
+from shared.contract.models import CLINICS, E164, LATEST, MESSAGING_SERVICE_SID, PATIENTS, Clinic, Patient
 from shared.messaging.opt_outs import OptOuts
 from shared.messaging.waitlist_templates import reply_text
 from shared.platform import log
 from shared.platform.clock import Clock
 from shared.platform.errors import InvalidDocument
-from shared.platform.store import Store
+from shared.platform.store import Doc, Store
 from shared.waitlist import keywords
 from shared.waitlist.bookings import Bookings
 from shared.waitlist.claims import Claims, answered_offer
@@ -225,9 +225,9 @@ class Conversations:
         result = self.claims.claim(offer_id, entry.id, channel="sms")
         return result.outcome, result.offer.start if result.offer else None
 
-    def _next_appointment(self, clinic: Clinic, patients: list[Patient]) -> Any:
+    def _next_appointment(self, clinic: Clinic, patients: list[Patient]) -> Doc | None:
         docs = [doc for p in patients if (doc := self.bookings.next_appointment(clinic.id, p.id)) is not None]
-        return min(docs, key=lambda doc: (_start(doc.data), doc.id)) if docs else None
+        return min(docs, key=lambda doc: (_start(doc.data) or LATEST, doc.id)) if docs else None
 
 
 def _start(data: Mapping[str, Any]) -> datetime | None:

@@ -21,7 +21,7 @@ from shared.messaging.ledger import Entry as LedgerEntry
 from shared.messaging.ledger import Ledger, Reopen, State
 from shared.messaging.ledger import path as ledger_path
 from shared.messaging.sender import Content, EmailContent, MessageSender, SmsContent
-from shared.messaging.waitlist_tasks import OFFER, RESULT, Result, WaitlistOfferTask, WaitlistResultTask
+from shared.messaging.waitlist_tasks import Result, WaitlistOfferTask, WaitlistResultTask
 from shared.messaging.waitlist_templates import offer_email, offer_sms, result_message, result_sms
 from shared.platform.clock import Clock
 from shared.platform.errors import InvalidDocument, PermanentError
@@ -236,6 +236,3 @@ class WaitlistMessages:
     def reopen(self, dedup_key: str) -> Reopen:
         """The retry sweep's hook: make the ledger ready for an operator's retry of this message."""
         return self.ledger.reopen(dedup_key)
-
-
-MESSAGE_TYPES = (OFFER, RESULT)

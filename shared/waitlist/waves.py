@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from shared.contract.clinic_time import local_date
@@ -196,7 +196,7 @@ class Waves:
         return chosen, counts
 
     def _facts(
-        self, patient_ids: Sequence[str], clinic_id: str, day: Any
+        self, patient_ids: Sequence[str], clinic_id: str, day: date
     ) -> tuple[dict[str, PatientFacts], dict[str, caps.DayCount]]:
         ids = list(dict.fromkeys(patient_ids))
         docs = self.store.get_all([f"{PATIENTS}/{patient_id}" for patient_id in ids])
