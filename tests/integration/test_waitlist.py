@@ -357,3 +357,24 @@ def test_the_outbox_page_replies_as_the_patient(live, stack):
     assert inbound["body"] == "YES" and inbound["callbacks"][0]["http_status"] == 200
     refused = requests.post(f"{stack.sandbox_url}/_sandbox/reply", data={"message_id": "nope"}, timeout=10)
     assert refused.status_code == 400
+
+
+def test_the_same_cancellation_delivered_three_times_is_one_offer_and_one_set_of_messages(live):
+    world = live(wave_size=3)
+    world.waiting(3)
+    appointment = world.cancel()
+    for _ in range(2):
+        world.publish("appointment.cancelled", appointment)
+    world.wait_messages(3, contains="Reply YES")
+    offers = list(world.store.client.collection("slot_offers").stream())
+    assert len(offers) == 1 and world.offer(appointment).wave == 1
+    assert _eventually(lambda: len(world.ledger(kind="waitlist_offer")) == 3)
+    # every delivery has been handled once the bridge has nothing left; still three offers, no more
+    assert not _quietly_more(world, 3)
+
+
+def _quietly_more(world: Live, count: int) -> bool:
+    """True if more than `count` offer SMS show up within a few seconds (they must not)."""
+    from local.processes import wait_until
+
+    return wait_until(lambda: len(world.wait_messages(count, contains="Reply YES")) > count, 5.0)
