@@ -262,8 +262,10 @@ class Waves:
     def settle(self, offer: SlotOffer) -> None:
         """A filled or expired offer: its current wave's other entries released and told, once."""
         others = [entry_id for entry_id in offer.wave_entry_ids if entry_id != offer.winner_entry_id]
-        for entry_id in others:
-            self.entries.release(entry_id, offer.id)
+        held = [entry for entry in self.entries.read_many(others).values() if entry.holds(offer.id)]
+        if held and self.store.commit([self.entries.release_write(entry, offer.id) for entry in held]) is None:
+            for entry in held:  # one of them changed since it was read: release each on its own
+                self.entries.release(entry.id, offer.id)
         outcome = Result.TAKEN if offer.status == State.FILLED else Result.EXPIRED
         specs = self._result_specs(offer, others, outcome)
         if offer.status == State.FILLED and offer.claim_channel == "link" and offer.winner_entry_id:

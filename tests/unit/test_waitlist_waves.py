@@ -292,3 +292,20 @@ def _offer_id(scene: Scene, appointment: str) -> str:
     from shared.waitlist.offers import offer_id_for
 
     return offer_id_for(appointment, scene.doc(f"appointments/{appointment}")["start"])
+
+
+def test_a_settle_racing_a_change_to_one_entry_still_releases_each(scene):
+    entries = [scene.entry(scene.patient()) for _ in range(3)]
+    appointment = scene.cancelled()
+    scene.open(appointment)
+    offer = scene.offer_of(appointment)
+    scene.claims().claim(offer.id, entries[0], channel="sms")
+    rivals = [entries[1]]
+
+    def rival_writes_first(writes):
+        if rivals:  # the booking platform edits an entry just as the batch of releases commits
+            scene.store.update(f"waitlist/{rivals.pop()}", {"note": "edited by the front desk"})
+
+    scene.store.on_commit = rival_writes_first
+    scene.waves().settle(scene.offer_of(appointment))
+    assert entries_of(scene) == {entries[0]: "booked", entries[1]: "waiting", entries[2]: "waiting"}
