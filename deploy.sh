@@ -228,7 +228,7 @@ load_env_file() {
     value=${value%"${value##*[![:space:]]}"}  # trailing blanks
     if [[ $value =~ ^\"(.*)\"$ || $value =~ ^\'(.*)\'$ ]]; then value=${BASH_REMATCH[1]}; fi
     case $key in
-      TWILIO_ACCOUNT_SID | TWILIO_AUTH_TOKEN | SENDGRID_API_KEY)
+      TWILIO_ACCOUNT_SID | TWILIO_AUTH_TOKEN | SENDGRID_API_KEY | WAITLIST_TOKEN_KEY)
         problem "$file line $n: $key is a secret value; secrets live only in Secret Manager (gcloud secrets versions add NAME --data-file=-), never in $file"
         continue ;;
     esac
@@ -365,6 +365,8 @@ SECRET_ENVS=()
 declare -A SECRET_SETTING=()
 TASK_HANDLER=""
 STATUS_CALLBACK=""
+INBOUND_SMS=""
+CLAIM_LINK=""
 QUEUE_ENV=""
 
 words_of() {  # a plan list cell ("-" or a,b,c) as space-separated words
@@ -434,6 +436,8 @@ read_plan() {
     case $key in
       task_handler) TASK_HANDLER=$value ;;
       status_callback) STATUS_CALLBACK=$value ;;
+      inbound_sms) INBOUND_SMS=$value ;;
+      claim_link) CLAIM_LINK=$value ;;
       queue_env) QUEUE_ENV=$value ;;
     esac
   done <"$plan/meta.tsv"
@@ -688,6 +692,9 @@ function_env() {
   if [[ -n $handler_url ]]; then vars+=",TASK_HANDLER_URL=$handler_url,TASK_AUDIENCE=$handler_url"; fi
   vars+=",$QUEUE_ENV,QUEUE_MAX_ATTEMPTS=$QUEUE_MAX_ATTEMPTS"
   if [[ -n ${URL[$STATUS_CALLBACK]:-} ]]; then vars+=",STATUS_CALLBACK_URL=${URL[$STATUS_CALLBACK]}"; fi
+  # The URL Twilio signs inbound webhooks with, and the one email offers' claim links start with.
+  if [[ -n ${URL[$INBOUND_SMS]:-} ]]; then vars+=",INBOUND_SMS_URL=${URL[$INBOUND_SMS]}"; fi
+  if [[ -n ${URL[$CLAIM_LINK]:-} ]]; then vars+=",WAITLIST_CLAIM_URL=${URL[$CLAIM_LINK]}"; fi
   printf '%s' "$vars"
 }
 
@@ -846,9 +853,13 @@ summary() {
   say "Twilio:"
   say "  - delivery status callback: ${URL[$STATUS_CALLBACK]:-not deployed}"
   say "    (sent with every message as StatusCallback; nothing to set in the Twilio console)"
-  say "  - incoming SMS webhook (waitlist replies): no inbound function is deployed yet. When the"
-  say "    waitlist's is, register it with public=True in deploy/registry.py and set its URL as the"
-  say "    'A message comes in' webhook (HTTP POST) of ${TWILIO_SENDER:-the Twilio number or Messaging Service that sends reminders}"
+  if [[ -n ${URL[$INBOUND_SMS]:-} ]]; then
+    say "  - incoming SMS webhook (patients' replies): ${URL[$INBOUND_SMS]}"
+    say "    set it, exactly, as the 'A message comes in' webhook (HTTP POST) of"
+    say "    ${TWILIO_SENDER:-the Twilio number or Messaging Service that sends reminders} (its signatures cover that URL)"
+  else
+    say "  - incoming SMS webhook (patients' replies): $INBOUND_SMS is not deployed"
+  fi
   say "  - the SMS queue dispatches at most $TWILIO_MPS messages/s; raise TWILIO_MPS only with the sender's MPS"
   say "SendGrid:"
   say "  - event webhook: no endpoint is deployed yet; nothing to configure"

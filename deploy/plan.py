@@ -349,6 +349,8 @@ def write_plan(plan: Plan, out_dir: Path, spec_path: Path = REPO_ROOT / "firesto
         (
             ("task_handler", registry.TASK_HANDLER),
             ("status_callback", registry.STATUS_CALLBACK),
+            ("inbound_sms", registry.INBOUND_SMS),
+            ("claim_link", registry.CLAIM_LINK),
             ("queue_env", queue_env()),
         ),
     )

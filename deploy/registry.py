@@ -27,7 +27,14 @@ SECRET_SENDGRID_KEY = "SENDGRID_API_KEY"  # noqa: S105
 # SendGrid's Event Webhook verification key (Mail Settings → Signed Event Webhook): public, but managed like
 # the others so an operator pastes it in one place.
 SECRET_SENDGRID_WEBHOOK_KEY = "SENDGRID_WEBHOOK_PUBLIC_KEY"  # noqa: S105
-SECRETS = (SECRET_TWILIO_SID, SECRET_TWILIO_TOKEN, SECRET_SENDGRID_KEY, SECRET_SENDGRID_WEBHOOK_KEY)
+SECRET_WAITLIST_TOKEN_KEY = "WAITLIST_TOKEN_KEY"  # noqa: S105 - signs the waitlist's claim links
+SECRETS = (
+    SECRET_TWILIO_SID,
+    SECRET_TWILIO_TOKEN,
+    SECRET_SENDGRID_KEY,
+    SECRET_SENDGRID_WEBHOOK_KEY,
+    SECRET_WAITLIST_TOKEN_KEY,
+)
 
 
 @dataclass(frozen=True)
@@ -107,7 +114,10 @@ FUNCTIONS: tuple[Function, ...] = (
         "task-handler",
         "task_handler",
         "handle_task",
-        secrets=(SECRET_TWILIO_SID, SECRET_TWILIO_TOKEN, SECRET_SENDGRID_KEY),
+        secrets=(SECRET_TWILIO_SID, SECRET_TWILIO_TOKEN, SECRET_SENDGRID_KEY, SECRET_WAITLIST_TOKEN_KEY),
+        # waitlist waves: offers and results into the waitlist queue, a winner's appointment.created
+        enqueues=(r.QUEUE_WAITLIST,),
+        publishes=(r.TOPIC_APPOINTMENT_EVENTS,),
         local_slot=2,
     ),
     Function(
@@ -130,7 +140,7 @@ FUNCTIONS: tuple[Function, ...] = (
         memory="512Mi",
         cpu="0.333",
         timeout_seconds=540,
-        local_slot=5,
+        local_slot=9,
     ),
     Function(
         "inventory-check",
@@ -139,6 +149,35 @@ FUNCTIONS: tuple[Function, ...] = (
         topic=r.TOPIC_INVENTORY_TICK,
         enqueues=(r.QUEUE_REPORTS,),
         timeout_seconds=300,
+        local_slot=10,
+    ),
+    Function(
+        "waitlist-cancellations",
+        "waitlist",
+        "on_appointment_cancelled",
+        topic=r.TOPIC_APPOINTMENT_EVENTS,  # the second function on this topic: each has its own subscription
+        enqueues=(r.QUEUE_WAITLIST,),
+        timeout_seconds=120,
+        local_slot=4,
+    ),
+    Function(
+        "waitlist-inbound-sms",
+        "waitlist",
+        "inbound_sms",
+        public=True,  # Twilio's "A message comes in" webhook; verifies X-Twilio-Signature
+        secrets=(SECRET_TWILIO_TOKEN,),
+        enqueues=(r.QUEUE_WAITLIST,),
+        publishes=(r.TOPIC_APPOINTMENT_EVENTS,),
+        local_slot=5,
+    ),
+    Function(
+        "waitlist-claim",
+        "waitlist",
+        "claim_offer",
+        public=True,  # a patient's browser follows an email offer's link; the signed token is the check
+        secrets=(SECRET_WAITLIST_TOKEN_KEY,),
+        enqueues=(r.QUEUE_WAITLIST,),
+        publishes=(r.TOPIC_APPOINTMENT_EVENTS,),
         local_slot=6,
     ),
     Function(
@@ -200,6 +239,8 @@ JOBS: tuple[Job, ...] = (
 
 TASK_HANDLER = "task-handler"  # Cloud Tasks calls it (OIDC); every enqueuing function needs its URL
 STATUS_CALLBACK = "twilio-status"  # its URL goes out with every SMS as StatusCallback
+INBOUND_SMS = "waitlist-inbound-sms"  # its URL is what Twilio signs inbound webhooks with (INBOUND_SMS_URL)
+CLAIM_LINK = "waitlist-claim"  # its URL starts every email offer's claim link (WAITLIST_CLAIM_URL)
 
 
 def function(name: str) -> Function:
@@ -228,6 +269,8 @@ def as_json() -> str:
             "secrets": list(SECRETS),
             "task_handler": TASK_HANDLER,
             "status_callback": STATUS_CALLBACK,
+            "inbound_sms": INBOUND_SMS,
+            "claim_link": CLAIM_LINK,
         },
         indent=2,
     )

@@ -25,6 +25,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 QUEUES = ("default", *resources.QUEUES)
 FUNCTION_SETTING_PREFIX = "MEDSPA_FN_"
 TOPICS = resources.TOPICS
+LOCAL_WAITLIST_TOKEN_KEY = "local-stack-waitlist-claim-key"  # signs claim links locally (Secret Manager in the cloud)
 
 
 def is_loopback(host: str) -> bool:
@@ -109,6 +110,9 @@ class StackConfig:
             "STATUS_CALLBACK_URL": self.url(registry.STATUS_CALLBACK),
             "SENDGRID_WEBHOOK_PUBLIC_KEY": webhook_keys.public_key(self.state_dir),
             **dict(self.function_settings),
+            "INBOUND_SMS_URL": self.url(registry.INBOUND_SMS),
+            "WAITLIST_CLAIM_URL": self.url(registry.CLAIM_LINK),
+            "WAITLIST_TOKEN_KEY": LOCAL_WAITLIST_TOKEN_KEY,
         }
 
 

@@ -17,7 +17,9 @@ What the data exercises, in every clinic:
   who speak Spanish, and one whose number Twilio rejects as invalid (21211);
 - every appointment status: completed and no-show ones 7 days ago (follow-ups) and yesterday (daily
   report), booked/confirmed/cancelled ones over the next three weeks;
-- waitlist entries with and without a preferred provider;
+- waitlist entries with and without a preferred provider; in every clinic two of them (patients 10 and 11,
+  both reachable by SMS) fit tomorrow's cancelled 11:00 slot (`waitlist_slot_id`), so publishing its
+  appointment.cancelled event fills it from the waitlist (docs/waitlist.md, "Demo").
 - products for the morning reorder check: one below its reorder point, one exactly at it, two above,
   and an inactive one below it (never reordered); each clinic has an inventory contact.
 
@@ -435,6 +437,17 @@ PRODUCTS = (
 )
 
 
+WAITLIST_FILLS = 2  # the first entries fit tomorrow's cancelled slot: its service, its provider or any
+MAX_OFFERS_PER_DAY = 3
+MIN_LEAD_MINUTES = 120
+_CANCELLED_SLOT = next(i for i, slot in enumerate(TOMORROW_SLOTS, 1) if slot[2] == "cancelled")
+
+
+def waitlist_slot_id(code: str) -> str:
+    """Tomorrow's cancelled appointment in clinic `code`: the slot the demo's waitlist fills."""
+    return f"appt-{code}-p01-{_CANCELLED_SLOT:02d}"
+
+
 # ------------------------------------------------------------------------------------------------ time
 def local_to_utc(day: date, wall: str, zone: ZoneInfo) -> datetime:
     """The UTC instant of wall-clock time `wall` ("HH:MM") on `day` in `zone`; refuses a time in a DST gap."""
@@ -471,7 +484,7 @@ def build_demo_data(now: datetime, seed: int = 7) -> Data:
         patients = _patients(spec, clinic_id, rng, used_emails)
         data["patients"].update(patients)
         data["appointments"].update(_appointments(spec, clinic_id, patients, now, rng))
-        data["waitlist"].update(_waitlist(spec, clinic_id, now, rng))
+        data["waitlist"].update(_waitlist(spec, clinic_id, now, rng, data["appointments"][waitlist_slot_id(spec.code)]))
         data["products"].update(_products(spec, clinic_id))
     return data
 
@@ -489,7 +502,13 @@ def _clinic(spec: ClinicSpec) -> dict[str, Any]:
         "locale": spec.locale,
         "reminder_offsets_hours": list(spec.reminder_offsets_hours),
         "quiet_hours": {"start": spec.quiet_hours[0], "end": spec.quiet_hours[1]},
-        "waitlist": {"mode": mode, "wave_size": wave_size, "offer_ttl_minutes": ttl},
+        "waitlist": {
+            "mode": mode,
+            "wave_size": wave_size,
+            "offer_ttl_minutes": ttl,
+            "max_offers_per_day": MAX_OFFERS_PER_DAY,
+            "min_lead_minutes": MIN_LEAD_MINUTES,
+        },
     }
 
 
@@ -616,13 +635,17 @@ def _random_day(
     return [(offset, wall, n, status, None) for wall, n, status in zip(walls, numbers, chosen, strict=True)]
 
 
-def _waitlist(spec: ClinicSpec, clinic_id: str, now: datetime, rng: random.Random) -> dict[str, dict[str, Any]]:
+def _waitlist(
+    spec: ClinicSpec, clinic_id: str, now: datetime, rng: random.Random, slot: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
     zone = ZoneInfo(spec.timezone)
     tomorrow = local_tomorrow(now, zone)
     providers = {kind: f"prov-{spec.code}-{i:02d}" for i, (kind, _name) in enumerate(spec.providers, 1)}
     out: dict[str, dict[str, Any]] = {}
     for index, number in enumerate(WAITLIST_PATIENTS, 1):
-        service = rng.choice(SERVICES)
+        service = rng.choice(SERVICES)  # drawn whatever happens next: the later draws stay the same
+        if index <= WAITLIST_FILLS:
+            service = SERVICES_BY_NAME[slot["service_name"]]
         weeks = rng.randint(1, 3)
         waited = timedelta(days=rng.randint(1, 20), minutes=rng.randint(0, 24 * 60 - 1))
         out[f"wl-{spec.code}-{index:02d}"] = {

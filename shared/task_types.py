@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from datetime import timedelta
+from typing import Any
 
 from shared.messaging.appointment_tasks import APPOINTMENT_TASK_TYPES, AppointmentTask, parse_appointment_task
 from shared.messaging.delivery import AppointmentMessages
@@ -24,11 +25,24 @@ from shared.messaging.report_tasks import (
     parse_report_email_task,
 )
 from shared.messaging.sender import MessageSender
+from shared.messaging.waitlist_tasks import (
+    OFFER,
+    RESULT,
+    WaitlistOfferTask,
+    WaitlistResultTask,
+    parse_offer_task,
+    parse_result_task,
+)
 from shared.platform import clients
 from shared.platform.clock import system_clock
 from shared.platform.settings import settings
 from shared.reports.emails import StaffEmails
+from shared.tasks.queue import CloudTasksQueue
 from shared.tasks.router import Attempt, Outcome, TaskType
+from shared.waitlist import config as waitlist_config
+from shared.waitlist.events import PubSubAppointmentEvents
+from shared.waitlist.messages import WaitlistMessages
+from shared.waitlist.waves import WAVE, Waves, WaveTask, parse_wave_task
 
 
 @functools.cache
@@ -67,11 +81,45 @@ def appointment_messages() -> AppointmentMessages:
     )
 
 
+@functools.cache
+def waitlist_messages() -> WaitlistMessages:
+    """Wired on the first waitlist task only: a handler that sends no offers needs no claim URL or key."""
+    store, ledger = clients.store(), Ledger(clients.store(), system_clock)
+    sender = MessageSender(
+        ledger=ledger,
+        sms=TwilioSms(clients.twilio()),
+        email=SendGridEmail(clients.sendgrid()),
+        clock=system_clock,
+        opt_outs=OptOuts(store, system_clock),
+        status_callback_url=settings().status_callback_url,
+    )
+    return WaitlistMessages(
+        store=store,
+        ledger=ledger,
+        sender=sender,
+        clock=system_clock,
+        claim_url=waitlist_config.claim_url(),
+        token_key=waitlist_config.token_key(),
+    )
+
+
+@functools.cache
+def waves() -> Waves:
+    config = settings()
+    return Waves(
+        store=clients.store(),
+        clock=system_clock,
+        tasks=CloudTasksQueue(clients.tasks(), config),
+        queue=config.queue_waitlist,
+        events=PubSubAppointmentEvents(clients.publisher, config.project),
+    )
+
+
 def _deliver(task: AppointmentTask, attempt: Attempt) -> Outcome:
     return appointment_messages().deliver(task, attempt)
 
 
-def _reopen(task: AppointmentTask) -> Reopen:
+def _reopen(task: Any) -> Reopen:
     return ledger().reopen(task.dedup_key)
 
 
@@ -96,6 +144,18 @@ def _deliver_alert(task: InventoryAlertTask, attempt: Attempt) -> Outcome:
 
 def _reopen_alert(task: InventoryAlertTask) -> Reopen:
     return staff_emails().reopen(staff_emails().alert_keys(task))
+
+
+def _offer(task: WaitlistOfferTask, attempt: Attempt) -> Outcome:
+    return waitlist_messages().deliver_offer(task, attempt)
+
+
+def _result(task: WaitlistResultTask, attempt: Attempt) -> Outcome:
+    return waitlist_messages().deliver_result(task, attempt)
+
+
+def _wave(task: WaveTask, attempt: Attempt) -> Outcome:
+    return waves().handle(task, attempt)
 
 
 @functools.cache
@@ -129,4 +189,8 @@ def task_types() -> dict[str, TaskType]:
         fields=InventoryAlertTask.FIELDS,
         reopen=_reopen_alert,
     )
+    waitlist = config.queue_waitlist
+    types[OFFER] = TaskType(OFFER, parse_offer_task, _offer, waitlist, WaitlistOfferTask.FIELDS, _reopen)
+    types[RESULT] = TaskType(RESULT, parse_result_task, _result, waitlist, WaitlistResultTask.FIELDS, _reopen)
+    types[WAVE] = TaskType(WAVE, parse_wave_task, _wave, waitlist, WaveTask.FIELDS)  # idempotent: nothing to reopen
     return types

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, jsonify, redirect, request
 
 from local.sandbox.faults import FaultError
 from local.sandbox.log import log
@@ -144,6 +144,23 @@ def control_blueprint(sandbox: Sandbox) -> Blueprint:
     @control.delete("/_sandbox/opt-outs")
     def clear_opt_outs() -> Response:
         return jsonify({"deleted": sandbox.opt_outs.clear()})
+
+    @control.post("/_sandbox/reply")
+    def reply_as_patient() -> Response:
+        """The outbox page's control: the recipient of an SMS answers it, through the signed inbound webhook."""
+        message = sandbox.outbox.get(request.form.get("message_id", ""))
+        if message is None or message["channel"] != "sms" or message["direction"] != "outbound":
+            return bad_request("'message_id' must name an SMS the sandbox sent")
+        if not sandbox.settings.inbound_sms_url:
+            return bad_request("INBOUND_SMS_URL is not set: there is no inbound webhook to post to")
+        outcome = sandbox.courier.inbound(
+            from_=message["to"],
+            to=message["messaging_service_sid"] or message["from"],
+            body=request.form.get("body", "")[:1600],
+            url=sandbox.settings.inbound_sms_url,
+        )
+        log("INFO", "replied as the patient", message_sid=outcome["message_sid"], http_status=outcome.get("status"))
+        return redirect("/", code=303)
 
     @control.post("/_sandbox/inbound")
     def inbound() -> Response:

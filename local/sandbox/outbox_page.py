@@ -17,7 +17,13 @@ PAGE = """<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
-<meta http-equiv="refresh" content="5">
+<noscript><meta http-equiv="refresh" content="5"></noscript>
+<script>
+ // Reload every 5 s, except while a reply is being typed.
+ setInterval(function () {
+   if (!document.activeElement || document.activeElement.tagName !== "INPUT") location.reload();
+ }, 5000);
+</script>
 <title>Provider sandbox — outbox</title>
 <style>
  body { font-family: system-ui, sans-serif; margin: 1.5rem; color: #222; }
@@ -41,7 +47,7 @@ PAGE = """<!doctype html>
 {% if messages %}
 <table>
  <thead><tr><th>Time (UTC)</th><th>Channel</th><th>Direction</th><th>To</th><th>From</th><th>Status</th>
- <th>Error</th><th>Subject / body</th><th>Provider id</th></tr></thead>
+ <th>Error</th><th>Subject / body</th><th>Provider id</th><th>Reply as the patient</th></tr></thead>
  <tbody>
  {% for m in messages %}
  <tr>
@@ -49,6 +55,9 @@ PAGE = """<!doctype html>
   <td><code>{{ m.to }}</code></td><td><code>{{ m.from }}</code></td>
   <td class="{{ m.status }}">{{ m.status }}</td><td>{{ m.error_code or "" }}</td>
   <td>{{ m.summary }}</td><td><code class="muted">{{ m.id }}</code></td>
+  <td>{% if m.can_reply %}<form method="post" action="/_sandbox/reply">
+   <input type="hidden" name="message_id" value="{{ m.id }}"><input name="body" size="8" placeholder="YES, C, HELP…"
+   aria-label="reply text"><button type="submit">Reply</button></form>{% endif %}</td>
  </tr>
  {% endfor %}
  </tbody>
@@ -108,6 +117,7 @@ def page_row(message: dict[str, Any]) -> dict[str, Any]:
         "error_code": message["error_code"],
         "summary": _summary(message),
         "id": message["id"],
+        "can_reply": message["channel"] == "sms" and message["direction"] == "outbound",
     }
 
 

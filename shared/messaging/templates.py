@@ -143,6 +143,7 @@ _COPY: dict[str, dict[str, Any]] = {
         ),
         "contact": "Questions or changes: call {phone}.",
         "sms_footer": "Reply HELP for help.",
+        "confirm_footer": "Reply C to confirm, HELP for help.",
         "signoff": "See you soon,",
     },
     "es": {
@@ -165,6 +166,7 @@ _COPY: dict[str, dict[str, Any]] = {
         ),
         "contact": "Preguntas o cambios: llame al {phone}.",
         "sms_footer": "Responda HELP para ayuda.",
+        "confirm_footer": "Responda C para confirmar, HELP para ayuda.",
         "signoff": "Hasta pronto,",
     },
 }
@@ -197,10 +199,15 @@ def render(kind: str, *, clinic: Clinic, patient: Patient, appointment: Appointm
     return Message(subject=f"{subject} — {clinic.name}", text=text, html=html_body)
 
 
+CONFIRMABLE = ("appointment_reminder", "booking_confirmation")
+
+
 def render_sms(kind: str, *, clinic: Clinic, patient: Patient, appointment: Appointment) -> str:
-    """The SMS body: GSM-7 safe, at most 2 segments."""
+    """The SMS body: GSM-7 safe, at most 2 segments. A booked appointment's reminder asks for C (the
+    inbound-SMS webhook confirms it); once confirmed, its later reminders no longer ask."""
     locale = locale_for(patient, clinic)
     copy = _COPY.get(locale, _COPY["en"])
     message = render(kind, clinic=clinic, patient=patient, appointment=appointment)
     body = message.text.replace("\n", " ")
-    return fit_segments(gsm7_safe(f"{body} {copy['sms_footer']}"))
+    footer = copy["confirm_footer"] if kind in CONFIRMABLE and appointment.status == "booked" else copy["sms_footer"]
+    return fit_segments(gsm7_safe(f"{body} {footer}"))

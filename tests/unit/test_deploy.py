@@ -36,17 +36,27 @@ SECRETS = {
     "TWILIO_AUTH_TOKEN": "twilio-auth-token",
     "SENDGRID_API_KEY": "sendgrid-api-key",
     "SENDGRID_WEBHOOK_PUBLIC_KEY": "sendgrid-webhook-public-key",
+    "WAITLIST_TOKEN_KEY": "waitlist-token-key",
 }
-TASK_HANDLER_SECRETS = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "SENDGRID_API_KEY")
-PUBLIC = {"twilio-status", "sendgrid-events"}  # the webhooks providers call; they verify signatures themselves
+TASK_HANDLER_SECRETS = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "SENDGRID_API_KEY", "WAITLIST_TOKEN_KEY")
+# The webhooks providers call (they verify signatures themselves) and the waitlist's claim link (its signed token).
+PUBLIC = {"twilio-status", "sendgrid-events", "waitlist-inbound-sms", "waitlist-claim"}
 ENTRY_POINTS = FUNCTIONS
 HTTP = [entry for entry in ENTRY_POINTS if entry.signature == "http"]
 EVENTS = [entry for entry in ENTRY_POINTS if entry.signature != "http"]
 FOLDERS = sorted({entry.folder for entry in ENTRY_POINTS})
 PUBSUB_AGENT = f"serviceAccount:service-{PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com"
 REMINDER_QUEUES = {resources.QUEUE_SMS, resources.QUEUE_EMAIL}
-DEPLOYED_QUEUES = {*REMINDER_QUEUES, resources.QUEUE_REPORTS}  # what the registered functions enqueue into
-TASK_CREATORS = ("reminder-fanout", "appointment-events", "report-builder", "inventory-check", "retry-sweep")
+FED_QUEUES = {*REMINDER_QUEUES, resources.QUEUE_WAITLIST, resources.QUEUE_REPORTS}  # what some function enqueues into
+WAITLIST_ENQUEUERS = ("task-handler", "waitlist-cancellations", "waitlist-inbound-sms", "waitlist-claim")
+TASK_CREATORS = (
+    "reminder-fanout",
+    "appointment-events",
+    "report-builder",
+    "inventory-check",
+    "retry-sweep",
+    *WAITLIST_ENQUEUERS,
+)
 _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc")
 
 
@@ -299,7 +309,7 @@ def test_one_service_account_per_function_plus_tasks_and_events_invokers(two_run
 def test_each_function_account_holds_exactly_the_roles_its_registry_row_names(two_runs: TwoRuns) -> None:
     calls = two_runs.first_calls
     for entry in ENTRY_POINTS:
-        queues = tuple(sorted(DEPLOYED_QUEUES)) if entry.requeues else None
+        queues = tuple(sorted(FED_QUEUES)) if entry.requeues else None
         assert held_by(calls, f"serviceAccount:{fn_sa(entry.name)}") == expected_roles(entry, queues), entry.name
 
 
@@ -310,9 +320,14 @@ def test_the_functions_hold_these_roles_and_no_others(two_runs: TwoRuns) -> None
     reports = ("queue", resources.QUEUE_REPORTS, "roles/cloudtasks.enqueuer")
     act_as = ("service-account", sa("tasks-invoker"), "roles/iam.serviceAccountUser")
     accessor = "roles/secretmanager.secretAccessor"
+    waitlist = ("queue", resources.QUEUE_WAITLIST, "roles/cloudtasks.enqueuer")
+    publish = ("topic", "appointment-events", "roles/pubsub.publisher")
     assert held_by(calls, f"serviceAccount:{fn_sa('task-handler')}") == {
         datastore,
         *(("secret", SECRETS[env], accessor) for env in TASK_HANDLER_SECRETS),
+        waitlist,
+        act_as,
+        publish,
     }
     assert held_by(calls, f"serviceAccount:{fn_sa('sendgrid-events')}") == {
         datastore,
@@ -326,7 +341,22 @@ def test_the_functions_hold_these_roles_and_no_others(two_runs: TwoRuns) -> None
         assert held_by(calls, f"serviceAccount:{fn_sa(name)}") == {datastore, *enqueue, act_as}, name
     for name in ("report-builder", "inventory-check"):
         assert held_by(calls, f"serviceAccount:{fn_sa(name)}") == {datastore, reports, act_as}, name
-    assert held_by(calls, f"serviceAccount:{fn_sa('retry-sweep')}") == {datastore, *enqueue, reports, act_as}
+    assert held_by(calls, f"serviceAccount:{fn_sa('retry-sweep')}") == {datastore, *enqueue, reports, waitlist, act_as}
+    assert held_by(calls, f"serviceAccount:{fn_sa('waitlist-cancellations')}") == {datastore, waitlist, act_as}
+    assert held_by(calls, f"serviceAccount:{fn_sa('waitlist-inbound-sms')}") == {
+        datastore,
+        ("secret", "twilio-auth-token", accessor),
+        waitlist,
+        act_as,
+        publish,
+    }
+    assert held_by(calls, f"serviceAccount:{fn_sa('waitlist-claim')}") == {
+        datastore,
+        ("secret", "waitlist-token-key", accessor),
+        waitlist,
+        act_as,
+        publish,
+    }
 
 
 def test_project_level_roles_are_only_datastore_user_for_function_accounts(two_runs: TwoRuns) -> None:
@@ -358,6 +388,8 @@ def test_secrets_are_created_empty_and_readable_only_by_the_functions_that_map_t
     } | {
         ("twilio-auth-token", f"serviceAccount:{fn_sa('twilio-status')}", accessor),
         ("sendgrid-webhook-public-key", f"serviceAccount:{fn_sa('sendgrid-events')}", accessor),
+        ("twilio-auth-token", f"serviceAccount:{fn_sa('waitlist-inbound-sms')}", accessor),
+        ("waitlist-token-key", f"serviceAccount:{fn_sa('waitlist-claim')}", accessor),
     }
 
 
@@ -380,8 +412,12 @@ def test_the_retry_sweep_has_no_secret_access_at_all(two_runs: TwoRuns) -> None:
 
 def test_queues_have_their_rates_and_retry_config(two_runs: TwoRuns) -> None:
     created = {words(c)[3]: flags(c) for c in matching(two_runs.first_calls, "tasks", "queues", "create")}
-    assert set(created) == DEPLOYED_QUEUES
+    assert set(created) == FED_QUEUES
     assert created["reminders-sms"]["max-dispatches-per-second"] == SETTINGS["TWILIO_MPS"]
+    assert (created["waitlist"]["max-dispatches-per-second"], created["waitlist"]["max-concurrent-dispatches"]) == (
+        "1",
+        "2",
+    )
     assert created["reminders-sms"]["max-concurrent-dispatches"] == "14"
     assert created["reminders-email"]["max-dispatches-per-second"] == "50"
     assert created["reminders-email"]["max-concurrent-dispatches"] == "20"
@@ -406,6 +442,10 @@ def test_enqueue_rights_per_queue_for_the_fanouts_and_the_sweep_only(two_runs: T
         *(
             (resources.QUEUE_REPORTS, f"serviceAccount:{fn_sa(name)}", "roles/cloudtasks.enqueuer")
             for name in ("report-builder", "inventory-check", "retry-sweep")
+        ),
+        *(
+            (resources.QUEUE_WAITLIST, f"serviceAccount:{fn_sa(name)}", "roles/cloudtasks.enqueuer")
+            for name in ("retry-sweep", *WAITLIST_ENQUEUERS)
         ),
     }
 
@@ -435,11 +475,23 @@ def test_topics_and_scheduler_jobs_with_pubsub_targets(two_runs: TwoRuns) -> Non
         assert job["max-retry-attempts"] == "3"
 
 
-def test_nothing_is_made_for_a_queue_topic_or_job_no_registered_function_uses(two_runs: TwoRuns) -> None:
-    calls = two_runs.first_calls
+def test_nothing_is_made_for_a_queue_topic_or_job_no_registered_function_uses(deployment: Deployment) -> None:
+    shutil.rmtree(deployment.repo / "functions" / "report_builder")
+    result = deployment.run()
+    assert result.returncode == 0, result.stderr
+    calls = deployment.calls()
     made = {" ".join(words(c)) for c in calls if "create" in words(c)}
-    assert not [line for line in made if line.startswith("tasks queues create waitlist")]
-    assert not [c for c in calls if "waitlist" in words(c)]
+    for unused in (
+        "tasks queues create reports",
+        "pubsub topics create reports-tick",
+        "pubsub topics create inventory-tick",
+        "scheduler jobs create pubsub reports-daily",
+        "scheduler jobs create pubsub reports-weekly",
+        "scheduler jobs create pubsub inventory-check",
+    ):
+        assert not [line for line in made if line.startswith(unused)], unused
+    assert not [c for c in calls if "reports-tick" in " ".join(c) or "reports" in words(c)]
+    assert "no job reports-daily: no deployed function is triggered by topic reports-tick" in result.stdout
 
 
 def test_firestore_indexes_from_the_file_and_ttl_on_the_ledger(two_runs: TwoRuns) -> None:
@@ -488,6 +540,7 @@ def test_ingress_is_internal_only_except_for_the_public_webhook(two_runs: TwoRun
     for call in matching(two_runs.first_calls, "functions", "deploy"):
         name, ingress = words(call)[2], [arg for arg in call if arg.startswith("--ingress-settings")]
         assert ingress == (["--ingress-settings=all"] if name in PUBLIC else ["--ingress-settings=internal-only"]), name
+    assert PUBLIC == {entry.name for entry in ENTRY_POINTS if entry.public}
     for entry in EVENTS:
         (deploy,) = deploys(two_runs.first_calls, entry.name)
         assert "allow-unauthenticated" not in deploy
@@ -532,6 +585,8 @@ def test_http_functions_are_created_first_then_everyone_gets_their_urls(two_runs
         assert env["TASK_HANDLER_URL"] == fake_url("task-handler"), name
         assert env["TASK_AUDIENCE"] == fake_url("task-handler"), name
         assert env["STATUS_CALLBACK_URL"] == fake_url("twilio-status"), name
+        assert env["INBOUND_SMS_URL"] == fake_url("waitlist-inbound-sms"), name
+        assert env["WAITLIST_CLAIM_URL"] == fake_url("waitlist-claim"), name
         assert env["TASKS_SERVICE_ACCOUNT"] == sa("tasks-invoker")
         assert env["GOOGLE_CLOUD_PROJECT"] == PROJECT
         assert env["TASKS_LOCATION"] == REGION
@@ -612,6 +667,7 @@ def test_the_pubsub_service_agent_may_forward_dead_letters_and_nothing_else(two_
 
 def test_the_urls_for_twilio_and_the_dead_letter_reviews_are_printed(two_runs: TwoRuns) -> None:
     assert fake_url("twilio-status") in two_runs.first.stdout
+    assert f"incoming SMS webhook (patients' replies): {fake_url('waitlist-inbound-sms')}" in two_runs.first.stdout
     assert "SendGrid" in two_runs.first.stdout
     assert "gcloud pubsub subscriptions pull reminders-tick-dead-letter-review --limit=10" in two_runs.first.stdout
 
@@ -642,7 +698,7 @@ def test_second_run_updates_in_place(two_runs: TwoRuns) -> None:
     assert two_runs.second.returncode == 0, two_runs.second.stderr
     creates = [call for call in calls if "create" in words(call)]
     assert creates == []
-    assert {words(c)[3] for c in matching(calls, "tasks", "queues", "update")} == DEPLOYED_QUEUES
+    assert {words(c)[3] for c in matching(calls, "tasks", "queues", "update")} == FED_QUEUES
     assert {words(c)[4] for c in matching(calls, "scheduler", "jobs", "update", "pubsub")} == {
         "reminders-tick",
         "failed-tasks-sweep",
@@ -680,7 +736,7 @@ def test_a_new_registry_row_brings_its_queue_topic_jobs_and_exact_roles(deployme
     assert result.returncode == 0, result.stderr
     calls = deployment.calls()
     queues = {words(c)[3]: flags(c) for c in matching(calls, "tasks", "queues", "create")}
-    assert set(queues) == {*DEPLOYED_QUEUES, "waitlist"}
+    assert set(queues) == {*FED_QUEUES, "waitlist"}
     assert (queues["waitlist"]["max-dispatches-per-second"], queues["waitlist"]["max-concurrent-dispatches"]) == (
         "1",
         "2",
@@ -997,26 +1053,28 @@ def test_a_secret_without_a_version_stops_the_deploy_with_how_to_add_it(tmp_path
 
 def test_an_entry_point_not_written_yet_is_skipped_with_a_note_and_so_are_its_resources(deployment: Deployment) -> None:
     shutil.rmtree(deployment.repo / "functions" / "reminder_fanout")
+    shutil.rmtree(deployment.repo / "functions" / "waitlist")
     result = deployment.run()
     assert result.returncode == 0, result.stderr
     calls = deployment.calls()
     assert "skipping reminder-fanout" in result.stdout and "skipping appointment-events" in result.stdout
+    assert "skipping waitlist-cancellations" in result.stdout
     assert deploys(calls, "reminder-fanout") == [] and deploys(calls, "appointment-events") == []
     created = {words(c)[3] for c in matching(calls, "iam", "service-accounts", "create")}
     assert "fn-reminder-fanout" not in created and "fn-appointment-events" not in created
+    assert "fn-waitlist-claim" not in created
     assert deploys(calls, "task-handler")
     topics = {words(c)[3] for c in matching(calls, "pubsub", "topics", "create")}
+    # appointment-events stays (the task handler publishes a waitlist winner's appointment.created to it); the
+    # reports' topics and jobs stay with report_builder
     kept = ("failed-tasks-sweep", "reports-tick", "inventory-tick")
-    assert topics == {*kept, *(resources.dead_letter_topic(t) for t in kept)}
+    assert topics == {*kept, *(resources.dead_letter_topic(t) for t in kept), "appointment-events"}
     jobs = {words(c)[4] for c in matching(calls, "scheduler", "jobs", "create", "pubsub")}
     assert jobs == {"failed-tasks-sweep", "reports-daily", "reports-weekly", "inventory-check"}
-    # only the reports queue is still fed, so it is the only one the sweep may put tasks back on
-    assert {words(c)[3] for c in matching(calls, "tasks", "queues", "create")} == {resources.QUEUE_REPORTS}
-    assert held_by(calls, f"serviceAccount:{fn_sa('retry-sweep')}") == {
-        ("project", PROJECT, "roles/datastore.user"),
-        ("queue", resources.QUEUE_REPORTS, "roles/cloudtasks.enqueuer"),
-        ("service-account", sa("tasks-invoker"), "roles/iam.serviceAccountUser"),
-    }
+    # the waitlist's queue (fed by the task handler) and the reports' are all the sweep may put tasks back on
+    fed = {resources.QUEUE_WAITLIST, resources.QUEUE_REPORTS}
+    assert {words(c)[3] for c in matching(calls, "tasks", "queues", "create")} == fed
+    assert {q for kind, q, _ in held_by(calls, f"serviceAccount:{fn_sa('retry-sweep')}") if kind == "queue"} == fed
 
 
 def test_deploy_sh_is_shellcheck_clean() -> None:

@@ -159,7 +159,13 @@ def test_clinic_fields(data):
         assert E164.match(clinic["sms_from"]) or re.fullmatch(r"MG[0-9a-f]{32}", clinic["sms_from"]), doc_id
         assert clinic["manager_emails"] and all("@" in m for m in clinic["manager_emails"])
         assert set(clinic["quiet_hours"]) == {"start", "end"}
-        assert set(clinic["waitlist"]) == {"mode", "wave_size", "offer_ttl_minutes"}
+        assert set(clinic["waitlist"]) == {
+            "mode",
+            "wave_size",
+            "offer_ttl_minutes",
+            "max_offers_per_day",
+            "min_lead_minutes",
+        }
         assert clinic["waitlist"]["mode"] in ("broadcast", "sequential")
         ZoneInfo(clinic["timezone"])
     values = list(clinics.values())
@@ -383,6 +389,43 @@ def test_waitlist_entries(data):
         assert any(e["status"] == "waiting" for e in entries)
     statuses = Counter(e["status"] for e in data["waitlist"].values())
     assert statuses["waiting"] > len(data["waitlist"]) / 2
+
+
+def test_tomorrows_cancelled_slot_can_be_filled_from_the_waitlist(data):
+    from shared.contract.models import Appointment, Clinic, Patient, WaitlistEntry
+    from shared.messaging.channels import SMS, usable_channels
+
+    for clinic_id, clinic_doc in data["clinics"].items():
+        code = clinic_id.removeprefix("clinic-")
+        slot = Appointment.from_doc(seed.waitlist_slot_id(code), data["appointments"][seed.waitlist_slot_id(code)])
+        clinic = Clinic.from_doc(clinic_id, clinic_doc)
+        assert slot.status == "cancelled" and slot.start.astimezone(clinic.zone).date() == local_tomorrow(
+            NOW, clinic.zone
+        )
+        fitting = []
+        for entry_id, doc in by_clinic(data["waitlist"], clinic_id).items():
+            entry = WaitlistEntry.from_doc(entry_id, doc)
+            patient = Patient.from_doc(entry.patient_id, data["patients"][entry.patient_id])
+            busy = [
+                a
+                for a in data["appointments"].values()
+                if a["patient_id"] == patient.id
+                and a["status"] in ("booked", "confirmed")
+                and a["start"] < slot.end
+                and slot.start < a["end"]
+            ]
+            if (
+                entry.status == "waiting"
+                and entry.service_name == slot.service_name
+                and entry.provider_id in (None, slot.provider_id)
+                and entry.earliest <= slot.start
+                and slot.end <= entry.latest
+                and SMS in usable_channels(patient, clinic)
+                and patient.id != slot.patient_id
+                and not busy
+            ):
+                fitting.append(entry_id)
+        assert len(fitting) >= seed.WAITLIST_FILLS, clinic_id
 
 
 # ------------------------------------------------------------------------------------------ summary and CLI

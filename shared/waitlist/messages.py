@@ -1,0 +1,238 @@
+"""Sending waitlist_offer and waitlist_result messages: re-read, decide (send / skip), then
+shared.messaging.sender (claim, send, record) like every other message.
+
+Nothing in a task body is trusted beyond its ids: the ledger key is derived again from (offer, entry),
+and an offer is sent only if, as read just now, the offer is still open, the entry still holds it inside
+its window, and the patient is still reachable and free at that time. A result is skipped for a patient
+who already has their answer (they replied, or clicked the link) and for a winner who claimed by SMS
+(their reply was the confirmation). SMS offers ask for YES; email offers carry a one-time claim link.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from shared.contract.models import CLINICS, PATIENTS, Clinic, Patient
+from shared.messaging.channels import SMS, unreachable_reason, usable_channels
+from shared.messaging.delivery import ClinicCache
+from shared.messaging.ledger import Entry as LedgerEntry
+from shared.messaging.ledger import Ledger, Reopen, State
+from shared.messaging.ledger import path as ledger_path
+from shared.messaging.sender import Content, EmailContent, MessageSender, SmsContent
+from shared.messaging.waitlist_tasks import Result, WaitlistOfferTask, WaitlistResultTask
+from shared.messaging.waitlist_templates import offer_email, offer_sms, result_message, result_sms
+from shared.platform.clock import Clock
+from shared.platform.errors import InvalidDocument, PermanentError
+from shared.platform.store import Doc, Store
+from shared.tasks.router import Attempt, Outcome
+from shared.waitlist import entries as entries_module
+from shared.waitlist import offers as offers_module
+from shared.waitlist import tokens
+from shared.waitlist.bookings import Bookings, booked_appointment_id, overlaps
+from shared.waitlist.entries import Entry, Status
+from shared.waitlist.offers import SlotOffer
+
+
+@dataclass(frozen=True)
+class _Read:
+    ledger: LedgerEntry | None
+    offer: SlotOffer | None
+    entry: Entry | None
+    patient: Patient | None
+    clinic: Clinic
+    answer: Doc | None
+
+
+def claim_link(claim_url: str, token: str) -> str:
+    return f"{claim_url}?{urlencode({'t': token})}"
+
+
+class WaitlistMessages:
+    """The service behind waitlist_offer and waitlist_result."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        ledger: Ledger,
+        sender: MessageSender,
+        clock: Clock,
+        claim_url: str,
+        token_key: bytes,
+        clinics: ClinicCache | None = None,
+    ) -> None:
+        self.store, self.ledger, self.sender, self.clock = store, ledger, sender, clock
+        self.claim_url, self.token_key = claim_url, token_key
+        self.clinics = clinics or ClinicCache()
+        self.bookings = Bookings(store, clock)
+
+    def _read(self, task: WaitlistOfferTask | WaitlistResultTask) -> _Read:
+        """One batched read of everything the decision needs."""
+        paths = {
+            "ledger": ledger_path(task.dedup_key),
+            "offer": offers_module.path(task.offer_id),
+            "entry": entries_module.path(task.entry_id),
+            "patient": f"{PATIENTS}/{task.patient_id}",
+            "answer": offers_module.answer_path(task.offer_id, task.entry_id),
+        }
+        clinic = self.clinics.get(task.clinic_id)
+        if clinic is None:
+            paths["clinic"] = f"{CLINICS}/{task.clinic_id}"
+        docs = self.store.get_all(list(paths.values()))
+        found = {name: docs.get(doc_path) for name, doc_path in paths.items()}
+        if clinic is None:
+            clinic_doc = found["clinic"]
+            if clinic_doc is None:
+                raise PermanentError("clinic not found", code="clinic_missing")
+            clinic = Clinic.from_doc(clinic_doc.id, clinic_doc.data)
+            self.clinics.put(clinic)
+        ledger_doc, offer_doc, entry_doc, patient_doc = (
+            found["ledger"],
+            found["offer"],
+            found["entry"],
+            found["patient"],
+        )
+        offer = offers_module.SlotOffer.from_doc(offer_doc) if offer_doc else None
+        try:
+            entry = Entry.from_doc(entry_doc) if entry_doc else None
+        except InvalidDocument:
+            entry = None  # a hand-broken entry is not offered anything
+        patient = Patient.from_doc(patient_doc.id, patient_doc.data) if patient_doc else None
+        if offer is not None and offer.clinic_id != task.clinic_id:
+            raise PermanentError("task clinic does not match the offer", code="payload_mismatch")
+        if entry is not None and entry.patient_id != task.patient_id:
+            raise PermanentError("task patient does not match the waitlist entry", code="payload_mismatch")
+        return _Read(
+            LedgerEntry.from_doc(ledger_doc) if ledger_doc else None, offer, entry, patient, clinic, found["answer"]
+        )
+
+    def _fields(self, task: WaitlistOfferTask | WaitlistResultTask) -> dict[str, Any]:
+        return {
+            "kind": task.type,
+            "clinic_id": task.clinic_id,
+            "patient_id": task.patient_id,
+            "offer_id": task.offer_id,
+            "entry_id": task.entry_id,
+            "send_at": self.clock.now(),
+        }
+
+    def _skip(self, task: WaitlistOfferTask | WaitlistResultTask, read: _Read, reason: str) -> Outcome:
+        state = self.ledger.skip(task.dedup_key, read.ledger, reason, self._fields(task))
+        return Outcome("skipped" if state == State.SKIPPED else "duplicate", reason=reason)
+
+    # ------------------------------------------------------------------------------------- offers
+
+    def offer_skip_reason(self, read: _Read) -> str | None:
+        """Why this offer must not go out now, or None (checked just before sending)."""
+        offer, entry, patient = read.offer, read.entry, read.patient
+        if offer is None:
+            return "offer_missing"
+        if not offer.is_open:
+            return f"offer_{offer.status}"
+        if entry is None or not entry.holds(offer.id):
+            return "not_offered"
+        if entry.offer_expires_at is None or self.clock.now() >= entry.offer_expires_at:
+            return "window_over"
+        if patient is None:
+            return "patient_missing"
+        if not usable_channels(patient, read.clinic):
+            return unreachable_reason(patient)
+        busy = self.bookings.busy([patient.id]).get(patient.id, [])
+        if overlaps(busy, offer.start, offer.end, ignore=booked_appointment_id(offer.id)):
+            return "busy_then"
+        return None
+
+    def deliver_offer(self, task: WaitlistOfferTask, attempt: Attempt) -> Outcome:
+        read = self._read(task)
+        if read.ledger is not None and read.ledger.is_done:
+            return Outcome("duplicate", reason=read.ledger.state.value)
+        reason = self.offer_skip_reason(read)
+        if reason:
+            return self._skip(task, read, reason)
+        offer, entry, patient, clinic = read.offer, read.entry, read.patient, read.clinic
+        assert offer is not None and entry is not None and patient is not None and entry.offer_expires_at is not None
+        deadline = entry.offer_expires_at
+
+        def render_for(channel: str) -> Content:
+            if channel == SMS:
+                assert patient.phone and clinic.sms_from
+                body = offer_sms(clinic=clinic, patient=patient, start=offer.start, deadline=deadline)
+                return SmsContent(to=patient.phone, sender=clinic.sms_from, body=body)
+            assert patient.email and clinic.email_from
+            token = tokens.sign(self.token_key, offer.id, entry.id, deadline)
+            message = offer_email(
+                clinic=clinic,
+                patient=patient,
+                start=offer.start,
+                deadline=deadline,
+                link=claim_link(self.claim_url, token),
+            )
+            return EmailContent(
+                to=patient.email,
+                sender=clinic.email_from,
+                subject=message.subject,
+                text=message.text,
+                html=message.html,
+            )
+
+        channels = usable_channels(patient, clinic)
+        return self.sender.deliver(
+            task.dedup_key, read.ledger, self._fields(task), channels, render_for, attempt, patient_id=patient.id
+        )
+
+    # ------------------------------------------------------------------------------------ results
+
+    def result_skip_reason(self, task: WaitlistResultTask, read: _Read) -> str | None:
+        offer, entry, patient = read.offer, read.entry, read.patient
+        if offer is None:
+            return "offer_missing"
+        if entry is None or entry.status == Status.REMOVED:
+            return "entry_removed"
+        if task.outcome == Result.WON:
+            if offer.winner_entry_id != task.entry_id:
+                return "not_the_winner"
+            if offer.claim_channel != "link":
+                return "answered_by_reply"
+        elif read.answer is not None:
+            return "already_answered"
+        if patient is None:
+            return "patient_missing"
+        if not usable_channels(patient, read.clinic):
+            return unreachable_reason(patient)
+        return None
+
+    def deliver_result(self, task: WaitlistResultTask, attempt: Attempt) -> Outcome:
+        read = self._read(task)
+        if read.ledger is not None and read.ledger.is_done:
+            return Outcome("duplicate", reason=read.ledger.state.value)
+        reason = self.result_skip_reason(task, read)
+        if reason:
+            return self._skip(task, read, reason)
+        offer, patient, clinic = read.offer, read.patient, read.clinic
+        assert offer is not None and patient is not None
+
+        def render_for(channel: str) -> Content:
+            if channel == SMS:
+                assert patient.phone and clinic.sms_from
+                body = result_sms(task.outcome, clinic=clinic, patient=patient, start=offer.start)
+                return SmsContent(to=patient.phone, sender=clinic.sms_from, body=body)
+            assert patient.email and clinic.email_from
+            message = result_message(task.outcome, clinic=clinic, patient=patient, start=offer.start)
+            return EmailContent(
+                to=patient.email,
+                sender=clinic.email_from,
+                subject=message.subject,
+                text=message.text,
+                html=message.html,
+            )
+
+        channels = usable_channels(patient, clinic)
+        return self.sender.deliver(
+            task.dedup_key, read.ledger, self._fields(task), channels, render_for, attempt, patient_id=patient.id
+        )
+
+    def reopen(self, dedup_key: str) -> Reopen:
+        """The retry sweep's hook: make the ledger ready for an operator's retry of this message."""
+        return self.ledger.reopen(dedup_key)

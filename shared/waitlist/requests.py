@@ -1,0 +1,51 @@
+"""patient_requests/{id}: what the front desk must act on (a patient texted to reschedule or cancel).
+The only writer of the collection; never an automatic change to an appointment.
+
+One document per inbound message (its id from the MessageSid), so a Twilio retry records nothing twice.
+It holds ids and codes: the text itself stays in Twilio's message log (message_sid finds it).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from shared.platform.clock import Clock
+from shared.platform.store import Store
+
+COLLECTION = "patient_requests"
+
+
+class Kind(StrEnum):
+    RESCHEDULE = "reschedule"
+    CANCEL = "cancel"
+    OTHER = "other"
+
+
+class Status(StrEnum):
+    OPEN = "open"  # set to "done" by the front desk
+    DONE = "done"
+
+
+def request_id(message_sid: str) -> str:
+    return f"sms-{message_sid}"
+
+
+class PatientRequests:
+    def __init__(self, store: Store, clock: Clock) -> None:
+        self.store, self.clock = store, clock
+
+    def record(
+        self, *, clinic_id: str, patient_id: str, kind: Kind, message_sid: str, appointment_id: str | None
+    ) -> bool:
+        """(none) → open; False when this message was recorded already."""
+        fields = {
+            "clinic_id": clinic_id,
+            "patient_id": patient_id,
+            "kind": kind.value,
+            "source": "sms",
+            "message_sid": message_sid,
+            "appointment_id": appointment_id,
+            "received_at": self.clock.now(),
+            "status": Status.OPEN.value,
+        }
+        return self.store.create(f"{COLLECTION}/{request_id(message_sid)}", fields) is not None
