@@ -9,7 +9,10 @@ from typing import Any
 
 
 def utc_now() -> datetime:
-    return datetime.now(UTC)
+    """The provider's clock: the stack's (the local clock file moves it, as it moves the functions')."""
+    from shared.platform.clock import system_clock
+
+    return system_clock.now().astimezone(UTC)
 
 
 def iso(moment: datetime) -> str:

@@ -132,6 +132,11 @@ def _sent_fields(entry: Entry, channel: str, provider_message_id: str, now: date
     return fields
 
 
+def _untouched_since(entry: Entry, moment: datetime) -> bool:
+    updated = entry.data.get("updated_at")
+    return not isinstance(updated, datetime) or updated < moment
+
+
 def _whole(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
@@ -185,15 +190,34 @@ class Ledger:
     # ------------------------------------------------------------------------------------------ reads
 
     def stuck(self, *, older_than: datetime, limit: int = 500) -> list[Entry]:
-        """Messages still sending or unconfirmed and untouched since `older_than`: past every retry a
-        queue gives them, they can no longer finish on their own (shared.messaging.stuck)."""
+        """Messages that can no longer finish on their own (shared.messaging.stuck): still sending or
+        unconfirmed and untouched since `older_than`, or still scheduled though they were due before it —
+        past every retry a queue gives them."""
         now = self.clock.now()
-        docs = self.store.query(
+        stalled = self.store.query(
             COLLECTION,
             where=[("state", "in", [State.SENDING.value, State.UNCONFIRMED.value]), ("updated_at", "<", older_than)],
             limit=limit,
         )
-        return [entry for entry in map(Entry.from_doc, docs) if not entry.live_claim(now)]
+        overdue = self.store.query(
+            COLLECTION, where=[("state", "==", State.SCHEDULED.value), ("send_at", "<", older_than)], limit=limit
+        )
+        entries = [Entry.from_doc(doc) for doc in (*stalled, *overdue)]
+        return [entry for entry in entries if not entry.live_claim(now) and _untouched_since(entry, older_than)]
+
+    def messages_of_others(self, key: str, message_ids: Sequence[str]) -> set[str]:
+        """Which of these provider message ids another ledger doc already holds (so they are not this one's)."""
+        taken: set[str] = set()
+        ids = list(dict.fromkeys(message_ids))
+        for start in range(0, len(ids), 30):  # Firestore's `in` takes at most 30 values
+            for doc in self.store.query(
+                COLLECTION,
+                where=[("provider_message_id", "in", ids[start : start + 30])],
+                fields=["provider_message_id"],
+            ):
+                if doc.id != key:
+                    taken.add(str(doc.get("provider_message_id")))
+        return taken
 
     def read(self, key: str) -> Entry | None:
         doc = self.store.get(path(key))

@@ -39,6 +39,7 @@ from shared.platform.errors import PermanentError, RetryableError
 from shared.tasks.router import Attempt, Outcome
 
 DEFAULT_UNCONFIRMED_WAIT = timedelta(seconds=60)
+PROVIDER_CLOCK_SLACK = timedelta(seconds=5)  # Twilio's clock, and its whole-second date_created
 
 
 class SentNotRecorded(RetryableError):
@@ -113,10 +114,8 @@ class MessageSender:
             claim = self.ledger.claim(key, entry, fields)
         except AlreadyDone as done:
             return Outcome("duplicate", reason=done.entry.state.value)
-        except RetryableError as exc:
-            if attempt.last and exc.code == "claim_lost":
-                return Outcome("duplicate", reason="claimed_by_a_concurrent_delivery")
-            raise
+        except RetryableError:
+            raise  # on the last attempt the router records it: the concurrent winner may still give it back
         try:
             return self._send_all(claim, channels, render, patient_id)
         except StaleClaim as stale:
@@ -243,8 +242,18 @@ class MessageSender:
             assert isinstance(content, SmsContent)
             claimed = entry.data.get("claimed_at")
             since = claimed if isinstance(claimed, datetime) else self.clock.now() - timedelta(days=1)
-            for message in self.sms.find_sent(to=content.to, sender=content.sender, since=since):
-                if message.body == content.body and self.ledger.confirm(
+            lost = entry.data.get("unconfirmed_at") if entry.state == State.UNCONFIRMED else None
+            until = (lost if isinstance(lost, datetime) else self.clock.now()) + PROVIDER_CLOCK_SLACK
+            # The same body may have gone for another message (a 24 h and a 2 h reminder read alike): ours was
+            # created while our request was out, and is no other ledger doc's message.
+            candidates = [
+                m
+                for m in self.sms.find_sent(to=content.to, sender=content.sender, since=since)
+                if m.body == content.body and (m.sent_at is None or since - PROVIDER_CLOCK_SLACK <= m.sent_at <= until)
+            ]
+            taken = self.ledger.messages_of_others(entry.key, [m.sid for m in candidates])
+            for message in candidates:
+                if message.sid not in taken and self.ledger.confirm(
                     entry, channel=SMS, provider_message_id=message.sid
                 ):
                     return Outcome("sent", reason="found_at_provider", channel=SMS, provider_message_id=message.sid)
