@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-dev.sha256
 
-.PHONY: help venv up down status env lint test test-unit coverage demo
+.PHONY: help venv up down status env lint test test-unit coverage chaos fuzz demo
 
 help:
 	@echo "make venv       create or refresh .venv from requirements-dev.txt (stamped by its hash)"
@@ -18,6 +18,8 @@ help:
 	@echo "make test       ruff + every test (the stack is started by the tests when it is not up)"
 	@echo "make test-unit  unit tests only, no stack"
 	@echo "make coverage   the unit suite's line coverage per shared/ module; fails under 85 % for a service module"
+	@echo "make chaos      a Jepsen-style run on a stack of its own (faults, kills, duplicates); fails on any loss, duplicate or PHI"
+	@echo "make fuzz       thousands of generated inputs: the decoders in-process, then HTTP against the running stack"
 	@echo "make demo       up + seed + one reminders tick through Pub/Sub, dispatched and summarised"
 
 venv:
@@ -62,6 +64,16 @@ coverage: venv
 	$(PY) -m coverage run --source=shared -m pytest -q -m "not integration"
 	$(PY) -m coverage report --show-missing --skip-empty
 	$(PY) -m tests.coverage_floor
+
+# Its own stack (MEDSPA_CHAOS_PORT_BASE, default 9400), brought up and down by the run (~3 min).
+chaos: venv
+	$(PY) -m tests.chaos
+
+# In-process properties with many examples, then 10,000 task bodies and 2,000 callbacks over HTTP (~4 min).
+fuzz: venv
+	MEDSPA_FUZZ_EXAMPLES=3000 $(PY) -m pytest -q tests/unit/test_boundary_properties.py
+	@$(PY) -m local.stack up >/dev/null
+	@set -a; . $${MEDSPA_STATE_DIR:-.local}/env.sh; set +a; $(PY) -m tests.fuzz
 
 # The demo compresses send times (one day of waiting = 30 s) unless MEDSPA_DEMO_TIME_SCALE says otherwise.
 demo: export MEDSPA_DEMO_TIME_SCALE ?= 2880

@@ -2,9 +2,10 @@
 
 A sender that dies on the queue's last attempt leaves its ledger doc `sending` with no task left to
 retry it; an answer lost on the last attempt leaves it `unconfirmed` (recorded then, but a crash could
-lose that record too); a message still `scheduled` an hour after it was due lost its task some other way. Past every retry a queue gives (STUCK_AFTER), such a doc gets a failed_tasks
-record once — with the task rebuilt from the ledger doc, so that an operator's retry re-sends it through
-the retry sweep, which reconciles before sending again. Run by the retry-sweep function on its schedule.
+lose that record too); a message still `scheduled` an hour after it was due lost its task some other
+way. Past every retry a queue gives (STUCK_AFTER), such a doc gets a failed_tasks record once — with
+the task rebuilt from the ledger doc, so that an operator's retry re-sends it through the retry sweep,
+which reconciles before sending again. Run by the retry-sweep function on its schedule.
 """
 
 from __future__ import annotations

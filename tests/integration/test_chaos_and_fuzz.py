@@ -1,0 +1,36 @@
+"""The chaos run and the HTTP fuzz campaign in a reduced size, so every CI run keeps them honest
+(`make chaos` and `make fuzz` run them full size)."""
+
+from __future__ import annotations
+
+import pytest
+
+from local.config import StackConfig
+from tests import chaos, fuzz
+
+pytestmark = pytest.mark.integration
+
+
+def test_generated_hostile_requests_never_get_a_5xx_a_hang_or_a_traceback(stack: StackConfig) -> None:
+    assert fuzz.run(bodies=800, callbacks=200, events=60, seed=11, config=stack) == 0
+
+
+def test_a_small_chaos_run_loses_nothing_sends_nothing_twice_and_leaks_no_phi(stack: StackConfig, tmp_path) -> None:
+    # A stack of its own (functions are killed and restarted), on ports clear of the suite's.
+    code = chaos.main(
+        [
+            "--clinics",
+            "2",
+            "--appointments",
+            "15",
+            "--handler-kills",
+            "2",
+            "--timeout",
+            "240",
+            "--port-base",
+            str(stack.firestore_port - 1 + 800),
+            "--state-dir",
+            str(tmp_path / "chaos"),
+        ]
+    )
+    assert code == 0
