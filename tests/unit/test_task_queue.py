@@ -7,7 +7,7 @@ import threading
 from datetime import datetime, timedelta, timezone
 
 from shared.platform.settings import Settings
-from shared.tasks.queue import CloudTasksQueue, TaskSpec, create_all, task_id
+from shared.tasks.queue import CloudTasksQueue, Target, TaskSpec, create_all, task_id
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 SETTINGS = Settings.from_env(
@@ -81,3 +81,29 @@ def test_create_all_counts_created_present_and_failed_and_finishes_the_rest():
     assert report.created == 9 and report.already_present == 1
     assert [(s.business_key, problem.split(":")[0]) for s, problem in report.failed] == [("k3", "TimeoutError")]
     assert queue.max_in_flight <= 4
+
+
+def test_the_templated_request_is_exactly_what_the_client_builds_from_the_dict():
+    from google.cloud import tasks_v2
+    from proto.datetime_helpers import DatetimeWithNanoseconds
+
+    queue = CloudTasksQueue(PathOnlyClient(), SETTINGS)
+    for when in (
+        NOW + timedelta(hours=3, microseconds=123456),
+        datetime(2026, 11, 25, 7, 0, tzinfo=timezone(timedelta(hours=-5))),
+        DatetimeWithNanoseconds(2026, 11, 25, 12, tzinfo=timezone.utc, nanosecond=123456789),
+        None,
+    ):
+        for key in ("reminder-abc", "reminder-def"):  # the template is reused, never changed
+            expected = tasks_v2.CreateTaskRequest(
+                parent=queue.queue_path("reminders-sms"), task=queue.build(spec(key, when))
+            )
+            assert queue.request(spec(key, when)) == expected
+
+
+def test_tasks_for_another_target_carry_its_url_and_audience():
+    target = Target(url="https://unit.example.com/", audience="https://unit.example.com/")
+    request = CloudTasksQueue(PathOnlyClient(), SETTINGS, target=target).request(spec())
+    assert request.task.http_request.url == "https://unit.example.com/"
+    assert request.task.http_request.oidc_token.audience == "https://unit.example.com/"
+    assert request.task.http_request.oidc_token.service_account_email == "tasks@p.iam.gserviceaccount.com"

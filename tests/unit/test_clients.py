@@ -1,0 +1,111 @@
+"""The Firestore client's fast write encoding gives exactly the library's Write protobufs, and leaves to the
+library whatever is not a plain value (sentinels, references, sets, dotted or quoted field names)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from google.api_core.datetime_helpers import DatetimeWithNanoseconds
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import firestore
+from google.cloud.firestore_v1 import _helpers
+from google.cloud.firestore_v1.types import write
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shared.platform import clients
+
+PATH = "projects/p/databases/(default)/documents/notifications/k"
+NAMES = st.from_regex(r"[a-z_][a-z0-9_]{0,12}", fullmatch=True)
+INSTANTS = st.datetimes(
+    min_value=datetime(2000, 1, 1), max_value=datetime(2199, 1, 1), timezones=st.sampled_from([timezone.utc, None])
+)
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**63), 2**63 - 1),
+    st.floats(allow_nan=False),
+    st.text(max_size=20),
+    INSTANTS,
+    INSTANTS.map(lambda d: d.replace(tzinfo=timezone(timedelta(hours=-5)))),
+)
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(NAMES, inner, min_size=1, max_size=4)),
+    max_leaves=12,
+)
+DOCS = st.dictionaries(NAMES, VALUES, min_size=1, max_size=10)
+
+
+def raw(pb: Any) -> Any:
+    return write.Write.pb(pb)
+
+
+@settings(max_examples=300, deadline=None)
+@given(doc=DOCS)
+def test_plain_documents_encode_exactly_as_the_library_does(doc):
+    assert raw(clients.plain_write(PATH, doc, exists=False)) == raw(_helpers.pbs_for_create(PATH, doc)[0])
+    assert raw(clients.plain_write(PATH, doc)) == raw(_helpers.pbs_for_set_no_merge(PATH, doc)[0])
+    assert raw(clients.plain_write(PATH, doc, mask=True, exists=True)) == raw(
+        _helpers.pbs_for_update(PATH, doc, None)[0]
+    )
+
+
+def test_nanosecond_timestamps_and_flat_merges_match_too():
+    doc = {"at": DatetimeWithNanoseconds(2026, 1, 1, tzinfo=timezone.utc, nanosecond=123456789), "n": 1, "l": [1]}
+    assert raw(clients.plain_write(PATH, doc, exists=False)) == raw(_helpers.pbs_for_create(PATH, doc)[0])
+    assert raw(clients.plain_write(PATH, doc, mask=True)) == raw(_helpers.pbs_for_set_with_merge(PATH, doc, True)[0])
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"at": firestore.SERVER_TIMESTAMP},
+        {"tags": {"a", "b"}},
+        {"empty": {}},
+        {"big": 2**64},
+        {},
+        {1: "not a string key"},
+    ],
+)
+def test_what_is_not_plain_is_left_to_the_library(doc):
+    assert clients.plain_write(PATH, doc) is None
+
+
+def batch_writes(action: Any) -> list[Any]:
+    client = clients.firestore_class()(project="p", credentials=AnonymousCredentials())
+    batch = client.batch()
+    action(batch, client.document("notifications/k"))
+    return [raw(pb) for pb in batch._write_pbs]
+
+
+def library_writes(action: Any) -> list[Any]:
+    client = firestore.Client(project="p", credentials=AnonymousCredentials())
+    batch = client.batch()
+    action(batch, client.document("notifications/k"))
+    return [raw(pb) for pb in batch._write_pbs]
+
+
+VERSION = DatetimeWithNanoseconds(2026, 1, 1, 12, tzinfo=timezone.utc, nanosecond=5)
+
+
+@pytest.mark.parametrize(
+    "action",
+    [
+        lambda b, ref: b.create(ref, {"state": "scheduled", "at": datetime(2026, 1, 1, tzinfo=timezone.utc)}),
+        lambda b, ref: b.create(ref, {"at": firestore.SERVER_TIMESTAMP, "n": 1}),
+        lambda b, ref: b.set(ref, {"a": 1, "b": [1, 2]}),
+        lambda b, ref: b.set(ref, {"a": 1}, merge=True),
+        lambda b, ref: b.set(ref, {"a": {"b": 1}}, merge=True),
+        lambda b, ref: b.set(ref, {"a": 1}, merge=["a"]),
+        lambda b, ref: b.update(ref, {"state": "sending", "generation": 2}),
+        lambda b, ref: b.update(ref, {"state": "sent"}, option=b._client.write_option(last_update_time=VERSION)),
+        lambda b, ref: b.update(ref, {"a.b": 1}),
+        lambda b, ref: b.update(ref, {"n": firestore.Increment(1)}),
+        lambda b, ref: b.delete(ref),
+    ],
+)
+def test_the_clients_batches_write_what_the_librarys_write(action):
+    assert batch_writes(action) == library_writes(action)
