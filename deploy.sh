@@ -41,6 +41,7 @@ readonly REVIEW_SUBSCRIPTION_FLAGS=(--message-retention-duration=7d --expiration
 
 readonly SETTING_NAMES=(PROJECT_ID REGION TWILIO_MPS TWILIO_SENDER SMS_MAX_CONCURRENT
   EMAIL_MAX_PER_SECOND EMAIL_MAX_CONCURRENT WAITLIST_MAX_PER_SECOND REPORTS_MAX_PER_SECOND
+  FANOUT_MAX_PER_SECOND FANOUT_MAX_CONCURRENT
   QUEUE_MAX_ATTEMPTS QUEUE_MIN_BACKOFF QUEUE_MAX_BACKOFF
   REMINDER_SCHEDULE REPORT_SCHEDULE_DAILY REPORT_SCHEDULE_WEEKLY INVENTORY_SCHEDULE SWEEP_SCHEDULE SCHEDULER_TIME_ZONE
   SCHEDULER_LOCATION SCHEDULER_MAX_RETRY_ATTEMPTS DEAD_LETTER_MAX_ATTEMPTS EVENT_MIN_RETRY_DELAY
@@ -59,6 +60,7 @@ readonly SECRET_SETTINGS
 apply_defaults() {
   : "${EMAIL_MAX_PER_SECOND:=50}" "${EMAIL_MAX_CONCURRENT:=20}"
   : "${WAITLIST_MAX_PER_SECOND:=1}" "${REPORTS_MAX_PER_SECOND:=5}"
+  : "${FANOUT_MAX_PER_SECOND:=100}" "${FANOUT_MAX_CONCURRENT:=100}"
   : "${QUEUE_MAX_ATTEMPTS:=8}" "${QUEUE_MIN_BACKOFF:=10s}" "${QUEUE_MAX_BACKOFF:=600s}"
   : "${REMINDER_SCHEDULE:=0 10 * * *}" "${REPORT_SCHEDULE_DAILY:=0 6 * * *}"
   : "${REPORT_SCHEDULE_WEEKLY:=0 7 * * 1}" "${SCHEDULER_TIME_ZONE:=Etc/UTC}"
@@ -299,8 +301,10 @@ validate() {
   check_number EMAIL_MAX_PER_SECOND "$EMAIL_MAX_PER_SECOND" 500
   check_number WAITLIST_MAX_PER_SECOND "$WAITLIST_MAX_PER_SECOND" 500
   check_number REPORTS_MAX_PER_SECOND "$REPORTS_MAX_PER_SECOND" 500
+  check_number FANOUT_MAX_PER_SECOND "$FANOUT_MAX_PER_SECOND" 500
   [[ -z ${SMS_MAX_CONCURRENT:-} ]] || check_int SMS_MAX_CONCURRENT "$SMS_MAX_CONCURRENT" 1 5000
   check_int EMAIL_MAX_CONCURRENT "$EMAIL_MAX_CONCURRENT" 1 5000
+  check_int FANOUT_MAX_CONCURRENT "$FANOUT_MAX_CONCURRENT" 1 5000
   check_int QUEUE_MAX_ATTEMPTS "$QUEUE_MAX_ATTEMPTS" 1 100
   check_int SCHEDULER_MAX_RETRY_ATTEMPTS "$SCHEDULER_MAX_RETRY_ATTEMPTS" 0 5
   # Pub/Sub accepts 5 to 100 delivery attempts before dead-lettering a message.
@@ -354,7 +358,7 @@ declare -A FN_MEMORY=() FN_CPU=() FN_TIMEOUT=() FN_SECRETS=() FN_ENQUEUES=() FN_
 FOLDERS=()
 SKIPPED=()
 QUEUE_NAMES=()
-declare -A QUEUE_RATE_SETTING=() QUEUE_CONCURRENCY=()
+declare -A QUEUE_RATE_SETTING=() QUEUE_CONCURRENCY=() QUEUE_MIN_BACKOFF_OF=() QUEUE_MAX_BACKOFF_OF=()
 TOPIC_NAMES=()
 DEAD_LETTER_SOURCES=()
 declare -A DEAD_LETTER_OF=() REVIEW_OF=()
@@ -364,6 +368,7 @@ SKIPPED_JOBS=()
 SECRET_ENVS=()
 declare -A SECRET_SETTING=()
 TASK_HANDLER=""
+FANOUT_UNIT=""
 STATUS_CALLBACK=""
 INBOUND_SMS=""
 CLAIM_LINK=""
@@ -380,7 +385,7 @@ need_setting() {  # where, setting name: the registry may only name settings dep
 read_plan() {
   local plan=$WORK/plan line
   local name folder target signature topic public account memory cpu timeout secrets enqueues publishes
-  local rate concurrency dead review setting body description key value why
+  local rate concurrency min_backoff max_backoff dead review setting body description key value why
   if ! "$PYTHON" -m deploy.plan write "$plan" 2>"$WORK/plan.err"; then
     while IFS= read -r line; do problem "$line"; done <"$WORK/plan.err"
     [[ -s $WORK/plan.err ]] || problem "python -m deploy.plan write failed without saying why"
@@ -405,10 +410,12 @@ read_plan() {
     if [[ " ${FOLDERS[*]} " != *" $folder "* ]]; then FOLDERS+=("$folder"); fi
   done <"$plan/functions.tsv"
   while IFS=$'\t' read -r name why; do SKIPPED+=("$name: $why"); done <"$plan/skipped.tsv"
-  while IFS=$'\t' read -r name rate concurrency; do
+  while IFS=$'\t' read -r name rate concurrency min_backoff max_backoff; do
     QUEUE_NAMES+=("$name")
     QUEUE_RATE_SETTING[$name]=$rate
     QUEUE_CONCURRENCY[$name]=$concurrency
+    QUEUE_MIN_BACKOFF_OF[$name]=$min_backoff
+    QUEUE_MAX_BACKOFF_OF[$name]=$max_backoff
     need_setting "queue $name" "$rate"
     [[ $concurrency =~ ^[0-9]+$ ]] || need_setting "queue $name" "$concurrency"
   done <"$plan/queues.tsv"
@@ -435,6 +442,7 @@ read_plan() {
   while IFS=$'\t' read -r key value; do
     case $key in
       task_handler) TASK_HANDLER=$value ;;
+      fanout_unit) FANOUT_UNIT=$value ;;
       status_callback) STATUS_CALLBACK=$value ;;
       inbound_sms) INBOUND_SMS=$value ;;
       claim_link) CLAIM_LINK=$value ;;
@@ -474,7 +482,7 @@ service_accounts() {
   step "2/10 Service accounts: one per function, least privilege (docs/deploy.md says why each role)"
   local name sa tasks_sa
   tasks_sa=$(sa_email "$TASKS_SA_ID")
-  ensure_service_account "$TASKS_SA_ID" "Cloud Tasks signs its OIDC calls to the task handler as this account"
+  ensure_service_account "$TASKS_SA_ID" "Cloud Tasks signs its OIDC calls to the task handler and the fan-out units as this account"
   ensure_service_account "$EVENTS_SA_ID" "Eventarc delivers Pub/Sub events to the event functions as this account"
   for name in "${FN_NAMES[@]}"; do
     ensure_service_account "${FN_ACCOUNT[$name]}" \
@@ -542,15 +550,19 @@ ensure_queue() {  # name, then the queue's rate and retry flags
 
 queues() {
   step "4/10 Cloud Tasks queues that a deployed function enqueues into (rate limits and retries)"
-  local retry=("--max-attempts=$QUEUE_MAX_ATTEMPTS" "--min-backoff=$QUEUE_MIN_BACKOFF"
-    "--max-backoff=$QUEUE_MAX_BACKOFF" --max-doublings=4)
-  local queue rate concurrency fn sa
+  local queue rate concurrency min_backoff max_backoff fn sa
   for queue in "${QUEUE_NAMES[@]}"; do
     rate=${QUEUE_RATE_SETTING[$queue]}
     concurrency=${QUEUE_CONCURRENCY[$queue]}
     if [[ ! $concurrency =~ ^[0-9]+$ ]]; then concurrency=${!concurrency}; fi
+    # A queue's own backoff (the registry's Queue row) wins over deploy.env's, e.g. the fan-out's units.
+    min_backoff=${QUEUE_MIN_BACKOFF_OF[$queue]}
+    max_backoff=${QUEUE_MAX_BACKOFF_OF[$queue]}
+    if [[ $min_backoff == - ]]; then min_backoff=$QUEUE_MIN_BACKOFF; fi
+    if [[ $max_backoff == - ]]; then max_backoff=$QUEUE_MAX_BACKOFF; fi
     ensure_queue "$queue" "--max-dispatches-per-second=${!rate}" "--max-concurrent-dispatches=$concurrency" \
-      "${retry[@]}"
+      "--max-attempts=$QUEUE_MAX_ATTEMPTS" "--min-backoff=$min_backoff" "--max-backoff=$max_backoff" \
+      --max-doublings=4
   done
   for fn in "${FN_NAMES[@]}"; do
     sa=$(fn_sa "$fn")
@@ -690,6 +702,8 @@ function_env() {
   vars+=",TASKS_SERVICE_ACCOUNT=$(sa_email "$TASKS_SA_ID")"
   # serviceConfig.uri is the run.app URL: Cloud Tasks' calls to it count as internal traffic.
   if [[ -n $handler_url ]]; then vars+=",TASK_HANDLER_URL=$handler_url,TASK_AUDIENCE=$handler_url"; fi
+  # The fan-out's units are POSTed to the unit function's run.app URL, which is also their tokens' audience.
+  if [[ -n ${URL[$FANOUT_UNIT]:-} ]]; then vars+=",FANOUT_UNIT_URL=${URL[$FANOUT_UNIT]}"; fi
   vars+=",$QUEUE_ENV,QUEUE_MAX_ATTEMPTS=$QUEUE_MAX_ATTEMPTS"
   if [[ -n ${URL[$STATUS_CALLBACK]:-} ]]; then vars+=",STATUS_CALLBACK_URL=${URL[$STATUS_CALLBACK]}"; fi
   # The URL Twilio signs inbound webhooks with, and the one email offers' claim links start with.
@@ -772,6 +786,11 @@ invokers() {
   events_sa=$(sa_email "$EVENTS_SA_ID")
   run_iam gcloud functions add-invoker-policy-binding "$TASK_HANDLER" "--region=$REGION" \
     "--member=serviceAccount:$tasks_sa" "--project=$PROJECT_ID" --format=none
+  # Cloud Tasks also calls the fan-out's unit function, with a token for that function's own URL.
+  if [[ " ${FN_NAMES[*]} " == *" $FANOUT_UNIT "* ]]; then
+    run_iam gcloud functions add-invoker-policy-binding "$FANOUT_UNIT" "--region=$REGION" \
+      "--member=serviceAccount:$tasks_sa" "--project=$PROJECT_ID" --format=none
+  fi
   for name in "${EVENT_NAMES[@]}"; do
     run_iam gcloud functions add-invoker-policy-binding "$name" "--region=$REGION" \
       "--member=serviceAccount:$events_sa" "--project=$PROJECT_ID" --format=none

@@ -39,6 +39,7 @@ _TARGET = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SETTING = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _MEMORY = re.compile(r"^([1-9][0-9]*)(Mi|Gi)$")
 _CPU = re.compile(r"^(?:0\.[0-9]{1,3}|[1-9][0-9]*)$")
+_DURATION = re.compile(r"^[1-9][0-9]*[smh]$")
 
 MIN_MEMORY_MIB = 128
 # Cloud Run's limits, which gen2 functions share: whole vCPUs and the memory range each allows (MiB).
@@ -197,6 +198,16 @@ def registry_problems(functions: Iterable[Function], queues: Iterable[Queue], jo
             problems.append(f"{where}: concurrency_setting {queue.concurrency_setting!r} is not a setting name")
         elif queue.max_concurrent is not None and not 1 <= queue.max_concurrent <= 5000:
             problems.append(f"{where}: max_concurrent must be 1 to 5000, got {queue.max_concurrent}")
+        for name in ("min_backoff", "max_backoff"):
+            value = getattr(queue, name)
+            if value is not None and not _DURATION.match(value):
+                problems.append(f"{where}: {name} must be a duration such as 2s or 10m, got {value!r}")
+    names = {fn.name for fn in functions}
+    for queue in queues:
+        if queue.target not in names:
+            problems.append(
+                f"deploy/registry.py: queue {queue.name}: target {queue.target!r} is not a registered function"
+            )
     for name in sorted({q for fn in functions for q in fn.enqueues} - queue_rows):
         problems.append(f"deploy/registry.py: queue {name} is enqueued into but has no Queue row (its rates)")
     for job in jobs:
@@ -216,12 +227,16 @@ def registry_problems(functions: Iterable[Function], queues: Iterable[Queue], jo
     return problems
 
 
-def enqueues_of(fn: Function, deployed: Sequence[Function]) -> tuple[str, ...]:
-    """The queues a deployed function creates tasks in; a requeuing one, those the others feed."""
+def enqueues_of(
+    fn: Function, deployed: Sequence[Function], queues: Sequence[Queue] = registry.QUEUES
+) -> tuple[str, ...]:
+    """The queues a deployed function creates tasks in; a requeuing one, the task handler's that the others
+    feed (the retry sweep sends what it puts back to the handler; the fan-out's units are not its to retry)."""
     if not fn.requeues:
         return fn.enqueues
+    elsewhere = {queue.name for queue in queues if queue.target != registry.TASK_HANDLER}
     fed = {q for other in deployed if other is not fn for q in other.enqueues} | set(fn.enqueues)
-    return tuple(q for q in resources.QUEUES if q in fed)
+    return tuple(q for q in resources.QUEUES if q in fed and q not in elsewhere)
 
 
 def defines(fn: Function, functions_dir: Path = FUNCTIONS_DIR) -> bool:
@@ -253,10 +268,16 @@ def build_plan(
             f"deploy/registry.py lists no deployable {registry.TASK_HANDLER} function: "
             "every other function needs its URL"
         )
+    feeds_units = [fn.name for fn in deployed if resources.QUEUE_FANOUT in fn.enqueues]
+    if feeds_units and registry.FANOUT_UNIT not in {fn.name for fn in deployed}:
+        problems.append(
+            f"deploy/registry.py: {', '.join(feeds_units)} enqueue(s) into {resources.QUEUE_FANOUT} but no "
+            f"deployable {registry.FANOUT_UNIT} function runs its units"
+        )
     if problems:
         raise PlanError(problems)
 
-    deployed = tuple(replace(fn, enqueues=enqueues_of(fn, deployed)) for fn in deployed)
+    deployed = tuple(replace(fn, enqueues=enqueues_of(fn, deployed, queues)) for fn in deployed)
     used_queues = {q for fn in deployed for q in fn.enqueues}
     triggers = {fn.topic for fn in deployed if fn.topic is not None}
     used_topics = triggers | {t for fn in deployed for t in fn.publishes}
@@ -331,7 +352,10 @@ def write_plan(plan: Plan, out_dir: Path, spec_path: Path = REPO_ROOT / "firesto
     _write(out_dir / "skipped.tsv", plan.skipped)
     _write(
         out_dir / "queues.tsv",
-        ((q.name, q.rate_setting, q.concurrency_setting or q.max_concurrent) for q in plan.queues),
+        (
+            (q.name, q.rate_setting, q.concurrency_setting or q.max_concurrent, q.min_backoff, q.max_backoff)
+            for q in plan.queues
+        ),
     )
     _write(out_dir / "topics.tsv", ((topic,) for topic in plan.topics))
     _write(
@@ -348,6 +372,7 @@ def write_plan(plan: Plan, out_dir: Path, spec_path: Path = REPO_ROOT / "firesto
         out_dir / "meta.tsv",
         (
             ("task_handler", registry.TASK_HANDLER),
+            ("fanout_unit", registry.FANOUT_UNIT),
             ("status_callback", registry.STATUS_CALLBACK),
             ("inbound_sms", registry.INBOUND_SMS),
             ("claim_link", registry.CLAIM_LINK),

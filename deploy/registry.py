@@ -48,8 +48,8 @@ class Function:
     public: bool = False  # HTTP only: reachable from the internet, verifies its caller's signature itself
     secrets: tuple[str, ...] = ()  # environment variables mapped from Secret Manager
     enqueues: tuple[str, ...] = ()  # Cloud Tasks queues it creates tasks in
-    # Re-enqueues failed tasks into the queue each failed on: it may enqueue into every queue another
-    # deployed function enqueues into (deploy/plan.py works them out), and into no other.
+    # Re-enqueues failed tasks into the queue each failed on: it may enqueue into every task-handler queue
+    # another deployed function enqueues into (deploy/plan.py works them out), and into no other.
     requeues: bool = False
     publishes: tuple[str, ...] = ()  # Pub/Sub topics it publishes to
     memory: str = "256Mi"
@@ -76,6 +76,12 @@ class Queue:
     rate_setting: str  # the setting holding its max dispatches per second
     concurrency_setting: str | None = None  # the setting holding its max concurrent dispatches ...
     max_concurrent: int | None = None  # ... or a fixed number
+    # Its retry backoff, when not deploy.env's QUEUE_MIN_BACKOFF / QUEUE_MAX_BACKOFF (a Cloud Tasks duration).
+    min_backoff: str | None = None
+    max_backoff: str | None = None
+    # The function its tasks are POSTed to. The retry sweep re-enqueues only into the task handler's queues:
+    # it sends every task it puts back to the handler.
+    target: str = "task-handler"
 
 
 @dataclass(frozen=True)
@@ -91,14 +97,15 @@ class Job:
 
 FUNCTIONS: tuple[Function, ...] = (
     Function(
+        # The tick's coordinator: one unit per clinic-day into the fan-out queue, nothing else.
         "reminder-fanout",
         "reminder_fanout",
         "on_reminders_tick",
         topic=r.TOPIC_REMINDERS_TICK,
-        enqueues=(r.QUEUE_SMS, r.QUEUE_EMAIL),
-        memory="512Mi",
-        cpu="0.333",
-        timeout_seconds=540,
+        enqueues=(r.QUEUE_FANOUT,),
+        memory="256Mi",
+        cpu="0.167",
+        timeout_seconds=300,
         local_slot=0,
     ),
     Function(
@@ -119,6 +126,17 @@ FUNCTIONS: tuple[Function, ...] = (
         enqueues=(r.QUEUE_WAITLIST,),
         publishes=(r.TOPIC_APPOINTMENT_EVENTS,),
         local_slot=2,
+    ),
+    Function(
+        # One clinic-day (or a shard of one) per invocation, from the fan-out queue; splits a large day.
+        "reminder-fanout-unit",
+        "reminder_fanout",
+        "run_fanout_unit",
+        enqueues=(r.QUEUE_FANOUT, r.QUEUE_SMS, r.QUEUE_EMAIL),
+        memory="256Mi",
+        cpu="0.333",
+        timeout_seconds=300,
+        local_slot=11,
     ),
     Function(
         "twilio-status", "task_handler", "twilio_status", public=True, secrets=(SECRET_TWILIO_TOKEN,), local_slot=3
@@ -197,6 +215,16 @@ QUEUES: tuple[Queue, ...] = (
     Queue(r.QUEUE_EMAIL, "EMAIL_MAX_PER_SECOND", concurrency_setting="EMAIL_MAX_CONCURRENT"),
     Queue(r.QUEUE_WAITLIST, "WAITLIST_MAX_PER_SECOND", max_concurrent=2),
     Queue(r.QUEUE_REPORTS, "REPORTS_MAX_PER_SECOND", max_concurrent=5),
+    # The tick's units: as many at once as the unit function may have instances; a failed unit is retried
+    # within seconds, not minutes (its retry only fills the gap), and the tick is done well inside an hour.
+    Queue(
+        r.QUEUE_FANOUT,
+        "FANOUT_MAX_PER_SECOND",
+        concurrency_setting="FANOUT_MAX_CONCURRENT",
+        min_backoff="2s",
+        max_backoff="60s",
+        target="reminder-fanout-unit",
+    ),
 )
 
 JOBS: tuple[Job, ...] = (
@@ -238,6 +266,7 @@ JOBS: tuple[Job, ...] = (
 )
 
 TASK_HANDLER = "task-handler"  # Cloud Tasks calls it (OIDC); every enqueuing function needs its URL
+FANOUT_UNIT = "reminder-fanout-unit"  # Cloud Tasks calls it too (OIDC); the coordinator enqueues for its URL
 STATUS_CALLBACK = "twilio-status"  # its URL goes out with every SMS as StatusCallback
 INBOUND_SMS = "waitlist-inbound-sms"  # its URL is what Twilio signs inbound webhooks with (INBOUND_SMS_URL)
 CLAIM_LINK = "waitlist-claim"  # its URL starts every email offer's claim link (WAITLIST_CLAIM_URL)
@@ -268,6 +297,7 @@ def as_json() -> str:
             "jobs": [asdict(job) for job in JOBS],
             "secrets": list(SECRETS),
             "task_handler": TASK_HANDLER,
+            "fanout_unit": FANOUT_UNIT,
             "status_callback": STATUS_CALLBACK,
             "inbound_sms": INBOUND_SMS,
             "claim_link": CLAIM_LINK,

@@ -101,6 +101,7 @@ class StackConfig:
             "PROVIDER_SANDBOX_URL": self.sandbox_url,
             "TASKS_LOCATION": self.location,
             "TASK_HANDLER_URL": self.url(registry.TASK_HANDLER),
+            "FANOUT_UNIT_URL": self.url(registry.FANOUT_UNIT),
             "TASKS_SERVICE_ACCOUNT": f"tasks-invoker@{self.project}.iam.gserviceaccount.com",
             "TWILIO_ACCOUNT_SID": sandbox_credentials.DEFAULT_ACCOUNT_SID,
             "TWILIO_AUTH_TOKEN": sandbox_credentials.DEFAULT_AUTH_TOKEN,

@@ -10,7 +10,8 @@ QUEUE_SMS = "reminders-sms"  # rate = the Twilio sender's messages per second
 QUEUE_EMAIL = "reminders-email"
 QUEUE_WAITLIST = "waitlist"  # slow on purpose: offers go out in waves, the first reply wins
 QUEUE_REPORTS = "reports"
-QUEUES = (QUEUE_SMS, QUEUE_EMAIL, QUEUE_WAITLIST, QUEUE_REPORTS)
+QUEUE_FANOUT = "reminders-fanout"  # the reminders tick's units: one clinic-day (or shard) per task
+QUEUES = (QUEUE_SMS, QUEUE_EMAIL, QUEUE_WAITLIST, QUEUE_REPORTS, QUEUE_FANOUT)
 
 TOPIC_REMINDERS_TICK = "reminders-tick"
 TOPIC_APPOINTMENT_EVENTS = "appointment-events"

@@ -1,17 +1,26 @@
-"""reminder_fanout's services: the daily tick and appointment events → scheduled messages.
+"""reminder_fanout's services: clinic-days and appointment events → scheduled messages.
 
-A tick is planned clinic by clinic, each clinic-day a unit of its own (`run_clinic_day`): read the
-clinic's appointments in the day's window (one equality + range query), plan with shared.reminders.plan,
-write with MessageScheduler, record the run (shared.reminders.runs). "Now" is the tick's own time (the
-CloudEvent's), so a redelivered tick plans exactly what the first delivery did. Problems with what was
-sent (unknown clinic, missing appointment, a date out of range) raise `EventRejected`: the entry point
-logs and acknowledges them. Transient failures propagate, or are counted in the report, which the entry
-point raises after logging, so the redelivered event fills exactly the gap.
+A tick is planned clinic by clinic, each clinic-day a unit of its own: read the clinic's appointments in
+the day's windows (one equality + range query each), plan with shared.reminders.plan, write with
+MessageScheduler, record the run (shared.reminders.runs). In the cloud each unit runs in its own
+invocation (`run_unit`, enqueued by shared.reminders.coordinator); `run_tick` runs them all in one
+process (operators' replays, tests). "Now" is the tick's own time (the CloudEvent's, carried by every
+unit), so a redelivered tick or unit plans exactly what the first delivery did. A clinic-day with more
+appointments than one invocation should take (`Fanout.max_day_appointments`) is split into shards of
+`Fanout.shard_appointments` (shared.reminders.shards), each a unit enqueued by the one that split.
+Problems with what was sent (unknown clinic, missing appointment, a date out of range) raise
+`EventRejected`: the entry point logs and acknowledges them. Transient failures propagate, or are
+counted in the report, which the entry point raises after logging, so the redelivered event or unit
+fills exactly the gap.
+
+Appointments are read with the fields the plan needs only (`PLAN_FIELDS`): a document whose other
+fields break the contract is caught where they are read, at send time (the handler's failed_tasks).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -21,7 +30,7 @@ from shared.contract.models import APPOINTMENTS, CLINICS, Appointment, Clinic
 from shared.messaging.ledger import Ledger
 from shared.platform import log
 from shared.platform.clock import Clock
-from shared.platform.errors import InvalidDocument
+from shared.platform.errors import InvalidDocument, PermanentError
 from shared.platform.store import Store
 from shared.reminders.plan import (
     catch_up_window,
@@ -35,12 +44,38 @@ from shared.reminders.plan import (
 from shared.reminders.report import FanoutReport
 from shared.reminders.runs import Runs
 from shared.reminders.scheduler import MessageScheduler, Queues
-from shared.tasks.queue import TaskQueue
+from shared.reminders.shards import cut, plan_id
+from shared.reminders.units import (
+    FOLLOWUPS,
+    MAX_SHARDS,
+    REMINDERS,
+    UNIT_TYPES,
+    AuditTask,
+    ClinicDayTask,
+    Window,
+    parse_unit,
+)
+from shared.tasks.queue import TaskQueue, TaskSpec, create_all
+from shared.tasks.router import Attempt, Outcome, TaskType
 
 # Cloud Tasks refuses schedule times more than 30 days ahead; a tick that far out would fail forever.
 MAX_DAYS_AHEAD = 25
 MAX_DAYS_BACK = 7  # a replay after an outage; older days have nothing left worth sending
 AUDIT_LOOKBACK = timedelta(hours=36)  # appointments written since then are checked against the contract
+# A clinic-day of more appointments is split; a shard holds about this many. Chosen from measured unit
+# times and memory (docs/deploy.md, "Fan-out sizes"): far inside one invocation's limits.
+MAX_DAY_APPOINTMENTS = 2000
+SHARD_APPOINTMENTS = 1500
+PLAN_FIELDS = ("clinic_id", "patient_id", "service_name", "requires_prep", "start", "end", "status")
+AUDIT_FIELDS = ("clinic_id", "start")
+
+
+@dataclass(frozen=True)
+class UnitQueue:
+    """Where units go: the fan-out queue, through a TaskQueue aimed at the reminder-fanout-unit function."""
+
+    tasks: TaskQueue
+    queue: str
 
 
 @dataclass(frozen=True)
@@ -51,6 +86,9 @@ class Fanout:
     tasks: TaskQueue
     queues: Queues
     clock: Clock
+    units: UnitQueue | None = None  # None: nothing is enqueued as a unit, a large day is not split
+    max_day_appointments: int = MAX_DAY_APPOINTMENTS
+    shard_appointments: int = SHARD_APPOINTMENTS
 
     def scheduler(self, report: FanoutReport, clinics: dict[str, Clinic]) -> MessageScheduler:
         return MessageScheduler(
@@ -73,10 +111,11 @@ def check_tick_date(day: date | None, now: datetime) -> None:
 
 
 def run_tick(request: TickRequest, fanout: Fanout, *, now: datetime) -> FanoutReport:
-    """Plan and schedule every clinic's messages for its target day (its local tomorrow by default)."""
+    """Plan and schedule every clinic's messages for its target day (its local tomorrow by default), in
+    this process: the cloud's tick is shared.reminders.coordinator.coordinate_tick."""
     check_tick_date(request.date, now)
     report = FanoutReport(trigger="tick")
-    clinics = _clinics(fanout.store, request.clinic_id, report)
+    clinics = clinics_of(fanout.store, request.clinic_id, report)
     if request.clinic_id is None:
         audit_recent_appointments(fanout.store, now - AUDIT_LOOKBACK, report)
     for clinic in clinics:
@@ -85,38 +124,169 @@ def run_tick(request: TickRequest, fanout: Fanout, *, now: datetime) -> FanoutRe
     return report
 
 
-def run_clinic_day(clinic: Clinic, day: date, fanout: Fanout, *, now: datetime) -> FanoutReport:
-    """One clinic's local day: every message sending before its end, plus what a tick that never ran
-    would have covered (shared.reminders.plan). Idempotent: a rerun after a crash fills exactly the gap."""
-    report = FanoutReport(trigger="clinic_day")
-    runs = Runs(fanout.store, fanout.clock)
-    scheduler = fanout.scheduler(report, {clinic.id: clinic})
-    first, end, horizon = reminder_window(clinic, day)
-    windows = [(first, end)]
+def day_windows(clinic: Clinic, day: date, now: datetime, runs: Runs, report: FanoutReport) -> list[Window]:
+    """What the tick for `day` covers: every message sending before its end, plus what a tick that never ran
+    would have covered (shared.reminders.plan), as windows of appointment starts."""
+    first, end, _ = reminder_window(clinic, day)
+    windows = [Window(REMINDERS, first, end)]
     followup_days = [followup_day(day)]
     missed = catch_up_window(clinic, day, now)
     if missed is not None and not runs.completed(clinic.id, day - timedelta(days=1)):
-        windows.insert(0, missed)
+        windows.insert(0, Window(REMINDERS, *missed))
         followup_days.insert(0, followup_day(day - timedelta(days=1)))
         report.problems["caught_up_missed_tick"] += 1
-    for start, stop in windows:
-        # Read the window whole before writing: a query stream left open while chunks flush can time out.
-        for appointment in list(_appointments(fanout.store, clinic.id, start, stop, report)):
-            planned = plan_reminders(appointment, clinic, now=now, horizon=horizon)
-            report.appointments += bool(planned)
-            scheduler.add_all(planned)
-    for followups_of in followup_days:
-        for appointment in list(
-            _appointments(fanout.store, clinic.id, *local_day_range(followups_of, clinic.zone), report)
-        ):
-            followup = plan_followup(appointment, clinic, now=now)
-            report.appointments += followup is not None
-            scheduler.add(followup)
+    return windows + [Window(FOLLOWUPS, *local_day_range(d, clinic.zone)) for d in followup_days]
+
+
+def _plan(
+    clinic: Clinic,
+    day: date,
+    windows: Sequence[tuple[Window, Sequence[Appointment]]],
+    fanout: Fanout,
+    report: FanoutReport,
+    *,
+    now: datetime,
+) -> None:
+    """Plan and write the messages of these windows' appointments (read before the first write: a query
+    stream left open while chunks flush can time out)."""
+    horizon = reminder_window(clinic, day)[2]
+    scheduler = fanout.scheduler(report, {clinic.id: clinic})
+    for window, appointments in windows:
+        for appointment in appointments:
+            if window.kind == REMINDERS:
+                planned = plan_reminders(appointment, clinic, now=now, horizon=horizon)
+                report.appointments += bool(planned)
+                scheduler.add_all(planned)
+            else:
+                followup = plan_followup(appointment, clinic, now=now)
+                report.appointments += followup is not None
+                scheduler.add(followup)
     scheduler.finish()
+
+
+def read_window(store: Store, clinic_id: str, window: Window, report: FanoutReport) -> list[Appointment]:
+    """A window's appointments, whole."""
+    return list(_appointments(store, clinic_id, window.start, window.end, report))
+
+
+def run_clinic_day(clinic: Clinic, day: date, fanout: Fanout, *, now: datetime) -> FanoutReport:
+    """One clinic's local day, whole, in this process. Idempotent: a rerun after a crash fills exactly the gap."""
+    report = FanoutReport(trigger="clinic_day")
+    runs = Runs(fanout.store, fanout.clock)
+    windows = day_windows(clinic, day, now, runs, report)
+    _plan(clinic, day, [(w, read_window(fanout.store, clinic.id, w, report)) for w in windows], fanout, report, now=now)
     report.clinics = 1
     if not report.failed:
         runs.record(clinic.id, day, report.summary())
     return report
+
+
+# ------------------------------------------------------------------------------------------ units
+
+
+def run_unit(task: ClinicDayTask | AuditTask, fanout: Fanout) -> FanoutReport:
+    """One unit of a distributed tick (shared.reminders.units), planned as of the tick's own instant."""
+    if isinstance(task, AuditTask):
+        report = FanoutReport(trigger="audit")
+        audit_recent_appointments(fanout.store, task.since, report, until=task.until)
+        return report
+    clinic = _clinic(fanout.store, task.clinic_id)
+    now = task.planned_at
+    if task.is_shard:
+        return _run_shard(task, clinic, fanout)
+    report = FanoutReport(trigger="clinic_day")
+    report.clinics = 1
+    runs = Runs(fanout.store, fanout.clock)
+    windows = day_windows(clinic, task.date, now, runs, report)
+    read: list[tuple[Window, list[Appointment]]] = []
+    room = fanout.max_day_appointments + 1 if fanout.units is not None else None
+    for window in windows:
+        counted = _Counted()
+        found = list(_appointments(fanout.store, clinic.id, window.start, window.end, report, limit=room, seen=counted))
+        read.append((window, found))
+        if room is not None:
+            room -= counted.docs
+            if room <= 0:  # more than one invocation should take: split the day
+                _split(task, clinic, windows, fanout, report)
+                return report
+    _plan(clinic, task.date, read, fanout, report, now=now)
+    if not report.failed:
+        runs.record(clinic.id, task.date, report.summary())
+    return report
+
+
+def unit_types(service: Callable[[], Fanout], queue: str) -> dict[str, TaskType]:
+    """The fan-out units as the router's task types: run, log one summary line, and raise (503, retried
+    by Cloud Tasks) when anything failed, after the rest was done."""
+
+    def handle(task: ClinicDayTask | AuditTask, attempt: Attempt) -> Outcome:
+        started = time.monotonic()
+        report = run_unit(task, service())
+        log.info(
+            "fan-out unit done",
+            clinic_id=task.clinic_id or None,
+            retry_count=attempt.retry_count,
+            seconds=round(time.monotonic() - started, 2),
+            **report.summary(),
+        )
+        report.raise_if_failed()
+        return Outcome(status="done", reason=report.trigger)
+
+    fields = ClinicDayTask.FIELDS + AuditTask.FIELDS
+    return {
+        name: TaskType(name=name, parse=parse_unit, handle=handle, queue=queue, fields=fields) for name in UNIT_TYPES
+    }
+
+
+def _split(task: ClinicDayTask, clinic: Clinic, windows: list[Window], fanout: Fanout, report: FanoutReport) -> None:
+    """Cut the day into shards by the hours its appointments start in, and enqueue one unit per shard."""
+    assert fanout.units is not None
+    starts = [
+        [
+            doc.get("start")
+            for doc in fanout.store.query(
+                APPOINTMENTS,
+                where=[("clinic_id", "==", clinic.id), ("start", ">=", w.start), ("start", "<", w.end)],
+                fields=["start"],
+            )
+        ]
+        for w in windows
+    ]
+    shards = cut(windows, starts, fanout.shard_appointments)
+    if len(shards) > MAX_SHARDS:
+        raise PermanentError(f"clinic-day cut into {len(shards)} shards, over {MAX_SHARDS}", code="too_many_shards")
+    plan = plan_id(shards)
+    units = [
+        ClinicDayTask(clinic.id, task.date, task.planned_at, index, len(shards), plan, share)
+        for index, share in enumerate(shards)
+    ]
+    report.shards = len(units)
+    enqueue_units(fanout.units, units, report)
+    log.info("clinic-day split into shards", clinic_id=clinic.id, date=task.date, shards=len(units), plan=plan)
+
+
+def enqueue_units(units: UnitQueue, tasks: Sequence[ClinicDayTask | AuditTask], report: FanoutReport) -> None:
+    specs = [TaskSpec(queue=units.queue, business_key=t.business_key, payload=t.to_json()) for t in tasks]
+    outcome = create_all(units.tasks, specs)
+    report.units += outcome.created
+    report.units_present += outcome.already_present
+    for spec, problem in outcome.failed:
+        report.fail(1, f"unit {spec.payload.get('clinic_id') or spec.payload['type']}: {problem.split(':')[0]}")
+
+
+def _run_shard(task: ClinicDayTask, clinic: Clinic, fanout: Fanout) -> FanoutReport:
+    report = FanoutReport(trigger="clinic_day_shard")
+    windows = [(w, read_window(fanout.store, clinic.id, w, report)) for w in task.windows]
+    _plan(clinic, task.date, windows, fanout, report, now=task.planned_at)
+    if not report.failed:
+        done = Runs(fanout.store, fanout.clock).record_shard(
+            clinic.id, task.date, task.plan, task.shard, task.shards, report.summary()
+        )
+        report.clinics = int(done)  # the shard that completed the day counts it
+    return report
+
+
+# -------------------------------------------------------------------------------- appointment events
 
 
 def handle_appointment_event(event: AppointmentEvent, fanout: Fanout, *, now: datetime) -> FanoutReport:
@@ -143,6 +313,9 @@ def handle_appointment_event(event: AppointmentEvent, fanout: Fanout, *, now: da
     return scheduler.finish()
 
 
+# ------------------------------------------------------------------------------------------ reads
+
+
 def _clinic(store: Store, clinic_id: str) -> Clinic:
     doc = store.get(f"{CLINICS}/{clinic_id}")
     if doc is None:
@@ -150,7 +323,7 @@ def _clinic(store: Store, clinic_id: str) -> Clinic:
     return Clinic.from_doc(doc.id, doc.data)
 
 
-def _clinics(store: Store, clinic_id: str | None, report: FanoutReport) -> list[Clinic]:
+def clinics_of(store: Store, clinic_id: str | None, report: FanoutReport) -> list[Clinic]:
     """The one clinic asked for (unknown → rejected), or every valid clinic (invalid ones counted, logged)."""
     if clinic_id is not None:
         return [_clinic(store, clinic_id)]
@@ -174,29 +347,48 @@ def _problem(report: FanoutReport, exc: InvalidDocument) -> None:
     )
 
 
+class _Counted:
+    """How many documents a read returned, valid or not (a limit counts them all)."""
+
+    docs = 0
+
+
 def _appointments(
-    store: Store, clinic_id: str, first: datetime, end: datetime, report: FanoutReport
+    store: Store,
+    clinic_id: str,
+    first: datetime,
+    end: datetime,
+    report: FanoutReport,
+    *,
+    limit: int | None = None,
+    seen: _Counted | None = None,
 ) -> Iterator[Appointment]:
     """The clinic's appointments starting in [first, end), streamed; invalid documents counted and logged."""
     query = store.query(
-        APPOINTMENTS, where=[("clinic_id", "==", clinic_id), ("start", ">=", first), ("start", "<", end)]
+        APPOINTMENTS,
+        where=[("clinic_id", "==", clinic_id), ("start", ">=", first), ("start", "<", end)],
+        fields=list(PLAN_FIELDS),
+        limit=limit,
     )
     for doc in query:
+        if seen is not None:
+            seen.docs += 1
         try:
             yield Appointment.from_doc(doc.id, doc.data)
         except InvalidDocument as exc:
             _problem(report, exc)
 
 
-def audit_recent_appointments(store: Store, since: datetime, report: FanoutReport) -> None:
-    """Appointments written since `since` that break the contract where the clinic's range query cannot
+def audit_recent_appointments(
+    store: Store, since: datetime, report: FanoutReport, *, until: datetime | None = None
+) -> None:
+    """Appointments written in [since, until) that break the contract where the clinic's range query cannot
     see them (a `start` that is not a timestamp, a `clinic_id` that is not a string): logged and counted,
     so no appointment is left unreminded without a trace."""
-    for doc in store.query(
-        APPOINTMENTS,
-        where=[("updated_at", ">=", since)],
-        fields=["clinic_id", "start", "end", "status", "patient_id", "service_name"],
-    ):
+    where = [("updated_at", ">=", since)]
+    if until is not None:
+        where.append(("updated_at", "<", until))
+    for doc in store.query(APPOINTMENTS, where=where, fields=list(AUDIT_FIELDS)):
         clinic_id, start = doc.get("clinic_id"), doc.get("start")
         if not isinstance(clinic_id, str) or not isinstance(start, datetime):
             field = "clinic_id" if not isinstance(clinic_id, str) else "start"

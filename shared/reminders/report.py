@@ -23,6 +23,9 @@ class FanoutReport:
     problems: Counter[str] = field(default_factory=Counter)  # contract breaches seen (logged one by one)
     failed: int = 0
     failures: list[str] = field(default_factory=list)
+    units: int = 0  # fan-out units this run enqueued (a coordinator's clinic-days, a split's shards)
+    units_present: int = 0  # units already enqueued by an earlier delivery of the same run
+    shards: int = 0  # the clinic-day was split into this many shards
 
     def fail(self, count: int, problem: str) -> None:
         self.failed += count
@@ -30,7 +33,17 @@ class FanoutReport:
             self.failures.append(problem[:200])
 
     def merge(self, other: FanoutReport) -> None:
-        for name in ("clinics", "appointments", "created", "recovered", "already_present", "failed"):
+        for name in (
+            "clinics",
+            "appointments",
+            "created",
+            "recovered",
+            "already_present",
+            "failed",
+            "units",
+            "units_present",
+            "shards",
+        ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.skipped.update(other.skipped)
         self.problems.update(other.problems)
@@ -48,6 +61,9 @@ class FanoutReport:
             "problems": dict(sorted(self.problems.items())),
             "failed": self.failed,
             "failures": self.failures,
+            "units": self.units,
+            "units_present": self.units_present,
+            "shards": self.shards,
         }
 
     def raise_if_failed(self) -> None:

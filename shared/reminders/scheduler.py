@@ -1,19 +1,27 @@
 """Planned messages → one ledger doc + one named Cloud Task each, exactly once however often a run repeats.
 
-Per chunk of up to CHUNK_SIZE messages: one batched read of the patients not seen yet (which channel,
-so which queue; a patient no channel reaches gets a skipped ledger doc and no task); one atomic commit
-of `create()`s for the chunk's ledger docs, skipped ones included, which on a first run is all it takes
+Per chunk of messages: one batched read of the patients not seen yet (which channel, so which queue; a
+patient no channel reaches gets a skipped ledger doc and no task); one atomic commit of `create()`s for
+the chunk's ledger docs, skipped ones included, which on a first run is all it takes
 (shared.messaging.ledger.Ledger.schedule settles re-runs); then one named task for every doc this run
 created and every existing doc still scheduled (a crashed run's): Cloud Tasks refuses a name it has
 seen, so a task that already exists answers AlreadyExists and counts as present. No second write of the
 ledger doc is needed: "scheduled" plus the deterministic task name is the whole protocol.
+
+Pipelined: a chunk's task creations run on a pool of `concurrency` threads while the caller goes on
+with the next chunk's Firestore work (its patients, its commit); at most `MAX_PENDING` chunks of tasks
+are in flight, so memory stays bounded. The first chunk is small (`FIRST_CHUNK`), so creations start
+after one short commit instead of a full one. A task is only ever created after its ledger doc's
+commit returned, so "never a task without its ledger doc" holds at every instant. The sizes were chosen
+by measurement (bench/fanout_model.py --chunks; docs/deploy.md, "Fan-out sizes").
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 
 from shared.contract.models import PATIENTS, Clinic, Patient
 from shared.messaging.channels import SMS, first_channel
@@ -23,9 +31,11 @@ from shared.platform.errors import InvalidDocument
 from shared.platform.store import Store
 from shared.reminders.plan import PlannedMessage
 from shared.reminders.report import FanoutReport
-from shared.tasks.queue import DEFAULT_CONCURRENCY, TaskQueue, TaskSpec, create_all
+from shared.tasks.queue import DEFAULT_CONCURRENCY, CreateReport, TaskQueue, TaskSpec, start_all
 
 CHUNK_SIZE = 400  # ledger docs per commit (Firestore takes 500 writes) and patients per batched read
+FIRST_CHUNK = 100  # the first commit of a run: creations start sooner
+MAX_PENDING = 2  # chunks whose tasks are still being created while the next chunk is written
 
 
 @dataclass(frozen=True)
@@ -41,7 +51,7 @@ class _Routed:
 
 
 class MessageScheduler:
-    """Collects planned messages (add) and writes them in chunks; finish() writes the rest."""
+    """Collects planned messages (add) and writes them in chunks; finish() writes the rest and waits."""
 
     def __init__(
         self,
@@ -59,25 +69,33 @@ class MessageScheduler:
         self._buffer: list[PlannedMessage] = []
         self._seen: set[str] = set()
         self._patients: dict[str, Patient | str] = {}  # a patient, or why there is none usable
+        self._chunk = min(FIRST_CHUNK, CHUNK_SIZE)
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: deque[tuple[Callable[[], CreateReport], list[tuple[_Routed, bool]]]] = deque()
 
     def add(self, message: PlannedMessage | None) -> None:
         if message is None or message.key in self._seen:  # planned twice in one run: once is enough
             return
         self._seen.add(message.key)
         self._buffer.append(message)
-        if len(self._buffer) >= CHUNK_SIZE:
+        if len(self._buffer) >= self._chunk:
             self._flush()
+            self._chunk = CHUNK_SIZE
 
     def add_all(self, messages: Iterable[PlannedMessage]) -> None:
         for message in messages:
             self.add(message)
 
     def finish(self) -> FanoutReport:
-        self._flush()
+        try:
+            self._flush()
+            while self._pending:
+                self._settle()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+                self._pool = None
         return self.report
-
-    def _fields(self, message: PlannedMessage, channel: str | None) -> dict[str, Any]:
-        return message.task.ledger_fields(channel)
 
     def _flush(self) -> None:
         messages, self._buffer = self._buffer, []
@@ -87,24 +105,25 @@ class MessageScheduler:
         planned: list[Planned] = []
         routed: list[_Routed] = []
         for message in messages:
+            task = message.task
             if message.skipped:
-                planned.append(Planned(message.key, self._fields(message, None), skipped_reason=message.skipped))
+                planned.append(Planned(message.key, task.ledger_fields(None), skipped_reason=message.skipped))
                 self.report.skipped[message.skipped] += 1
                 continue
-            patient = self._patients[message.task.patient_id]
+            patient = self._patients[task.patient_id]
             if isinstance(patient, str):
                 # Missing or breaking the contract: the task still goes out, so that the handler records the
                 # problem in failed_tasks (where an operator fixes the patient and retries).
                 channel: str | None = None
                 queue = self.queues.sms
             else:
-                channel, reason = first_channel(patient, self.clinics[message.task.clinic_id])
+                channel, reason = first_channel(patient, self.clinics[task.clinic_id])
                 if channel is None:
-                    planned.append(Planned(message.key, self._fields(message, None), skipped_reason=reason))
+                    planned.append(Planned(message.key, task.ledger_fields(None), skipped_reason=reason))
                     self.report.skipped[reason] += 1
                     continue
                 queue = self.queues.sms if channel == SMS else self.queues.email
-            planned.append(Planned(message.key, self._fields(message, channel)))
+            planned.append(Planned(message.key, task.ledger_fields(channel)))
             routed.append(_Routed(message, queue))
         try:
             created, existing = self.ledger.schedule(planned)
@@ -113,18 +132,22 @@ class MessageScheduler:
             return
         work = []
         for item in routed:
-            entry = existing.get(item.message.key)
-            if item.message.key in created:
+            key = item.message.key
+            if key in created:
                 work.append((item, False))
-            elif entry is not None and entry.state == State.SCHEDULED:
+            elif (entry := existing.get(key)) is not None and entry.state == State.SCHEDULED:
                 work.append((item, True))  # a crashed run's doc: its task may be missing
             else:
                 self.report.already_present += 1
-        self._create_tasks(work)
+        if work:
+            self._submit(work)
 
-    def _create_tasks(self, work: list[tuple[_Routed, bool]]) -> None:
-        if not work:
-            return
+    def _submit(self, work: list[tuple[_Routed, bool]]) -> None:
+        """Create the chunk's tasks in the background; wait for the oldest chunk first if too many are pending."""
+        while len(self._pending) >= MAX_PENDING:
+            self._settle()
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=max(1, self.concurrency), thread_name_prefix="fanout-create")
         specs = [
             TaskSpec(
                 queue=item.queue,
@@ -134,16 +157,20 @@ class MessageScheduler:
             )
             for item, _ in work
         ]
-        outcome = create_all(self.tasks, specs, concurrency=self.concurrency)
+        self._pending.append((start_all(self.tasks, specs, self._pool, concurrency=self.concurrency), work))
+
+    def _settle(self) -> None:
+        """Wait for the oldest chunk's creations and count them (on the caller's thread: the report is not shared)."""
+        wait, work = self._pending.popleft()
+        outcome = wait()
         for spec, problem in outcome.failed:
             self.report.fail(1, f"task {spec.business_key}: {problem.split(':')[0]}")
         failed = {spec.business_key for spec, _ in outcome.failed}
-        present = outcome.present
         for item, recovering in work:
             key = item.message.key
             if key in failed:
                 continue
-            if key in present:
+            if key in outcome.present:
                 self.report.already_present += 1
             elif recovering:
                 self.report.recovered += 1

@@ -11,6 +11,7 @@ per-test suffix, because Cloud Tasks queues are not wiped between tests.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import threading
@@ -35,9 +36,12 @@ from shared.platform.clock import system_clock
 from shared.platform.emulator import set_local_clock
 from shared.platform.errors import RetryableError
 from shared.platform.settings import settings
-from shared.reminders.fanout import Fanout, handle_appointment_event, run_tick
+from shared.reminders.config import fanout_queue, unit_target
+from shared.reminders.coordinator import AUDIT_SLICES
+from shared.reminders.fanout import Fanout, UnitQueue, handle_appointment_event, run_tick, run_unit
 from shared.reminders.report import FanoutReport
 from shared.reminders.scheduler import Queues
+from shared.reminders.units import ClinicDayTask
 from shared.tasks.queue import CloudTasksQueue, TaskSpec, task_id
 from tests.fakes import FixedClock
 
@@ -304,17 +308,32 @@ def test_same_tick_published_three_times_at_once_creates_each_message_once(stack
     assert len(expected) == 7
     seed.write(firestore_client)
     ids = set(seed.docs["appointments"])
+    clinics = set(seed.docs["clinics"])
     local_clock(TICK_1)
-    function_log = FunctionLogs(stack, "reminder-fanout")
+    function_log, unit_log = FunctionLogs(stack, "reminder-fanout"), FunctionLogs(stack, "reminder-fanout-unit")
 
     message_ids = publish(stack, "reminders-tick", [b"{}", b"{}", b"{}"])
 
+    # The coordinator only enqueues: one unit per clinic (and the audit's slices) for each of the three ticks.
     summaries = function_log.wait_for(
         lambda line: line.get("message") == "reminders tick done" and line.get("event_id") in message_ids, count=3
     )
-    assert len(summaries) == 3 and all(s["failed"] == 0 for s in summaries)
-    assert sum(s["created"] + s["recovered"] for s in summaries) == len(expected)
-    assert all(s["created"] + s["recovered"] + s["already_present"] == len(expected) for s in summaries)
+    per_tick = len(clinics) + AUDIT_SLICES
+    assert len(summaries) == 3 and all(s["failed"] == 0 and s["created"] == 0 for s in summaries)
+    assert all(s["units"] + s["units_present"] == per_tick for s in summaries)
+    # Ticks published at the same instant share their units (the same names); each distinct instant has its own.
+    instants = sum(s["units"] for s in summaries) // per_tick
+    assert 1 <= instants <= 3
+    # Cloud Tasks runs each unit in the unit function; every message is created once, whatever ran twice.
+    units = unit_log.wait_for(
+        lambda line: line.get("message") == "fan-out unit done" and line.get("clinic_id") in clinics,
+        count=len(clinics) * instants,
+    )
+    assert all(u["failed"] == 0 for u in units)
+    assert sum(u["created"] + u["recovered"] for u in units) == len(expected)
+    for clinic in clinics:
+        mine = [u for u in units if u["clinic_id"] == clinic]
+        assert len({u["created"] + u["recovered"] + u["already_present"] for u in mine}) == 1
     tasks = queued(stack, ids)
     assert len(tasks) == len({t["name"] for t in tasks}) == len(expected)
     assert slots(tasks) == expected
@@ -365,7 +384,7 @@ def test_malformed_ticks_are_acknowledged_and_the_next_good_tick_runs(stack, fir
     function_log.wait_for(lambda line: line.get("message") == "reminders tick done" and line.get("event_id") in good)
     assert not [line for line in bridge_log.lines() if line.get("messageId") in bad and line.get("status") != 200]
     assert len(function_log.wait_for(lambda line: line.get("event_id") in bad)) == 3  # each handled exactly once
-    assert len(queued(stack, {appointment})) == 2
+    assert wait_until(lambda: len(queued(stack, {appointment})) == 2, DELIVERY_TIMEOUT)  # created by its unit
 
 
 def test_rescheduled_appointment_is_reminded_at_its_new_time(stack, firestore_client, local_clock):
@@ -496,3 +515,26 @@ def test_a_crashed_runs_doc_without_its_task_gets_the_task_and_a_present_task_is
         (crashed, 2),
         (crashed, 24),
     ]
+
+
+def test_a_large_clinic_day_is_split_and_the_unit_function_plans_each_shard(stack, firestore_client):
+    seed = Seed()
+    clinic = seed.clinic("big", "America/New_York")
+    for index in range(60):  # six an hour on the spring-forward Sunday, 08:00 to 17:50 New York
+        seed.appointment(f"a{index}", clinic, ny(0, 8) + timedelta(minutes=10 * index))
+    seed.write(firestore_client)
+    ids = set(seed.docs["appointments"])
+    config = settings()
+    units = UnitQueue(CloudTasksQueue(clients.tasks(), config, target=unit_target()), fanout_queue())
+    small = dataclasses.replace(service(), units=units, max_day_appointments=20, shard_appointments=15)
+
+    report = run_unit(ClinicDayTask(clinic, DST, TICK_2), small)  # more than 20: split, nothing planned here
+
+    assert (report.shards, report.units, report.created) == (5, 5, 0)  # two hours (12) a shard
+    record = firestore_client.collection("fanout_runs").document(f"{clinic}_{DST.isoformat()}")
+    # Cloud Tasks dispatches each shard to the reminder-fanout-unit function, which plans its share.
+    assert wait_until(lambda: record.get().exists, DELIVERY_TIMEOUT)
+    tasks = queued(stack, ids)
+    assert len(tasks) == len({t["name"] for t in tasks}) == 120  # both reminders of each of the 60, once each
+    assert {t["body"]["appointment_id"] for t in tasks} == ids
+    assert record.get().to_dict()["shards"] == 5 and record.get().to_dict()["created"] == 120

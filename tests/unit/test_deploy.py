@@ -47,10 +47,13 @@ EVENTS = [entry for entry in ENTRY_POINTS if entry.signature != "http"]
 FOLDERS = sorted({entry.folder for entry in ENTRY_POINTS})
 PUBSUB_AGENT = f"serviceAccount:service-{PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com"
 REMINDER_QUEUES = {resources.QUEUE_SMS, resources.QUEUE_EMAIL}
-FED_QUEUES = {*REMINDER_QUEUES, resources.QUEUE_WAITLIST, resources.QUEUE_REPORTS}  # what some function enqueues into
+# The task handler's queues some function enqueues into (what the retry sweep may put tasks back into).
+HANDLER_QUEUES = {*REMINDER_QUEUES, resources.QUEUE_WAITLIST, resources.QUEUE_REPORTS}
+FED_QUEUES = {*HANDLER_QUEUES, resources.QUEUE_FANOUT}  # what some function enqueues into
 WAITLIST_ENQUEUERS = ("task-handler", "waitlist-cancellations", "waitlist-inbound-sms", "waitlist-claim")
 TASK_CREATORS = (
     "reminder-fanout",
+    "reminder-fanout-unit",
     "appointment-events",
     "report-builder",
     "inventory-check",
@@ -309,7 +312,7 @@ def test_one_service_account_per_function_plus_tasks_and_events_invokers(two_run
 def test_each_function_account_holds_exactly_the_roles_its_registry_row_names(two_runs: TwoRuns) -> None:
     calls = two_runs.first_calls
     for entry in ENTRY_POINTS:
-        queues = tuple(sorted(FED_QUEUES)) if entry.requeues else None
+        queues = tuple(sorted(HANDLER_QUEUES)) if entry.requeues else None
         assert held_by(calls, f"serviceAccount:{fn_sa(entry.name)}") == expected_roles(entry, queues), entry.name
 
 
@@ -337,8 +340,11 @@ def test_the_functions_hold_these_roles_and_no_others(two_runs: TwoRuns) -> None
         datastore,
         ("secret", "twilio-auth-token", accessor),
     }
-    for name in ("reminder-fanout", "appointment-events"):
-        assert held_by(calls, f"serviceAccount:{fn_sa(name)}") == {datastore, *enqueue, act_as}, name
+    fanout = ("queue", resources.QUEUE_FANOUT, "roles/cloudtasks.enqueuer")
+    # The coordinator only enqueues units; the units enqueue messages (and a split's shards).
+    assert held_by(calls, f"serviceAccount:{fn_sa('reminder-fanout')}") == {datastore, fanout, act_as}
+    assert held_by(calls, f"serviceAccount:{fn_sa('reminder-fanout-unit')}") == {datastore, *enqueue, fanout, act_as}
+    assert held_by(calls, f"serviceAccount:{fn_sa('appointment-events')}") == {datastore, *enqueue, act_as}
     for name in ("report-builder", "inventory-check"):
         assert held_by(calls, f"serviceAccount:{fn_sa(name)}") == {datastore, reports, act_as}, name
     assert held_by(calls, f"serviceAccount:{fn_sa('retry-sweep')}") == {datastore, *enqueue, reports, waitlist, act_as}
@@ -425,10 +431,15 @@ def test_queues_have_their_rates_and_retry_config(two_runs: TwoRuns) -> None:
         "5",
         "5",
     )
-    for queue in created.values():
+    fanout = created[resources.QUEUE_FANOUT]
+    assert (fanout["max-dispatches-per-second"], fanout["max-concurrent-dispatches"]) == ("100", "100")
+    # The units' own backoff (registry), the others' from deploy.env's defaults.
+    assert (fanout["min-backoff"], fanout["max-backoff"]) == ("2s", "60s")
+    for name, queue in created.items():
         assert queue["location"] == REGION
         assert queue["max-attempts"] == "8"
-        assert {"min-backoff", "max-backoff"} <= set(queue)
+        if name != resources.QUEUE_FANOUT:
+            assert (queue["min-backoff"], queue["max-backoff"]) == ("10s", "600s")
 
 
 def test_enqueue_rights_per_queue_for_the_fanouts_and_the_sweep_only(two_runs: TwoRuns) -> None:
@@ -437,7 +448,11 @@ def test_enqueue_rights_per_queue_for_the_fanouts_and_the_sweep_only(two_runs: T
         *(
             (queue, f"serviceAccount:{fn_sa(name)}", "roles/cloudtasks.enqueuer")
             for queue in REMINDER_QUEUES
-            for name in ("reminder-fanout", "appointment-events", "retry-sweep")
+            for name in ("reminder-fanout-unit", "appointment-events", "retry-sweep")
+        ),
+        *(
+            (resources.QUEUE_FANOUT, f"serviceAccount:{fn_sa(name)}", "roles/cloudtasks.enqueuer")
+            for name in ("reminder-fanout", "reminder-fanout-unit")
         ),
         *(
             (resources.QUEUE_REPORTS, f"serviceAccount:{fn_sa(name)}", "roles/cloudtasks.enqueuer")
@@ -533,7 +548,11 @@ def test_every_function_is_gen2_python312_with_its_own_account_and_its_resources
                 f"{entry.timeout_seconds}s",
             )
     (fanout,) = deploys(two_runs.first_calls, "reminder-fanout")
-    assert (fanout["memory"], fanout["cpu"], fanout["timeout"]) == ("512Mi", "0.333", "540s")
+    assert (fanout["memory"], fanout["cpu"], fanout["timeout"]) == (
+        registry.function("reminder-fanout").memory,
+        registry.function("reminder-fanout").cpu,
+        f"{registry.function('reminder-fanout').timeout_seconds}s",
+    )
 
 
 def test_ingress_is_internal_only_except_for_the_public_webhook(two_runs: TwoRuns) -> None:
@@ -587,6 +606,8 @@ def test_http_functions_are_created_first_then_everyone_gets_their_urls(two_runs
         assert env["STATUS_CALLBACK_URL"] == fake_url("twilio-status"), name
         assert env["INBOUND_SMS_URL"] == fake_url("waitlist-inbound-sms"), name
         assert env["WAITLIST_CLAIM_URL"] == fake_url("waitlist-claim"), name
+        assert env["FANOUT_UNIT_URL"] == fake_url("reminder-fanout-unit"), name
+        assert env["QUEUE_FANOUT"] == resources.QUEUE_FANOUT, name
         assert env["TASKS_SERVICE_ACCOUNT"] == sa("tasks-invoker")
         assert env["GOOGLE_CLOUD_PROJECT"] == PROJECT
         assert env["TASKS_LOCATION"] == REGION
@@ -605,6 +626,7 @@ def test_invokers_are_the_tasks_account_for_the_handler_and_the_events_account_f
     }
     assert invokers == {
         ("task-handler", f"serviceAccount:{sa('tasks-invoker')}"),
+        ("reminder-fanout-unit", f"serviceAccount:{sa('tasks-invoker')}"),  # the tick's units, through Cloud Tasks
         *((entry.name, f"serviceAccount:{sa('events-invoker')}") for entry in EVENTS),
     }
 

@@ -1,0 +1,49 @@
+"""The reminders tick in the cloud: a coordinator that enqueues the day's units and does nothing else.
+
+One `ClinicDayTask` per clinic (its local tomorrow, or the tick's date) and, for a tick of every
+clinic, `AUDIT_SLICES` `AuditTask`s covering the contract audit's lookback: O(clinics) reads (one
+query of the clinics) and as many named CreateTask calls, with bounded concurrency, so it finishes in
+seconds whatever the day holds. The reminder-fanout-unit function runs each unit in its own invocation
+(shared.reminders.fanout.run_unit); Cloud Tasks spreads them over instances, retries a unit that
+failed (its messages' writes are idempotent: a redelivered unit fills exactly the gap) and records
+the last failure in failed_tasks through the unit function's router.
+
+Unit task names come from the clinic, the day and the tick's instant, so a redelivered tick enqueues
+nothing new (AlreadyExists), while an operator's later replay (another instant) plans the day again.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from shared.contract.clinic_time import local_tomorrow
+from shared.contract.events import TickRequest
+from shared.reminders.fanout import AUDIT_LOOKBACK, Fanout, check_tick_date, clinics_of, enqueue_units
+from shared.reminders.report import FanoutReport
+from shared.reminders.units import AuditTask, ClinicDayTask
+
+AUDIT_SLICES = 12  # the lookback's audit runs as this many units (3 h of writes each), in parallel
+
+
+def audit_slices(now: datetime) -> list[AuditTask]:
+    """The contract audit of the writes in [now - AUDIT_LOOKBACK, now), cut into AUDIT_SLICES equal slices."""
+    step = AUDIT_LOOKBACK / AUDIT_SLICES
+    since = now - AUDIT_LOOKBACK
+    return [AuditTask(since + step * i, since + step * (i + 1)) for i in range(AUDIT_SLICES)]
+
+
+def coordinate_tick(request: TickRequest, fanout: Fanout, *, now: datetime) -> FanoutReport:
+    """Enqueue every unit of the tick; the report counts units (created, already there, failed)."""
+    if fanout.units is None:
+        raise ValueError("the coordinator needs a unit queue (Fanout.units)")
+    check_tick_date(request.date, now)
+    report = FanoutReport(trigger="tick")
+    clinics = clinics_of(fanout.store, request.clinic_id, report)
+    units: list[ClinicDayTask | AuditTask] = [
+        ClinicDayTask(clinic.id, request.date or local_tomorrow(now, clinic.zone), now) for clinic in clinics
+    ]
+    if request.clinic_id is None:
+        units += audit_slices(now)
+    enqueue_units(fanout.units, units, report)
+    report.clinics = len(clinics)
+    return report
