@@ -66,6 +66,7 @@ AUDIT_LOOKBACK = timedelta(hours=36)  # appointments written since then are chec
 # times and memory (docs/deploy.md, "Fan-out sizes"): far inside one invocation's limits.
 MAX_DAY_APPOINTMENTS = 2000
 SHARD_APPOINTMENTS = 1500
+CREATE_CONCURRENCY = 32  # CreateTask calls in flight per unit (docs/deploy.md, "Fan-out sizes")
 PLAN_FIELDS = ("clinic_id", "patient_id", "service_name", "requires_prep", "start", "end", "status")
 AUDIT_FIELDS = ("clinic_id", "start")
 
@@ -89,6 +90,7 @@ class Fanout:
     units: UnitQueue | None = None  # None: nothing is enqueued as a unit, a large day is not split
     max_day_appointments: int = MAX_DAY_APPOINTMENTS
     shard_appointments: int = SHARD_APPOINTMENTS
+    create_concurrency: int = CREATE_CONCURRENCY
 
     def scheduler(self, report: FanoutReport, clinics: dict[str, Clinic]) -> MessageScheduler:
         return MessageScheduler(
@@ -98,6 +100,7 @@ class Fanout:
             queues=self.queues,
             report=report,
             clinics=clinics,
+            concurrency=self.create_concurrency,
         )
 
 
