@@ -408,10 +408,10 @@ def chaos_config(port_base: int, state_dir: Path) -> StackConfig:
         "MEDSPA_DEMO_TIME_SCALE": "2880",
         "MEDSPA_DUPLICATE_DELIVERIES": "1",
         "MEDSPA_TASKS_MIN_BACKOFF": "0.5",
-        "MEDSPA_TASKS_MAX_BACKOFF": "3",
+        "MEDSPA_TASKS_MAX_BACKOFF": "5",
         "MEDSPA_FN_PROVIDER_TIMEOUT_SECONDS": "1.5",
         "MEDSPA_FN_LEDGER_LEASE_SECONDS": "5",
-        "MEDSPA_FN_UNCONFIRMED_WAIT_SECONDS": "3",
+        "MEDSPA_FN_UNCONFIRMED_WAIT_SECONDS": "10",
     }
     return stack_config.load({**os.environ, **overrides})
 
