@@ -430,9 +430,15 @@ def main(argv: list[str] | None = None) -> int:
     config = chaos_config(args.port_base, args.state_dir)
     print(f"chaos: stack on port base {args.port_base}, state in {args.state_dir}", flush=True)
     local_stack.up(config)
+    saved = dict(os.environ)
     try:
         return Chaos(config, args).run()
     finally:
+        os.environ.clear()  # the run points the clients at its own stack: give the caller's environment back
+        os.environ.update(saved)
+        from shared.platform import clients
+
+        clients.reset()
         if not args.keep_stack:
             local_stack.down(config)
 
