@@ -27,10 +27,11 @@ from shared.platform import log
 from shared.platform.store import Filter, Store
 from shared.reports.periods import Period, ReportPeriod
 from shared.tasks import failed_tasks
+from shared.waitlist import offers
 
-# slot_offers is written by the waitlist (DESIGN §4); read here by its status and two instants.
-SLOT_OFFERS = "slot_offers"
-OFFER_CREATED, OFFER_FILLED, OFFER_STATUS_FILLED = "created_at", "filled_at", "filled"
+# slot_offers is the waitlist's (docs/waitlist.md, "Contracts"); read here by its status and two instants.
+SLOT_OFFERS = offers.COLLECTION
+OFFER_CREATED, OFFER_FILLED, OFFER_STATUS_FILLED = "created_at", "filled_at", offers.State.FILLED.value
 APPOINTMENT_FIELDS = ("status", "start", "end", "price_cents", "provider_id", "provider_name")
 MESSAGE_KINDS = (("reminders", "appointment_reminder"), ("confirmations", "booking_confirmation"))
 CHANNELS = ("sms", "email")
