@@ -2,7 +2,8 @@
 layout.html holds the one navigation bar), the stylesheet and the small live-update script (static/).
 
 Every template is autoescaped: message bodies and Firestore values are patient-facing or operator-edited
-text, never trusted HTML (an email's HTML part is shown only inside a sandboxed iframe, as `srcdoc`).
+text, never trusted HTML (an email's HTML part is shown only inside a sandboxed iframe, as `srcdoc`). A
+field a document lacks renders empty (operators edit these documents by hand).
 Nothing is loaded from outside the sandbox: no font, script or stylesheet from a CDN. The live regions
 (`data-live`) are re-fetched as fragments when the event stream says something changed, or every
 `data-poll` ms for the Firestore views: never a full-page reload.
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Response
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import ChainableUndefined, Environment, FileSystemLoader
 from markupsafe import Markup
 
 from shared.platform.masking import mask_address
@@ -61,7 +62,7 @@ def _count(value: Any, word: str) -> str:
 
 
 ENVIRONMENT = Environment(
-    loader=FileSystemLoader(HERE / "templates"), autoescape=True, undefined=StrictUndefined, trim_blocks=True
+    loader=FileSystemLoader(HERE / "templates"), autoescape=True, undefined=ChainableUndefined, trim_blocks=True
 )
 ENVIRONMENT.filters.update(when=_when, masked=_masked, count=_count)
 ENVIRONMENT.globals.update(nav=NAV)
