@@ -46,6 +46,7 @@ from local import seed
 from local import stack as local_stack
 from local.config import StackConfig
 from local.processes import ProcessDir
+from local.sandbox.console.__main__ import main as console_pages
 from local.sandbox.console.conversations import thread_id
 from local.sandbox.console.messages import ledger_key
 from shared.platform import clients
@@ -671,8 +672,9 @@ def run(quick: bool, timeout: float) -> int:
         set_local_clock(config.clock_file, None)
     took = time.monotonic() - started
     print(f"\n== the story took {duration(took)}: " + ", ".join(f"{name} {d:.0f} s" for name, d in narrator.durations))
-    print(f"   console:          {config.sandbox_url}/")
-    print("   stop the stack:   make down   (the stack now runs at real time, as `make up` runs it)")
+    print()
+    console_pages()
+    print("stop the stack: make down   (until then it runs at real time, as `make up` runs it)")
     return 0
 
 
