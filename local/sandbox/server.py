@@ -1,6 +1,6 @@
 """Provider sandbox: the local stand-in for Twilio and SendGrid that the official clients talk to over HTTP.
 
-    python -m local.sandbox.server --host 127.0.0.1 --port 8604 [--seed N]
+    python -m local.sandbox.server [--host 127.0.0.1] [--port P (default MEDSPA_PORT_BASE + 4)] [--seed N]
 
 `make_app()` builds the WSGI app; `SandboxServer(...).start()` runs it on a background thread (tests,
 the local stack); `serve(host, port)` runs it in the foreground until SIGINT/SIGTERM. Loopback only.
@@ -142,9 +142,11 @@ class SandboxServer:
         self.close()
 
 
-def serve(host: str = "127.0.0.1", port: int = 8604, settings: SandboxSettings | None = None) -> None:
-    """Run the sandbox in the foreground until SIGINT or SIGTERM."""
-    server = SandboxServer(host, port, Sandbox(settings))
+def serve(host: str = "127.0.0.1", port: int | None = None, settings: SandboxSettings | None = None) -> None:
+    """Run the sandbox in the foreground until SIGINT or SIGTERM (default port: the local stack's)."""
+    from local.config import load
+
+    server = SandboxServer(host, load().sandbox_port if port is None else port, Sandbox(settings))
 
     def stop(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
@@ -158,7 +160,6 @@ def serve(host: str = "127.0.0.1", port: int = 8604, settings: SandboxSettings |
 
 
 def main(argv: list[str] | None = None) -> None:
-    from local.config import load
 
     parser = argparse.ArgumentParser(prog="python -m local.sandbox.server", description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
@@ -168,7 +169,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = SandboxSettings.from_env()
     if args.seed is not None:
         settings = dataclasses.replace(settings, seed=args.seed)
-    serve(args.host, args.port if args.port is not None else load().sandbox_port, settings)
+    serve(args.host, args.port, settings)
 
 
 if __name__ == "__main__":
