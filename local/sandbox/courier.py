@@ -65,7 +65,8 @@ class Courier:
         self._opt_outs = opt_outs
         self._settings = settings
         self._stopping = stopping
-        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="sandbox-courier")
+        # Deliveries wait between their steps: enough workers that callbacks and events are not held up.
+        self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="sandbox-courier")
         self._session = requests.Session()
         self._session.trust_env = False  # webhooks go to loopback; never through an environment proxy
 
