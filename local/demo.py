@@ -268,6 +268,7 @@ class Story:
     scale: int
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
     days: dict[str, date] = field(default_factory=dict)  # clinic id → the tick's local day (its tomorrow)
+    outage_from: float = 0.0  # when the day's tasks existed, with Twilio's route down (time.monotonic)
 
     @property
     def say(self) -> Callable[[str], None]:

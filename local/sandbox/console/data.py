@@ -38,7 +38,7 @@ BROWSABLE = (
 )
 FAILED_TASK_EDITS = ("retry", "resolved")  # what an operator sets by hand (docs/architecture.md, "failed_tasks")
 KIND_FIELDS = ["kind", "clinic_id", "patient_id", "appointment_id", "channel", "report_id", "offer_id"]
-CLINIC_CACHE_SECONDS = 10.0
+CLINIC_CACHE_SECONDS = 3.0
 MAX_LIST = 500
 
 
