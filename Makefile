@@ -8,19 +8,26 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-dev.sha256
 
-.PHONY: help venv up down status env lint test test-unit coverage chaos fuzz demo
+.PHONY: help venv up down status env console lint test test-unit test-browser coverage chaos fuzz demo demo-quick
 
 help:
-	@echo "make venv       create or refresh .venv from requirements-dev.txt (stamped by its hash)"
-	@echo "make up         start the local stack on 127.0.0.1 (emulators, sandbox, functions, bridge)"
-	@echo "make status     show each component up/down"
-	@echo "make down       stop the local stack; nothing is left listening"
-	@echo "make test       ruff + every test (the stack is started by the tests when it is not up)"
-	@echo "make test-unit  unit tests only, no stack"
-	@echo "make coverage   the unit suite's line coverage per shared/ module; fails under 85 % for a service module"
-	@echo "make chaos      a Jepsen-style run on a stack of its own (faults, kills, duplicates); fails on any loss, duplicate or PHI"
-	@echo "make fuzz       thousands of generated inputs: the decoders in-process, then HTTP against the running stack"
-	@echo "make demo       up + seed + one reminders tick through Pub/Sub, dispatched and summarised"
+	@echo "make help         this list"
+	@echo "make venv         create or refresh .venv from requirements-dev.txt (stamped by its hash)"
+	@echo "make up           start the local stack on 127.0.0.1 (emulators, sandbox + console, functions, bridge)"
+	@echo "make status       show each component up/down"
+	@echo "make down         stop the local stack; nothing is left listening"
+	@echo "make env          print the stack's environment as export lines (or: . .local/env.sh)"
+	@echo "make console      up, then print where each page of the local console is"
+	@echo "make demo         up + the whole story, narrated: a day of reminders, an outage and its retries, the"
+	@echo "                  waitlist, a confirmation by text, the daily report (~2 min warm, ~4 min cold)"
+	@echo "make demo-quick   the same story with a day compressed into 3 s (~1 min; what CI runs)"
+	@echo "make lint         ruff check, ruff format --check, mypy"
+	@echo "make test         lint + every test (the stack is started by the tests when it is not up)"
+	@echo "make test-unit    unit tests only, no stack"
+	@echo "make test-browser the console in headless chromium (Playwright) after the quick demo; screenshots in .local/artifacts/"
+	@echo "make coverage     the unit suite's line coverage per shared/ module; fails under 85 % for a service module"
+	@echo "make chaos        a Jepsen-style run on a stack of its own (faults, kills, duplicates); fails on any loss, duplicate or PHI"
+	@echo "make fuzz         thousands of generated inputs: the decoders in-process, then HTTP against the running stack"
 
 venv:
 	@want="$$(sha256sum requirements-dev.txt | cut -d' ' -f1)"; \
@@ -45,6 +52,10 @@ status: venv
 env: venv
 	@$(PY) -m local.stack env
 
+console: venv
+	@$(PY) -m local.stack up >/dev/null
+	@$(PY) -m local.sandbox.console
+
 lint: venv
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
@@ -58,6 +69,10 @@ test: venv lint
 
 test-unit: venv
 	$(PY) -m pytest -q -m "not integration"
+
+# Skips, saying why, without chromium (apt-get install -y chromium) or the playwright package (make venv).
+test-browser: venv
+	$(PY) -m pytest -q tests/browser
 
 # The unit suite's line coverage per module (no stack): every service module must reach 85 %.
 coverage: venv
@@ -80,3 +95,7 @@ demo: export MEDSPA_DEMO_TIME_SCALE ?= 2880
 demo: venv
 	@$(PY) -m local.stack up
 	@$(PY) -m local.demo
+
+demo-quick: venv
+	@$(PY) -m local.stack up >/dev/null
+	@$(PY) -m local.demo --quick

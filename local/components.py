@@ -242,7 +242,7 @@ def _sandbox(config: StackConfig, env: dict[str, str]) -> Component:
     return Component(
         "sandbox",
         key,
-        f"{config.sandbox_url}/ (outbox page)",
+        f"{config.sandbox_url}/ (the console: outbox, conversations, operations)",
         (config.sandbox_port,),
         probe=lambda: http_status(f"{config.sandbox_url}/healthz") == 200,
         launch=lambda: Launch(command, env),

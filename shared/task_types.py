@@ -68,35 +68,16 @@ def sender() -> MessageSender:
 
 @functools.cache
 def appointment_messages() -> AppointmentMessages:
-    config = settings()
-    store = clients.store()
-    return AppointmentMessages(
-        sender=sender(),
-        store=store,
-        ledger=ledger(),
-        clock=system_clock,
-        sms=TwilioSms(clients.twilio()),
-        email=SendGridEmail(clients.sendgrid()),
-        status_callback_url=config.status_callback_url,
-    )
+    return AppointmentMessages(store=clients.store(), ledger=ledger(), sender=sender(), clock=system_clock)
 
 
 @functools.cache
 def waitlist_messages() -> WaitlistMessages:
     """Wired on the first waitlist task only: a handler that sends no offers needs no claim URL or key."""
-    store, ledger = clients.store(), Ledger(clients.store(), system_clock)
-    sender = MessageSender(
-        ledger=ledger,
-        sms=TwilioSms(clients.twilio()),
-        email=SendGridEmail(clients.sendgrid()),
-        clock=system_clock,
-        opt_outs=OptOuts(store, system_clock),
-        status_callback_url=settings().status_callback_url,
-    )
     return WaitlistMessages(
-        store=store,
-        ledger=ledger,
-        sender=sender,
+        store=clients.store(),
+        ledger=ledger(),
+        sender=sender(),
         clock=system_clock,
         claim_url=waitlist_config.claim_url(),
         token_key=waitlist_config.token_key(),
@@ -125,9 +106,8 @@ def _reopen(task: Any) -> Reopen:
 
 @functools.cache
 def staff_emails() -> StaffEmails:
-    """Report and reorder emails share the appointment messages' sender (one set of provider clients)."""
-    messages = appointment_messages()
-    return StaffEmails(store=messages.store, ledger=messages.ledger, sender=messages.sender, clock=system_clock)
+    """Report and reorder emails: the same ledger and sender as every other message (one set of clients)."""
+    return StaffEmails(store=clients.store(), ledger=ledger(), sender=sender(), clock=system_clock)
 
 
 def _deliver_report(task: ReportEmailTask, attempt: Attempt) -> Outcome:

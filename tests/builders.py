@@ -13,6 +13,8 @@ from shared.messaging.appointment_tasks import CONFIRMATION, FOLLOWUP, PREP, REM
 from shared.messaging.delivery import AppointmentMessages
 from shared.messaging.keys import message_key
 from shared.messaging.ledger import Ledger
+from shared.messaging.opt_outs import OptOuts
+from shared.messaging.sender import MessageSender
 from shared.tasks.router import Attempt
 from tests.fakes import FixedClock, MemoryStore, RecordingEmail, RecordingSms
 
@@ -114,14 +116,16 @@ class World:
 
     def messages(self) -> AppointmentMessages:
         """A fresh service (its own clinic cache), as a new function instance would have."""
-        return AppointmentMessages(
-            store=self.store,
-            ledger=self.ledger(),
+        ledger = self.ledger()
+        sender = MessageSender(
+            ledger=ledger,
             sms=self.sms,
             email=self.email,
             clock=self.clock,
+            opt_outs=OptOuts(self.store, self.clock),
             status_callback_url=CALLBACK_URL,
         )
+        return AppointmentMessages(store=self.store, ledger=ledger, sender=sender, clock=self.clock)
 
     def entry(self, key: str) -> dict[str, Any]:
         return self.store.doc(f"notifications/{key}") or {}

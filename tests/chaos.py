@@ -408,10 +408,10 @@ def chaos_config(port_base: int, state_dir: Path) -> StackConfig:
         "MEDSPA_DEMO_TIME_SCALE": "2880",
         "MEDSPA_DUPLICATE_DELIVERIES": "1",
         "MEDSPA_TASKS_MIN_BACKOFF": "0.5",
-        "MEDSPA_TASKS_MAX_BACKOFF": "3",
+        "MEDSPA_TASKS_MAX_BACKOFF": "5",
         "MEDSPA_FN_PROVIDER_TIMEOUT_SECONDS": "1.5",
         "MEDSPA_FN_LEDGER_LEASE_SECONDS": "5",
-        "MEDSPA_FN_UNCONFIRMED_WAIT_SECONDS": "3",
+        "MEDSPA_FN_UNCONFIRMED_WAIT_SECONDS": "10",
     }
     return stack_config.load({**os.environ, **overrides})
 
@@ -430,9 +430,15 @@ def main(argv: list[str] | None = None) -> int:
     config = chaos_config(args.port_base, args.state_dir)
     print(f"chaos: stack on port base {args.port_base}, state in {args.state_dir}", flush=True)
     local_stack.up(config)
+    saved = dict(os.environ)
     try:
         return Chaos(config, args).run()
     finally:
+        os.environ.clear()  # the run points the clients at its own stack: give the caller's environment back
+        os.environ.update(saved)
+        from shared.platform import clients
+
+        clients.reset()
         if not args.keep_stack:
             local_stack.down(config)
 

@@ -134,13 +134,16 @@ class MemoryStore:
         if isinstance(write, Delete):
             self._docs.pop(write.path, None)
             return None
-        version = next(self._versions)
+        current = self._docs.get(write.path)
         if isinstance(write, Create) or (isinstance(write, Put) and not write.merge):
-            self._docs[write.path] = (copy.deepcopy(dict(write.data)), version)
+            data = copy.deepcopy(dict(write.data))
         else:
-            data = copy.deepcopy(self._docs.get(write.path, ({}, 0))[0])
+            data = copy.deepcopy(current[0] if current else {})
             data.update(copy.deepcopy(dict(write.data)))
-            self._docs[write.path] = (data, version)
+        if current is not None and data == current[0]:
+            return current[1]  # like Firestore: a write that changes nothing keeps the update time
+        version = next(self._versions)
+        self._docs[write.path] = (data, version)
         return version
 
     def create(self, path: str, data: Mapping[str, Any]) -> Any | None:

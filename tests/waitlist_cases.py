@@ -227,10 +227,9 @@ def the_same_entry_claiming_twice_at_once_wins_once(store: Store) -> None:
     assert store.count("appointments", where=[("slot_offer_id", "==", offer.id)]) == 1
 
 
-@case
-def one_patient_never_wins_two_overlapping_slots(store: Store) -> None:
-    scene = Scene(store)
-    patient = scene.patient()
+def two_overlapping_offers(scene: Scene) -> tuple[str, list[tuple[str, str]]]:
+    """One patient on the list twice, offered two slots at the same time: (patient, [(offer, entry)] × 2)."""
+    store, patient = scene.store, scene.patient()
     first, second = opened(scene), opened(scene)  # the same time, two providers' cancellations
     entries, offers = WaitlistEntries(store, scene.clock), SlotOffers(store, scene.clock)
     expires = NOW + timedelta(minutes=30)
@@ -245,8 +244,15 @@ def one_patient_never_wins_two_overlapping_slots(store: Store) -> None:
         ]
         assert store.commit(writes) is not None
         claims.append((offer.id, entry_id))
+    return patient, claims
+
+
+@case
+def one_patient_never_wins_two_overlapping_slots(store: Store) -> None:
+    scene = Scene(store)
+    patient, claims = two_overlapping_offers(scene)
     service: Claims = scene.claims()
     results = _race(2, lambda i: service.claim(claims[i][0], claims[i][1], channel="link").outcome)
-    assert sorted(results) == ["conflict", "won"]
+    assert sorted(results) == ["conflict", "won"], results
     booked = [doc for doc in store.query("appointments", where=[("patient_id", "==", patient)])]
     assert len(booked) == 1

@@ -1,15 +1,16 @@
-"""The sandbox's own routes: health, outbox page and JSON, fault rules, inbound replies, status figures."""
+"""The sandbox's JSON API (tests and scripts use it): health, messages, fault rules, inbound replies, status figures.
+
+The pages a person uses are the console's (local/sandbox/console/)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, jsonify, redirect, request
+from flask import Blueprint, Response, jsonify, request
 
 from local.sandbox.faults import FaultError
 from local.sandbox.log import log
-from local.sandbox.outbox_page import PAGE_ROWS, render_outbox
 from local.sandbox.twilio_api import E164
 from shared.platform.masking import mask_address
 
@@ -57,16 +58,6 @@ def control_blueprint(sandbox: Sandbox) -> Blueprint:
     def healthz() -> Response:
         return jsonify({"ok": True})
 
-    @control.get("/")
-    def outbox_page() -> Response:
-        html = render_outbox(
-            sandbox.outbox.list(newest=PAGE_ROWS),
-            len(sandbox.outbox),
-            sandbox.faults.list(),
-            sandbox.firestore_status.figures(),
-        )
-        return Response(html, mimetype="text/html", headers={"Cache-Control": "no-store"})
-
     @control.get("/_sandbox/status.json")
     def status_json() -> Response:
         return jsonify(sandbox.firestore_status.figures())
@@ -106,6 +97,7 @@ def control_blueprint(sandbox: Sandbox) -> Blueprint:
             fault = sandbox.faults.add(request.get_json(silent=True))
         except FaultError as error:
             return bad_request(str(error))
+        sandbox.outbox.note_change()
         log(
             "INFO",
             "fault added",
@@ -128,11 +120,14 @@ def control_blueprint(sandbox: Sandbox) -> Blueprint:
             return bad_request(str(error))
         if reseed:
             sandbox.faults.reseed(seed)
-        return jsonify({"deleted": sandbox.faults.clear()})
+        deleted = sandbox.faults.clear()
+        sandbox.outbox.note_change()
+        return jsonify({"deleted": deleted})
 
     @control.delete("/_sandbox/faults/<fault_id>")
     def remove_fault(fault_id: str) -> Response:
         removed = sandbox.faults.remove(fault_id)
+        sandbox.outbox.note_change()
         response = jsonify({"deleted": int(removed)})
         response.status_code = 200 if removed else 404
         return response
@@ -144,23 +139,6 @@ def control_blueprint(sandbox: Sandbox) -> Blueprint:
     @control.delete("/_sandbox/opt-outs")
     def clear_opt_outs() -> Response:
         return jsonify({"deleted": sandbox.opt_outs.clear()})
-
-    @control.post("/_sandbox/reply")
-    def reply_as_patient() -> Response:
-        """The outbox page's control: the recipient of an SMS answers it, through the signed inbound webhook."""
-        message = sandbox.outbox.get(request.form.get("message_id", ""))
-        if message is None or message["channel"] != "sms" or message["direction"] != "outbound":
-            return bad_request("'message_id' must name an SMS the sandbox sent")
-        if not sandbox.settings.inbound_sms_url:
-            return bad_request("INBOUND_SMS_URL is not set: there is no inbound webhook to post to")
-        outcome = sandbox.courier.inbound(
-            from_=message["to"],
-            to=message["messaging_service_sid"] or message["from"],
-            body=request.form.get("body", "")[:1600],
-            url=sandbox.settings.inbound_sms_url,
-        )
-        log("INFO", "replied as the patient", message_sid=outcome["message_sid"], http_status=outcome.get("status"))
-        return redirect("/", code=303)
 
     @control.post("/_sandbox/inbound")
     def inbound() -> Response:

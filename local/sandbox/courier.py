@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import threading
 import time
 import uuid
@@ -21,6 +23,20 @@ from local.sandbox.settings import SandboxSettings
 from shared.platform.masking import mask_address
 
 API_VERSION = "2010-04-01"
+_TWIML_MESSAGE = re.compile(r"<Message[^>]*>(.*?)</Message>", re.S)
+MAX_REPLY_CHARS = 1600
+
+
+def twiml_reply(content_type: str | None, body: str) -> str | None:
+    """The text a TwiML answer makes Twilio send back to the patient (None: no <Message>)."""
+    if "xml" not in (content_type or "").lower():
+        return None
+    found = _TWIML_MESSAGE.search(body[: 64 * 1024])
+    if not found:
+        return None
+    inner = found.group(1)
+    nested = re.search(r"<Body[^>]*>(.*?)</Body>", inner, re.S)  # <Message><Body>…</Body></Message>
+    return html.unescape(nested.group(1) if nested else inner).strip()[:MAX_REPLY_CHARS] or None
 
 
 def new_message_sid() -> str:
@@ -49,7 +65,8 @@ class Courier:
         self._opt_outs = opt_outs
         self._settings = settings
         self._stopping = stopping
-        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="sandbox-courier")
+        # Deliveries wait between their steps: enough workers that callbacks and events are not held up.
+        self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="sandbox-courier")
         self._session = requests.Session()
         self._session.trust_env = False  # webhooks go to loopback; never through an environment proxy
 
@@ -211,6 +228,7 @@ class Courier:
                 "error": f"webhook unreachable: {type(error).__name__}",
             }
         self._outbox.note_callback(sid, {"status": "received", "http_status": response.status_code})
+        self._outbox.set_reply(sid, twiml_reply(response.headers.get("Content-Type"), response.text))
         log(
             "INFO",
             "inbound webhook posted",

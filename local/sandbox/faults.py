@@ -31,7 +31,7 @@ class Fault:
     kind: str
     status: int | None = None  # HTTP status answered (http, twilio_code)
     code: int | None = None  # Twilio code (twilio_code) or delivery ErrorCode (delivery_failure)
-    to: str | None = None  # only this recipient
+    to: str | None = None  # only this recipient, or (ending in "*") every recipient starting so: "+91*"
     rate: float = 1.0  # probability that a matching request is hit
     times: int | None = None
     seconds: float | None = None  # timeout: how long to hang
@@ -134,6 +134,17 @@ def parse_fault(spec: Any, fault_id: str) -> Fault:
     return fault
 
 
+def _aims_at(to: str | None, keys: set[str]) -> bool:
+    """Whether a rule's `to` covers one of the request's recipients: none given, the same address, or a
+    prefix ("+91*": every number in India, the way a carrier route goes down)."""
+    if not to:
+        return True
+    if to.endswith("*"):
+        prefix = address_key(to[:-1])
+        return any(key.startswith(prefix) for key in keys)
+    return address_key(to) in keys
+
+
 class FaultBook:
     """The active rules, in the order they were added; the first that matches and fires wins."""
 
@@ -174,7 +185,7 @@ class FaultBook:
         keys = {address_key(recipient) for recipient in recipients}
         with self._lock:
             for fault in self._faults:
-                if fault.channel != channel or (fault.to and address_key(fault.to) not in keys):
+                if fault.channel != channel or not _aims_at(fault.to, keys):
                     continue
                 # One roll per matching rule, so a seeded run fails the same requests every time.
                 if fault.rate < 1.0 and self._rng.random() >= fault.rate:

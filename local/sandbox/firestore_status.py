@@ -22,7 +22,7 @@ MAX_CLINICS = 50
 
 
 class FirestoreStatus:
-    """Figures for the outbox page, cached briefly so a page refreshing every 5 s stays cheap."""
+    """Figures for the console's Operations page, cached briefly so a page refreshing every 3 s stays cheap."""
 
     def __init__(
         self, *, timeout_seconds: float = 5.0, cache_seconds: float = 3.0, down_cache_seconds: float = 10.0

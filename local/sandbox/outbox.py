@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from collections import deque
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,6 +55,8 @@ class Message:
     attachments: list[dict[str, Any]] = field(default_factory=list)  # SendGrid's: filename, type, content (base64)
     history: list[dict[str, Any]] = field(default_factory=list)
     callbacks: list[dict[str, Any]] = field(default_factory=list)
+    reply: str | None = None  # inbound: the text of the webhook's TwiML <Message>, which Twilio sends back
+    fault: str | None = None  # the fault rule that touched it ("f3 timeout: answer lost"), for the console
 
     def __post_init__(self) -> None:
         if not self.history:
@@ -83,7 +86,28 @@ class Message:
             "attachments": [dict(attachment) for attachment in self.attachments],
             "history": [dict(step) for step in self.history],
             "callbacks": [dict(attempt) for attempt in self.callbacks],
+            "reply": self.reply,
+            "fault": self.fault,
         }
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A send the provider answered with an error (validation, opt-out or an injected fault): no message."""
+
+    channel: str
+    to: str
+    from_: str | None
+    http_status: int
+    code: int | None  # Twilio's error code; None for SendGrid
+    summary: str  # the SMS body or the email subject, to match it with the attempt that later went through
+    fault: str | None = None
+    at: str = field(default_factory=lambda: iso(utc_now()))
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["from"] = data.pop("from_")
+        return data
 
 
 class Outbox:
@@ -92,14 +116,58 @@ class Outbox:
     Holds at most `max_messages` (oldest dropped first) so a long load test cannot exhaust memory.
     """
 
-    def __init__(self, max_messages: int = 50_000) -> None:
+    def __init__(self, max_messages: int = 50_000, max_refusals: int = 5_000) -> None:
         self._max_messages = max_messages
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._version = 0  # bumped on every change: the console's live view waits on it
         self._messages: list[Message] = []
         self._by_id: dict[str, list[Message]] = {}
+        self._refusals: deque[Refusal] = deque(maxlen=max_refusals)
+
+    def _touch(self) -> None:
+        """Called under the lock after a change: wake whoever waits for one."""
+        self._version += 1
+        self._changed.notify_all()
+
+    @property
+    def version(self) -> int:
+        with self._lock:
+            return self._version
+
+    def wait_change(self, since: int, timeout: float) -> int:
+        """The version once it differs from `since`, or the same one after `timeout` seconds (or a wake)."""
+        with self._changed:
+            if self._version == since:
+                self._changed.wait(timeout)
+            return self._version
+
+    def note_change(self) -> None:
+        """Something the console shows changed outside the outbox (a fault rule): tell the live views."""
+        with self._lock:
+            self._touch()
+
+    def wake(self) -> None:
+        """Release every waiter now (shutdown)."""
+        with self._changed:
+            self._changed.notify_all()
+
+    def refuse(self, refusal: Refusal) -> None:
+        with self._lock:
+            self._refusals.append(refusal)
+            self._touch()
+
+    def refusals(self, *, newest: int | None = None) -> list[dict[str, Any]]:
+        """Refused sends, oldest first (or the newest N)."""
+        with self._lock:
+            chosen = list(self._refusals)
+        if newest is not None:
+            chosen = chosen[-newest:] if newest > 0 else []
+        return [refusal.to_dict() for refusal in chosen]
 
     def add(self, message: Message) -> dict[str, Any]:
         with self._lock:
+            self._touch()
             self._messages.append(message)
             self._by_id.setdefault(message.id, []).append(message)
             while len(self._messages) > self._max_messages:
@@ -122,12 +190,27 @@ class Outbox:
                 if error_code is not None:
                     record.error_code = error_code
                 record.history.append({"status": status, "at": iso(now), "error_code": error_code})
+            if records:
+                self._touch()
             return records[0].to_dict() if records else None
 
     def note_callback(self, message_id: str, attempt: dict[str, Any]) -> None:
         with self._lock:
             for record in self._by_id.get(message_id, []):
-                record.callbacks.append(dict(attempt))
+                record.callbacks.append({**attempt, "at": iso(utc_now())})
+            self._touch()
+
+    def set_reply(self, message_id: str, reply: str | None) -> None:
+        """Record what the webhook answered an inbound message with (the TwiML reply Twilio sends)."""
+        with self._lock:
+            for record in self._by_id.get(message_id, []):
+                record.reply = reply
+            self._touch()
+
+    def records(self, message_id: str) -> list[dict[str, Any]]:
+        """Every record carrying this provider id (an email to several recipients shares one X-Message-Id)."""
+        with self._lock:
+            return [record.to_dict() for record in self._by_id.get(message_id, [])]
 
     def get(self, message_id: str) -> dict[str, Any] | None:
         with self._lock:
@@ -165,4 +248,6 @@ class Outbox:
             count = len(self._messages)
             self._messages.clear()
             self._by_id.clear()
+            self._refusals.clear()
+            self._touch()
             return count

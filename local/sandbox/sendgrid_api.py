@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Blueprint, Response, jsonify, request
 
 from local.sandbox.log import log
-from local.sandbox.outbox import Message
+from local.sandbox.outbox import Message, Refusal
 from shared.platform.masking import mask_address
 
 if TYPE_CHECKING:
@@ -204,15 +204,34 @@ def sendgrid_blueprint(sandbox: Sandbox) -> Blueprint:
             for recipient in personalization.get(kind) or []
         ]
         fault = sandbox.faults.take("email", [address for _, address in recipients])
+
+        def refused(response: Response, fault_id: str) -> Response:
+            """Answer with SendGrid's error, and keep the attempt (one per recipient) for the console."""
+            for personalization, address in recipients:
+                sandbox.outbox.refuse(
+                    Refusal(
+                        channel="email",
+                        to=address,
+                        from_=payload["from"]["email"].strip(),
+                        http_status=response.status_code,
+                        code=None,
+                        summary=str(personalization.get("subject") or payload.get("subject") or "")[:200],
+                        fault=fault_id,
+                    )
+                )
+            return response
+
         if fault and fault.kind == "timeout" and not fault.accept:
             log("INFO", "email fault: hanging", fault=fault.id)
             sandbox.hang(fault.seconds)
-            return errors_response(503, [sendgrid_error(None, FAULT_MESSAGES[503])])
+            return refused(errors_response(503, [sendgrid_error(None, FAULT_MESSAGES[503])]), fault.id)
         if fault and fault.kind == "http":
             status = fault.status or 500
             log("INFO", "email fault: error answer", fault=fault.id, http_status=status)
             message = FAULT_MESSAGES.get(status, "sandbox fault")
-            return errors_response(status, [sendgrid_error(None, message)], retry_after=fault.retry_after)
+            return refused(
+                errors_response(status, [sendgrid_error(None, message)], retry_after=fault.retry_after), fault.id
+            )
 
         message_id = new_message_id()
         final = fault.final_status if fault and fault.kind == "delivery_failure" else "delivered"
@@ -239,6 +258,7 @@ def sendgrid_blueprint(sandbox: Sandbox) -> Blueprint:
                         }
                         for attachment in payload.get("attachments") or []
                     ],
+                    fault=None if fault is None else f"{fault.id} {fault.kind.replace('_', ' ')}",
                 )
             )
             log(

@@ -1,6 +1,6 @@
 """Provider sandbox: the local stand-in for Twilio and SendGrid that the official clients talk to over HTTP.
 
-    python -m local.sandbox.server --host 127.0.0.1 --port 8604 [--seed N]
+    python -m local.sandbox.server [--host 127.0.0.1] [--port P (default MEDSPA_PORT_BASE + 4)] [--seed N]
 
 `make_app()` builds the WSGI app; `SandboxServer(...).start()` runs it on a background thread (tests,
 the local stack); `serve(host, port)` runs it in the foreground until SIGINT/SIGTERM. Loopback only.
@@ -10,14 +10,17 @@ Provider routes (as the official clients call them):
   GET  /2010-04-01/Accounts/{sid}/Messages.json       list SMS (?To ?From ?DateSent[<>] ?PageSize ?Page) → 200 page
   GET  /2010-04-01/Accounts/{sid}/Messages/{SM}.json  fetch SMS → 200 Message (current status)
   POST /v3/mail/send                                  SendGrid mail (JSON; Bearer) → 202 + X-Message-Id | 4xx errors
-Sandbox routes:
-  GET /  outbox page · GET /healthz · GET /_sandbox/status.json
+Sandbox routes (JSON):
+  GET /healthz · GET /_sandbox/status.json
   GET|DELETE /_sandbox/messages (?to= ?channel= ?direction=) · GET /_sandbox/messages/{id}
   GET|POST|DELETE /_sandbox/faults (?seed=) · DELETE /_sandbox/faults/{id}
   POST /_sandbox/inbound {"from", "to", "body", "url"} · GET|DELETE /_sandbox/opt-outs
+The local console (HTML, local/sandbox/console/): / (outbox) · /conversations · /operations · /faults ·
+/reports · /events (server-sent events).
 Environment: TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, SENDGRID_API_KEY (what it accepts and signs with),
 SANDBOX_SEED, SANDBOX_HANG_SECONDS, SANDBOX_CALLBACK_DELAY_SECONDS, SANDBOX_STATUS_TIMEOUT_SECONDS,
-FIRESTORE_EMULATOR_HOST + GOOGLE_CLOUD_PROJECT (status view).
+FIRESTORE_EMULATOR_HOST + GOOGLE_CLOUD_PROJECT (the console's Firestore views), PUBSUB_EMULATOR_HOST
+(its "run the sweep now"), INBOUND_SMS_URL (its "reply as the patient").
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from local.config import is_loopback
+from local.sandbox.console import console_blueprint
 from local.sandbox.control_api import control_blueprint
 from local.sandbox.courier import API_VERSION
 from local.sandbox.log import log
@@ -42,7 +46,8 @@ from local.sandbox.settings import SandboxSettings
 from local.sandbox.state import Sandbox
 from local.sandbox.twilio_api import twilio_blueprint, twilio_error
 
-QUIET_PATHS = ("/", "/healthz", "/_sandbox/status.json")
+QUIET_PATHS = ("/healthz", "/_sandbox/status.json", "/events")
+LIVE_SUFFIXES = ("/rows", "/timeline", "/messages")  # the console's fragments, fetched every few seconds
 
 
 def make_app(sandbox: Sandbox | None = None) -> Flask:
@@ -53,6 +58,7 @@ def make_app(sandbox: Sandbox | None = None) -> Flask:
     app.register_blueprint(twilio_blueprint(sandbox))
     app.register_blueprint(sendgrid_blueprint(sandbox))
     app.register_blueprint(control_blueprint(sandbox))
+    app.register_blueprint(console_blueprint(sandbox))
 
     @app.errorhandler(HTTPException)
     def provider_shaped_error(error: HTTPException) -> Response:
@@ -78,7 +84,7 @@ class _RequestLog(WSGIRequestHandler):
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         path = self.path.split("?", 1)[0]
-        if path not in QUIET_PATHS:
+        if path not in QUIET_PATHS and not path.endswith(LIVE_SUFFIXES) and not path.startswith("/static/"):
             log("DEBUG", "request", method=self.command, path=path, http_status=code)
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -136,9 +142,11 @@ class SandboxServer:
         self.close()
 
 
-def serve(host: str = "127.0.0.1", port: int = 8604, settings: SandboxSettings | None = None) -> None:
-    """Run the sandbox in the foreground until SIGINT or SIGTERM."""
-    server = SandboxServer(host, port, Sandbox(settings))
+def serve(host: str = "127.0.0.1", port: int | None = None, settings: SandboxSettings | None = None) -> None:
+    """Run the sandbox in the foreground until SIGINT or SIGTERM (default port: the local stack's)."""
+    from local.config import load
+
+    server = SandboxServer(host, load().sandbox_port if port is None else port, Sandbox(settings))
 
     def stop(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
@@ -152,7 +160,6 @@ def serve(host: str = "127.0.0.1", port: int = 8604, settings: SandboxSettings |
 
 
 def main(argv: list[str] | None = None) -> None:
-    from local.config import load
 
     parser = argparse.ArgumentParser(prog="python -m local.sandbox.server", description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
@@ -162,7 +169,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = SandboxSettings.from_env()
     if args.seed is not None:
         settings = dataclasses.replace(settings, seed=args.seed)
-    serve(args.host, args.port if args.port is not None else load().sandbox_port, settings)
+    serve(args.host, args.port, settings)
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ class SandboxSettings:
     seed: int | None = None  # seeds the fault RNG so `rate` faults are reproducible
     sendgrid_events_url: str | None = None  # where SendGrid's signed Event Webhook batches go (none: not sent)
     sendgrid_signing_key_file: str | None = None  # the PEM private key they are signed with
-    inbound_sms_url: str = ""  # where the outbox page's "reply as the patient" posts (the inbound webhook)
+    inbound_sms_url: str = ""  # where the console's "reply as the patient" posts (the inbound webhook)
 
     @classmethod
     def from_env(cls, environ: envvars.Environ | None = None) -> SandboxSettings:

@@ -30,4 +30,5 @@ class Sandbox:
 
     def close(self) -> None:
         self.stopping.set()
+        self.outbox.wake()  # the console's live streams return at once
         self.courier.close()

@@ -23,7 +23,7 @@ from werkzeug.datastructures import MultiDict
 
 from local.sandbox.courier import API_VERSION, Delivery, new_message_sid
 from local.sandbox.log import log
-from local.sandbox.outbox import Message, address_key
+from local.sandbox.outbox import Message, Refusal, address_key
 from local.sandbox.twilio_errors import HTTP_STATUS_CODES, twilio_error_body
 from shared.platform.masking import mask_address
 
@@ -230,6 +230,15 @@ def message_page(
     }
 
 
+def _fault_note(fault: Any) -> str | None:
+    """How a fault touched an accepted message, in words for the console (None: it did not)."""
+    if fault is None:
+        return None
+    if fault.kind == "timeout":
+        return f"{fault.id} timeout: accepted, the answer lost"
+    return f"{fault.id} {fault.kind.replace('_', ' ')}"
+
+
 def twilio_blueprint(sandbox: Sandbox) -> Blueprint:
     """Routes under /2010-04-01/Accounts/{AccountSid}/ answering like api.twilio.com."""
     api = Blueprint("twilio", __name__, url_prefix=f"/{API_VERSION}/Accounts/<account_sid>")
@@ -251,27 +260,44 @@ def twilio_blueprint(sandbox: Sandbox) -> Blueprint:
     @api.post("/Messages.json")
     def create_message(account_sid: str) -> Response:
         form = request.form
+        sender = form.get("From", "").strip() or form.get("MessagingServiceSid", "").strip() or None
+
+        def refused(response: Response, code: int, fault_id: str | None = None) -> Response:
+            """Answer with Twilio's error, and keep the attempt for the console's timeline."""
+            sandbox.outbox.refuse(
+                Refusal(
+                    channel="sms",
+                    to=form.get("To", "").strip(),
+                    from_=sender,
+                    http_status=response.status_code,
+                    code=code,
+                    summary=form.get("Body", "")[:MAX_BODY_CHARS],
+                    fault=fault_id,
+                )
+            )
+            return response
+
         code = validate_message(form)
         if code is not None:
             to = form.get("To", "").strip()
             message = f"The 'To' number {to} is not a valid phone number." if code == 21211 else None
             log("INFO", "sms rejected", code=code, recipient=mask_address(to))
-            return twilio_error(code, message=message)
+            return refused(twilio_error(code, message=message), code)
         to = form["To"].strip()
         senders = [form.get("From", ""), form.get("MessagingServiceSid", "")]
         if sandbox.opt_outs.blocks(senders=senders, patient=to):
             log("INFO", "sms rejected: recipient opted out", code=21610, recipient=mask_address(to))
-            return twilio_error(21610)
+            return refused(twilio_error(21610), 21610)
         fault = sandbox.faults.take("sms", [to])
         if fault and fault.kind == "timeout" and not fault.accept:
             log("INFO", "sms fault: hanging", fault=fault.id, recipient=mask_address(to))
             sandbox.hang(fault.seconds)
-            return twilio_error(20503)
+            return refused(twilio_error(20503), 20503, fault.id)
         if fault and fault.kind in ("http", "twilio_code"):
             status = fault.status or 500
             code = fault.code if fault.kind == "twilio_code" and fault.code else HTTP_STATUS_CODES.get(status, status)
             log("INFO", "sms fault: error answer", fault=fault.id, code=code, recipient=mask_address(to))
-            return twilio_error(code, status, retry_after=fault.retry_after)
+            return refused(twilio_error(code, status, retry_after=fault.retry_after), code, fault.id)
 
         body = form.get("Body", "")
         record = sandbox.outbox.add(
@@ -288,6 +314,7 @@ def twilio_blueprint(sandbox: Sandbox) -> Blueprint:
                 num_segments=num_segments(body),
                 media_urls=form.getlist("MediaUrl"),
                 status_callback=form.get("StatusCallback", "").strip() or None,
+                fault=_fault_note(fault),
             )
         )
         failure = fault if fault and fault.kind == "delivery_failure" else None

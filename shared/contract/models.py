@@ -34,6 +34,11 @@ EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
 LATEST = datetime(2200, 1, 1, tzinfo=timezone.utc)
 
 
+def count_or_zero(value: Any) -> int:
+    """A counter field as read (a generation, a wave): a whole number ≥ 0; missing or hand-broken, 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
 class _Reader:
     """Reads one document's fields, turning every problem into InvalidDocument(field=…)."""
 

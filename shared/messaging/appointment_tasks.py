@@ -9,7 +9,7 @@ from typing import Any
 
 from shared.messaging.keys import is_key
 from shared.platform.errors import PermanentError
-from shared.tasks.payload import VERSION, doc_id, instant, require_fields, small_int, task_type
+from shared.tasks.payload import VERSION, TaskBody, doc_id, instant, require_fields, small_int, task_type
 
 REMINDER = "appointment_reminder"
 PREP = "prep_instructions"
@@ -26,7 +26,7 @@ def ledger_key(body: dict[str, Any], name: str = "dedup_key") -> str:
 
 
 @dataclass(frozen=True)
-class AppointmentTask:
+class AppointmentTask(TaskBody):
     """A message about one appointment: which kind, for which appointment, as of which start time."""
 
     type: str
@@ -40,21 +40,6 @@ class AppointmentTask:
     v: int = VERSION
 
     FIELDS = ("appointment_id", "clinic_id", "patient_id", "dedup_key", "send_at", "appointment_start", "offset_hours")
-
-    def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "type": self.type,
-            "v": self.v,
-            "appointment_id": self.appointment_id,
-            "clinic_id": self.clinic_id,
-            "patient_id": self.patient_id,
-            "dedup_key": self.dedup_key,
-            "send_at": self.send_at.isoformat(),
-            "appointment_start": self.appointment_start.isoformat(),
-        }
-        if self.offset_hours is not None:
-            body["offset_hours"] = self.offset_hours
-        return body
 
     def ledger_fields(self, channel: str | None = None) -> dict[str, Any]:
         """What its ledger doc records: enough for an operator to read, and to rebuild this task from."""

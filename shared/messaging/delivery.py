@@ -22,18 +22,13 @@ from shared.contract.models import APPOINTMENTS, CLINICS, PATIENTS, Appointment,
 from shared.messaging.appointment_tasks import AppointmentTask
 from shared.messaging.channels import SMS, unreachable_reason, usable_channels
 from shared.messaging.keys import message_key
-from shared.messaging.ledger import Entry, Ledger, Reopen, State
+from shared.messaging.ledger import Entry, Ledger, Reopen
 from shared.messaging.ledger import path as ledger_path
-from shared.messaging.opt_outs import OptOuts
-from shared.messaging.providers import (
-    EmailSender,
-    SmsSender,
-)
 from shared.messaging.sender import Content, EmailContent, MessageSender, SmsContent
 from shared.messaging.templates import render, render_sms
 from shared.platform.clock import Clock
 from shared.platform.errors import PermanentError
-from shared.platform.store import Store
+from shared.platform.store import Doc, Store
 from shared.tasks.router import Attempt, Outcome
 
 CLINIC_CACHE_SECONDS = 60.0
@@ -58,6 +53,20 @@ class ClinicCache:
     def put(self, clinic: Clinic) -> None:
         with self._lock:
             self._items[clinic.id] = (time.monotonic(), clinic)
+
+    def read(self, store: Store, clinic_id: str, paths: dict[str, str]) -> tuple[dict[str, Doc | None], Clinic]:
+        """One batched read of `paths` (name → doc path), the clinic's doc added when it is not cached."""
+        clinic = self.get(clinic_id)
+        wanted = paths if clinic is not None else {**paths, "clinic": f"{CLINICS}/{clinic_id}"}
+        docs = store.get_all(list(wanted.values()))
+        found = {name: docs.get(doc_path) for name, doc_path in wanted.items()}
+        if clinic is None:
+            clinic_doc = found.pop("clinic")
+            if clinic_doc is None:
+                raise PermanentError("clinic not found", code="clinic_missing")
+            clinic = Clinic.from_doc(clinic_doc.id, clinic_doc.data)
+            self.put(clinic)
+        return found, clinic
 
 
 def skip_reason(task: AppointmentTask, appointment: Appointment, now: datetime) -> str | None:
@@ -105,28 +114,11 @@ class AppointmentMessages:
     """The service behind appointment_reminder, booking_confirmation, prep_instructions and followup."""
 
     def __init__(
-        self,
-        *,
-        store: Store,
-        ledger: Ledger,
-        sms: SmsSender,
-        email: EmailSender,
-        clock: Clock,
-        status_callback_url: str = "",
-        clinics: ClinicCache | None = None,
-        sender: MessageSender | None = None,
+        self, *, store: Store, ledger: Ledger, sender: MessageSender, clock: Clock, clinics: ClinicCache | None = None
     ) -> None:
-        """`sender` is the instance's shared MessageSender (built from the other collaborators if not given)."""
-        self.store, self.ledger, self.clock = store, ledger, clock
+        """`sender` is the instance's one MessageSender, shared with every other message service."""
+        self.store, self.ledger, self.sender, self.clock = store, ledger, sender, clock
         self.clinics = clinics or ClinicCache()
-        self.sender = sender or MessageSender(
-            ledger=ledger,
-            sms=sms,
-            email=email,
-            clock=clock,
-            opt_outs=OptOuts(store, clock),
-            status_callback_url=status_callback_url,
-        )
 
     def _read(self, task: AppointmentTask) -> _Read:
         """One batched read of everything the decision needs."""
@@ -135,17 +127,7 @@ class AppointmentMessages:
             "appointment": f"{APPOINTMENTS}/{task.appointment_id}",
             "patient": f"{PATIENTS}/{task.patient_id}",
         }
-        clinic = self.clinics.get(task.clinic_id)
-        if clinic is None:
-            paths["clinic"] = f"{CLINICS}/{task.clinic_id}"
-        docs = self.store.get_all(list(paths.values()))
-        found = {name: docs.get(doc_path) for name, doc_path in paths.items()}
-        if clinic is None:
-            clinic_doc = found["clinic"]
-            if clinic_doc is None:
-                raise PermanentError("clinic not found", code="clinic_missing")
-            clinic = Clinic.from_doc(clinic_doc.id, clinic_doc.data)
-            self.clinics.put(clinic)
+        found, clinic = self.clinics.read(self.store, task.clinic_id, paths)
         ledger_doc = found["ledger"]
         return _Read(Entry.from_doc(ledger_doc) if ledger_doc else None, found["appointment"], found["patient"], clinic)
 
@@ -157,8 +139,7 @@ class AppointmentMessages:
         fields = task.ledger_fields()
 
         def skip(reason: str) -> Outcome:
-            state = self.ledger.skip(task.dedup_key, entry, reason, fields)
-            return Outcome("skipped" if state == State.SKIPPED else "duplicate", reason=reason)
+            return self.sender.skip(task.dedup_key, entry, reason, fields)
 
         if read.appointment is None:
             return skip("appointment_missing")
@@ -181,13 +162,7 @@ class AppointmentMessages:
                 return SmsContent(to=patient.phone, sender=clinic.sms_from, body=body)
             message = render(task.type, clinic=clinic, patient=patient, appointment=appointment)
             assert patient.email and clinic.email_from
-            return EmailContent(
-                to=patient.email,
-                sender=clinic.email_from,
-                subject=message.subject,
-                text=message.text,
-                html=message.html,
-            )
+            return EmailContent.of(patient.email, clinic.email_from, message)
 
         return self.sender.deliver(task.dedup_key, entry, fields, channels, render_for, attempt, patient_id=patient.id)
 

@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from shared.contract.models import count_or_zero
 from shared.platform.clock import Clock
 from shared.platform.errors import RetryableError
 from shared.platform.store import Create, Doc, Store
@@ -95,9 +96,9 @@ class Entry:
         return cls(
             key=doc.id,
             state=state,
-            generation=_whole(data.get("generation")),
+            generation=count_or_zero(data.get("generation")),
             lease_until=lease if isinstance(lease, datetime) else None,
-            attempts=_whole(data.get("attempts")),
+            attempts=count_or_zero(data.get("attempts")),
             data=data,
             version=doc.version,
         )
@@ -135,10 +136,6 @@ def _sent_fields(entry: Entry, channel: str, provider_message_id: str, now: date
 def _untouched_since(entry: Entry, moment: datetime) -> bool:
     updated = entry.data.get("updated_at")
     return not isinstance(updated, datetime) or updated < moment
-
-
-def _whole(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
 @dataclass(frozen=True)

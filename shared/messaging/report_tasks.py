@@ -13,7 +13,7 @@ from typing import Any
 
 from shared.messaging.keys import dedup_key
 from shared.platform.errors import PermanentError
-from shared.tasks.payload import VERSION, doc_id, require_fields, task_type
+from shared.tasks.payload import VERSION, TaskBody, doc_id, require_fields, task_type
 
 REPORT_EMAIL = "report_email"
 INVENTORY_ALERT = "inventory_alert"
@@ -37,7 +37,7 @@ def recipient_slot(slot: str, address: str) -> str:
 
 
 @dataclass(frozen=True)
-class ReportEmailTask:
+class ReportEmailTask(TaskBody):
     """Email the stored report reports/{clinic_id}_{period}_{date} to the clinic's managers."""
 
     clinic_id: str
@@ -65,18 +65,9 @@ class ReportEmailTask:
         """The ledger key of the report's email to one manager."""
         return dedup_key(REPORT_EMAIL, self.clinic_id, recipient_slot(self.slot, address))
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "type": self.type,
-            "v": self.v,
-            "clinic_id": self.clinic_id,
-            "period": self.period,
-            "date": self.date.isoformat(),
-        }
-
 
 @dataclass(frozen=True)
-class InventoryAlertTask:
+class InventoryAlertTask(TaskBody):
     """Email the day's reorder draft purchase_orders/{clinic_id}_{date} to the clinic's inventory contacts."""
 
     clinic_id: str
@@ -100,9 +91,6 @@ class InventoryAlertTask:
 
     def recipient_key(self, address: str) -> str:
         return dedup_key(INVENTORY_ALERT, self.clinic_id, recipient_slot(self.slot, address))
-
-    def to_json(self) -> dict[str, Any]:
-        return {"type": self.type, "v": self.v, "clinic_id": self.clinic_id, "date": self.date.isoformat()}
 
 
 def parse_report_email_task(body: dict[str, Any]) -> ReportEmailTask:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
 from shared.messaging.channels import EMAIL, SMS
@@ -65,6 +65,22 @@ class EmailContent:
     html: str
     attachments: tuple[tuple[str, str, bytes], ...] = ()
 
+    @classmethod
+    def of(
+        cls, to: str, sender: str, message: Rendered, attachments: tuple[tuple[str, str, bytes], ...] = ()
+    ) -> EmailContent:
+        """The email of a rendered message (shared.messaging.templates.Message and its kin)."""
+        return cls(to, sender, message.subject, message.text, message.html, attachments)
+
+
+class Rendered(Protocol):
+    @property
+    def subject(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def html(self) -> str: ...
+
 
 Content = SmsContent | EmailContent
 Render = Callable[[str], Content]  # channel → what to send on it
@@ -84,6 +100,11 @@ class MessageSender:
     ) -> None:
         self.ledger, self.sms, self.email, self.clock, self.opt_outs = ledger, sms, email, clock, opt_outs
         self.status_callback_url, self.unconfirmed_wait = status_callback_url, unconfirmed_wait
+
+    def skip(self, key: str, entry: Entry | None, reason: str, fields: Mapping[str, Any]) -> Outcome:
+        """Record that the message `key` must not go out (a duplicate if another attempt settled it first)."""
+        state = self.ledger.skip(key, entry, reason, fields)
+        return Outcome("skipped" if state == State.SKIPPED else "duplicate", reason=reason)
 
     def deliver(
         self,

@@ -13,7 +13,7 @@ from typing import Any
 from shared.messaging.appointment_tasks import ledger_key
 from shared.messaging.keys import dedup_key
 from shared.platform.errors import PermanentError
-from shared.tasks.payload import VERSION, doc_id, require_fields, small_int, task_type
+from shared.tasks.payload import VERSION, TaskBody, doc_id, require_fields, small_int, task_type
 
 OFFER = "waitlist_offer"
 RESULT = "waitlist_result"
@@ -40,7 +40,7 @@ def result_key(offer_id: str, entry_id: str) -> str:
 
 
 @dataclass(frozen=True)
-class WaitlistOfferTask:
+class WaitlistOfferTask(TaskBody):
     """Offer `offer_id` to the patient of waitlist entry `entry_id` (sent in wave `wave`)."""
 
     offer_id: str
@@ -54,25 +54,13 @@ class WaitlistOfferTask:
 
     FIELDS = ("offer_id", "entry_id", "clinic_id", "patient_id", "wave", "dedup_key")
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "type": self.type,
-            "v": self.v,
-            "offer_id": self.offer_id,
-            "entry_id": self.entry_id,
-            "clinic_id": self.clinic_id,
-            "patient_id": self.patient_id,
-            "wave": self.wave,
-            "dedup_key": self.dedup_key,
-        }
-
     @property
     def failure_key(self) -> str:
         return self.dedup_key
 
 
 @dataclass(frozen=True)
-class WaitlistResultTask:
+class WaitlistResultTask(TaskBody):
     """Tell the patient of `entry_id` how offer `offer_id` ended for them (`outcome`: Result.ALL)."""
 
     offer_id: str
@@ -85,18 +73,6 @@ class WaitlistResultTask:
     v: int = VERSION
 
     FIELDS = ("offer_id", "entry_id", "clinic_id", "patient_id", "outcome", "dedup_key")
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "type": self.type,
-            "v": self.v,
-            "offer_id": self.offer_id,
-            "entry_id": self.entry_id,
-            "clinic_id": self.clinic_id,
-            "patient_id": self.patient_id,
-            "outcome": self.outcome,
-            "dedup_key": self.dedup_key,
-        }
 
     @property
     def failure_key(self) -> str:

@@ -87,14 +87,7 @@ class StaffEmails:
             key = key_of(address)
 
             def content(channel: str, to: str = address) -> EmailContent:
-                return EmailContent(
-                    to=to,
-                    sender=sender,
-                    subject=email.subject,
-                    text=email.text,
-                    html=email.html,
-                    attachments=email.attachments,
-                )
+                return EmailContent.of(to, sender, email, email.attachments)
 
             try:
                 outcome = self.sender.deliver(

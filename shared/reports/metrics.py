@@ -27,11 +27,12 @@ from shared.platform import log
 from shared.platform.store import Filter, Store
 from shared.reports.periods import Period, ReportPeriod
 from shared.tasks import failed_tasks
+from shared.waitlist import offers
 
-# slot_offers is written by the waitlist (DESIGN §4); read here by its status and two instants.
-SLOT_OFFERS = "slot_offers"
-OFFER_CREATED, OFFER_FILLED, OFFER_STATUS_FILLED = "created_at", "filled_at", "filled"
-APPOINTMENT_FIELDS = ("status", "start", "end", "price_cents", "provider_id", "provider_name")
+# slot_offers is the waitlist's (docs/waitlist.md, "Contracts"); read here by its status and two instants.
+SLOT_OFFERS = offers.COLLECTION
+OFFER_CREATED, OFFER_FILLED, OFFER_STATUS_FILLED = "created_at", "filled_at", offers.State.FILLED.value
+APPOINTMENT_FIELDS = ("status", "start", "end", "price_cents", "provider_id", "provider_name", "confirmed_at")
 MESSAGE_KINDS = (("reminders", "appointment_reminder"), ("confirmations", "booking_confirmation"))
 CHANNELS = ("sms", "email")
 MAX_PROVIDERS = 200  # beyond this, further providers are folded into one "Other providers" row
@@ -81,7 +82,7 @@ class MetricsReader:
 
     def build(self, clinic_id: str, period: ReportPeriod) -> dict[str, Any]:
         """Every metric of the period, as the plain map stored in reports/{id}.metrics."""
-        by_status, revenue, providers, days, invalid = self._appointment_details(clinic_id, period)
+        by_status, revenue, providers, days, invalid, confirmed = self._appointment_details(clinic_id, period)
         median, filled, invalid_offers = self._median_minutes_to_fill(clinic_id, period)
         head = {
             **totals(by_status, revenue),
@@ -106,7 +107,8 @@ class MetricsReader:
                 "median_minutes_to_fill": median,
             },
             "messages": messages,
-            "confirmation_rate": ratio(reminders_delivered, reminders_sent),
+            "confirmation_rate": ratio(confirmed, sum(day["appointments"] for day in days)),
+            "reminder_delivery_rate": ratio(reminders_delivered, reminders_sent),
             "open_failed_tasks": self._open_failed_tasks(clinic_id),
             "invalid_documents": invalid + invalid_offers,
             "empty": head["appointments"]["total"] == 0,
@@ -173,8 +175,9 @@ class MetricsReader:
 
     def _appointment_details(
         self, clinic_id: str, period: ReportPeriod
-    ) -> tuple[dict[str, int], int, list[dict[str, Any]], list[dict[str, Any]], int]:
-        """Counts by status, completed revenue, per provider and per local day, from one streamed query.
+    ) -> tuple[dict[str, int], int, list[dict[str, Any]], list[dict[str, Any]], int, int]:
+        """Counts by status, completed revenue, per provider and per local day, the invalid documents and
+        the confirmed ones (of those kept in the details: not cancelled), from one streamed query.
 
         The counts and revenue follow the aggregation queries' rules (a document counts by its status and
         adds its whole price_cents), so this week and the week before compare like with like."""
@@ -182,7 +185,7 @@ class MetricsReader:
         revenue = 0
         providers: dict[str, _Provider] = {}
         per_day: Counter[str] = Counter()
-        invalid = 0
+        invalid = confirmed = 0
         query = self.store.query(
             APPOINTMENTS,
             where=[("clinic_id", "==", clinic_id), ("start", ">=", period.start), ("start", "<", period.end)],
@@ -204,6 +207,8 @@ class MetricsReader:
             if status == "cancelled":
                 continue
             per_day[period.day_of(start).isoformat()] += 1
+            if status == "confirmed" or isinstance(doc.get("confirmed_at"), datetime):
+                confirmed += 1  # confirmed then, by text or at the desk, whatever became of it since
             key, name = _provider_key(doc.data)
             if key not in providers and len(providers) >= MAX_PROVIDERS:
                 key, name = "\x00other", OTHER_PROVIDERS
@@ -224,7 +229,7 @@ class MetricsReader:
         ]
         rows.sort(key=lambda row: (row["name"] == OTHER_PROVIDERS, str(row["name"]).lower(), row["provider_id"] or ""))
         days = [{"date": day.isoformat(), "appointments": per_day[day.isoformat()]} for day in period.days]
-        return by_status, revenue, rows, days, invalid
+        return by_status, revenue, rows, days, invalid, confirmed
 
     def _median_minutes_to_fill(self, clinic_id: str, period: ReportPeriod) -> tuple[float | None, int, int]:
         """(median minutes from created_at to filled_at, offers filled, invalid ones) over the period's fills."""

@@ -164,7 +164,8 @@ def report_text(report: dict[str, Any], clinic_name: str) -> str:
         for channel in ("sms", "email"):
             c = metrics["messages"][section][channel]
             lines.append(f"  {section} {channel}: {c['sent']} / {c['delivered']} / {c['failed']}")
-    lines.append(f"Reminder confirmation rate (delivered / sent): {percent(metrics['confirmation_rate'])}")
+    lines.append(f"Reminders delivered / sent: {percent(metrics['reminder_delivery_rate'])}")
+    lines.append(f"Appointments confirmed (of those not cancelled): {percent(metrics['confirmation_rate'])}")
     wait = metrics["waitlist"]
     median = wait["median_minutes_to_fill"]
     lines += [
@@ -306,7 +307,8 @@ def report_html(report: dict[str, Any], clinic_name: str) -> str:
                 for channel in ("sms", "email")
                 for c in [metrics["messages"][section][channel]]
             ]
-            + [["Reminder confirmation rate (delivered / sent)", percent(metrics["confirmation_rate"]), "", ""]],
+            + [["Reminders delivered / sent", percent(metrics["reminder_delivery_rate"]), "", ""]]
+            + [["Appointments confirmed (of those not cancelled)", percent(metrics["confirmation_rate"]), "", ""]],
         ),
     ]
     wait = metrics["waitlist"]
@@ -385,6 +387,7 @@ def csv_rows(report: dict[str, Any]) -> list[tuple[str, str, str, Any]]:
         ("rates", "", "cancellation_rate", m["cancellation_rate"]),
         ("rates", "", "no_show_rate", m["no_show_rate"]),
         ("rates", "", "confirmation_rate", m["confirmation_rate"]),
+        ("rates", "", "reminder_delivery_rate", m["reminder_delivery_rate"]),
         ("bookings", "", "new_bookings", m["new_bookings"]),
     ]
     rows += [("day", d["date"], "appointments", d["appointments"]) for d in m["days"]]

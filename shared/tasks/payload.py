@@ -9,8 +9,8 @@ retry garbage. Unknown fields are refused too: a body is ours, and a stray field
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any
+from datetime import date, datetime, timezone
+from typing import Any, ClassVar
 
 from shared.contract.bodies import decode_object
 from shared.contract.ids import is_doc_id
@@ -20,6 +20,23 @@ from shared.platform.errors import PermanentError
 VERSION = 1
 MAX_BODY_BYTES = 16 * 1024
 ENVELOPE_FIELDS = ("type", "v")
+
+
+class TaskBody:
+    """What every task dataclass shares: its body is the envelope plus its FIELDS, instants and dates in
+    ISO form, unset optional fields left out (the parsers read them back as None)."""
+
+    FIELDS: ClassVar[tuple[str, ...]] = ()
+    type: str
+    v: int
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"type": self.type, "v": self.v}
+        for name in self.FIELDS:
+            value = getattr(self, name)
+            if value is not None:
+                body[name] = value.isoformat() if isinstance(value, date) else value  # datetime is a date
+        return body
 
 
 def decode(raw: bytes) -> dict[str, Any]:

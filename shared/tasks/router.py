@@ -23,6 +23,9 @@ from shared.tasks.auth import TaskAuthenticator
 from shared.tasks.failed_tasks import FailedTasks, body_shape, failure_id
 from shared.tasks.payload import decode, task_type
 
+# A body that does not match the documents it names: its own key is not trusted as a failed_tasks id.
+UNTRUSTED_KEY_CODES = frozenset({"dedup_key_mismatch", "payload_mismatch"})
+
 
 @dataclass(frozen=True)
 class Attempt:
@@ -171,6 +174,8 @@ class TaskRouter:
     ) -> bool:
         if task is not None:
             payload, business_key, clinic_id = task.to_json(), task.failure_key, task.clinic_id
+            if code in UNTRUSTED_KEY_CODES:
+                business_key = None  # a body caught lying must not open (or overwrite) a real message's record
         else:
             payload, business_key, clinic_id = body_shape(body, self.known_fields), None, None
         try:

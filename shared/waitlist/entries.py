@@ -13,6 +13,7 @@ wave, a claim, the booking platform removing the entry) changed the entry in bet
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -205,8 +206,12 @@ class WaitlistEntries:
 
     def hold_write(self, entry: Entry) -> Update:
         """No change of state: a claim by the same patient on another offer rewrites this entry at its
-        version, so two claims of one patient can never both commit (no two overlapping bookings)."""
-        return Update(path(entry.id), {"updated_at": self.clock.now()}, version=entry.version)
+        version, so two claims of one patient can never both commit (no two overlapping bookings).
+
+        The write must change the document: Firestore keeps the update time (the version) of a write
+        that changes nothing, and `updated_at` alone can repeat (two writes in one clock tick)."""
+        fields = {"hold": secrets.token_hex(8), "updated_at": self.clock.now()}
+        return Update(path(entry.id), fields, version=entry.version)
 
     # ------------------------------------------------------------------------------ transitions alone
 

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from shared.contract.models import CLINICS, PATIENTS, Clinic, Patient
+from shared.contract.models import PATIENTS, Clinic, Patient
 from shared.messaging.channels import SMS, unreachable_reason, usable_channels
 from shared.messaging.delivery import ClinicCache
 from shared.messaging.ledger import Entry as LedgerEntry
-from shared.messaging.ledger import Ledger, Reopen, State
+from shared.messaging.ledger import Ledger, Reopen
 from shared.messaging.ledger import path as ledger_path
 from shared.messaging.sender import Content, EmailContent, MessageSender, SmsContent
 from shared.messaging.waitlist_tasks import Result, WaitlistOfferTask, WaitlistResultTask
@@ -77,17 +77,7 @@ class WaitlistMessages:
             "patient": f"{PATIENTS}/{task.patient_id}",
             "answer": offers_module.answer_path(task.offer_id, task.entry_id),
         }
-        clinic = self.clinics.get(task.clinic_id)
-        if clinic is None:
-            paths["clinic"] = f"{CLINICS}/{task.clinic_id}"
-        docs = self.store.get_all(list(paths.values()))
-        found = {name: docs.get(doc_path) for name, doc_path in paths.items()}
-        if clinic is None:
-            clinic_doc = found["clinic"]
-            if clinic_doc is None:
-                raise PermanentError("clinic not found", code="clinic_missing")
-            clinic = Clinic.from_doc(clinic_doc.id, clinic_doc.data)
-            self.clinics.put(clinic)
+        found, clinic = self.clinics.read(self.store, task.clinic_id, paths)
         ledger_doc, offer_doc, entry_doc, patient_doc = (
             found["ledger"],
             found["offer"],
@@ -119,8 +109,7 @@ class WaitlistMessages:
         }
 
     def _skip(self, task: WaitlistOfferTask | WaitlistResultTask, read: _Read, reason: str) -> Outcome:
-        state = self.ledger.skip(task.dedup_key, read.ledger, reason, self._fields(task))
-        return Outcome("skipped" if state == State.SKIPPED else "duplicate", reason=reason)
+        return self.sender.skip(task.dedup_key, read.ledger, reason, self._fields(task))
 
     # ------------------------------------------------------------------------------------- offers
 
@@ -169,13 +158,7 @@ class WaitlistMessages:
                 deadline=deadline,
                 link=claim_link(self.claim_url, token),
             )
-            return EmailContent(
-                to=patient.email,
-                sender=clinic.email_from,
-                subject=message.subject,
-                text=message.text,
-                html=message.html,
-            )
+            return EmailContent.of(patient.email, clinic.email_from, message)
 
         channels = usable_channels(patient, clinic)
         return self.sender.deliver(
@@ -220,13 +203,7 @@ class WaitlistMessages:
                 return SmsContent(to=patient.phone, sender=clinic.sms_from, body=body)
             assert patient.email and clinic.email_from
             message = result_message(task.outcome, clinic=clinic, patient=patient, start=offer.start)
-            return EmailContent(
-                to=patient.email,
-                sender=clinic.email_from,
-                subject=message.subject,
-                text=message.text,
-                html=message.html,
-            )
+            return EmailContent.of(patient.email, clinic.email_from, message)
 
         channels = usable_channels(patient, clinic)
         return self.sender.deliver(

@@ -24,6 +24,7 @@ from enum import StrEnum
 from typing import Any
 
 from shared.contract.ids import is_doc_id
+from shared.contract.models import count_or_zero
 from shared.messaging.keys import slot_instant
 from shared.platform.clock import Clock
 from shared.platform.errors import InvalidDocument, PermanentError
@@ -67,10 +68,6 @@ def answer_path(offer_id: str, entry_id: str) -> str:
 
 def _ids(value: Any) -> tuple[str, ...]:
     return tuple(item for item in value if is_doc_id(item)) if isinstance(value, list) else ()
-
-
-def _whole(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
 @dataclass(frozen=True)
@@ -129,9 +126,9 @@ class SlotOffer:
             service_name=data["service_name"],
             status=status,
             mode=mode,
-            wave_size=max(1, _whole(data.get("wave_size"))),
-            ttl_minutes=max(1, _whole(data.get("ttl_minutes"))),
-            wave=_whole(data.get("wave")),
+            wave_size=max(1, count_or_zero(data.get("wave_size"))),
+            ttl_minutes=max(1, count_or_zero(data.get("ttl_minutes"))),
+            wave=count_or_zero(data.get("wave")),
             wave_entry_ids=_ids(data.get("wave_entry_ids")),
             previous_wave_entry_ids=_ids(data.get("previous_wave_entry_ids")),
             offered_entry_ids=_ids(data.get("offered_entry_ids")),

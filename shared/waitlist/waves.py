@@ -28,7 +28,7 @@ from shared.platform import log
 from shared.platform.clock import Clock
 from shared.platform.errors import InvalidDocument, PermanentError, RetryableError
 from shared.platform.store import Store, Write
-from shared.tasks.payload import VERSION, doc_id, require_fields, small_int, task_type
+from shared.tasks.payload import VERSION, TaskBody, doc_id, require_fields, small_int, task_type
 from shared.tasks.queue import TaskQueue, TaskSpec, create_all
 from shared.tasks.router import Attempt, Outcome
 from shared.waitlist import caps
@@ -46,7 +46,7 @@ CAS_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
-class WaveTask:
+class WaveTask(TaskBody):
     """End the window of `wave` of an offer (wave 0: nobody offered yet), or settle an offer that ended."""
 
     offer_id: str
@@ -56,15 +56,6 @@ class WaveTask:
     v: int = VERSION
 
     FIELDS = ("offer_id", "clinic_id", "wave")
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "type": self.type,
-            "v": self.v,
-            "offer_id": self.offer_id,
-            "clinic_id": self.clinic_id,
-            "wave": self.wave,
-        }
 
     @property
     def failure_key(self) -> str:

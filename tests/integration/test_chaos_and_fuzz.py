@@ -7,6 +7,7 @@ import pytest
 
 from local.config import StackConfig
 from tests import chaos, fuzz
+from tests.spare_ports import spare_port_base
 
 pytestmark = pytest.mark.integration
 
@@ -16,7 +17,7 @@ def test_generated_hostile_requests_never_get_a_5xx_a_hang_or_a_traceback(stack:
 
 
 def test_a_small_chaos_run_loses_nothing_sends_nothing_twice_and_leaks_no_phi(stack: StackConfig, tmp_path) -> None:
-    # A stack of its own (functions are killed and restarted), on ports clear of the suite's.
+    # A stack of its own (functions are killed and restarted), inside the suite's block of ports.
     code = chaos.main(
         [
             "--clinics",
@@ -28,7 +29,7 @@ def test_a_small_chaos_run_loses_nothing_sends_nothing_twice_and_leaks_no_phi(st
             "--timeout",
             "240",
             "--port-base",
-            str(stack.firestore_port - 1 + 800),
+            str(spare_port_base(stack)),
             "--state-dir",
             str(tmp_path / "chaos"),
         ]

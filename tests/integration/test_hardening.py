@@ -246,6 +246,9 @@ def test_two_bodies_for_one_appointment_with_different_keys_send_once(world, san
     assert len(sandbox.messages()) == 1
     assert [d.id for d in world.db.collection("notifications").stream()] == [honest.dedup_key]
     assert {f["error_code"] for f in world.failed()} == {"dedup_key_mismatch"}
+    # the body that carried the honest key opened no record under it: the honest message has none
+    ids = {d.id for d in world.db.collection("failed_tasks").stream()}
+    assert honest.dedup_key not in ids and len(ids) == 2 and all(i.startswith(("task-", "body-")) for i in ids)
 
 
 # ------------------------------------------------- the auth matrix on the real handler, emulator switch off

@@ -2,7 +2,8 @@
 
 A test-only function (tests/fixtures/recorder) runs under functions-framework on two spare ports and
 writes down every request it gets; a second Pub/Sub bridge routes a test topic to it. The last test
-starts a whole second stack on other ports and checks that `down` leaves nothing running.
+starts a whole second stack inside the running stack's block of ports (tests/spare_ports.py) and checks
+that `down` leaves nothing running.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from local.config import REPO_ROOT, StackConfig
 from local.processes import ProcessDir, group_alive, wait_until
 from local.standins import is_listening
 from shared.platform import clients
+from tests.spare_ports import spare_port_base
 
 pytestmark = pytest.mark.integration
 
@@ -271,20 +273,9 @@ def test_bridge_redelivers_until_the_function_answers_2xx(
     assert [d["status"] for d in deliveries] == [500, 500, 200]
 
 
-def _spare_port_base(used: set[int]) -> int:
-    """A MEDSPA_PORT_BASE whose whole stack layout is free, away from the running stack's ports."""
-    for base in range(9100, 9900, 100):
-        ports = stack_ports(stack_config.load({"MEDSPA_PORT_BASE": str(base)}))
-        if not used.intersection(ports) and not any(is_listening("127.0.0.1", port) for port in ports):
-            return base
-    raise AssertionError("no free MEDSPA_PORT_BASE between 9100 and 9800")
-
-
 def test_down_leaves_no_process_and_no_listening_port(stack: StackConfig, tmp_path: Path) -> None:
     env = {name: value for name, value in os.environ.items() if not name.startswith("MEDSPA_")}
-    env.update(
-        MEDSPA_PORT_BASE=str(_spare_port_base(set(stack_ports(stack)))), MEDSPA_STATE_DIR=str(tmp_path / "state")
-    )
+    env.update(MEDSPA_PORT_BASE=str(spare_port_base(stack)), MEDSPA_STATE_DIR=str(tmp_path / "state"))
     second = stack_config.load(env)
 
     def cli(command: str) -> subprocess.CompletedProcess[str]:

@@ -341,21 +341,24 @@ def _eventually(condition: Any) -> Any:
     return wait_until(lambda: bool(condition()), WAIT)
 
 
-def test_the_outbox_page_replies_as_the_patient(live, stack):
+def test_the_consoles_conversation_replies_as_the_patient(live, stack):
+    from local.sandbox.console.conversations import thread_id
+
     world = live(wave_size=1)
     ((patient, entry),) = world.waiting(1)
     appointment = world.cancel()
     (offer_sms,) = world.wait_messages(1, contains="Reply YES")
-    page = requests.get(f"{stack.sandbox_url}/", timeout=10).text
-    assert f'name="message_id" value="{offer_sms["id"]}"' in page
-    sent = requests.post(
-        f"{stack.sandbox_url}/_sandbox/reply", data={"message_id": offer_sms["id"], "body": "YES"}, timeout=60
-    )
-    assert sent.status_code == 200 and sent.url.rstrip("/") == stack.sandbox_url  # back on the page
+    thread = thread_id(offer_sms)
+    page = requests.get(f"{stack.sandbox_url}/conversations/{thread}", timeout=10).text
+    assert f'action="/conversations/{thread}/reply"' in page and 'value="YES"' in page
+    sent = requests.post(f"{stack.sandbox_url}/conversations/{thread}/reply", data={"body": "YES"}, timeout=60)
+    assert sent.status_code == 200 and sent.url.startswith(f"{stack.sandbox_url}/conversations/{thread}?sent=SM")
+    assert "the webhook answered 200" in sent.text  # back on the conversation, which says how it went
     assert world.offer(appointment).status == "filled" and world.entry_status(entry) == "booked"
     (inbound,) = [m for m in world.sandbox.messages(direction="inbound") if m["from"] == world.phone(patient)]
     assert inbound["body"] == "YES" and inbound["callbacks"][0]["http_status"] == 200
-    refused = requests.post(f"{stack.sandbox_url}/_sandbox/reply", data={"message_id": "nope"}, timeout=10)
+    assert inbound["reply"] and "booked" in inbound["reply"].lower()  # the TwiML reply Twilio sends back
+    refused = requests.post(f"{stack.sandbox_url}/conversations/tnope/reply", data={"body": "YES"}, timeout=10)
     assert refused.status_code == 400
 
 

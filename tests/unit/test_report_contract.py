@@ -130,6 +130,7 @@ def empty_report(period: str = "daily") -> dict:
             "waitlist": {"offers_sent": 0, "slots_filled": 0, "median_minutes_to_fill": None},
             "messages": {s: {"sms": dict(zero), "email": dict(zero)} for s in ("reminders", "confirmations")},
             "confirmation_rate": None,
+            "reminder_delivery_rate": None,
             "open_failed_tasks": 0,
             "invalid_documents": 0,
             "empty": True,

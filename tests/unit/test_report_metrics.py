@@ -40,7 +40,7 @@ def appointment(store: MemoryStore, doc_id: str, start: datetime, status: str, *
 @pytest.fixture
 def store() -> MemoryStore:
     s = MemoryStore()
-    appointment(s, "a1", ny(2, 9), "completed", price_cents=12000, created_at=ny(2, 8))
+    appointment(s, "a1", ny(2, 9), "completed", price_cents=12000, created_at=ny(2, 8), confirmed_at=ny(1, 18))
     appointment(s, "a2", ny(2, 10), "no_show")
     appointment(s, "a3", ny(8, 1, 30), "completed", provider_id="prov-b", provider_name="Bo Lee", price_cents=5000)
     appointment(s, "a4", ny(8, 3, 30), "cancelled", created_at=ny(7, 12))  # 03:30 EDT, after the gap
@@ -107,7 +107,8 @@ def test_every_weekly_figure(store):
         "email": {"sent": 0, "delivered": 0, "failed": 1},
     }
     assert m["messages"]["confirmations"]["email"] == {"sent": 1, "delivered": 1, "failed": 0}
-    assert m["confirmation_rate"] == round(2 / 3, 4)
+    assert m["reminder_delivery_rate"] == round(2 / 3, 4)
+    assert m["confirmation_rate"] == round(2 / 5, 4)  # a6 confirmed, a1 confirmed by text then completed
     assert m["waitlist"] == {"offers_sent": 4, "slots_filled": 3, "median_minutes_to_fill": 20.0}
     assert m["open_failed_tasks"] == 1
     assert m["invalid_documents"] == 1
@@ -135,7 +136,8 @@ def test_a_daily_period_has_no_comparison_and_one_day():
 def test_an_empty_period_says_so_and_divides_by_nothing():
     m = MetricsReader(MemoryStore()).build("c1", WEEK)
     assert m["empty"] is True and m["appointments"]["total"] == 0
-    assert (m["cancellation_rate"], m["no_show_rate"], m["confirmation_rate"]) == (None, None, None)
+    rates = ("cancellation_rate", "no_show_rate", "confirmation_rate", "reminder_delivery_rate")
+    assert [m[name] for name in rates] == [None] * 4
     assert m["providers"] == [] and len(m["days"]) == 7
     assert m["change"]["appointments"]["percent"] is None
 

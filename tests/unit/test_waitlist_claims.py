@@ -11,6 +11,7 @@ from shared.waitlist import tokens
 from shared.waitlist.bookings import booked_appointment_id
 from shared.waitlist.claim_link import ClaimLinks
 from tests.fakes import MemoryStore
+from tests.waitlist_cases import two_overlapping_offers
 from tests.waitlist_support import NOW, TOKEN_KEY, Scene
 
 
@@ -178,3 +179,24 @@ def test_a_link_for_an_offer_that_is_gone_says_so(scene):
     assert (page.status, page.outcome) == (404, "no_offer")
     claimed, _ = links(scene).claim(tokens.sign(TOKEN_KEY, "offer-" + "2" * 40, "wl-x", NOW + timedelta(hours=1)))
     assert claimed.outcome == "no_offer"
+
+
+def test_two_claims_of_one_patient_interleaved_make_one_booking(scene):
+    """The rival claim wins between this claim's checks and its look for the patient's other offers:
+    this one then finds no other offer to hold and must still fail, on its own entry's version, which the
+    rival's hold changed (a write that changes nothing keeps Firestore's update time, and the clock did
+    not move, so the hold must change the document)."""
+    patient, ((first_offer, first_entry), (second_offer, second_entry)) = two_overlapping_offers(scene)
+    claims, rival = scene.claims(), []
+    offered_to = claims.entries.offered_to
+
+    def the_rival_wins_first(patient_ids):
+        if not rival:
+            rival.append(scene.claims().claim(second_offer, second_entry, channel="link").outcome)
+        return offered_to(patient_ids)
+
+    claims.entries.offered_to = the_rival_wins_first
+    first = claims.claim(first_offer, first_entry, channel="link").outcome
+    assert (rival, first) == (["won"], "conflict")
+    booked = [doc for doc in scene.store.docs("appointments").values() if doc.get("patient_id") == patient]
+    assert [doc["slot_offer_id"] for doc in booked] == [second_offer]

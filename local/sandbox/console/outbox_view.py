@@ -1,0 +1,146 @@
+"""Outbox: every SMS and email the sandbox accepted or received, newest first, live, searchable, with one
+page per message (its full body, the HTML part in a sandboxed iframe, and its delivery timeline)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+from flask import Blueprint, Response, request
+
+from local.sandbox.console.data import ConsoleDataError, plain
+from local.sandbox.console.layout import html_response, render, trusted
+from local.sandbox.console.messages import Enricher, Shown, kind_label, timeline
+
+if TYPE_CHECKING:
+    from local.sandbox.console import Console
+
+MAX_ROWS = 300
+FILTERS = ("q", "clinic", "channel", "status", "kind", "direction")
+
+ROWS = "outbox_rows.html"
+
+PAGE = "outbox.html"
+
+MESSAGE = "message.html"
+
+TIMELINE = "message_timeline.html"
+
+
+def _filters() -> dict[str, str]:
+    return {name: request.args.get(name, "").strip()[:200] for name in FILTERS}
+
+
+def _selected(rows: list[Shown], filters: dict[str, str]) -> list[Shown]:
+    chosen = []
+    for row in rows:
+        message = row.message
+        if filters["clinic"] and row.clinic_id != filters["clinic"]:
+            continue
+        if filters["channel"] and message["channel"] != filters["channel"]:
+            continue
+        if filters["status"] and message["status"] != filters["status"]:
+            continue
+        if filters["kind"] and row.kind != filters["kind"]:
+            continue
+        if filters["direction"] and message["direction"] != filters["direction"]:
+            continue
+        if filters["q"] and not row.matches(filters["q"]):
+            continue
+        chosen.append(row)
+    return chosen
+
+
+def routes(blueprint: Blueprint, console: Console) -> None:
+    sandbox, data = console.sandbox, console.data
+
+    def rows_fragment(filters: dict[str, str]) -> tuple[str, list[Shown], Enricher]:
+        enricher = Enricher(data)
+        every = enricher.enrich(reversed(sandbox.outbox.list()))  # newest first
+        chosen = _selected(every, filters)
+        fragment = render(
+            ROWS,
+            rows=chosen[:MAX_ROWS],
+            matched=len(chosen),
+            total=len(every),
+            refusals=len(sandbox.outbox.refusals()),
+            problem=enricher.problem,
+        )
+        return fragment, every, enricher
+
+    @blueprint.get("/")
+    def outbox_page() -> Response:
+        filters = _filters()
+        fragment, every, enricher = rows_fragment(filters)
+        clinics = {row.clinic_id: row.clinic_name for row in every if row.clinic_id}
+        for clinic in enricher.clinics():
+            clinics.setdefault(clinic.id, clinic.name)
+        kinds = sorted({row.kind for row in every if row.kind})
+        statuses = Counter(row.message["status"] for row in every)
+        selects = [
+            ("clinic", "Clinic", sorted(clinics.items(), key=lambda item: item[1].lower())),
+            ("channel", "Channel", [("sms", "SMS"), ("email", "email")]),
+            ("kind", "Kind", [(kind, kind_label(kind)) for kind in kinds]),
+            ("status", "Status", [(status, f"{status} ({count})") for status, count in sorted(statuses.items())]),
+            ("direction", "Direction", [("outbound", "sent"), ("inbound", "received")]),
+        ]
+        query = urlencode({name: value for name, value in filters.items() if value})
+        page = render(
+            PAGE,
+            title="Outbox",
+            active="outbox",
+            events=True,
+            filters=filters,
+            selects=selects,
+            rows=trusted(fragment),
+            query=query,
+            active_filters=any(filters.values()),
+        )
+        return html_response(page)
+
+    @blueprint.get("/outbox/rows")
+    def outbox_rows() -> Response:
+        return html_response(rows_fragment(_filters())[0])
+
+    def timeline_fragment(record: dict[str, Any], shown: Shown) -> str:
+        ledger = None
+        if shown.key:
+            try:
+                ledger = data.document("notifications", shown.key)
+            except ConsoleDataError:
+                ledger = None  # the timeline still shows what the sandbox knows
+        return render(
+            TIMELINE,
+            steps=timeline(record, sandbox.outbox.refusals()),
+            ledger={name: plain(value) for name, value in ledger.items()} if ledger else None,
+        )
+
+    @blueprint.get("/messages/<message_id>")
+    def message_page(message_id: str) -> Response:
+        records = sandbox.outbox.records(message_id)
+        shown = Enricher(data).enrich(records)
+        thread = None
+        if records and records[0]["channel"] == "sms":
+            from local.sandbox.console.conversations import thread_id
+
+            thread = thread_id(records[0])
+        page = render(
+            MESSAGE,
+            title="Message",
+            active="outbox",
+            events=True,
+            records=shown,
+            message_id=message_id[:80],
+            thread=thread,
+            timelines=[trusted(timeline_fragment(row.message, row)) for row in shown],
+        )
+        return html_response(page, status=200 if records else 404)
+
+    @blueprint.get("/messages/<message_id>/timeline")
+    def message_timeline(message_id: str) -> Response:
+        records = sandbox.outbox.records(message_id)
+        if not records:
+            return html_response("<p class='muted'>No such message.</p>", status=404)
+        shown = Enricher(data).enrich(records[:1])[0]
+        return html_response(timeline_fragment(records[0], shown))
