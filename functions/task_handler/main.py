@@ -17,6 +17,7 @@ from shared.platform.clock import system_clock
 from shared.platform.errors import MedspaError
 from shared.platform.http import json_response, to_response
 from shared.platform.settings import settings
+from shared.reminders.units import UNIT_NOTES
 from shared.task_types import task_types
 from shared.tasks.auth import TaskAuthenticator
 from shared.tasks.failed_tasks import FailedTasks
@@ -73,4 +74,10 @@ def sweep_failed_tasks(event):
     failures = FailedTasks(clients.store(), system_clock)
     with log.bound(event_id=event["id"]):
         record_stuck(Ledger(clients.store(), system_clock), failures, task_types(), system_clock)
-        RetrySweep(failures, CloudTasksQueue(clients.tasks(), settings()), task_types(), queues=resources.QUEUES).run()
+        RetrySweep(
+            failures,
+            CloudTasksQueue(clients.tasks(), settings()),
+            task_types(),
+            queues=resources.QUEUES,
+            redone_elsewhere=UNIT_NOTES,
+        ).run()
