@@ -46,6 +46,9 @@ class State(StrEnum):
     FAILED = "failed"
 
 
+# What record_delivery answers when a callback failed the message now, or found it failed already.
+FAILED_NOW, FAILED_BEFORE = State.FAILED.value, f"ignored_{State.FAILED.value}"
+OnFailed = Callable[[str, bool], None]  # (ledger key, replayed): a webhook's hook for a message a provider failed
 PROVIDER_REASON = "provider_"  # the prefix of a failure a provider's callback reported (not the sender's)
 DONE = frozenset({State.SENT, State.DELIVERED, State.SKIPPED, State.FAILED})  # nothing more to send
 CLOSED = frozenset({State.DELIVERED, State.SKIPPED, State.FAILED})  # callbacks never move these
