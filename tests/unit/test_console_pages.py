@@ -173,6 +173,20 @@ def test_conversations_group_sms_by_patient_phone_and_hide_the_number(client: Fl
     assert PATIENT not in thread and threads[0] not in PATIENT
 
 
+def test_one_phone_at_two_clinics_is_two_conversations_each_with_its_own_messages(client: FlaskClient) -> None:
+    send_sms(client, "from the first clinic")
+    client.post(
+        f"/2010-04-01/Accounts/{SID}/Messages.json",
+        data={"To": PATIENT, "From": "+15550002222", "Body": "from the second clinic"},
+        headers=AUTH,
+    )
+    threads = re.findall(r'href="/conversations/(t[0-9a-f]+)"', page(client, "/conversations"))
+    assert len(threads) == 2
+    newest, oldest = (page(client, f"/conversations/{thread}") for thread in threads)
+    assert "from the second clinic" in newest and "from the first clinic" not in newest
+    assert "from the first clinic" in oldest and "from the second clinic" not in oldest
+
+
 def test_a_reply_without_an_inbound_webhook_is_refused_clearly(client: FlaskClient) -> None:
     send_sms(client, "Reply C to confirm")
     [thread] = re.findall(r'href="/conversations/(t[0-9a-f]+)"', page(client, "/conversations"))

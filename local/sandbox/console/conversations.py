@@ -1,7 +1,9 @@
-"""Conversations: the SMS with each patient phone as one thread, both directions, and a box that replies as
-the patient (YES, C, STOP, HELP or any text) through the signed inbound webhook, exactly as Twilio posts it.
+"""Conversations: the SMS between a patient phone and a clinic's number (or Messaging Service) as one thread,
+both directions, and a box that replies as the patient (YES, C, STOP, HELP or any text) through the signed
+inbound webhook, exactly as Twilio posts it. One phone can be a patient of two clinics: two threads, and a
+reply goes to the clinic of its own thread.
 
-A thread's id is a hash of the phone number, so no number ever appears in a URL or a log line."""
+A thread's id is a hash of both addresses, so no number ever appears in a URL or a log line."""
 
 from __future__ import annotations
 
@@ -40,8 +42,11 @@ NO_THREAD = "thread_missing.html"
 
 
 def thread_id(message: dict[str, Any]) -> str:
-    """The conversation a message belongs to: a digest of the patient's phone."""
-    return "t" + hashlib.sha256(address_key(patient_address(message)).encode()).hexdigest()[:20]
+    """The conversation a message belongs to: a digest of the patient's phone and the clinic's sender."""
+    clinic = clinic_sender(message).strip()
+    clinic = clinic if clinic.startswith("MG") else address_key(clinic)  # a Messaging Service SID as it is
+    both = f"{address_key(patient_address(message))}|{clinic}"
+    return "t" + hashlib.sha256(both.encode()).hexdigest()[:20]
 
 
 def routes(blueprint: Blueprint, console: Console) -> None:
