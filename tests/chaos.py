@@ -11,6 +11,10 @@ What it does to the system (every operation is logged as a JSON line in <state>/
 - the reminders tick is published three times at once;
 - the fan-out function is killed (SIGKILL) at a random point and restarted; the task handler is killed
   mid-dispatch several times and restarted.
+Once no task is left, a message whose every attempt was spent while the handler was down (connection
+refused counts as an attempt, as in Cloud Tasks) is still scheduled or sending with nothing to finish it:
+the retry-sweep's stuck scan records it in failed_tasks an hour later in production; the run does that
+scan at once (the same code, `record_stuck` with no wait) and counts what it recorded.
 What it checks, once everything settled: every intended message (one per appointment and reminder
 offset) was delivered exactly once or recorded exactly once in failed_tasks; 0 duplicates at the sandbox
 (two accepted messages for one ledger key); 0 lost; every ledger doc in a terminal state that matches the
@@ -163,6 +167,7 @@ class Chaos:
         self.log_path.write_text("")
         self.task_bodies: list[str] = []
         self.lock = threading.Lock()
+        self.stuck_recorded: int | None = None  # what the stuck scan recorded, once it ran
 
     def op(self, operation: str, **fields: Any) -> None:
         entry = {"at": datetime.now(timezone.utc).isoformat(), "op": operation, **fields}
@@ -218,6 +223,7 @@ class Chaos:
         killer.join(timeout=30)
         verdict = self.verify(db, world)
         verdict["settled"] = settled
+        verdict["recorded_by_stuck_scan"] = self.stuck_recorded or 0
         verdict["seconds"] = round(time.monotonic() - started, 1)
         self.op("verdict", **verdict)
         self.print_verdict(verdict)
@@ -282,11 +288,29 @@ class Chaos:
             if snapshot != previous:
                 previous, stable_since = snapshot, time.monotonic()
                 self.op("progress", **{str(k): v for k, v in snapshot.items()})
-            busy = queued + states["scheduled"] + states["sending"]
-            if states and not busy and time.monotonic() - stable_since > SETTLE_SECONDS:
-                return True
+            unfinished = states["scheduled"] + states["sending"]
+            if states and not queued and time.monotonic() - stable_since > SETTLE_SECONDS:
+                if not unfinished or self.stuck_recorded is not None:
+                    return True
+                self.stuck_recorded = self.scan_stuck()  # nothing left to finish them: as the sweep would
+                stable_since = time.monotonic()
             time.sleep(1.0)
         return False
+
+    def scan_stuck(self) -> int:
+        """The retry-sweep's stuck scan, as it runs once STUCK_AFTER has passed: what it recorded."""
+        from shared.messaging.ledger import Ledger
+        from shared.messaging.stuck import record_stuck
+        from shared.platform import clients
+        from shared.platform.clock import system_clock
+        from shared.task_types import task_types
+        from shared.tasks.failed_tasks import FailedTasks
+
+        store = clients.store()
+        ledger, failures = Ledger(store, system_clock), FailedTasks(store, system_clock)
+        outcome = record_stuck(ledger, failures, task_types(), system_clock, after=timedelta(0))
+        self.op("stuck_scan", **outcome)
+        return outcome.get("recorded", 0)
 
     # ---------------------------------------------------------------------------------- the verdict
 
@@ -311,7 +335,14 @@ class Chaos:
         ]
         intended = [k for k, d in ledger.items() if d.get("state") != "skipped"]
         delivered = [k for k in intended if ledger[k].get("state") in ("sent", "delivered")]
-        recorded = [k for k in intended if k in failed_tasks and not sent_for.get(k)]
+        # Recorded: nothing went out, or the record says it may have (an answer lost and never reconciled,
+        # one message at the provider): an operator's retry reconciles before sending again.
+        recorded = [
+            k
+            for k in intended
+            if k in failed_tasks
+            and (not sent_for.get(k) or (ledger[k].get("state") == "unconfirmed" and len(sent_for[k]) == 1))
+        ]
         duplicates = {k: len(v) for k, v in sent_for.items() if len(v) > 1}
         mismatches = []
         for key in intended:
@@ -375,6 +406,7 @@ class Chaos:
             "intended",
             "delivered",
             "failed_tasks",
+            "recorded_by_stuck_scan",
             "duplicates",
             "lost",
             "mismatches",
