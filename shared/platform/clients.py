@@ -198,6 +198,14 @@ def twilio() -> Any:
     base = emulator.sandbox_url()
 
     class _Http(TwilioHttpClient):
+        session: Any
+
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            replacement: Any = session()
+            replacement.adapters = self.session.adapters  # the https adapter TwilioHttpClient sized
+            self.session = replacement
+
         def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
             if base:
                 for host in TWILIO_API_HOSTS:
@@ -214,7 +222,7 @@ def twilio() -> Any:
 
 @functools.cache
 def sendgrid() -> Any:
-    """sendgrid.SendGridAPIClient; on the local stack it talks to the provider sandbox."""
+    """sendgrid.SendGridAPIClient over a keep-alive transport; on the local stack it talks to the sandbox."""
     from sendgrid import SendGridAPIClient
 
     from shared.platform.settings import settings
@@ -224,8 +232,142 @@ def sendgrid() -> Any:
         client = SendGridAPIClient(api_key=secret("SENDGRID_API_KEY"), host=base)
     else:
         client = SendGridAPIClient(api_key=secret("SENDGRID_API_KEY"))
+    client.client = keep_alive(client.client)
     client.client.timeout = settings().provider_timeout_seconds  # python_http_client waits forever by default
     return client
+
+
+def session() -> Any:
+    """A requests.Session whose environment settings (proxies, CA bundle) are worked out once per origin:
+    requests scans the whole environment for proxy variables on every request (about 0.4 ms), and an
+    instance's environment does not change while it runs."""
+    return _session_class()()
+
+
+@functools.cache
+def _session_class() -> type:
+    import requests
+
+    class Session(requests.Session):
+        def __init__(self) -> None:
+            super().__init__()
+            self.environment: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+        def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> Any:
+            origin = "/".join(str(url).split("/", 3)[:3])  # proxies depend on the scheme and host only
+            key = (origin, tuple(sorted((proxies or {}).items())), stream, verify, cert)
+            found = self.environment.get(key)
+            if found is None:
+                found = super().merge_environment_settings(url, proxies, stream, verify, cert)
+                self.environment[key] = found
+            return {**found, "proxies": dict(found["proxies"])}
+
+    return Session
+
+
+def keep_alive(client: Any) -> Any:
+    """A python_http_client.Client that sends its requests over one requests.Session instead of urllib: the
+    same requests (method, URL, the sendgrid package's headers, body), the same answers and exceptions,
+    but connections kept alive (urllib opens one per request and says `Connection: close`)."""
+    session_client = _session_client_class()(
+        host=client.host,
+        version=client._version,
+        request_headers=client.request_headers,
+        url_path=list(client._url_path),
+        append_slash=client.append_slash,
+        timeout=client.timeout,
+    )
+    session_client.session = session()
+    return session_client
+
+
+@functools.cache
+def _session_client_class() -> type:
+    import python_http_client
+
+    class SessionClient(python_http_client.Client):
+        session: Any = None
+
+        def _build_client(self, name: str | None = None) -> Any:
+            url_path = self._url_path + [name] if name else self._url_path
+            child = type(self)(
+                host=self.host,
+                version=self._version,
+                request_headers=self.request_headers,
+                url_path=url_path,
+                append_slash=self.append_slash,
+                timeout=self.timeout,
+            )
+            child.session = self.session
+            return child
+
+        def _make_request(self, opener: Any, request: Any, timeout: float | None = None) -> Any:
+            return _send(self.session, request, timeout or self.timeout)
+
+    return SessionClient
+
+
+class _Answer:
+    """A requests.Response as python_http_client.Response reads a urllib answer."""
+
+    def __init__(self, response: Any) -> None:
+        self.response = response
+
+    def getcode(self) -> int:
+        return int(self.response.status_code)
+
+    def read(self) -> bytes:
+        return bytes(self.response.content)
+
+    def info(self) -> Any:
+        return _message(self.response.headers)
+
+
+def _message(headers: Any) -> Any:
+    import http.client
+
+    message = http.client.HTTPMessage()
+    for name, value in headers.items():
+        message[name] = value
+    return message
+
+
+def _send(session: Any, request: Any, timeout: float | None) -> Any:
+    """urllib's request sent through `session`; errors raised as urllib (and python_http_client) raise them."""
+    import io
+    import urllib.error
+
+    import requests
+    from python_http_client.exceptions import handle_error
+
+    try:
+        response = session.request(
+            request.get_method(),
+            request.full_url,
+            data=request.data,
+            headers=dict(request.header_items()),
+            timeout=timeout,
+        )
+    except requests.ConnectTimeout:
+        # No connection, so nothing sent: safe to retry (urllib cannot tell this from a timeout mid-send).
+        raise urllib.error.URLError(ConnectionRefusedError("connect timed out")) from None
+    except requests.ReadTimeout:
+        raise TimeoutError("timed out") from None  # as a read timeout in getresponse()
+    except requests.ConnectionError as exc:
+        text = repr(exc)
+        if "NewConnectionError" in text or "NameResolutionError" in text or "BrokenPipe" in text:
+            raise urllib.error.URLError(OSError(text[:200])) from None  # nothing (whole) reached the provider
+        raise ConnectionResetError(text[:200]) from None  # the request went out; its answer did not come back
+    if response.status_code >= 400:
+        error = urllib.error.HTTPError(
+            request.full_url,
+            response.status_code,
+            response.reason or "",
+            _message(response.headers),
+            io.BytesIO(response.content),
+        )
+        raise handle_error(error) from None
+    return _Answer(response)
 
 
 def reset() -> None:
