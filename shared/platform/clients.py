@@ -116,6 +116,54 @@ def plain_write(path: str, data: Any, *, exists: bool | None = None, mask: bool 
     return write.Write.wrap(raw)
 
 
+def _decode(value: Any) -> Any:
+    """A Firestore Value protobuf as google.cloud.firestore_v1._helpers.decode_value gives it, for plain values."""
+    kind = value.WhichOneof("value_type")
+    if kind == "string_value":
+        return value.string_value
+    if kind == "timestamp_value":
+        from google.api_core.datetime_helpers import DatetimeWithNanoseconds
+
+        return DatetimeWithNanoseconds.from_timestamp_pb(value.timestamp_value)
+    if kind == "integer_value":
+        return value.integer_value
+    if kind == "boolean_value":
+        return value.boolean_value
+    if kind == "null_value":
+        return None
+    if kind == "double_value":
+        return value.double_value
+    if kind == "array_value":
+        return [_decode(item) for item in value.array_value.values]
+    if kind == "map_value":
+        return _decode_fields(value.map_value.fields)
+    raise _NotPlain  # bytes, references, geo points: the library's types
+
+
+def _decode_fields(fields: Any) -> dict[str, Any]:
+    decoded = {key: _decode(item) for key, item in fields.items()}
+    if any(key.startswith("__") for key in decoded):  # the library's vector and BSON maps (`__type__`, `__oid__`…)
+        raise _NotPlain
+    return decoded
+
+
+def decode_document(fields: Any, client: Any) -> dict[str, Any]:
+    """A document's fields (protobuf map of Values), decoded exactly as the library's DocumentSnapshot.to_dict()."""
+    try:
+        return _decode_fields(fields)
+    except _NotPlain:
+        from google.cloud.firestore_v1 import _helpers
+
+        decoded: Any = _helpers.decode_dict(fields, client)
+        return decoded
+
+
+def _well_formed(path: str) -> bool:
+    """A document path the library would accept (else it goes through the library, which says why not)."""
+    parts = path.split("/")
+    return len(parts) % 2 == 0 and all(parts)
+
+
 @functools.cache
 def firestore_class() -> type:
     """google.cloud.firestore.Client, with write batches that encode plain documents directly."""
@@ -157,6 +205,34 @@ def firestore_class() -> type:
     class Client(firestore_module.Client):
         def batch(self) -> Any:
             return Batch(self)
+
+        def read_documents(self, paths: list[str], fields: list[str] | None) -> Any:
+            """(path, data, update_time) of each existing document among `paths`, in one BatchGetDocuments call
+            (the library's get_all, with its default retry), decoded from the raw protobuf: the library goes
+            through proto-plus field by field and then deep-copies every document, most of a read's CPU."""
+            from proto.datetime_helpers import DatetimeWithNanoseconds  # type: ignore[import-untyped]
+
+            if not all(_well_formed(path) for path in paths):
+                refs = [self.document(path) for path in paths]
+                for snapshot in self.get_all(refs, field_paths=fields):
+                    if snapshot.exists:
+                        yield snapshot.reference.path, snapshot.to_dict() or {}, snapshot.update_time
+                return
+            prefix = f"{self._database_string}/documents/"
+            request = {
+                "database": self._database_string,
+                "documents": [prefix + path for path in paths],
+                "mask": {"field_paths": fields} if fields is not None else None,
+                "transaction": None,
+            }
+            for response in self._firestore_api.batch_get_documents(request=request, metadata=self._rpc_metadata):
+                raw = type(response).pb(response)
+                if raw.WhichOneof("result") != "found":
+                    continue
+                found = raw.found
+                # the version as proto-plus gives it: the nanosecond-exact class a precondition is sent from
+                version = DatetimeWithNanoseconds.from_timestamp_pb(found.update_time)
+                yield found.name[len(prefix) :], decode_document(found.fields, self), version
 
     return Client
 
