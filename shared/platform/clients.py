@@ -206,11 +206,26 @@ def firestore_class() -> type:
         def batch(self) -> Any:
             return Batch(self)
 
+        def commit_versions(self, batch: Any) -> list[Any]:
+            """Commit `batch` (the library's Commit call, its default retry) and give each write's update time:
+            the request built from the raw Write protobufs, the answer read from the raw response, where the
+            library converts both through proto-plus field by field."""
+            from google.cloud.firestore_v1.types import firestore as rpc
+            from google.cloud.firestore_v1.types import write
+            from proto.datetime_helpers import DatetimeWithNanoseconds  # type: ignore[import-untyped]
+
+            request = rpc.CommitRequest.pb()(database=self._database_string)
+            request.writes.extend(write.Write.pb(pb) for pb in batch._write_pbs)
+            batch._write_pbs = []
+            response = self._firestore_api.commit(request=rpc.CommitRequest.wrap(request), metadata=self._rpc_metadata)
+            results = rpc.CommitResponse.pb(response).write_results
+            return [DatetimeWithNanoseconds.from_timestamp_pb(result.update_time) for result in results]
+
         def read_documents(self, paths: list[str], fields: list[str] | None) -> Any:
             """(path, data, update_time) of each existing document among `paths`, in one BatchGetDocuments call
             (the library's get_all, with its default retry), decoded from the raw protobuf: the library goes
             through proto-plus field by field and then deep-copies every document, most of a read's CPU."""
-            from proto.datetime_helpers import DatetimeWithNanoseconds  # type: ignore[import-untyped]
+            from proto.datetime_helpers import DatetimeWithNanoseconds
 
             if not all(_well_formed(path) for path in paths):
                 refs = [self.document(path) for path in paths]

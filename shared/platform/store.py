@@ -135,11 +135,20 @@ class FirestoreStore:
                     found[snapshot.reference.path] = self._doc(snapshot)
         return found
 
+    def _commit(self, batch: Any) -> list[Any]:
+        """The batch's update times, through shared.platform.clients' direct commit when the client has it."""
+        direct = getattr(self.client, "commit_versions", None)
+        if direct is not None:
+            return list(direct(batch))
+        return [result.update_time for result in batch.commit()]
+
     def create(self, path: str, data: Mapping[str, Any]) -> Any | None:
         from google.api_core import exceptions as gexc
 
+        batch = self.client.batch()
+        batch.create(self.client.document(path), dict(data))
         try:
-            return self.client.document(path).create(dict(data)).update_time
+            return self._commit(batch)[0]
         except gexc.AlreadyExists:
             return None
 
@@ -147,13 +156,17 @@ class FirestoreStore:
         from google.api_core import exceptions as gexc
 
         option = self.client.write_option(last_update_time=version) if version is not None else None
+        batch = self.client.batch()
+        batch.update(self.client.document(path), _top_level(data), option=option)
         try:
-            return self.client.document(path).update(_top_level(data), option=option).update_time
+            return self._commit(batch)[0]
         except (gexc.NotFound, gexc.FailedPrecondition):
             return None
 
     def put(self, path: str, data: Mapping[str, Any], *, merge: bool = False) -> Any:
-        return self.client.document(path).set(dict(data), merge=merge).update_time
+        batch = self.client.batch()
+        batch.set(self.client.document(path), dict(data), merge=merge)
+        return self._commit(batch)[0]
 
     def commit(self, writes: Sequence[Write]) -> list[Any] | None:
         from google.api_core import exceptions as gexc
@@ -175,7 +188,7 @@ class FirestoreStore:
             else:
                 batch.delete(ref)
         try:
-            return [result.update_time for result in batch.commit()]
+            return self._commit(batch)
         except (gexc.AlreadyExists, gexc.FailedPrecondition, gexc.NotFound):
             return None
 

@@ -61,3 +61,16 @@ def test_the_version_read_is_the_precondition_that_wins_once(firestore_client):
 def test_a_malformed_path_is_refused_as_the_library_refuses_it(firestore_client):
     with pytest.raises(ValueError):
         FirestoreStore(firestore_client).get_all(["notifications"])
+
+
+def test_each_write_gives_the_version_a_read_then_sees(firestore_client):
+    store = FirestoreStore(firestore_client)
+    created = store.create("notifications/w", {"state": "scheduled", "at": DOC["at"]})
+    assert created is not None and store.create("notifications/w", {"state": "other"}) is None
+    assert store.get("notifications/w").version == created  # type: ignore[union-attr]
+    updated = store.update("notifications/w", {"state": "sending"}, version=created)
+    assert updated is not None and updated != created
+    assert store.update("notifications/w", {"state": "sent"}, version=created) is None  # the old version lost
+    put = store.put("notifications/w", {"state": "sent"}, merge=True)
+    assert store.get_all(["notifications/w"])["notifications/w"].version == put
+    assert store.update("notifications/gone", {"state": "sent"}) is None
