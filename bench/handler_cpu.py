@@ -245,8 +245,17 @@ def worker(config: Any, deliveries: int, channel: str) -> None:
     ticks = os.sysconf("SC_CLK_TCK")
 
     def cpu_seconds() -> float:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+        """utime + stime of the function process and its children (functions-framework serves from gunicorn)."""
+        stats = {}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError):
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                stats[int(stat.parent.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+        family, grew = {pid}, True
+        while grew:
+            more = {child for child, (parent, _) in stats.items() if parent in family} - family
+            family, grew = family | more, bool(more)
+        return sum(stats[member][1] for member in family if member in stats) / ticks
 
     url = config.function_env()["TASK_HANDLER_URL"]
     bodies = seed(clients.firestore(), WARM_UP + deliveries, channel)
