@@ -116,6 +116,8 @@ class FirestoreStore:
         return Doc(snapshot.reference.path, snapshot.to_dict() or {}, snapshot.update_time)
 
     def get(self, path: str) -> Doc | None:
+        if hasattr(self.client, "read_documents"):
+            return self.get_all([path]).get(path)  # the same one BatchGetDocuments call the library makes
         snapshot = self.client.document(path).get()
         return self._doc(snapshot) if snapshot.exists else None
 
