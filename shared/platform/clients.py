@@ -9,11 +9,16 @@ datetimes, and lists and maps of those) straight into its Write protobuf: the li
 message through proto-plus field by field, about 250 us a document, the largest part of the fan-out's
 CPU per message. Anything else (sentinels such as SERVER_TIMESTAMP, references, geo points, field
 paths with dots) goes through the library as before; tests/unit/test_clients.py checks the two give
-equal messages.
+equal messages. The same client commits from the raw Write protobufs and reads the raw responses
+(`commit_versions`), and decodes BatchGetDocuments answers straight from their protobufs
+(`read_documents`; bytes, references, geo points, vectors and BSON maps through the library): the
+library converts both through proto-plus and deep-copies every document read, which was most of the task
+handler's Firestore CPU. Same RPCs, same default retry, same round trips (bench/handler_round_trips.py).
 
 SendGrid's client (python_http_client) opens a new connection for every request (urllib, `Connection:
 close`); `sendgrid()` gives it a transport over one requests.Session, which keeps connections alive,
-with the same requests (method, URL, headers, body) and the same exceptions on failure.
+with the same requests (method, URL, headers, body) and the same exceptions on failure (which failures
+are safe to retry: docs/architecture.md, "Provider connections").
 """
 
 from __future__ import annotations
