@@ -4,6 +4,7 @@
     python bench/handler_cpu.py [--deliveries 150] [--channel sms|email|both] [--against REF] [--rounds 3]
     python bench/handler_cpu.py --profile [--channel sms]
     python bench/handler_cpu.py --worker [--deliveries 300]
+    python bench/handler_cpu.py --store [--rounds 3]
 
 The real entry point (functions/task_handler/main.py handle_task, through functions-framework's Flask app
 and its test client: the framework's own request handling counts) delivers `--deliveries` distinct
@@ -17,7 +18,10 @@ this tree in alternating rounds against the same stack, and prints both medians 
 shared machine only a same-run comparison is fair. --profile runs once under py-spy (pip install py-spy)
 and folds the samples by handler step. --worker posts to the stack's own task-handler process (werkzeug's
 HTTP server in front of the same app) and reads that process's CPU from /proc: CPU per delivered reminder
-as one worker spends it, and the requests/s that CPU allows one worker.
+as one worker spends it, and the requests/s that CPU allows one worker. --store times the handler's
+Firestore steps alone (the batched read, a versioned update) through the plain library, through this
+client with its direct read switched off (as before it) and as it is, alternating in one process: the
+least noisy before/after.
 """
 
 from __future__ import annotations
@@ -279,6 +283,63 @@ def worker(config: Any, deliveries: int, channel: str) -> None:
     )
 
 
+def store_steps(rounds: int, count: int = 150) -> None:
+    """The handler's Firestore steps alone, the library's way beside the direct one, alternating in one process."""
+    from datetime import datetime, timezone
+
+    from google.cloud import firestore
+
+    from shared.platform import clients
+    from shared.platform.store import FirestoreStore
+
+    class Before(clients.firestore_class()):  # type: ignore[misc]
+        """The client as it was before the direct read: the library's, with the direct write encoding."""
+
+        read_documents = None
+
+    project = os.environ["GOOGLE_CLOUD_PROJECT"]
+    stores = {
+        "library": FirestoreStore(firestore.Client()),
+        "before": FirestoreStore(Before(project=project)),
+        "direct": FirestoreStore(clients.firestore()),
+    }
+    run = uuid.uuid4().hex[:6]
+    doc = {
+        "state": "scheduled",
+        "generation": 1,
+        "kind": "appointment_reminder",
+        "channel": "sms",
+        "send_at": datetime.now(timezone.utc),
+        "clinic_id": "c",
+        "appointment_id": "a",
+        "patient_id": "p",
+    }
+    paths = [f"bench_store_{run}/d{index}" for index in range(3)]  # ledger, appointment, patient
+    for path in paths:
+        stores["direct"].put(path, doc)
+
+    def per_call(action: Any) -> float:
+        started = time.process_time()
+        for index in range(count):
+            action(index)
+        return (time.process_time() - started) / count * 1000
+
+    figures: dict[str, dict[str, list[float]]] = {name: {"read": [], "update": []} for name in stores}
+    for _ in range(rounds):
+        for name, store in stores.items():
+            figures[name]["read"].append(per_call(lambda _, store=store: store.get_all(paths)))
+            version = [store.get(paths[0]).version]  # type: ignore[union-attr]
+
+            def update(index: int, store: Any = store, version: list[Any] = version) -> None:
+                version[0] = store.update(paths[0], {"state": "sending", "generation": index}, version=version[0])
+
+            figures[name]["update"].append(per_call(update))
+    print("ms CPU per call (median of rounds): the plain library, this client before the direct read, now")
+    for step, label in (("read", "batched read of 3 docs"), ("update", "versioned update (claim, sent)")):
+        library, before, direct = (statistics.median(figures[name][step]) for name in stores)
+        print(f"  {label:31}: {library:.2f}  {before:.2f}  {direct:.2f}  (now / before {direct / before:.2f})")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--deliveries", type=int, default=150)
@@ -287,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--profile", action="store_true", help="run once under py-spy and fold the samples")
     parser.add_argument("--worker", action="store_true", help="measure the stack's task-handler process instead")
+    parser.add_argument("--store", action="store_true", help="the Firestore steps alone: library beside direct")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     config = stack_config.load()
@@ -305,6 +367,8 @@ def main(argv: list[str] | None = None) -> int:
             [str(spy), "record", "--gil", "-r", "500", "-f", "raw", "-o", str(out), "--", *command], check=True
         )
         fold(out)
+    elif args.store:
+        store_steps(args.rounds)
     elif args.worker:
         for channel in channels:
             worker(config, args.deliveries, channel)

@@ -9,11 +9,12 @@ datetimes, and lists and maps of those) straight into its Write protobuf: the li
 message through proto-plus field by field, about 250 us a document, the largest part of the fan-out's
 CPU per message. Anything else (sentinels such as SERVER_TIMESTAMP, references, geo points, field
 paths with dots) goes through the library as before; tests/unit/test_clients.py checks the two give
-equal messages. The same client commits from the raw Write protobufs and reads the raw responses
-(`commit_versions`), and decodes BatchGetDocuments answers straight from their protobufs
+equal messages. The same client decodes BatchGetDocuments answers straight from their protobufs
 (`read_documents`; bytes, references, geo points, vectors and BSON maps through the library): the
-library converts both through proto-plus and deep-copies every document read, which was most of the task
-handler's Firestore CPU. Same RPCs, same default retry, same round trips (bench/handler_round_trips.py).
+library converts them through proto-plus field by field and deep-copies every document, which was most
+of the task handler's read CPU. Same RPC, same default retry, same round trips
+(bench/handler_round_trips.py). Commits stay the library's: building the request and reading the answer
+directly measured no cheaper than gRPC's own work for one write (bench/handler_cpu.py --store).
 
 SendGrid's client (python_http_client) opens a new connection for every request (urllib, `Connection:
 close`); `sendgrid()` gives it a transport over one requests.Session, which keeps connections alive,
@@ -212,26 +213,11 @@ def firestore_class() -> type:
         def batch(self) -> Any:
             return Batch(self)
 
-        def commit_versions(self, batch: Any) -> list[Any]:
-            """Commit `batch` (the library's Commit call, its default retry) and give each write's update time:
-            the request built from the raw Write protobufs, the answer read from the raw response, where the
-            library converts both through proto-plus field by field."""
-            from google.cloud.firestore_v1.types import firestore as rpc
-            from google.cloud.firestore_v1.types import write
-            from proto.datetime_helpers import DatetimeWithNanoseconds  # type: ignore[import-untyped]
-
-            request = rpc.CommitRequest.pb()(database=self._database_string)
-            request.writes.extend(write.Write.pb(pb) for pb in batch._write_pbs)
-            batch._write_pbs = []
-            response = self._firestore_api.commit(request=rpc.CommitRequest.wrap(request), metadata=self._rpc_metadata)
-            results = rpc.CommitResponse.pb(response).write_results
-            return [DatetimeWithNanoseconds.from_timestamp_pb(result.update_time) for result in results]
-
         def read_documents(self, paths: list[str], fields: list[str] | None) -> Any:
             """(path, data, update_time) of each existing document among `paths`, in one BatchGetDocuments call
             (the library's get_all, with its default retry), decoded from the raw protobuf: the library goes
             through proto-plus field by field and then deep-copies every document, most of a read's CPU."""
-            from proto.datetime_helpers import DatetimeWithNanoseconds
+            from proto.datetime_helpers import DatetimeWithNanoseconds  # type: ignore[import-untyped]
 
             if not all(_well_formed(path) for path in paths):
                 refs = [self.document(path) for path in paths]

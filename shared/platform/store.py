@@ -116,7 +116,7 @@ class FirestoreStore:
         return Doc(snapshot.reference.path, snapshot.to_dict() or {}, snapshot.update_time)
 
     def get(self, path: str) -> Doc | None:
-        if hasattr(self.client, "read_documents"):
+        if getattr(self.client, "read_documents", None) is not None:
             return self.get_all([path]).get(path)  # the same one BatchGetDocuments call the library makes
         snapshot = self.client.document(path).get()
         return self._doc(snapshot) if snapshot.exists else None
@@ -137,20 +137,11 @@ class FirestoreStore:
                     found[snapshot.reference.path] = self._doc(snapshot)
         return found
 
-    def _commit(self, batch: Any) -> list[Any]:
-        """The batch's update times, through shared.platform.clients' direct commit when the client has it."""
-        direct = getattr(self.client, "commit_versions", None)
-        if direct is not None:
-            return list(direct(batch))
-        return [result.update_time for result in batch.commit()]
-
     def create(self, path: str, data: Mapping[str, Any]) -> Any | None:
         from google.api_core import exceptions as gexc
 
-        batch = self.client.batch()
-        batch.create(self.client.document(path), dict(data))
         try:
-            return self._commit(batch)[0]
+            return self.client.document(path).create(dict(data)).update_time
         except gexc.AlreadyExists:
             return None
 
@@ -158,17 +149,13 @@ class FirestoreStore:
         from google.api_core import exceptions as gexc
 
         option = self.client.write_option(last_update_time=version) if version is not None else None
-        batch = self.client.batch()
-        batch.update(self.client.document(path), _top_level(data), option=option)
         try:
-            return self._commit(batch)[0]
+            return self.client.document(path).update(_top_level(data), option=option).update_time
         except (gexc.NotFound, gexc.FailedPrecondition):
             return None
 
     def put(self, path: str, data: Mapping[str, Any], *, merge: bool = False) -> Any:
-        batch = self.client.batch()
-        batch.set(self.client.document(path), dict(data), merge=merge)
-        return self._commit(batch)[0]
+        return self.client.document(path).set(dict(data), merge=merge).update_time
 
     def commit(self, writes: Sequence[Write]) -> list[Any] | None:
         from google.api_core import exceptions as gexc
@@ -190,7 +177,7 @@ class FirestoreStore:
             else:
                 batch.delete(ref)
         try:
-            return self._commit(batch)
+            return [result.update_time for result in batch.commit()]
         except (gexc.AlreadyExists, gexc.FailedPrecondition, gexc.NotFound):
             return None
 
