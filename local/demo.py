@@ -464,7 +464,7 @@ class Story:
         tries = " or ".join(str(n) for n in attempts) or "no"
         self.say(f"failed_tasks: {len(failed)} open ({counted(codes)}), each after {tries} attempts")
         self.say(f"the ledger says failed for {sum(ledger_failed.values())} ({counted(ledger_failed)}), the same keys")
-        self.say("in production an operator finds these in the Firestore console (README, 'Operations runbook')")
+        self.say("in production an operator finds these in the Firestore console (docs/runbook.md)")
         return failed
 
     # 5 -----------------------------------------------------------------------------------------------

@@ -11,12 +11,13 @@ import functions_framework
 from shared.messaging.email_events import apply_events, headers_of, verify_sendgrid_signature
 from shared.messaging.ledger import Ledger
 from shared.messaging.status_callbacks import apply_status, callback_url, verify_twilio_signature
-from shared.messaging.stuck import record_stuck
+from shared.messaging.stuck import record_provider_failure, record_stuck
 from shared.platform import clients, log, resources
 from shared.platform.clock import system_clock
 from shared.platform.errors import MedspaError
 from shared.platform.http import json_response, to_response
 from shared.platform.settings import settings
+from shared.reminders.units import UNIT_NOTES
 from shared.task_types import task_types
 from shared.tasks.auth import TaskAuthenticator
 from shared.tasks.failed_tasks import FailedTasks
@@ -53,7 +54,7 @@ def twilio_status(request):
     except MedspaError as exc:
         log.warning("status callback refused", error_code=exc.code)
         return to_response(exc)
-    outcome = apply_status(Ledger(clients.store(), system_clock), request.args.to_dict(), params)
+    outcome = apply_status(Ledger(clients.store(), system_clock), request.args.to_dict(), params, _record_failure)
     return json_response({"outcome": outcome})
 
 
@@ -65,7 +66,14 @@ def sendgrid_events(request):
     except MedspaError as exc:
         log.warning("email event batch refused", error_code=exc.code)
         return to_response(exc)
-    return json_response({"outcomes": apply_events(Ledger(clients.store(), system_clock), body)})
+    return json_response({"outcomes": apply_events(Ledger(clients.store(), system_clock), body, _record_failure)})
+
+
+def _record_failure(key: str, replayed: bool) -> None:
+    """A message the provider failed after accepting it: in failed_tasks, like every failure."""
+    store = clients.store()
+    ledger, failures = Ledger(store, system_clock), FailedTasks(store, system_clock)
+    record_provider_failure(ledger, failures, task_types(), key, replayed=replayed)
 
 
 @functions_framework.cloud_event
@@ -73,4 +81,10 @@ def sweep_failed_tasks(event):
     failures = FailedTasks(clients.store(), system_clock)
     with log.bound(event_id=event["id"]):
         record_stuck(Ledger(clients.store(), system_clock), failures, task_types(), system_clock)
-        RetrySweep(failures, CloudTasksQueue(clients.tasks(), settings()), task_types(), queues=resources.QUEUES).run()
+        RetrySweep(
+            failures,
+            CloudTasksQueue(clients.tasks(), settings()),
+            task_types(),
+            queues=resources.QUEUES,
+            redone_elsewhere=UNIT_NOTES,
+        ).run()

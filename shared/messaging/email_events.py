@@ -21,7 +21,7 @@ from typing import Any
 
 from shared.contract.bodies import check_value
 from shared.messaging.keys import is_key
-from shared.messaging.ledger import Ledger
+from shared.messaging.ledger import FAILED_BEFORE, FAILED_NOW, Ledger, OnFailed
 from shared.platform import log
 from shared.platform.errors import PermanentError, Unauthorized
 
@@ -90,8 +90,9 @@ def parse_event(event: Any) -> EmailEvent | str:
     return EmailEvent(key, int(generation), message_id.split(".", 1)[0], status)
 
 
-def apply_events(ledger: Ledger, body: bytes) -> dict[str, int]:
-    """Record every event of an (authenticated) batch; returns counts by outcome, for the answer."""
+def apply_events(ledger: Ledger, body: bytes, on_failed: OnFailed | None = None) -> dict[str, int]:
+    """Record every event of an (authenticated) batch; returns counts by outcome, for the answer.
+    `on_failed(key, replayed)` makes a message an event failed (bounce, dropped) visible in failed_tasks."""
     if len(body) > MAX_BODY_BYTES:
         log.warning("email event batch too large; acknowledged", bytes=len(body))
         return {"oversized": 1}
@@ -117,6 +118,8 @@ def apply_events(ledger: Ledger, body: bytes) -> dict[str, int]:
             error_code=None,
         )
         outcomes[outcome] += 1
+        if on_failed is not None and outcome in (FAILED_NOW, FAILED_BEFORE):
+            on_failed(parsed.ledger_key, outcome == FAILED_BEFORE)
     if len(events) > MAX_EVENTS:
         outcomes["over_limit"] += len(events) - MAX_EVENTS
     log.info("email events recorded", **{k: v for k, v in outcomes.items() if v})

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from shared.messaging.keys import is_key
-from shared.messaging.ledger import DELIVERY_RANK, Ledger
+from shared.messaging.ledger import DELIVERY_RANK, FAILED_BEFORE, FAILED_NOW, Ledger, OnFailed
 from shared.platform import log
 from shared.platform.errors import Unauthorized
 
@@ -71,8 +71,11 @@ def parse_callback(query: Mapping[str, str], form: Mapping[str, str]) -> StatusC
     return StatusCallback(key, generation, sid, status, code)
 
 
-def apply_status(ledger: Ledger, query: Mapping[str, str], form: Mapping[str, str]) -> str:
-    """Record one (already authenticated) callback on the ledger; returns what happened, for the answer."""
+def apply_status(
+    ledger: Ledger, query: Mapping[str, str], form: Mapping[str, str], on_failed: OnFailed | None = None
+) -> str:
+    """Record one (already authenticated) callback on the ledger; returns what happened, for the answer.
+    `on_failed(key, replayed)` makes a message the callback failed visible in failed_tasks."""
     callback = parse_callback(query, form)
     if isinstance(callback, str):
         log.warning("status callback names nothing; acknowledged", outcome=callback)
@@ -87,4 +90,6 @@ def apply_status(ledger: Ledger, query: Mapping[str, str], form: Mapping[str, st
     log.info(
         "delivery status recorded", ledger_key=callback.ledger_key, provider_status=callback.status, outcome=outcome
     )
+    if on_failed is not None and outcome in (FAILED_NOW, FAILED_BEFORE):
+        on_failed(callback.ledger_key, outcome == FAILED_BEFORE)
     return outcome

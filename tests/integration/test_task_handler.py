@@ -15,6 +15,7 @@ from datetime import timedelta
 import pytest
 import requests
 
+from local.processes import wait_until
 from shared.platform.settings import Settings
 from tests.handler_support import post
 
@@ -38,6 +39,20 @@ def test_twilio_status_callbacks_mark_the_message_delivered(world, sandbox):
     world.schedule(task)
     entry = world.wait_ledger(task.dedup_key, "delivered", "failed", "skipped")
     assert entry["state"] == "delivered" and entry["delivery_status"] == "delivered"
+
+
+def test_a_message_the_carrier_did_not_deliver_is_recorded_in_failed_tasks_and_retryable(world, sandbox):
+    patient = world.patient()
+    sandbox.fault(channel="sms", kind="delivery_failure", code=30005, to=world.phones[-1])
+    task = world.task(world.appointment(patient))
+    world.schedule(task)
+    entry = world.wait_ledger(task.dedup_key, "failed")
+    assert entry["delivery_status"] == "undelivered" and entry["reason"] == "provider_30005"
+    assert wait_until(lambda: world.failed(task.dedup_key), 15)
+    (record,) = world.failed(task.dedup_key)
+    assert record["error_code"] == "provider_30005" and record["status"] == "open"
+    assert record["payload"]["dedup_key"] == task.dedup_key and record["queue"] == "reminders-sms"
+    assert world.phones[-1] not in json.dumps(record, default=str)  # ids and codes only
 
 
 def test_a_forged_status_callback_is_refused(world, stack):

@@ -88,6 +88,22 @@ def test_processed_confirms_an_unconfirmed_email_and_delivered_closes_it():
     assert doc["state"] == "delivered" and doc["provider_message_id"] == "abc123"
 
 
+def test_a_bounce_calls_the_failure_hook_once_and_a_replayed_one_says_it_is_one():
+    store = MemoryStore()
+    ledger = Ledger(store, FixedClock(NOW))
+    ledger.schedule([Planned(KEY, {"kind": "appointment_reminder"})])
+    ledger.mark_sent(ledger.claim(KEY, ledger.read(KEY), {}), channel="email", provider_message_id="abc123")
+    calls: list[tuple[str, bool]] = []
+
+    def hook(key: str, replayed: bool) -> None:
+        calls.append((key, replayed))
+
+    bounce = [{"event": "bounce", "ledger_key": f"{KEY}:1", "sg_message_id": "abc123.filterdrecv-1"}]
+    assert apply_events(ledger, json.dumps(bounce).encode(), hook) == {"failed": 1}
+    assert apply_events(ledger, json.dumps(bounce).encode(), hook) == {"ignored_failed": 1}
+    assert calls == [(KEY, False), (KEY, True)] and store.doc(f"notifications/{KEY}")["state"] == "failed"
+
+
 @pytest.mark.parametrize(
     "body",
     [

@@ -101,6 +101,21 @@ def test_a_late_queued_never_moves_delivery_status_back_and_a_replay_rewrites_no
     assert store.get(f"notifications/{KEY}").version == delivered.version
 
 
+def test_a_failing_callback_calls_the_failure_hook_once_and_a_replay_says_it_is_one():
+    _, ledger = sent_ledger()
+    calls: list[tuple[str, bool]] = []
+
+    def hook(key: str, replayed: bool) -> None:
+        calls.append((key, replayed))
+
+    undelivered = {**FORM, "MessageStatus": "undelivered", "ErrorCode": "30003"}
+    assert apply_status(ledger, {"ledger": KEY, "g": "1"}, {**FORM, "MessageStatus": "sent"}, hook) == "sent"
+    assert calls == []
+    assert apply_status(ledger, {"ledger": KEY, "g": "1"}, undelivered, hook) == "failed"
+    assert apply_status(ledger, {"ledger": KEY, "g": "1"}, undelivered, hook) == "ignored_failed"
+    assert calls == [(KEY, False), (KEY, True)]
+
+
 def test_a_callback_for_a_key_with_no_ledger_doc_creates_nothing():
     store = MemoryStore()
     assert apply_status(Ledger(store, FixedClock(NOW)), {"ledger": KEY}, FORM) == "unknown_ledger"
