@@ -79,8 +79,77 @@ def make_app(sandbox: Sandbox | None = None) -> Flask:
     return app
 
 
+class _Body:
+    """A request's body as the app reads it: at most its Content-Length, counted, the rest drained after."""
+
+    def __init__(self, stream: Any, length: int) -> None:
+        self.stream, self.left = stream, length
+
+    def read(self, size: int | None = -1) -> bytes:
+        size = self.left if size is None or size < 0 else min(size, self.left)
+        data = self.stream.read(size) if size else b""
+        self.left -= len(data)
+        return data
+
+    def readline(self, size: int | None = -1) -> bytes:
+        size = self.left if size is None or size < 0 else min(size, self.left)
+        data = self.stream.readline(size) if size else b""
+        self.left -= len(data)
+        return data
+
+    def drain(self) -> None:
+        while self.left > 0 and self.read(min(self.left, 65536)):
+            pass
+
+
+class _Exhausted:
+    """The socket as werkzeug's post-response cleanup reads it: nothing more (the next request is not its)."""
+
+    def read(self, size: int | None = -1) -> bytes:
+        return b""
+
+    def readline(self, size: int | None = -1) -> bytes:
+        return b""
+
+
 class _RequestLog(WSGIRequestHandler):
-    """One JSON line per request, without the query string (`?to=` would carry a phone number)."""
+    """One JSON line per request, without the query string (`?to=` would carry a phone number).
+
+    Keep-alive, as Twilio's and SendGrid's APIs: werkzeug answers every request `Connection: close` and
+    then reads whatever the socket still holds (it cannot know where an unread body ends), so a local send
+    paid for a new connection each time. Here a request with a Content-Length (what the providers'
+    clients send) keeps its connection: the app reads its body through `_Body`, werkzeug's cleanup finds
+    nothing to read, and the unread rest of the body is drained exactly before the next request line. A
+    chunked body, or a client that asks to close, closes as before."""
+
+    protocol_version = "HTTP/1.1"
+    _body: _Body | None = None
+
+    def run_wsgi(self) -> None:
+        length = self.headers.get("Content-Length") or "0"
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower() or not length.isdigit():
+            self._body = None
+            super().run_wsgi()
+            return
+        real, self._body = self.rfile, _Body(self.rfile, int(length))
+        self.rfile = _Exhausted()  # type: ignore[assignment]
+        try:
+            super().run_wsgi()
+        finally:
+            self.rfile = real
+        self._body.drain()
+
+    def make_environ(self) -> Any:
+        environ = super().make_environ()
+        if self._body is not None:
+            environ["wsgi.input"] = self._body
+        return environ
+
+    def send_header(self, keyword: str, value: str) -> None:
+        keep = self._body is not None and not self.close_connection  # unless the client asked to close
+        if keyword.lower() == "connection" and value.lower() == "close" and keep:
+            return
+        super().send_header(keyword, value)
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         path = self.path.split("?", 1)[0]

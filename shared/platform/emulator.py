@@ -62,7 +62,7 @@ class ClockFile:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._stamp: tuple[str, int, int] | None = None
+        self._stamp: tuple[str, int, int, int] | None = None
         self._offset = timedelta(0)
 
     def offset(self) -> timedelta:
@@ -73,7 +73,8 @@ class ClockFile:
             stat = os.stat(path)
         except OSError:
             return timedelta(0)
-        stamp = (path, stat.st_ino, stat.st_mtime_ns)  # set_local_clock replaces the file: a new inode
+        # set_local_clock replaces the file (a new inode); an edit in place changes its mtime or size
+        stamp = (path, stat.st_ino, stat.st_mtime_ns, stat.st_size)
         with self._lock:
             if stamp != self._stamp:
                 self._offset, self._stamp = read_clock_offset(Path(path)), stamp

@@ -109,3 +109,68 @@ VERSION = DatetimeWithNanoseconds(2026, 1, 1, 12, tzinfo=timezone.utc, nanosecon
 )
 def test_the_clients_batches_write_what_the_librarys_write(action):
     assert batch_writes(action) == library_writes(action)
+
+
+def shape(value: Any) -> Any:
+    """A value with its types spelled out (equal datetimes of different classes must not pass as equal)."""
+    if isinstance(value, dict):
+        return ("dict", sorted((key, shape(item)) for key, item in value.items()))
+    if isinstance(value, list):
+        return ("list", [shape(item) for item in value])
+    if isinstance(value, datetime):
+        exact = value.timestamp_pb() if hasattr(value, "timestamp_pb") else None  # what a write sends back
+        return (f"{type(value).__module__}.{type(value).__name__}", value, exact)
+    return (type(value).__name__, value)
+
+
+def encoded_fields(doc: dict[str, Any]) -> Any:
+    from google.cloud.firestore_v1.types import document
+
+    return document.Document.pb(document.Document(fields=_helpers.encode_dict(doc))).fields
+
+
+LIBRARY_CLIENT = firestore.Client(project="p", credentials=AnonymousCredentials())
+SPECIAL_NAMES = st.one_of(NAMES, st.sampled_from(["__type__", "__oid__", "__x", "value"]))
+ANY_DOCS = st.dictionaries(
+    SPECIAL_NAMES,
+    st.recursive(
+        st.one_of(SCALARS, st.binary(max_size=4), st.builds(firestore.GeoPoint, st.just(1.5), st.just(-2.0))),
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=3), st.dictionaries(SPECIAL_NAMES, inner, min_size=1, max_size=3)
+        ),
+        max_leaves=8,
+    ),
+    min_size=1,
+    max_size=6,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(doc=DOCS)
+def test_plain_documents_decode_exactly_as_the_library_does(doc):
+    fields = encoded_fields(doc)
+    assert shape(clients.decode_document(fields, LIBRARY_CLIENT)) == shape(_helpers.decode_dict(fields, LIBRARY_CLIENT))
+
+
+@settings(max_examples=200, deadline=None)
+@given(doc=ANY_DOCS)
+def test_anything_else_decodes_as_the_library_does_too(doc):
+    fields = encoded_fields(doc)
+    assert shape(clients.decode_document(fields, LIBRARY_CLIENT)) == shape(_helpers.decode_dict(fields, LIBRARY_CLIENT))
+
+
+def test_nanosecond_timestamps_references_and_vectors_decode_as_the_library_does():
+    from google.cloud.firestore_v1.vector import Vector
+
+    doc = {
+        "at": DatetimeWithNanoseconds(2026, 1, 1, tzinfo=timezone.utc, nanosecond=123456789),
+        "ref": LIBRARY_CLIENT.document("clinics/c1"),
+        "v": Vector([1.0, 2.0]),
+        "nested": {"when": [datetime(2026, 3, 8, 7, tzinfo=timezone.utc)]},
+    }
+    fields = encoded_fields(doc)
+    decoded = clients.decode_document(fields, LIBRARY_CLIENT)
+    library = _helpers.decode_dict(fields, LIBRARY_CLIENT)
+    assert decoded["at"].nanosecond == 123456789 and decoded["ref"].path == "clinics/c1"
+    assert decoded["v"] == library["v"] and decoded["nested"] == library["nested"]
+    assert shape(decoded["at"]) == shape(library["at"])

@@ -57,3 +57,23 @@ def test_local_clock_file_moves_now_only_on_the_emulator(tmp_path, monkeypatch):
     assert abs(SystemClock().now() - eve_of_dst) < timedelta(seconds=5)
     set_local_clock(clock_file, None)
     assert abs(SystemClock().now() - datetime.now(timezone.utc)) < timedelta(seconds=5)
+
+
+def test_one_clock_follows_every_move_of_the_file_it_caches(tmp_path, monkeypatch):
+    clock_file = tmp_path / "clock.json"
+    monkeypatch.setenv("MEDSPA_CLOCK_FILE", str(clock_file))
+    for name, value in EMULATOR.items():
+        monkeypatch.setenv(name, value)
+    clock = SystemClock()  # one instance, as a function instance has: it re-reads the file only when it changes
+    assert abs(clock.now() - datetime.now(timezone.utc)) < timedelta(seconds=5)
+    for instant in (
+        datetime(2026, 3, 8, 6, 30, tzinfo=timezone.utc),
+        datetime(2026, 11, 1, 5, 30, tzinfo=timezone.utc),
+    ):
+        set_local_clock(clock_file, instant)
+        assert abs(clock.now() - instant) < timedelta(seconds=5)
+        assert abs(clock.now() - instant) < timedelta(seconds=5)  # the cached offset, still right
+    clock_file.write_text("not json")  # rewritten in place, unreadable: real time, not the stale offset
+    assert abs(clock.now() - datetime.now(timezone.utc)) < timedelta(seconds=5)
+    set_local_clock(clock_file, None)
+    assert abs(clock.now() - datetime.now(timezone.utc)) < timedelta(seconds=5)
