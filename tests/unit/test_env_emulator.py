@@ -91,11 +91,13 @@ def test_the_clock_file_is_read_again_only_when_it_changes(tmp_path, monkeypatch
     emulator.set_local_clock(path, ahead)
     first = clock.offset()
     assert abs(first - timedelta(hours=22, minutes=30)) < timedelta(seconds=5)
-    # Rewritten in place with its old stamp (same inode and mtime): the cached offset stands, no parse.
+    # Rewritten in place with its old stamp (same inode, mtime and size): the cached offset stands, no parse.
     stat = path.stat()
-    path.write_text(json.dumps({"base": (ahead - timedelta(days=3)).isoformat(), "set_at": time.time()}))
+    other = json.dumps({"base": (ahead - timedelta(days=3)).isoformat(), "set_at": int(time.time())})
+    assert len(other) <= stat.st_size
+    path.write_text(other.ljust(stat.st_size))  # JSON allows the trailing blanks
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    assert clock.offset() == first
+    assert path.stat().st_size == stat.st_size and clock.offset() == first
     # set_local_clock replaces the file (a new inode): read again.
     behind = datetime.now(timezone.utc) - timedelta(hours=13)
     emulator.set_local_clock(path, behind)
