@@ -214,6 +214,8 @@ def child(argv: list[str]) -> int:
     wall, cpu = time.perf_counter() - started_wall, time.process_time() - started_cpu
     held = sorted(key for key, module in MARKERS.items() if module in sys.modules)
     result = {"wall": wall, "cpu": cpu, "loaded": loaded, "wired": wired, "status": status, "held": held}
+    if job.get("modules"):
+        result["modules"] = sorted(sys.modules)
     print(RESULT + json.dumps(result), flush=True)
     return 0
 
@@ -271,7 +273,7 @@ def run_once(python: Path, job: dict[str, Any]) -> dict[str, Any]:
     raise RuntimeError(f"{job['mode']} {job['target']} failed ({done.returncode}):\n{done.stderr[-3000:]}")
 
 
-def measure(name: str, repeat: int, base: Path) -> dict[str, Any]:
+def measure(name: str, repeat: int, base: Path, diff: bool = False) -> dict[str, Any]:
     sys.path.insert(0, str(REPO_ROOT))
     from deploy import registry
     from deploy.stage import stage
@@ -298,6 +300,18 @@ def measure(name: str, repeat: int, base: Path) -> dict[str, Any]:
         "needs": list(spec.needs),
         "request": spec.request,
     }
+    if diff:
+        held = {
+            mode: set(run_once(python, {**job, "modules": True})["modules"])
+            for mode, job in (("entry", entry), ("floor", floor))
+        }
+        ours = sorted(m for m in held["entry"] - held["floor"] if m == "main" or m.startswith("shared"))
+        theirs = sorted(m for m in held["entry"] - held["floor"] if m not in ours)
+        print(
+            f"{name}: the first use imports {len(ours)} modules of ours and, beyond the floor's, {len(theirs)} others:"
+        )
+        print("  " + " ".join(theirs))
+        print(f"  the floor imports, beyond the first use's: {' '.join(sorted(held['floor'] - held['entry'])) or '-'}")
     runs: dict[str, list[dict[str, Any]]] = {"entry": [], "floor": []}
     for index in range(repeat + 1):  # the first of each is the warm-up
         for mode, job in (("entry", entry), ("floor", floor)):
@@ -334,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=9, help="counted runs of each side (after one warm-up)")
     parser.add_argument("--only", action="append", default=[], help="a registry name (repeatable)")
+    parser.add_argument("--diff", action="store_true", help="also list the modules a first use adds to the floor's")
     parser.add_argument("--dir", type=Path, default=REPO_ROOT / ".local" / "cold-start", help="venvs and staging")
     options = parser.parse_args(args)
     names = options.only or list(SPECS)
@@ -344,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     rows = []
     for name in names:
-        rows.append(measure(name, options.repeat, options.dir))
+        rows.append(measure(name, options.repeat, options.dir, options.diff))
         row = rows[-1]
         print(f"  {name}: CPU {row['cpu_ratio']:.2f}x, wall {row['wall_ratio']:.2f}x", flush=True)
     print()
