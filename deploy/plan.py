@@ -415,6 +415,7 @@ def missing_indexes(spec_path: Path, existing_path: Path | None = None) -> list[
         fields = _fields(index["fields"])
         if (index["collectionGroup"], scope, fields) in have:
             continue
+        have.add((index["collectionGroup"], scope, fields))  # listed twice: created once (a second create fails)
         configs = [f"field-path={path},{kind}={value}" for path, kind, value in fields]
         rows.append([index["collectionGroup"], scope.lower().replace("_", "-"), *configs])
     return rows

@@ -77,6 +77,7 @@ def sendgrid_events(request):
 @functions_framework.cloud_event
 def sweep_failed_tasks(event):
     from shared.messaging.stuck import record_stuck
+    from shared.reminders.units import UNIT_NOTES
     from shared.task_types import task_types
     from shared.tasks.failed_tasks import FailedTasks
     from shared.tasks.queue import CloudTasksQueue
@@ -85,4 +86,10 @@ def sweep_failed_tasks(event):
     failures = FailedTasks(clients.store(), system_clock)
     with log.bound(event_id=event["id"]):
         record_stuck(Ledger(clients.store(), system_clock), failures, task_types(), system_clock)
-        RetrySweep(failures, CloudTasksQueue(clients.tasks(), settings()), task_types(), queues=resources.QUEUES).run()
+        RetrySweep(
+            failures,
+            CloudTasksQueue(clients.tasks(), settings()),
+            task_types(),
+            queues=resources.QUEUES,
+            redone_elsewhere=UNIT_NOTES,
+        ).run()

@@ -24,7 +24,7 @@ from shared.messaging.channels import SMS, unreachable_reason, usable_channels
 from shared.messaging.keys import message_key
 from shared.messaging.ledger import Entry, Ledger, Reopen
 from shared.messaging.ledger import path as ledger_path
-from shared.messaging.sender import Content, EmailContent, MessageSender, SmsContent
+from shared.messaging.sender import Content, EmailContent, MessageSender, SmsContent, duplicate_of
 from shared.messaging.templates import render, render_sms
 from shared.platform.clock import Clock
 from shared.platform.errors import PermanentError
@@ -135,7 +135,7 @@ class AppointmentMessages:
         read = self._read(task)
         entry, clinic = read.entry, read.clinic
         if entry is not None and entry.is_done:
-            return Outcome("duplicate", reason=entry.state.value)
+            return duplicate_of(entry)
         fields = task.ledger_fields()
 
         def skip(reason: str) -> Outcome:

@@ -46,6 +46,7 @@ class State(StrEnum):
     FAILED = "failed"
 
 
+PROVIDER_REASON = "provider_"  # the prefix of a failure a provider's callback reported (not the sender's)
 DONE = frozenset({State.SENT, State.DELIVERED, State.SKIPPED, State.FAILED})  # nothing more to send
 CLOSED = frozenset({State.DELIVERED, State.SKIPPED, State.FAILED})  # callbacks never move these
 
@@ -114,7 +115,7 @@ class Entry:
 def _final_fields(final: State, error_code: str | None, status: str, now: datetime) -> dict[str, Any]:
     if final == State.DELIVERED:
         return {"state": final.value, "delivered_at": now}
-    return {"state": final.value, "reason": f"provider_{error_code or status}"[:40], "failed_at": now}
+    return {"state": final.value, "reason": f"{PROVIDER_REASON}{error_code or status}"[:40], "failed_at": now}
 
 
 def _sent_fields(entry: Entry, channel: str, provider_message_id: str, now: datetime) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from urllib.parse import urlencode
 
 from shared.messaging.channels import EMAIL, SMS
-from shared.messaging.ledger import AlreadyDone, Claim, Entry, Ledger, StaleClaim, State
+from shared.messaging.ledger import PROVIDER_REASON, AlreadyDone, Claim, Entry, Ledger, StaleClaim, State
 from shared.messaging.opt_outs import OptOuts
 from shared.messaging.providers import (
     EmailSender,
@@ -35,7 +35,7 @@ from shared.messaging.providers import (
 )
 from shared.platform import log
 from shared.platform.clock import Clock
-from shared.platform.errors import PermanentError, RetryableError
+from shared.platform.errors import FailedEarlier, PermanentError, RetryableError
 from shared.tasks.router import Attempt, Outcome
 
 DEFAULT_UNCONFIRMED_WAIT = timedelta(seconds=60)
@@ -119,7 +119,7 @@ class MessageSender:
     ) -> Outcome:
         """Send the message `key` on the first channel that takes it; `entry` is the ledger doc as read."""
         if entry is not None and entry.is_done:
-            return Outcome("duplicate", reason=entry.state.value)
+            return duplicate_of(entry)
         proven = self._proven(entry) if entry is not None else None
         if proven is not None:
             return proven
@@ -134,7 +134,7 @@ class MessageSender:
         try:
             claim = self.ledger.claim(key, entry, fields)
         except AlreadyDone as done:
-            return Outcome("duplicate", reason=done.entry.state.value)
+            return duplicate_of(done.entry)
         except RetryableError:
             raise  # on the last attempt the router records it: the concurrent winner may still give it back
         try:
@@ -280,3 +280,12 @@ class MessageSender:
                     return Outcome("sent", reason="found_at_provider", channel=SMS, provider_message_id=message.sid)
         log.info("unconfirmed send not found; sending again", dedup_key=entry.key, channel=channel or None)
         return None
+
+
+def duplicate_of(entry: Entry) -> Outcome:
+    """Nothing to send. A failure this sender decided (not a provider's callback) is raised again, so the
+    router records it if the attempt that decided it died before its failed_tasks write."""
+    reason = str(entry.data.get("reason") or "")
+    if entry.state == State.FAILED and not reason.startswith(PROVIDER_REASON):
+        raise FailedEarlier("the message failed on an earlier attempt; not sent", code=reason or None)
+    return Outcome("duplicate", reason=entry.state.value)

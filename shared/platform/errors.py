@@ -31,6 +31,13 @@ class PermanentError(MedspaError):
     code = "permanent"
 
 
+class FailedEarlier(PermanentError):
+    """The work already failed for good on an earlier attempt (the ledger says so): recorded in failed_tasks
+    only if no record exists, since that attempt may have died between deciding and recording."""
+
+    code = "failed_earlier"
+
+
 class InvalidDocument(PermanentError):
     """A contract document (clinic, patient, appointment, waitlist entry) is malformed."""
 

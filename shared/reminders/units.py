@@ -22,6 +22,13 @@ from shared.tasks.payload import VERSION, doc_id, instant, require_fields, small
 CLINIC_DAY = "fanout_clinic_day"
 AUDIT = "fanout_audit"
 UNIT_TYPES = (CLINIC_DAY, AUDIT)
+# What an operator does with a unit that failed for good (the retry sweep re-enqueues only the handler's tasks).
+UNIT_NOTES = {
+    CLINIC_DAY: "a fan-out unit: run python -m ops replay-tick --date DATE --clinic CLINIC_ID (both in the payload; "
+    "it fills exactly the gap), then resolve",
+    AUDIT: "the contract audit of [since, until): it only logs documents that break the contract, nothing is sent; "
+    "resolve",
+}
 REMINDERS, FOLLOWUPS = "reminders", "followups"  # what a window's appointments are planned for
 MAX_SHARDS = 1000
 MAX_WINDOWS = 16  # per shard: a split never cuts a day into more pieces than this per shard

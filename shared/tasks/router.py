@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from shared.platform import log
-from shared.platform.errors import MedspaError, PermanentError, RetryableError, Unauthorized
+from shared.platform.errors import FailedEarlier, MedspaError, PermanentError, RetryableError, Unauthorized
 from shared.platform.http import Response, json_response, to_response
 from shared.tasks.auth import TaskAuthenticator
 from shared.tasks.failed_tasks import FailedTasks, body_shape, failure_id
@@ -136,7 +136,9 @@ class TaskRouter:
         permanent = isinstance(exc, PermanentError)
         code = exc.code if isinstance(exc, MedspaError) else type(exc).__name__
         type_name = kind.name if kind else "unrecognised"
-        if permanent:
+        if isinstance(exc, FailedEarlier):
+            what, severity = "task failed on an earlier attempt", "INFO"
+        elif permanent:
             what, severity = "task rejected", "ERROR"
         elif attempt.last:
             what, severity = "task failed on its last attempt", "ERROR"
@@ -190,6 +192,7 @@ class TaskRouter:
                 attempts=attempt.retry_count + 1,
                 clinic_id=clinic_id,
                 queue=attempt.queue,
+                only_if_new=isinstance(exc, FailedEarlier),  # an operator's edits of the first record stand
             )
         except Exception as record_error:  # noqa: BLE001 - reported through the answer, see _failed
             log.error("could not record the failed task", error_code=type(record_error).__name__)

@@ -43,10 +43,18 @@ class SweepReport:
 
 class RetrySweep:
     def __init__(
-        self, failures: FailedTasks, queue: TaskQueue, types: Mapping[str, TaskType], *, queues: tuple[str, ...]
+        self,
+        failures: FailedTasks,
+        queue: TaskQueue,
+        types: Mapping[str, TaskType],
+        *,
+        queues: tuple[str, ...],
+        redone_elsewhere: Mapping[str, str] | None = None,
     ) -> None:
-        """A task goes back to the queue it failed on when that is one of `queues`, else to its type's."""
+        """A task goes back to the queue it failed on when that is one of `queues`, else to its type's.
+        `redone_elsewhere`: task types this sweep does not re-enqueue, each with the note saying how to redo one."""
         self.failures, self.queue, self.types, self.queues = failures, queue, dict(types), queues
+        self.redone_elsewhere = dict(redone_elsewhere or {})
 
     def run(self, *, only: str | None = None) -> SweepReport:
         """Re-enqueue every failed task an operator marked "retry" (or just `only`)."""
@@ -66,7 +74,10 @@ class RetrySweep:
         return report
 
     def _retry(self, doc: Doc, report: SweepReport) -> None:
-        kind = self.types.get(doc.get("task_type")) if isinstance(doc.get("task_type"), str) else None
+        type_name = doc.get("task_type") if isinstance(doc.get("task_type"), str) else None
+        kind = self.types.get(type_name) if type_name else None
+        if kind is None and type_name in self.redone_elsewhere:
+            return self._reject(doc, report, self.redone_elsewhere[type_name])
         if kind is None:
             return self._reject(doc, report, "unknown task type: fix the sender, then resolve")
         payload = doc.get("payload")

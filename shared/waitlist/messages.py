@@ -20,7 +20,7 @@ from shared.messaging.delivery import ClinicCache
 from shared.messaging.ledger import Entry as LedgerEntry
 from shared.messaging.ledger import Ledger, Reopen
 from shared.messaging.ledger import path as ledger_path
-from shared.messaging.sender import Content, EmailContent, MessageSender, SmsContent
+from shared.messaging.sender import Content, EmailContent, MessageSender, SmsContent, duplicate_of
 from shared.messaging.waitlist_tasks import Result, WaitlistOfferTask, WaitlistResultTask
 from shared.messaging.waitlist_templates import offer_email, offer_sms, result_message, result_sms
 from shared.platform.clock import Clock
@@ -136,7 +136,7 @@ class WaitlistMessages:
     def deliver_offer(self, task: WaitlistOfferTask, attempt: Attempt) -> Outcome:
         read = self._read(task)
         if read.ledger is not None and read.ledger.is_done:
-            return Outcome("duplicate", reason=read.ledger.state.value)
+            return duplicate_of(read.ledger)
         reason = self.offer_skip_reason(read)
         if reason:
             return self._skip(task, read, reason)
@@ -189,7 +189,7 @@ class WaitlistMessages:
     def deliver_result(self, task: WaitlistResultTask, attempt: Attempt) -> Outcome:
         read = self._read(task)
         if read.ledger is not None and read.ledger.is_done:
-            return Outcome("duplicate", reason=read.ledger.state.value)
+            return duplicate_of(read.ledger)
         reason = self.result_skip_reason(task, read)
         if reason:
             return self._skip(task, read, reason)

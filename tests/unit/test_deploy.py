@@ -533,6 +533,28 @@ def test_firestore_indexes_from_the_file_and_ttl_on_the_ledger(two_runs: TwoRuns
     assert ttls == {("expire_at", group) for group in groups}
 
 
+def test_docs_deploy_names_every_function_queue_job_and_secret_of_the_registry() -> None:
+    text = (REPO / "docs" / "deploy.md").read_text()
+    rows = {line.split("|")[1].strip() for line in text.splitlines() if line.startswith("| `")}
+    for fn in FUNCTIONS:
+        assert f"`{fn.name}`" in rows, f"docs/deploy.md has no row for function {fn.name}"
+        assert f"`fn-{fn.name}`" in text
+    for name in [q.name for q in registry.QUEUES] + [j.name for j in registry.JOBS]:
+        assert f"`{name}`" in text, name
+    for secret in registry.SECRETS:
+        assert f"`{secret.lower().replace('_', '-')}`" in text, secret
+
+
+def test_an_index_listed_twice_is_created_once_and_the_repos_file_lists_each_once(tmp_path: Path) -> None:
+    index = {"collectionGroup": "c", "queryScope": "COLLECTION", "fields": [{"fieldPath": "a", "order": "ASCENDING"}]}
+    spec = tmp_path / "indexes.json"
+    spec.write_text(json.dumps({"indexes": [index, index]}))
+    assert plan.missing_indexes(spec) == [["c", "collection", "field-path=a,order=ascending"]]
+    listed = json.loads((REPO / "firestore.indexes.json").read_text())["indexes"]
+    keys = [json.dumps(i, sort_keys=True) for i in listed]
+    assert len(keys) == len(set(keys))
+
+
 def test_every_function_is_gen2_python312_with_its_own_account_and_its_resources(two_runs: TwoRuns) -> None:
     for entry in ENTRY_POINTS:
         assert deploys(two_runs.first_calls, entry.name), entry.name

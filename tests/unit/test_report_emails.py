@@ -16,7 +16,7 @@ from shared.messaging.opt_outs import OptOuts
 from shared.messaging.providers import RecipientRejected
 from shared.messaging.report_tasks import InventoryAlertTask, ReportEmailTask, parse_report_email_task
 from shared.messaging.sender import MessageSender
-from shared.platform.errors import PermanentError, RetryableError
+from shared.platform.errors import FailedEarlier, PermanentError, RetryableError
 from shared.reports import render
 from shared.reports.builder import ReportBuilder
 from shared.reports.emails import StaffEmails
@@ -117,7 +117,11 @@ def test_a_rejected_address_is_permanent_and_the_other_still_gets_it(world):
     with pytest.raises(PermanentError):
         service.deliver_report(task, LAST)
     assert [m.to for m in email.sent] == ["b@glow.example.com"]
-    assert service.deliver_report(task, FIRST).status == "duplicate"
+    # Delivered again (the first attempt may have died before recording it): the failure again, nothing sent.
+    with pytest.raises(FailedEarlier) as again:
+        service.deliver_report(task, FIRST)
+    assert again.value.code == "email_rejected"
+    assert [m.to for m in email.sent] == ["b@glow.example.com"]
 
 
 def test_missing_report_clinic_or_sender_and_no_managers(world):

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from shared.messaging.appointment_tasks import AppointmentTask, parse_appointment_task
-from shared.platform.errors import InvalidDocument, PermanentError, RetryableError, Unauthorized
+from shared.platform.errors import FailedEarlier, InvalidDocument, PermanentError, RetryableError, Unauthorized
 from shared.tasks.failed_tasks import FailedTasks, failure_id
 from shared.tasks.router import Attempt, Outcome, TaskRouter, TaskType
 from tests.builders import NOW
@@ -147,6 +147,21 @@ def test_a_permanent_failure_is_recorded_once_and_answered_2xx(router, store, se
     router.handle(headers(retry_count=1), raw(BODY))
     assert list(store.docs("failed_tasks")) == [KEY]
     assert store.doc(f"failed_tasks/{KEY}")["attempts"] == 2 and store.doc(f"failed_tasks/{KEY}")["first_failed_at"]
+
+
+def test_a_failure_decided_earlier_is_recorded_if_its_record_was_lost_and_never_overwritten(router, store, service):
+    # The attempt that failed the message died before its failed_tasks write: the redelivery records it.
+    service.answer = FailedEarlier("failed on an earlier attempt", code="twilio_21602")
+    status, body, _ = answer(router.handle(headers(retry_count=1), raw(BODY)))
+    assert status == 200 and body == {"outcome": "rejected", "error": "twilio_21602"}
+    failure = store.doc(f"failed_tasks/{KEY}")
+    assert failure["error_code"] == "twilio_21602" and failure["status"] == "open" and failure["payload"] == BODY
+    # An operator resolved it: a later duplicate delivery leaves their record as it is.
+    store.seed(f"failed_tasks/{KEY}", {**failure, "status": "resolved", "note": "number fixed by the desk"})
+    status, _, _ = answer(router.handle(headers(retry_count=2), raw(BODY)))
+    assert status == 200
+    kept = store.doc(f"failed_tasks/{KEY}")
+    assert kept["status"] == "resolved" and kept["note"] == "number fixed by the desk" and kept["attempts"] == 2
 
 
 @pytest.mark.parametrize(("throttled", "status"), [(False, 503), (True, 429)])

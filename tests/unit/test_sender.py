@@ -11,7 +11,7 @@ import pytest
 from shared.messaging.keys import message_key
 from shared.messaging.ledger import Ledger, Planned, State
 from shared.messaging.providers import RecipientRejected, SendUnconfirmed
-from shared.platform.errors import PermanentError, RetryableError
+from shared.platform.errors import FailedEarlier, PermanentError, RetryableError
 from tests.builders import FIRST_TRY, LAST_TRY, NOW, World, attempt
 
 
@@ -200,6 +200,29 @@ def test_a_permanent_provider_answer_fails_the_message(world):
     with pytest.raises(PermanentError):
         world.messages().deliver(task, FIRST_TRY)
     assert world.entry(task.dedup_key)["state"] == "failed" and world.entry(task.dedup_key)["reason"] == "twilio_21602"
+
+
+def test_a_message_that_failed_is_failed_again_on_redelivery_and_sends_nothing(world):
+    # The attempt that failed it may have died before its failed_tasks write: the redelivery says why again.
+    task = reminder(world)
+    world.sms.fail_with.append(PermanentError("bad request", code="twilio_21602"))
+    with pytest.raises(PermanentError):
+        world.messages().deliver(task, FIRST_TRY)
+    with pytest.raises(FailedEarlier) as again:
+        world.messages().deliver(task, attempt(1))
+    assert again.value.code == "twilio_21602" and world.sms.sent == []
+    assert world.entry(task.dedup_key)["state"] == "failed"
+
+
+def test_a_message_a_provider_callback_failed_is_a_plain_duplicate(world):
+    task = reminder(world)
+    sent = world.messages().deliver(task, FIRST_TRY)
+    world.ledger().record_delivery(
+        task.dedup_key, generation=1, message_id=sent.provider_message_id, status="undelivered", error_code="30003"
+    )
+    assert world.entry(task.dedup_key)["state"] == "failed"
+    outcome = world.messages().deliver(task, attempt(1))
+    assert (outcome.status, outcome.reason) == ("duplicate", "failed") and len(world.sms.sent) == 1
 
 
 def test_a_live_claim_sends_nothing_and_asks_to_come_back_after_its_lease(world):

@@ -9,6 +9,7 @@ import pytest
 
 from shared.messaging.appointment_tasks import AppointmentTask, parse_appointment_task
 from shared.messaging.ledger import Ledger, Planned
+from shared.reminders.units import UNIT_NOTES
 from shared.tasks.failed_tasks import FailedTasks, Status
 from shared.tasks.router import TaskType
 from shared.tasks.sweep import RetrySweep
@@ -146,6 +147,15 @@ def test_a_doc_the_sweep_cannot_use_goes_back_to_open_with_a_note_and_the_rest_g
     assert report.not_retryable == [bad] and sorted(report.requeued) == sorted([good_before, good_after])
     assert setup.doc(bad)["status"] == "open" and note in setup.doc(bad)["note"]
     assert {s.business_key for s in setup.queue.created} == {f"{good_before}#retry1", f"{good_after}#retry1"}
+
+
+def test_a_type_redone_elsewhere_gets_its_own_note_and_nothing_is_enqueued(setup):
+    # A fan-out unit's failure (its own function and queue): the note says how an operator redoes it.
+    doc_id, _ = setup.failed(task_type="fanout_clinic_day", payload={"type": "fanout_clinic_day"})
+    sweep = RetrySweep(setup.failures, setup.queue, setup.types(), queues=QUEUES, redone_elsewhere=UNIT_NOTES)
+    report = sweep.run()
+    assert report.not_retryable == [doc_id] and setup.queue.created == []
+    assert setup.doc(doc_id)["status"] == "open" and "ops replay-tick" in setup.doc(doc_id)["note"]
 
 
 def test_a_missing_or_null_generation_counts_as_zero(setup):
