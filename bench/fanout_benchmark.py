@@ -152,6 +152,7 @@ def run_fanout(
     service = Fanout(store=store, tasks=queue, queues=queues, clock=system_clock, units=UnitQueue(units, unit_queue))
     total = FanoutReport(trigger="tick")
     total.merge(coordinate_tick(TickRequest(date=day), service, now=now))
+    total.clinics = 0  # counted by the units: each clinic-day once, when it completes (a split's last shard)
     done = 0
     while done < len(units.bodies):
         body = units.bodies[done]

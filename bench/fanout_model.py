@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import heapq
 import io
 import json
@@ -550,6 +551,14 @@ def run_model(config: Config) -> int:
             f"{one_total / finish:.1f}x; over 540 s the event limit; sample {one_tasks} tasks",
         ),
     ]
+    for share in (0.167, 0.333, 0.583):  # the same measured runs at other unit CPU shares: why the registry's
+        if abs(share - config.unit_cpu) < 1e-3:
+            continue
+        at = {key: dataclasses.replace(run, seconds=run.measured.at_share(share)) for key, run in runs.items()}
+        cold_at = config.container_start + max(c[0] for c in cold) / share
+        finish_at, longest_at, _, _ = schedule(at, first, coordinator_seconds, config, cold_at)
+        label = f"  the same units at {share} vCPU: tick / longest (s)"
+        rows.append((label, f"{finish_at:.1f} / {longest_at:.1f}", "registry: 0.333 (docs/deploy.md)"))
     for label, figure, note in rows:
         print(f"{label:46} {figure:>12}  {note}")
     print(f"(model run took {time.monotonic() - started:.0f} s)")

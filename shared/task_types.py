@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.messaging.appointment_tasks import APPOINTMENT_TASK_TYPES, AppointmentTask, parse_appointment_task
 from shared.messaging.delivery import AppointmentMessages
@@ -36,13 +36,13 @@ from shared.messaging.waitlist_tasks import (
 from shared.platform import clients
 from shared.platform.clock import system_clock
 from shared.platform.settings import settings
-from shared.reports.emails import StaffEmails
-from shared.tasks.queue import CloudTasksQueue
 from shared.tasks.router import Attempt, Outcome, TaskType
-from shared.waitlist import config as waitlist_config
-from shared.waitlist.events import PubSubAppointmentEvents
-from shared.waitlist.messages import WaitlistMessages
-from shared.waitlist.waves import WAVE, Waves, WaveTask, parse_wave_task
+from shared.waitlist.wave_tasks import WAVE, WaveTask, parse_wave_task
+
+if TYPE_CHECKING:  # the waitlist's and the reports' services: imported when their first task arrives
+    from shared.reports.emails import StaffEmails
+    from shared.waitlist.messages import WaitlistMessages
+    from shared.waitlist.waves import Waves
 
 
 @functools.cache
@@ -74,6 +74,9 @@ def appointment_messages() -> AppointmentMessages:
 @functools.cache
 def waitlist_messages() -> WaitlistMessages:
     """Wired on the first waitlist task only: a handler that sends no offers needs no claim URL or key."""
+    from shared.waitlist import config as waitlist_config
+    from shared.waitlist.messages import WaitlistMessages
+
     return WaitlistMessages(
         store=clients.store(),
         ledger=ledger(),
@@ -86,6 +89,10 @@ def waitlist_messages() -> WaitlistMessages:
 
 @functools.cache
 def waves() -> Waves:
+    from shared.tasks.queue import CloudTasksQueue
+    from shared.waitlist.events import PubSubAppointmentEvents
+    from shared.waitlist.waves import Waves
+
     config = settings()
     return Waves(
         store=clients.store(),
@@ -107,6 +114,8 @@ def _reopen(task: Any) -> Reopen:
 @functools.cache
 def staff_emails() -> StaffEmails:
     """Report and reorder emails: the same ledger and sender as every other message (one set of clients)."""
+    from shared.reports.emails import StaffEmails
+
     return StaffEmails(store=clients.store(), ledger=ledger(), sender=sender(), clock=system_clock)
 
 

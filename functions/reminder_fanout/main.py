@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import functions_framework
 
@@ -28,10 +28,10 @@ from shared.reminders import config as fanout_config
 from shared.reminders import fanout
 from shared.reminders.coordinator import coordinate_tick
 from shared.reminders.scheduler import Queues
-from shared.tasks.auth import TaskAuthenticator
-from shared.tasks.failed_tasks import FailedTasks
 from shared.tasks.queue import CloudTasksQueue
-from shared.tasks.router import TaskRouter
+
+if TYPE_CHECKING:
+    from shared.tasks.router import TaskRouter
 
 
 @functools.cache
@@ -60,6 +60,10 @@ def _unit_service() -> fanout.Fanout:
 @functools.cache
 def unit_router() -> TaskRouter:
     """The units' boundary: the task handler's router, for this function's own URL and the unit types."""
+    from shared.tasks.auth import TaskAuthenticator
+    from shared.tasks.failed_tasks import FailedTasks
+    from shared.tasks.router import TaskRouter
+
     config = settings()
     audience = fanout_config.unit_target().audience
     return TaskRouter(

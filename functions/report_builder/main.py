@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import functions_framework
 
@@ -19,14 +19,18 @@ from shared.platform import clients, log
 from shared.platform.clock import system_clock
 from shared.platform.errors import PermanentError
 from shared.platform.settings import settings
-from shared.reports.builder import ReportBuilder
-from shared.reports.inventory import InventoryCheck
 from shared.tasks.queue import CloudTasksQueue
+
+if TYPE_CHECKING:
+    from shared.reports.builder import ReportBuilder
+    from shared.reports.inventory import InventoryCheck
 
 
 @functools.cache
 def reports() -> ReportBuilder:
-    """Real adapters, wired once per instance."""
+    """Real adapters, wired once per instance (each function imports only its own service)."""
+    from shared.reports.builder import ReportBuilder
+
     config = settings()
     return ReportBuilder(
         store=clients.store(), tasks=CloudTasksQueue(clients.tasks(), config), queue=config.queue_reports
@@ -35,6 +39,8 @@ def reports() -> ReportBuilder:
 
 @functools.cache
 def inventory() -> InventoryCheck:
+    from shared.reports.inventory import InventoryCheck
+
     config = settings()
     return InventoryCheck(
         store=clients.store(), tasks=CloudTasksQueue(clients.tasks(), config), queue=config.queue_reports

@@ -1,29 +1,31 @@
 """waitlist: a cancelled appointment's slot offered to the waitlist (on_appointment_cancelled, Pub/Sub
 appointment-events); patients' texts (inbound_sms, Twilio's inbound webhook: YES claims, C confirms,
-STOP/START/HELP, requests for the front desk); the claim link of an email offer (claim_offer)."""
+STOP/START/HELP, requests for the front desk); the claim link of an email offer (claim_offer).
+
+Each is its own Cloud Function: what only one of them uses (the cancellation's offer, the inbound
+conversation, the claim page) is imported on its first call, so no function starts with another's code.
+"""
 
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import functions_framework
 
 from shared.contract import events
-from shared.messaging.status_callbacks import callback_url, verify_twilio_signature
 from shared.platform import clients, log
 from shared.platform.clock import system_clock
 from shared.platform.errors import MedspaError, PermanentError
 from shared.platform.http import json_response, to_response
 from shared.platform.settings import settings
-from shared.tasks.queue import CloudTasksQueue
 from shared.waitlist import config
-from shared.waitlist.cancellations import open_offer
-from shared.waitlist.claim_link import ClaimLinks
-from shared.waitlist.claims import Claims
-from shared.waitlist.events import PubSubAppointmentEvents
-from shared.waitlist.inbound import Conversations, twiml
-from shared.waitlist.waves import Waves
+
+if TYPE_CHECKING:
+    from shared.waitlist.claim_link import ClaimLinks
+    from shared.waitlist.claims import Claims
+    from shared.waitlist.inbound import Conversations
+    from shared.waitlist.waves import Waves
 
 MAX_FORM_BYTES = 64 * 1024  # Twilio's inbound form is a few kilobytes
 
@@ -31,6 +33,10 @@ MAX_FORM_BYTES = 64 * 1024  # Twilio's inbound form is a few kilobytes
 @functools.cache
 def waves() -> Waves:
     """Real adapters, wired once per instance."""
+    from shared.tasks.queue import CloudTasksQueue
+    from shared.waitlist.events import PubSubAppointmentEvents
+    from shared.waitlist.waves import Waves
+
     queue = CloudTasksQueue(clients.tasks(), settings())
     appointment_events = PubSubAppointmentEvents(clients.publisher, settings().project)
     return Waves(
@@ -44,22 +50,30 @@ def waves() -> Waves:
 
 @functools.cache
 def claims() -> Claims:
+    from shared.waitlist.claims import Claims
+
     wired = waves()
     return Claims(store=wired.store, clock=system_clock, tasks=wired.tasks, queue=wired.queue, events=wired.events)
 
 
 @functools.cache
 def conversations() -> Conversations:
+    from shared.waitlist.inbound import Conversations
+
     return Conversations(store=clients.store(), clock=system_clock, claims=claims())
 
 
 @functools.cache
 def links() -> ClaimLinks:
+    from shared.waitlist.claim_link import ClaimLinks
+
     return ClaimLinks(store=clients.store(), clock=system_clock, claims=claims(), token_key=config.token_key())
 
 
 @functions_framework.cloud_event
 def on_appointment_cancelled(cloud_event: Any) -> None:
+    from shared.waitlist.cancellations import open_offer
+
     with log.bound(event_id=cloud_event["id"]):
         try:
             event = events.parse_appointment_event(events.envelope(cloud_event).data)
@@ -72,6 +86,9 @@ def on_appointment_cancelled(cloud_event: Any) -> None:
 
 @functions_framework.http
 def inbound_sms(request: Any) -> Any:
+    from shared.messaging.status_callbacks import callback_url, verify_twilio_signature
+    from shared.waitlist.inbound import twiml
+
     if (request.content_length or 0) > MAX_FORM_BYTES:
         return json_response({"error": "oversized_body"}, 413)
     params = request.form.to_dict()

@@ -13,7 +13,7 @@ with the next chunk's Firestore work (its patients, its commit); at most `MAX_PE
 are in flight, so memory stays bounded. The first chunk is small (`FIRST_CHUNK`), so creations start
 after one short commit instead of a full one. A task is only ever created after its ledger doc's
 commit returned, so "never a task without its ledger doc" holds at every instant. The sizes were chosen
-by measurement (bench/fanout_model.py --chunks; docs/deploy.md, "Fan-out sizes").
+by measurement (`python bench/fanout_model.py sizes`; docs/deploy.md, "Fan-out sizes").
 """
 
 from __future__ import annotations

@@ -16,9 +16,7 @@ won result for a link claim, and the booked appointment's appointment.created ev
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
 
 from shared.contract.clinic_time import local_date
 from shared.contract.models import CLINICS, PATIENTS, Clinic, Patient
@@ -28,7 +26,6 @@ from shared.platform import log
 from shared.platform.clock import Clock
 from shared.platform.errors import InvalidDocument, PermanentError, RetryableError
 from shared.platform.store import Store, Write
-from shared.tasks.payload import VERSION, TaskBody, doc_id, require_fields, small_int, task_type
 from shared.tasks.queue import TaskQueue, TaskSpec, create_all
 from shared.tasks.router import Attempt, Outcome
 from shared.waitlist import caps
@@ -38,38 +35,10 @@ from shared.waitlist.caps import OfferCaps
 from shared.waitlist.entries import IN_LIMIT, Entry, WaitlistEntries
 from shared.waitlist.events import AppointmentEvents
 from shared.waitlist.offers import SlotOffer, SlotOffers, State
+from shared.waitlist.wave_tasks import WaveTask
 
-WAVE = "waitlist_wave"
 MAX_WAVE_SIZE = 100  # one advance commits 1 + 3 writes per patient: well inside Firestore's 500
-MAX_WAVES = 10_000
 CAS_ATTEMPTS = 5
-
-
-@dataclass(frozen=True)
-class WaveTask(TaskBody):
-    """End the window of `wave` of an offer (wave 0: nobody offered yet), or settle an offer that ended."""
-
-    offer_id: str
-    clinic_id: str
-    wave: int
-    type: str = WAVE
-    v: int = VERSION
-
-    FIELDS = ("offer_id", "clinic_id", "wave")
-
-    @property
-    def failure_key(self) -> str:
-        return f"{self.offer_id}:wave:{self.wave}"
-
-
-def parse_wave_task(body: dict[str, Any]) -> WaveTask:
-    if task_type(body) != WAVE:
-        raise PermanentError("not a waitlist wave", code="unknown_type")
-    require_fields(body, WaveTask.FIELDS)
-    wave = small_int(body, "wave", low=0, high=MAX_WAVES)
-    if wave is None:
-        raise PermanentError("task field 'wave' is required", code="bad_payload")
-    return WaveTask(doc_id(body, "offer_id"), doc_id(body, "clinic_id"), wave)
 
 
 def settle_spec(queue: str, offer: SlotOffer) -> TaskSpec:

@@ -21,7 +21,7 @@ from shared.messaging.waitlist_tasks import (
 from shared.messaging.waitlist_templates import REPLY_KINDS, offer_email, offer_sms, reply_text, result_sms
 from shared.platform.errors import PermanentError
 from shared.waitlist import tokens
-from shared.waitlist.waves import WaveTask
+from shared.waitlist.wave_tasks import WaveTask
 from tests.fakes import MemoryStore
 from tests.waitlist_support import ATTEMPT, CLINIC, NOW, TOKEN_KEY, Scene
 

@@ -11,7 +11,8 @@ from shared.messaging.waitlist_tasks import offer_key, result_key
 from shared.platform.errors import InvalidDocument, PermanentError, RetryableError
 from shared.tasks.queue import TaskSpec
 from shared.waitlist.cancellations import open_offer
-from shared.waitlist.waves import MAX_WAVE_SIZE, WaveTask, parse_wave_task, settle_spec
+from shared.waitlist.wave_tasks import WaveTask, parse_wave_task
+from shared.waitlist.waves import MAX_WAVE_SIZE, settle_spec
 from tests.fakes import MemoryStore
 from tests.waitlist_support import ATTEMPT, NOW, Scene
 
