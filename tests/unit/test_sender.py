@@ -346,3 +346,24 @@ def test_a_lost_answer_is_not_confused_with_another_reminder_reading_the_same(wo
     world.clock.advance(seconds=61)
     again = world.messages().deliver(day_before, attempt(1))
     assert again.reason == "" and again.provider_message_id != sent.provider_message_id and len(world.sms.sent) == 2
+
+
+def test_a_message_a_callback_gave_to_another_ledger_doc_is_never_taken_for_ours(world):
+    # Both answers lost; only the 2 h reminder's message reached Twilio, and its status callback says whose it
+    # is. The 24 h one, reading alike, must not claim it: it was never sent, so it is sent now.
+    appointment = world.appointment(world.patient())
+    day_before = world.task(appointment)
+    key = message_key("appointment_reminder", appointment["id"], appointment["start"], 2)
+    two_hours = world.task(appointment, offset_hours=2, dedup_key=key)
+    world.sms.fail_with.append(SendUnconfirmed("sms", "twilio_answer_lost"))  # never reached Twilio
+    with pytest.raises(SendUnconfirmed):
+        world.messages().deliver(day_before, FIRST_TRY)
+    world.sms.accepted_then_lost = 1
+    with pytest.raises(SendUnconfirmed):
+        world.messages().deliver(two_hours, FIRST_TRY)
+    (theirs,) = world.sms.listed
+    world.ledger().record_delivery(key, generation=1, message_id=theirs.sid, status="sent", error_code=None)
+    world.clock.advance(seconds=61)
+    again = world.messages().deliver(day_before, attempt(1))
+    assert again.provider_message_id != theirs.sid and len(world.sms.listed) == 2
+    assert world.entry(day_before.dedup_key)["provider_message_id"] == again.provider_message_id
