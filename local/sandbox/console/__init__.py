@@ -3,7 +3,7 @@ sandbox on loopback (nothing here is reachable from production code, which never
 
 Pages, one module each, in one navigation bar (layout.py):
   /                 Outbox (outbox_view.py): every SMS and email, live, search and filters, one page per message
-  /conversations    Conversations (conversations.py): SMS threads per patient phone, reply as the patient
+  /conversations    Conversations (conversations.py): SMS threads per patient and clinic number, replies
   /operations       Operations (operations.py): seeded data, the ledger by state, failed_tasks and the sweep
   /faults           Faults (faults_page.py): break Twilio or SendGrid on purpose
   /reports          Reports (reports_page.py): stored reports and the emails they went out as

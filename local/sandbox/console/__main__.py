@@ -6,7 +6,7 @@ from local import config as stack_config
 
 PAGES = (
     ("Outbox", "/", "every SMS and email, live; search, filters; open one for its body and delivery timeline"),
-    ("Conversations", "/conversations", "SMS threads per patient phone; reply as the patient (YES, C, STOP, HELP)"),
+    ("Conversations", "/conversations", "an SMS thread per patient and clinic; reply as them (YES, C, STOP, HELP)"),
     ("Operations", "/operations", "seeded data, ledger by state, failed_tasks: set retry or resolved, run the sweep"),
     ("Faults", "/faults", "break Twilio or SendGrid on purpose (5xx, 429, codes, timeouts, answers lost)"),
     ("Reports", "/reports", "stored reports and the emails they went out as"),
