@@ -135,6 +135,13 @@ class ConsoleData:
             self._clinics, self._clinics_until = rows, time.monotonic() + CLINIC_CACHE_SECONDS
         return list(rows)
 
+    def clinic_names(self) -> dict[str, str]:
+        """Clinic id → name for a page's labels; empty while Firestore is unreachable (ids shown instead)."""
+        try:
+            return {clinic.id: clinic.name for clinic in self.clinics()}
+        except ConsoleDataError:
+            return {}
+
     # ------------------------------------------------------------------------------------- ledger
 
     def ledger_kinds(self, keys: Iterable[str]) -> dict[str, dict[str, Any]]:

@@ -42,12 +42,6 @@ def _pretty(value: Any) -> str:
 def routes(blueprint: Blueprint, console: Console) -> None:
     sandbox, data = console.sandbox, console.data
 
-    def clinic_names() -> dict[str, str]:
-        try:
-            return {clinic.id: clinic.name for clinic in data.clinics()}
-        except ConsoleDataError:
-            return {}
-
     def summary_fragment(failed_filter: str) -> str:
         problem = None
         ledger: list[tuple[str, int]] = []
@@ -74,7 +68,7 @@ def routes(blueprint: Blueprint, console: Console) -> None:
             failed_counts=failed_counts,
             failed=failed,
             failed_filter=failed_filter if failed_filter in FAILED_STATUSES else "",
-            clinics=clinic_names(),
+            clinics=data.clinic_names(),
             edits=FAILED_TASK_EDITS,
             problem=problem,
         )
@@ -133,7 +127,7 @@ def routes(blueprint: Blueprint, console: Console) -> None:
             active="operations",
             filters=filters,
             states=LEDGER_STATES,
-            clinics=clinic_names(),
+            clinics=data.clinic_names(),
             kinds=[(kind, kind_label(kind)) for kind in kinds],
             docs=[(key, {name: plain(value) for name, value in doc.items()}) for key, doc in docs],
             limit=200,

@@ -28,12 +28,6 @@ def _money(cents: Any) -> str:
 def routes(blueprint: Blueprint, console: Console) -> None:
     sandbox, data = console.sandbox, console.data
 
-    def clinic_names() -> dict[str, str]:
-        try:
-            return {clinic.id: clinic.name for clinic in data.clinics()}
-        except ConsoleDataError:
-            return {}
-
     @blueprint.get("/reports")
     def reports_page() -> Response:
         problem, reports = None, []
@@ -50,7 +44,7 @@ def routes(blueprint: Blueprint, console: Console) -> None:
             active="reports",
             poll=5000,
             reports=reports,
-            clinics=clinic_names(),
+            clinics=data.clinic_names(),
             headline=HEADLINE,
             money=_money,
             problem=problem,
@@ -75,7 +69,8 @@ def routes(blueprint: Blueprint, console: Console) -> None:
             if ledger_key(row.message) in states
         ]
         html = next((row.message["html"] for row in emails if row.message.get("html")), None)
-        clinic = clinic_names().get(str((report or {}).get("clinic_id")), str((report or {}).get("clinic_id") or ""))
+        clinic_id = str((report or {}).get("clinic_id") or "")
+        clinic = data.clinic_names().get(clinic_id, clinic_id)
         page = render(
             REPORT,
             title="Report",
