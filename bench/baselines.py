@@ -22,6 +22,28 @@ class Expected:
     patients: dict[str, list[str]] = field(default_factory=dict)
 
 
+def ledger_doc(message: Any, patient: Any, clinic: Any, now: datetime) -> tuple[dict[str, Any], str | None]:
+    """The ledger doc the fan-out must write for one planned message, and the channel of its task (None: the
+    message is skipped, no task)."""
+    from shared.messaging.channels import first_channel
+    from shared.messaging.ledger import RETENTION
+
+    channel, reason = first_channel(patient, clinic)
+    skipped = message.skipped or (reason if channel is None else None)
+    doc = {
+        **message.task.ledger_fields(None if skipped else channel),
+        "state": "skipped" if skipped else "scheduled",
+        "attempts": 0,
+        "generation": 0,
+        "created_at": now,
+        "updated_at": now,
+        "expire_at": now + RETENTION,
+    }
+    if skipped:
+        doc["reason"] = skipped
+    return doc, None if skipped else channel
+
+
 def expected_plan(
     docs: Iterable[fanout_data.Doc], now: datetime, queue: Any, queues: Any, day: date | None = None
 ) -> Expected:
@@ -29,8 +51,7 @@ def expected_plan(
     channels, ledger docs and Task dicts (`day`: every clinic's; None: each clinic's local tomorrow)."""
     from shared.contract.clinic_time import local_day_range, local_tomorrow
     from shared.contract.models import Appointment, Clinic, Patient
-    from shared.messaging.channels import SMS, first_channel
-    from shared.messaging.ledger import RETENTION
+    from shared.messaging.channels import SMS
     from shared.reminders.plan import followup_day, plan_followup, plan_reminders, reminder_window
     from shared.tasks.queue import TaskSpec
 
@@ -57,22 +78,9 @@ def expected_plan(
             if message is None or message.key in seen:
                 continue
             seen.add(message.key)
-            channel, reason = first_channel(patients[message.task.patient_id], clinic)
-            skipped = message.skipped or (reason if channel is None else None)
-            fields = message.task.ledger_fields(None if skipped else channel)
-            doc = {
-                **fields,
-                "state": "skipped" if skipped else "scheduled",
-                "attempts": 0,
-                "generation": 0,
-                "created_at": now,
-                "updated_at": now,
-                "expire_at": now + RETENTION,
-            }
-            if skipped:
-                doc["reason"] = skipped
+            doc, channel = ledger_doc(message, patients[message.task.patient_id], clinic, now)
             ledger.append((message.key, doc))
-            if not skipped:
+            if channel is not None:
                 spec = TaskSpec(
                     queues.sms if channel == SMS else queues.email,
                     message.key,
@@ -92,8 +100,7 @@ def sequential(
     ledger create and one create_task, one after the other. Returns the tasks created."""
     from shared.contract.clinic_time import local_day_range, local_tomorrow
     from shared.contract.models import APPOINTMENTS, CLINICS, PATIENTS, Appointment, Clinic, Patient
-    from shared.messaging.channels import SMS, first_channel
-    from shared.messaging.ledger import RETENTION
+    from shared.messaging.channels import SMS
     from shared.reminders.plan import followup_day, plan_followup, plan_reminders, reminder_window
     from shared.tasks.queue import TaskSpec
 
@@ -118,21 +125,9 @@ def sequential(
         for message in planned:
             if message is None:
                 continue
-            channel, reason = first_channel(patients[message.task.patient_id], clinic)
-            skipped = message.skipped or (reason if channel is None else None)
-            doc = {
-                **message.task.ledger_fields(None if skipped else channel),
-                "state": "skipped" if skipped else "scheduled",
-                "attempts": 0,
-                "generation": 0,
-                "created_at": now,
-                "updated_at": now,
-                "expire_at": now + RETENTION,
-            }
-            if skipped:
-                doc["reason"] = skipped
+            doc, channel = ledger_doc(message, patients[message.task.patient_id], clinic, now)
             store.create(f"notifications/{message.key}", doc)
-            if skipped:
+            if channel is None:
                 continue
             queue.create(
                 TaskSpec(
