@@ -331,9 +331,9 @@ def test_a_final_callback_that_came_before_the_answer_was_lost_still_lands_once_
     assert entry["state"] == state and entry["delivery_status"] == status  # no later callback will come
 
 
-def test_a_lost_answer_is_not_confused_with_another_reminder_reading_the_same(world):
-    # The 24 h and 2 h reminders of one appointment read alike: the 2 h one's message, recorded on its own
-    # ledger doc, is never taken for the 24 h one whose answer was lost and which the provider never got.
+def day_before_lost_and_its_twin(world: World):
+    """An appointment's 24 h reminder whose request never reached Twilio (answer lost), and its 2 h reminder,
+    which reads the same."""
     appointment = world.appointment(world.patient())
     day_before = world.task(appointment)
     key = message_key("appointment_reminder", appointment["id"], appointment["start"], 2)
@@ -341,6 +341,13 @@ def test_a_lost_answer_is_not_confused_with_another_reminder_reading_the_same(wo
     world.sms.fail_with.append(SendUnconfirmed("sms", "twilio_answer_lost"))  # never reached Twilio
     with pytest.raises(SendUnconfirmed):
         world.messages().deliver(day_before, FIRST_TRY)
+    return day_before, two_hours
+
+
+def test_a_lost_answer_is_not_confused_with_another_reminder_reading_the_same(world):
+    # The 24 h and 2 h reminders of one appointment read alike: the 2 h one's message, recorded on its own
+    # ledger doc, is never taken for the 24 h one whose answer was lost and which the provider never got.
+    day_before, two_hours = day_before_lost_and_its_twin(world)
     sent = world.messages().deliver(two_hours, FIRST_TRY)
     assert sent.status == "sent" and len(world.sms.sent) == 1
     world.clock.advance(seconds=61)
@@ -351,18 +358,13 @@ def test_a_lost_answer_is_not_confused_with_another_reminder_reading_the_same(wo
 def test_a_message_a_callback_gave_to_another_ledger_doc_is_never_taken_for_ours(world):
     # Both answers lost; only the 2 h reminder's message reached Twilio, and its status callback says whose it
     # is. The 24 h one, reading alike, must not claim it: it was never sent, so it is sent now.
-    appointment = world.appointment(world.patient())
-    day_before = world.task(appointment)
-    key = message_key("appointment_reminder", appointment["id"], appointment["start"], 2)
-    two_hours = world.task(appointment, offset_hours=2, dedup_key=key)
-    world.sms.fail_with.append(SendUnconfirmed("sms", "twilio_answer_lost"))  # never reached Twilio
-    with pytest.raises(SendUnconfirmed):
-        world.messages().deliver(day_before, FIRST_TRY)
+    day_before, two_hours = day_before_lost_and_its_twin(world)
     world.sms.accepted_then_lost = 1
     with pytest.raises(SendUnconfirmed):
         world.messages().deliver(two_hours, FIRST_TRY)
     (theirs,) = world.sms.listed
-    world.ledger().record_delivery(key, generation=1, message_id=theirs.sid, status="sent", error_code=None)
+    ledger = world.ledger()
+    ledger.record_delivery(two_hours.dedup_key, generation=1, message_id=theirs.sid, status="sent", error_code=None)
     world.clock.advance(seconds=61)
     again = world.messages().deliver(day_before, attempt(1))
     assert again.provider_message_id != theirs.sid and len(world.sms.listed) == 2
