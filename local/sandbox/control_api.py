@@ -10,9 +10,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, jsonify, request
 
 from local.sandbox.faults import FaultError
-from local.sandbox.log import log
 from local.sandbox.twilio_api import E164
-from shared.platform.masking import mask_address
 
 if TYPE_CHECKING:
     from local.sandbox.state import Sandbox
@@ -94,20 +92,9 @@ def control_blueprint(sandbox: Sandbox) -> Blueprint:
             reseed, seed = _seed_from_query()
             if reseed:
                 sandbox.faults.reseed(seed)
-            fault = sandbox.faults.add(request.get_json(silent=True))
+            fault = sandbox.add_fault(request.get_json(silent=True), source="api")
         except FaultError as error:
             return bad_request(str(error))
-        sandbox.outbox.note_change()
-        log(
-            "INFO",
-            "fault added",
-            fault=fault["id"],
-            channel=fault["channel"],
-            kind=fault["kind"],
-            recipient=mask_address(fault["to"]) or None,
-            rate=fault["rate"],
-            times=fault["times"],
-        )
         response = jsonify(fault)
         response.status_code = 201
         return response

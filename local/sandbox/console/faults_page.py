@@ -11,7 +11,6 @@ from flask import Blueprint, Response, redirect, request
 from local.sandbox.console.layout import html_response, render, trusted
 from local.sandbox.faults import CHANNELS, KINDS, FaultError
 from local.sandbox.log import log
-from shared.platform.masking import mask_address
 
 if TYPE_CHECKING:
     from local.sandbox.console import Console
@@ -110,18 +109,9 @@ def routes(blueprint: Blueprint, console: Console) -> None:
     @blueprint.post("/faults")
     def add_fault() -> Response:
         try:
-            fault = sandbox.faults.add(_spec(request.form))
+            sandbox.add_fault(_spec(request.form), source="console")
         except FaultError as error:
             return page(f"Not added: {error}", status=400)
-        sandbox.outbox.note_change()
-        log(
-            "INFO",
-            "fault added from the console",
-            fault=fault["id"],
-            channel=fault["channel"],
-            kind=fault["kind"],
-            recipient=mask_address(fault["to"]) or None,
-        )
         return redirect("/faults", code=303)
 
     @blueprint.post("/faults/<fault_id>/remove")
