@@ -354,7 +354,7 @@ validate() {
 FN_NAMES=()       # the functions to deploy, in registry order
 EVENT_NAMES=()    # those with a Pub/Sub trigger
 declare -A FN_FOLDER=() FN_TARGET=() FN_SIGNATURE=() FN_TOPIC=() FN_PUBLIC=() FN_ACCOUNT=()
-declare -A FN_MEMORY=() FN_CPU=() FN_TIMEOUT=() FN_SECRETS=() FN_ENQUEUES=() FN_PUBLISHES=()
+declare -A FN_MEMORY=() FN_CPU=() FN_TIMEOUT=() FN_SECRETS=() FN_ENQUEUES=() FN_PUBLISHES=() FN_INVOKERS=()
 FOLDERS=()
 SKIPPED=()
 QUEUE_NAMES=()
@@ -384,7 +384,7 @@ need_setting() {  # where, setting name: the registry may only name settings dep
 
 read_plan() {
   local plan=$WORK/plan line
-  local name folder target signature topic public account memory cpu timeout secrets enqueues publishes
+  local name folder target signature topic public account memory cpu timeout secrets enqueues publishes invokers
   local rate concurrency min_backoff max_backoff dead review setting body description key value why
   if ! "$PYTHON" -m deploy.plan write "$plan" 2>"$WORK/plan.err"; then
     while IFS= read -r line; do problem "$line"; done <"$WORK/plan.err"
@@ -392,7 +392,7 @@ read_plan() {
     return 0
   fi
   while IFS=$'\t' read -r name folder target signature topic public account memory cpu timeout secrets enqueues \
-    publishes; do
+    publishes invokers; do
     FN_NAMES+=("$name")
     FN_FOLDER[$name]=$folder
     FN_TARGET[$name]=$target
@@ -406,6 +406,7 @@ read_plan() {
     FN_SECRETS[$name]=$(words_of "$secrets")
     FN_ENQUEUES[$name]=$(words_of "$enqueues")
     FN_PUBLISHES[$name]=$(words_of "$publishes")
+    FN_INVOKERS[$name]=$(words_of "$invokers")
     if [[ $signature != http ]]; then EVENT_NAMES+=("$name"); fi
     if [[ " ${FOLDERS[*]} " != *" $folder "* ]]; then FOLDERS+=("$folder"); fi
   done <"$plan/functions.tsv"
@@ -696,9 +697,12 @@ function_url() {  # name → URL[name] ("" when the function does not exist yet)
   fi
 }
 
-function_env() {
+function_env() {  # function name → its --set-env-vars value
   local handler_url=${URL[$TASK_HANDLER]:-} vars
   vars="GOOGLE_CLOUD_PROJECT=$PROJECT_ID,TASKS_LOCATION=$REGION"
+  # Deployed --no-allow-unauthenticated: Cloud Run has verified the caller's token before the function runs
+  # and forwards it with the signature removed; only such a function may accept that token (shared/tasks/auth.py).
+  if ! is_public "$1"; then vars+=",INVOKER_IAM_CHECK=on"; fi
   vars+=",TASKS_SERVICE_ACCOUNT=$(sa_email "$TASKS_SA_ID")"
   # serviceConfig.uri is the run.app URL: Cloud Tasks' calls to it count as internal traffic.
   if [[ -n $handler_url ]]; then vars+=",TASK_HANDLER_URL=$handler_url,TASK_AUDIENCE=$handler_url"; fi
@@ -724,7 +728,7 @@ deploy_function() {
   local name=$1 refs
   local cmd=(gcloud functions deploy "$name" --gen2 --runtime=python312 "--region=$REGION" "--project=$PROJECT_ID"
     "--source=$STAGE_ROOT/${FN_FOLDER[$name]}" "--entry-point=${FN_TARGET[$name]}"
-    "--service-account=$(fn_sa "$name")" "--set-env-vars=$(function_env)"
+    "--service-account=$(fn_sa "$name")" "--set-env-vars=$(function_env "$name")"
     "--memory=${FN_MEMORY[$name]}" "--cpu=${FN_CPU[$name]}" "--timeout=${FN_TIMEOUT[$name]}s")
   refs=$(secret_refs "$name")
   if [[ -n $refs ]]; then cmd+=("--set-secrets=$refs"); fi
@@ -780,20 +784,15 @@ functions() {
 }
 
 invokers() {
-  step "9/10 Who may invoke what"
-  local name tasks_sa events_sa
-  tasks_sa=$(sa_email "$TASKS_SA_ID")
-  events_sa=$(sa_email "$EVENTS_SA_ID")
-  run_iam gcloud functions add-invoker-policy-binding "$TASK_HANDLER" "--region=$REGION" \
-    "--member=serviceAccount:$tasks_sa" "--project=$PROJECT_ID" --format=none
-  # Cloud Tasks also calls the fan-out's unit function, with a token for that function's own URL.
-  if [[ " ${FN_NAMES[*]} " == *" $FANOUT_UNIT "* ]]; then
-    run_iam gcloud functions add-invoker-policy-binding "$FANOUT_UNIT" "--region=$REGION" \
-      "--member=serviceAccount:$tasks_sa" "--project=$PROJECT_ID" --format=none
-  fi
-  for name in "${EVENT_NAMES[@]}"; do
-    run_iam gcloud functions add-invoker-policy-binding "$name" "--region=$REGION" \
-      "--member=serviceAccount:$events_sa" "--project=$PROJECT_ID" --format=none
+  step "9/10 Who may invoke what (each private function's invokers, from deploy/registry.py)"
+  local name account
+  # Cloud Run checks the caller's token and this binding before a request reaches the function, then
+  # forwards the token with its signature removed; the function trusts that check (INVOKER_IAM_CHECK=on).
+  for name in "${FN_NAMES[@]}"; do
+    for account in ${FN_INVOKERS[$name]}; do
+      run_iam gcloud functions add-invoker-policy-binding "$name" "--region=$REGION" \
+        "--member=serviceAccount:$(sa_email "$account")" "--project=$PROJECT_ID" --format=none
+    done
   done
 }
 

@@ -160,6 +160,15 @@ def _row_problems(fn: Function) -> list[str]:
     if fn.public and fn.topic is not None:
         problems.append(f"{where}: only an HTTP function can be public")
     problems += [
+        f"{where}: invoker {account!r} is not in deploy/registry.py INVOKERS"
+        for account in fn.invokers
+        if account not in registry.INVOKERS
+    ]
+    if fn.public and fn.invokers:
+        problems.append(f"{where}: a public function is invoked by allUsers; it takes no invokers")
+    if fn.topic is not None and fn.invokers:
+        problems.append(f"{where}: an event function is invoked by its trigger ({registry.EVENTS_INVOKER}) only")
+    problems += [
         f"{where}: queue {q!r} is not in shared/platform/resources.py QUEUES"
         for q in fn.enqueues
         if q not in resources.QUEUES
@@ -202,11 +211,17 @@ def registry_problems(functions: Iterable[Function], queues: Iterable[Queue], jo
             value = getattr(queue, name)
             if value is not None and not _DURATION.match(value):
                 problems.append(f"{where}: {name} must be a duration such as 2s or 10m, got {value!r}")
-    names = {fn.name for fn in functions}
+    by_name = {fn.name: fn for fn in functions}
     for queue in queues:
-        if queue.target not in names:
+        target = by_name.get(queue.target)
+        if target is None:
             problems.append(
                 f"deploy/registry.py: queue {queue.name}: target {queue.target!r} is not a registered function"
+            )
+        elif registry.TASKS_INVOKER not in target.invokers:
+            problems.append(
+                f"deploy/registry.py: queue {queue.name}: its target {target.name} does not list "
+                f"{registry.TASKS_INVOKER} among its invokers: Cloud Run would refuse every task (403)"
             )
     for name in sorted({q for fn in functions for q in fn.enqueues} - queue_rows):
         problems.append(f"deploy/registry.py: queue {name} is enqueued into but has no Queue row (its rates)")
@@ -345,6 +360,7 @@ def write_plan(plan: Plan, out_dir: Path, spec_path: Path = REPO_ROOT / "firesto
                 fn.secrets,
                 fn.enqueues,
                 fn.publishes,
+                fn.invoker_accounts,
             )
             for fn in plan.functions
         ),

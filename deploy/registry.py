@@ -37,6 +37,14 @@ SECRETS = (
 )
 
 
+# The identities Google's services call private functions as (deploy.sh creates both accounts). Cloud Run checks
+# the caller's token and its roles/run.invoker binding before a request reaches a private function, then hands the
+# function the token with its signature removed (docs/deploy.md, "Who may call what").
+TASKS_INVOKER = "tasks-invoker"  # Cloud Tasks signs its OIDC tokens as this account
+EVENTS_INVOKER = "events-invoker"  # Eventarc pushes Pub/Sub events as this account
+INVOKERS = (TASKS_INVOKER, EVENTS_INVOKER)
+
+
 @dataclass(frozen=True)
 class Function:
     """One deployed function and everything its identity is allowed to touch."""
@@ -46,6 +54,10 @@ class Function:
     target: str  # the Python function in main.py
     topic: str | None = None  # Pub/Sub trigger topic; None = an HTTP function
     public: bool = False  # HTTP only: reachable from the internet, verifies its caller's signature itself
+    # Accounts (INVOKERS) granted roles/run.invoker on a private HTTP function: the only callers Cloud Run lets
+    # through (an event function's is always EVENTS_INVOKER, its trigger's identity). deploy.sh grants exactly
+    # these, and the local stack's front refuses everyone else.
+    invokers: tuple[str, ...] = ()
     secrets: tuple[str, ...] = ()  # environment variables mapped from Secret Manager
     enqueues: tuple[str, ...] = ()  # Cloud Tasks queues it creates tasks in
     # Re-enqueues failed tasks into the queue each failed on: it may enqueue into every task-handler queue
@@ -61,6 +73,21 @@ class Function:
     def signature(self) -> str:
         """functions-framework's signature type."""
         return "http" if self.topic is None else "cloudevent"
+
+    @property
+    def ingress(self) -> str:
+        """Cloud Run ingress: a public webhook takes the internet; everything else only its project's traffic."""
+        return "all" if self.public else "internal-only"
+
+    @property
+    def invoker_accounts(self) -> tuple[str, ...]:
+        """Every account bound roles/run.invoker on it: its invokers, and Eventarc's identity for an event function."""
+        return (EVENTS_INVOKER, *self.invokers) if self.topic is not None else self.invokers
+
+    @property
+    def behind_iam(self) -> bool:
+        """Deployed --no-allow-unauthenticated: Cloud Run verifies each caller's token before the function runs."""
+        return not self.public
 
     @property
     def account_id(self) -> str:
@@ -125,6 +152,7 @@ FUNCTIONS: tuple[Function, ...] = (
         # waitlist waves: offers and results into the waitlist queue, a winner's appointment.created
         enqueues=(r.QUEUE_WAITLIST,),
         publishes=(r.TOPIC_APPOINTMENT_EVENTS,),
+        invokers=(TASKS_INVOKER,),
         local_slot=2,
     ),
     Function(
@@ -136,6 +164,7 @@ FUNCTIONS: tuple[Function, ...] = (
         memory="256Mi",
         cpu="0.333",
         timeout_seconds=300,
+        invokers=(TASKS_INVOKER,),
         local_slot=11,
     ),
     Function(
