@@ -23,7 +23,7 @@ from pathlib import Path
 import requests
 
 from deploy.stage import FUNCTIONS_DIR, SHARED_DIR, fingerprint, source_fingerprint, stage
-from local import tasks_emulator, webhook_keys
+from local import identity, tasks_emulator, webhook_keys
 from local.config import QUEUES, REPO_ROOT, TOPICS, EntryPoint, StackConfig
 from shared.platform.settings import Settings
 
@@ -219,7 +219,9 @@ def _tasks(config: StackConfig, env: dict[str, str]) -> Component:
             raise LaunchError(f"cannot create .venv-tasks for the Cloud Tasks emulator: {exc}") from exc
 
     address = f"{config.host}:{config.tasks_port}"
-    code = source_fingerprint(REPO_ROOT / "local" / "tasks_emulator.py", SHARED_DIR / "platform")
+    code = source_fingerprint(
+        REPO_ROOT / "local" / "tasks_emulator.py", REPO_ROOT / "local" / "identity.py", SHARED_DIR / "platform"
+    )
     return Component(
         "tasks",
         f"tasks:{address}:{max_attempts}:{','.join(QUEUES)}:scale={config.demo_time_scale}"
@@ -289,26 +291,67 @@ def function_answers(url: str) -> bool:
 
 def _function(config: StackConfig, entry: EntryPoint, env: dict[str, str]) -> Component:
     staged = config.state_dir / "staged" / entry.name
-    command = functions_framework_command(staged / "main.py", entry.target, entry.signature, config.host, entry.port)
+    command = functions_framework_command(
+        staged / "main.py", entry.target, entry.signature, config.host, entry.backend_port
+    )
+    # As deploy.sh sets it: on for a function deployed behind IAM, whose front has checked the caller's token.
+    iam_check = "on" if entry.behind_iam else "off"
 
     def launch() -> Launch:
         stage(entry.folder, staged)
         # The staged folder first on sys.path, as on Cloud Functions (cwd /workspace): its vendored
         # `shared` is the one imported, never the repo's.
-        return Launch(command, {**env, "PYTHONPATH": str(staged)}, cwd=staged)
+        return Launch(command, {**env, "PYTHONPATH": str(staged), "INVOKER_IAM_CHECK": iam_check}, cwd=staged)
 
     url = config.url(entry.name)
+    backend = f"http://{config.host}:{entry.backend_port}/"
     # The source's fingerprint and the environment: `up` restarts a function whose code or settings changed.
     settings_digest = hashlib.sha256(json.dumps(config.function_env(), sort_keys=True).encode()).hexdigest()[:12]
-    key = f"{' '.join(command)} #source={fingerprint(entry.folder)} #env={settings_digest}"
+    key = f"{' '.join(command)} #source={fingerprint(entry.folder)} #env={settings_digest} #iam={iam_check}"
+    where = f"{url} ({entry.signature}{', behind the front' if entry.behind_iam else ', public'})"
     return Component(
-        entry.name, key, f"{url} ({entry.signature})", (entry.port,), probe=lambda: function_answers(url), launch=launch
+        entry.name, key, where, (entry.backend_port,), probe=lambda: function_answers(backend), launch=launch
+    )
+
+
+def _front(config: StackConfig, env: dict[str, str]) -> Component:
+    """Cloud Run's front end before the private functions: ingress, token, invoker binding (local/front.py)."""
+    from local.front import route_arg, routes
+
+    fronted = routes(config)
+    command = [
+        *(sys.executable, "-m", "local.front", "--state-dir", str(config.state_dir)),
+        *("--host", config.host, "--certs-port", str(config.identity_port)),
+    ]
+    for route in fronted:
+        command += ["--route", route_arg(route)]
+    code = source_fingerprint(
+        REPO_ROOT / "local" / "front.py", REPO_ROOT / "local" / "identity.py", REPO_ROOT / "deploy" / "registry.py"
+    )
+    certs = f"http://{config.host}:{config.identity_port}/healthz"
+
+    def probe() -> bool:
+        from local.standins import is_listening
+
+        return http_status(certs) == 200 and all(is_listening(config.host, r.port) for r in fronted)
+
+    return Component(
+        "front",
+        f"{' '.join(command)} #source={code}",
+        f"{len(fronted)} private function(s); issuer certificates at http://{config.host}:{config.identity_port}"
+        "/oauth2/v1/certs",
+        (config.identity_port, *(r.port for r in fronted)),
+        probe=probe,
+        launch=lambda: Launch(command, env),
     )
 
 
 def _bridge(config: StackConfig, routes: list[str], env: dict[str, str]) -> Component:
     ready = bridge_ready_file(config)
-    command = [sys.executable, "-m", "local.pubsub_bridge", "--ready-file", str(ready)]
+    command = [
+        *(sys.executable, "-m", "local.pubsub_bridge", "--ready-file", str(ready)),
+        *("--state-dir", str(config.state_dir)),
+    ]
     for topic in TOPICS:
         command += ["--topic", topic]
     for route in routes:
@@ -328,7 +371,8 @@ def _bridge(config: StackConfig, routes: list[str], env: dict[str, str]) -> Comp
             return False
 
     # A restarted emulator has no topics or subscriptions: the bridge (re)creates them when it starts.
-    key = f"{' '.join(command)} #source={source_fingerprint(REPO_ROOT / 'local' / 'pubsub_bridge.py', SHARED_DIR)}"
+    code = source_fingerprint(REPO_ROOT / "local" / "pubsub_bridge.py", REPO_ROOT / "local" / "identity.py", SHARED_DIR)
+    key = f"{' '.join(command)} #source={code}"
     return Component(
         "pubsub_bridge",
         key,
@@ -343,8 +387,9 @@ def _bridge(config: StackConfig, routes: list[str], env: dict[str, str]) -> Comp
 
 def plan(config: StackConfig) -> Plan:
     """Every component this checkout can run now, and a warning for each one it cannot yet."""
+    identity.ensure(config.state_dir)  # the issuer's key and the ingress key, before anything uses them
     env = {**os.environ, **config.function_env(), "PYTHONUNBUFFERED": "1"}
-    components = [*_emulators(config, emulator_kind()), _tasks(config, env)]
+    components = [*_emulators(config, emulator_kind()), _tasks(config, env), _front(config, env)]
     skipped = []
     if importlib.util.find_spec("local.sandbox.server") is None:
         skipped.append("sandbox: local/sandbox/server.py does not exist yet; provider calls will fail")
@@ -367,5 +412,5 @@ def plan(config: StackConfig) -> Plan:
 
 def stack_ports(config: StackConfig) -> list[int]:
     """Every port the stack may listen on, started or not."""
-    ports = [config.firestore_port, config.pubsub_port, config.tasks_port, config.sandbox_port]
-    return ports + [entry.port for entry in config.entry_points]
+    ports = [config.firestore_port, config.pubsub_port, config.tasks_port, config.sandbox_port, config.identity_port]
+    return ports + sorted({port for entry in config.entry_points for port in (entry.port, entry.backend_port)})

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deploy import registry
-from local import webhook_keys
+from local import identity, webhook_keys
 from local.sandbox import settings as sandbox_credentials
 from shared.platform import env as envvars
 from shared.platform import resources
@@ -46,8 +46,10 @@ class EntryPoint:
     folder: str  # functions/<folder>
     target: str  # the Python function in main.py
     signature: str  # "http" or "cloudevent"
-    port: int
+    port: int  # its URL's port: where every caller reaches it (through the front when it is behind IAM)
     topic: str | None = None  # Pub/Sub topic that triggers it (cloudevent only)
+    backend_port: int = 0  # where its functions-framework listens: behind the front, or `port` itself
+    behind_iam: bool = False  # private: the front checks ingress, token and invoker binding first
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ class StackConfig:
     pubsub_port: int
     tasks_port: int
     sandbox_port: int
+    identity_port: int  # the local issuer's certificates (local/front.py)
     state_dir: Path
     entry_points: tuple[EntryPoint, ...]
     demo_time_scale: int = 1
@@ -102,11 +105,10 @@ class StackConfig:
             "TASKS_LOCATION": self.location,
             "TASK_HANDLER_URL": self.url(registry.TASK_HANDLER),
             "FANOUT_UNIT_URL": self.url(registry.FANOUT_UNIT),
-            "TASKS_SERVICE_ACCOUNT": f"tasks-invoker@{self.project}.iam.gserviceaccount.com",
+            "TASKS_SERVICE_ACCOUNT": identity.service_account(self.project, registry.TASKS_INVOKER),
             "TWILIO_ACCOUNT_SID": sandbox_credentials.DEFAULT_ACCOUNT_SID,
             "TWILIO_AUTH_TOKEN": sandbox_credentials.DEFAULT_AUTH_TOKEN,
             "SENDGRID_API_KEY": sandbox_credentials.DEFAULT_SENDGRID_KEY,
-            "ALLOW_UNAUTHENTICATED_TASKS_ON_EMULATOR": "1",
             "MEDSPA_CLOCK_FILE": str(self.clock_file),
             "STATUS_CALLBACK_URL": self.url(registry.STATUS_CALLBACK),
             "SENDGRID_WEBHOOK_PUBLIC_KEY": webhook_keys.public_key(self.state_dir),
@@ -138,8 +140,19 @@ def load(environ: Mapping[str, str] | None = None) -> StackConfig:
     env = os.environ if environ is None else environ
     base = _int_env(env, "MEDSPA_PORT_BASE", 8600)
     host = "127.0.0.1"
+    # Each function's URL at +20 + its slot; a private one's functions-framework at +32 + its slot, the front
+    # before it (local/front.py). The whole layout stays within +1…+43 (tests/spare_ports.py relies on it).
     entry_points = tuple(
-        EntryPoint(fn.name, fn.folder, fn.target, fn.signature, base + 20 + fn.local_slot, topic=fn.topic)
+        EntryPoint(
+            fn.name,
+            fn.folder,
+            fn.target,
+            fn.signature,
+            base + 20 + fn.local_slot,
+            topic=fn.topic,
+            backend_port=base + (32 if fn.behind_iam else 20) + fn.local_slot,
+            behind_iam=fn.behind_iam,
+        )
         for fn in registry.FUNCTIONS
     )
     return StackConfig(
@@ -150,6 +163,7 @@ def load(environ: Mapping[str, str] | None = None) -> StackConfig:
         pubsub_port=_int_env(env, "MEDSPA_PUBSUB_PORT", base + 2),
         tasks_port=_int_env(env, "MEDSPA_TASKS_PORT", base + 3),
         sandbox_port=_int_env(env, "MEDSPA_SANDBOX_PORT", base + 4),
+        identity_port=_int_env(env, "MEDSPA_IDENTITY_PORT", base + 5),
         state_dir=Path(env.get("MEDSPA_STATE_DIR", REPO_ROOT / ".local")),
         demo_time_scale=max(1, _int_env(env, "MEDSPA_DEMO_TIME_SCALE", 1)),
         entry_points=entry_points,

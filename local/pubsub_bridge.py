@@ -2,12 +2,14 @@
 
 For each route TOPIC=URL the bridge creates the topic and one pull subscription (ack deadline set),
 pulls with the official client and POSTs every message to URL as a binary-mode CloudEvent of type
-google.cloud.pubsub.topic.v1.messagePublished, the way Eventarc does. 2xx → ack; anything else, or no
+google.cloud.pubsub.topic.v1.messagePublished, the way Eventarc does: from inside the project, with an ID
+token for the trigger's identity (events-invoker) whose audience is the function's URL, which the local
+front checks as Cloud Run does (local/front.py). 2xx → ack; anything else, or no
 answer → nack after a short, growing backoff, so Pub/Sub redelivers (Eventarc retries the same way).
 At most --max-in-flight messages per route are being delivered at once.
 
     python -m local.pubsub_bridge --route reminders-tick=http://127.0.0.1:8620/ [--route T=URL ...]
-        [--topic T ...] [--ready-file PATH]
+        [--topic T ...] [--ready-file PATH] [--state-dir DIR]
 
 Needs PUBSUB_EMULATOR_HOST and GOOGLE_CLOUD_PROJECT in the environment. --topic creates a topic
 without a route. The ready file is written (holding the bridge's pid) once every subscription is
@@ -33,6 +35,8 @@ from urllib.parse import urlsplit
 
 import requests
 
+from deploy import registry
+from local import identity
 from shared.platform import log as shared_log
 from shared.platform.emulator import ClockFile
 
@@ -42,6 +46,7 @@ DELIVERY_TIMEOUT_SECONDS = 70  # a little over an event function's default 60 s 
 MAX_IN_FLIGHT = 8
 BACKOFF_FIRST_SECONDS = 0.5
 BACKOFF_MAX_SECONDS = 10.0
+TOKEN_REUSE_SECONDS = 1800  # a pushed token is reused for half its hour, as a caching client would
 
 
 @dataclass(frozen=True)
@@ -103,9 +108,20 @@ class Bridge:
     """Routes topics to HTTP receivers until stop() is called."""
 
     def __init__(
-        self, project: str, routes: list[Route], topics: list[str], max_in_flight: int = MAX_IN_FLIGHT
+        self,
+        project: str,
+        routes: list[Route],
+        topics: list[str],
+        max_in_flight: int = MAX_IN_FLIGHT,
+        state_dir: Path | None = None,
     ) -> None:
         from google.cloud import pubsub_v1
+
+        # Without a state dir (a test's bare bridge) pushes carry no token and reach only unguarded receivers.
+        self.issuer = identity.Issuer.load(state_dir) if state_dir else None
+        self.internal = identity.internal_headers(state_dir) if state_dir else {}
+        self.pusher = identity.service_account(project, registry.EVENTS_INVOKER)
+        self.tokens: dict[str, tuple[float, str]] = {}
 
         self.project = project
         self.routes = routes
@@ -155,10 +171,24 @@ class Bridge:
             )
             log("INFO", "routing", topic=route.topic, url=route.url, subscription=route.subscription_id)
 
+    def push_headers(self, route: Route) -> dict[str, str]:
+        """What Eventarc's push adds: from inside the project, an ID token for the trigger's identity."""
+        if self.issuer is None:
+            return {}
+        with self.lock:
+            minted = self.tokens.get(route.url)
+            if minted is None or time.monotonic() - minted[0] > TOKEN_REUSE_SECONDS:
+                minted = self.tokens[route.url] = (
+                    time.monotonic(),
+                    self.issuer.mint(email=self.pusher, audience=route.url),
+                )
+        return {**self.internal, "Authorization": f"Bearer {minted[1]}"}
+
     def deliver(self, route: Route, message: Any) -> None:
         """POST one message; ack on 2xx, otherwise nack after a backoff so it is redelivered."""
         try:
             headers, body = cloud_event(self.project, route, message, self.clock.offset())
+            headers.update(self.push_headers(route))
             status: int | None = self.http.post(
                 route.url, data=body, headers=headers, timeout=DELIVERY_TIMEOUT_SECONDS
             ).status_code
@@ -211,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--topic", action="append", default=[], help="also create this topic; repeat")
     parser.add_argument("--ready-file", type=Path)
     parser.add_argument("--max-in-flight", type=int, default=MAX_IN_FLIGHT)
+    parser.add_argument("--state-dir", type=Path, help="the stack's state dir: its issuer signs each push's token")
     args = parser.parse_args(argv)
     project = os.environ.get("GOOGLE_CLOUD_PROJECT", "")
     if not project or not os.environ.get("PUBSUB_EMULATOR_HOST"):
@@ -220,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
     signal.signal(signal.SIGINT, lambda signum, frame: stopping.set())
-    bridge = Bridge(project, args.route, args.topic, args.max_in_flight)
+    bridge = Bridge(project, args.route, args.topic, args.max_in_flight, args.state_dir)
     bridge.start()
     if args.ready_file:
         args.ready_file.parent.mkdir(parents=True, exist_ok=True)

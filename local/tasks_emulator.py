@@ -9,7 +9,7 @@ What the emulator does (read in gcloud_tasks_emulator/server.py, 0.6.2):
 - Dispatches an http_request task as a real request (urllib) to the task's own URL with the task's
   method (POST by default), body and headers, plus X-CloudTasks-QueueName, -TaskName (short id),
   -TaskRetryCount and -TaskExecutionCount (both dispatch_count - 1) and -TaskETA (schedule_time as
-  epoch seconds, "" when the task has none). No Authorization header: OIDC tokens are not minted.
+  epoch seconds, "" when the task has none). No Authorization header: a task's oidc_token is ignored.
   No X-CloudTasks-TaskPreviousResponse / -TaskRetryReason; User-Agent is Python-urllib; without a
   Content-Type task header urllib sends application/x-www-form-urlencoded (the cloud sends
   application/octet-stream), so set Content-Type on the task.
@@ -43,6 +43,10 @@ branch for any emulator gap):
   at-least-once delivery may;
 - a dispatch times out after 10 minutes (the cloud's default dispatch deadline; upstream waits forever);
 - serves CreateTask on several threads (upstream: two);
+- a task with an oidc_token is dispatched as Cloud Tasks does it: with `Authorization: Bearer <ID token>` for
+  the token's service account and audience (the task's URL when it names none), signed by the stack's
+  issuer (local/identity.py), from inside the project (the ingress header), so the front before a private
+  function checks it as Cloud Run would (local/front.py);
 - drops the per-0.1 s "scheduled for future execution" log lines.
 
     python -m local.tasks_emulator --host 127.0.0.1 --port 8603 --queue projects/P/locations/L/queues/Q ...
@@ -158,6 +162,8 @@ def command(config: StackConfig, queues: tuple[str, ...], max_attempts: int) -> 
         str(config.tasks_min_backoff),
         "--max-backoff",
         str(config.tasks_max_backoff),
+        "--state-dir",
+        str(config.state_dir),
     ]
     if config.duplicate_deliveries:
         argv.append("--duplicate-deliveries")
@@ -304,6 +310,7 @@ def serve(
     time_scale: int = 1,
     retries: Retries | None = None,
     duplicate_deliveries: bool = False,
+    state_dir: Path | None = None,
 ) -> int:
     """Run the emulator in the foreground until SIGTERM/SIGINT."""
     from concurrent import futures
@@ -311,15 +318,26 @@ def serve(
     import grpc
     from gcloud_tasks_emulator import server as emulator
 
+    from local import identity
+
     names = CloudLikeQueues(clock_file, time_scale, retries or Retries())
     upstream_request = emulator._make_task_request
+    issuer = identity.Issuer.load(state_dir) if state_dir else None
+    internal = identity.internal_headers(state_dir) if state_dir else {}
 
     def dispatch(queue_name: str, task: Any, target_host: str, target_port: int) -> object:
         eta = names.original_eta.get(task.name)
-        if eta is not None or duplicate_deliveries:
-            task = type(task)(task)
+        oidc = task.http_request.oidc_token if "oidc_token" in task.http_request else None
+        task = type(task)(task)  # headers and times are set on the dispatched copy, never on the queued task
         if eta is not None:  # the header says when the task was due on the stack's clock
             task.schedule_time = eta
+        if issuer is not None:
+            for name, value in internal.items():
+                task.http_request.headers[name] = value
+            if oidc is not None and oidc.service_account_email:
+                # Minted per dispatch, as Cloud Tasks does: a retry an hour later still carries a live token.
+                token = issuer.mint(email=oidc.service_account_email, audience=oidc.audience or task.http_request.url)
+                task.http_request.headers["Authorization"] = f"Bearer {token}"
         short = queue_name.rsplit("/", 1)[-1]
         if duplicate_deliveries:
             twin = (upstream_request, short, type(task)(task), target_host, target_port)
@@ -382,6 +400,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-backoff", type=float, default=Retries.max_backoff, help="seconds")
     parser.add_argument("--max-doublings", type=int, default=Retries.max_doublings)
     parser.add_argument("--duplicate-deliveries", action="store_true", help="send every dispatch twice (chaos)")
+    parser.add_argument("--state-dir", type=Path, default=None, help="the stack's state dir: its issuer signs tokens")
     args = parser.parse_args(argv)
     handler = logging.StreamHandler(sys.stdout)
     handler.addFilter(_QuietFilter())
@@ -396,6 +415,7 @@ def main(argv: list[str] | None = None) -> int:
         args.time_scale,
         retries,
         args.duplicate_deliveries,
+        args.state_dir,
     )
 
 

@@ -159,9 +159,13 @@ class Campaign:
             self.failures.append(f"{target}: HTTP {status}")
 
     def task_bodies(self, generator: Generator, count: int) -> None:
+        from tests.handler_support import as_cloud_tasks
+
         url = self.config.url("task-handler")
+        auth = as_cloud_tasks(self.config)
         for n in range(count):
             headers = {
+                **auth,
                 "Content-Type": "application/json",
                 "X-CloudTasks-QueueName": "reminders-sms",
                 "X-CloudTasks-TaskName": f"fuzz-{n}",

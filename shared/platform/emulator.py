@@ -5,8 +5,6 @@ takes effect only while every Google service we write to is an emulator (FIRESTO
 CLOUD_TASKS_EMULATOR_HOST set), which production never sets, so none can be left on in production:
 - CLOUD_TASKS_EMULATOR_HOST: the Cloud Tasks emulator, spoken to over insecure gRPC;
 - PROVIDER_SANDBOX_URL: Twilio's and SendGrid's API hosts replaced by the local provider sandbox;
-- ALLOW_UNAUTHENTICATED_TASKS_ON_EMULATOR=1: the emulator mints no OIDC tokens, so the handler lets
-  token-less tasks in;
 - MEDSPA_CLOCK_FILE: a clock file that moves "now" (a demo or a test can stand on the eve of a DST change).
 """
 
@@ -45,11 +43,6 @@ def sandbox_url(env: envvars.Environ | None = None) -> str | None:
     if not on_emulator(source):
         raise ConfigError("PROVIDER_SANDBOX_URL is set but the emulator variables are not: refusing to guess")
     return url
-
-
-def allow_unauthenticated_tasks(env: envvars.Environ | None = None) -> bool:
-    source = envvars.environ(env)
-    return on_emulator(source) and source.get("ALLOW_UNAUTHENTICATED_TASKS_ON_EMULATOR", "") == "1"
 
 
 # ------------------------------------------------------------------------------------ the local clock

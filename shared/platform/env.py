@@ -50,3 +50,11 @@ def number(env: Environ, name: str, default: float, *, minimum: float = 0.0) -> 
     if not value >= minimum:  # also refuses NaN
         raise ConfigError(f"environment variable {name} must be at least {minimum}, got {raw[:40]!r}")
     return value
+
+
+def switch(env: Environ, name: str) -> bool:
+    """An on/off variable (empty → off); anything but on/off names the variable: a typo never means "off"."""
+    raw = env.get(name, "").strip().lower()
+    if raw not in ("", "on", "off"):
+        raise ConfigError(f"environment variable {name} must be on or off, got {raw[:40]!r}")
+    return raw == "on"

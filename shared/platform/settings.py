@@ -5,8 +5,8 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from shared.platform import emulator, resources
 from shared.platform import env as envvars
+from shared.platform import resources
 
 DEFAULT_MAX_ATTEMPTS = 8
 DEFAULT_MAX_EVENT_AGE_SECONDS = 6 * 3600
@@ -34,7 +34,9 @@ class Settings:
     provider_timeout_seconds: float  # per Twilio / SendGrid call
     ledger_lease_seconds: int  # how long a sender's claim holds before another delivery may take it over
     unconfirmed_wait_seconds: int  # a send whose answer was lost is re-sent only after this without evidence
-    allow_unauthenticated_tasks: bool  # effective only on the emulator (shared.platform.emulator)
+    # Deployed --no-allow-unauthenticated (deploy.sh sets INVOKER_IAM_CHECK=on from the registry): Cloud Run has
+    # verified the caller's token and invoker binding before the request arrives (shared/tasks/auth.py).
+    invoker_iam_check: bool
 
     @classmethod
     def from_env(cls, environ: envvars.Environ | None = None) -> Settings:
@@ -64,7 +66,7 @@ class Settings:
             unconfirmed_wait_seconds=envvars.integer(
                 env, "UNCONFIRMED_WAIT_SECONDS", DEFAULT_UNCONFIRMED_WAIT_SECONDS, minimum=0, maximum=86400
             ),
-            allow_unauthenticated_tasks=emulator.allow_unauthenticated_tasks(env),
+            invoker_iam_check=envvars.switch(env, "INVOKER_IAM_CHECK"),
         )
 
 

@@ -251,7 +251,7 @@ def test_two_bodies_for_one_appointment_with_different_keys_send_once(world, san
     assert honest.dedup_key not in ids and len(ids) == 2 and all(i.startswith(("task-", "body-")) for i in ids)
 
 
-# ------------------------------------------------- the auth matrix on the real handler, emulator switch off
+# ------------------------------------------------- the auth matrix on the real handler, called directly
 
 
 def test_every_caller_in_the_auth_matrix_is_refused_by_the_real_handler(world, sandbox, monkeypatch):
@@ -264,7 +264,6 @@ def test_every_caller_in_the_auth_matrix_is_refused_by_the_real_handler(world, s
     from shared.platform import settings
     from tests import oidc
 
-    monkeypatch.delenv("ALLOW_UNAUTHENTICATED_TASKS_ON_EMULATOR")
     settings.settings.cache_clear()
     try:
         config = settings.settings()

@@ -234,14 +234,13 @@ def test_malformed_input_is_recorded_and_acknowledged(world, stack, raw, code):
     assert "x" * 100 not in json.dumps(failure, default=str)  # the body itself is not copied
 
 
-def test_unauthenticated_requests_are_refused_when_auth_is_on(world, sandbox, monkeypatch):
-    """The real main.py with the emulator switch off: no token → 401, and nothing is read or written."""
+def test_unauthenticated_requests_are_refused_by_the_real_handler(world, sandbox):
+    """The real main.py, called directly (not behind IAM): no token → 401, and nothing is read or written."""
     import functions_framework
 
     from local.config import REPO_ROOT
     from shared.platform import settings
 
-    monkeypatch.delenv("ALLOW_UNAUTHENTICATED_TASKS_ON_EMULATOR")
     settings.settings.cache_clear()
     try:
         app = functions_framework.create_app("handle_task", str(REPO_ROOT / "functions/task_handler/main.py"), "http")

@@ -301,10 +301,18 @@ def test_malformed_input_gets_a_classified_answer_never_a_5xx(live, stack):
     assert statuses == [200, 200, 200, 200, 403, 413, 403, 403, 403, 403, 405], statuses
     assert all(twiml_text(r.text) is None for r in answers[:2])
 
+    from local import identity
+
     cancellations = stack.url("waitlist-cancellations")
+    eventarc = identity.caller_headers(
+        stack.state_dir,
+        email=identity.service_account(stack.project, "events-invoker"),
+        audience=cancellations,
+    )
     for data in ("", "bm90IGpzb24=", "eyJldmVudCI6ICJhcHBvaW50bWVudC5jYW5jZWxsZWQifQ==", "!!"):
         event = _cloud_event(data)
-        assert requests.post(cancellations, data=event[1], headers=event[0], timeout=30).status_code == 200
+        pushed = requests.post(cancellations, data=event[1], headers={**event[0], **eventarc}, timeout=30)
+        assert pushed.status_code == 200
     world.publish("appointment.cancelled", "appt-does-not-exist")
     appointment = world.cancel()
     offered = world.wait_offer(appointment, lambda o: o.wave >= 1 or not o.is_open)

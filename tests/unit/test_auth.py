@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import http.server
 import json
@@ -11,17 +12,21 @@ import time
 import pytest
 from google.auth import crypt
 
-from shared.platform.errors import Unauthorized
+from shared.platform.errors import ConfigError, Unauthorized
 from shared.platform.settings import Settings
-from shared.tasks.auth import TaskAuthenticator
+from shared.tasks.auth import SIGNATURE_REMOVED, TaskAuthenticator
 from tests import oidc
 from tests.oidc import bearer
 
 AUDIENCE = "https://handler.example.com/"
 CALLER = "tasks@p.iam.gserviceaccount.com"
-SETTINGS = Settings.from_env(
-    {"GOOGLE_CLOUD_PROJECT": "p", "TASKS_LOCATION": "l", "TASK_HANDLER_URL": AUDIENCE, "TASKS_SERVICE_ACCOUNT": CALLER}
-)
+ENV = {
+    "GOOGLE_CLOUD_PROJECT": "p",
+    "TASKS_LOCATION": "l",
+    "TASK_HANDLER_URL": AUDIENCE,
+    "TASKS_SERVICE_ACCOUNT": CALLER,
+}
+SETTINGS = Settings.from_env(ENV)
 
 
 @pytest.fixture(scope="module")
@@ -91,18 +96,75 @@ def test_another_service_account_is_403(google_keys):
     assert caught.value.forbidden
 
 
-def test_the_emulator_switch_does_nothing_off_the_emulator(google_keys):
-    production = Settings.from_env(
-        {
-            "GOOGLE_CLOUD_PROJECT": "p",
-            "TASKS_LOCATION": "l",
-            "TASK_HANDLER_URL": AUDIENCE,
-            "TASKS_SERVICE_ACCOUNT": CALLER,
-            "ALLOW_UNAUTHENTICATED_TASKS_ON_EMULATOR": "1",
-        }
-    )
+BEHIND_IAM = dataclasses.replace(SETTINGS, invoker_iam_check=True)
+
+
+def stripped(value: str) -> str:
+    """The token as Cloud Run forwards it after checking it: its signature replaced by the marker."""
+    return value.rpartition(".")[0] + "." + SIGNATURE_REMOVED
+
+
+def test_behind_iam_a_stripped_token_with_the_right_claims_is_accepted_without_any_fetch(google_keys):
+    signer, _ = google_keys
+    claims = TaskAuthenticator(BEHIND_IAM, certs_url=unreachable_url()).verify(bearer(stripped(token(signer))))
+    assert claims["email"] == CALLER
+
+
+def test_a_stripped_token_is_refused_by_a_function_not_deployed_behind_iam(google_keys):
+    """Anyone can write the marker: only where Cloud Run checked the signature may it stand for one."""
+    signer, certs_url = google_keys
+    with pytest.raises(Unauthorized, match="not deployed behind IAM") as caught:
+        TaskAuthenticator(SETTINGS, certs_url=certs_url).verify(bearer(stripped(token(signer))))
+    assert not caught.value.forbidden
+
+
+@pytest.mark.parametrize(
+    "overrides, forbidden",
+    [
+        ({"aud": "https://someone-else.example.com/"}, False),
+        ({"exp": int(time.time()) - 600, "iat": int(time.time()) - 900}, False),
+        ({"exp": None}, False),
+        ({"iss": "https://evil.example.com"}, False),
+        ({"email": "intruder@p.iam.gserviceaccount.com"}, True),
+        ({"email_verified": False}, True),
+        ({"email_verified": "true"}, True),
+    ],
+)
+def test_behind_iam_the_claims_of_a_stripped_token_are_still_checked(google_keys, overrides, forbidden):
+    signer, _ = google_keys
+    with pytest.raises(Unauthorized) as caught:
+        TaskAuthenticator(BEHIND_IAM, certs_url=unreachable_url()).verify(bearer(stripped(token(signer, **overrides))))
+    assert caught.value.forbidden is forbidden
+
+
+def test_behind_iam_a_fully_signed_token_is_still_verified_in_full(google_keys):
+    signer, certs_url = google_keys
+    authenticator = TaskAuthenticator(BEHIND_IAM, certs_url=certs_url)
+    assert authenticator.verify(bearer(token(signer)))["email"] == CALLER
+    other_pem, _ = oidc.key_and_cert("attacker")
     with pytest.raises(Unauthorized):
-        TaskAuthenticator(production, certs_url=google_keys[1]).verify({})
+        authenticator.verify(bearer(token(crypt.RSASigner.from_string(other_pem, key_id="kid-1"))))
+
+
+@pytest.mark.parametrize("value", ["1", "yes", "true", "enabled"])
+def test_the_iam_switch_accepts_only_on_or_off(value):
+    with pytest.raises(ConfigError, match="INVOKER_IAM_CHECK"):
+        Settings.from_env({**ENV, "INVOKER_IAM_CHECK": value})
+    assert Settings.from_env({**ENV, "INVOKER_IAM_CHECK": "on"}).invoker_iam_check
+    assert not Settings.from_env({**ENV, "INVOKER_IAM_CHECK": "off"}).invoker_iam_check
+    assert not SETTINGS.invoker_iam_check
+
+
+def test_certificates_are_fetched_once_for_many_verifications(signing):
+    signer, cert_pem = signing
+    certs = CountingCerts(cert_pem)
+    try:
+        authenticator = TaskAuthenticator(SETTINGS, certs_url=certs.url)
+        for _ in range(5):
+            assert authenticator.verify(bearer(token(signer)))["email"] == CALLER
+        assert certs.fetches == 1
+    finally:
+        certs.close()
 
 
 # ------------------------------------------------- the auth matrix at the handler's boundary (issue 8)

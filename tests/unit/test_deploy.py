@@ -642,6 +642,16 @@ def test_http_functions_are_created_first_then_everyone_gets_their_urls(two_runs
     }
 
 
+def test_only_functions_deployed_behind_iam_trust_a_token_whose_signature_cloud_run_removed(two_runs: TwoRuns) -> None:
+    """INVOKER_IAM_CHECK=on exactly where --no-allow-unauthenticated (or an event trigger) puts Cloud Run's
+    token check before the function; a public webhook must never accept a stripped token."""
+    for entry in ENTRY_POINTS:
+        for deploy in deploys(two_runs.first_calls, entry.name):
+            behind_iam = "no-allow-unauthenticated" in deploy or "trigger-topic" in deploy
+            assert behind_iam is not entry.public, entry.name
+            assert (env_vars(deploy).get("INVOKER_IAM_CHECK") == "on") is behind_iam, entry.name
+
+
 def test_invokers_are_the_tasks_account_for_the_handler_and_the_events_account_for_events(two_runs: TwoRuns) -> None:
     invokers = {
         (words(c)[2], flags(c)["member"])

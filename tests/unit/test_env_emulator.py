@@ -70,10 +70,6 @@ def test_switches_need_every_emulator_variable():
     assert emulator.sandbox_url({}) is None
     with pytest.raises(ConfigError, match="refusing"):
         emulator.sandbox_url({"PROVIDER_SANDBOX_URL": "http://127.0.0.1:9"})
-    switch = {"ALLOW_UNAUTHENTICATED_TASKS_ON_EMULATOR": "1"}
-    assert not emulator.allow_unauthenticated_tasks(switch)
-    assert emulator.allow_unauthenticated_tasks({**EMULATORS, **switch})
-    assert not emulator.allow_unauthenticated_tasks({**EMULATORS, "ALLOW_UNAUTHENTICATED_TASKS_ON_EMULATOR": "yes"})
 
 
 @pytest.fixture

@@ -32,14 +32,6 @@ def test_a_malformed_integer_is_named():
         Settings.from_env({**BASE, "QUEUE_MAX_ATTEMPTS": "eight"})
 
 
-def test_unauthenticated_tasks_switch_is_ignored_off_the_emulator():
-    switch = {"ALLOW_UNAUTHENTICATED_TASKS_ON_EMULATOR": "1"}
-    production = Settings.from_env({**BASE, **switch})
-    assert not production.allow_unauthenticated_tasks
-    local = Settings.from_env({**BASE, **switch, **EMULATOR})
-    assert local.allow_unauthenticated_tasks
-
-
 def test_audience_defaults_to_the_handler_url():
     assert Settings.from_env(BASE).task_audience == BASE["TASK_HANDLER_URL"]
 
