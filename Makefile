@@ -8,10 +8,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-dev.sha256
 
-.PHONY: help venv venv-runtime up down status env console lint test test-unit test-runtime test-browser coverage chaos fuzz demo demo-quick
+.PHONY: help prereqs venv venv-runtime up down status env console lint test test-unit test-runtime test-browser coverage chaos fuzz demo demo-quick
 
 help:
 	@echo "make help         this list"
+	@echo "make prereqs      install what is missing with apt (as root or with sudo): make, curl, shellcheck, chromium,"
+	@echo "                  Python 3.11, the emulators' Java or the stand-ins' Node and Go; says whether Python 3.12 is here"
 	@echo "make venv         create or refresh .venv from requirements-dev.txt (stamped by its hash)"
 	@echo "make venv-runtime the same into .venv-312 with Python 3.12, the runtime Cloud Functions runs (deploy/registry.py"
 	@echo "                  RUNTIME); the local stack serves the functions from it. Skipped, saying why, without 3.12"
@@ -31,6 +33,10 @@ help:
 	@echo "make coverage     the unit suite's line coverage per shared/ module; fails under 85 % for a service module"
 	@echo "make chaos        a Jepsen-style run on a stack of its own (faults, kills, duplicates); fails on any loss, duplicate or PHI"
 	@echo "make fuzz         thousands of generated inputs: the decoders in-process, then HTTP against the running stack"
+
+# No venv needed: this is what a machine must have before one (local/prereqs.sh --check only lists it).
+prereqs:
+	@bash local/prereqs.sh
 
 venv:
 	@want="$$(sha256sum requirements-dev.txt | cut -d' ' -f1)"; \

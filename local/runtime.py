@@ -11,6 +11,7 @@ Without .venv-312 the functions run on the development venv's Python, and `up` s
     python -m local.runtime venv      create or refresh .venv-312; without such a Python, skip saying why
                                       (fail under CI=true)
     python -m local.runtime run ARGS  `python ARGS` on .venv-312 (skipped, or failed under CI, without it)
+    python -m local.runtime interpreter   the Python it is built with, or why there is none (needs no venv)
 """
 
 from __future__ import annotations
@@ -120,10 +121,10 @@ def interpreter(environ: Mapping[str, str] = os.environ) -> str | None:
 
 def _missing(what: str, environ: Mapping[str, str]) -> int:
     """Say why there is no deployed runtime here: exit 1 under CI=true, else skip (0)."""
-    place = f"{BUILDER}={environ[BUILDER]}" if environ.get(BUILDER) else f"python{VERSION} on PATH, pyenv's versions"
+    place = f"{BUILDER}={environ[BUILDER]}" if environ.get(BUILDER) else f"python{VERSION} on PATH or under pyenv"
     reason = (
-        f"no Python {VERSION} (Cloud Functions runs {RUNTIME}) in {place}; Debian bookworm packages 3.11 only and "
-        f"PyPI no interpreter: install it (pyenv install {VERSION}) or set {BUILDER}"
+        f"no Python {VERSION} (Cloud Functions runs {RUNTIME}): none as {place}, and neither Debian bookworm's "
+        f"packages (3.11 only) nor PyPI provide one; pyenv install {VERSION}, or set {BUILDER}=/path/to/python{VERSION}"
     )
     ci = environ.get("CI") == "true"
     print(f"{what}: {'FAILED' if ci else 'skipped'}: {reason}", file=sys.stderr, flush=True)
@@ -168,10 +169,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local.runtime", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("venv", help=f"create or refresh {VENV.name} from {REQUIREMENTS.name}")
+    commands.add_parser("interpreter", help=f"the path of a Python {VERSION} here (or say why none)")
     commands.add_parser("functions", help="say which Python the local stack serves the functions with")
     commands.add_parser("run", help=f"run ARGS: python ARGS on {VENV.name}")
-    if parser.parse_args(args).command == "venv":
+    command = parser.parse_args(args).command
+    if command == "venv":
         return build_venv()
+    if command == "interpreter":
+        found = interpreter()
+        if found is None:
+            return _missing(f"Python {VERSION}", os.environ)
+        print(found)
+        return 0
     print(functions_python())
     return 0
 
