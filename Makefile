@@ -8,11 +8,15 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-dev.sha256
 
-.PHONY: help venv up down status env console lint test test-unit test-browser coverage chaos fuzz demo demo-quick
+.PHONY: help prereqs venv venv-runtime up down status env console lint test test-unit test-runtime test-browser coverage chaos fuzz demo demo-quick
 
 help:
 	@echo "make help         this list"
+	@echo "make prereqs      install what is missing with apt (as root or with sudo): make, curl, shellcheck, chromium,"
+	@echo "                  Python 3.11, the emulators' Java or the stand-ins' Node and Go; says whether Python 3.12 is here"
 	@echo "make venv         create or refresh .venv from requirements-dev.txt (stamped by its hash)"
+	@echo "make venv-runtime the same into .venv-312 with Python 3.12, the runtime Cloud Functions runs (deploy/registry.py"
+	@echo "                  RUNTIME); the local stack serves the functions from it. Skipped, saying why, without 3.12"
 	@echo "make up           start the local stack on 127.0.0.1 (emulators, sandbox + console, functions, bridge)"
 	@echo "make status       show each component up/down"
 	@echo "make down         stop the local stack; nothing is left listening"
@@ -22,12 +26,17 @@ help:
 	@echo "                  waitlist, a confirmation by text, the daily report (~2 min warm, ~4 min cold)"
 	@echo "make demo-quick   the same story with a day compressed into 3 s (~1 min; what CI runs)"
 	@echo "make lint         ruff check, ruff format --check, mypy"
-	@echo "make test         lint + every test (the stack is started by the tests when it is not up)"
+	@echo "make test         lint + test-runtime + every test (the stack is started by the tests when it is not up)"
 	@echo "make test-unit    unit tests only, no stack"
+	@echo "make test-runtime the unit tests on the deployed runtime's Python (.venv-312)"
 	@echo "make test-browser the console in headless chromium (Playwright) after the quick demo; screenshots in .local/artifacts/"
 	@echo "make coverage     the unit suite's line coverage per shared/ module; fails under 85 % for a service module"
 	@echo "make chaos        a Jepsen-style run on a stack of its own (faults, kills, duplicates); fails on any loss, duplicate or PHI"
 	@echo "make fuzz         thousands of generated inputs: the decoders in-process, then HTTP against the running stack"
+
+# No venv needed: this is what a machine must have before one (local/prereqs.sh --check only lists it).
+prereqs:
+	@bash local/prereqs.sh
 
 venv:
 	@want="$$(sha256sum requirements-dev.txt | cut -d' ' -f1)"; \
@@ -40,7 +49,11 @@ venv:
 	$(PY) -m pip install -q -r requirements-dev.txt; \
 	echo "$$want" > $(STAMP)
 
-up: venv
+# Under CI=true, a machine without the deployed runtime's Python fails here (elsewhere it is skipped, saying why).
+venv-runtime: venv
+	@$(PY) -m local.runtime venv
+
+up: venv venv-runtime
 	@$(PY) -m local.stack up
 
 down: venv
@@ -52,7 +65,7 @@ status: venv
 env: venv
 	@$(PY) -m local.stack env
 
-console: venv
+console: venv venv-runtime
 	@$(PY) -m local.stack up >/dev/null
 	@$(PY) -m local.sandbox.console
 
@@ -62,13 +75,18 @@ lint: venv
 	$(PY) -m mypy
 
 # pytest exits 5 when it collected no tests: a run that checked nothing must not pass.
-test: venv lint
+test: venv lint test-runtime
 	@rc=0; $(PY) -m pytest -q || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; \
 	exit $$rc
 
 test-unit: venv
 	$(PY) -m pytest -q -m "not integration"
+
+test-runtime: venv-runtime
+	@rc=0; $(PY) -m local.runtime run -m pytest -q -m "not integration" || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test-runtime: pytest collected no tests" >&2; fi; \
+	exit $$rc
 
 # Skips, saying why, without chromium (apt-get install -y chromium) or the playwright package (make venv).
 test-browser: venv
@@ -81,21 +99,21 @@ coverage: venv
 	$(PY) -m tests.coverage_floor
 
 # Its own stack (MEDSPA_CHAOS_PORT_BASE, default 9400), brought up and down by the run (~3 min).
-chaos: venv
+chaos: venv venv-runtime
 	$(PY) -m tests.chaos
 
 # In-process properties with many examples, then 10,000 task bodies and 2,000 callbacks over HTTP (~4 min).
-fuzz: venv
+fuzz: venv venv-runtime
 	MEDSPA_FUZZ_EXAMPLES=3000 $(PY) -m pytest -q tests/unit/test_boundary_properties.py
 	@$(PY) -m local.stack up >/dev/null
 	@set -a; . $${MEDSPA_STATE_DIR:-.local}/env.sh; set +a; $(PY) -m tests.fuzz
 
 # The demo compresses send times (one day of waiting = 30 s) unless MEDSPA_DEMO_TIME_SCALE says otherwise.
 demo: export MEDSPA_DEMO_TIME_SCALE ?= 2880
-demo: venv
+demo: venv venv-runtime
 	@$(PY) -m local.stack up
 	@$(PY) -m local.demo
 
-demo-quick: venv
+demo-quick: venv venv-runtime
 	@$(PY) -m local.stack up >/dev/null
 	@$(PY) -m local.demo --quick

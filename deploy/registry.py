@@ -20,6 +20,10 @@ from dataclasses import asdict, dataclass
 
 from shared.platform import resources as r
 
+# The Cloud Functions runtime every function is deployed on (gcloud functions deploy --runtime); the local
+# stack serves the functions on the same Python where this machine has it (local/runtime.py, .venv-312).
+RUNTIME = "python312"
+
 # Environment variable names the functions read their credentials from (values live in Secret Manager).
 SECRET_TWILIO_SID = "TWILIO_ACCOUNT_SID"  # noqa: S105
 SECRET_TWILIO_TOKEN = "TWILIO_AUTH_TOKEN"  # noqa: S105

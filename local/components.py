@@ -23,7 +23,7 @@ from pathlib import Path
 import requests
 
 from deploy.stage import FUNCTIONS_DIR, SHARED_DIR, fingerprint, source_fingerprint, stage
-from local import identity, tasks_emulator, webhook_keys
+from local import identity, runtime, tasks_emulator, webhook_keys
 from local.config import QUEUES, REPO_ROOT, TOPICS, EntryPoint, StackConfig
 from shared.platform.settings import Settings
 
@@ -267,8 +267,8 @@ def defines(main_py: Path, target: str) -> bool:
 
 
 def functions_framework_command(source: Path, target: str, signature: str, host: str, port: int) -> list[str]:
-    """Argv serving one entry point of `source` (a main.py) with this venv's functions-framework."""
-    runner = Path(sys.executable).parent / "functions-framework"
+    """Argv serving one entry point of `source` (a main.py) on the deployed runtime's Python (local/runtime.py)."""
+    runner = runtime.functions_python().runner  # its path (.venv-312 or .venv) is in the component's key
     return [
         str(runner if runner.exists() else "functions-framework"),
         "--source",

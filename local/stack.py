@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from local import config as stack_config
+from local import runtime
 from local.components import Component, Launch, LaunchError, Plan, plan, stack_ports
 from local.config import StackConfig
 from local.processes import POLL_SECONDS, ProcessDir
@@ -84,6 +85,7 @@ def up(config: StackConfig, timeout: float = UP_TIMEOUT_SECONDS) -> list[str]:
     the_plan = plan(config)
     for warning in the_plan.skipped:
         say(f"warning: skipping {warning}")
+    say(str(runtime.functions_python()))
     processes = ProcessDir(config.state_dir)
     leftovers = [name for name in processes.names() if name not in the_plan.names()]
     restart = {c.name for c in the_plan.components if not _is_up(processes, c)}

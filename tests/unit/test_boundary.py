@@ -66,6 +66,22 @@ def test_nesting_up_to_the_limit_is_fine():
     assert decode_object(b'{"a": ' + b"[" * 7 + b"]" * 7 + b"}", max_bytes=1000) == {"a": [[[[[[[]]]]]]]}
 
 
+@pytest.mark.parametrize("depth", [10, 100, 1400, 1600])
+def test_a_deep_list_is_too_deep_whatever_the_interpreters_recursion_budget(depth):
+    # Python 3.11 parses a list 1,400 deep into RecursionError, 3.12 into a list (a separate C budget).
+    assert code(decode, b"[" * depth + b"]" * depth) == "too_deep"
+
+
+def test_brackets_and_escaped_quotes_inside_strings_are_text():
+    body = {'a\\"[[[[[[[[[[': ']]]]]]]]]] \\" ' + "[" * 23, "b": [[[[[[[1]]]]]]]}
+    assert decode_object(json.dumps(body).encode(), max_bytes=1000) == body
+
+
+def test_nesting_is_judged_before_syntax_so_a_cut_deep_body_is_too_deep():
+    assert code(decode, b'{"a": ' + b"[" * 50) == "too_deep"
+    assert code(decode, b'{"a": "' + b"[" * 50) == "malformed_json"  # an unterminated string holds them
+
+
 @pytest.mark.parametrize("value", BAD_IDS)
 @pytest.mark.parametrize("field", ["appointment_id", "clinic_id", "patient_id"])
 def test_ids_firestore_refuses_or_our_pattern_forbids_are_bad_payloads(field, value):

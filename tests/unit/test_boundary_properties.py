@@ -12,7 +12,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.contract.bodies import check_value
+from shared.contract.bodies import check_value, nesting_depth
 from shared.contract.events import EventRejected, envelope, parse_appointment_event, parse_tick
 from shared.contract.models import Appointment, Clinic, Patient, WaitlistEntry
 from shared.messaging.appointment_tasks import parse_appointment_task
@@ -84,6 +84,21 @@ def test_a_task_body_is_decoded_or_refused_with_a_code(raw):
         assert exc.code in ("oversized_body", "malformed_json", "too_deep", "bad_string", "number_out_of_range")
         return
     check_value(body)  # what passes is storable and loggable
+
+
+def depth(value: Any) -> int:
+    """How many containers enclose the value's deepest part, worked out on the value itself."""
+    children = list(value.values()) if isinstance(value, dict) else value if isinstance(value, list) else []
+    return 1 + max(map(depth, children)) if children else 0
+
+
+@FUZZ
+@given(json_values, st.lists(st.sampled_from([list, dict]), max_size=12), st.sampled_from([None, 2]))
+def test_the_nesting_read_from_the_bytes_is_the_values_own(value, wrappers, indent):
+    for container in wrappers:
+        value = [value] if container is list else {'"[{': value}
+    raw = json.dumps(value, default=str, indent=indent).encode("utf-8", "surrogatepass")
+    assert nesting_depth(raw) == depth(value)
 
 
 @FUZZ

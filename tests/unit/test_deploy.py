@@ -560,7 +560,7 @@ def test_every_function_is_gen2_python312_with_its_own_account_and_its_resources
         assert deploys(two_runs.first_calls, entry.name), entry.name
         for deploy in deploys(two_runs.first_calls, entry.name):
             assert "gen2" in deploy
-            assert deploy["runtime"] == "python312"
+            assert deploy["runtime"] == registry.RUNTIME
             assert deploy["region"] == REGION
             assert deploy["entry-point"] == entry.target
             assert deploy["service-account"] == fn_sa(entry.name)
