@@ -119,3 +119,12 @@ def test_the_test_client_refuses_missing_credentials_and_the_live_accounts_sid(m
             clients.twilio_test()
     finally:
         clients.twilio_test.cache_clear()
+
+
+def test_the_test_credentials_are_optional_secrets_mapped_to_the_task_handler_only():
+    from deploy import registry
+
+    test_secrets = {"TWILIO_TEST_ACCOUNT_SID", "TWILIO_TEST_AUTH_TOKEN"}
+    assert test_secrets == set(registry.OPTIONAL_SECRETS) and test_secrets <= set(registry.SECRETS)
+    holders = {fn.name for fn in registry.FUNCTIONS if test_secrets & set(fn.secrets)}
+    assert holders == {"task-handler"} and test_secrets <= set(registry.function("task-handler").secrets)
