@@ -177,7 +177,7 @@ class TwilioTestSms(TwilioSms):
     callback (https://www.twilio.com/docs/iam/test-credentials). The client is built on the first such send;
     without the credentials that send is a permanent failure, never a send with the live ones."""
 
-    def __init__(self, client_factory: Callable[[], Any]) -> None:  # noqa: D107 - no super(): `client` is lazy
+    def __init__(self, client_factory: Callable[[], Any]) -> None:  # no super().__init__: `client` is lazy
         self.client_factory = client_factory
 
     @cached_property
