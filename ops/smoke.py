@@ -217,21 +217,17 @@ def sweep_check(before: Doc | None, after: Doc | None, done: bool) -> Check:
         return Check("retry sweep", False, "no failed_tasks record to retry", ("retry-sweep",))
     generation = after.get("retry_generation") if after else None
     status = after.get("status") if after else "gone"
-    detail = f"failed task retried (retry_generation {generation or 0}), then {status}"
-    if after is not None and after.get("error_code"):
-        detail += f" with {after.get('error_code')}"
-    return Check("retry sweep", done, detail, ("retry-sweep", "task-handler"))
+    code = after.get("error_code") if after else None
+    detail = f"failed task retried (retry_generation {generation or 0}), then {status}{f' with {code}' if code else ''}"
+    return Check("retry sweep", done and code == "invalid_number", detail, ("retry-sweep", "task-handler"))
 
 
-def retried_and_failed_again(key: str) -> Callable[[Evidence], bool]:
+def retried_and_recorded_again(key: str) -> Callable[[Evidence], bool]:
+    """The sweep claimed the retry (generation 1) and the re-sent task's failure was recorded again (open)."""
+
     def done(evidence: Evidence) -> bool:
         doc = evidence.by_id(failed_tasks.COLLECTION).get(key)
-        return (
-            doc is not None
-            and doc.get("retry_generation") == 1
-            and doc.get("status") == failed_tasks.Status.OPEN
-            and doc.get("error_code") == "invalid_number"
-        )
+        return doc is not None and doc.get("retry_generation") == 1 and doc.get("status") == failed_tasks.Status.OPEN
 
     return done
 
@@ -302,7 +298,7 @@ class SmokeRun:
         self.publish(resources.TOPIC_FAILED_TASKS_SWEEP, {})
         evidence, done = wait_for(
             lambda: observe(self.store, self.smoke.clinic_id, (failed_tasks.COLLECTION,)),
-            retried_and_failed_again(key),
+            retried_and_recorded_again(key),
             timeout=self.timeout,
             sleep=self.sleep,
         )

@@ -95,6 +95,20 @@ def test_every_deployed_function_is_proven_by_some_check():
     assert {name for check in checks for name in check.functions} == {fn.name for fn in FUNCTIONS}
 
 
+def test_the_sweep_passes_only_when_the_retried_task_failed_again_with_the_invalid_number():
+    before = doc("failed_tasks", "k", status="open", error_code="invalid_number")
+    again = doc("failed_tasks", "k", status="open", retry_generation=1, error_code="invalid_number")
+    other = doc("failed_tasks", "k", status="open", retry_generation=1, error_code="twilio_test_credentials_missing")
+    assert smoke.sweep_check(before, again, True).passed
+    assert not smoke.sweep_check(before, other, True).passed and "twilio_test_credentials_missing" in (
+        smoke.sweep_check(before, other, True).detail
+    )
+    assert not smoke.sweep_check(before, again, False).passed
+    done = smoke.retried_and_recorded_again("k")
+    assert done(smoke.Evidence({"failed_tasks": [other]}))
+    assert not done(smoke.Evidence({"failed_tasks": [doc("failed_tasks", "k", status="retried", retry_generation=1)]}))
+
+
 def test_a_webhook_passes_only_when_it_refuses_the_unsigned_request():
     assert smoke.webhook_check("twilio-status", 403).passed and smoke.webhook_check("waitlist-claim", 401).passed
     assert not smoke.webhook_check("twilio-status", 200).passed
