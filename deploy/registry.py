@@ -32,13 +32,23 @@ SECRET_SENDGRID_KEY = "SENDGRID_API_KEY"  # noqa: S105
 # the others so an operator pastes it in one place.
 SECRET_SENDGRID_WEBHOOK_KEY = "SENDGRID_WEBHOOK_PUBLIC_KEY"  # noqa: S105
 SECRET_WAITLIST_TOKEN_KEY = "WAITLIST_TOKEN_KEY"  # noqa: S105 - signs the waitlist's claim links
+# Twilio's test credentials (Console → Account → API keys & tokens → Test credentials): the smoke test's clinic
+# sends its SMS with these only (`python -m ops smoke`, docs/runbook.md). Optional: without them the smoke SMS is
+# recorded as a permanent failure, never sent with the live credentials.
+SECRET_TWILIO_TEST_SID = "TWILIO_TEST_ACCOUNT_SID"  # noqa: S105
+SECRET_TWILIO_TEST_TOKEN = "TWILIO_TEST_AUTH_TOKEN"  # noqa: S105
 SECRETS = (
     SECRET_TWILIO_SID,
     SECRET_TWILIO_TOKEN,
     SECRET_SENDGRID_KEY,
     SECRET_SENDGRID_WEBHOOK_KEY,
     SECRET_WAITLIST_TOKEN_KEY,
+    SECRET_TWILIO_TEST_SID,
+    SECRET_TWILIO_TEST_TOKEN,
 )
+# Secrets a deployment may leave without a value: a function mapped to one works without it (what it lacks is
+# refused by the code that needs it, as a classified failure).
+OPTIONAL_SECRETS: frozenset[str] = frozenset({SECRET_TWILIO_TEST_SID, SECRET_TWILIO_TEST_TOKEN})
 
 
 # The identities Google's services call private functions as (deploy.sh creates both accounts). Cloud Run checks
@@ -152,7 +162,14 @@ FUNCTIONS: tuple[Function, ...] = (
         "task-handler",
         "task_handler",
         "handle_task",
-        secrets=(SECRET_TWILIO_SID, SECRET_TWILIO_TOKEN, SECRET_SENDGRID_KEY, SECRET_WAITLIST_TOKEN_KEY),
+        secrets=(
+            SECRET_TWILIO_SID,
+            SECRET_TWILIO_TOKEN,
+            SECRET_SENDGRID_KEY,
+            SECRET_WAITLIST_TOKEN_KEY,
+            SECRET_TWILIO_TEST_SID,
+            SECRET_TWILIO_TEST_TOKEN,
+        ),
         # waitlist waves: offers and results into the waitlist queue, a winner's appointment.created
         enqueues=(r.QUEUE_WAITLIST,),
         publishes=(r.TOPIC_APPOINTMENT_EVENTS,),
@@ -329,6 +346,7 @@ def as_json() -> str:
             "queue_settings": [asdict(queue) for queue in QUEUES],
             "jobs": [asdict(job) for job in JOBS],
             "secrets": list(SECRETS),
+            "optional_secrets": sorted(OPTIONAL_SECRETS),
             "task_handler": TASK_HANDLER,
             "fanout_unit": FANOUT_UNIT,
             "status_callback": STATUS_CALLBACK,

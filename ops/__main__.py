@@ -1,5 +1,5 @@
 """python -m ops: list, show (masked) and retry failed tasks; run the retry sweep; replay a reminders tick;
-build one clinic report on demand.
+build one clinic report on demand; smoke-test the deployed functions without messaging any patient.
 
 Talks to the project in GOOGLE_CLOUD_PROJECT with the caller's credentials (or to the local stack:
 `. .local/env.sh` first). Output never holds PHI: failed_tasks docs hold ids and codes, and whatever
@@ -167,6 +167,25 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 1 if report.failed or built is None else 0
 
 
+def cmd_smoke(args: argparse.Namespace) -> int:
+    """Seed a smoke clinic, drive every function, check each one's evidence, clean up; exit 1 on any FAIL."""
+    from ops import smoke, smoke_plan, smoke_target
+
+    project = os.environ["GOOGLE_CLOUD_PROJECT"].strip()
+    target = f"the local stack ({project})" if os.environ.get("FIRESTORE_EMULATOR_HOST") else f"project {project}"
+    run = smoke.SmokeRun(
+        store=clients.store(),
+        clock=system_clock,
+        publish=smoke_target.publisher(project),
+        ask=smoke_target.asker(smoke_target.function_urls(project, args.region)),
+        smoke=smoke_plan.plan(smoke.new_run_id(), system_clock.now()),
+        timeout=args.timeout,
+    )
+    checks = run.run()
+    print(smoke.report(checks, clinic_id=run.smoke.clinic_id, target=target))
+    return 0 if all(check.passed for check in checks) else 1
+
+
 def reachable() -> str | None:
     """None when the project's Firestore answers a TCP connect; else what could not be reached."""
     project = os.environ.get("GOOGLE_CLOUD_PROJECT", "").strip()
@@ -224,6 +243,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     build.add_argument("--no-email", action="store_true", help="store the report only")
     build.set_defaults(run=cmd_report)
+    smoke = sub.add_parser("smoke", help="smoke-test the deployed functions (messages no patient), then clean up")
+    smoke.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for each stage (default 300)")
+    smoke.add_argument(
+        "--region",
+        default=os.environ.get("TASKS_LOCATION") or os.environ.get("REGION") or "us-central1",
+        help="the functions' region (default: TASKS_LOCATION, else REGION, else us-central1)",
+    )
+    smoke.set_defaults(run=cmd_smoke)
     args = parser.parse_args(argv)
     problem = reachable()
     if problem:

@@ -15,7 +15,7 @@ from shared.messaging.appointment_tasks import APPOINTMENT_TASK_TYPES, Appointme
 from shared.messaging.delivery import AppointmentMessages
 from shared.messaging.ledger import Ledger, Reopen
 from shared.messaging.opt_outs import OptOuts
-from shared.messaging.providers import SendGridEmail, TwilioSms
+from shared.messaging.providers import SendGridEmail, TwilioSms, TwilioTestSms
 from shared.messaging.report_tasks import (
     INVENTORY_ALERT,
     REPORT_EMAIL,
@@ -63,6 +63,7 @@ def sender() -> MessageSender:
         opt_outs=OptOuts(clients.store(), system_clock),
         status_callback_url=config.status_callback_url,
         unconfirmed_wait=timedelta(seconds=config.unconfirmed_wait_seconds),
+        test_sms=TwilioTestSms(clients.twilio_test),  # its client is built on the smoke clinic's first SMS
     )
 
 

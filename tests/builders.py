@@ -47,6 +47,7 @@ class World:
     clock: FixedClock = field(default_factory=lambda: FixedClock(NOW))
     sms: RecordingSms = field(default_factory=RecordingSms)
     email: RecordingEmail = field(default_factory=RecordingEmail)
+    test_sms: RecordingSms | None = None  # Twilio's test credentials (the smoke test's clinic); None: not configured
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
     def __post_init__(self) -> None:
@@ -124,6 +125,7 @@ class World:
             clock=self.clock,
             opt_outs=OptOuts(self.store, self.clock),
             status_callback_url=CALLBACK_URL,
+            test_sms=self.test_sms,
         )
         return AppointmentMessages(store=self.store, ledger=ledger, sender=sender, clock=self.clock)
 

@@ -1,4 +1,10 @@
-"""SendGrid v3 Mail Send (`POST /v3/mail/send`), validating like the real endpoint and answering 202."""
+"""SendGrid v3 Mail Send (`POST /v3/mail/send`), validating like the real endpoint and answering 202.
+
+With `mail_settings.sandbox_mode.enable: true` (a boolean, else 400) the request is validated the same way
+and answered 200 with no body: recorded as `sandboxed`, never delivered, no Event Webhook events
+(https://www.twilio.com/docs/sendgrid/for-developers/sending-email/sandbox-mode). The smoke test's clinic
+sends this way.
+"""
 
 from __future__ import annotations
 
@@ -45,6 +51,7 @@ MSG_ATTACHMENT_CONTENT = "The attachment content is required and must be a base6
 MSG_ATTACHMENT_FILENAME = "The attachment filename is required."
 MSG_ATTACHMENT_DISPOSITION = "The disposition of the attachment must be either inline or attachment."
 MSG_ATTACHMENT_CONTENT_ID = "The content_id is required when the disposition is inline."
+MSG_SANDBOX_MODE = "The sandbox mode enable param should be a boolean value."
 
 FAULT_MESSAGES = {429: "too many requests", 500: "internal server error", 503: "service unavailable"}
 
@@ -157,7 +164,19 @@ def validate_mail(payload: Any) -> list[dict[str, Any]]:
             errors.append(sendgrid_error(f"content.{k}.value", MSG_CONTENT_VALUE))
     _check_custom_args(payload.get("custom_args"), "custom_args", errors)
     _check_attachments(payload.get("attachments"), errors)
+    sandbox_mode = (payload.get("mail_settings") or {}).get("sandbox_mode") if isinstance(payload, dict) else None
+    if sandbox_mode is not None and (
+        not isinstance(sandbox_mode, dict) or not isinstance(sandbox_mode.get("enable"), bool)
+    ):
+        errors.append(sendgrid_error("mail_settings.sandbox_mode.enable", MSG_SANDBOX_MODE))
     return errors
+
+
+def in_sandbox_mode(payload: dict[str, Any]) -> bool:
+    """mail_settings.sandbox_mode.enable is true (validate_mail has checked it is a boolean)."""
+    settings = payload.get("mail_settings")
+    mode = settings.get("sandbox_mode") if isinstance(settings, dict) else None
+    return isinstance(mode, dict) and mode.get("enable") is True
 
 
 def _content(payload: dict[str, Any], mime: str) -> str | None:
@@ -165,6 +184,34 @@ def _content(payload: dict[str, Any], mime: str) -> str | None:
         if block.get("type") == mime:
             return block.get("value")
     return None
+
+
+def mail_message(
+    payload: dict[str, Any], personalization: dict[str, Any], address: str, message_id: str, status: str, fault: Any
+) -> Message:
+    """The outbox's record of one recipient of an accepted mail/send (`fault`: the rule that touched it)."""
+    return Message(
+        id=message_id,
+        channel="email",
+        direction="outbound",
+        to=address,
+        from_=payload["from"]["email"].strip(),
+        status=status,
+        subject=personalization.get("subject") or payload.get("subject"),
+        text=_content(payload, "text/plain"),
+        html=_content(payload, "text/html"),
+        custom_args={**(payload.get("custom_args") or {}), **(personalization.get("custom_args") or {})},
+        attachments=[
+            {
+                "filename": attachment["filename"],
+                "type": attachment.get("type") or "application/octet-stream",
+                "disposition": attachment.get("disposition", "attachment"),
+                "content": attachment["content"],
+            }
+            for attachment in payload.get("attachments") or []
+        ],
+        fault=None if fault is None else f"{fault.id} {fault.kind.replace('_', ' ')}",
+    )
 
 
 def new_message_id() -> str:
@@ -203,7 +250,8 @@ def sendgrid_blueprint(sandbox: Sandbox) -> Blueprint:
             for kind in ("to", "cc", "bcc")
             for recipient in personalization.get(kind) or []
         ]
-        fault = sandbox.faults.take("email", [address for _, address in recipients])
+        sandbox_mode = in_sandbox_mode(payload)  # validated only: no fault plays on it, nothing is delivered
+        fault = None if sandbox_mode else sandbox.faults.take("email", [address for _, address in recipients])
 
         def refused(response: Response, fault_id: str) -> Response:
             """Answer with SendGrid's error, and keep the attempt (one per recipient) for the console."""
@@ -236,38 +284,17 @@ def sendgrid_blueprint(sandbox: Sandbox) -> Blueprint:
         message_id = new_message_id()
         final = fault.final_status if fault and fault.kind == "delivery_failure" else "delivered"
         for personalization, address in recipients:
-            custom_args = {**(payload.get("custom_args") or {}), **(personalization.get("custom_args") or {})}
-            sandbox.outbox.add(
-                Message(
-                    id=message_id,
-                    channel="email",
-                    direction="outbound",
-                    to=address,
-                    from_=payload["from"]["email"].strip(),
-                    status="processed",
-                    subject=personalization.get("subject") or payload.get("subject"),
-                    text=_content(payload, "text/plain"),
-                    html=_content(payload, "text/html"),
-                    custom_args=custom_args,
-                    attachments=[
-                        {
-                            "filename": attachment["filename"],
-                            "type": attachment.get("type") or "application/octet-stream",
-                            "disposition": attachment.get("disposition", "attachment"),
-                            "content": attachment["content"],
-                        }
-                        for attachment in payload.get("attachments") or []
-                    ],
-                    fault=None if fault is None else f"{fault.id} {fault.kind.replace('_', ' ')}",
-                )
-            )
+            recorded = "sandboxed" if sandbox_mode else "processed"
+            sandbox.outbox.add(mail_message(payload, personalization, address, message_id, recorded, fault))
             log(
                 "INFO",
-                "email accepted",
+                "email accepted in sandbox mode: not delivered" if sandbox_mode else "email accepted",
                 message_id=message_id,
                 recipient=mask_address(address),
                 fault=fault.id if fault else None,
             )
+        if sandbox_mode:
+            return Response(status=200)  # SendGrid's answer to a valid sandbox-mode request: 200, no body
         if sandbox.settings.sendgrid_events_url:  # the Event Webhook reports processed, then the outcome
             custom = [
                 (address, {**(payload.get("custom_args") or {}), **(p.get("custom_args") or {})})

@@ -1,6 +1,8 @@
 """The sandbox's own settings: which credentials it accepts, how it signs, how slowly it plays delivery.
 
-The DEFAULT_* credentials are the local stack's (local/config.py gives the same to every function).
+The DEFAULT_* credentials are the local stack's (local/config.py gives the same to every function). The
+DEFAULT_TEST_* pair plays the Twilio account's test credentials (the smoke test's clinic sends with them):
+requests made with them are answered as Twilio answers test credentials (local/sandbox/twilio_api.py).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from shared.platform.errors import ConfigError
 DEFAULT_ACCOUNT_SID = "AC00000000000000000000000000000000"
 DEFAULT_AUTH_TOKEN = "sandbox-auth-token"
 DEFAULT_SENDGRID_KEY = "SG.sandbox-key"
+DEFAULT_TEST_ACCOUNT_SID = "AC11111111111111111111111111111111"
+DEFAULT_TEST_AUTH_TOKEN = "sandbox-test-auth-token"
 
 
 def _float(env: envvars.Environ, name: str, default: float) -> float:
@@ -36,6 +40,8 @@ class SandboxSettings:
     account_sid: str = DEFAULT_ACCOUNT_SID  # the account inbound webhooks claim to come from
     auth_token: str = DEFAULT_AUTH_TOKEN  # checked on API calls, used for X-Twilio-Signature
     sendgrid_api_key: str = DEFAULT_SENDGRID_KEY  # the only Bearer key /v3/mail/send accepts
+    test_account_sid: str = DEFAULT_TEST_ACCOUNT_SID  # Twilio test credentials: magic numbers, no delivery
+    test_auth_token: str = DEFAULT_TEST_AUTH_TOKEN
     callback_delay_seconds: float = 0.5  # pause between queued → sent → delivered
     callback_timeout_seconds: float = 5.0  # how long a status callback POST may take
     hang_seconds: float = 15.0  # default length of a "timeout" fault (longer than the clients' 10 s)
@@ -52,6 +58,8 @@ class SandboxSettings:
             account_sid=env.get("TWILIO_ACCOUNT_SID", "").strip() or DEFAULT_ACCOUNT_SID,
             auth_token=env.get("TWILIO_AUTH_TOKEN", "").strip() or DEFAULT_AUTH_TOKEN,
             sendgrid_api_key=env.get("SENDGRID_API_KEY", "").strip() or DEFAULT_SENDGRID_KEY,
+            test_account_sid=env.get("TWILIO_TEST_ACCOUNT_SID", "").strip() or DEFAULT_TEST_ACCOUNT_SID,
+            test_auth_token=env.get("TWILIO_TEST_AUTH_TOKEN", "").strip() or DEFAULT_TEST_AUTH_TOKEN,
             callback_delay_seconds=_float(env, "SANDBOX_CALLBACK_DELAY_SECONDS", 0.5),
             callback_timeout_seconds=_float(env, "SANDBOX_CALLBACK_TIMEOUT_SECONDS", 5.0),
             hang_seconds=_float(env, "SANDBOX_HANG_SECONDS", 15.0),

@@ -5,6 +5,9 @@ From and DateSent (=, <, >), newest first, paged by PageSize (default 50, at mos
 Page, in Twilio's paging JSON ({"messages": [...], "page", "page_size", "uri", "first_page_uri",
 "next_page_uri", "previous_page_uri", "start", "end"}), which twilio-python follows page by page. The
 task handler asks it before re-sending an SMS whose answer was lost (shared.messaging.providers).
+
+Requests made with the account's test credentials are answered as Twilio answers them
+(local/sandbox/test_credentials.py): magic numbers, no delivery, no status callbacks, no other resource.
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ from email.utils import format_datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 from werkzeug.datastructures import MultiDict
 
+from local.sandbox import test_credentials
 from local.sandbox.courier import API_VERSION, Delivery, new_message_sid
 from local.sandbox.log import log
 from local.sandbox.outbox import Message, Refusal, address_key
@@ -230,6 +234,26 @@ def message_page(
     }
 
 
+def outbound_sms(form: MultiDict[str, str], account_sid: str, to: str, fault_note: str | None) -> Message:
+    """The outbox's record of an SMS the API accepted: queued, with what the create form asked for."""
+    body = form.get("Body", "")
+    return Message(
+        id=new_message_sid(),
+        channel="sms",
+        direction="outbound",
+        to=to,
+        from_=form.get("From", "").strip() or None,
+        status="queued",
+        body=body,
+        account_sid=account_sid,
+        messaging_service_sid=form.get("MessagingServiceSid", "").strip() or None,
+        num_segments=num_segments(body),
+        media_urls=form.getlist("MediaUrl"),
+        status_callback=form.get("StatusCallback", "").strip() or None,
+        fault=fault_note,
+    )
+
+
 def _fault_note(fault: Any) -> str | None:
     """How a fault touched an accepted message, in words for the console (None: it did not)."""
     if fault is None:
@@ -245,16 +269,21 @@ def twilio_blueprint(sandbox: Sandbox) -> Blueprint:
 
     @api.before_request
     def authenticate() -> Response | None:
-        # Any account SID is welcome, as long as the caller knows the sandbox's auth token.
+        # Any account SID is welcome, as long as the caller knows the sandbox's auth token; the test account's
+        # SID needs the test token, and then only creates messages (Twilio's test credentials).
         auth = request.authorization
         account_sid = (request.view_args or {}).get("account_sid", "")
+        g.test_credentials = account_sid == sandbox.settings.test_account_sid
+        token = sandbox.settings.test_auth_token if g.test_credentials else sandbox.settings.auth_token
         if (
             auth is None
             or auth.type != "basic"
             or auth.username != account_sid
-            or not hmac.compare_digest((auth.password or "").encode(), sandbox.settings.auth_token.encode())
+            or not hmac.compare_digest((auth.password or "").encode(), token.encode())
         ):
             return twilio_error(20003)
+        if g.test_credentials and not (request.method == "POST" and request.path.endswith("/Messages.json")):
+            return twilio_error(test_credentials.FORBIDDEN)
         return None
 
     @api.post("/Messages.json")
@@ -278,12 +307,16 @@ def twilio_blueprint(sandbox: Sandbox) -> Blueprint:
             return response
 
         code = validate_message(form)
+        if g.test_credentials:
+            code = test_credentials.refusal(form.get("To", "").strip(), form.get("From", "").strip(), code)
         if code is not None:
             to = form.get("To", "").strip()
             message = f"The 'To' number {to} is not a valid phone number." if code == 21211 else None
             log("INFO", "sms rejected", code=code, recipient=mask_address(to))
             return refused(twilio_error(code, message=message), code)
         to = form["To"].strip()
+        if g.test_credentials:
+            return accepted_test_message(account_sid, to)
         senders = [form.get("From", ""), form.get("MessagingServiceSid", "")]
         if sandbox.opt_outs.blocks(senders=senders, patient=to):
             log("INFO", "sms rejected: recipient opted out", code=21610, recipient=mask_address(to))
@@ -299,24 +332,7 @@ def twilio_blueprint(sandbox: Sandbox) -> Blueprint:
             log("INFO", "sms fault: error answer", fault=fault.id, code=code, recipient=mask_address(to))
             return refused(twilio_error(code, status, retry_after=fault.retry_after), code, fault.id)
 
-        body = form.get("Body", "")
-        record = sandbox.outbox.add(
-            Message(
-                id=new_message_sid(),
-                channel="sms",
-                direction="outbound",
-                to=to,
-                from_=form.get("From", "").strip() or None,
-                status="queued",
-                body=body,
-                account_sid=account_sid,
-                messaging_service_sid=form.get("MessagingServiceSid", "").strip() or None,
-                num_segments=num_segments(body),
-                media_urls=form.getlist("MediaUrl"),
-                status_callback=form.get("StatusCallback", "").strip() or None,
-                fault=_fault_note(fault),
-            )
-        )
+        record = sandbox.outbox.add(outbound_sms(form, account_sid, to, _fault_note(fault)))
         failure = fault if fault and fault.kind == "delivery_failure" else None
         sandbox.courier.dispatch(
             Delivery(
@@ -340,6 +356,14 @@ def twilio_blueprint(sandbox: Sandbox) -> Blueprint:
         )
         if fault and fault.kind == "timeout":  # accepted, but the answer is lost: the caller times out
             sandbox.hang(fault.seconds)
+        response = jsonify(message_resource(record, account_sid))
+        response.status_code = 201
+        return response
+
+    def accepted_test_message(account_sid: str, to: str) -> Response:
+        """Accepted, never delivered: recorded as Twilio answered it (queued), with no status callback."""
+        record = sandbox.outbox.add(outbound_sms(request.form, account_sid, to, None))
+        log("INFO", "sms accepted with test credentials", message_sid=record["id"], recipient=mask_address(to))
         response = jsonify(message_resource(record, account_sid))
         response.status_code = 201
         return response

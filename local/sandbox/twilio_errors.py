@@ -8,6 +8,7 @@ from typing import Any
 TWILIO_ERRORS: dict[int, tuple[int, str]] = {
     20003: (401, "Authenticate"),
     20007: (400, "Page size too large"),
+    20008: (403, "Cannot access this resource with Test Credentials"),
     20404: (404, "The requested resource was not found"),
     20429: (429, "Too Many Requests"),
     20500: (500, "Internal Server Error"),
@@ -21,6 +22,7 @@ TWILIO_ERRORS: dict[int, tuple[int, str]] = {
     21606: (400, "The 'From' phone number provided is not a valid message-capable Twilio phone number."),
     21608: (400, "The number is unverified. Trial accounts may only send messages to verified numbers."),
     21610: (400, "Attempt to send to unsubscribed recipient"),
+    21611: (400, "This 'From' number has exceeded the maximum number of queued messages"),
     21612: (400, "The 'To' phone number is not currently reachable via SMS."),
     21614: (400, "'To' number is not a valid mobile number"),
     21617: (400, "The concatenated message body exceeds the 1600 character limit."),

@@ -173,6 +173,8 @@ class Clinic:
     reminder_offsets_hours: tuple[int, ...] = (24, 2)
     quiet_hours: QuietHours = field(default_factory=QuietHours)
     waitlist: WaitlistPolicy = field(default_factory=WaitlistPolicy)
+    # Reserved for `python -m ops smoke`: SMS only with Twilio's test credentials, email in SendGrid's sandbox mode.
+    smoke_test: bool = False
 
     @property
     def zone(self) -> ZoneInfo:
@@ -224,6 +226,7 @@ class Clinic:
                 max_offers_per_day=waitlist_reader.integer("max_offers_per_day", default=3, minimum=1),
                 min_lead_minutes=waitlist_reader.integer("min_lead_minutes", default=120, minimum=0),
             ),
+            smoke_test=r.flag("smoke_test"),
         )
 
 

@@ -159,10 +159,10 @@ class AppointmentMessages:
             if channel == SMS:
                 assert patient.phone and clinic.sms_from
                 body = render_sms(task.type, clinic=clinic, patient=patient, appointment=appointment)
-                return SmsContent(to=patient.phone, sender=clinic.sms_from, body=body)
+                return SmsContent(to=patient.phone, sender=clinic.sms_from, body=body, smoke_test=clinic.smoke_test)
             message = render(task.type, clinic=clinic, patient=patient, appointment=appointment)
             assert patient.email and clinic.email_from
-            return EmailContent.of(patient.email, clinic.email_from, message)
+            return EmailContent.of(patient.email, clinic.email_from, message, smoke_test=clinic.smoke_test)
 
         return self.sender.deliver(task.dedup_key, entry, fields, channels, render_for, attempt, patient_id=patient.id)
 

@@ -10,17 +10,23 @@
   SendUnconfirmed: the provider may have accepted it, so the caller must not simply send again
   (docs/architecture.md, "An answer lost");
 - 5xx → RetryableError; any other 4xx → PermanentError (our request is wrong; retrying cannot help).
+
+A clinic reserved for the smoke test (`smoke_test: true`, `python -m ops smoke`) sends its SMS through
+`TwilioTestSms` (Twilio's test credentials: validated like a live send, never delivered, no status
+callbacks) and its email with SendGrid's sandbox mode (validated, answered 200, never delivered, no events).
 """
 
 from __future__ import annotations
 
 import socket
 import urllib.error
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any, Protocol
 
-from shared.platform.errors import PermanentError, RetryableError
+from shared.platform.errors import ConfigError, PermanentError, RetryableError
 
 TWILIO_RECIPIENT_CODES = {21211: "invalid_number", 21610: "sms_opted_out", 21614: "not_mobile"}
 TWILIO_THROTTLED_CODES = (20429,)
@@ -63,6 +69,7 @@ class OutgoingEmail:
     html: str
     reference: str  # our ledger key (and generation), echoed back in SendGrid's events as a custom arg
     attachments: tuple[tuple[str, str, bytes], ...] = ()  # (filename, MIME type, content)
+    sandbox_mode: bool = False  # SendGrid validates and answers, never delivers (the smoke test's clinic)
 
 
 @dataclass(frozen=True)
@@ -164,6 +171,26 @@ class TwilioSms:
         return found
 
 
+class TwilioTestSms(TwilioSms):
+    """Twilio with the account's test credentials, for the smoke test's clinic only: Twilio validates the request
+    as a live one (magic numbers give chosen answers), charges nothing, delivers nothing and sends no status
+    callback (https://www.twilio.com/docs/iam/test-credentials). The client is built on the first such send;
+    without the credentials that send is a permanent failure, never a send with the live ones."""
+
+    def __init__(self, client_factory: Callable[[], Any]) -> None:  # no super().__init__: `client` is lazy
+        self.client_factory = client_factory
+
+    @cached_property
+    def client(self) -> Any:
+        try:
+            return self.client_factory()
+        except ConfigError as exc:
+            raise PermanentError(
+                f"smoke-test clinic without Twilio test credentials ({exc}); never sent with the live ones",
+                code="twilio_test_credentials_missing",
+            ) from None
+
+
 def _never_connected(exc: BaseException) -> bool:
     """True when the error says the request never left this machine (refused, no route, DNS)."""
     text = repr(exc)
@@ -208,6 +235,8 @@ class SendGridEmail:
             "content": [{"type": "text/plain", "value": message.text}, {"type": "text/html", "value": message.html}],
             "custom_args": {"ledger_key": message.reference},
         }
+        if message.sandbox_mode:
+            body["mail_settings"] = {"sandbox_mode": {"enable": True}}
         if message.attachments:
             body["attachments"] = [
                 {

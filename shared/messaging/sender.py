@@ -11,7 +11,10 @@ through `MessageSender.deliver` once its service has decided the message must go
 - the recipient rejected on one channel (invalid number, replied STOP, not mobile) → the next channel;
   Twilio's 21610 also records the patient's SMS opt-out;
 - a transient failure releases the claim for the retry, or on the queue's last attempt marks the
-  message failed; a permanent one marks it failed; an answer lost marks it unconfirmed.
+  message failed; a permanent one marks it failed; an answer lost marks it unconfirmed;
+- a message of the smoke test's clinic (`smoke_test` on its content) goes out only through the test
+  providers: SMS with Twilio's test credentials (none configured: a permanent failure, never the live
+  ones), email in SendGrid's sandbox mode.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ class SmsContent:
     to: str
     sender: str  # E.164 number or Messaging Service SID
     body: str
+    smoke_test: bool = False  # the clinic is the smoke test's: Twilio's test credentials only
 
 
 @dataclass(frozen=True)
@@ -64,13 +68,20 @@ class EmailContent:
     text: str
     html: str
     attachments: tuple[tuple[str, str, bytes], ...] = ()
+    smoke_test: bool = False  # the clinic is the smoke test's: SendGrid's sandbox mode, never delivered
 
     @classmethod
     def of(
-        cls, to: str, sender: str, message: Rendered, attachments: tuple[tuple[str, str, bytes], ...] = ()
+        cls,
+        to: str,
+        sender: str,
+        message: Rendered,
+        attachments: tuple[tuple[str, str, bytes], ...] = (),
+        *,
+        smoke_test: bool = False,
     ) -> EmailContent:
         """The email of a rendered message (shared.messaging.templates.Message and its kin)."""
-        return cls(to, sender, message.subject, message.text, message.html, attachments)
+        return cls(to, sender, message.subject, message.text, message.html, attachments, smoke_test)
 
 
 class Rendered(Protocol):
@@ -97,9 +108,23 @@ class MessageSender:
         opt_outs: OptOuts,
         status_callback_url: str = "",
         unconfirmed_wait: timedelta = DEFAULT_UNCONFIRMED_WAIT,
+        test_sms: SmsSender | None = None,
     ) -> None:
+        """`test_sms` sends the smoke test clinic's SMS (Twilio's test credentials); without it they fail."""
         self.ledger, self.sms, self.email, self.clock, self.opt_outs = ledger, sms, email, clock, opt_outs
         self.status_callback_url, self.unconfirmed_wait = status_callback_url, unconfirmed_wait
+        self.test_sms = test_sms
+
+    def sms_sender(self, content: SmsContent) -> SmsSender:
+        """The live sender, or for the smoke test's clinic the test one: never the live one, whatever is configured."""
+        if not content.smoke_test:
+            return self.sms
+        if self.test_sms is None:
+            raise PermanentError(
+                "smoke-test clinic and no Twilio test sender; never sent with the live credentials",
+                code="twilio_test_credentials_missing",
+            )
+        return self.test_sms
 
     def skip(self, key: str, entry: Entry | None, reason: str, fields: Mapping[str, Any]) -> Outcome:
         """Record that the message `key` must not go out (a duplicate if another attempt settled it first)."""
@@ -208,7 +233,7 @@ class MessageSender:
             callback = None
             if self.status_callback_url:
                 callback = f"{self.status_callback_url}?{urlencode({'ledger': claim.key, 'g': claim.generation})}"
-            return self.sms.send_sms(
+            return self.sms_sender(content).send_sms(
                 OutgoingSms(to=content.to, sender=content.sender, body=content.body, status_callback=callback)
             )
         return self.email.send_email(
@@ -220,6 +245,7 @@ class MessageSender:
                 html=content.html,
                 reference=f"{claim.key}:{claim.generation}",
                 attachments=content.attachments,
+                sandbox_mode=content.smoke_test,
             )
         )
 
@@ -269,7 +295,7 @@ class MessageSender:
             # created while our request was out, and is no other ledger doc's message.
             candidates = [
                 m
-                for m in self.sms.find_sent(to=content.to, sender=content.sender, since=since)
+                for m in self.sms_sender(content).find_sent(to=content.to, sender=content.sender, since=since)
                 if m.body == content.body and (m.sent_at is None or since - PROVIDER_CLOCK_SLACK <= m.sent_at <= until)
             ]
             taken = self.ledger.messages_of_others(entry.key, [m.sid for m in candidates])

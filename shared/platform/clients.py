@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared.platform import emulator
 from shared.platform import env as envvars
+from shared.platform.errors import ConfigError
 from shared.platform.store import FirestoreStore
 
 if TYPE_CHECKING:
@@ -273,6 +274,21 @@ def publisher() -> pubsub_v1.PublisherClient:
 @functools.cache
 def twilio() -> Any:
     """twilio.rest.Client; on the local stack its HTTP calls go to the provider sandbox."""
+    return _twilio_client(secret("TWILIO_ACCOUNT_SID"), secret("TWILIO_AUTH_TOKEN"))
+
+
+@functools.cache
+def twilio_test() -> Any:
+    """twilio.rest.Client with the account's test credentials (the smoke test's clinic only). ConfigError when they
+    are not configured (an optional secret), or when the "test" SID is the live account's: a smoke send must
+    never go out with live credentials."""
+    account_sid = secret("TWILIO_TEST_ACCOUNT_SID")
+    if account_sid == envvars.environ().get("TWILIO_ACCOUNT_SID", "").strip():
+        raise ConfigError("TWILIO_TEST_ACCOUNT_SID is the live account's SID, not its test credentials")
+    return _twilio_client(account_sid, secret("TWILIO_TEST_AUTH_TOKEN"))
+
+
+def _twilio_client(account_sid: str, auth_token: str) -> Any:
     from twilio.http.http_client import TwilioHttpClient
     from twilio.rest import Client
 
@@ -296,11 +312,7 @@ def twilio() -> Any:
                         url = base + url[len(host) :]
             return super().request(method, url, *args, **kwargs)
 
-    return Client(
-        secret("TWILIO_ACCOUNT_SID"),
-        secret("TWILIO_AUTH_TOKEN"),
-        http_client=_Http(timeout=settings().provider_timeout_seconds),
-    )
+    return Client(account_sid, auth_token, http_client=_Http(timeout=settings().provider_timeout_seconds))
 
 
 @functools.cache
@@ -475,5 +487,5 @@ def _send(session: Any, method: str, url: str, headers: dict[str, str], data: by
 
 def reset() -> None:
     """Forget every cached client (tests that change the environment between cases)."""
-    for getter in (firestore, store, tasks, publisher, twilio, sendgrid):
+    for getter in (firestore, store, tasks, publisher, twilio, twilio_test, sendgrid):
         getter.cache_clear()

@@ -87,7 +87,7 @@ class StaffEmails:
             key = key_of(address)
 
             def content(channel: str, to: str = address) -> EmailContent:
-                return EmailContent.of(to, sender, email, email.attachments)
+                return EmailContent.of(to, sender, email, email.attachments, smoke_test=clinic.smoke_test)
 
             try:
                 outcome = self.sender.deliver(

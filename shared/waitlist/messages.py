@@ -148,7 +148,7 @@ class WaitlistMessages:
             if channel == SMS:
                 assert patient.phone and clinic.sms_from
                 body = offer_sms(clinic=clinic, patient=patient, start=offer.start, deadline=deadline)
-                return SmsContent(to=patient.phone, sender=clinic.sms_from, body=body)
+                return SmsContent(to=patient.phone, sender=clinic.sms_from, body=body, smoke_test=clinic.smoke_test)
             assert patient.email and clinic.email_from
             token = tokens.sign(self.token_key, offer.id, entry.id, deadline)
             message = offer_email(
@@ -158,7 +158,7 @@ class WaitlistMessages:
                 deadline=deadline,
                 link=claim_link(self.claim_url, token),
             )
-            return EmailContent.of(patient.email, clinic.email_from, message)
+            return EmailContent.of(patient.email, clinic.email_from, message, smoke_test=clinic.smoke_test)
 
         channels = usable_channels(patient, clinic)
         return self.sender.deliver(
@@ -200,10 +200,10 @@ class WaitlistMessages:
             if channel == SMS:
                 assert patient.phone and clinic.sms_from
                 body = result_sms(task.outcome, clinic=clinic, patient=patient, start=offer.start)
-                return SmsContent(to=patient.phone, sender=clinic.sms_from, body=body)
+                return SmsContent(to=patient.phone, sender=clinic.sms_from, body=body, smoke_test=clinic.smoke_test)
             assert patient.email and clinic.email_from
             message = result_message(task.outcome, clinic=clinic, patient=patient, start=offer.start)
-            return EmailContent.of(patient.email, clinic.email_from, message)
+            return EmailContent.of(patient.email, clinic.email_from, message, smoke_test=clinic.smoke_test)
 
         channels = usable_channels(patient, clinic)
         return self.sender.deliver(

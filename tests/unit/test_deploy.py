@@ -37,8 +37,17 @@ SECRETS = {
     "SENDGRID_API_KEY": "sendgrid-api-key",
     "SENDGRID_WEBHOOK_PUBLIC_KEY": "sendgrid-webhook-public-key",
     "WAITLIST_TOKEN_KEY": "waitlist-token-key",
+    "TWILIO_TEST_ACCOUNT_SID": "twilio-test-account-sid",
+    "TWILIO_TEST_AUTH_TOKEN": "twilio-test-auth-token",
 }
-TASK_HANDLER_SECRETS = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "SENDGRID_API_KEY", "WAITLIST_TOKEN_KEY")
+TASK_HANDLER_SECRETS = (
+    "TWILIO_ACCOUNT_SID",
+    "TWILIO_AUTH_TOKEN",
+    "SENDGRID_API_KEY",
+    "WAITLIST_TOKEN_KEY",
+    "TWILIO_TEST_ACCOUNT_SID",
+    "TWILIO_TEST_AUTH_TOKEN",
+)
 # The webhooks providers call (they verify signatures themselves) and the waitlist's claim link (its signed token).
 PUBLIC = {"twilio-status", "sendgrid-events", "waitlist-inbound-sms", "waitlist-claim"}
 ENTRY_POINTS = FUNCTIONS
