@@ -109,6 +109,9 @@ class StackConfig:
             "TWILIO_ACCOUNT_SID": sandbox_credentials.DEFAULT_ACCOUNT_SID,
             "TWILIO_AUTH_TOKEN": sandbox_credentials.DEFAULT_AUTH_TOKEN,
             "SENDGRID_API_KEY": sandbox_credentials.DEFAULT_SENDGRID_KEY,
+            # Twilio's test credentials, as the smoke clinic sends with them (ops/smoke.py; optional in the cloud)
+            "TWILIO_TEST_ACCOUNT_SID": sandbox_credentials.DEFAULT_TEST_ACCOUNT_SID,
+            "TWILIO_TEST_AUTH_TOKEN": sandbox_credentials.DEFAULT_TEST_AUTH_TOKEN,
             "MEDSPA_CLOCK_FILE": str(self.clock_file),
             "STATUS_CALLBACK_URL": self.url(registry.STATUS_CALLBACK),
             "SENDGRID_WEBHOOK_PUBLIC_KEY": webhook_keys.public_key(self.state_dir),
