@@ -6,7 +6,7 @@
 # Python 3.12, the runtime Cloud Functions runs (deploy/registry.py RUNTIME), which no Debian bookworm package
 # provides: without it, it says so, and fails under CI=true.
 #
-#     local/prereqs.sh            install what is missing (`make prereqs`; .ci/run runs it first)
+#     local/prereqs.sh            install what is missing (`make prereqs`; `make test` and `make demo` run it)
 #     local/prereqs.sh --check    say what is missing, install nothing; exit 1 when something is
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -60,6 +60,9 @@ if [ ${#missing[@]} -eq 0 ]; then
   :
 elif [ "$check_only" = true ]; then
   echo "missing: ${missing[*]} (local/prereqs.sh installs them)"
+  exit 1
+elif [ "$(id -u)" -ne 0 ] && ! command -v sudo >/dev/null; then
+  echo "prereqs: cannot install ${missing[*]}: not root and no sudo; as root: apt-get install ${missing[*]}" >&2
   exit 1
 else
   say "installing ${missing[*]}"

@@ -61,3 +61,20 @@ def test_the_install_scripts_are_shellcheck_clean(script: str):
         pytest.skip("shellcheck is not installed (make prereqs)")
     result = subprocess.run([shellcheck, script], cwd=REPO, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout
+
+
+def test_without_root_or_sudo_it_stops_with_one_line_naming_the_packages(tmp_path: Path):
+    """Not --check: an install it cannot make fails at once, saying what to install, before any apt-get."""
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    for tool in ("dirname", "readlink"):
+        (tools / tool).symlink_to(shutil.which(tool) or f"/usr/bin/{tool}")
+    (tools / "id").write_text("#!/bin/sh\necho 1000\n")  # a user, not root; no sudo on this PATH
+    (tools / "id").chmod(0o755)
+    bash = shutil.which("bash") or "/bin/bash"
+    result = subprocess.run(
+        [bash, str(SCRIPT)], env={"PATH": str(tools)}, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("prereqs: cannot install ") and "not root and no sudo" in line and "chromium" in line
