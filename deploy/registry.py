@@ -35,6 +35,12 @@ SECRETS = (
     SECRET_SENDGRID_WEBHOOK_KEY,
     SECRET_WAITLIST_TOKEN_KEY,
 )
+# Secrets a first deploy may go without: a value that can only exist once the functions are deployed (SendGrid
+# shows its verification key only after its Event Webhook points at sendgrid-events' URL). deploy.sh creates such a
+# secret but maps it with --set-secrets only once it has an enabled version, and says in its summary how to add one;
+# until then the function that reads it answers every request 503 with Retry-After (the caller retries; nothing is
+# lost). Every other secret without a version stops the deploy.
+OPTIONAL_SECRETS = frozenset({SECRET_SENDGRID_WEBHOOK_KEY})
 
 
 # The identities Google's services call private functions as (deploy.sh creates both accounts). Cloud Run checks
@@ -299,6 +305,7 @@ FANOUT_UNIT = "reminder-fanout-unit"  # Cloud Tasks calls it too (OIDC); the coo
 STATUS_CALLBACK = "twilio-status"  # its URL goes out with every SMS as StatusCallback
 INBOUND_SMS = "waitlist-inbound-sms"  # its URL is what Twilio signs inbound webhooks with (INBOUND_SMS_URL)
 CLAIM_LINK = "waitlist-claim"  # its URL starts every email offer's claim link (WAITLIST_CLAIM_URL)
+EMAIL_EVENTS = "sendgrid-events"  # its URL is SendGrid's Event Webhook URL (set in SendGrid; printed by deploy.sh)
 
 
 def function(name: str) -> Function:
@@ -325,11 +332,13 @@ def as_json() -> str:
             "queue_settings": [asdict(queue) for queue in QUEUES],
             "jobs": [asdict(job) for job in JOBS],
             "secrets": list(SECRETS),
+            "optional_secrets": sorted(OPTIONAL_SECRETS),
             "task_handler": TASK_HANDLER,
             "fanout_unit": FANOUT_UNIT,
             "status_callback": STATUS_CALLBACK,
             "inbound_sms": INBOUND_SMS,
             "claim_link": CLAIM_LINK,
+            "email_events": EMAIL_EVENTS,
         },
         indent=2,
     )
