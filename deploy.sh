@@ -1083,9 +1083,13 @@ summary() {
   say "SendGrid:"
   if [[ -n ${URL[$EMAIL_EVENTS]:-} ]]; then
     say "  - Event Webhook (Settings > Mail Settings > Event Webhook): HTTP POST URL ${URL[$EMAIL_EVENTS]}"
-    say "    events: Processed, Delivered, Deferred, Dropped, Bounced (opens and clicks are ignored); turn on"
-    say "    Signed Event Webhook, then put its verification key into secret $SENDGRID_WEBHOOK_PUBLIC_KEY_SECRET"
-    say "    and re-run ./deploy.sh (until then the function answers 503 and SendGrid retries)"
+    say "    events: Processed, Delivered, Deferred, Dropped, Bounced (opens and clicks are ignored); Signed Event Webhook on"
+    if [[ -n ${UNMAPPED[SENDGRID_WEBHOOK_PUBLIC_KEY]:-} ]]; then
+      say "    then put its verification key into secret $SENDGRID_WEBHOOK_PUBLIC_KEY_SECRET and re-run ./deploy.sh"
+      say "    (until then the function answers 503 and SendGrid retries each batch for up to 24 hours)"
+    else
+      say "    its verification key is read from secret $SENDGRID_WEBHOOK_PUBLIC_KEY_SECRET"
+    fi
   else
     say "  - Event Webhook: $EMAIL_EVENTS is not deployed; nothing to configure"
   fi
@@ -1108,7 +1112,6 @@ summary() {
   else
     say "Alerts: made without a notification channel (set ALERT_EMAIL and re-run); runbook: docs/runbook.md"
   fi
-  say "Check the deployment end to end: ./deploy.sh --verify"
   if (( ${#DEAD_LETTER_SOURCES[@]} )); then
     say "Dead letters (runbook: docs/deploy.md):"
     for topic in "${DEAD_LETTER_SOURCES[@]}"; do
@@ -1119,6 +1122,7 @@ summary() {
     say "Not deployed (not built yet):"
     printf '  - %s\n' "${SKIPPED[@]}"
   fi
+  say "Check the deployment end to end: ./deploy.sh --verify"
 }
 
 # ---------------------------------------------------------------------------------------------------
