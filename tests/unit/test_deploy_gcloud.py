@@ -12,6 +12,9 @@ can reach the network or change anything, and a flag gcloud does not know fails 
 A dry run shows the path of a first install; the update paths of a re-run (describe → update) are taken from
 a second deploy against the fake gcloud of tests/unit/test_deploy.py. Commands of one shape (the same command
 and the same set of flags, names aside) are checked once, four at a time.
+
+The JSON documents those commands pass (--policy-from-file, --config-from-file) are read by gcloud only in its
+Run, so they are decoded here into gcloud's own API messages with its interpreter and library, as Run would.
 """
 
 from __future__ import annotations
@@ -106,6 +109,7 @@ def dry_run_commands(tmp: Path, **settings: str) -> list[tuple[str, ...]]:
 def known_names() -> set[str]:
     """Every name deploy.sh puts in a command's positional arguments: what varies between two of one shape."""
     names = {fn.name for fn in registry.FUNCTIONS} | {f"fn-{fn.name}" for fn in registry.FUNCTIONS}
+    names |= set(registry.INVOKERS) | {"functions-build"}  # the accounts deploy.sh makes besides fn-*
     names |= set(resources.QUEUES) | set(resources.TOPICS) | {job.name for job in registry.JOBS}
     names |= {resources.dead_letter_topic(t) for t in resources.TOPICS}
     names |= {resources.dead_letter_topic(t) + REVIEW_SUFFIX for t in resources.TOPICS}
@@ -116,8 +120,9 @@ def known_names() -> set[str]:
 
 def shape(command: tuple[str, ...], names: set[str]) -> tuple[tuple[str, ...], frozenset[str]]:
     """The command path with names masked, and its flags' names."""
+    project = {w.removeprefix("--project=") for w in command if w.startswith("--project=")}
     words = tuple(
-        "NAME" if w in names or "@" in w or "/" in w or "known-after-deploy" in w else w
+        "NAME" if w in names | project or "@" in w or "/" in w or "known-after-deploy" in w else w
         for w in command
         if not w.startswith("--")
     )
@@ -150,7 +155,8 @@ def update_path_commands(tmp: Path, **settings: str) -> list[tuple[str, ...]]:
     for _ in range(2):
         result = deployment.run(settings={**SETTINGS, **settings}, **knobs)
         assert result.returncode == 0, result.stderr
-    return [("gcloud", *call) for call in deployment.calls()]
+    # the rest of a re-run (describe, list, add-iam-policy-binding, deploy) has the dry run's shapes
+    return [("gcloud", *call) for call in deployment.calls() if "update" in call]
 
 
 def test_gcloud_parses_every_command_of_a_dry_run_and_of_a_rerun(tmp_path: Path) -> None:
@@ -218,3 +224,58 @@ def test_commands_of_one_shape_are_checked_once_and_different_flags_are_not_merg
     other = ("gcloud", "pubsub", "topics", "create", "inventory-tick", "--project=q", "--labels=a=b")
     assert shape(one, names) == shape(same, names) != shape(other, names)
     assert distinct([one, same, other]) == [one, other]
+
+
+# What gcloud does with --policy-from-file / --config-from-file once it has an account: decode the document
+# into its API message (gcloud's own generated classes), refusing unknown fields and enum values. Checked here
+# offline with gcloud's interpreter and library, so a field the API (as gcloud knows it) lacks fails the test.
+DECODE = """
+import json, sys
+sys.path[:0] = [sys.argv[1] + "/lib", sys.argv[1] + "/lib/third_party"]
+from googlecloudsdk.api_lib.util.messages import DictToMessageWithErrorCheck
+from googlecloudsdk.generated_clients.apis.logging.v2 import logging_v2_messages as logging_v2
+from googlecloudsdk.generated_clients.apis.monitoring.v1 import monitoring_v1_messages as monitoring_v1
+from googlecloudsdk.generated_clients.apis.monitoring.v3 import monitoring_v3_messages as monitoring_v3
+kinds = {"metric": logging_v2.LogMetric, "policy": monitoring_v3.AlertPolicy, "dashboard": monitoring_v1.Dashboard}
+for kind, path in zip(sys.argv[2::2], sys.argv[3::2]):
+    try:
+        DictToMessageWithErrorCheck(json.load(open(path)), kinds[kind])
+    except Exception as exc:
+        print(f"{path}: {exc}".replace(chr(10), " "))
+"""
+
+
+def decode_with_gcloud(tmp: Path, documents: list[tuple[str, Path]]) -> list[str]:
+    """gcloud's verdict on each (kind, JSON file): one line per document it cannot decode."""
+    env = offline_env(tmp)
+    info = subprocess.run(
+        [GCLOUD or "gcloud", "info", "--format=value(installation.sdk_root,basic.python_location)"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    sdk_root, python = info.stdout.split()
+    args = [str(item) for kind, path in documents for item in (kind, path)]
+    result = subprocess.run(
+        [python, "-c", DECODE, sdk_root, *args], env=env, capture_output=True, text=True, timeout=60, check=True
+    )
+    return result.stdout.splitlines()
+
+
+def test_gcloud_decodes_every_monitoring_document_into_its_api_message(tmp_path: Path) -> None:
+    from deploy import alerts
+
+    documents = [(kind, path) for kind, _, path in alerts.rows()]
+    assert decode_with_gcloud(tmp_path, documents) == []
+    assert len(documents) == 13
+
+
+def test_a_monitoring_document_with_a_field_the_api_lacks_is_caught(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.json"
+    policy.write_text('{"displayName": "x", "severty": "ERROR", "combiner": "OR"}')
+    metric = tmp_path / "metric.json"
+    metric.write_text('{"name": "m", "filter": "severity>=ERROR", "metricDescriptor": {"metricKind": "GAUGE_ISH"}}')
+    refused = decode_with_gcloud(tmp_path, [("policy", policy), ("metric", metric)])
+    assert len(refused) == 2 and "severty" in refused[0] and "metricKind" in refused[1]
