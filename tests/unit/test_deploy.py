@@ -1057,6 +1057,11 @@ def test_dry_run_shows_one_account_per_function_the_ingress_and_the_dead_letters
         ({"EVENT_MIN_RETRY_DELAY": "1m"}, "EVENT_MIN_RETRY_DELAY"),
         ({"EVENT_MAX_RETRY_DELAY": "601s"}, "EVENT_MAX_RETRY_DELAY"),
         ({"EVENT_MIN_RETRY_DELAY": "300s", "EVENT_MAX_RETRY_DELAY": "60s"}, "must not exceed EVENT_MAX_RETRY_DELAY"),
+        ({"PUBLIC_INVOKER": "public"}, "PUBLIC_INVOKER must be allusers"),
+        ({"INDEX_WAIT_SECONDS": "3601"}, "INDEX_WAIT_SECONDS must be a whole number from 0 to 3600"),
+        ({"INDEX_WAIT_SECONDS": "10m"}, "INDEX_WAIT_SECONDS"),
+        ({"ALERT_EMAIL": "oncall"}, "ALERT_EMAIL must be one email address"),
+        ({"ALERT_EMAIL": "a@clinic.example,b@clinic.example"}, "ALERT_EMAIL must be one email address"),
     ],
 )
 def test_bad_or_missing_settings_fail_before_any_gcloud_call(
