@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # deploy.sh: one idempotent deploy of medspa-jobs to a Google Cloud project.
 #
-#   ./deploy.sh [--env-file PATH] [--dry-run]
+#   ./deploy.sh [--env-file PATH] [--dry-run] [--verify]
 #
 # Settings come from the environment and from an env file (./deploy.env when present; see
 # deploy.env.example); a variable set in the environment wins over the file. Everything is validated
@@ -26,10 +26,14 @@ export CLOUDSDK_CORE_DISABLE_PROMPTS=1  # never wait on a prompt; every choice i
 readonly APIS=(cloudfunctions.googleapis.com run.googleapis.com cloudbuild.googleapis.com
   artifactregistry.googleapis.com cloudtasks.googleapis.com pubsub.googleapis.com
   cloudscheduler.googleapis.com firestore.googleapis.com secretmanager.googleapis.com
-  eventarc.googleapis.com iam.googleapis.com logging.googleapis.com)
+  eventarc.googleapis.com iam.googleapis.com logging.googleapis.com monitoring.googleapis.com)
 
 readonly TASKS_SA_ID=tasks-invoker        # Cloud Tasks signs its OIDC tokens as this account
 readonly EVENTS_SA_ID=events-invoker      # Eventarc pushes Pub/Sub events to functions as this account
+# Cloud Build builds the functions as this account unless BUILD_SERVICE_ACCOUNT names another: projects created
+# since mid-2024 may default to an account without the roles a build needs (docs/deploy.md, "Build account").
+readonly BUILD_SA_ID=functions-build
+readonly BUILD_ROLES=(roles/logging.logWriter roles/artifactregistry.writer roles/storage.objectAdmin)
 readonly FIRESTORE_DATABASE='(default)'
 # Operators read dead letters at their own pace: keep them the longest Pub/Sub allows, never let the
 # subscription expire for want of readers (a topic without subscriptions drops what it is sent), and
@@ -45,7 +49,7 @@ readonly SETTING_NAMES=(PROJECT_ID REGION TWILIO_MPS TWILIO_SENDER SMS_MAX_CONCU
   QUEUE_MAX_ATTEMPTS QUEUE_MIN_BACKOFF QUEUE_MAX_BACKOFF
   REMINDER_SCHEDULE REPORT_SCHEDULE_DAILY REPORT_SCHEDULE_WEEKLY INVENTORY_SCHEDULE SWEEP_SCHEDULE SCHEDULER_TIME_ZONE
   SCHEDULER_LOCATION SCHEDULER_MAX_RETRY_ATTEMPTS DEAD_LETTER_MAX_ATTEMPTS EVENT_MIN_RETRY_DELAY
-  EVENT_MAX_RETRY_DELAY FIRESTORE_LOCATION BUILD_SERVICE_ACCOUNT)
+  EVENT_MAX_RETRY_DELAY FIRESTORE_LOCATION BUILD_SERVICE_ACCOUNT PUBLIC_INVOKER INDEX_WAIT_SECONDS ALERT_EMAIL)
 
 # Every secret the registry names (deploy/registry.py SECRETS) has a setting <ENV NAME>_SECRET holding its
 # Secret Manager name, by default the env name in lowercase with hyphens (TWILIO_AUTH_TOKEN → twilio-auth-token).
@@ -75,7 +79,8 @@ apply_defaults() {
     if [[ -z ${!setting:-} ]]; then printf -v "$setting" '%s' "${default//_/-}"; fi
   done
   : "${SCHEDULER_LOCATION:=${REGION:-}}"
-  : "${TWILIO_SENDER:=}" "${FIRESTORE_LOCATION:=}" "${BUILD_SERVICE_ACCOUNT:=}"
+  : "${TWILIO_SENDER:=}" "${FIRESTORE_LOCATION:=}" "${BUILD_SERVICE_ACCOUNT:=}" "${ALERT_EMAIL:=}"
+  : "${PUBLIC_INVOKER:=allusers}" "${INDEX_WAIT_SECONDS:=600}"
   if [[ -z ${SMS_MAX_CONCURRENT:-} && ${TWILIO_MPS:-} =~ ^[0-9]+([.][0-9]+)?$ ]]; then
     # A send takes up to ~1 s, so twice the rate in flight keeps the queue at its rate.
     SMS_MAX_CONCURRENT=$(awk -v mps="$TWILIO_MPS" 'BEGIN { n = int(mps * 2 + 0.999); print (n < 2 ? 2 : n) }')
@@ -84,10 +89,12 @@ apply_defaults() {
 
 usage() {
   cat <<'EOF'
-usage: ./deploy.sh [--env-file PATH] [--dry-run]
+usage: ./deploy.sh [--env-file PATH] [--dry-run] [--verify]
 
   --env-file PATH  read settings from PATH (default: ./deploy.env when it exists)
   --dry-run        print every command instead of running it (no gcloud call is made)
+  --verify         deploy nothing: run the smoke test (python -m ops smoke, in the repo's .venv) against
+                   the deployed project; with --dry-run, print that command
 
 Required: PROJECT_ID, REGION, TWILIO_MPS. Every setting, with its default: deploy.env.example.
 What the script does, in order: docs/deploy.md.
@@ -336,6 +343,14 @@ validate() {
   if [[ -n $FIRESTORE_LOCATION && ! $FIRESTORE_LOCATION =~ ^[a-z0-9]+(-[a-z0-9]+)*$ ]]; then
     problem "FIRESTORE_LOCATION must be a Firestore location such as nam5 or us-central1, got '$FIRESTORE_LOCATION'"
   fi
+  case $PUBLIC_INVOKER in
+    allusers | iam-check-off) ;;
+    *) problem "PUBLIC_INVOKER must be allusers (bind allUsers as invoker) or iam-check-off (for projects whose organisation forbids allUsers: Cloud Run's invoker check is turned off on the public webhooks instead), got '$PUBLIC_INVOKER'" ;;
+  esac
+  check_int INDEX_WAIT_SECONDS "$INDEX_WAIT_SECONDS" 0 3600
+  if [[ -n $ALERT_EMAIL && ! $ALERT_EMAIL =~ ^[^@[:space:],]+@[^@[:space:],]+\.[A-Za-z]{2,}$ ]]; then
+    problem "ALERT_EMAIL must be one email address (the alerts' notification channel), got '$ALERT_EMAIL'"
+  fi
   if [[ -n $BUILD_SERVICE_ACCOUNT && ! $BUILD_SERVICE_ACCOUNT =~ ^[^@[:space:]]+@[a-z0-9.-]+\.iam\.gserviceaccount\.com$ ]]; then
     problem "BUILD_SERVICE_ACCOUNT must be a service account email (…@PROJECT.iam.gserviceaccount.com), got '$BUILD_SERVICE_ACCOUNT'"
   fi
@@ -366,12 +381,13 @@ JOB_NAMES=()
 declare -A JOB_TOPIC=() JOB_SETTING=() JOB_BODY=() JOB_DESCRIPTION=()
 SKIPPED_JOBS=()
 SECRET_ENVS=()
-declare -A SECRET_SETTING=()
+declare -A SECRET_SETTING=() SECRET_OPTIONAL=()
 TASK_HANDLER=""
 FANOUT_UNIT=""
 STATUS_CALLBACK=""
 INBOUND_SMS=""
 CLAIM_LINK=""
+EMAIL_EVENTS=""
 QUEUE_ENV=""
 
 words_of() {  # a plan list cell ("-" or a,b,c) as space-separated words
@@ -385,7 +401,7 @@ need_setting() {  # where, setting name: the registry may only name settings dep
 read_plan() {
   local plan=$WORK/plan line
   local name folder target signature topic public account memory cpu timeout secrets enqueues publishes invokers
-  local rate concurrency min_backoff max_backoff dead review setting body description key value why
+  local rate concurrency min_backoff max_backoff dead review setting body description key value why optional
   if ! "$PYTHON" -m deploy.plan write "$plan" 2>"$WORK/plan.err"; then
     while IFS= read -r line; do problem "$line"; done <"$WORK/plan.err"
     [[ -s $WORK/plan.err ]] || problem "python -m deploy.plan write failed without saying why"
@@ -435,9 +451,10 @@ read_plan() {
     need_setting "job $name" "$setting"
   done <"$plan/jobs.tsv"
   while IFS=$'\t' read -r name why; do SKIPPED_JOBS+=("$name: $why"); done <"$plan/skipped_jobs.tsv"
-  while IFS=$'\t' read -r name setting; do
+  while IFS=$'\t' read -r name setting optional; do
     SECRET_ENVS+=("$name")
     SECRET_SETTING[$name]=$setting
+    SECRET_OPTIONAL[$name]=$optional
     need_setting "secret $name" "$setting"
   done <"$plan/secrets.tsv"
   while IFS=$'\t' read -r key value; do
@@ -447,6 +464,7 @@ read_plan() {
       status_callback) STATUS_CALLBACK=$value ;;
       inbound_sms) INBOUND_SMS=$value ;;
       claim_link) CLAIM_LINK=$value ;;
+      email_events) EMAIL_EVENTS=$value ;;
       queue_env) QUEUE_ENV=$value ;;
     esac
   done <"$plan/meta.tsv"
@@ -461,11 +479,28 @@ fn_sa() { sa_email "${FN_ACCOUNT[$1]}"; }
 secret_name() { local setting=${SECRET_SETTING[$1]}; printf '%s' "${!setting}"; }
 is_public() { [[ ${FN_PUBLIC[$1]} == yes ]]; }
 
+# The account Cloud Build builds the functions as: BUILD_SERVICE_ACCOUNT when set, else the one deploy.sh makes.
+build_sa() { if [[ -n $BUILD_SERVICE_ACCOUNT ]]; then printf '%s' "$BUILD_SERVICE_ACCOUNT"; else sa_email "$BUILD_SA_ID"; fi; }
+
+PROJECT_NUMBER=""
+project_number() {  # → PROJECT_NUMBER (looked up once; PROJECT_NUMBER in a dry run)
+  [[ -z $PROJECT_NUMBER ]] || return 0
+  if probe gcloud projects describe "$PROJECT_ID" --format=value\(projectNumber\) && [[ -n $PROBE_OUT ]]; then
+    PROJECT_NUMBER=$PROBE_OUT
+  elif (( DRY_RUN )); then
+    PROJECT_NUMBER=PROJECT_NUMBER
+  else
+    die "gcloud projects describe $PROJECT_ID reports no project number"
+  fi
+}
+# Pub/Sub's service agent (Google's): mints Eventarc's push tokens and forwards dead letters. After project_number.
+pubsub_agent() { printf 'serviceAccount:service-%s@gcp-sa-pubsub.iam.gserviceaccount.com' "$PROJECT_NUMBER"; }
+
 # ---------------------------------------------------------------------------------------------------
 # Steps.
 
 enable_apis() {
-  step "1/10 Enable the APIs"
+  step "1/12 Enable the APIs"
   run gcloud services enable "${APIS[@]}" "--project=$PROJECT_ID"
 }
 
@@ -480,11 +515,27 @@ ensure_service_account() {  # id, description
 }
 
 service_accounts() {
-  step "2/10 Service accounts: one per function, least privilege (docs/deploy.md says why each role)"
-  local name sa tasks_sa
+  step "2/12 Service accounts: one per function, least privilege (docs/deploy.md says why each role)"
+  local name sa tasks_sa role
   tasks_sa=$(sa_email "$TASKS_SA_ID")
   ensure_service_account "$TASKS_SA_ID" "Cloud Tasks signs its OIDC calls to the task handler and the fan-out units as this account"
   ensure_service_account "$EVENTS_SA_ID" "Eventarc delivers Pub/Sub events to the event functions as this account"
+  if [[ -n $BUILD_SERVICE_ACCOUNT ]]; then
+    note "functions are built as BUILD_SERVICE_ACCOUNT $BUILD_SERVICE_ACCOUNT (its roles are yours to manage)"
+  else
+    # A new project's default build account may lack these; a build as an account without them fails the first
+    # deploy at the build step. The deployer needs actAs on this account (roles/iam.serviceAccountUser).
+    ensure_service_account "$BUILD_SA_ID" "Cloud Build builds the functions' images as this account"
+    for role in "${BUILD_ROLES[@]}"; do
+      run_iam gcloud projects add-iam-policy-binding "$PROJECT_ID" "--member=serviceAccount:$(build_sa)" \
+        "--role=$role" --condition=None --format=none
+    done
+  fi
+  # Eventarc's push subscriptions sign their tokens for events-invoker through Pub/Sub's service agent. An agent
+  # created before 8 April 2021 lacks the role to do so: granted here, on that one account only (harmless elsewhere).
+  project_number
+  run_iam gcloud iam service-accounts add-iam-policy-binding "$(sa_email "$EVENTS_SA_ID")" "--member=$(pubsub_agent)" \
+    --role=roles/iam.serviceAccountTokenCreator "--project=$PROJECT_ID" --format=none
   for name in "${FN_NAMES[@]}"; do
     ensure_service_account "${FN_ACCOUNT[$name]}" \
       "runtime identity of function $name (functions/${FN_FOLDER[$name]} ${FN_TARGET[$name]})"
@@ -503,8 +554,9 @@ service_accounts() {
 }
 
 SECRETS_WITHOUT_VERSION=()
+declare -A UNMAPPED=()  # optional secrets (registry OPTIONAL_SECRETS) without a version: not mapped this run
 secrets() {
-  step "3/10 Secret Manager secrets (deploy.sh never reads or writes a secret value)"
+  step "3/12 Secret Manager secrets (deploy.sh never reads or writes a secret value)"
   local env_name name fn sa
   for env_name in "${SECRET_ENVS[@]}"; do
     name=$(secret_name "$env_name")
@@ -516,6 +568,10 @@ secrets() {
     if probe gcloud secrets versions list "$name" --filter=state:enabled --limit=1 --format=value\(name\) \
       "--project=$PROJECT_ID" && [[ -n $PROBE_OUT ]]; then
       note "secret $name has an enabled version"
+    elif [[ ${SECRET_OPTIONAL[$env_name]} == yes ]]; then
+      # Its value can only exist after this deploy (SendGrid's key needs the webhook's URL): deploy without it.
+      UNMAPPED[$env_name]=$name
+      note "secret $name has no version yet: not mapped into its functions this run (the summary says what to do)"
     elif (( ! DRY_RUN )); then
       SECRETS_WITHOUT_VERSION+=("$name ($env_name)")
     fi
@@ -550,7 +606,7 @@ ensure_queue() {  # name, then the queue's rate and retry flags
 }
 
 queues() {
-  step "4/10 Cloud Tasks queues that a deployed function enqueues into (rate limits and retries)"
+  step "4/12 Cloud Tasks queues that a deployed function enqueues into (rate limits and retries)"
   local queue rate concurrency min_backoff max_backoff fn sa
   for queue in "${QUEUE_NAMES[@]}"; do
     rate=${QUEUE_RATE_SETTING[$queue]}
@@ -583,7 +639,7 @@ ensure_topic() {
 }
 
 topics() {
-  step "5/10 Pub/Sub topics a deployed function is triggered by or publishes to; a dead-letter topic per trigger"
+  step "5/12 Pub/Sub topics a deployed function is triggered by or publishes to; a dead-letter topic per trigger"
   local topic dead review fn sa
   for topic in "${TOPIC_NAMES[@]}"; do
     ensure_topic "$topic"
@@ -624,7 +680,9 @@ ensure_job() {  # name, topic, schedule, message body, description
 }
 
 scheduler_jobs() {
-  step "6/10 Cloud Scheduler jobs (Pub/Sub targets) whose topic triggers a deployed function"
+  # Last: a job publishes its first tick only once the functions, their trigger subscriptions (a tick published
+  # to a topic before its function's subscription exists is dropped), the dead letters and the indexes are there.
+  step "12/12 Cloud Scheduler jobs (Pub/Sub targets) whose topic triggers a deployed function"
   local job setting line
   for line in "${SKIPPED_JOBS[@]}"; do note "no job $line"; done
   for job in "${JOB_NAMES[@]}"; do
@@ -634,7 +692,7 @@ scheduler_jobs() {
 }
 
 firestore() {
-  step "7/10 Firestore: database, composite indexes (firestore.indexes.json), TTL policies"
+  step "6/12 Firestore: database, composite indexes (firestore.indexes.json), TTL policies"
   if probe gcloud firestore databases describe "--database=$FIRESTORE_DATABASE" "--project=$PROJECT_ID" \
     --format=value\(name\); then
     note "Firestore database $FIRESTORE_DATABASE exists"
@@ -662,8 +720,8 @@ firestore() {
     scope=${parts[1]}
     configs=()
     for field in "${parts[@]:2}"; do configs+=("--field-config=$field"); done
-    # --async: an index builds for minutes while the functions deploy. A query that needs it fails
-    # until it is READY; the first reminders tick is hours away.
+    # --async: an index builds for minutes while the functions deploy; step 11 waits for it to be READY before
+    # the scheduler jobs (the first callers of the indexed queries) are made.
     run gcloud firestore indexes composite create "--collection-group=$group" "--query-scope=$scope" \
       "${configs[@]}" "--database=$FIRESTORE_DATABASE" "--project=$PROJECT_ID" --async
   done 3<"$WORK/missing_indexes.tsv"
@@ -681,6 +739,37 @@ firestore() {
         "--database=$FIRESTORE_DATABASE" "--project=$PROJECT_ID" --async
     fi
   done 3<"$WORK/ttl_fields.tsv"
+}
+
+# A query that needs a composite index fails (FAILED_PRECONDITION) until the index is READY. The scheduled
+# functions are the first to run those queries, so their jobs are made only after this wait (or its timeout).
+INDEXES_NOT_READY=()
+wait_for_indexes() {
+  step "11/12 Firestore composite indexes READY (waits up to INDEX_WAIT_SECONDS=$INDEX_WAIT_SECONDS s)"
+  local deadline=$((SECONDS + INDEX_WAIT_SECONDS)) poll=${DEPLOY_INDEX_POLL_SECONDS:-20} line
+  while :; do
+    if ! probe gcloud firestore indexes composite list "--database=$FIRESTORE_DATABASE" "--project=$PROJECT_ID" \
+      --format=json; then
+      PROBE_OUT="[]"
+    fi
+    printf '%s' "$PROBE_OUT" >"$WORK/indexes.json"
+    INDEXES_NOT_READY=()
+    while IFS= read -r line; do INDEXES_NOT_READY+=("$line"); done \
+      < <("$PYTHON" -m deploy.plan not-ready-indexes firestore.indexes.json "$WORK/indexes.json")
+    if (( DRY_RUN )); then
+      note "(polled every ${poll} s until every index of firestore.indexes.json is READY, for at most $INDEX_WAIT_SECONDS s)"
+      INDEXES_NOT_READY=()
+      return 0
+    fi
+    if (( ${#INDEXES_NOT_READY[@]} == 0 )); then note "every composite index is READY"; return 0; fi
+    if (( SECONDS >= deadline )); then break; fi
+    note "${#INDEXES_NOT_READY[@]} index(es) still building, e.g. ${INDEXES_NOT_READY[0]}; checking again in ${poll} s"
+    sleep "$poll"
+  done
+  note "not READY after $INDEX_WAIT_SECONDS s (continuing; they finish on their own):"
+  for line in "${INDEXES_NOT_READY[@]}"; do note "  $line"; done
+  note "until they are, the queries that need them fail and are retried: the retry sweep every 5 minutes, a"
+  note "reminders tick or report run by Pub/Sub's redelivery (docs/deploy.md, \"Indexes on a first deploy\")"
 }
 
 # ---------------------------------------------------------------------------------------------------
@@ -716,9 +805,10 @@ function_env() {  # function name → its --set-env-vars value
   printf '%s' "$vars"
 }
 
-secret_refs() {  # function name → KEY=secret:latest,...
+secret_refs() {  # function name → KEY=secret:latest,... (an optional secret without a version is left out)
   local env_name refs=""
   for env_name in ${FN_SECRETS[$1]}; do
+    [[ -z ${UNMAPPED[$env_name]:-} ]] || continue
     refs+="${refs:+,}$env_name=$(secret_name "$env_name"):latest"
   done
   printf '%s' "$refs"
@@ -736,25 +826,63 @@ deploy_function() {
     cmd+=(--trigger-http)
     # A public webhook is called from the internet and checks its caller's signature itself; every
     # other function takes only same-project traffic (Cloud Tasks, Eventarc) and only authenticated.
-    if is_public "$name"; then
+    if is_public "$name" && [[ $PUBLIC_INVOKER == iam-check-off ]]; then
+      # The organisation forbids binding allUsers: public_without_iam_check turns Cloud Run's check off instead.
+      cmd+=(--ingress-settings=all --no-allow-unauthenticated)
+    elif is_public "$name"; then
       cmd+=(--ingress-settings=all --allow-unauthenticated)
     else
       cmd+=(--ingress-settings=internal-only --no-allow-unauthenticated)
     fi
   else
     # --retry: a run that could not create every task raises, and Pub/Sub's redelivery fills the gap;
-    # a message that keeps failing ends in the trigger's dead-letter topic (step 10).
+    # a message that keeps failing ends in the trigger's dead-letter topic (step 9).
     cmd+=("--trigger-topic=${FN_TOPIC[$name]}" "--trigger-service-account=$(sa_email "$EVENTS_SA_ID")"
       --retry --ingress-settings=internal-only)
   fi
-  if [[ -n $BUILD_SERVICE_ACCOUNT ]]; then
-    cmd+=("--build-service-account=projects/$PROJECT_ID/serviceAccounts/$BUILD_SERVICE_ACCOUNT")
+  cmd+=("--build-service-account=projects/$PROJECT_ID/serviceAccounts/$(build_sa)")
+  if [[ ${FN_SIGNATURE[$name]} == http ]]; then
+    run "${cmd[@]}"
+    if is_public "$name" && [[ $PUBLIC_INVOKER == iam-check-off ]]; then public_without_iam_check "$name"; fi
+  else
+    run_event_deploy "${cmd[@]}"
   fi
-  run "${cmd[@]}"
+}
+
+# A gen2 function is served by the Cloud Run service of the same name. With the invoker IAM check off, Cloud Run
+# lets every caller through without an allUsers binding (which the domain-restricted-sharing policy refuses);
+# the webhook still verifies its caller's signature itself. Re-applied after every deploy of the function.
+public_without_iam_check() {
+  run gcloud run services update "$1" "--region=$REGION" "--project=$PROJECT_ID" --no-invoker-iam-check
+}
+
+# The first Eventarc trigger of a project can be refused for a few minutes while Google provisions Eventarc's
+# service agent ("Permission denied while using the Eventarc Service Agent ... it may take a few minutes"):
+# that error, and only that one, is retried with a growing wait, about 5 minutes in all.
+readonly EVENTARC_PROPAGATION='Permission denied while using the Eventarc Service Agent'
+run_event_deploy() {
+  if (( DRY_RUN )); then run "$@"; return 0; fi
+  local attempt rc wait unit=${DEPLOY_EVENTARC_RETRY_SECONDS:-15}
+  for attempt in 1 2 3 4 5 6 7; do
+    CURRENT_CMD=$(quote_cmd "$@")
+    printf '+ %s\n' "$CURRENT_CMD"
+    rc=0
+    # stderr is shown as it comes and kept, to recognise the one error worth waiting out
+    { "$@" 2>&1 1>&3 | tee "$WORK/deploy.err" >&2; } 3>&1 || rc=$?
+    CURRENT_CMD=""
+    if (( rc == 0 )); then return 0; fi
+    if (( attempt < 7 )) && grep -qiF "$EVENTARC_PROPAGATION" "$WORK/deploy.err"; then
+      wait=$((attempt * unit))
+      note "Eventarc's service agent is still being provisioned (a project's first trigger); retrying in $wait s"
+      sleep "$wait"
+      continue
+    fi
+    fail_command "$rc" "$@"
+  done
 }
 
 functions() {
-  step "8/10 Functions (gen2, python312), each from functions/<folder> plus a copy of shared/"
+  step "7/12 Functions (gen2, python312), each from functions/<folder> plus a copy of shared/"
   local note_line folder name
   for note_line in "${SKIPPED[@]}"; do note "skipping $note_line"; done
   for folder in "${FOLDERS[@]}"; do
@@ -784,7 +912,7 @@ functions() {
 }
 
 invokers() {
-  step "9/10 Who may invoke what (each private function's invokers, from deploy/registry.py)"
+  step "8/12 Who may invoke what (each private function's invokers, from deploy/registry.py)"
   local name account
   # Cloud Run checks the caller's token and this binding before a request reaches the function, then
   # forwards the token with its signature removed; the function trusts that check (INVOKER_IAM_CHECK=on).
@@ -824,19 +952,13 @@ trigger_subscription() {  # event function name → TRIGGER_SUBSCRIPTION, the pu
 }
 
 dead_letters() {
-  step "10/10 Dead letters: each event trigger's subscription forwards a message refused $DEAD_LETTER_MAX_ATTEMPTS times"
+  step "9/12 Dead letters: each event trigger's subscription forwards a message refused $DEAD_LETTER_MAX_ATTEMPTS times"
   if (( ${#EVENT_NAMES[@]} == 0 )); then note "no event function is deployed"; return 0; fi
-  local number agent topic name
-  if probe gcloud projects describe "$PROJECT_ID" --format=value\(projectNumber\) && [[ -n $PROBE_OUT ]]; then
-    number=$PROBE_OUT
-  elif (( DRY_RUN )); then
-    number=PROJECT_NUMBER
-  else
-    die "gcloud projects describe $PROJECT_ID reports no project number"
-  fi
+  local agent topic name
   # Pub/Sub's own service agent does the forwarding: it publishes to the dead-letter topic and
   # acknowledges the message on the source subscription.
-  agent="serviceAccount:service-$number@gcp-sa-pubsub.iam.gserviceaccount.com"
+  project_number
+  agent=$(pubsub_agent)
   for topic in "${DEAD_LETTER_SOURCES[@]}"; do
     run_iam gcloud pubsub topics add-iam-policy-binding "${DEAD_LETTER_OF[$topic]}" "--member=$agent" \
       --role=roles/pubsub.publisher "--project=$PROJECT_ID" --format=none
@@ -853,6 +975,85 @@ dead_letters() {
       --role=roles/pubsub.subscriber "--project=$PROJECT_ID" --format=none
   done
 }
+
+# ---------------------------------------------------------------------------------------------------
+# Monitoring: what deploy/alerts.py lists from deploy/monitoring/ (the metrics' filters match what the functions log).
+
+MONITORING_ROWS=()  # kind<TAB>name<TAB>file
+read_monitoring() {
+  local line
+  if ! "$PYTHON" -m deploy.alerts >"$WORK/monitoring.tsv" 2>"$WORK/monitoring.err"; then
+    while IFS= read -r line; do problem "$line"; done <"$WORK/monitoring.err"
+    return 0
+  fi
+  while IFS= read -r line; do MONITORING_ROWS+=("$line"); done <"$WORK/monitoring.tsv"
+}
+
+first_line() { printf '%s' "${1%%$'\n'*}"; }
+
+ALERT_CHANNEL=""
+alert_channel() {  # → ALERT_CHANNEL, the email channel for ALERT_EMAIL (made when missing)
+  local list=(gcloud beta monitoring channels list "--filter=type=\"email\" AND labels.email_address=\"$ALERT_EMAIL\""
+    --format=value\(name\) "--project=$PROJECT_ID")
+  if probe "${list[@]}" && [[ -n $PROBE_OUT ]]; then
+    ALERT_CHANNEL=$(first_line "$PROBE_OUT")
+    note "notification channel for $ALERT_EMAIL exists"
+    return 0
+  fi
+  run gcloud beta monitoring channels create --type=email "--display-name=medspa-jobs alerts" \
+    "--description=deploy.sh: where the medspa-jobs alert policies notify" \
+    "--channel-labels=email_address=$ALERT_EMAIL" "--project=$PROJECT_ID" --format=none
+  if probe "${list[@]}" && [[ -n $PROBE_OUT ]]; then
+    ALERT_CHANNEL=$(first_line "$PROBE_OUT")
+  elif (( DRY_RUN )); then
+    ALERT_CHANNEL="projects/$PROJECT_ID/notificationChannels/CHANNEL_ID-known-after-deploy"
+  else
+    die "the notification channel for ALERT_EMAIL was created but cannot be listed"
+  fi
+}
+
+monitoring() {
+  step "10/12 Monitoring: log-based metrics, alert policies, the dashboard (deploy/monitoring/)"
+  local line kind name file channel_flags=() update_flags=()
+  if [[ -n $ALERT_EMAIL ]]; then
+    alert_channel
+    channel_flags=("--notification-channels=$ALERT_CHANNEL")
+    update_flags=("--set-notification-channels=$ALERT_CHANNEL")
+  else
+    note "ALERT_EMAIL is not set: the alert policies are made without a notification channel (console only)"
+  fi
+  for line in "${MONITORING_ROWS[@]}"; do
+    IFS=$'\t' read -r kind name file <<<"$line"
+    case $kind in
+      metric)
+        if probe gcloud logging metrics describe "$name" "--project=$PROJECT_ID" --format=value\(name\); then
+          run gcloud logging metrics update "$name" "--config-from-file=$file" "--project=$PROJECT_ID" --format=none
+        else
+          run gcloud logging metrics create "$name" "--config-from-file=$file" "--project=$PROJECT_ID" --format=none
+        fi ;;
+      policy)
+        # The file is the whole policy: an update replaces it (its channel is ALERT_EMAIL's, or none).
+        if probe gcloud alpha monitoring policies list "--filter=displayName=\"$name\"" --format=value\(name\) \
+          "--project=$PROJECT_ID" && [[ -n $PROBE_OUT ]]; then
+          run gcloud alpha monitoring policies update "$(first_line "$PROBE_OUT")" "--policy-from-file=$file" \
+            "${update_flags[@]}" "--project=$PROJECT_ID" --format=none
+        else
+          run gcloud alpha monitoring policies create "--policy-from-file=$file" "${channel_flags[@]}" \
+            "--project=$PROJECT_ID" --format=none
+        fi ;;
+      dashboard)
+        if probe gcloud monitoring dashboards list "--filter=displayName=\"$name\"" --format=value\(name\) \
+          "--project=$PROJECT_ID" && [[ -n $PROBE_OUT ]]; then
+          run gcloud monitoring dashboards update "$(first_line "$PROBE_OUT")" "--config-from-file=$file" \
+            "--project=$PROJECT_ID" --format=none
+        else
+          run gcloud monitoring dashboards create "--config-from-file=$file" "--project=$PROJECT_ID" --format=none
+        fi ;;
+    esac
+  done
+}
+
+# ---------------------------------------------------------------------------------------------------
 
 summary() {
   local name topic
@@ -880,8 +1081,37 @@ summary() {
   fi
   say "  - the SMS queue dispatches at most $TWILIO_MPS messages/s; raise TWILIO_MPS only with the sender's MPS"
   say "SendGrid:"
-  say "  - event webhook: no endpoint is deployed yet; nothing to configure"
+  if [[ -n ${URL[$EMAIL_EVENTS]:-} ]]; then
+    say "  - Event Webhook (Settings > Mail Settings > Event Webhook): HTTP POST URL ${URL[$EMAIL_EVENTS]}"
+    say "    events: Processed, Delivered, Deferred, Dropped, Bounced (opens and clicks are ignored); Signed Event Webhook on"
+    if [[ -n ${UNMAPPED[SENDGRID_WEBHOOK_PUBLIC_KEY]:-} ]]; then
+      say "    then put its verification key into secret $SENDGRID_WEBHOOK_PUBLIC_KEY_SECRET and re-run ./deploy.sh"
+      say "    (until then the function answers 503 and SendGrid retries each batch for up to 24 hours)"
+    else
+      say "    its verification key is read from secret $SENDGRID_WEBHOOK_PUBLIC_KEY_SECRET"
+    fi
+  else
+    say "  - Event Webhook: $EMAIL_EVENTS is not deployed; nothing to configure"
+  fi
   say "  - the API key is read from Secret Manager secret $SENDGRID_API_KEY_SECRET"
+  local env_name
+  if (( ${#UNMAPPED[@]} )); then
+    say "Not mapped yet (optional secrets without a version; each function that reads one answers 503 until then):"
+    for env_name in "${SECRET_ENVS[@]}"; do
+      [[ -n ${UNMAPPED[$env_name]:-} ]] || continue
+      say "  - ${UNMAPPED[$env_name]} ($env_name): gcloud secrets versions add ${UNMAPPED[$env_name]} --data-file=- --project=$PROJECT_ID"
+    done
+    say "  then re-run ./deploy.sh to map it (docs/deploy.md, \"First deploy, step by step\")"
+  fi
+  if (( ${#INDEXES_NOT_READY[@]} )); then
+    say "Firestore indexes still building (queries that need them fail until READY, then recover on retry):"
+    printf '  - %s\n' "${INDEXES_NOT_READY[@]}"
+  fi
+  if [[ -n $ALERT_EMAIL ]]; then
+    say "Alerts notify $ALERT_EMAIL; runbook: docs/runbook.md, \"Alerts\""
+  else
+    say "Alerts: made without a notification channel (set ALERT_EMAIL and re-run); runbook: docs/runbook.md"
+  fi
   if (( ${#DEAD_LETTER_SOURCES[@]} )); then
     say "Dead letters (runbook: docs/deploy.md):"
     for topic in "${DEAD_LETTER_SOURCES[@]}"; do
@@ -892,17 +1122,37 @@ summary() {
     say "Not deployed (not built yet):"
     printf '  - %s\n' "${SKIPPED[@]}"
   fi
+  say "Check the deployment end to end: ./deploy.sh --verify"
 }
 
 # ---------------------------------------------------------------------------------------------------
 
+# --verify: the smoke test of ops/ (python -m ops smoke) against the deployed project, in the repo's .venv.
+verify() {
+  local venv_py=$ROOT/.venv/bin/python
+  step "Verify: python -m ops smoke against $PROJECT_ID"
+  if [[ ! -x $venv_py ]]; then
+    run make -C "$ROOT" venv
+  fi
+  if (( DRY_RUN )); then
+    quote_cmd env "GOOGLE_CLOUD_PROJECT=$PROJECT_ID" "TASKS_LOCATION=$REGION" "$venv_py" -m ops smoke
+    printf '\n'
+    return 0
+  fi
+  CURRENT_CMD="GOOGLE_CLOUD_PROJECT=$PROJECT_ID $venv_py -m ops smoke"
+  printf '+ %s\n' "$CURRENT_CMD"
+  GOOGLE_CLOUD_PROJECT=$PROJECT_ID TASKS_LOCATION=$REGION "$venv_py" -m ops smoke
+  CURRENT_CMD=""
+}
+
 main() {
-  local env_file="" explicit_env_file=0
+  local env_file="" explicit_env_file=0 verify_only=0
   while (( $# )); do
     case $1 in
       --env-file) [[ $# -ge 2 ]] || { usage >&2; exit 2; }; env_file=$2; explicit_env_file=1; shift 2 ;;
       --env-file=*) env_file=${1#--env-file=}; explicit_env_file=1; shift ;;
       --dry-run) DRY_RUN=1; shift ;;
+      --verify) verify_only=1; shift ;;
       -h | --help) usage; exit 0 ;;
       *) printf 'deploy.sh: unknown argument %s\n' "$1" >&2; usage >&2; exit 2 ;;
     esac
@@ -916,11 +1166,16 @@ main() {
   apply_defaults
   validate
   WORK=$(mktemp -d "${TMPDIR:-/tmp}/medspa-deploy.XXXXXX")
-  if command -v "$PYTHON" >/dev/null 2>&1; then read_plan; fi
+  if command -v "$PYTHON" >/dev/null 2>&1; then read_plan; read_monitoring; fi
   if (( ${#PROBLEMS[@]} )); then
     printf 'deploy.sh: cannot deploy; nothing was changed:\n' >&2
     printf '  - %s\n' "${PROBLEMS[@]}" >&2
     exit 2
+  fi
+  if (( verify_only )); then verify; return 0; fi
+  if (( ! DRY_RUN )) && ! gcloud alpha monitoring policies list --help >/dev/null 2>&1; then
+    # Alert policies have no gcloud command outside alpha; checked before anything is changed.
+    die "gcloud's alpha commands are missing (alert policies need them): gcloud components install alpha, or install the google-cloud-cli-alpha package, then re-run"
   fi
   if [[ -n ${DEPLOY_KEEP_STAGING:-} ]]; then
     mkdir -p -- "$DEPLOY_KEEP_STAGING"
@@ -941,11 +1196,13 @@ main() {
   secrets
   queues
   topics
-  scheduler_jobs
   firestore
   functions
   invokers
   dead_letters
+  monitoring
+  wait_for_indexes
+  scheduler_jobs
   summary
 }
 

@@ -7,6 +7,7 @@ at once, so a bad row stops deploy.sh before it touches the project.
 
     python -m deploy.plan write OUT_DIR                          # the TSV files deploy.sh reads
     python -m deploy.plan missing-indexes SPEC [EXISTING_JSON]   # composite indexes still to create
+    python -m deploy.plan not-ready-indexes SPEC [EXISTING_JSON] # composite indexes not READY yet
 
 Each TSV row is tab-separated with "-" for an empty field (bash's read folds empty tab fields) and
 "," between list items.
@@ -189,6 +190,10 @@ def registry_problems(functions: Iterable[Function], queues: Iterable[Queue], jo
     functions, queues, jobs = list(functions), list(queues), list(jobs)
     problems: list[str] = []
     seen: set[str] = set()
+    problems += [
+        f"deploy/registry.py: optional secret {name!r} is not in SECRETS"
+        for name in sorted(registry.OPTIONAL_SECRETS - set(registry.SECRETS))
+    ]
     for fn in functions:
         if fn.name in seen:
             problems.append(f"deploy/registry.py: function {fn.name} is listed twice")
@@ -382,8 +387,12 @@ def write_plan(plan: Plan, out_dir: Path, spec_path: Path = REPO_ROOT / "firesto
         ((job.name, job.topic, job.schedule_setting, job.body, job.description) for job in plan.jobs),
     )
     _write(out_dir / "skipped_jobs.tsv", plan.skipped_jobs)
-    # A secret's Secret Manager name is the deploy.env setting <ENV NAME>_SECRET.
-    _write(out_dir / "secrets.tsv", ((env, f"{env}_SECRET") for env in plan.secrets))
+    # A secret's Secret Manager name is the deploy.env setting <ENV NAME>_SECRET; an optional one (registry
+    # OPTIONAL_SECRETS) is mapped only once it has a version.
+    _write(
+        out_dir / "secrets.tsv",
+        ((env, f"{env}_SECRET", env in registry.OPTIONAL_SECRETS) for env in plan.secrets),
+    )
     _write(
         out_dir / "meta.tsv",
         (
@@ -392,6 +401,7 @@ def write_plan(plan: Plan, out_dir: Path, spec_path: Path = REPO_ROOT / "firesto
             ("status_callback", registry.STATUS_CALLBACK),
             ("inbound_sms", registry.INBOUND_SMS),
             ("claim_link", registry.CLAIM_LINK),
+            ("email_events", registry.EMAIL_EVENTS),
             ("queue_env", queue_env()),
         ),
     )
@@ -416,15 +426,39 @@ def _fields(fields: Iterable[dict], strict: bool = True) -> tuple[tuple[str, str
     return tuple(out)
 
 
-def missing_indexes(spec_path: Path, existing_path: Path | None = None) -> list[list[str]]:
-    """The composite indexes of spec_path that `gcloud firestore indexes composite list` did not show."""
-    spec = json.loads(spec_path.read_text())
+IndexKey = tuple[str, str, tuple[tuple[str, str, str], ...]]
+
+
+def _listed_indexes(existing_path: Path | None) -> dict[IndexKey, str]:
+    """What `gcloud firestore indexes composite list --format=json` showed: each index's key and its state."""
     existing = json.loads(existing_path.read_text() or "[]") if existing_path else []
-    have = set()
+    listed = {}
     for index in existing:
         group = re.search(r"/collectionGroups/([^/]+)/", index.get("name", ""))
         fields = _fields((f for f in index.get("fields", []) if f.get("fieldPath") != "__name__"), strict=False)
-        have.add((group.group(1) if group else "", index.get("queryScope", "COLLECTION"), fields))
+        key = (group.group(1) if group else "", index.get("queryScope", "COLLECTION"), fields)
+        listed[key] = str(index.get("state", ""))
+    return listed
+
+
+def not_ready_indexes(spec_path: Path, existing_path: Path | None = None) -> list[str]:
+    """The composite indexes of spec_path that the listing does not show READY, as `group (field, field)`:
+    a query that needs one fails (FAILED_PRECONDITION) until it is READY."""
+    listed = _listed_indexes(existing_path)
+    rows = []
+    for index in json.loads(spec_path.read_text()).get("indexes", []):
+        fields = _fields(index["fields"])
+        state = listed.get((index["collectionGroup"], index.get("queryScope", "COLLECTION"), fields), "ABSENT")
+        row = f"{index['collectionGroup']} ({', '.join(path for path, _, _ in fields)}): {state}"
+        if state != "READY" and row not in rows:
+            rows.append(row)
+    return rows
+
+
+def missing_indexes(spec_path: Path, existing_path: Path | None = None) -> list[list[str]]:
+    """The composite indexes of spec_path that `gcloud firestore indexes composite list` did not show."""
+    spec = json.loads(spec_path.read_text())
+    have = set(_listed_indexes(existing_path))
     rows = []
     for index in spec.get("indexes", []):
         scope = index.get("queryScope", "COLLECTION")
@@ -446,10 +480,16 @@ def main(argv: list[str] | None = None) -> int:
     indexes = commands.add_parser("missing-indexes", help="print the composite indexes still to create")
     indexes.add_argument("spec", type=Path)
     indexes.add_argument("existing", type=Path, nargs="?")
+    waiting = commands.add_parser("not-ready-indexes", help="print the composite indexes not READY yet")
+    waiting.add_argument("spec", type=Path)
+    waiting.add_argument("existing", type=Path, nargs="?")
     args = parser.parse_args(argv)
     try:
         if args.command == "write":
             write_plan(build_plan(), args.out_dir)
+        elif args.command == "not-ready-indexes":
+            for line in not_ready_indexes(args.spec, args.existing):
+                print(line)
         else:
             for row in missing_indexes(args.spec, args.existing):
                 print("\t".join(row))

@@ -46,9 +46,14 @@ SECRETS = (
     SECRET_TWILIO_TEST_SID,
     SECRET_TWILIO_TEST_TOKEN,
 )
-# Secrets a deployment may leave without a value: a function mapped to one works without it (what it lacks is
-# refused by the code that needs it, as a classified failure).
-OPTIONAL_SECRETS: frozenset[str] = frozenset({SECRET_TWILIO_TEST_SID, SECRET_TWILIO_TEST_TOKEN})
+# Secrets a deployment may go without. SendGrid's verification key can only exist once the functions are deployed
+# (SendGrid shows it only after its Event Webhook points at sendgrid-events' URL); Twilio's test credentials are
+# needed only by the smoke test's clinic (ops/smoke.py). deploy.sh creates such a secret but maps it with
+# --set-secrets only once it has an enabled version, and says in its summary how to add one; until then the code
+# that needs it answers with a classified failure (sendgrid-events: 503 with Retry-After, so nothing is lost; a
+# smoke SMS: failed_tasks twilio_test_credentials_missing, never a live send). Every other secret without a
+# version stops the deploy.
+OPTIONAL_SECRETS = frozenset({SECRET_SENDGRID_WEBHOOK_KEY, SECRET_TWILIO_TEST_SID, SECRET_TWILIO_TEST_TOKEN})
 
 
 # The identities Google's services call private functions as (deploy.sh creates both accounts). Cloud Run checks
@@ -320,6 +325,7 @@ FANOUT_UNIT = "reminder-fanout-unit"  # Cloud Tasks calls it too (OIDC); the coo
 STATUS_CALLBACK = "twilio-status"  # its URL goes out with every SMS as StatusCallback
 INBOUND_SMS = "waitlist-inbound-sms"  # its URL is what Twilio signs inbound webhooks with (INBOUND_SMS_URL)
 CLAIM_LINK = "waitlist-claim"  # its URL starts every email offer's claim link (WAITLIST_CLAIM_URL)
+EMAIL_EVENTS = "sendgrid-events"  # its URL is SendGrid's Event Webhook URL (set in SendGrid; printed by deploy.sh)
 
 
 def function(name: str) -> Function:
@@ -352,6 +358,7 @@ def as_json() -> str:
             "status_callback": STATUS_CALLBACK,
             "inbound_sms": INBOUND_SMS,
             "claim_link": CLAIM_LINK,
+            "email_events": EMAIL_EVENTS,
         },
         indent=2,
     )

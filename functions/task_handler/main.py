@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import functions_framework
 
-from shared.messaging.email_events import apply_events, headers_of, verify_sendgrid_signature
+from shared.messaging.email_events import apply_events, headers_of, verification_key, verify_sendgrid_signature
 from shared.messaging.ledger import Ledger
 from shared.messaging.status_callbacks import apply_status, callback_url, verify_twilio_signature
 from shared.platform import clients, log, resources
@@ -67,8 +67,8 @@ def twilio_status(request):
 def sendgrid_events(request):
     body = request.get_data(cache=False)
     try:
-        verify_sendgrid_signature(clients.secret("SENDGRID_WEBHOOK_PUBLIC_KEY"), body, *headers_of(request.headers))
-    except MedspaError as exc:
+        verify_sendgrid_signature(verification_key(clients.secret), body, *headers_of(request.headers))
+    except MedspaError as exc:  # a forged batch (403), or no key configured yet (503: SendGrid retries it)
         log.warning("email event batch refused", error_code=exc.code)
         return to_response(exc)
     return json_response({"outcomes": apply_events(Ledger(clients.store(), system_clock), body, _record_failure)})

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +23,7 @@ from shared.contract.bodies import check_value
 from shared.messaging.keys import is_key
 from shared.messaging.ledger import FAILED_BEFORE, FAILED_NOW, Ledger, OnFailed
 from shared.platform import log
-from shared.platform.errors import PermanentError, Unauthorized
+from shared.platform.errors import ConfigError, PermanentError, RetryableError, Unauthorized
 
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
@@ -38,6 +38,27 @@ EVENT_STATUS = {
     "bounce": "failed",
     "dropped": "failed",
 }
+
+
+WEBHOOK_KEY_ENV = "SENDGRID_WEBHOOK_PUBLIC_KEY"  # noqa: S105 - the variable's name; the key itself is public
+KEY_MISSING_RETRY_AFTER_SECONDS = 600
+
+
+def verification_key(read_secret: Callable[[str], str]) -> str:
+    """SendGrid's verification key, or RetryableError (503 + Retry-After) while it is not configured.
+
+    SendGrid shows the key only once its Event Webhook points at this function's URL, so a first deploy runs
+    without it (deploy/registry.py OPTIONAL_SECRETS). Until the operator stores it and re-deploys, nothing can be
+    verified: answering 503 makes SendGrid retry each batch later rather than drop it, and names the cause."""
+    try:
+        return read_secret(WEBHOOK_KEY_ENV)
+    except ConfigError:
+        raise RetryableError(
+            f"{WEBHOOK_KEY_ENV} is not configured: add SendGrid's verification key to Secret Manager and re-run "
+            "deploy.sh (docs/deploy.md, First deploy)",
+            code="webhook_key_missing",
+            retry_after_seconds=KEY_MISSING_RETRY_AFTER_SECONDS,
+        ) from None
 
 
 def verify_sendgrid_signature(

@@ -25,6 +25,7 @@ from typing import Any
 
 from shared.contract.bodies import INT64, safe_text
 from shared.contract.ids import is_doc_id
+from shared.platform import log
 from shared.platform.clock import Clock
 from shared.platform.masking import scrub
 from shared.platform.store import Doc, Store
@@ -125,11 +126,24 @@ class FailedTasks:
         }
         target = path(doc_id if is_doc_id(doc_id) else failure_id(body=doc_id.encode("utf-8", "replace")))
         if self.store.create(target, {**fields, "first_failed_at": now}) is not None:
+            self._opened(target, fields, reopened=False)
             return True
         if only_if_new:
             return False
         self.store.put(target, fields, merge=True)  # keeps first_failed_at and retry_generation
+        self._opened(target, fields, reopened=True)
         return True
+
+    @staticmethod
+    def _opened(target: str, fields: Mapping[str, Any], *, reopened: bool) -> None:
+        """One line per record opened: what the "failed_tasks record opened" alert counts (deploy/monitoring)."""
+        log.warning(
+            "failed_tasks record opened",
+            failed_task=target.rpartition("/")[2],
+            task_type=fields["task_type"],
+            error_code=fields["error_code"],
+            reopened=reopened,
+        )
 
     # ------------------------------------------------------------------ operators and the retry sweep
 

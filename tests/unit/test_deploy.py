@@ -55,6 +55,8 @@ HTTP = [entry for entry in ENTRY_POINTS if entry.signature == "http"]
 EVENTS = [entry for entry in ENTRY_POINTS if entry.signature != "http"]
 FOLDERS = sorted({entry.folder for entry in ENTRY_POINTS})
 PUBSUB_AGENT = f"serviceAccount:service-{PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com"
+BUILD_SA = f"functions-build@{PROJECT}.iam.gserviceaccount.com"  # Cloud Build builds the functions as this account
+BUILD_ROLES = ("roles/logging.logWriter", "roles/artifactregistry.writer", "roles/storage.objectAdmin")
 REMINDER_QUEUES = {resources.QUEUE_SMS, resources.QUEUE_EMAIL}
 # The task handler's queues some function enqueues into (what the retry sweep may put tasks back into).
 HANDLER_QUEUES = {*REMINDER_QUEUES, resources.QUEUE_WAITLIST, resources.QUEUE_REPORTS}
@@ -266,23 +268,42 @@ def test_first_deploy_succeeds(two_runs: TwoRuns) -> None:
     assert two_runs.first_calls, "no gcloud call was recorded"
 
 
+def last_index(calls: list[list[str]], *prefix: str) -> int:
+    return max(i for i, call in enumerate(calls) if words(call)[: len(prefix)] == list(prefix))
+
+
 def test_steps_run_in_the_documented_order(two_runs: TwoRuns) -> None:
     calls = two_runs.first_calls
     order = [
         first_index(calls, "services", "enable"),
         first_index(calls, "iam", "service-accounts", "create"),
+        first_index(calls, "projects", "describe"),  # the Pub/Sub agent's number, for its token-creator role
         first_index(calls, "secrets", "create"),
         first_index(calls, "tasks", "queues", "create"),
         first_index(calls, "pubsub", "topics", "create"),
         first_index(calls, "pubsub", "subscriptions", "create"),
-        first_index(calls, "scheduler", "jobs", "create"),
         first_index(calls, "firestore", "indexes", "composite", "create"),
         first_index(calls, "functions", "deploy"),
         first_index(calls, "functions", "add-invoker-policy-binding"),
-        first_index(calls, "projects", "describe"),
         first_index(calls, "pubsub", "subscriptions", "update"),
+        first_index(calls, "logging", "metrics", "create"),
+        first_index(calls, "alpha", "monitoring", "policies", "create"),
+        first_index(calls, "monitoring", "dashboards", "create"),
+        last_index(calls, "firestore", "indexes", "composite", "list"),
+        first_index(calls, "scheduler", "jobs", "create"),
     ]
     assert order == sorted(order)
+
+
+def test_scheduler_jobs_come_last_after_every_function_trigger_and_index(two_runs: TwoRuns) -> None:
+    calls = two_runs.first_calls
+    first_job = first_index(calls, "scheduler", "jobs", "create")
+    # a tick published before its function's trigger subscription exists would be dropped
+    assert last_index(calls, "functions", "deploy") < first_job
+    assert last_index(calls, "pubsub", "subscriptions", "update") < first_job
+    assert last_index(calls, "functions", "add-invoker-policy-binding") < first_job
+    assert last_index(calls, "firestore", "indexes", "composite", "list") < first_job
+    assert all(words(c)[0] == "scheduler" for c in calls[first_job:])
 
 
 def test_every_required_api_is_enabled_first(two_runs: TwoRuns) -> None:
@@ -302,12 +323,18 @@ def test_every_required_api_is_enabled_first(two_runs: TwoRuns) -> None:
         "eventarc",
         "iam",
         "logging",
+        "monitoring",
     }
 
 
 def test_one_service_account_per_function_plus_tasks_and_events_invokers(two_runs: TwoRuns) -> None:
     created = {words(call)[3] for call in matching(two_runs.first_calls, "iam", "service-accounts", "create")}
-    assert created == {"tasks-invoker", "events-invoker", *(f"fn-{entry.name}" for entry in ENTRY_POINTS)}
+    assert created == {
+        "tasks-invoker",
+        "events-invoker",
+        "functions-build",
+        *(f"fn-{entry.name}" for entry in ENTRY_POINTS),
+    }
     assert {
         "fn-task-handler",
         "fn-twilio-status",
@@ -379,13 +406,41 @@ def test_project_level_roles_are_only_datastore_user_for_function_accounts(two_r
         (flags(call)["member"], flags(call)["role"])
         for call in matching(two_runs.first_calls, "projects", "add-iam-policy-binding", PROJECT)
     }
-    assert project == {(f"serviceAccount:{fn_sa(entry.name)}", "roles/datastore.user") for entry in ENTRY_POINTS}
+    assert project == {
+        *((f"serviceAccount:{fn_sa(entry.name)}", "roles/datastore.user") for entry in ENTRY_POINTS),
+        *((f"serviceAccount:{BUILD_SA}", role) for role in BUILD_ROLES),
+    }
+
+
+def test_functions_are_built_as_the_build_account_unless_one_is_named(
+    two_runs: TwoRuns, deployment: Deployment
+) -> None:
+    for call in matching(two_runs.first_calls, "functions", "deploy"):
+        assert flags(call)["build-service-account"] == f"projects/{PROJECT}/serviceAccounts/{BUILD_SA}"
+    named = f"ci-builder@{PROJECT}.iam.gserviceaccount.com"
+    result = deployment.run(settings={**SETTINGS, "BUILD_SERVICE_ACCOUNT": named})
+    assert result.returncode == 0, result.stderr
+    calls = deployment.calls()
+    assert {flags(c)["build-service-account"] for c in matching(calls, "functions", "deploy")} == {
+        f"projects/{PROJECT}/serviceAccounts/{named}"
+    }
+    assert "functions-build" not in {words(c)[3] for c in matching(calls, "iam", "service-accounts", "create")}
+    assert not [
+        c
+        for c in matching(calls, "projects", "add-iam-policy-binding")
+        if flags(c)["member"] == f"serviceAccount:{named}"
+    ]
 
 
 def test_only_the_task_creators_may_act_as_the_tasks_invoker(two_runs: TwoRuns) -> None:
-    act_as = matching(two_runs.first_calls, "iam", "service-accounts", "add-iam-policy-binding")
-    assert {(words(c)[3], flags(c)["member"], flags(c)["role"]) for c in act_as} == {
-        (sa("tasks-invoker"), f"serviceAccount:{fn_sa(name)}", "roles/iam.serviceAccountUser") for name in TASK_CREATORS
+    on_accounts = matching(two_runs.first_calls, "iam", "service-accounts", "add-iam-policy-binding")
+    assert {(words(c)[3], flags(c)["member"], flags(c)["role"]) for c in on_accounts} == {
+        *(
+            (sa("tasks-invoker"), f"serviceAccount:{fn_sa(name)}", "roles/iam.serviceAccountUser")
+            for name in TASK_CREATORS
+        ),
+        # Pub/Sub's agent signs Eventarc's push tokens for events-invoker (needed where it predates April 2021)
+        (sa("events-invoker"), PUBSUB_AGENT, "roles/iam.serviceAccountTokenCreator"),
     }
 
 
@@ -724,6 +779,7 @@ def test_the_pubsub_service_agent_may_forward_dead_letters_and_nothing_else(two_
     calls = two_runs.first_calls
     assert flags(matching(calls, "projects", "describe", PROJECT)[0])["format"] == "value(projectNumber)"
     assert held_by(calls, PUBSUB_AGENT) == {
+        ("service-account", sa("events-invoker"), "roles/iam.serviceAccountTokenCreator"),
         *(("topic", f"{entry.topic}-dead-letter", "roles/pubsub.publisher") for entry in EVENTS),
         *(("subscription", fake_trigger_subscription(entry.name), "roles/pubsub.subscriber") for entry in EVENTS),
     }
@@ -984,7 +1040,12 @@ def test_dry_run_shows_one_account_per_function_the_ingress_and_the_dead_letters
     assert result.returncode == 0, result.stderr
     commands = [shlex.split(line) for line in result.stdout.splitlines() if line and not line.startswith("#")]
     accounts = [c[4] for c in commands if c[:4] == ["gcloud", "iam", "service-accounts", "create"]]
-    assert accounts == ["tasks-invoker", "events-invoker", *(f"fn-{entry.name}" for entry in ENTRY_POINTS)]
+    assert accounts == [
+        "tasks-invoker",
+        "events-invoker",
+        "functions-build",
+        *(f"fn-{entry.name}" for entry in ENTRY_POINTS),
+    ]
     for command in (c for c in commands if c[:3] == ["gcloud", "functions", "deploy"]):
         expected = "all" if command[3] in PUBLIC else "internal-only"
         assert flags(command)["ingress-settings"] == expected, command[3]
@@ -1015,6 +1076,11 @@ def test_dry_run_shows_one_account_per_function_the_ingress_and_the_dead_letters
         ({"EVENT_MIN_RETRY_DELAY": "1m"}, "EVENT_MIN_RETRY_DELAY"),
         ({"EVENT_MAX_RETRY_DELAY": "601s"}, "EVENT_MAX_RETRY_DELAY"),
         ({"EVENT_MIN_RETRY_DELAY": "300s", "EVENT_MAX_RETRY_DELAY": "60s"}, "must not exceed EVENT_MAX_RETRY_DELAY"),
+        ({"PUBLIC_INVOKER": "public"}, "PUBLIC_INVOKER must be allusers"),
+        ({"INDEX_WAIT_SECONDS": "3601"}, "INDEX_WAIT_SECONDS must be a whole number from 0 to 3600"),
+        ({"INDEX_WAIT_SECONDS": "10m"}, "INDEX_WAIT_SECONDS"),
+        ({"ALERT_EMAIL": "oncall"}, "ALERT_EMAIL must be one email address"),
+        ({"ALERT_EMAIL": "a@clinic.example,b@clinic.example"}, "ALERT_EMAIL must be one email address"),
     ],
 )
 def test_bad_or_missing_settings_fail_before_any_gcloud_call(

@@ -181,8 +181,10 @@ def test_the_last_attempt_of_a_retryable_failure_is_recorded(router, store, serv
     failure = store.doc(f"failed_tasks/{KEY}")
     assert failure["error_code"] == "twilio_unavailable" and failure["attempts"] == MAX_ATTEMPTS
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    (line,) = [entry for entry in lines if entry.get("error_code") == "twilio_unavailable"]
+    # the router's outcome line, then the record's own (what the "failed_tasks record opened" alert counts)
+    line, opened = [entry for entry in lines if entry.get("error_code") == "twilio_unavailable"]
     assert line["message"] == "task failed on its last attempt" and line["last_attempt"] is True
+    assert opened["message"] == "failed_tasks record opened" and opened["failed_task"] == KEY
 
 
 def test_an_unexpected_error_is_retried_and_recorded_on_the_last_attempt_by_class_name(router, store, service, capsys):
