@@ -389,6 +389,7 @@ INBOUND_SMS=""
 CLAIM_LINK=""
 EMAIL_EVENTS=""
 QUEUE_ENV=""
+RUNTIME=""  # deploy/registry.py RUNTIME: the Python the functions run on (and the local stack serves them with)
 
 words_of() {  # a plan list cell ("-" or a,b,c) as space-separated words
   if [[ $1 == - ]]; then printf ''; else printf '%s' "${1//,/ }"; fi
@@ -466,6 +467,7 @@ read_plan() {
       claim_link) CLAIM_LINK=$value ;;
       email_events) EMAIL_EVENTS=$value ;;
       queue_env) QUEUE_ENV=$value ;;
+      runtime) RUNTIME=$value ;;
     esac
   done <"$plan/meta.tsv"
   cp -- "$plan/ttl_fields.tsv" "$WORK/ttl_fields.tsv"
@@ -816,7 +818,7 @@ secret_refs() {  # function name → KEY=secret:latest,... (an optional secret w
 
 deploy_function() {
   local name=$1 refs
-  local cmd=(gcloud functions deploy "$name" --gen2 --runtime=python312 "--region=$REGION" "--project=$PROJECT_ID"
+  local cmd=(gcloud functions deploy "$name" --gen2 "--runtime=$RUNTIME" "--region=$REGION" "--project=$PROJECT_ID"
     "--source=$STAGE_ROOT/${FN_FOLDER[$name]}" "--entry-point=${FN_TARGET[$name]}"
     "--service-account=$(fn_sa "$name")" "--set-env-vars=$(function_env "$name")"
     "--memory=${FN_MEMORY[$name]}" "--cpu=${FN_CPU[$name]}" "--timeout=${FN_TIMEOUT[$name]}s")
@@ -882,7 +884,7 @@ run_event_deploy() {
 }
 
 functions() {
-  step "7/12 Functions (gen2, python312), each from functions/<folder> plus a copy of shared/"
+  step "7/12 Functions (gen2, $RUNTIME), each from functions/<folder> plus a copy of shared/"
   local note_line folder name
   for note_line in "${SKIPPED[@]}"; do note "skipping $note_line"; done
   for folder in "${FOLDERS[@]}"; do
