@@ -125,6 +125,6 @@ def test_the_test_credentials_are_optional_secrets_mapped_to_the_task_handler_on
     from deploy import registry
 
     test_secrets = {"TWILIO_TEST_ACCOUNT_SID", "TWILIO_TEST_AUTH_TOKEN"}
-    assert test_secrets == set(registry.OPTIONAL_SECRETS) and test_secrets <= set(registry.SECRETS)
+    assert test_secrets <= set(registry.OPTIONAL_SECRETS) and test_secrets <= set(registry.SECRETS)
     holders = {fn.name for fn in registry.FUNCTIONS if test_secrets & set(fn.secrets)}
     assert holders == {"task-handler"} and test_secrets <= set(registry.function("task-handler").secrets)

@@ -62,7 +62,7 @@ def routes(blueprint: Blueprint, console: Console) -> None:
     def list_fragment() -> str:
         enricher = Enricher(data)
         threads: dict[str, dict[str, Any]] = {}
-        for row in enricher.enrich(sms()):
+        for seq, row in enumerate(enricher.enrich(sms())):
             message = row.message
             entry = threads.setdefault(
                 thread_id(message),
@@ -79,8 +79,10 @@ def routes(blueprint: Blueprint, console: Console) -> None:
                 last=snippet(message["body"]),
                 last_inbound=message["direction"] == "inbound",
                 at=message["created_at"],
+                seq=seq,
             )
-        ordered = sorted(threads.values(), key=lambda entry: entry["at"], reverse=True)
+        # Newest first; threads whose last messages share a timestamp by the outbox's order (later = newer).
+        ordered = sorted(threads.values(), key=lambda entry: (entry["at"], entry["seq"]), reverse=True)
         return render(LIST, threads=ordered, problem=enricher.problem)
 
     @blueprint.get("/conversations")
