@@ -11,7 +11,9 @@ state cannot both win; a write function refuses (InvalidTransition) a transition
 allow, and the caller commits the returned write together with the waitlist entries and appointment it
 belongs with (shared.waitlist.waves, shared.waitlist.claims). An answer marker records that an entry's
 patient answered this offer (YES or the claim link), once: a replayed answer, a second click or a late
-reply never counts twice, and the result message skips patients who already have their answer.
+reply never counts twice, and the result message skips patients who already have their answer. The result
+message records the entry's answer itself (channel "message") before it is sent: whichever is recorded first,
+the patient's answer or the result, is the one that tells them, so nobody is told twice.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from shared.platform.store import Create, Doc, Store, Update
 
 COLLECTION = "slot_offers"
 ANSWERS = "answers"
+TOLD = "message"  # an answer's channel when the result message told the patient before they answered
 RETENTION = timedelta(days=90)  # answers' expire_at, for a TTL policy (the offers themselves are kept)
 
 
@@ -158,6 +161,11 @@ class Answer:
     entry_id: str
     outcome: str
     channel: str
+
+    @property
+    def by_patient(self) -> bool:
+        """The patient answered (YES, the link), rather than a result message telling them first."""
+        return self.channel != TOLD
 
 
 class SlotOffers:

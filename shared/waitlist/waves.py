@@ -11,6 +11,11 @@ A waitlist_wave task for wave n, when it runs: the offer is at wave n → advanc
 starts too soon or nobody is left); at n+1 → finish the side effects of that advance (a crashed run's);
 filled or expired → settle: the current wave's other entries back to waiting, their result messages, the
 won result for a link claim, and the booked appointment's appointment.created event until it is recorded.
+
+A filled offer's "taken" results wait for the window's end (the wave task; the settle task that follows a win
+comes before it and leaves them): a patient's YES may still be on its way to the inbound webhook when the slot
+fills, and everyone who answers within the window must hear "taken" in the reply only. By the deadline the
+offer itself gave ("Reply YES by …"), the answers sent in time have been answered, and the results skip them.
 """
 
 from __future__ import annotations
@@ -39,6 +44,9 @@ from shared.waitlist.wave_tasks import WaveTask
 
 MAX_WAVE_SIZE = 100  # one advance commits 1 + 3 writes per patient: well inside Firestore's 500
 CAS_ATTEMPTS = 5
+# The wave task is scheduled at the window's end and Cloud Tasks never dispatches early; this much lag of our
+# clock behind Cloud Tasks' still counts as the window's end (else its "taken" results would have no later run).
+WINDOW_END_SKEW = timedelta(seconds=5)
 
 
 def settle_spec(queue: str, offer: SlotOffer) -> TaskSpec:
@@ -226,8 +234,11 @@ class Waves:
         if held and self.store.commit([self.entries.release_write(entry, offer.id) for entry in held]) is None:
             for entry in held:  # one of them changed since it was read: release each on its own
                 self.entries.release(entry.id, offer.id)
-        outcome = Result.TAKEN if offer.status == State.FILLED else Result.EXPIRED
-        specs = self._result_specs(offer, others, outcome)
+        if offer.status == State.FILLED:
+            window_over = offer.expires_at is None or self.clock.now() >= offer.expires_at - WINDOW_END_SKEW
+            specs = self._result_specs(offer, others, Result.TAKEN) if window_over else []
+        else:
+            specs = self._result_specs(offer, others, Result.EXPIRED)
         if offer.status == State.FILLED and offer.claim_channel == "link" and offer.winner_entry_id:
             specs += self._result_specs(offer, [offer.winner_entry_id], Result.WON)
         self._enqueue(specs)

@@ -197,11 +197,16 @@ def test_a_filled_offer_is_settled_once_others_released_and_told_and_the_booking
     assert scene.claims().claim(offer.id, entries[1], channel="link").outcome == "won"
     filled = scene.offer_of(appointment)
     waves = scene.waves()
-    for _ in range(2):
-        assert waves.handle(WaveTask(offer.id, scene.clinic_id, 1), ATTEMPT).reason == "settled_filled"
+    assert waves.handle(WaveTask(offer.id, scene.clinic_id, 1), ATTEMPT).reason == "settled_filled"  # the settle
     assert entries_of(scene) == {entries[0]: "waiting", entries[1]: "booked", entries[2]: "waiting"}
     results = {t["entry_id"]: t["outcome"] for t in scene.tasks("waitlist_result")}
+    assert results == {entries[1]: "won"}  # "taken" waits for the window's end: answers may be on their way
+    scene.clock.advance(minutes=30)
+    for _ in range(2):  # the window's end, delivered twice
+        assert waves.handle(WaveTask(offer.id, scene.clinic_id, 1), ATTEMPT).reason == "settled_filled"
+    results = {t["entry_id"]: t["outcome"] for t in scene.tasks("waitlist_result")}
     assert results == {entries[0]: "taken", entries[2]: "taken", entries[1]: "won"}
+    assert len(scene.tasks("waitlist_result")) == 3
     assert scene.events.published == [filled.booked_appointment_id]  # inline once; settle sees it marked
     settles = [s for s in scene.queue.created if s.business_key == f"{offer.id}:settle"]
     assert len(settles) == 1
