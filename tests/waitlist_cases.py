@@ -18,7 +18,7 @@ from shared.waitlist.caps import OfferCaps
 from shared.waitlist.claims import Claims
 from shared.waitlist.entries import InvalidTransition as EntryTransition
 from shared.waitlist.entries import WaitlistEntries
-from shared.waitlist.offers import InvalidTransition, SlotOffer, SlotOffers, offer_id_for
+from shared.waitlist.offers import TOLD, InvalidTransition, SlotOffer, SlotOffers, offer_id_for
 from tests.waitlist_support import NOW, Scene
 
 CASES: list[Callable[[Store], None]] = []
@@ -128,6 +128,38 @@ def only_an_open_offer_can_be_filled_or_expired(store: Store) -> None:
         offers.fill_write(expired, entry_id="e", appointment_id="a", channel="sms")
     with pytest.raises(InvalidTransition):
         offers.advance_write(expired, [], expires_at=NOW)
+
+
+@case
+def a_waiting_offer_is_found_by_its_clinic_and_service_and_waits_at_its_version(store: Store) -> None:
+    scene = Scene(store)
+    offers = SlotOffers(store, scene.clock)
+    offer = opened(scene)
+    until = NOW + timedelta(minutes=31)
+    assert store.commit([offers.wait_write(offer, until=until)]) is not None
+    waiting = offers.read(offer.id)
+    assert waiting is not None and waiting.is_open and waiting.waiting and waiting.wave == 1
+    assert (waiting.wave_entry_ids, waiting.expires_at) == ((), until)
+    assert [o.id for o in offers.waiting_for(scene.clinic_id, offer.service_name)] == [offer.id]
+    assert offers.waiting_for(scene.clinic_id, "Botox") == []
+    assert store.commit([offers.wait_write(offer, until=until)]) is None  # stale: the offer moved on
+    moved, _ = offered(scene, waiting, 1)
+    assert not moved.waiting and offers.waiting_for(scene.clinic_id, offer.service_name) == []
+    assert store.commit([offers.expire_write(moved, "unfilled")]) is not None
+    with pytest.raises(InvalidTransition):
+        offers.wait_write(offers.read(offer.id), until=until)  # type: ignore[arg-type]
+
+
+@case
+def a_result_that_told_the_patient_first_is_the_answer_a_claim_hears(store: Store) -> None:
+    scene = Scene(store)
+    offer, (entry_id,) = offered(scene, opened(scene), 1)
+    offers = SlotOffers(store, scene.clock)
+    told = offers.record_answer(offer.id, entry_id, outcome="expired", channel=TOLD)
+    assert not told.by_patient
+    result = scene.claims().claim(offer.id, entry_id, channel="link")
+    assert (result.outcome, result.replay) == ("expired", False)
+    assert offers.answer(offer.id, entry_id) == told  # nothing new recorded
 
 
 @case

@@ -163,5 +163,10 @@ class Scene:
         assert offer is not None
         return offer
 
+    def offer_by_id(self, offer_id: str) -> SlotOffer:
+        offer = SlotOffers(self.store, self.clock).read(offer_id)
+        assert offer is not None
+        return offer
+
     def tasks(self, kind: str) -> list[dict[str, Any]]:
         return [spec.payload for spec in self.queue.created if spec.payload["type"] == kind]

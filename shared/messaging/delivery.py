@@ -158,9 +158,11 @@ class AppointmentMessages:
         def render_for(channel: str) -> Content:
             if channel == SMS:
                 assert patient.phone and clinic.sms_from
-                body = render_sms(task.type, clinic=clinic, patient=patient, appointment=appointment)
+                body = render_sms(
+                    task.type, clinic=clinic, patient=patient, appointment=appointment, send_at=task.send_at
+                )
                 return SmsContent(to=patient.phone, sender=clinic.sms_from, body=body, smoke_test=clinic.smoke_test)
-            message = render(task.type, clinic=clinic, patient=patient, appointment=appointment)
+            message = render(task.type, clinic=clinic, patient=patient, appointment=appointment, send_at=task.send_at)
             assert patient.email and clinic.email_from
             return EmailContent.of(patient.email, clinic.email_from, message, smoke_test=clinic.smoke_test)
 

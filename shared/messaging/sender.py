@@ -291,8 +291,10 @@ class MessageSender:
             since = claimed if isinstance(claimed, datetime) else self.clock.now() - timedelta(days=1)
             lost = entry.data.get("unconfirmed_at") if entry.state == State.UNCONFIRMED else None
             until = (lost if isinstance(lost, datetime) else self.clock.now()) + PROVIDER_CLOCK_SLACK
-            # The same body may have gone for another message (a 24 h and a 2 h reminder read alike): ours was
-            # created while our request was out, and is no other ledger doc's message.
+            # Twilio's list does not return a message's StatusCallback (where our ledger key rides), so the body
+            # is what identifies ours: every message to one patient reads its own words (an appointment's
+            # reminders say "tomorrow at …" / "in 2 hours, …"), and ours was also created while our request
+            # was out and is no other ledger doc's message.
             candidates = [
                 m
                 for m in self.sms_sender(content).find_sent(to=content.to, sender=content.sender, since=since)

@@ -38,6 +38,40 @@ def format_local(instant: datetime, zone: ZoneInfo, locale: str = "en") -> str:
     return f"{weekday}, {month} {local.day} at {hour12}:{local.minute:02d} {meridiem}"
 
 
+SOON_HOURS = 6  # a reminder sent this close to a same-day appointment says "in N hours"
+
+
+def _clock_time(local: datetime, locale: str) -> str:
+    if locale == "es":
+        return f"{local.hour:02d}:{local.minute:02d}"
+    return f"{local.hour % 12 or 12}:{local.minute:02d} {'AM' if local.hour < 12 else 'PM'}"
+
+
+def reminder_when(start: datetime, send_at: datetime | None, zone: ZoneInfo, locale: str = "en") -> str:
+    """When the appointment is, as a reminder planned for `send_at` says it: 'in 2 hours, at 9:30 AM',
+    'today at 9:30 AM', 'tomorrow at 9:30 AM', else 'on Thu, Nov 26 at 9:30 AM' (Spanish alike).
+
+    An appointment's reminders read apart (a lost answer's reconciliation compares bodies), and the words
+    depend on the planned send time, never on the clock, so the same task renders the same text on every
+    attempt."""
+    es = locale == "es"
+    if send_at is None or send_at >= start:
+        return f"el {format_local(start, zone, 'es')}" if es else f"on {format_local(start, zone)}"
+    local_start = start.astimezone(zone)
+    days = (local_start.date() - send_at.astimezone(zone).date()).days
+    hours = max(1, int((start - send_at).total_seconds() + 1800) // 3600)  # to the nearest hour, half up
+    at = _clock_time(local_start, locale)
+    if days == 0 and hours <= SOON_HOURS:
+        if es:
+            return f"en {hours} {'hora' if hours == 1 else 'horas'}, a las {at}"
+        return f"in {hours} {'hour' if hours == 1 else 'hours'}, at {at}"
+    if days == 0:
+        return f"hoy a las {at}" if es else f"today at {at}"
+    if days == 1:
+        return f"mañana a las {at}" if es else f"tomorrow at {at}"
+    return f"el {format_local(start, zone, 'es')}" if es else f"on {format_local(start, zone)}"
+
+
 # GSM 03.38 basic character set (plus the extension table's characters counted as two septets).
 GSM7_BASIC = set(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§"
@@ -126,7 +160,7 @@ _COPY: dict[str, dict[str, Any]] = {
     "en": {
         "appointment_reminder": (
             "Appointment reminder",
-            "Hi {first}, a reminder of your appointment at {clinic} on {when}.",
+            "Hi {first}, a reminder of your appointment at {clinic} {reminder_when}.",
         ),
         "booking_confirmation": (
             "Your appointment is booked",
@@ -149,7 +183,7 @@ _COPY: dict[str, dict[str, Any]] = {
     "es": {
         "appointment_reminder": (
             "Recordatorio de su cita",
-            "Hola {first}, le recordamos su cita en {clinic} el {when}.",
+            "Hola {first}, le recordamos su cita en {clinic} {reminder_when}.",
         ),
         "booking_confirmation": (
             "Su cita está reservada",
@@ -176,8 +210,11 @@ def locale_for(patient: Patient, clinic: Clinic) -> str:
     return patient.locale or clinic.locale or "en"
 
 
-def render(kind: str, *, clinic: Clinic, patient: Patient, appointment: Appointment) -> Message:
-    """Render one message of `kind` for a patient, in their locale and the clinic's time zone."""
+def render(
+    kind: str, *, clinic: Clinic, patient: Patient, appointment: Appointment, send_at: datetime | None = None
+) -> Message:
+    """Render one message of `kind` for a patient, in their locale and the clinic's time zone; a reminder
+    says when relative to its planned send time `send_at` (reminder_when)."""
     locale = locale_for(patient, clinic)
     copy = _COPY.get(locale, _COPY["en"])
     subject, template = copy[kind]
@@ -185,6 +222,7 @@ def render(kind: str, *, clinic: Clinic, patient: Patient, appointment: Appointm
         "first": patient.first_name,
         "clinic": clinic.name,
         "when": format_local(appointment.start, clinic.zone, locale),
+        "reminder_when": reminder_when(appointment.start, send_at, clinic.zone, locale),
         "prep": appointment.prep_instructions,
         "phone": clinic.phone,
     }
@@ -202,12 +240,14 @@ def render(kind: str, *, clinic: Clinic, patient: Patient, appointment: Appointm
 CONFIRMABLE = ("appointment_reminder", "booking_confirmation")
 
 
-def render_sms(kind: str, *, clinic: Clinic, patient: Patient, appointment: Appointment) -> str:
+def render_sms(
+    kind: str, *, clinic: Clinic, patient: Patient, appointment: Appointment, send_at: datetime | None = None
+) -> str:
     """The SMS body: GSM-7 safe, at most 2 segments. A booked appointment's reminder asks for C (the
     inbound-SMS webhook confirms it); once confirmed, its later reminders no longer ask."""
     locale = locale_for(patient, clinic)
     copy = _COPY.get(locale, _COPY["en"])
-    message = render(kind, clinic=clinic, patient=patient, appointment=appointment)
+    message = render(kind, clinic=clinic, patient=patient, appointment=appointment, send_at=send_at)
     body = message.text.replace("\n", " ")
     footer = copy["confirm_footer"] if kind in CONFIRMABLE and appointment.status == "booked" else copy["sms_footer"]
     return fit_segments(gsm7_safe(f"{body} {footer}"))

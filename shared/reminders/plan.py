@@ -18,9 +18,10 @@ Timing rules:
   quiet hours.
 - Overdue when planned (send time already past): still sent, at once or at the end of the current quiet
   hours, while it is useful: before start - 30 min, and (for a reminder) not within an hour of a later
-  reminder of the same appointment, which then says it all; a follow-up up to a day late. Otherwise it
-  is recorded in the ledger as skipped with reason "past", like every other skip: nothing is dropped
-  silently.
+  reminder of the same appointment, which then says it all, also when that one is overdue too and
+  caught up at the same moment (of two reminders overdue at a clinic's first tick, only the later one
+  goes); a follow-up up to a day late. Otherwise it is recorded in the ledger as skipped with reason
+  "past", like every other skip: nothing is dropped silently.
 
 Dedup keys include the appointment's start instant: a rescheduled appointment gets new keys (new
 reminders), while the old ledger docs stay and their tasks are skipped at send time as "moved".
@@ -101,7 +102,14 @@ def plan_reminders(
         timed.append(
             (kind, hours, nominal, shift_out_of_quiet_hours(nominal, clinic.zone, clinic.quiet_hours, not_after=latest))
         )
-    reminder_times = [send_at for kind, _, _, send_at in timed if kind == REMINDER and now <= send_at <= latest]
+    catch_up = catch_up_time(clinic, now, latest)
+    # When each reminder goes out (on time, or caught up now): an overdue one within an hour of a later
+    # reminder (a smaller offset) is covered by it, also when that one is overdue and caught up too.
+    reminder_times = {
+        hours: (send_at if send_at >= now else catch_up)
+        for kind, hours, _, send_at in timed
+        if kind == REMINDER and send_at <= latest
+    }
     planned: list[PlannedMessage] = []
     for kind, hours, nominal, send_at in timed:
         if min(send_at, nominal) >= horizon:
@@ -111,11 +119,14 @@ def plan_reminders(
         elif send_at >= now:
             planned.append(_message(kind, appointment, send_at, hours))
         else:
-            catch_up = catch_up_time(clinic, now, latest)
             covered = (
                 kind == REMINDER
                 and catch_up is not None
-                and any(later - catch_up < LATER_REMINDER_COVERS for later in reminder_times)
+                and any(
+                    later is not None and later - catch_up < LATER_REMINDER_COVERS
+                    for later_hours, later in reminder_times.items()
+                    if later_hours < hours
+                )
             )
             if catch_up is None or covered:
                 planned.append(_message(kind, appointment, send_at, hours, skipped="past"))

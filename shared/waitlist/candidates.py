@@ -10,7 +10,8 @@ patient per offer.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 
 from shared.contract.models import Clinic, Patient
 from shared.messaging.channels import usable_channels
@@ -22,9 +23,14 @@ from shared.waitlist.offers import SlotOffer
 
 def entry_mismatch(entry: Entry, offer: SlotOffer) -> str | None:
     """Why this entry does not ask for this slot, or None when it does."""
-    wanted = entry.entry
     if entry.status != Status.WAITING:
         return f"status_{entry.status}"
+    return slot_mismatch(entry, offer)
+
+
+def slot_mismatch(entry: Entry, offer: SlotOffer) -> str | None:
+    """Why this entry, whatever its status, does not want this slot, or None when it does."""
+    wanted = entry.entry
     if wanted.clinic_id != offer.clinic_id or wanted.service_name != offer.service_name:
         return "other_service"
     if wanted.provider_id is not None and wanted.provider_id != offer.provider_id:
@@ -42,6 +48,7 @@ class PatientFacts:
     busy: Sequence[Busy]
     holds_offer: bool  # another entry of theirs is offered a slot right now
     day_count: DayCount
+    hold_ends_at: datetime | None = None  # when the earliest of the offers they hold closes its window
 
 
 def patient_mismatch(facts: PatientFacts, offer: SlotOffer, clinic: Clinic) -> str | None:
@@ -81,3 +88,36 @@ def pick(
         chosen.append(entry)
         patients.add(entry.patient_id)
     return chosen
+
+
+def hold_ends(
+    waiting: Sequence[Entry],
+    facts: Mapping[str, PatientFacts],
+    held: Sequence[Entry],
+    offer: SlotOffer,
+    clinic: Clinic,
+) -> list[datetime]:
+    """When the candidates kept from this slot only by an offer they hold would be free: the window ends of
+    those offers. `waiting`: entries whose patient failed only for holding another offer (through another
+    entry); `held`: entries offered another slot now that would want this one (the usual case: one entry
+    offered two slots at the same time). The rules are checked again when the slot is looked at next."""
+    ends = []
+    for entry in waiting:
+        patient_facts = facts.get(entry.patient_id)
+        if patient_facts is None or not patient_facts.holds_offer or patient_facts.hold_ends_at is None:
+            continue
+        free = replace(patient_facts, holds_offer=False)
+        if entry_mismatch(entry, offer) is None and patient_mismatch(free, offer, clinic) is None:
+            ends.append(patient_facts.hold_ends_at)
+    for entry in held:
+        if (
+            entry.status == Status.OFFERED
+            and entry.offer_id != offer.id
+            and entry.offer_expires_at is not None
+            and entry.id not in offer.offered_entry_ids
+            and entry.patient_id not in offer.offered_patient_ids
+            and entry.patient_id != offer.source_patient_id
+            and slot_mismatch(entry, offer) is None
+        ):
+            ends.append(entry.offer_expires_at)
+    return ends

@@ -60,7 +60,9 @@ class Claims:
             offer_doc, entry_doc = docs.get(offers_module.path(offer_id)), docs.get(entries_module.path(entry_id))
             offer = SlotOffer.from_doc(offer_doc) if offer_doc else None
             if answer_doc is not None:
-                return ClaimResult(str(answer_doc.get("outcome") or NO_OFFER), offer, replay=True)
+                # Told by the result message first: this answer hears the same, and it is no reuse of a link.
+                told = answer_doc.get("channel") == offers_module.TOLD
+                return ClaimResult(str(answer_doc.get("outcome") or NO_OFFER), offer, replay=not told)
             try:
                 entry = Entry.from_doc(entry_doc) if entry_doc else None
             except InvalidDocument:

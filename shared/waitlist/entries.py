@@ -126,19 +126,28 @@ class WaitlistEntries:
 
     def waiting_for(self, clinic_id: str, service_name: str) -> list[Entry]:
         """The clinic's waiting entries for a service, first come first served (equality filters only)."""
+        return self._for(clinic_id, service_name, Status.WAITING)
+
+    def offered_for(self, clinic_id: str, service_name: str) -> list[Entry]:
+        """The clinic's entries for a service that hold an offer now (equality filters only)."""
+        return self._for(clinic_id, service_name, Status.OFFERED)
+
+    def _for(self, clinic_id: str, service_name: str, status: Status) -> list[Entry]:
         docs = list(
             self.store.query(
                 WAITLIST,
                 where=[
                     ("clinic_id", "==", clinic_id),
                     ("service_name", "==", service_name),
-                    ("status", "==", "waiting"),
+                    ("status", "==", status.value),
                 ],
                 limit=MAX_SCANNED + 1,
             )
         )
         if len(docs) > MAX_SCANNED:
-            log.warning("more waiting entries than one slot reads; the rest wait for the next slot", count=MAX_SCANNED)
+            log.warning(
+                "more entries than one slot reads; the rest are not read", status=status.value, count=MAX_SCANNED
+            )
             docs = docs[:MAX_SCANNED]
         return sorted(self._parse(docs), key=fcfs_key)
 

@@ -5,7 +5,11 @@ Nothing in a task body is trusted beyond its ids: the ledger key is derived agai
 and an offer is sent only if, as read just now, the offer is still open, the entry still holds it inside
 its window, and the patient is still reachable and free at that time. A result is skipped for a patient
 who already has their answer (they replied, or clicked the link) and for a winner who claimed by SMS
-(their reply was the confirmation). SMS offers ask for YES; email offers carry a one-time claim link.
+(their reply was the confirmation). Reading "no answer yet" is not enough, as a YES can be answered between
+that read and the send: a "taken" or "expired" result first records the entry's answer itself
+(shared.waitlist.offers, channel "message", a create), and is sent only if that create was first (or was
+this result's own, on a retry); a YES answered before it wins the create and the result is skipped. SMS
+offers ask for YES; email offers carry a one-time claim link.
 """
 
 from __future__ import annotations
@@ -67,6 +71,7 @@ class WaitlistMessages:
         self.claim_url, self.token_key = claim_url, token_key
         self.clinics = clinics or ClinicCache()
         self.bookings = Bookings(store, clock)
+        self.offers = offers_module.SlotOffers(store, clock)
 
     def _read(self, task: WaitlistOfferTask | WaitlistResultTask) -> _Read:
         """One batched read of everything the decision needs."""
@@ -178,7 +183,7 @@ class WaitlistMessages:
                 return "not_the_winner"
             if offer.claim_channel != "link":
                 return "answered_by_reply"
-        elif read.answer is not None:
+        elif read.answer is not None and read.answer.get("channel") != offers_module.TOLD:
             return "already_answered"
         if patient is None:
             return "patient_missing"
@@ -195,6 +200,10 @@ class WaitlistMessages:
             return self._skip(task, read, reason)
         offer, patient, clinic = read.offer, read.patient, read.clinic
         assert offer is not None and patient is not None
+        if task.outcome != Result.WON:
+            first = self.offers.record_answer(offer.id, task.entry_id, outcome=task.outcome, channel=offers_module.TOLD)
+            if first.by_patient:  # their YES (or click) was answered since the read: the reply told them
+                return self._skip(task, read, "already_answered")
 
         def render_for(channel: str) -> Content:
             if channel == SMS:

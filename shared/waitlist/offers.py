@@ -2,7 +2,10 @@
 (with its subcollection slot_offers/{offer_id}/answers/{entry_id}). Drawn in docs/waitlist.md:
 
     (none) ──open──► open (wave 0) ──advance──► open (wave n+1) ──advance──► …
-                       │                          │
+                       │   ▲  │                   │
+                       │   │  └─wait─► open, waiting (wave n+1, nobody: every candidate holds another
+                       │   │              │        offer; looked at again when a hold ends)
+                       │   └──advance─────┘
                        │                          ├──fill (first claim wins)──► filled
                        └──expire (too soon, no candidates, nobody answered)───► expired
 
@@ -11,7 +14,9 @@ state cannot both win; a write function refuses (InvalidTransition) a transition
 allow, and the caller commits the returned write together with the waitlist entries and appointment it
 belongs with (shared.waitlist.waves, shared.waitlist.claims). An answer marker records that an entry's
 patient answered this offer (YES or the claim link), once: a replayed answer, a second click or a late
-reply never counts twice, and the result message skips patients who already have their answer.
+reply never counts twice, and the result message skips patients who already have their answer. The result
+message records the entry's answer itself (channel "message") before it is sent: whichever is recorded first,
+the patient's answer or the result, is the one that tells them, so nobody is told twice.
 """
 
 from __future__ import annotations
@@ -32,7 +37,9 @@ from shared.platform.store import Create, Doc, Store, Update
 
 COLLECTION = "slot_offers"
 ANSWERS = "answers"
+TOLD = "message"  # an answer's channel when the result message told the patient before they answered
 RETENTION = timedelta(days=90)  # answers' expire_at, for a TTL policy (the offers themselves are kept)
+MAX_WAITING = 50  # waiting offers looked at again when a hold ends; the rest wait for their own timed look
 
 
 class State(StrEnum):
@@ -91,7 +98,8 @@ class SlotOffer:
     previous_wave_entry_ids: tuple[str, ...]  # the wave before it (told "expired" when it lapsed)
     offered_entry_ids: tuple[str, ...]  # every entry offered it so far, in order
     offered_patient_ids: tuple[str, ...]
-    expires_at: datetime | None  # when the current wave's window closes
+    expires_at: datetime | None  # when the current wave's window closes (waiting: when to look again)
+    waiting: bool  # the current wave offers nobody: its candidates hold other offers
     winner_entry_id: str | None
     booked_appointment_id: str | None
     claim_channel: str | None  # "sms" | "link"
@@ -134,6 +142,7 @@ class SlotOffer:
             offered_entry_ids=_ids(data.get("offered_entry_ids")),
             offered_patient_ids=_ids(data.get("offered_patient_ids")),
             expires_at=expires if isinstance(expires, datetime) else None,
+            waiting=data.get("waiting") is True,
             winner_entry_id=data.get("winner_entry_id") if is_doc_id(data.get("winner_entry_id")) else None,
             booked_appointment_id=(
                 data.get("booked_appointment_id") if is_doc_id(data.get("booked_appointment_id")) else None
@@ -159,6 +168,11 @@ class Answer:
     outcome: str
     channel: str
 
+    @property
+    def by_patient(self) -> bool:
+        """The patient answered (YES, the link), rather than a result message telling them first."""
+        return self.channel != TOLD
+
 
 class SlotOffers:
     """Reads of slot_offers and every write of it (returned as writes to commit, or applied alone)."""
@@ -169,6 +183,22 @@ class SlotOffers:
     def read(self, offer_id: str) -> SlotOffer | None:
         doc = self.store.get(path(offer_id)) if is_doc_id(offer_id) else None
         return SlotOffer.from_doc(doc) if doc else None
+
+    def waiting_for(self, clinic_id: str, service_name: str) -> list[SlotOffer]:
+        """The clinic's open offers of a service waiting for a candidate (equality filters only)."""
+        where = [
+            ("clinic_id", "==", clinic_id),
+            ("service_name", "==", service_name),
+            ("status", "==", State.OPEN.value),
+            ("waiting", "==", True),
+        ]
+        found = []
+        for doc in self.store.query(COLLECTION, where=where, limit=MAX_WAITING):
+            try:
+                found.append(SlotOffer.from_doc(doc))
+            except InvalidDocument:
+                continue  # a hand-broken offer: its own wave task reports it
+        return found
 
     def open(
         self,
@@ -232,6 +262,26 @@ class SlotOffers:
                 "offered_entry_ids": [*offer.offered_entry_ids, *entry_ids],
                 "offered_patient_ids": [*offer.offered_patient_ids, *(patient for _, patient in entries)],
                 "expires_at": expires_at,
+                "waiting": False,
+                "updated_at": self.clock.now(),
+            },
+            version=offer.version,
+        )
+
+    def wait_write(self, offer: SlotOffer, *, until: datetime) -> Update:
+        """open (wave n) → open and waiting (wave n+1, offered to nobody) until `until`: no candidate is free now,
+        but one holds another offer, and that hold ends before the slot is too soon. The wave task at `until`
+        (or sooner, when a hold ends) looks again; the lapsed wave's entries go back to waiting in the same commit.
+        """
+        self._guard(offer, "wait")
+        return Update(
+            path(offer.id),
+            {
+                "wave": offer.wave + 1,
+                "wave_entry_ids": [],
+                "previous_wave_entry_ids": list(offer.wave_entry_ids),
+                "expires_at": until,
+                "waiting": True,
                 "updated_at": self.clock.now(),
             },
             version=offer.version,

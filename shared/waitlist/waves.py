@@ -8,9 +8,17 @@ window (scheduled at expires_at on the waitlist queue). Task names come from (of
 (offer, wave), so a repeated advance enqueues nothing twice.
 
 A waitlist_wave task for wave n, when it runs: the offer is at wave n → advance (or expire, when the slot
-starts too soon or nobody is left); at n+1 → finish the side effects of that advance (a crashed run's);
-filled or expired → settle: the current wave's other entries back to waiting, their result messages, the
-won result for a link claim, and the booked appointment's appointment.created event until it is recorded.
+starts too soon or nobody is left; or wait, when nobody is free but a candidate holds another offer whose
+window ends before the slot is too soon: wave n+1 offers nobody and ends a minute after that hold, and
+entries going back to waiting for the same clinic and service make waiting slots look again at once); at
+n+1 → finish the side effects of that advance (a crashed run's); filled or expired → settle: the current
+wave's other entries back to waiting, their result messages, the won result for a link claim, and the
+booked appointment's appointment.created event until it is recorded.
+
+A filled offer's "taken" results wait for the window's end (the wave task; the settle task that follows a win
+comes before it and leaves them): a patient's YES may still be on its way to the inbound webhook when the slot
+fills, and everyone who answers within the window must hear "taken" in the reply only. By the deadline the
+offer itself gave ("Reply YES by …"), the answers sent in time have been answered, and the results skip them.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ from shared.tasks.queue import TaskQueue, TaskSpec, create_all
 from shared.tasks.router import Attempt, Outcome
 from shared.waitlist import caps
 from shared.waitlist.bookings import Bookings
-from shared.waitlist.candidates import PatientFacts, entry_mismatch, pick
+from shared.waitlist.candidates import PatientFacts, entry_mismatch, hold_ends, pick
 from shared.waitlist.caps import OfferCaps
 from shared.waitlist.entries import IN_LIMIT, Entry, WaitlistEntries
 from shared.waitlist.events import AppointmentEvents
@@ -39,6 +47,12 @@ from shared.waitlist.wave_tasks import WaveTask
 
 MAX_WAVE_SIZE = 100  # one advance commits 1 + 3 writes per patient: well inside Firestore's 500
 CAS_ATTEMPTS = 5
+# The wave task is scheduled at the window's end and Cloud Tasks never dispatches early; this much lag of our
+# clock behind Cloud Tasks' still counts as the window's end (else its "taken" results would have no later run).
+WINDOW_END_SKEW = timedelta(seconds=5)
+# A waiting slot looks again this long after the hold it waits for ends (that offer's own wave task, due at the
+# same moment, releases the entry first); a hold that ends sooner (its offer filled) triggers a look at once.
+HOLD_RECHECK = timedelta(minutes=1)
 
 
 def settle_spec(queue: str, offer: SlotOffer) -> TaskSpec:
@@ -101,6 +115,8 @@ class Waves:
                 self._announce(after)
             else:
                 self.settle(after)
+            if offer.wave_entry_ids:  # entries released by this commit may be what a waiting slot waits for
+                self._recheck_waiting(after)
             log.info("waitlist wave ended", offer_id=offer_id, wave=after.wave, outcome=reason)
             return Outcome("done", reason=reason)
         raise RetryableError(f"slot offer {offer_id} kept changing", retry_after_seconds=5, code="offer_contended")
@@ -112,9 +128,16 @@ class Waves:
         close_at = offer.start - timedelta(minutes=clinic.waitlist.min_lead_minutes)
         if now >= close_at:
             return [self.offers.expire_write(offer, "too_soon"), *releases], "expired_too_soon"
-        chosen, counts = self._choose(offer, clinic, now)
+        chosen, counts, held_back = self._choose(offer, clinic, now)
         if not chosen:
-            reason = "no_candidates" if offer.wave == 0 else "unfilled"
+            held = self.entries.offered_for(offer.clinic_id, offer.service_name)
+            ends = held_back + hold_ends([], {}, held, offer, clinic)
+            # Nobody free, but someone holds another offer: look again once that hold is over (its window's end,
+            # or sooner when it ends early), rather than lose the slot; unless it is too soon by then.
+            until = max(min(ends), now) + HOLD_RECHECK if ends else None
+            if until is not None and until < close_at:
+                return [self.offers.wait_write(offer, until=until), *releases], f"wave_{offer.wave + 1}_waiting"
+            reason = "unfilled" if offer.offered_entry_ids else "no_candidates"
             return [self.offers.expire_write(offer, reason), *releases], f"expired_{reason}"
         expires_at = min(now + timedelta(minutes=offer.ttl_minutes), close_at)
         day = local_date(now, clinic.zone)
@@ -134,8 +157,11 @@ class Waves:
                 writes.append(counted)
         return writes, f"wave_{offer.wave + 1}_offered_{len(chosen)}"
 
-    def _choose(self, offer: SlotOffer, clinic: Clinic, now: datetime) -> tuple[list[Entry], dict[str, caps.DayCount]]:
-        """The next wave's entries, first come first served, reading their patients in chunks."""
+    def _choose(
+        self, offer: SlotOffer, clinic: Clinic, now: datetime
+    ) -> tuple[list[Entry], dict[str, caps.DayCount], list[datetime]]:
+        """The next wave's entries, first come first served, reading their patients in chunks; and when the
+        waiting entries kept out only by an offer their patient holds would be free (candidates.hold_ends)."""
         size = min(offer.wave_size, MAX_WAVE_SIZE)
         waiting = [
             entry
@@ -145,6 +171,7 @@ class Waves:
         day = local_date(now, clinic.zone)
         chosen: list[Entry] = []
         counts: dict[str, caps.DayCount] = {}
+        held_back: list[datetime] = []
         for start in range(0, len(waiting), IN_LIMIT):
             if len(chosen) >= size:
                 break
@@ -153,7 +180,8 @@ class Waves:
             counts.update(chunk_counts)
             taken = {entry.patient_id for entry in chosen}
             chosen += pick([e for e in chunk if e.patient_id not in taken], facts, offer, clinic, size - len(chosen))
-        return chosen, counts
+            held_back += hold_ends(chunk, facts, [], offer, clinic)
+        return chosen, counts, held_back
 
     def _facts(
         self, patient_ids: Sequence[str], clinic_id: str, day: date
@@ -161,7 +189,10 @@ class Waves:
         ids = list(dict.fromkeys(patient_ids))
         docs = self.store.get_all([f"{PATIENTS}/{patient_id}" for patient_id in ids])
         busy = self.bookings.busy(ids)
-        holding = {entry.patient_id for entry in self.entries.offered_to(ids)}
+        holding: dict[str, datetime | None] = {}
+        for entry in self.entries.offered_to(ids):
+            ends = [end for end in (holding.get(entry.patient_id), entry.offer_expires_at) if end is not None]
+            holding[entry.patient_id] = min(ends) if ends else None
         counts = self.caps.read([caps.key(clinic_id, patient_id, day) for patient_id in ids])
         facts = {}
         for patient_id in ids:
@@ -177,6 +208,7 @@ class Waves:
                 busy=busy.get(patient_id, []),
                 holds_offer=patient_id in holding,
                 day_count=counts[caps.key(clinic_id, patient_id, day)],
+                hold_ends_at=holding.get(patient_id),
             )
         return facts, counts
 
@@ -219,6 +251,21 @@ class Waves:
         )
         self._enqueue(specs)
 
+    def _recheck_waiting(self, offer: SlotOffer) -> None:
+        """Entries of `offer` went back to waiting: the clinic's slots of that service waiting for a candidate
+        look again now (their wave's task, at once, named apart from the one due at the wave's end)."""
+        specs = [
+            TaskSpec(
+                queue=self.queue,
+                business_key=f"{waiting.id}:recheck:{waiting.wave}",
+                payload=WaveTask(waiting.id, waiting.clinic_id, waiting.wave).to_json(),
+            )
+            for waiting in self.offers.waiting_for(offer.clinic_id, offer.service_name)
+            if waiting.id != offer.id
+        ]
+        if specs:
+            self._enqueue(specs)
+
     def settle(self, offer: SlotOffer) -> None:
         """A filled or expired offer: its current wave's other entries released and told, once."""
         others = [entry_id for entry_id in offer.wave_entry_ids if entry_id != offer.winner_entry_id]
@@ -226,8 +273,13 @@ class Waves:
         if held and self.store.commit([self.entries.release_write(entry, offer.id) for entry in held]) is None:
             for entry in held:  # one of them changed since it was read: release each on its own
                 self.entries.release(entry.id, offer.id)
-        outcome = Result.TAKEN if offer.status == State.FILLED else Result.EXPIRED
-        specs = self._result_specs(offer, others, outcome)
+        if held:
+            self._recheck_waiting(offer)
+        if offer.status == State.FILLED:
+            window_over = offer.expires_at is None or self.clock.now() >= offer.expires_at - WINDOW_END_SKEW
+            specs = self._result_specs(offer, others, Result.TAKEN) if window_over else []
+        else:
+            specs = self._result_specs(offer, others, Result.EXPIRED)
         if offer.status == State.FILLED and offer.claim_channel == "link" and offer.winner_entry_id:
             specs += self._result_specs(offer, [offer.winner_entry_id], Result.WON)
         self._enqueue(specs)

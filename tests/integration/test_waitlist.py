@@ -59,6 +59,8 @@ def test_broadcast_fills_a_slot_from_a_texted_yes_and_the_reminders_follow(live)
     assert appointment_doc["status"] == "booked" and appointment_doc["patient_id"] == second
     assert filled.booked_appointment_id == booked_appointment_id(offer.id)
     assert world.entry_status(second_entry) == "booked"
+    # the others are told at the window's end (answers sent within it may still be on their way)
+    assert world.end_window(filled).status_code == 200
     world.wait_messages(2, contains="has just been taken")
     for loser in (first, third):
         assert len([m for m in world.sms_to(loser) if "has just been taken" in m["body"]]) == 1
@@ -114,6 +116,11 @@ def test_fifty_concurrent_signed_yes_replies_make_exactly_one_booking(live):
     assert sum("booked" in reply for reply in replies) == 1
     assert sum("just been taken" in reply for reply in replies) == 49
     _one_consistent_winner(world, offer.id, [entry for _, entry in pairs])
+    # everyone answered: at the window's end each result is skipped, and nobody gets a "taken" text too
+    assert world.end_window(world.offer(appointment)).status_code == 200
+    assert _eventually(lambda: len(world.ledger(offer_id=offer.id, kind="waitlist_result", state="skipped")) == 49)
+    assert {doc["reason"] for doc in world.ledger(offer_id=offer.id, kind="waitlist_result")} == {"already_answered"}
+    assert [m for patient, _ in pairs for m in world.sms_to(patient) if "taken" in m["body"]] == []
 
 
 def test_fifty_concurrent_claim_link_clicks_make_exactly_one_booking(live):

@@ -356,3 +356,52 @@ def test_task_payload_holds_ids_and_instants_only():
 )
 def test_channel_is_the_preferred_usable_one(fields, expected):
     assert first_channel(patient(**fields), clinic()) == expected
+
+
+@pytest.mark.parametrize(
+    ("start", "now"),
+    [
+        # an ordinary day: 15:00 New York, first tick at 13:30, both reminders overdue
+        (utc(2026, 11, 26, 20, 0), utc(2026, 11, 26, 18, 30)),
+        # spring forward (23-hour day): 15:00 EDT, the 24 h reminder was 14:00 EST the day before
+        (utc(2026, 3, 8, 19, 0), utc(2026, 3, 8, 17, 30)),
+        # fall back (25-hour day): 09:00 EST; the 2 h one left quiet hours at 08:00 EST and is 10 min overdue
+        (utc(2026, 11, 1, 14, 0), utc(2026, 11, 1, 13, 10)),
+    ],
+    ids=["ordinary", "spring_forward", "fall_back"],
+)
+def test_two_overdue_reminders_at_a_first_tick_send_only_the_later_one(start, now):
+    # Both reminders are overdue when first planned: sending both now would send the same news twice,
+    # minutes apart. The later one says it all: the earlier one is recorded as skipped ("past").
+    decisions = plan_reminders(appointment(start), clinic(), now=now, horizon=FAR)
+    assert planned(decisions) == {(REMINDER, 2): now}
+    assert [(d.task.offset_hours, d.skipped) for d in decisions if d.skipped] == [(24, "past")]
+
+
+def test_of_three_overdue_reminders_only_the_latest_goes_out():
+    start = utc(2026, 11, 26, 20, 0)
+    now = utc(2026, 11, 26, 18, 30)
+    decisions = plan_reminders(appointment(start), clinic(offsets=[48, 24, 2]), now=now, horizon=FAR)
+    assert planned(decisions) == {(REMINDER, 2): now}
+    assert sorted(d.task.offset_hours for d in decisions if d.skipped == "past") == [24, 48]
+
+
+def test_an_overdue_reminder_caught_up_in_quiet_hours_yields_to_a_later_overdue_one():
+    # Kolkata, first tick at 06:00 IST on the day of a 10:00 appointment: the 24 h and 5 h reminders are
+    # both overdue and would both leave quiet hours at 08:00; only the 5 h one goes, at 08:00.
+    start = datetime(2026, 11, 26, 10, 0, tzinfo=ZoneInfo("Asia/Kolkata")).astimezone(UTC)
+    now = datetime(2026, 11, 26, 6, 0, tzinfo=ZoneInfo("Asia/Kolkata")).astimezone(UTC)
+    decisions = plan_reminders(appointment(start), clinic("Asia/Kolkata", offsets=[24, 5]), now=now, horizon=FAR)
+    eight = datetime(2026, 11, 26, 8, 0, tzinfo=ZoneInfo("Asia/Kolkata")).astimezone(UTC)
+    assert planned(decisions) == {(REMINDER, 5): eight}
+    assert [(d.task.offset_hours, d.skipped) for d in decisions if d.skipped] == [(24, "past")]
+
+
+def test_only_the_latest_of_overdue_reminders_goes_and_a_reminder_on_time_still_does():
+    # 16:00 New York the day before: the 26 h and 24 h reminders are both overdue and would go now
+    # together; the 24 h one says it all. The 2 h one, 21 hours later, goes on time.
+    start = utc(2026, 11, 26, 20, 0)
+    now = utc(2026, 11, 25, 21, 0)  # 16:00 New York the day before: 26 h and 24 h both overdue
+    decisions = plan_reminders(appointment(start), clinic(offsets=[26, 24, 2]), now=now, horizon=FAR)
+    assert planned(decisions) == {(REMINDER, 24): now, (REMINDER, 2): utc(2026, 11, 26, 18, 0)}
+    assert [(d.task.offset_hours, d.skipped) for d in decisions if d.skipped] == [(26, "past")]

@@ -333,20 +333,31 @@ def test_a_final_callback_that_came_before_the_answer_was_lost_still_lands_once_
 
 def day_before_lost_and_its_twin(world: World):
     """An appointment's 24 h reminder whose request never reached Twilio (answer lost), and its 2 h reminder,
-    which reads the same."""
+    planned as the planner plans them (a day before, and 2 hours before)."""
     appointment = world.appointment(world.patient())
-    day_before = world.task(appointment)
-    key = message_key("appointment_reminder", appointment["id"], appointment["start"], 2)
-    two_hours = world.task(appointment, offset_hours=2, dedup_key=key)
+    start = appointment["start"]
+    day_before = world.task(appointment, send_at=start - timedelta(hours=24))
+    key = message_key("appointment_reminder", appointment["id"], start, 2)
+    two_hours = world.task(appointment, offset_hours=2, dedup_key=key, send_at=start - timedelta(hours=2))
     world.sms.fail_with.append(SendUnconfirmed("sms", "twilio_answer_lost"))  # never reached Twilio
     with pytest.raises(SendUnconfirmed):
         world.messages().deliver(day_before, FIRST_TRY)
     return day_before, two_hours
 
 
-def test_a_lost_answer_is_not_confused_with_another_reminder_reading_the_same(world):
-    # The 24 h and 2 h reminders of one appointment read alike: the 2 h one's message, recorded on its own
-    # ledger doc, is never taken for the 24 h one whose answer was lost and which the provider never got.
+def both_twins_lost(world: World):
+    """As above, and the 2 h reminder's answer lost too, after Twilio took it: (24 h, 2 h, its message)."""
+    day_before, two_hours = day_before_lost_and_its_twin(world)
+    world.sms.accepted_then_lost = 1
+    with pytest.raises(SendUnconfirmed):
+        world.messages().deliver(two_hours, FIRST_TRY)
+    (theirs,) = world.sms.listed
+    return day_before, two_hours, theirs
+
+
+def test_a_lost_answer_is_not_confused_with_the_other_reminder_of_its_appointment(world):
+    # The 2 h reminder's message, recorded on its own ledger doc, is never taken for the 24 h one whose
+    # answer was lost and which the provider never got.
     day_before, two_hours = day_before_lost_and_its_twin(world)
     sent = world.messages().deliver(two_hours, FIRST_TRY)
     assert sent.status == "sent" and len(world.sms.sent) == 1
@@ -355,14 +366,26 @@ def test_a_lost_answer_is_not_confused_with_another_reminder_reading_the_same(wo
     assert again.reason == "" and again.provider_message_id != sent.provider_message_id and len(world.sms.sent) == 2
 
 
+def test_twin_reminders_both_lost_without_callbacks_each_reconcile_onto_their_own_message(world):
+    # Both answers lost and no status callback came (none configured, or lost): only Twilio's message list
+    # can tell. The 2 h reminder's message is there, the 24 h one's is not. Each reminder reads its own
+    # words, so the 24 h one does not take the 2 h one's message (and leave its twin unconfirmed, to be
+    # sent twice): the 24 h one is sent now, the 2 h one finds its own.
+    day_before, two_hours, theirs = both_twins_lost(world)
+    world.clock.advance(seconds=61)
+    again = world.messages().deliver(day_before, attempt(1))
+    assert again.reason == "" and again.provider_message_id != theirs.sid
+    own = world.messages().deliver(two_hours, attempt(1))
+    assert (own.reason, own.provider_message_id) == ("found_at_provider", theirs.sid)
+    assert len(world.sms.listed) == 2
+    bodies = {m.body for m in world.sms.listed}
+    assert len(bodies) == 2 and any("tomorrow at" in body for body in bodies)
+
+
 def test_a_message_a_callback_gave_to_another_ledger_doc_is_never_taken_for_ours(world):
     # Both answers lost; only the 2 h reminder's message reached Twilio, and its status callback says whose it
-    # is. The 24 h one, reading alike, must not claim it: it was never sent, so it is sent now.
-    day_before, two_hours = day_before_lost_and_its_twin(world)
-    world.sms.accepted_then_lost = 1
-    with pytest.raises(SendUnconfirmed):
-        world.messages().deliver(two_hours, FIRST_TRY)
-    (theirs,) = world.sms.listed
+    # is. The 24 h one must not claim it: it was never sent, so it is sent now.
+    day_before, two_hours, theirs = both_twins_lost(world)
     ledger = world.ledger()
     ledger.record_delivery(two_hours.dedup_key, generation=1, message_id=theirs.sid, status="sent", error_code=None)
     world.clock.advance(seconds=61)

@@ -3,6 +3,7 @@ skipped and why, and what the patient reads."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -19,7 +20,7 @@ from shared.messaging.waitlist_tasks import (
     parse_result_task,
 )
 from shared.messaging.waitlist_templates import REPLY_KINDS, offer_email, offer_sms, reply_text, result_sms
-from shared.platform.errors import PermanentError
+from shared.platform.errors import PermanentError, RetryableError
 from shared.waitlist import tokens
 from shared.waitlist.wave_tasks import WaveTask
 from tests.fakes import MemoryStore
@@ -117,7 +118,8 @@ def test_results_go_to_those_who_have_no_answer_yet(scene):
     claims = scene.claims()
     claims.claim(offer.id, winner, channel="sms")
     claims.claim(offer.id, answered, channel="sms")
-    scene.waves().handle(WaveTask(offer.id, scene.clinic_id, 1), ATTEMPT)
+    scene.clock.advance(minutes=30)
+    scene.waves().handle(WaveTask(offer.id, scene.clinic_id, 1), ATTEMPT)  # the window's end
     service = scene.messages()
     outcomes = {
         task["entry_id"]: service.deliver_result(parse_result_task(task), ATTEMPT)
@@ -130,6 +132,83 @@ def test_results_go_to_those_who_have_no_answer_yet(scene):
     )
     (sms,) = scene.sms.sent
     assert "has just been taken" in sms.body and "waitlist" in sms.body
+
+
+def texts_yes(scene: Scene, entry_id: str):
+    """The patient of `entry_id` texts YES (the inbound webhook, as Twilio calls it)."""
+    phone = scene.doc(f"patients/{scene.doc(f'waitlist/{entry_id}')['patient_id']}")["phone"]
+    form = {"MessageSid": "SM" + uuid.uuid4().hex, "From": phone, "To": CLINIC["sms_from"], "Body": "YES"}
+    return scene.conversations().handle(form)
+
+
+def texts_to(scene: Scene, entry_id: str) -> list[str]:
+    phone = scene.doc(f"patients/{scene.doc(f'waitlist/{entry_id}')['patient_id']}")["phone"]
+    return [m.body for m in scene.sms.sent if m.to == phone]
+
+
+def taken_at_the_windows_end(scene: Scene):
+    """Two offered, the first wins by SMS, the window ends: (offer, the other entry, its "taken" result task)."""
+    offer, (winner, other) = offered(scene, 2)
+    scene.claims().claim(offer.id, winner, channel="sms")
+    scene.clock.advance(minutes=31)
+    scene.waves().handle(WaveTask(offer.id, scene.clinic_id, 1), ATTEMPT)  # the window's end
+    (task,) = [parse_result_task(t) for t in scene.tasks("waitlist_result") if t["entry_id"] == other]
+    return offer, other, task
+
+
+def test_a_yes_recorded_while_its_taken_result_is_being_sent_gets_only_the_reply(scene):
+    # The race: the result task has read "no answer yet" when the patient's YES is answered ("taken");
+    # the result must then not go out as well. Whichever records the entry's answer first tells the patient.
+    offer, racer, task = taken_at_the_windows_end(scene)
+    replies = []
+    scene.store.after_read = lambda: replies.append(texts_yes(scene, racer))  # right after the task's read
+    outcome = scene.messages().deliver_result(task, ATTEMPT)
+    (reply,) = replies
+    assert reply.outcome == "taken" and "has just been taken" in (reply.text or "")
+    assert (outcome.status, outcome.reason) == ("skipped", "already_answered")
+    assert texts_to(scene, racer) == []
+
+
+def test_a_result_sent_first_is_the_answer_a_later_yes_replays(scene):
+    # The other order: the result told the patient first; a YES after it hears the same outcome again and
+    # records nothing new (the link would still show "taken", never "already used").
+    offer, late, task = taken_at_the_windows_end(scene)
+    assert scene.messages().deliver_result(task, ATTEMPT).status == "sent"
+    claim = scene.claims().claim(offer.id, late, channel="link")
+    assert (claim.outcome, claim.replay) == ("taken", False)
+    assert scene.doc(f"slot_offers/{offer.id}/answers/{late}")["channel"] == "message"
+    assert len(texts_to(scene, late)) == 1
+
+
+def test_a_result_retried_after_recording_its_answer_is_still_sent(scene):
+    # its own "message" answer is no patient's: a transient send failure's retry sends it
+    offer, silent, task = taken_at_the_windows_end(scene)
+    scene.sms.fail_with.append(RetryableError("twilio 503", code="twilio_unavailable"))
+    with pytest.raises(RetryableError):
+        scene.messages().deliver_result(task, ATTEMPT)
+    assert scene.messages().deliver_result(task, ATTEMPT).status == "sent"
+    assert len(texts_to(scene, silent)) == 1
+
+
+def test_taken_is_texted_only_at_the_windows_end_so_whoever_answers_in_it_hears_it_only_in_the_reply(scene):
+    # 50 patients answer at once; the slot fills with the first, and some YES are still on their way to the
+    # webhook when the settle runs. The "taken" text waits for the window's end (the offer's own deadline),
+    # by which every answer sent within the window has been answered in its reply.
+    offer, (winner, in_flight, silent) = offered(scene, 3)
+    scene.claims().claim(offer.id, winner, channel="sms")
+    scene.waves().handle(WaveTask(offer.id, scene.clinic_id, 1), ATTEMPT)  # the settle right after the win
+    assert scene.tasks("waitlist_result") == []
+    assert scene.doc(f"waitlist/{silent}")["status"] == "waiting"  # released at once, free for other offers
+    reply = texts_yes(scene, in_flight)
+    assert reply.outcome == "taken"
+    scene.clock.advance(minutes=30)
+    scene.waves().handle(WaveTask(offer.id, scene.clinic_id, 1), ATTEMPT)  # the window's end
+    service = scene.messages()
+    for task in scene.tasks("waitlist_result"):
+        service.deliver_result(parse_result_task(task), ATTEMPT)
+    assert texts_to(scene, in_flight) == [] and texts_to(scene, winner) == []
+    (told,) = texts_to(scene, silent)
+    assert "has just been taken" in told
 
 
 def test_a_link_winner_gets_a_confirmation_an_sms_winner_does_not(scene):

@@ -90,6 +90,86 @@ def test_a_slot_with_no_candidates_expires_at_once(scene):
     assert scene.queue.created == []
 
 
+def two_slots_one_candidate(scene: Scene):
+    """One waiting patient, two cancelled slots at the same time: the first is offered to them, the second
+    finds its only candidate holding the first. Returns (entry, first offer, second offer)."""
+    entry = scene.entry(scene.patient())
+    first = scene.cancelled()
+    scene.open(first)
+    second = scene.cancelled(start=scene.doc(f"appointments/{first}")["start"])
+    scene.open(second)
+    return entry, scene.offer_of(first), scene.offer_of(second)
+
+
+def test_a_slot_whose_only_candidate_holds_another_offer_waits_for_that_hold_to_end(scene):
+    entry, first, second = two_slots_one_candidate(scene)
+    assert first.wave_entry_ids == (entry,) and first.expires_at is not None
+    assert second.status == "open" and second.wave_entry_ids == ()  # waiting, not expired
+    assert scene.doc(f"slot_offers/{second.id}")["waiting"] is True
+    assert second.expires_at is not None and first.expires_at < second.expires_at <= first.expires_at + timedelta(
+        minutes=2
+    )
+    (recheck,) = [
+        s for s in scene.queue.created if s.payload == WaveTask(second.id, scene.clinic_id, second.wave).to_json()
+    ]
+    assert recheck.schedule_time == second.expires_at
+
+
+def test_when_the_other_offer_lapses_the_waiting_slot_is_offered_to_the_freed_candidate(scene):
+    entry, first, second = two_slots_one_candidate(scene)
+    waves = scene.waves()
+    scene.clock.instant = first.expires_at
+    assert waves.handle(WaveTask(first.id, scene.clinic_id, 1), ATTEMPT).reason == "expired_unfilled"
+    assert scene.doc(f"waitlist/{entry}")["status"] == "waiting"
+    scene.clock.instant = second.expires_at
+    waves.handle(WaveTask(second.id, scene.clinic_id, second.wave), ATTEMPT)
+    again = scene.offer_by_id(second.id)
+    assert again.status == "open" and again.wave_entry_ids == (entry,)
+    assert scene.doc(f"waitlist/{entry}")["offer_id"] == second.id
+    assert scene.doc(f"slot_offers/{second.id}")["waiting"] is False
+    assert [t["offer_id"] for t in scene.tasks("waitlist_offer")] == [first.id, second.id]
+
+
+def test_when_the_other_offer_fills_with_someone_else_the_waiting_slot_is_rechecked_at_once(scene):
+    freed, rival = scene.entry(scene.patient()), scene.entry(scene.patient())
+    first = scene.cancelled()
+    scene.open(first)  # offered to both
+    second = scene.cancelled(start=scene.doc(f"appointments/{first}")["start"])
+    scene.open(second)  # both hold the first: waiting
+    waiting = scene.offer_of(second)
+    assert waiting.status == "open" and waiting.wave_entry_ids == ()
+    offer = scene.offer_of(first)
+    assert scene.claims().claim(offer.id, rival, channel="sms").outcome == "won"
+    waves = scene.waves()
+    waves.handle(WaveTask(offer.id, scene.clinic_id, 1), ATTEMPT)  # the settle after the win releases `freed`
+    now = WaveTask(waiting.id, scene.clinic_id, waiting.wave).to_json()
+    assert [s.schedule_time for s in scene.queue.created if s.payload == now] == [waiting.expires_at, None]
+    waves.handle(WaveTask(waiting.id, scene.clinic_id, waiting.wave), ATTEMPT)  # that task, at once
+    assert scene.offer_of(second).wave_entry_ids == (freed,)  # the rival is booked at that time
+
+
+def test_a_waiting_slot_expires_when_its_candidate_books_the_other_one(scene):
+    entry, first, second = two_slots_one_candidate(scene)
+    assert scene.claims().claim(first.id, entry, channel="sms").outcome == "won"
+    scene.waves().handle(WaveTask(first.id, scene.clinic_id, 1), ATTEMPT)
+    scene.clock.instant = second.expires_at
+    scene.waves().handle(WaveTask(second.id, scene.clinic_id, second.wave), ATTEMPT)
+    after = scene.offer_by_id(second.id)
+    assert after.status == "expired" and scene.doc(f"slot_offers/{second.id}")["expired_reason"] == "no_candidates"
+
+
+def test_a_waiting_slot_never_waits_past_its_last_useful_moment(scene):
+    # the other offer's window runs to the first slot's closing time: the wait ends then, and so does the slot
+    entry, first, second = two_slots_one_candidate(scene)
+    scene.clock.instant = first.expires_at
+    scene.waves().handle(WaveTask(first.id, scene.clinic_id, 1), ATTEMPT)
+    scene.entry(scene.patient(), service_name="Botox")
+    scene.store.update(f"waitlist/{entry}", {"status": "removed"})
+    scene.clock.instant = second.expires_at
+    scene.waves().handle(WaveTask(second.id, scene.clinic_id, second.wave), ATTEMPT)
+    assert scene.offer_by_id(second.id).status == "expired"
+
+
 @pytest.mark.parametrize(
     ("start", "reason"), [(timedelta(hours=1), "too_soon"), (timedelta(hours=-1), "past")], ids=["soon", "past"]
 )
@@ -197,11 +277,16 @@ def test_a_filled_offer_is_settled_once_others_released_and_told_and_the_booking
     assert scene.claims().claim(offer.id, entries[1], channel="link").outcome == "won"
     filled = scene.offer_of(appointment)
     waves = scene.waves()
-    for _ in range(2):
-        assert waves.handle(WaveTask(offer.id, scene.clinic_id, 1), ATTEMPT).reason == "settled_filled"
+    assert waves.handle(WaveTask(offer.id, scene.clinic_id, 1), ATTEMPT).reason == "settled_filled"  # the settle
     assert entries_of(scene) == {entries[0]: "waiting", entries[1]: "booked", entries[2]: "waiting"}
     results = {t["entry_id"]: t["outcome"] for t in scene.tasks("waitlist_result")}
+    assert results == {entries[1]: "won"}  # "taken" waits for the window's end: answers may be on their way
+    scene.clock.advance(minutes=30)
+    for _ in range(2):  # the window's end, delivered twice
+        assert waves.handle(WaveTask(offer.id, scene.clinic_id, 1), ATTEMPT).reason == "settled_filled"
+    results = {t["entry_id"]: t["outcome"] for t in scene.tasks("waitlist_result")}
     assert results == {entries[0]: "taken", entries[2]: "taken", entries[1]: "won"}
+    assert len(scene.tasks("waitlist_result")) == 3
     assert scene.events.published == [filled.booked_appointment_id]  # inline once; settle sees it marked
     settles = [s for s in scene.queue.created if s.business_key == f"{offer.id}:settle"]
     assert len(settles) == 1
