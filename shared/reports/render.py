@@ -16,6 +16,8 @@ from datetime import date
 from html import escape
 from typing import Any
 
+from shared.reports.report_docs import report_id
+
 BAR_COLOUR = "#2f6fde"  # the bars' colour (tests/integration/test_reports_email.py looks for it)
 BAR_TRACK = "#e8edf5"
 TEXT_BAR_WIDTH = 30
@@ -115,8 +117,25 @@ def _signed(key: str, change: Any) -> str:
 def bars(metrics: dict[str, Any], period: str) -> tuple[str, list[tuple[str, int]]]:
     """The visual's title and (label, value) rows: per day for a week, per provider for a day."""
     if period == "weekly":
-        return "Appointments per day", [(day_label(d["date"]), int(d["appointments"])) for d in metrics["days"]]
-    return "Appointments per provider", [(p["name"], int(p["appointments"])) for p in metrics["providers"]]
+        title, rows = "Appointments per day", [(day_label(d["date"]), int(d["appointments"])) for d in metrics["days"]]
+    else:
+        title, rows = "Appointments per provider", [(p["name"], int(p["appointments"])) for p in metrics["providers"]]
+    cancelled = metrics["appointments"].get("cancelled") or 0
+    return (f"{title} (not counting {cancelled} cancelled)" if cancelled else title), rows
+
+
+def unreadable_notice(report: dict[str, Any]) -> str | None:
+    """What the email says of the records left out of every figure, and where an operator finds them."""
+    count = report["metrics"].get("invalid_documents") or 0
+    if not count:
+        return None
+    doc_id = report_id(str(report.get("clinic_id")), str(report.get("period")), str(report.get("start_date")))
+    records = "record" if count == 1 else "records"
+    return (
+        f"{count} {records} could not be read and {'is' if count == 1 else 'are'} left out of every figure above. "
+        f"Your operator finds them, by id and field to fix, under invalid_listed in the Firestore document "
+        f'reports/{doc_id} (or in the report-builder log lines "left out of the report").'
+    )
 
 
 def report_email(report: dict[str, Any], clinic_name: str) -> Email:
@@ -137,6 +156,9 @@ def report_text(report: dict[str, Any], clinic_name: str) -> str:
     lines = [f"{clinic_name} - {report['period']} report", period_label(report), ""]
     if metrics.get("empty"):
         lines += ["No appointments in this period.", ""]
+    notice = unreadable_notice(report)
+    if notice:
+        lines += [notice, ""]
     lines += [
         f"Appointments: {number(counts['total'])}",
         *(f"  {label}: {number(counts[key])}" for key, label in STATUSES),
@@ -274,6 +296,12 @@ def report_html(report: dict[str, Any], clinic_name: str) -> str:
         parts.append(
             f'<p style="{FONT}font-size:14px;color:#1f2933;background-color:#fff7e0;padding:10px;margin:8px 0;">'
             "No appointments in this period.</p>"
+        )
+    notice = unreadable_notice(report)
+    if notice:
+        parts.append(
+            f'<p style="{FONT}font-size:13px;color:#1f2933;background-color:#fdecea;padding:10px;margin:8px 0;">'
+            f"{escape(notice)}</p>"
         )
     title, rows = bars(metrics, report["period"])
     parts += [_heading(title), _bar_rows(rows)]

@@ -233,6 +233,7 @@ def expected(seed: Seed, clinic: str, zone: ZoneInfo, first: date, last: date, w
             1 for f in seed.docs["failed_tasks"].values() if f["clinic_id"] == clinic and f["status"] == "open"
         ),
         "invalid_documents": 0,
+        "invalid_listed": [],
         "empty": total == 0,
     }
     if weekly:

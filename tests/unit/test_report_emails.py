@@ -200,3 +200,20 @@ def test_task_bodies_carry_ids_period_and_date_only_and_parse_strictly():
         assert raised.value.code == "bad_payload", bad
     assert task.recipient_key("A@x.example.com") == task.recipient_key(" a@x.example.com")
     assert task.recipient_key("a@x.example.com") != task.recipient_key("b@x.example.com")
+
+
+def test_the_email_says_how_many_records_were_left_out_and_where_an_operator_finds_them(world):
+    store, email, service = world
+    start = datetime(2026, 3, 5, 15, tzinfo=UTC)
+    broken = {"clinic_id": "c1", "start": start, "end": start.replace(hour=14), "status": "completed"}
+    store.seed("appointments/broken-1", {**broken, "price_cents": 500})
+    store.seed("appointments/broken-2", {**broken, "end": start.replace(hour=16), "price_cents": "5.00"})
+    service.deliver_report(weekly(store), FIRST)
+    message = email.sent[0]
+    assert "Appointments: 3" in message.text  # the two broken ones are in no figure
+    where = "reports/c1_weekly_2026-03-02"
+    assert "2 records could not be read and are left out of every figure" in message.text and where in message.text
+    assert "2 records could not be read" in message.html and where in message.html
+    assert "broken-1" not in message.text  # the ids are on the report doc, for the operator
+    listed = store.docs("reports")["c1_weekly_2026-03-02"]["metrics"]["invalid_listed"]
+    assert sorted(item["doc_id"] for item in listed) == ["broken-1", "broken-2"]
