@@ -41,6 +41,9 @@ CHANGE_LABELS = {
     "slots_filled": "Slots filled",
 }
 CSV_HEADER = ("section", "item", "metric", "value")
+# Gmail clips a message past ~102 KB: the email names the busiest providers and sums the rest in one row;
+# every provider's figures are in the CSV attachment.
+TOP_PROVIDERS = 15
 FONT = "font-family:Arial,Helvetica,sans-serif;"
 
 
@@ -114,12 +117,31 @@ def _signed(key: str, change: Any) -> str:
 # ----------------------------------------------------------------------------------------- the report
 
 
+def shown_providers(providers: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str | None]:
+    """The provider rows the email shows, and a note when there are more than TOP_PROVIDERS: then the busiest
+    (by appointments, then revenue), and one row summing the others, so every total still adds up."""
+    if len(providers) <= TOP_PROVIDERS:
+        return providers, None
+    ranked = sorted(providers, key=lambda p: (-int(p["appointments"]), -int(p["revenue_cents"]), str(p["name"])))
+    top, rest = ranked[:TOP_PROVIDERS], ranked[TOP_PROVIDERS:]
+    others = {
+        "provider_id": None,
+        "name": f"{len(rest)} other providers",
+        "appointments": sum(int(p["appointments"]) for p in rest),
+        "booked_hours": round(sum(float(p["booked_hours"]) for p in rest), 2),
+        "revenue_cents": sum(int(p["revenue_cents"]) for p in rest),
+    }
+    note = f"the {TOP_PROVIDERS} busiest providers, the other {len(rest)} summed in one row; all are in the CSV"
+    return [*top, others], note
+
+
 def bars(metrics: dict[str, Any], period: str) -> tuple[str, list[tuple[str, int]]]:
     """The visual's title and (label, value) rows: per day for a week, per provider for a day."""
     if period == "weekly":
         title, rows = "Appointments per day", [(day_label(d["date"]), int(d["appointments"])) for d in metrics["days"]]
     else:
-        title, rows = "Appointments per provider", [(p["name"], int(p["appointments"])) for p in metrics["providers"]]
+        providers, _ = shown_providers(metrics["providers"])
+        title, rows = "Appointments per provider", [(p["name"], int(p["appointments"])) for p in providers]
     cancelled = metrics["appointments"].get("cancelled") or 0
     return (f"{title} (not counting {cancelled} cancelled)" if cancelled else title), rows
 
@@ -176,10 +198,11 @@ def report_text(report: dict[str, Any], clinic_name: str) -> str:
         lines.append(f"  {label[:24]:<24} {'#' * width:<{TEXT_BAR_WIDTH}} {value}")
     if not rows:
         lines.append("  (none)")
-    lines += ["", "Providers (appointments, booked hours, completed revenue)"]
+    providers, more = shown_providers(metrics["providers"])
+    lines += ["", "Providers (appointments, booked hours, completed revenue)" + (f": {more}" if more else "")]
     lines += [
         f"  {p['name']}: {number(p['appointments'])}, {number(p['booked_hours'])} h, {money(p['revenue_cents'])}"
-        for p in metrics["providers"]
+        for p in providers
     ] or ["  (none)"]
     lines += ["", "Messages (sent / delivered / failed)"]
     for section in ("reminders", "confirmations"):
@@ -279,9 +302,16 @@ def _kpis(items: list[tuple[str, str]]) -> str:
     )
 
 
+def _note(text: str | None) -> str:
+    if not text:
+        return ""
+    return f'<p style="{FONT}font-size:12px;color:#6b7280;margin:0 0 8px 0;">{escape(text[:1].upper() + text[1:])}.</p>'
+
+
 def report_html(report: dict[str, Any], clinic_name: str) -> str:
     metrics = report["metrics"]
     counts = metrics["appointments"]
+    providers, more = shown_providers(metrics["providers"])
     parts = [
         _kpis(
             [
@@ -313,11 +343,12 @@ def report_html(report: dict[str, Any], clinic_name: str) -> str:
             + [["New bookings made", number(metrics["new_bookings"])]],
         ),
         _heading("Providers"),
+        _note(more),
         _table(
             ["Provider", "Appointments", "Booked hours", "Completed revenue"],
             [
                 [p["name"], number(p["appointments"]), number(p["booked_hours"]), money(p["revenue_cents"])]
-                for p in metrics["providers"]
+                for p in providers
             ]
             or [["(none)", "-", "-", "-"]],
         ),

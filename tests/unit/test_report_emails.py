@@ -7,6 +7,7 @@ import csv
 import io
 import json
 from datetime import date, datetime, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -21,6 +22,8 @@ from shared.reports import render
 from shared.reports.builder import ReportBuilder
 from shared.reports.emails import StaffEmails
 from shared.reports.inventory import InventoryCheck
+from shared.reports.metrics import MetricsReader
+from shared.reports.periods import period_of
 from shared.tasks.router import Attempt
 from tests.fakes import FixedClock, MemoryStore, RecordingEmail, RecordingQueue, RecordingSms
 
@@ -217,3 +220,38 @@ def test_the_email_says_how_many_records_were_left_out_and_where_an_operator_fin
     assert "broken-1" not in message.text  # the ids are on the report doc, for the operator
     listed = store.docs("reports")["c1_weekly_2026-03-02"]["metrics"]["invalid_listed"]
     assert sorted(item["doc_id"] for item in listed) == ["broken-1", "broken-2"]
+
+
+def test_a_205_provider_day_fits_under_gmails_clipping_and_the_csv_keeps_every_provider():
+    store = MemoryStore()
+    start = datetime(2026, 3, 4, 15, tzinfo=UTC)
+    for n in range(205):
+        for k in range(1 + n % 3):
+            store.seed(
+                f"appointments/a{n}-{k}",
+                {
+                    "clinic_id": "c1",
+                    "start": start,
+                    "end": start.replace(minute=45),
+                    "status": "completed",
+                    "price_cents": 12345,
+                    "provider_id": f"prov-{n:03d}",
+                    "provider_name": f"Dr. Provider Number {n:03d}",
+                },
+            )
+    period = period_of("daily", date(2026, 3, 4), ZoneInfo("America/New_York"))
+    metrics = MetricsReader(store).build("c1", period)
+    report = {"clinic_id": "c1", "period": "daily", "start_date": "2026-03-04", "end_date": "2026-03-04"}
+    message = render.report_email({**report, "metrics": metrics}, "Glow")
+    assert len(message.html.encode()) < 100_000
+    assert "Dr. Provider Number 002" in message.html  # the busiest have 3 appointments: 002, 005, 008…
+    assert "Dr. Provider Number 203" not in message.html and "Dr. Provider Number 203" not in message.text
+    others = f"{205 - render.TOP_PROVIDERS} other providers"
+    assert others in message.html and others in message.text
+    assert "all are in the CSV" in message.html
+    shown, _ = render.shown_providers(metrics["providers"])
+    assert sum(p["appointments"] for p in shown) == metrics["appointments"]["total"]
+    assert sum(p["revenue_cents"] for p in shown) == metrics["revenue_cents"]
+    ((_, _, content),) = message.attachments
+    rows = list(csv.DictReader(io.StringIO(content.decode())))
+    assert len({r["item"] for r in rows if r["section"] == "provider"}) == 205
