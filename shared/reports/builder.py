@@ -71,7 +71,8 @@ class ReportBuilder:
                 report.ids.append(doc_id)
                 if not email:
                     return report
-                if not clinic.manager_emails:
+                skipped = report.skipped_addresses(clinic, "manager_emails")
+                if not clinic.manager_emails and not skipped:
                     report.counts["no_managers"] += 1
                     return report
                 task = ReportEmailTask(clinic_id=clinic.id, period=period.kind.value, date=period.start_date)

@@ -69,7 +69,8 @@ class InventoryCheck:
             )
             report.counts["drafts_created" if created else "drafts_already_there"] += 1
             report.ids.append(doc_id)
-            if not clinic.inventory_emails:
+            skipped = report.skipped_addresses(clinic, "inventory_emails")
+            if not clinic.inventory_emails and not skipped:
                 report.counts["no_inventory_contacts"] += 1
                 return report
             task = InventoryAlertTask(clinic_id=clinic.id, date=day)

@@ -44,6 +44,20 @@ class RunReport:
             error_code=exc.code,
         )
 
+    def skipped_addresses(self, clinic: Clinic, name: str) -> int:
+        """A staff address list's bad entries (masked): logged and counted here, failed_tasks via the email task."""
+        skipped = clinic.problems_of(name)
+        for problem in skipped:
+            log.warning(
+                "staff address skipped; the others are emailed and the email task records it in failed_tasks",
+                clinic_id=clinic.id,
+                field=problem.field,
+                problem=problem.problem,
+                error_code="invalid_recipient",
+            )
+        self.problems["invalid_recipient"] += len(skipped)
+        return len(skipped)
+
     def merge(self, other: RunReport) -> None:
         self.counts.update(other.counts)
         self.problems.update(other.problems)

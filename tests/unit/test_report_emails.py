@@ -24,7 +24,8 @@ from shared.reports.emails import StaffEmails
 from shared.reports.inventory import InventoryCheck
 from shared.reports.metrics import MetricsReader
 from shared.reports.periods import period_of
-from shared.tasks.router import Attempt
+from shared.tasks.failed_tasks import FailedTasks
+from shared.tasks.router import Attempt, TaskRouter, TaskType
 from tests.fakes import FixedClock, MemoryStore, RecordingEmail, RecordingQueue, RecordingSms
 
 UTC = timezone.utc
@@ -255,3 +256,59 @@ def test_a_205_provider_day_fits_under_gmails_clipping_and_the_csv_keeps_every_p
     ((_, _, content),) = message.attachments
     rows = list(csv.DictReader(io.StringIO(content.decode())))
     assert len({r["item"] for r in rows if r["section"] == "provider"}) == 205
+
+
+class _Trusting:
+    def verify(self, headers: object) -> dict[str, str]:
+        return {"email": "tasks@test"}
+
+
+def test_a_malformed_manager_address_is_skipped_recorded_masked_in_failed_tasks_and_the_rest_get_the_report(
+    world, capsys
+):
+    store, email, service = world
+    clinic = store.doc("clinics/c1")
+    store.seed("clinics/c1", {**clinic, "manager_emails": [MANAGERS[0], "jane.doe@glow", MANAGERS[1]]})
+    queue = RecordingQueue()
+    summary = ReportBuilder(store, queue, "reports").run_tick(ReportTick("weekly", clinic_id="c1"), now=NOW).summary()
+    assert summary["reports"] == 1 and summary["emails_queued"] == 1
+    assert summary["problems"] == {"invalid_recipient": 1}
+    assert "manager_emails[1]" in (out := capsys.readouterr().out) and "***@glow" in out
+    router = TaskRouter(
+        authenticator=_Trusting(),
+        failures=FailedTasks(store, FixedClock(NOW)),
+        max_attempts=8,
+        types={
+            "report_email": TaskType(
+                name="report_email",
+                parse=parse_report_email_task,
+                handle=service.deliver_report,
+                queue="reports",
+                fields=ReportEmailTask.FIELDS,
+            )
+        },
+    )
+    (spec,) = queue.created
+    status = router.handle({}, json.dumps(spec.payload).encode())[1]
+    assert status == 200  # permanent: recorded, not retried
+    assert sorted(m.to for m in email.sent) == MANAGERS
+    (record,) = store.docs("failed_tasks").values()
+    assert (record["error_code"], record["clinic_id"], record["status"]) == ("invalid_recipient", "c1", "open")
+    assert "manager_emails[1]" in record["error"] and "***@glow" in record["error"]
+    assert "jane.doe" not in json.dumps(record, default=str) and "jane.doe" not in capsys.readouterr().out
+    task = parse_report_email_task(spec.payload)
+    assert service.reopen(service.report_keys(task)) == "reopened"  # a retry, still unfixed, records it again
+    store.seed("clinics/c1", {**clinic, "manager_emails": [*MANAGERS, "jane.doe@glow.example.com"]})
+    assert service.deliver_report(task, FIRST).status == "sent"  # fixed: the retry sends to that address alone
+    assert sorted(m.to for m in email.sent) == sorted([*MANAGERS, "jane.doe@glow.example.com"])
+
+
+def test_only_malformed_addresses_still_queue_the_task_so_the_failure_is_recorded(world):
+    store, email, service = world
+    store.seed("clinics/c1", {**store.doc("clinics/c1"), "manager_emails": "boss at glow"})
+    queue = RecordingQueue()
+    ReportBuilder(store, queue, "reports").run_tick(ReportTick("weekly", clinic_id="c1"), now=NOW)
+    assert len(queue.created) == 1
+    with pytest.raises(PermanentError) as raised:
+        service.deliver_report(ReportEmailTask("c1", "weekly", date(2026, 3, 2)), FIRST)
+    assert raised.value.code == "invalid_recipient" and email.sent == []
