@@ -23,6 +23,7 @@ E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 MESSAGING_SERVICE_SID = re.compile(r"^MG[0-9a-fA-F]{32}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 LOCALES = ("en", "es")
+CURRENCY = re.compile(r"[A-Z]{3}")  # an ISO 4217 code; how each is written: shared/reports/money.py
 APPOINTMENT_STATUSES = ("booked", "confirmed", "cancelled", "completed", "no_show")
 WAITLIST_STATUSES = ("waiting", "offered", "booked", "removed")
 CHANNELS = ("sms", "email")
@@ -194,7 +195,8 @@ class Clinic:
     waitlist: WaitlistPolicy = field(default_factory=WaitlistPolicy)
     # Reserved for `python -m ops smoke`: SMS only with Twilio's test credentials, email in SendGrid's sandbox mode.
     smoke_test: bool = False
-    # Fields skipped rather than refused (a bad staff address): the reports' email task records them.
+    currency: str | None = "USD"  # ISO 4217; None when the clinic's setting is not a code (noted in problems)
+    # Fields skipped rather than refused (a bad staff address, currency): the reports record them.
     problems: tuple[FieldProblem, ...] = ()
 
     def problems_of(self, name: str) -> list[FieldProblem]:
@@ -219,6 +221,12 @@ class Clinic:
         problems: list[FieldProblem] = []
         managers = _emails(r, "manager_emails", problems)
         inventory = _emails(r, "inventory_emails", problems)
+        currency = r.raw("currency", required=False)
+        if currency is None:
+            currency = "USD"
+        elif not isinstance(currency, str) or not CURRENCY.fullmatch(currency):
+            problems.append(FieldProblem("currency", "is not an ISO 4217 code such as USD or EUR"))
+            currency = None
         offsets = r.raw("reminder_offsets_hours", required=False)
         if offsets is None:
             offsets = [24, 2]
@@ -253,6 +261,7 @@ class Clinic:
                 min_lead_minutes=waitlist_reader.integer("min_lead_minutes", default=120, minimum=0),
             ),
             smoke_test=r.flag("smoke_test"),
+            currency=currency,
             problems=tuple(problems),
         )
 

@@ -65,13 +65,22 @@ class ReportBuilder:
             with log.bound(clinic_id=clinic.id, period=period.kind.value, start_date=period.start_date):
                 metrics = MetricsReader(self.store).build(clinic.id, period)
                 recipients = [mask_email(address) for address in clinic.manager_emails] if email else []
-                doc_id = Reports(self.store).save(clinic.id, period, metrics, generated_at=now, emailed_to=recipients)
+                report.skipped_fields(clinic, "currency", code="invalid_setting")
+                doc_id = Reports(self.store).save(
+                    clinic.id,
+                    period,
+                    metrics,
+                    generated_at=now,
+                    emailed_to=recipients,
+                    currency=clinic.currency,
+                    locale=clinic.locale,
+                )
                 report.counts["reports"] += 1
                 report.counts["empty_reports"] += bool(metrics["empty"])
                 report.ids.append(doc_id)
                 if not email:
                     return report
-                skipped = report.skipped_addresses(clinic, "manager_emails")
+                skipped = report.skipped_fields(clinic, "manager_emails")
                 if not clinic.manager_emails and not skipped:
                     report.counts["no_managers"] += 1
                     return report

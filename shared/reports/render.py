@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from html import escape
 from typing import Any
 
+from shared.reports.money import DEFAULT_CURRENCY, format_money
 from shared.reports.report_docs import report_id
 
 BAR_COLOUR = "#2f6fde"  # the bars' colour (tests/integration/test_reports_email.py looks for it)
@@ -58,13 +60,21 @@ class Email:
 # --------------------------------------------------------------------------------------------- format
 
 
-def money(cents: Any) -> str:
-    """Minor units → "1,234.50" (the clinic's currency, whichever it is)."""
-    if not isinstance(cents, int):
+Money = Callable[[Any], str]
+
+
+def money_of(report: dict[str, Any]) -> Money:
+    """Minor units → an amount in the report's currency and locale ("$1,234.50", "1234,50 €")."""
+    currency, locale = report.get("currency", DEFAULT_CURRENCY), report.get("locale", "en")
+    return lambda minor: format_money(minor, currency, locale)
+
+
+def hours_minutes(hours: Any) -> str:
+    """Booked hours as h:mm ("1:00", "0:15"), one way for every row."""
+    if not isinstance(hours, int | float) or isinstance(hours, bool):
         return "-"
-    sign = "-" if cents < 0 else ""
-    whole, part = divmod(abs(cents), 100)
-    return f"{sign}{whole:,}.{part:02d}"
+    minutes = round(hours * 60)
+    return f"{minutes // 60}:{minutes % 60:02d}"
 
 
 def percent(rate: Any) -> str:
@@ -97,7 +107,7 @@ def period_label(report: dict[str, Any]) -> str:
     return f"{first.day} {first:%b} – {last.day} {last:%b %Y}"
 
 
-def _change_value(key: str, value: Any) -> str:
+def _change_value(key: str, value: Any, money: Money) -> str:
     if key.endswith("_rate"):
         return percent(value)
     if key == "revenue_cents":
@@ -105,7 +115,7 @@ def _change_value(key: str, value: Any) -> str:
     return number(value)
 
 
-def _signed(key: str, change: Any) -> str:
+def _signed(key: str, change: Any, money: Money) -> str:
     if change is None:
         return "-"
     if key.endswith("_rate"):
@@ -175,6 +185,7 @@ def report_email(report: dict[str, Any], clinic_name: str) -> Email:
 def report_text(report: dict[str, Any], clinic_name: str) -> str:
     metrics = report["metrics"]
     counts = metrics["appointments"]
+    money = money_of(report)
     lines = [f"{clinic_name} - {report['period']} report", period_label(report), ""]
     if metrics.get("empty"):
         lines += ["No appointments in this period.", ""]
@@ -199,9 +210,9 @@ def report_text(report: dict[str, Any], clinic_name: str) -> str:
     if not rows:
         lines.append("  (none)")
     providers, more = shown_providers(metrics["providers"])
-    lines += ["", "Providers (appointments, booked hours, completed revenue)" + (f": {more}" if more else "")]
+    lines += ["", "Providers (appointments, booked time h:mm, completed revenue)" + (f": {more}" if more else "")]
     lines += [
-        f"  {p['name']}: {number(p['appointments'])}, {number(p['booked_hours'])} h, {money(p['revenue_cents'])}"
+        f"  {p['name']}: {number(p['appointments'])}, {hours_minutes(p['booked_hours'])}, {money(p['revenue_cents'])}"
         for p in providers
     ] or ["  (none)"]
     lines += ["", "Messages (sent / delivered / failed)"]
@@ -224,8 +235,8 @@ def report_text(report: dict[str, Any], clinic_name: str) -> str:
         for key, label in CHANGE_LABELS.items():
             c = metrics["change"][key]
             lines.append(
-                f"  {label}: {_change_value(key, c['current'])} / {_change_value(key, c['previous'])} / "
-                f"{_signed(key, c['change'])}"
+                f"  {label}: {_change_value(key, c['current'], money)} / {_change_value(key, c['previous'], money)} / "
+                f"{_signed(key, c['change'], money)}"
             )
     lines += ["", "The figures are attached as CSV."]
     return "\n".join(lines) + "\n"
@@ -312,6 +323,7 @@ def report_html(report: dict[str, Any], clinic_name: str) -> str:
     metrics = report["metrics"]
     counts = metrics["appointments"]
     providers, more = shown_providers(metrics["providers"])
+    money = money_of(report)
     parts = [
         _kpis(
             [
@@ -345,9 +357,9 @@ def report_html(report: dict[str, Any], clinic_name: str) -> str:
         _heading("Providers"),
         _note(more),
         _table(
-            ["Provider", "Appointments", "Booked hours", "Completed revenue"],
+            ["Provider", "Appointments", "Booked (h:mm)", "Completed revenue"],
             [
-                [p["name"], number(p["appointments"]), number(p["booked_hours"]), money(p["revenue_cents"])]
+                [p["name"], number(p["appointments"]), hours_minutes(p["booked_hours"]), money(p["revenue_cents"])]
                 for p in providers
             ]
             or [["(none)", "-", "-", "-"]],
@@ -365,9 +377,14 @@ def report_html(report: dict[str, Any], clinic_name: str) -> str:
                 for section in ("reminders", "confirmations")
                 for channel in ("sms", "email")
                 for c in [metrics["messages"][section][channel]]
-            ]
-            + [["Reminders delivered / sent", percent(metrics["reminder_delivery_rate"]), "", ""]]
-            + [["Appointments confirmed (of those not cancelled)", percent(metrics["confirmation_rate"]), "", ""]],
+            ],
+        ),
+        _table(
+            ["Rate", "Share"],
+            [
+                ["Reminders delivered / sent", percent(metrics["reminder_delivery_rate"])],
+                ["Appointments confirmed (of those not cancelled)", percent(metrics["confirmation_rate"])],
+            ],
         ),
     ]
     wait = metrics["waitlist"]
@@ -392,9 +409,9 @@ def report_html(report: dict[str, Any], clinic_name: str) -> str:
                 [
                     [
                         label,
-                        _change_value(key, metrics["change"][key]["current"]),
-                        _change_value(key, metrics["change"][key]["previous"]),
-                        _signed(key, metrics["change"][key]["change"]),
+                        _change_value(key, metrics["change"][key]["current"], money),
+                        _change_value(key, metrics["change"][key]["previous"], money),
+                        _signed(key, metrics["change"][key]["change"], money),
                     ]
                     for key, label in CHANGE_LABELS.items()
                 ],
@@ -482,6 +499,13 @@ def report_csv(report: dict[str, Any]) -> bytes:
 # ------------------------------------------------------------------------------------ the reorder alert
 
 
+def _product_label(item: dict[str, Any]) -> str:
+    """A broken product as its manager knows it: "Name (SKU)", with its id; the id alone when neither reads."""
+    name, sku = item.get("name"), item.get("sku")
+    known = f"{name} ({sku})" if name and sku else name or sku
+    return f"{known}, product id {item['product_id']}" if known else f"product id {item['product_id']}"
+
+
 def inventory_email(order: dict[str, Any], clinic_name: str) -> Email:
     lines = order.get("lines") or []
     invalid = order.get("invalid_products") or []
@@ -491,15 +515,21 @@ def inventory_email(order: dict[str, Any], clinic_name: str) -> Email:
     for line in lines:
         text.append(
             f"  {line['name']} ({line['sku']}): {line['on_hand']} {line['unit']} on hand, reorder point "
-            f"{line['reorder_point']}, order {line['qty']}"
+            f"{line['reorder_point']}, order {line['qty']} {line['unit']}"
         )
     if order.get("truncated"):
         text.append("  (more products than one draft holds: see the products list)")
     if invalid:
         text += ["", "Product records that could not be checked (fix the field):"]
-        text += [f"  {item['product_id']}: {item['field']}" for item in invalid]
+        text += [f"  {_product_label(item)}: {item['field']}" for item in invalid]
     rows = [
-        [line["name"], line["sku"], f"{line['on_hand']} {line['unit']}", str(line["reorder_point"]), str(line["qty"])]
+        [
+            line["name"],
+            line["sku"],
+            f"{line['on_hand']} {line['unit']}",
+            f"{line['reorder_point']} {line['unit']}",
+            f"{line['qty']} {line['unit']}",
+        ]
         for line in lines
     ]
     html = [
@@ -511,7 +541,10 @@ def inventory_email(order: dict[str, Any], clinic_name: str) -> Email:
     if invalid:
         html += [
             _heading("Product records that could not be checked"),
-            _table(["Product id", "Field to fix"], [[item["product_id"], item["field"]] for item in invalid]),
+            _table(
+                ["Product", "SKU", "Field to fix", "Product id"],
+                [[item.get("name", "-"), item.get("sku", "-"), item["field"], item["product_id"]] for item in invalid],
+            ),
         ]
     body = (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"></head>'

@@ -36,6 +36,8 @@ class Reports:
         *,
         generated_at: datetime,
         emailed_to: Sequence[str],
+        currency: str | None,
+        locale: str,
     ) -> str:
         """Write (or overwrite) the report; returns its document id."""
         doc_id = report_id(clinic_id, period.kind.value, period.start_date.isoformat())
@@ -53,6 +55,8 @@ class Reports:
                 "metrics": dict(metrics),
                 "generated_at": generated_at,
                 "emailed_to": list(emailed_to),
+                "currency": currency,  # how the email writes the amounts (the clinic's, as it was)
+                "locale": locale,
             },
         )
         return doc_id

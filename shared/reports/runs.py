@@ -44,18 +44,20 @@ class RunReport:
             error_code=exc.code,
         )
 
-    def skipped_addresses(self, clinic: Clinic, name: str) -> int:
-        """A staff address list's bad entries (masked): logged and counted here, failed_tasks via the email task."""
+    def skipped_fields(self, clinic: Clinic, name: str, *, code: str = "invalid_recipient") -> int:
+        """A clinic setting skipped rather than refused (a bad staff address, the currency): logged masked and
+        counted here; a skipped address is also recorded in failed_tasks by the email task."""
         skipped = clinic.problems_of(name)
         for problem in skipped:
             log.warning(
-                "staff address skipped; the others are emailed and the email task records it in failed_tasks",
+                "clinic setting skipped; the rest of the clinic goes on",
                 clinic_id=clinic.id,
                 field=problem.field,
                 problem=problem.problem,
-                error_code="invalid_recipient",
+                error_code=code,
             )
-        self.problems["invalid_recipient"] += len(skipped)
+        if skipped:
+            self.problems[code] += len(skipped)
         return len(skipped)
 
     def merge(self, other: RunReport) -> None:

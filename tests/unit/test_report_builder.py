@@ -134,7 +134,9 @@ def test_products_below_and_at_the_point_are_drafted_once_and_alerted_once(store
         ("at", "AT", 10),
         ("below", "BELOW", 10),
     ]
-    assert order["invalid_products"] == [{"product_id": "broken", "field": "on_hand"}]
+    # named as the inventory manager knows it (its name and sku still read), its id for the operator
+    broken = {"product_id": "broken", "field": "on_hand", "name": "Broken", "sku": "BROKEN"}
+    assert order["invalid_products"] == [broken]
     task = InventoryAlertTask("c1", date(2026, 3, 11))
     assert [spec.business_key for spec in queue.created] == [task.failure_key]
     assert first.summary()["drafts_created"] == 1 and again.summary()["drafts_already_there"] == 1

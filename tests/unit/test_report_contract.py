@@ -155,16 +155,12 @@ def test_a_days_bars_are_per_provider_scaled_to_the_busiest():
     report["metrics"]["empty"] = False
     html, text = render.report_html(report, "Glow"), render.report_text(report, "Glow")
     assert 'width="100%" bgcolor="#2f6fde"' in html and 'width="25%" bgcolor="#2f6fde"' in html
-    assert "#" * render.TEXT_BAR_WIDTH in text and "Ann: 4, 2.5 h, 1,234.56" in text
+    assert "#" * render.TEXT_BAR_WIDTH in text and "Ann: 4, 2:30, $1,234.56" in text
 
 
 def test_formatting_helpers():
-    assert (render.money(-1234), render.money(None), render.percent(0.1234), render.number(2.50)) == (
-        "-12.34",
-        "-",
-        "12.3 %",
-        "2.5",
-    )
+    money = render.money_of({})  # a report stored before the currency: US dollars, as the clinic default
+    assert (money(-1234), money(None), render.percent(0.1234), render.number(2.50)) == ("-$12.34", "-", "12.3 %", "2.5")
     assert render.day_label("bad") == "bad" and render.period_label({}) == ""
 
 
@@ -199,3 +195,14 @@ def test_the_sandbox_keeps_attachments_and_checks_them_like_sendgrid():
         "attachments.4",
     ]
     assert validate_mail({**base, "attachments": {}})[0]["field"] == "attachments"
+
+
+def test_amounts_follow_the_currencys_minor_units_and_the_locales_grouping():
+    from shared.reports.money import format_money
+
+    assert format_money(123456789, "USD", "en") == "$1,234,567.89"
+    assert format_money(123450, "EUR", "es") == "1234,50\u00a0€"  # Spanish groups from five digits
+    assert format_money(1234500, "USD", "es") == "12.345,00\u00a0US$"
+    assert format_money(-5, "CHF", "en") == "-CHF 0.05"
+    assert format_money(1500, "JPY", "es") == "1500\u00a0JPY"
+    assert format_money(True, "USD") == "-" and format_money(100, None) == "1.00"

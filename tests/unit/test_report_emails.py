@@ -7,6 +7,8 @@ import csv
 import io
 import json
 from datetime import date, datetime, timezone
+from html import escape
+from html.parser import HTMLParser
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -166,8 +168,10 @@ def test_the_reorder_alert_lists_the_draft_and_the_broken_products_once(world):
     assert service.deliver_inventory_alert(task, FIRST).status == "duplicate"
     (message,) = email.sent
     assert message.to == "stock@glow.example.com" and message.subject.startswith("Glow <Spa>: 1 product(s) to reorder")
-    assert "Filler (FILLER): 1 unit on hand, reorder point 3, order 12" in message.text
-    assert "broken: on_hand" in message.text and "broken" in message.html
+    assert "Filler (FILLER): 1 unit on hand, reorder point 3, order 12 unit" in message.text
+    assert "Broken (BROKEN), product id broken: on_hand" in message.text
+    assert "<td" in message.html and ">12 unit</td>" in message.html  # the order column says what it counts
+    assert ">Broken</td>" in message.html and ">BROKEN</td>" in message.html
     assert service.reopen(service.alert_keys(task)) == "already_done"
     with pytest.raises(PermanentError) as missing:
         service.deliver_inventory_alert(InventoryAlertTask("c1", date(2026, 3, 12)), FIRST)
@@ -312,3 +316,73 @@ def test_only_malformed_addresses_still_queue_the_task_so_the_failure_is_recorde
     with pytest.raises(PermanentError) as raised:
         service.deliver_report(ReportEmailTask("c1", "weekly", date(2026, 3, 2)), FIRST)
     assert raised.value.code == "invalid_recipient" and email.sent == []
+
+
+@pytest.mark.parametrize(
+    ("settings", "revenue", "figure"),
+    [
+        ({}, "Completed revenue: $30.00", "$10.00"),
+        ({"currency": "EUR", "locale": "es"}, "Completed revenue: 30,00\u00a0€", "10,00\u00a0€"),
+        ({"currency": "JPY"}, "Completed revenue: ¥3,000", "¥1,000"),
+        ({"currency": "KWD"}, "Completed revenue: KWD 3.000", "KWD 1.000"),
+        ({"currency": "dollars"}, "Completed revenue: 30.00", "10.00"),  # not a code: no symbol, never refused
+    ],
+)
+def test_revenue_is_written_in_the_clinics_currency_and_locale(world, settings, revenue, figure):
+    store, email, service = world
+    store.seed("clinics/c1", {**store.doc("clinics/c1"), **settings})
+    service.deliver_report(weekly(store), FIRST)
+    message = email.sent[0]
+    assert revenue in message.text
+    assert f">{escape(figure)}</td>" in message.html  # a provider's revenue
+    stored = store.docs("reports")["c1_weekly_2026-03-02"]
+    assert stored["currency"] == (settings.get("currency", "USD") if settings.get("currency") != "dollars" else None)
+
+
+class _Tables(HTMLParser):
+    """The HTML's tables as rows of cell texts (nested layout tables included)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[list[list[str]]] = []
+        self.open: list[list[list[str]]] = []
+
+    def handle_starttag(self, tag: str, attrs: object) -> None:
+        if tag == "table":
+            self.open.append([])
+        elif tag == "tr" and self.open:
+            self.open[-1].append([])
+        elif tag == "td" and self.open and self.open[-1]:
+            self.open[-1][-1].append("")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "table" and self.open:
+            self.tables.append(self.open.pop())
+
+    def handle_data(self, data: str) -> None:
+        if self.open and self.open[-1] and self.open[-1][-1]:
+            self.open[-1][-1][-1] += data
+
+
+def table_with(html: str, label: str) -> list[list[str]]:
+    parser = _Tables()
+    parser.feed(html)
+    return next(t for t in parser.tables if any(row and row[0] == label for row in t[1:]))
+
+
+def test_each_rate_sits_under_a_header_that_names_it_and_booked_time_is_one_format(world):
+    store, email, service = world
+    start = datetime(2026, 3, 4, 18, tzinfo=UTC)
+    store.seed(
+        "appointments/short",
+        {"clinic_id": "c1", "start": start, "end": start.replace(minute=15), "status": "booked", "provider_id": "x"},
+    )
+    service.deliver_report(weekly(store), FIRST)
+    html = email.sent[0].html
+    rates = table_with(html, "Reminders delivered / sent")
+    header, row = rates[0], next(r for r in rates if r[0] == "Reminders delivered / sent")
+    assert len(header) == len(row) and header[row.index("-")] == "Share"
+    providers = table_with(html, "Dr. Chen")
+    booked = providers[0].index("Booked (h:mm)")
+    assert {row[0]: row[booked] for row in providers[1:]} == {"Dr. Chen": "2:00", "=HYPERLINK(1)": "1:00", "x": "0:15"}
+    assert "Dr. Chen: 2, 2:00," in email.sent[0].text and "x: 1, 0:15," in email.sent[0].text
