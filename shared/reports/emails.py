@@ -44,6 +44,12 @@ class StaffEmails:
             raise PermanentError("the report to email does not exist", code="report_missing")
         if doc.get("clinic_id") != task.clinic_id:
             raise PermanentError("the report belongs to another clinic", code="payload_mismatch")
+        partial = bool(doc.get("partial"))
+        if task.as_of is not None and (not partial or doc.get("generated_at") != task.as_of):
+            # A partial report rebuilt since (complete now, or a later partial): that build's own task sends it.
+            return Outcome("skipped", reason="superseded")
+        if task.as_of is None and partial:
+            raise PermanentError("the stored report is partial; the complete one is not built", code="report_partial")
         clinic = self._clinic(task.clinic_id)
         email = render.report_email(doc.data, clinic.name)
         fields = {"kind": task.type, "clinic_id": clinic.id, "report_id": task.report_id}

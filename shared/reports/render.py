@@ -13,9 +13,10 @@ import csv
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from html import escape
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from shared.reports.money import DEFAULT_CURRENCY, format_money
 from shared.reports.report_docs import report_id
@@ -170,9 +171,33 @@ def unreadable_notice(report: dict[str, Any]) -> str | None:
     )
 
 
+def as_of_label(report: dict[str, Any]) -> str:
+    """When a partial report's figures were taken, in the clinic's time: "Tue 10 Mar, 14:05 (America/New_York)"."""
+    built = report.get("generated_at")
+    if not isinstance(built, datetime):
+        return "an unknown time"
+    try:
+        zone = ZoneInfo(str(report.get("timezone")))
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("UTC")
+    local = built.astimezone(zone)
+    return f"{local:%a} {local.day} {local:%b}, {local:%H:%M} ({zone.key})"
+
+
+def partial_notice(report: dict[str, Any]) -> str | None:
+    if not report.get("partial"):
+        return None
+    return (
+        f"Partial report: the period had not ended when it was built. The figures are as of {as_of_label(report)}; "
+        "the complete report is emailed after the period ends."
+    )
+
+
 def report_email(report: dict[str, Any], clinic_name: str) -> Email:
     kind = report["period"]
     subject = f"{clinic_name}: {kind} report, {period_label(report)}"
+    if report.get("partial"):
+        subject += f" (PARTIAL, as of {as_of_label(report)})"
     filename = f"report_{report['clinic_id']}_{kind}_{report['start_date']}.csv"
     return Email(
         subject=subject,
@@ -189,9 +214,9 @@ def report_text(report: dict[str, Any], clinic_name: str) -> str:
     lines = [f"{clinic_name} - {report['period']} report", period_label(report), ""]
     if metrics.get("empty"):
         lines += ["No appointments in this period.", ""]
-    notice = unreadable_notice(report)
-    if notice:
-        lines += [notice, ""]
+    for notice in (partial_notice(report), unreadable_notice(report)):
+        if notice:
+            lines += [notice, ""]
     lines += [
         f"Appointments: {number(counts['total'])}",
         *(f"  {label}: {number(counts[key])}" for key, label in STATUSES),
@@ -339,12 +364,12 @@ def report_html(report: dict[str, Any], clinic_name: str) -> str:
             f'<p style="{FONT}font-size:14px;color:#1f2933;background-color:#fff7e0;padding:10px;margin:8px 0;">'
             "No appointments in this period.</p>"
         )
-    notice = unreadable_notice(report)
-    if notice:
-        parts.append(
-            f'<p style="{FONT}font-size:13px;color:#1f2933;background-color:#fdecea;padding:10px;margin:8px 0;">'
-            f"{escape(notice)}</p>"
-        )
+    for notice in (partial_notice(report), unreadable_notice(report)):
+        if notice:
+            parts.append(
+                f'<p style="{FONT}font-size:13px;color:#1f2933;background-color:#fdecea;padding:10px;margin:8px 0;">'
+                f"{escape(notice)}</p>"
+            )
     title, rows = bars(metrics, report["period"])
     parts += [_heading(title), _bar_rows(rows)]
     parts += [
@@ -455,7 +480,7 @@ def csv_rows(report: dict[str, Any]) -> list[tuple[str, str, str, Any]]:
     """Every figure of the report as (section, item, metric, value)."""
     m = report["metrics"]
     rows: list[tuple[str, str, str, Any]] = [
-        ("report", "", name, report.get(name)) for name in ("clinic_id", "period", "start_date", "end_date")
+        ("report", "", name, report.get(name)) for name in ("clinic_id", "period", "start_date", "end_date", "partial")
     ]
     rows += [("appointments", "", key, m["appointments"][key]) for key in ("total", *(k for k, _ in STATUSES))]
     rows += [

@@ -32,6 +32,7 @@ def test_a_reports_tick_names_its_period_and_may_name_a_date_and_a_clinic():
     assert parse_report_tick(b'{"period": "weekly", "date": "2026-03-04", "clinic_id": "c-1"}') == ReportTick(
         "weekly", date(2026, 3, 4), "c-1"
     )
+    assert parse_report_tick(b'{"period": "daily", "date": "2026-03-04", "partial": true}').partial is True
 
 
 @pytest.mark.parametrize(
@@ -44,6 +45,7 @@ def test_a_reports_tick_names_its_period_and_may_name_a_date_and_a_clinic():
         (b'{"period": "daily", "date": "2026-02-30"}', "bad_date"),
         (b'{"period": "daily", "date": "1999-12-31"}', "bad_date"),
         (b'{"period": "daily", "clinicId": "c1"}', "unknown_field"),
+        (b'{"period": "daily", "partial": "yes"}', "bad_partial"),
         (b'{"period": "daily", "clinic_id": "a/b"}', "bad_clinic_id"),
         (b"not json", "malformed_json"),
         (b"[1]", "not_an_object"),

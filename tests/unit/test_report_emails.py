@@ -386,3 +386,31 @@ def test_each_rate_sits_under_a_header_that_names_it_and_booked_time_is_one_form
     booked = providers[0].index("Booked (h:mm)")
     assert {row[0]: row[booked] for row in providers[1:]} == {"Dr. Chen": "2:00", "=HYPERLINK(1)": "1:00", "x": "0:15"}
     assert "Dr. Chen: 2, 2:00," in email.sent[0].text and "x: 1, 0:15," in email.sent[0].text
+
+
+def test_a_partial_report_says_so_and_the_next_mornings_complete_one_is_still_emailed(world):
+    store, email, service = world
+    queue = RecordingQueue()
+    builder = ReportBuilder(store, queue, "reports")
+    today = date(2026, 3, 4)
+    afternoon = datetime(2026, 3, 4, 19, tzinfo=UTC)  # 14:00 in New York: the day is not over
+    builder.run_tick(ReportTick("daily", date=today, clinic_id="c1", partial=True), now=afternoon)
+    stored = store.docs("reports")["c1_daily_2026-03-04"]
+    assert stored["partial"] is True and stored["generated_at"] == afternoon
+    partial_task = parse_report_email_task(queue.created[0].payload)
+    assert service.deliver_report(partial_task, FIRST).status == "sent"
+    first = email.sent[0]
+    as_of = "(PARTIAL, as of Wed 4 Mar, 14:00 (America/New_York))"
+    assert first.subject == f"Glow <Spa>: daily report, Wednesday 4 March 2026 {as_of}"
+    assert "Partial report: the period had not ended" in first.text and "Partial report" in first.html
+
+    morning = datetime(2026, 3, 5, 11, tzinfo=UTC)  # the scheduled run: yesterday, complete now
+    builder.run_tick(ReportTick("daily", clinic_id="c1"), now=morning)
+    assert store.docs("reports")["c1_daily_2026-03-04"]["partial"] is False
+    final_task = parse_report_email_task(queue.created[-1].payload)
+    assert final_task.failure_key != partial_task.failure_key
+    assert service.deliver_report(final_task, FIRST).status == "sent"
+    finals = [m for m in email.sent if "PARTIAL" not in m.subject]
+    assert sorted(m.to for m in finals) == MANAGERS and "Partial report" not in finals[0].text
+    assert service.deliver_report(partial_task, FIRST).reason == "superseded"  # a late retry sends nothing old
+    assert len(email.sent) == 2 * len(MANAGERS)
