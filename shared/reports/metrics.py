@@ -35,7 +35,9 @@ OFFER_CREATED, OFFER_FILLED, OFFER_STATUS_FILLED = "created_at", "filled_at", of
 APPOINTMENT_FIELDS = ("status", "start", "end", "price_cents", "provider_id", "provider_name", "confirmed_at")
 MESSAGE_KINDS = (("reminders", "appointment_reminder"), ("confirmations", "booking_confirmation"))
 CHANNELS = ("sms", "email")
-MAX_PROVIDERS = 1000  # beyond this, further providers are folded into one "Other providers" row (~100 KB of 1 MiB)
+# Beyond this, further providers are folded into one "Other providers" row: a row is at most ~300 bytes,
+# so the stored doc stays far inside Firestore's 1 MiB; the email shows the busiest (render.TOP_PROVIDERS).
+MAX_PROVIDERS = 1000
 OTHER_PROVIDERS = "Other providers"
 UNASSIGNED = "Unassigned"
 MAX_LOGGED_INVALID = 20  # invalid documents logged one by one (all are counted)

@@ -1,9 +1,9 @@
 """Amounts in a clinic's currency (ISO 4217 code, clinics/{id}.currency, default USD), written the way its
 locale ("en" or "es") writes them: "$1,234.50" and "CHF 1,234.50"; "1234,50 US$" and "12.345,50 €".
 
-A small table instead of Babel (whose import alone costs more than the whole report): the minor units of
-every ISO 4217 currency that does not have two (so yen and dinars are right), and the symbols of the common
-ones in each locale as CLDR gives them; any other code is written as itself, with two decimals.
+A small table rather than a locale library such as Babel, heavy to import in a function that must start
+fast: the minor units of every ISO 4217 currency that does not have two (so yen and dinars come out right),
+and symbols for the common ones in each locale; any other code is written as itself, with two decimals.
 """
 
 from __future__ import annotations
