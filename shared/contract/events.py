@@ -22,7 +22,7 @@ from shared.platform.errors import PermanentError
 MAX_DATA_BYTES = 16 * 1024
 TICK_FIELDS = ("date", "clinic_id")
 REPORT_PERIODS = ("daily", "weekly")
-REPORT_TICK_FIELDS = ("period", "date", "clinic_id")
+REPORT_TICK_FIELDS = ("period", "date", "clinic_id", "partial")
 APPOINTMENT_EVENTS = ("appointment.created", "appointment.rescheduled", "appointment.cancelled")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 EARLIEST_DATE, LATEST_DATE = date(2000, 1, 1), date(2199, 12, 31)  # anything else is a typo, not a plan
@@ -58,6 +58,7 @@ class ReportTick:
     period: str
     date: date | None = None
     clinic_id: str | None = None
+    partial: bool = False  # build (and email) a period that has not ended yet, saying so; refused otherwise
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,8 @@ def parse_tick(raw: bytes) -> TickRequest:
 
 
 def parse_report_tick(raw: bytes) -> ReportTick:
-    """{"period": "daily"|"weekly", "date"?: "YYYY-MM-DD", "clinic_id"?: id}; the period is required."""
+    """{"period": "daily"|"weekly", "date"?: "YYYY-MM-DD", "clinic_id"?: id, "partial"?: bool}; the period
+    is required."""
     body = _object(raw, empty_ok=True)
     unknown = sorted(set(body) - set(REPORT_TICK_FIELDS))
     if unknown:
@@ -169,7 +171,10 @@ def parse_report_tick(raw: bytes) -> ReportTick:
         raise EventRejected("'period' must be daily or weekly", code="bad_period")
     day = parse_date(body["date"]) if body.get("date") is not None else None
     clinic_id = _id(body, "clinic_id", code="bad_clinic_id") if body.get("clinic_id") is not None else None
-    return ReportTick(period=str(period), date=day, clinic_id=clinic_id)
+    partial = body.get("partial", False)
+    if not isinstance(partial, bool):
+        raise EventRejected("'partial' must be true or false", code="bad_partial")
+    return ReportTick(period=str(period), date=day, clinic_id=clinic_id, partial=partial)
 
 
 def parse_inventory_tick(raw: bytes) -> InventoryTick:

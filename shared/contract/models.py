@@ -17,11 +17,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from shared.contract.bodies import INT64, is_clean_text
 from shared.platform.errors import InvalidDocument
+from shared.platform.masking import mask_email
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 MESSAGING_SERVICE_SID = re.compile(r"^MG[0-9a-fA-F]{32}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 LOCALES = ("en", "es")
+CURRENCY = re.compile(r"[A-Z]{3}")  # an ISO 4217 code; how each is written: shared/reports/money.py
 APPOINTMENT_STATUSES = ("booked", "confirmed", "cancelled", "completed", "no_show")
 WAITLIST_STATUSES = ("waiting", "offered", "booked", "removed")
 CHANNELS = ("sms", "email")
@@ -126,15 +128,33 @@ class _Reader:
 MAX_LIST_ITEMS = 50
 
 
-def _emails(reader: _Reader, name: str) -> tuple[str, ...]:
-    values = reader.raw(name, required=False) or []
-    if (
-        not isinstance(values, list)
-        or len(values) > MAX_LIST_ITEMS
-        or not all(isinstance(v, str) and len(v) <= MAX_TEXT_CHARS and EMAIL.match(v) for v in values)
-    ):
-        reader.fail(name, "must be a list of email addresses")
-    return tuple(values)
+@dataclass(frozen=True)
+class FieldProblem:
+    """A field of a document that is skipped rather than refused: named, its value masked, never whole."""
+
+    field: str  # e.g. "manager_emails[2]"
+    problem: str  # e.g. "is not an email address (j***@example)"
+
+
+def _emails(reader: _Reader, name: str, problems: list[FieldProblem]) -> tuple[str, ...]:
+    """The valid addresses of a list; each bad entry is skipped and noted (masked), so one typo in a
+    manager's address never costs the clinic its reminders or the other managers their report."""
+    values = reader.raw(name, required=False)
+    if values is None:
+        return ()
+    if not isinstance(values, list):
+        problems.append(FieldProblem(name, "is not a list of email addresses"))
+        return ()
+    if len(values) > MAX_LIST_ITEMS:
+        problems.append(FieldProblem(name, f"has {len(values)} addresses; the first {MAX_LIST_ITEMS} are used"))
+    valid = []
+    for index, value in enumerate(values[:MAX_LIST_ITEMS]):
+        if isinstance(value, str) and len(value) <= MAX_TEXT_CHARS and EMAIL.match(value.strip()):
+            valid.append(value.strip())
+        else:
+            shown = mask_email(value[:MAX_TEXT_CHARS]) if isinstance(value, str) else type(value).__name__
+            problems.append(FieldProblem(f"{name}[{index}]", f"is not an email address ({shown})"))
+    return tuple(valid)
 
 
 def _wall_time(reader: _Reader, name: str, raw: Any) -> time:
@@ -175,6 +195,13 @@ class Clinic:
     waitlist: WaitlistPolicy = field(default_factory=WaitlistPolicy)
     # Reserved for `python -m ops smoke`: SMS only with Twilio's test credentials, email in SendGrid's sandbox mode.
     smoke_test: bool = False
+    currency: str | None = "USD"  # ISO 4217; None when the clinic's setting is not a code (noted in problems)
+    # Fields skipped rather than refused (a bad staff address, currency): the reports record them.
+    problems: tuple[FieldProblem, ...] = ()
+
+    def problems_of(self, name: str) -> list[FieldProblem]:
+        """The skipped entries of one field (`manager_emails`, `inventory_emails`)."""
+        return [p for p in self.problems if p.field == name or p.field.startswith(f"{name}[")]
 
     @property
     def zone(self) -> ZoneInfo:
@@ -191,8 +218,15 @@ class Clinic:
         sms_from = r.text("sms_from", required=False) or None
         if sms_from and not (E164.match(sms_from) or MESSAGING_SERVICE_SID.match(sms_from)):
             r.fail("sms_from", "must be an E.164 number or a Messaging Service SID (MG…)")
-        managers = _emails(r, "manager_emails")
-        inventory = _emails(r, "inventory_emails")
+        problems: list[FieldProblem] = []
+        managers = _emails(r, "manager_emails", problems)
+        inventory = _emails(r, "inventory_emails", problems)
+        currency = r.raw("currency", required=False)
+        if currency is None:
+            currency = "USD"
+        elif not isinstance(currency, str) or not CURRENCY.fullmatch(currency):
+            problems.append(FieldProblem("currency", "is not an ISO 4217 code such as USD or EUR"))
+            currency = None
         offsets = r.raw("reminder_offsets_hours", required=False)
         if offsets is None:
             offsets = [24, 2]
@@ -227,6 +261,8 @@ class Clinic:
                 min_lead_minutes=waitlist_reader.integer("min_lead_minutes", default=120, minimum=0),
             ),
             smoke_test=r.flag("smoke_test"),
+            currency=currency,
+            problems=tuple(problems),
         )
 
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from shared.messaging.keys import dedup_key
 from shared.platform.errors import PermanentError
-from shared.tasks.payload import VERSION, TaskBody, doc_id, require_fields, task_type
+from shared.tasks.payload import VERSION, TaskBody, doc_id, instant, require_fields, task_type
 
 REPORT_EMAIL = "report_email"
 INVENTORY_ALERT = "inventory_alert"
@@ -43,14 +43,18 @@ class ReportEmailTask(TaskBody):
     clinic_id: str
     period: str
     date: date  # the period's first local day
+    # A partial report (asked for before the period ended): the instant it was built as of. Its task and
+    # ledger keys are its own, so the complete report after the period ends is still emailed.
+    as_of: datetime | None = None
     type: str = REPORT_EMAIL
     v: int = VERSION
 
-    FIELDS = ("clinic_id", "period", "date")
+    FIELDS = ("clinic_id", "period", "date", "as_of")
 
     @property
     def slot(self) -> str:
-        return f"{self.period}@{self.date.isoformat()}"
+        whole = f"{self.period}@{self.date.isoformat()}"
+        return whole if self.as_of is None else f"{whole}~partial@{self.as_of.isoformat()}"
 
     @property
     def report_id(self) -> str:
@@ -100,7 +104,10 @@ def parse_report_email_task(body: dict[str, Any]) -> ReportEmailTask:
     period = body.get("period")
     if period not in PERIODS:
         raise PermanentError("task field 'period' must be daily or weekly", code="bad_payload")
-    return ReportEmailTask(clinic_id=doc_id(body, "clinic_id"), period=str(period), date=_date(body, "date"))
+    as_of = instant(body, "as_of") if body.get("as_of") is not None else None
+    return ReportEmailTask(
+        clinic_id=doc_id(body, "clinic_id"), period=str(period), date=_date(body, "date"), as_of=as_of
+    )
 
 
 def parse_inventory_alert_task(body: dict[str, Any]) -> InventoryAlertTask:

@@ -43,10 +43,22 @@ class ReportBuilder:
         report = RunReport(trigger="reports")
         targets = clinics(self.store, tick.clinic_id, report)
         kind = Period(tick.period)
+        periods = {
+            clinic.id: (
+                period_of(kind, tick.date, clinic.zone) if tick.date else last_full_period(kind, now, clinic.zone)
+            )
+            for clinic in targets
+        }
+        unfinished = [clinic.id for clinic in targets if periods[clinic.id].start < now < periods[clinic.id].end]
+        if unfinished and not tick.partial and len(unfinished) == len(targets):
+            # Partial figures emailed as if final are worse than none: only an explicit ask builds them.
+            raise EventRejected(
+                f'the {kind.value} period of {tick.date} has not ended yet; send "partial": true to build it anyway',
+                code="period_not_ended",
+            )
 
         def one(clinic: Clinic) -> RunReport:
-            period = period_of(kind, tick.date, clinic.zone) if tick.date else last_full_period(kind, now, clinic.zone)
-            return self.build(clinic, period, now=now)
+            return self.build(clinic, periods[clinic.id], now=now, partial=tick.partial)
 
         with ThreadPoolExecutor(max_workers=CLINIC_CONCURRENCY) as pool:
             # Each clinic runs in a copy of this context, so its log lines keep the event's id.
@@ -55,26 +67,56 @@ class ReportBuilder:
         report.counts["clinics"] = len(targets)
         return report
 
-    def build(self, clinic: Clinic, period: ReportPeriod, *, now: datetime, email: bool = True) -> RunReport:
-        """One clinic's report: computed, stored (overwriting), and its email task queued when it has managers."""
+    def build(
+        self, clinic: Clinic, period: ReportPeriod, *, now: datetime, email: bool = True, partial: bool = False
+    ) -> RunReport:
+        """One clinic's report: computed, stored (overwriting), and its email task queued when it has managers.
+        A period that has not ended is refused unless `partial`: then the doc and the email say so."""
         report = RunReport(trigger="reports")
         if period.start >= now:
             report.problems["period_not_started"] += 1
+            return report
+        unfinished = now < period.end
+        if unfinished and not partial:
+            report.problems["period_not_ended"] += 1
+            log.warning(
+                'report period has not ended; refused (a tick with "partial": true builds it anyway)',
+                clinic_id=clinic.id,
+                period=period.kind.value,
+                start_date=period.start_date,
+                error_code="period_not_ended",
+            )
             return report
         try:
             with log.bound(clinic_id=clinic.id, period=period.kind.value, start_date=period.start_date):
                 metrics = MetricsReader(self.store).build(clinic.id, period)
                 recipients = [mask_email(address) for address in clinic.manager_emails] if email else []
-                doc_id = Reports(self.store).save(clinic.id, period, metrics, generated_at=now, emailed_to=recipients)
+                report.skipped_fields(clinic, "currency", code="invalid_setting")
+                doc_id = Reports(self.store).save(
+                    clinic.id,
+                    period,
+                    metrics,
+                    generated_at=now,
+                    emailed_to=recipients,
+                    currency=clinic.currency,
+                    locale=clinic.locale,
+                    partial=unfinished,
+                )
                 report.counts["reports"] += 1
                 report.counts["empty_reports"] += bool(metrics["empty"])
                 report.ids.append(doc_id)
                 if not email:
                     return report
-                if not clinic.manager_emails:
+                skipped = report.skipped_fields(clinic, "manager_emails")
+                if not clinic.manager_emails and not skipped:
                     report.counts["no_managers"] += 1
                     return report
-                task = ReportEmailTask(clinic_id=clinic.id, period=period.kind.value, date=period.start_date)
+                task = ReportEmailTask(
+                    clinic_id=clinic.id,
+                    period=period.kind.value,
+                    date=period.start_date,
+                    as_of=now if unfinished else None,
+                )
                 spec = TaskSpec(queue=self.queue, business_key=task.failure_key, payload=task.to_json())
                 report.counts["emails_queued" if self.tasks.create(spec) else "emails_already_queued"] += 1
         except InvalidDocument as exc:

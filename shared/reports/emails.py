@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from shared.contract.models import CLINICS, Clinic
+from shared.contract.models import CLINICS, Clinic, FieldProblem
 from shared.messaging.channels import EMAIL
 from shared.messaging.ledger import Ledger, Reopen
 from shared.messaging.report_tasks import InventoryAlertTask, ReportEmailTask
@@ -44,10 +44,17 @@ class StaffEmails:
             raise PermanentError("the report to email does not exist", code="report_missing")
         if doc.get("clinic_id") != task.clinic_id:
             raise PermanentError("the report belongs to another clinic", code="payload_mismatch")
+        partial = bool(doc.get("partial"))
+        if task.as_of is not None and (not partial or doc.get("generated_at") != task.as_of):
+            # A partial report rebuilt since (complete now, or a later partial): that build's own task sends it.
+            return Outcome("skipped", reason="superseded")
+        if task.as_of is None and partial:
+            raise PermanentError("the stored report is partial; the complete one is not built", code="report_partial")
         clinic = self._clinic(task.clinic_id)
         email = render.report_email(doc.data, clinic.name)
         fields = {"kind": task.type, "clinic_id": clinic.id, "report_id": task.report_id}
-        return self._send_all(clinic, clinic.manager_emails, task.recipient_key, fields, email, attempt, "no_managers")
+        managers = (clinic.manager_emails, clinic.problems_of("manager_emails"))
+        return self._send_all(clinic, managers, task.recipient_key, fields, email, attempt, "no_managers")
 
     def deliver_inventory_alert(self, task: InventoryAlertTask, attempt: Attempt) -> Outcome:
         doc = PurchaseOrders(self.store).read(task.order_id)
@@ -58,23 +65,25 @@ class StaffEmails:
         clinic = self._clinic(task.clinic_id)
         email = render.inventory_email(doc.data, clinic.name)
         fields = {"kind": task.type, "clinic_id": clinic.id, "order_id": task.order_id}
-        return self._send_all(
-            clinic, clinic.inventory_emails, task.recipient_key, fields, email, attempt, "no_inventory_contacts"
-        )
+        contacts = (clinic.inventory_emails, clinic.problems_of("inventory_emails"))
+        return self._send_all(clinic, contacts, task.recipient_key, fields, email, attempt, "no_inventory_contacts")
 
     def _send_all(
         self,
         clinic: Clinic,
-        recipients: Sequence[str],
+        recipients: tuple[Sequence[str], Sequence[FieldProblem]],  # the valid addresses, the skipped entries
         key_of: Callable[[str], str],
         fields: dict[str, Any],
         email: render.Email,
         attempt: Attempt,
         nobody: str,
     ) -> Outcome:
-        """One message per recipient; every recipient is tried before a failure is raised for the retry."""
-        addresses = list(dict.fromkeys(address.strip().lower() for address in recipients))
-        if not addresses:
+        """One message per recipient; every recipient is tried before a failure is raised for the retry. An
+        address that is not one is skipped and, once the others are sent, failed permanently (failed_tasks,
+        masked): fixing it and retrying the record sends to it alone."""
+        valid, skipped = recipients
+        addresses = list(dict.fromkeys(address.strip().lower() for address in valid))
+        if not addresses and not skipped:
             return Outcome("skipped", reason=nobody)
         if not clinic.email_from:
             raise PermanentError("the clinic has no email_from to send from", code="no_sender")
@@ -104,6 +113,12 @@ class StaffEmails:
             raise retry
         if permanent is not None:
             raise permanent
+        if skipped:
+            raise PermanentError(
+                f"{len(skipped)} address(es) skipped, the others sent: "
+                + "; ".join(f"{p.field} {p.problem}" for p in skipped[:5]),
+                code="invalid_recipient",
+            )
         sent = statuses.count("sent")
         return Outcome(
             "sent" if sent else "duplicate",
@@ -121,7 +136,16 @@ class StaffEmails:
         return Reopen.REOPENED
 
     def report_keys(self, task: ReportEmailTask) -> list[str]:
-        return [task.recipient_key(address) for address in self._clinic(task.clinic_id).manager_emails]
+        clinic = self._clinic(task.clinic_id)
+        return _keys(task.recipient_key, clinic.manager_emails, clinic.problems_of("manager_emails"))
 
     def alert_keys(self, task: InventoryAlertTask) -> list[str]:
-        return [task.recipient_key(address) for address in self._clinic(task.clinic_id).inventory_emails]
+        clinic = self._clinic(task.clinic_id)
+        return _keys(task.recipient_key, clinic.inventory_emails, clinic.problems_of("inventory_emails"))
+
+
+def _keys(key_of: Callable[[str], str], addresses: Sequence[str], skipped: Sequence[FieldProblem]) -> list[str]:
+    """The ledger keys the retry sweep reopens: each address's, and one per entry still skipped, which no
+    message ever has, so a retry of a record whose address is still bad runs and records it again rather
+    than finding everything sent."""
+    return [key_of(address) for address in addresses] + [key_of(f"(skipped) {p.field}") for p in skipped]

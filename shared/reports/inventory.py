@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from shared.contract.bodies import is_clean_text
 from shared.contract.clinic_time import local_date
 from shared.contract.events import EventRejected, InventoryTick
-from shared.contract.models import PRODUCTS, Clinic, Product
+from shared.contract.models import MAX_TEXT_CHARS, PRODUCTS, Clinic, Product
 from shared.messaging.report_tasks import InventoryAlertTask
 from shared.platform import log
 from shared.platform.errors import InvalidDocument
@@ -38,6 +39,18 @@ def order_line(product: Product) -> dict[str, Any]:
         "on_hand": product.on_hand,
         "reorder_point": product.reorder_point,
         "qty": product.reorder_qty,
+    }
+
+
+def _names(data: Any) -> dict[str, str]:
+    """A broken product's name and sku where those two fields can still be read, so the alert names it as
+    the inventory manager knows it rather than by document id."""
+    if not isinstance(data, dict):
+        return {}
+    return {
+        key: value.strip()[:MAX_TEXT_CHARS]
+        for key in ("name", "sku")
+        if isinstance(value := data.get(key), str) and value.strip() and is_clean_text(value)
     }
 
 
@@ -69,7 +82,8 @@ class InventoryCheck:
             )
             report.counts["drafts_created" if created else "drafts_already_there"] += 1
             report.ids.append(doc_id)
-            if not clinic.inventory_emails:
+            skipped = report.skipped_fields(clinic, "inventory_emails")
+            if not clinic.inventory_emails and not skipped:
                 report.counts["no_inventory_contacts"] += 1
                 return report
             task = InventoryAlertTask(clinic_id=clinic.id, date=day)
@@ -90,7 +104,7 @@ class InventoryCheck:
                 product = Product.from_doc(doc.id, doc.data)
             except InvalidDocument as exc:
                 report.invalid_document(exc)
-                invalid.append({"product_id": exc.doc_id, "field": exc.field})
+                invalid.append({"product_id": exc.doc_id, "field": exc.field, **_names(doc.data)})
                 continue
             if product.needs_reorder:
                 lines.append(order_line(product))

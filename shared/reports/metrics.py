@@ -17,7 +17,7 @@ from __future__ import annotations
 import statistics
 from array import array
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -35,7 +35,9 @@ OFFER_CREATED, OFFER_FILLED, OFFER_STATUS_FILLED = "created_at", "filled_at", of
 APPOINTMENT_FIELDS = ("status", "start", "end", "price_cents", "provider_id", "provider_name", "confirmed_at")
 MESSAGE_KINDS = (("reminders", "appointment_reminder"), ("confirmations", "booking_confirmation"))
 CHANNELS = ("sms", "email")
-MAX_PROVIDERS = 200  # beyond this, further providers are folded into one "Other providers" row
+# Beyond this, further providers are folded into one "Other providers" row: a row is at most ~300 bytes,
+# so the stored doc stays far inside Firestore's 1 MiB; the email shows the busiest (render.TOP_PROVIDERS).
+MAX_PROVIDERS = 1000
 OTHER_PROVIDERS = "Other providers"
 UNASSIGNED = "Unassigned"
 MAX_LOGGED_INVALID = 20  # invalid documents logged one by one (all are counted)
@@ -66,6 +68,21 @@ class _Provider:
     revenue_cents: int = 0
 
 
+@dataclass
+class _Unreadable:
+    """Documents of the period that break the contract: all counted, the first few logged and listed by
+    collection, id and field (ids only, never a value) so an operator finds them from the report."""
+
+    count: int = 0
+    listed: list[dict[str, str]] = field(default_factory=list)
+
+    def add(self, collection: str, doc_id: str, field_name: str) -> None:
+        self.count += 1
+        if self.count <= MAX_LOGGED_INVALID:
+            self.listed.append({"collection": collection, "doc_id": doc_id, "field": field_name})
+            _log_invalid(collection, doc_id, field_name)
+
+
 class _Invalid(Exception):
     def __init__(self, field: str) -> None:
         super().__init__(field)
@@ -83,7 +100,7 @@ class MetricsReader:
     def build(self, clinic_id: str, period: ReportPeriod) -> dict[str, Any]:
         """Every metric of the period, as the plain map stored in reports/{id}.metrics."""
         by_status, revenue, providers, days, invalid, confirmed = self._appointment_details(clinic_id, period)
-        median, filled, invalid_offers = self._median_minutes_to_fill(clinic_id, period)
+        median, filled = self._median_minutes_to_fill(clinic_id, period, invalid)
         head = {
             **totals(by_status, revenue),
             "new_bookings": self._new_bookings(clinic_id, period),
@@ -110,7 +127,8 @@ class MetricsReader:
             "confirmation_rate": ratio(confirmed, sum(day["appointments"] for day in days)),
             "reminder_delivery_rate": ratio(reminders_delivered, reminders_sent),
             "open_failed_tasks": self._open_failed_tasks(clinic_id),
-            "invalid_documents": invalid + invalid_offers,
+            "invalid_documents": invalid.count,
+            "invalid_listed": invalid.listed,
             "empty": head["appointments"]["total"] == 0,
         }
         if period.kind == Period.WEEKLY:
@@ -175,35 +193,32 @@ class MetricsReader:
 
     def _appointment_details(
         self, clinic_id: str, period: ReportPeriod
-    ) -> tuple[dict[str, int], int, list[dict[str, Any]], list[dict[str, Any]], int, int]:
-        """Counts by status, completed revenue, per provider and per local day, the invalid documents and
+    ) -> tuple[dict[str, int], int, list[dict[str, Any]], list[dict[str, Any]], _Unreadable, int]:
+        """Counts by status, completed revenue, per provider and per local day, the unreadable documents and
         the confirmed ones (of those kept in the details: not cancelled), from one streamed query.
 
-        The counts and revenue follow the aggregation queries' rules (a document counts by its status and
-        adds its whole price_cents), so this week and the week before compare like with like."""
+        One rule for a document that breaks the contract (bad status, start, end or price): it is left out of
+        every figure and counted once in `invalid`, so the totals are the sums of the details."""
         by_status = dict.fromkeys(APPOINTMENT_STATUSES, 0)
         revenue = 0
         providers: dict[str, _Provider] = {}
         per_day: Counter[str] = Counter()
-        invalid = confirmed = 0
+        invalid = _Unreadable()
+        confirmed = 0
         query = self.store.query(
             APPOINTMENTS,
             where=[("clinic_id", "==", clinic_id), ("start", ">=", period.start), ("start", "<", period.end)],
             fields=APPOINTMENT_FIELDS,
         )
         for doc in query:
-            status, price = doc.get("status"), doc.get("price_cents")
-            if status in by_status:
-                by_status[status] += 1
-                if status == "completed" and isinstance(price, int) and not isinstance(price, bool):
-                    revenue += price
             try:
                 status, start, end, price = _appointment_row(doc.data)
             except _Invalid as problem:
-                invalid += 1
-                if invalid <= MAX_LOGGED_INVALID:
-                    _log_invalid(APPOINTMENTS, doc.id, problem.field)
+                invalid.add(APPOINTMENTS, doc.id, problem.field)
                 continue
+            by_status[status] += 1
+            if status == "completed":
+                revenue += price
             if status == "cancelled":
                 continue
             per_day[period.day_of(start).isoformat()] += 1
@@ -231,24 +246,25 @@ class MetricsReader:
         days = [{"date": day.isoformat(), "appointments": per_day[day.isoformat()]} for day in period.days]
         return by_status, revenue, rows, days, invalid, confirmed
 
-    def _median_minutes_to_fill(self, clinic_id: str, period: ReportPeriod) -> tuple[float | None, int, int]:
-        """(median minutes from created_at to filled_at, offers filled, invalid ones) over the period's fills."""
+    def _median_minutes_to_fill(
+        self, clinic_id: str, period: ReportPeriod, invalid: _Unreadable
+    ) -> tuple[float | None, int]:
+        """(median minutes from created_at to filled_at, offers filled) over the period's readable fills; an
+        offer whose instants cannot be read is added to `invalid` and left out of both."""
         seconds = array("d")
-        invalid = filled = 0
+        filled = 0
         for doc in self.store.query(
             SLOT_OFFERS, where=_filled(clinic_id, period), fields=(OFFER_CREATED, OFFER_FILLED)
         ):
-            filled += 1
             created, done = doc.get(OFFER_CREATED), doc.get(OFFER_FILLED)
             if not isinstance(created, datetime) or not isinstance(done, datetime) or done < created:
-                invalid += 1
-                if invalid <= MAX_LOGGED_INVALID:
-                    _log_invalid(SLOT_OFFERS, doc.id, OFFER_CREATED)
+                invalid.add(SLOT_OFFERS, doc.id, OFFER_FILLED if isinstance(created, datetime) else OFFER_CREATED)
                 continue
+            filled += 1
             seconds.append((done - created).total_seconds())
         if not seconds:
-            return None, filled, invalid
-        return round(statistics.median(seconds) / 60, 1), filled, invalid
+            return None, filled
+        return round(statistics.median(seconds) / 60, 1), filled
 
 
 def totals(by_status: dict[str, int], revenue: int) -> dict[str, Any]:

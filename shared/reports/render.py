@@ -11,10 +11,15 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from html import escape
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from shared.reports.money import DEFAULT_CURRENCY, format_money
+from shared.reports.report_docs import report_id
 
 BAR_COLOUR = "#2f6fde"  # the bars' colour (tests/integration/test_reports_email.py looks for it)
 BAR_TRACK = "#e8edf5"
@@ -39,6 +44,9 @@ CHANGE_LABELS = {
     "slots_filled": "Slots filled",
 }
 CSV_HEADER = ("section", "item", "metric", "value")
+# Gmail clips a message past ~102 KB: the email names the busiest providers and sums the rest in one row;
+# every provider's figures are in the CSV attachment.
+TOP_PROVIDERS = 15
 FONT = "font-family:Arial,Helvetica,sans-serif;"
 
 
@@ -53,13 +61,21 @@ class Email:
 # --------------------------------------------------------------------------------------------- format
 
 
-def money(cents: Any) -> str:
-    """Minor units → "1,234.50" (the clinic's currency, whichever it is)."""
-    if not isinstance(cents, int):
+Money = Callable[[Any], str]
+
+
+def money_of(report: dict[str, Any]) -> Money:
+    """Minor units → an amount in the report's currency and locale ("$1,234.50", "1234,50 €")."""
+    currency, locale = report.get("currency", DEFAULT_CURRENCY), report.get("locale", "en")
+    return lambda minor: format_money(minor, currency, locale)
+
+
+def hours_minutes(hours: Any) -> str:
+    """Booked hours as h:mm ("1:00", "0:15"), one way for every row."""
+    if not isinstance(hours, int | float) or isinstance(hours, bool):
         return "-"
-    sign = "-" if cents < 0 else ""
-    whole, part = divmod(abs(cents), 100)
-    return f"{sign}{whole:,}.{part:02d}"
+    minutes = round(hours * 60)
+    return f"{minutes // 60}:{minutes % 60:02d}"
 
 
 def percent(rate: Any) -> str:
@@ -92,7 +108,7 @@ def period_label(report: dict[str, Any]) -> str:
     return f"{first.day} {first:%b} – {last.day} {last:%b %Y}"
 
 
-def _change_value(key: str, value: Any) -> str:
+def _change_value(key: str, value: Any, money: Money) -> str:
     if key.endswith("_rate"):
         return percent(value)
     if key == "revenue_cents":
@@ -100,7 +116,7 @@ def _change_value(key: str, value: Any) -> str:
     return number(value)
 
 
-def _signed(key: str, change: Any) -> str:
+def _signed(key: str, change: Any, money: Money) -> str:
     if change is None:
         return "-"
     if key.endswith("_rate"):
@@ -112,16 +128,76 @@ def _signed(key: str, change: Any) -> str:
 # ----------------------------------------------------------------------------------------- the report
 
 
+def shown_providers(providers: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str | None]:
+    """The provider rows the email shows, and a note when there are more than TOP_PROVIDERS: then the busiest
+    (by appointments, then revenue), and one row summing the others, so every total still adds up."""
+    if len(providers) <= TOP_PROVIDERS:
+        return providers, None
+    ranked = sorted(providers, key=lambda p: (-int(p["appointments"]), -int(p["revenue_cents"]), str(p["name"])))
+    top, rest = ranked[:TOP_PROVIDERS], ranked[TOP_PROVIDERS:]
+    others = {
+        "provider_id": None,
+        "name": f"{len(rest)} other providers",
+        "appointments": sum(int(p["appointments"]) for p in rest),
+        "booked_hours": round(sum(float(p["booked_hours"]) for p in rest), 2),
+        "revenue_cents": sum(int(p["revenue_cents"]) for p in rest),
+    }
+    note = f"the {TOP_PROVIDERS} busiest providers, the other {len(rest)} summed in one row; all are in the CSV"
+    return [*top, others], note
+
+
 def bars(metrics: dict[str, Any], period: str) -> tuple[str, list[tuple[str, int]]]:
     """The visual's title and (label, value) rows: per day for a week, per provider for a day."""
     if period == "weekly":
-        return "Appointments per day", [(day_label(d["date"]), int(d["appointments"])) for d in metrics["days"]]
-    return "Appointments per provider", [(p["name"], int(p["appointments"])) for p in metrics["providers"]]
+        title, rows = "Appointments per day", [(day_label(d["date"]), int(d["appointments"])) for d in metrics["days"]]
+    else:
+        providers, _ = shown_providers(metrics["providers"])
+        title, rows = "Appointments per provider", [(p["name"], int(p["appointments"])) for p in providers]
+    cancelled = metrics["appointments"].get("cancelled") or 0
+    return (f"{title} (not counting {cancelled} cancelled)" if cancelled else title), rows
+
+
+def unreadable_notice(report: dict[str, Any]) -> str | None:
+    """What the email says of the records left out of every figure, and where an operator finds them."""
+    count = report["metrics"].get("invalid_documents") or 0
+    if not count:
+        return None
+    doc_id = report_id(str(report.get("clinic_id")), str(report.get("period")), str(report.get("start_date")))
+    records = "record" if count == 1 else "records"
+    return (
+        f"{count} {records} could not be read and {'is' if count == 1 else 'are'} left out of every figure above. "
+        f"Your operator finds them, by id and field to fix, under invalid_listed in the Firestore document "
+        f'reports/{doc_id} (or in the report-builder log lines "left out of the report").'
+    )
+
+
+def as_of_label(report: dict[str, Any]) -> str:
+    """When a partial report's figures were taken, in the clinic's time: "Tue 10 Mar, 14:05 (America/New_York)"."""
+    built = report.get("generated_at")
+    if not isinstance(built, datetime):
+        return "an unknown time"
+    try:
+        zone = ZoneInfo(str(report.get("timezone")))
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("UTC")
+    local = built.astimezone(zone)
+    return f"{local:%a} {local.day} {local:%b}, {local:%H:%M} ({zone.key})"
+
+
+def partial_notice(report: dict[str, Any]) -> str | None:
+    if not report.get("partial"):
+        return None
+    return (
+        f"Partial report: the period had not ended when it was built. The figures are as of {as_of_label(report)}; "
+        "the complete report is emailed after the period ends."
+    )
 
 
 def report_email(report: dict[str, Any], clinic_name: str) -> Email:
     kind = report["period"]
     subject = f"{clinic_name}: {kind} report, {period_label(report)}"
+    if report.get("partial"):
+        subject += f" (PARTIAL, as of {as_of_label(report)})"
     filename = f"report_{report['clinic_id']}_{kind}_{report['start_date']}.csv"
     return Email(
         subject=subject,
@@ -134,9 +210,13 @@ def report_email(report: dict[str, Any], clinic_name: str) -> Email:
 def report_text(report: dict[str, Any], clinic_name: str) -> str:
     metrics = report["metrics"]
     counts = metrics["appointments"]
+    money = money_of(report)
     lines = [f"{clinic_name} - {report['period']} report", period_label(report), ""]
     if metrics.get("empty"):
         lines += ["No appointments in this period.", ""]
+    for notice in (partial_notice(report), unreadable_notice(report)):
+        if notice:
+            lines += [notice, ""]
     lines += [
         f"Appointments: {number(counts['total'])}",
         *(f"  {label}: {number(counts[key])}" for key, label in STATUSES),
@@ -154,10 +234,11 @@ def report_text(report: dict[str, Any], clinic_name: str) -> str:
         lines.append(f"  {label[:24]:<24} {'#' * width:<{TEXT_BAR_WIDTH}} {value}")
     if not rows:
         lines.append("  (none)")
-    lines += ["", "Providers (appointments, booked hours, completed revenue)"]
+    providers, more = shown_providers(metrics["providers"])
+    lines += ["", "Providers (appointments, booked time h:mm, completed revenue)" + (f": {more}" if more else "")]
     lines += [
-        f"  {p['name']}: {number(p['appointments'])}, {number(p['booked_hours'])} h, {money(p['revenue_cents'])}"
-        for p in metrics["providers"]
+        f"  {p['name']}: {number(p['appointments'])}, {hours_minutes(p['booked_hours'])}, {money(p['revenue_cents'])}"
+        for p in providers
     ] or ["  (none)"]
     lines += ["", "Messages (sent / delivered / failed)"]
     for section in ("reminders", "confirmations"):
@@ -179,8 +260,8 @@ def report_text(report: dict[str, Any], clinic_name: str) -> str:
         for key, label in CHANGE_LABELS.items():
             c = metrics["change"][key]
             lines.append(
-                f"  {label}: {_change_value(key, c['current'])} / {_change_value(key, c['previous'])} / "
-                f"{_signed(key, c['change'])}"
+                f"  {label}: {_change_value(key, c['current'], money)} / {_change_value(key, c['previous'], money)} / "
+                f"{_signed(key, c['change'], money)}"
             )
     lines += ["", "The figures are attached as CSV."]
     return "\n".join(lines) + "\n"
@@ -257,9 +338,17 @@ def _kpis(items: list[tuple[str, str]]) -> str:
     )
 
 
+def _note(text: str | None) -> str:
+    if not text:
+        return ""
+    return f'<p style="{FONT}font-size:12px;color:#6b7280;margin:0 0 8px 0;">{escape(text[:1].upper() + text[1:])}.</p>'
+
+
 def report_html(report: dict[str, Any], clinic_name: str) -> str:
     metrics = report["metrics"]
     counts = metrics["appointments"]
+    providers, more = shown_providers(metrics["providers"])
+    money = money_of(report)
     parts = [
         _kpis(
             [
@@ -275,6 +364,12 @@ def report_html(report: dict[str, Any], clinic_name: str) -> str:
             f'<p style="{FONT}font-size:14px;color:#1f2933;background-color:#fff7e0;padding:10px;margin:8px 0;">'
             "No appointments in this period.</p>"
         )
+    for notice in (partial_notice(report), unreadable_notice(report)):
+        if notice:
+            parts.append(
+                f'<p style="{FONT}font-size:13px;color:#1f2933;background-color:#fdecea;padding:10px;margin:8px 0;">'
+                f"{escape(notice)}</p>"
+            )
     title, rows = bars(metrics, report["period"])
     parts += [_heading(title), _bar_rows(rows)]
     parts += [
@@ -285,11 +380,12 @@ def report_html(report: dict[str, Any], clinic_name: str) -> str:
             + [["New bookings made", number(metrics["new_bookings"])]],
         ),
         _heading("Providers"),
+        _note(more),
         _table(
-            ["Provider", "Appointments", "Booked hours", "Completed revenue"],
+            ["Provider", "Appointments", "Booked (h:mm)", "Completed revenue"],
             [
-                [p["name"], number(p["appointments"]), number(p["booked_hours"]), money(p["revenue_cents"])]
-                for p in metrics["providers"]
+                [p["name"], number(p["appointments"]), hours_minutes(p["booked_hours"]), money(p["revenue_cents"])]
+                for p in providers
             ]
             or [["(none)", "-", "-", "-"]],
         ),
@@ -306,9 +402,14 @@ def report_html(report: dict[str, Any], clinic_name: str) -> str:
                 for section in ("reminders", "confirmations")
                 for channel in ("sms", "email")
                 for c in [metrics["messages"][section][channel]]
-            ]
-            + [["Reminders delivered / sent", percent(metrics["reminder_delivery_rate"]), "", ""]]
-            + [["Appointments confirmed (of those not cancelled)", percent(metrics["confirmation_rate"]), "", ""]],
+            ],
+        ),
+        _table(
+            ["Rate", "Share"],
+            [
+                ["Reminders delivered / sent", percent(metrics["reminder_delivery_rate"])],
+                ["Appointments confirmed (of those not cancelled)", percent(metrics["confirmation_rate"])],
+            ],
         ),
     ]
     wait = metrics["waitlist"]
@@ -333,9 +434,9 @@ def report_html(report: dict[str, Any], clinic_name: str) -> str:
                 [
                     [
                         label,
-                        _change_value(key, metrics["change"][key]["current"]),
-                        _change_value(key, metrics["change"][key]["previous"]),
-                        _signed(key, metrics["change"][key]["change"]),
+                        _change_value(key, metrics["change"][key]["current"], money),
+                        _change_value(key, metrics["change"][key]["previous"], money),
+                        _signed(key, metrics["change"][key]["change"], money),
                     ]
                     for key, label in CHANGE_LABELS.items()
                 ],
@@ -379,7 +480,7 @@ def csv_rows(report: dict[str, Any]) -> list[tuple[str, str, str, Any]]:
     """Every figure of the report as (section, item, metric, value)."""
     m = report["metrics"]
     rows: list[tuple[str, str, str, Any]] = [
-        ("report", "", name, report.get(name)) for name in ("clinic_id", "period", "start_date", "end_date")
+        ("report", "", name, report.get(name)) for name in ("clinic_id", "period", "start_date", "end_date", "partial")
     ]
     rows += [("appointments", "", key, m["appointments"][key]) for key in ("total", *(k for k, _ in STATUSES))]
     rows += [
@@ -423,6 +524,13 @@ def report_csv(report: dict[str, Any]) -> bytes:
 # ------------------------------------------------------------------------------------ the reorder alert
 
 
+def _product_label(item: dict[str, Any]) -> str:
+    """A broken product as its manager knows it: "Name (SKU)", with its id; the id alone when neither reads."""
+    name, sku = item.get("name"), item.get("sku")
+    known = f"{name} ({sku})" if name and sku else name or sku
+    return f"{known}, product id {item['product_id']}" if known else f"product id {item['product_id']}"
+
+
 def inventory_email(order: dict[str, Any], clinic_name: str) -> Email:
     lines = order.get("lines") or []
     invalid = order.get("invalid_products") or []
@@ -432,15 +540,21 @@ def inventory_email(order: dict[str, Any], clinic_name: str) -> Email:
     for line in lines:
         text.append(
             f"  {line['name']} ({line['sku']}): {line['on_hand']} {line['unit']} on hand, reorder point "
-            f"{line['reorder_point']}, order {line['qty']}"
+            f"{line['reorder_point']}, order {line['qty']} {line['unit']}"
         )
     if order.get("truncated"):
         text.append("  (more products than one draft holds: see the products list)")
     if invalid:
         text += ["", "Product records that could not be checked (fix the field):"]
-        text += [f"  {item['product_id']}: {item['field']}" for item in invalid]
+        text += [f"  {_product_label(item)}: {item['field']}" for item in invalid]
     rows = [
-        [line["name"], line["sku"], f"{line['on_hand']} {line['unit']}", str(line["reorder_point"]), str(line["qty"])]
+        [
+            line["name"],
+            line["sku"],
+            f"{line['on_hand']} {line['unit']}",
+            f"{line['reorder_point']} {line['unit']}",
+            f"{line['qty']} {line['unit']}",
+        ]
         for line in lines
     ]
     html = [
@@ -452,7 +566,10 @@ def inventory_email(order: dict[str, Any], clinic_name: str) -> Email:
     if invalid:
         html += [
             _heading("Product records that could not be checked"),
-            _table(["Product id", "Field to fix"], [[item["product_id"], item["field"]] for item in invalid]),
+            _table(
+                ["Product", "SKU", "Field to fix", "Product id"],
+                [[item.get("name", "-"), item.get("sku", "-"), item["field"], item["product_id"]] for item in invalid],
+            ),
         ]
     body = (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"></head>'

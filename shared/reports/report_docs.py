@@ -36,6 +36,9 @@ class Reports:
         *,
         generated_at: datetime,
         emailed_to: Sequence[str],
+        currency: str | None,
+        locale: str,
+        partial: bool = False,
     ) -> str:
         """Write (or overwrite) the report; returns its document id."""
         doc_id = report_id(clinic_id, period.kind.value, period.start_date.isoformat())
@@ -53,6 +56,10 @@ class Reports:
                 "metrics": dict(metrics),
                 "generated_at": generated_at,
                 "emailed_to": list(emailed_to),
+                "currency": currency,  # how the email writes the amounts (the clinic's, as it was)
+                "locale": locale,
+                # Built before the period ended (asked for explicitly): figures as of generated_at.
+                "partial": partial,
             },
         )
         return doc_id

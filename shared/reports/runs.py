@@ -44,6 +44,22 @@ class RunReport:
             error_code=exc.code,
         )
 
+    def skipped_fields(self, clinic: Clinic, name: str, *, code: str = "invalid_recipient") -> int:
+        """A clinic setting skipped rather than refused (a bad staff address, the currency): logged masked and
+        counted here; a skipped address is also recorded in failed_tasks by the email task."""
+        skipped = clinic.problems_of(name)
+        for problem in skipped:
+            log.warning(
+                "clinic setting skipped; the rest of the clinic goes on",
+                clinic_id=clinic.id,
+                field=problem.field,
+                problem=problem.problem,
+                error_code=code,
+            )
+        if skipped:
+            self.problems[code] += len(skipped)
+        return len(skipped)
+
     def merge(self, other: RunReport) -> None:
         self.counts.update(other.counts)
         self.problems.update(other.problems)

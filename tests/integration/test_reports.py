@@ -29,6 +29,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from google.cloud.firestore_v1.base_query import FieldFilter
 
 from local.config import StackConfig
 from local.processes import ProcessDir, wait_until
@@ -233,6 +234,7 @@ def expected(seed: Seed, clinic: str, zone: ZoneInfo, first: date, last: date, w
             1 for f in seed.docs["failed_tasks"].values() if f["clinic_id"] == clinic and f["status"] == "open"
         ),
         "invalid_documents": 0,
+        "invalid_listed": [],
         "empty": total == 0,
     }
     if weekly:
@@ -659,3 +661,55 @@ def test_the_report_html_renders_with_visible_bars_in_headless_chromium(stack, f
     )
     assert busiest > 0
     assert bar > 2000, f"only {bar} pixels in the bars' colour: the bars are not visible"
+
+
+def failed_task(db: Any, clinic_id: str, code: str) -> dict[str, Any]:
+    found: list[dict[str, Any]] = []
+
+    def recorded() -> bool:
+        docs = db.collection("failed_tasks").where(filter=FieldFilter("clinic_id", "==", clinic_id)).stream()
+        found[:] = [d.to_dict() for d in docs if d.to_dict().get("error_code") == code]
+        return bool(found)
+
+    assert wait_until(recorded, WAIT), f"no failed_tasks record {code} for {clinic_id}"
+    return found[0]
+
+
+def test_a_malformed_manager_address_costs_nobody_else_the_report_and_is_recorded_masked(
+    stack, firestore_client, sandbox
+):
+    seed = Seed()
+    typo = f"owner-{seed.a[-6:]}.glow.example.com"  # the @ forgotten
+    seed.docs["clinics"][seed.a]["manager_emails"] = [seed.managers[0], typo, seed.managers[1]]
+    seed.write(firestore_client)
+    logs = FunctionLogs(stack, "report-builder")
+    body = {"period": "weekly", "date": "2026-10-26", "clinic_id": seed.a}
+    summary = tick(stack, "reports-tick", body, logs, "reports tick done")
+    assert summary["reports"] == 1 and summary["emails_queued"] == 1
+    assert summary["problems"] == {"invalid_recipient": 1}
+    for address in seed.managers:
+        (message,) = emails_to(sandbox, address, 1)
+        assert message["subject"] == "Glow Aesthetics: weekly report, 26 Oct – 1 Nov 2026"
+    record = failed_task(firestore_client, seed.a, "invalid_recipient")
+    assert record["task_type"] == "report_email" and record["status"] == "open"
+    assert "manager_emails[1]" in record["error"] and typo not in json.dumps(record, default=str)
+
+
+def test_a_day_not_over_is_refused_unless_asked_partial_and_then_the_email_says_so(stack, firestore_client, sandbox):
+    seed = Seed()
+    seed.write(firestore_client)
+    logs = FunctionLogs(stack, "report-builder")
+    today = datetime.now(UTC).astimezone(NY).date()
+    body = {"period": "daily", "date": today.isoformat(), "clinic_id": seed.a}
+    (refused,) = publish(stack, "reports-tick", [json.dumps(body).encode()])
+    (line,) = logs.wait_for(lambda line: line.get("event_id") == refused and line.get("error_code"))
+    assert (line["message"], line["error_code"]) == ("reports tick rejected; acknowledged", "period_not_ended")
+    doc_id = f"{seed.a}_daily_{today.isoformat()}"
+    assert not firestore_client.collection("reports").document(doc_id).get().exists
+
+    summary = tick(stack, "reports-tick", {**body, "partial": True}, logs, "reports tick done")
+    assert summary["reports"] == 1 and summary["emails_queued"] == 1
+    assert report_doc(firestore_client, doc_id)["partial"] is True
+    for address in seed.managers:
+        (message,) = emails_to(sandbox, address, 1)
+        assert "(PARTIAL, as of " in message["subject"] and "Partial report:" in message["text"]

@@ -278,3 +278,11 @@ def test_an_event_naming_nothing_is_rejected(setup, appointment_id, code):
     with pytest.raises(EventRejected) as caught:
         handle_appointment_event(event("created", appointment_id), setup.fanout, now=NOW)
     assert caught.value.code == code
+
+
+def test_a_clinic_with_a_malformed_manager_address_still_gets_its_reminders(setup):
+    setup.world.clinic(manager_emails=["boss@glow", "ok@glow.example.com"], inventory_emails="stock")
+    soon = setup.appointment(SOON)
+    report = setup.tick()
+    assert report.problems.get("invalid_clinic", 0) == 0
+    assert set(setup.queue.keys()) == setup.keys(soon)

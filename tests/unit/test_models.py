@@ -63,7 +63,6 @@ def test_clinic_accepts_a_messaging_service_sid_as_sender():
         ({"timezone": None}, "timezone"),
         ({"name": ""}, "name"),
         ({"sms_from": "555-0100"}, "sms_from"),
-        ({"manager_emails": "boss@example.com"}, "manager_emails"),
         ({"reminder_offsets_hours": [24, "2"]}, "reminder_offsets_hours"),
         ({"quiet_hours": {"start": "9pm"}}, "quiet_hours.start"),
         ({"waitlist": {"mode": "lottery"}}, "mode"),
@@ -76,6 +75,24 @@ def test_malformed_clinic_names_the_field(overrides, field):
     assert caught.value.field == field
     assert f"'{field}'" in str(caught.value)
     assert "clinics/c1" in str(caught.value)
+
+
+def test_a_bad_staff_address_is_skipped_and_noted_masked_never_refusing_the_clinic():
+    clinic = Clinic.from_doc(
+        "c1",
+        clinic_doc(
+            manager_emails=["manager@glow.example.com", "jane.doe@glow", 7, "ok@glow.example.com"],
+            inventory_emails="stock@glow.example.com",
+        ),
+    )
+    assert clinic.manager_emails == ("manager@glow.example.com", "ok@glow.example.com")
+    assert clinic.inventory_emails == ()
+    assert [(p.field, p.problem) for p in clinic.problems_of("manager_emails")] == [
+        ("manager_emails[1]", "is not an email address (j***@glow)"),
+        ("manager_emails[2]", "is not an email address (int)"),
+    ]
+    assert [p.field for p in clinic.problems_of("inventory_emails")] == ["inventory_emails"]
+    assert "jane.doe" not in repr(clinic.problems) and "stock@" not in repr(clinic.problems)
 
 
 def test_a_missing_document_is_invalid_not_a_crash():

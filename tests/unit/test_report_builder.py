@@ -134,7 +134,9 @@ def test_products_below_and_at_the_point_are_drafted_once_and_alerted_once(store
         ("at", "AT", 10),
         ("below", "BELOW", 10),
     ]
-    assert order["invalid_products"] == [{"product_id": "broken", "field": "on_hand"}]
+    # named as the inventory manager knows it (its name and sku still read), its id for the operator
+    broken = {"product_id": "broken", "field": "on_hand", "name": "Broken", "sku": "BROKEN"}
+    assert order["invalid_products"] == [broken]
     task = InventoryAlertTask("c1", date(2026, 3, 11))
     assert [spec.business_key for spec in queue.created] == [task.failure_key]
     assert first.summary()["drafts_created"] == 1 and again.summary()["drafts_already_there"] == 1
@@ -172,3 +174,23 @@ def test_the_period_in_the_doc_is_the_clinics_own(store):
         period.start,
         period.end,
     )
+
+
+# ----------------------------------------------------------------------------------- unfinished periods
+
+
+def test_a_dated_tick_for_a_day_that_has_not_ended_is_refused_with_a_code_and_builds_nothing(store):
+    queue = RecordingQueue()
+    builder = ReportBuilder(store, queue, "reports")
+    for tick in (ReportTick("daily", date=date(2026, 3, 11), clinic_id="c1"), ReportTick("weekly", date(2026, 3, 9))):
+        with pytest.raises(EventRejected) as refused:
+            builder.run_tick(tick, now=NOW)
+        assert refused.value.code == "period_not_ended"
+    assert store.docs("reports") == {} and queue.created == []
+
+
+def test_a_clinic_whose_day_has_not_ended_is_refused_while_one_whose_day_has_is_built(store):
+    clinic(store, "c3", timezone="Pacific/Kiritimati")  # UTC+14: its 11 March ended at 10:00 UTC
+    report = ReportBuilder(store, RecordingQueue(), "reports").run_tick(ReportTick("daily", date(2026, 3, 11)), now=NOW)
+    assert list(store.docs("reports")) == ["c3_daily_2026-03-11"]
+    assert report.summary()["problems"] == {"period_not_ended": 2, "invalid_clinics": 1}  # c1, c2; "broken"

@@ -32,6 +32,7 @@ def test_a_reports_tick_names_its_period_and_may_name_a_date_and_a_clinic():
     assert parse_report_tick(b'{"period": "weekly", "date": "2026-03-04", "clinic_id": "c-1"}') == ReportTick(
         "weekly", date(2026, 3, 4), "c-1"
     )
+    assert parse_report_tick(b'{"period": "daily", "date": "2026-03-04", "partial": true}').partial is True
 
 
 @pytest.mark.parametrize(
@@ -44,6 +45,7 @@ def test_a_reports_tick_names_its_period_and_may_name_a_date_and_a_clinic():
         (b'{"period": "daily", "date": "2026-02-30"}', "bad_date"),
         (b'{"period": "daily", "date": "1999-12-31"}', "bad_date"),
         (b'{"period": "daily", "clinicId": "c1"}', "unknown_field"),
+        (b'{"period": "daily", "partial": "yes"}', "bad_partial"),
         (b'{"period": "daily", "clinic_id": "a/b"}', "bad_clinic_id"),
         (b"not json", "malformed_json"),
         (b"[1]", "not_an_object"),
@@ -155,16 +157,12 @@ def test_a_days_bars_are_per_provider_scaled_to_the_busiest():
     report["metrics"]["empty"] = False
     html, text = render.report_html(report, "Glow"), render.report_text(report, "Glow")
     assert 'width="100%" bgcolor="#2f6fde"' in html and 'width="25%" bgcolor="#2f6fde"' in html
-    assert "#" * render.TEXT_BAR_WIDTH in text and "Ann: 4, 2.5 h, 1,234.56" in text
+    assert "#" * render.TEXT_BAR_WIDTH in text and "Ann: 4, 2:30, $1,234.56" in text
 
 
 def test_formatting_helpers():
-    assert (render.money(-1234), render.money(None), render.percent(0.1234), render.number(2.50)) == (
-        "-12.34",
-        "-",
-        "12.3 %",
-        "2.5",
-    )
+    money = render.money_of({})  # a report stored before the currency: US dollars, as the clinic default
+    assert (money(-1234), money(None), render.percent(0.1234), render.number(2.50)) == ("-$12.34", "-", "12.3 %", "2.5")
     assert render.day_label("bad") == "bad" and render.period_label({}) == ""
 
 
@@ -199,3 +197,14 @@ def test_the_sandbox_keeps_attachments_and_checks_them_like_sendgrid():
         "attachments.4",
     ]
     assert validate_mail({**base, "attachments": {}})[0]["field"] == "attachments"
+
+
+def test_amounts_follow_the_currencys_minor_units_and_the_locales_grouping():
+    from shared.reports.money import format_money
+
+    assert format_money(123456789, "USD", "en") == "$1,234,567.89"
+    assert format_money(123450, "EUR", "es") == "1234,50\u00a0€"  # Spanish groups from five digits
+    assert format_money(1234500, "USD", "es") == "12.345,00\u00a0US$"
+    assert format_money(-5, "CHF", "en") == "-CHF 0.05"
+    assert format_money(1500, "JPY", "es") == "1500\u00a0JPY"
+    assert format_money(True, "USD") == "-" and format_money(100, None) == "1.00"

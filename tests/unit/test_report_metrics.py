@@ -89,11 +89,11 @@ def store() -> MemoryStore:
 
 def test_every_weekly_figure(store):
     m = MetricsReader(store).build("c1", WEEK)
-    # a1..a6 + bad-end are in the week (bad-end's status still counts; its end keeps it out of the details)
-    assert m["appointments"] == {"total": 7, "booked": 1, "confirmed": 1, "completed": 3, "cancelled": 1, "no_show": 1}
-    assert m["revenue_cents"] == 12000 + 5000 + 10000
-    assert m["cancellation_rate"] == round(1 / 7, 4)
-    assert m["no_show_rate"] == round(1 / 6, 4)
+    # a1..a6 are in the week; bad-end (it ends before it starts) is left out of every figure, counted once
+    assert m["appointments"] == {"total": 6, "booked": 1, "confirmed": 1, "completed": 2, "cancelled": 1, "no_show": 1}
+    assert m["revenue_cents"] == 12000 + 5000
+    assert m["cancellation_rate"] == round(1 / 6, 4)
+    assert m["no_show_rate"] == round(1 / 5, 4)
     assert m["new_bookings"] == 2  # a1 (2 March) and a4 (7 March); the rest were booked on 1 March
     assert m["providers"] == [
         {"provider_id": "prov-b", "name": "Bo Lee", "appointments": 1, "booked_hours": 0.5, "revenue_cents": 5000},
@@ -112,14 +112,15 @@ def test_every_weekly_figure(store):
     assert m["waitlist"] == {"offers_sent": 4, "slots_filled": 3, "median_minutes_to_fill": 20.0}
     assert m["open_failed_tasks"] == 1
     assert m["invalid_documents"] == 1
+    assert m["invalid_listed"] == [{"collection": "appointments", "doc_id": "bad-end", "field": "end"}]
     assert m["empty"] is False
-    assert m["change"]["appointments"] == {"current": 7, "previous": 2, "change": 5, "percent": 250.0}
+    assert m["change"]["appointments"] == {"current": 6, "previous": 2, "change": 4, "percent": 200.0}
     assert m["change"]["revenue_cents"]["previous"] == 7000
     assert m["change"]["cancellation_rate"] == {
-        "current": round(1 / 7, 4),
+        "current": round(1 / 6, 4),
         "previous": 0.5,
-        "change": round(round(1 / 7, 4) - 0.5, 4),
-        "percent": round(100 * round(round(1 / 7, 4) - 0.5, 4) / 0.5, 1),
+        "change": round(round(1 / 6, 4) - 0.5, 4),
+        "percent": round(100 * round(round(1 / 6, 4) - 0.5, 4) / 0.5, 1),
     }
     assert m["change"]["no_show_rate"]["previous"] == 0.0
 
@@ -155,7 +156,8 @@ def test_documents_breaking_the_contract_are_counted_never_raised():
     assert m["providers"] == [
         {"provider_id": None, "name": "Ann", "appointments": 1, "booked_hours": 0.5, "revenue_cents": 0}
     ]
-    assert m["waitlist"]["slots_filled"] == 1 and m["waitlist"]["median_minutes_to_fill"] is None
+    # the offer's instants cannot be read: left out of the slots filled and the median like an appointment
+    assert m["waitlist"]["slots_filled"] == 0 and m["waitlist"]["median_minutes_to_fill"] is None
 
 
 def test_providers_beyond_the_cap_fold_into_one_row():
@@ -175,3 +177,26 @@ def test_ratio_and_compare_edges():
     out = compare(current, previous)
     assert out["no_show_rate"]["change"] is None and out["appointments"]["percent"] is None
     assert out["completed"] == {"current": 1, "previous": 1, "change": 0, "percent": 0.0}
+
+
+def test_an_unreadable_appointment_is_left_out_of_every_figure_so_the_totals_are_the_sums_of_the_details():
+    s = MemoryStore()
+    for n in range(14):
+        appointment(s, f"ok{n}", ny(3 + n % 5, 9 + n % 3), "completed" if n % 2 else "booked")
+    appointment(s, "gone", ny(3, 15), "cancelled")
+    appointment(s, "end-first", ny(4, 12), "completed", end=ny(4, 11))
+    appointment(s, "text-price", ny(4, 13), "completed", price_cents="120.00")
+    appointment(s, "lost", ny(5, 13), "lost")
+    m = MetricsReader(s).build("c1", WEEK)
+    counts = m["appointments"]
+    assert counts["total"] == 15 and m["invalid_documents"] == 3
+    not_cancelled = counts["total"] - counts["cancelled"]
+    assert sum(day["appointments"] for day in m["days"]) == not_cancelled
+    assert sum(p["appointments"] for p in m["providers"]) == not_cancelled
+    assert sum(p["revenue_cents"] for p in m["providers"]) == m["revenue_cents"] == 7 * 10000
+    assert m["cancellation_rate"] == round(1 / 15, 4)
+    assert {(item["doc_id"], item["field"]) for item in m["invalid_listed"]} == {
+        ("end-first", "end"),
+        ("text-price", "price_cents"),
+        ("lost", "status"),
+    }
