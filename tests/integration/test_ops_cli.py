@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, time, timedelta, timezone
 
 import pytest
@@ -29,7 +30,7 @@ def test_list_shows_open_failures(failed_key, capsys):
     key, _ = failed_key
     assert main(["list"]) == 0
     out = capsys.readouterr().out
-    assert key[:44] in out and "invalid_number" in out and "1 failed task(s) with status open" in out
+    assert f"{key} " in out and "invalid_number" in out and "1 failed task(s) with status open" in out
 
 
 def test_show_prints_ids_and_codes_but_no_contact_details(failed_key, capsys):
@@ -38,6 +39,14 @@ def test_show_prints_ids_and_codes_but_no_contact_details(failed_key, capsys):
     out = capsys.readouterr().out
     assert '"error_code": "invalid_number"' in out
     assert world.phones[-1] not in out and world.names[-1] not in out
+
+
+def test_show_finds_a_failure_by_the_beginning_of_its_id_on_firestore(failed_key, capsys):
+    key, _ = failed_key
+    assert main(["show", key[:30]]) == 0
+    assert json.loads(capsys.readouterr().out)["id"] == key
+    assert main(["show", key[:30] + "z"]) == 1  # no id begins so (keys are hex)
+    assert "no failed task" in capsys.readouterr().err
 
 
 def test_show_of_an_unknown_id_fails_clearly(stack, clean_firestore, capsys):
