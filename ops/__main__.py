@@ -1,5 +1,6 @@
-"""python -m ops: list, show (masked) and retry failed tasks; run the retry sweep; replay a reminders tick;
-build one clinic report on demand; smoke-test the deployed functions without messaging any patient.
+"""python -m ops: list, show (masked) and retry failed tasks; run the retry sweep; say why an appointment's
+patient did or did not get each message; replay a reminders tick; build one clinic report on demand;
+smoke-test the deployed functions without messaging any patient.
 
 Talks to the project in GOOGLE_CLOUD_PROJECT with the caller's credentials, or to the local stack
 (`. .local/env.sh` first, or the env.sh in the MEDSPA_STATE_DIR the stack was started with). Output
@@ -142,6 +143,29 @@ def _retry_all_open(owner: FailedTasks, error_code: str | None) -> int:
     changed = f" ({len(ids) - marked} changed meanwhile, left as they are)" if marked < len(ids) else ""
     print(f"{marked} of {len(ids)} open failed task(s) marked retry{changed}")
     return 0
+
+
+def cmd_why(args: argparse.Namespace) -> int:
+    """The timeline of one appointment's messages: ledger, failed_tasks and, locally, the sandbox's outbox."""
+    from dataclasses import asdict
+
+    from ops import why
+    from ops.outbox import SandboxOutbox
+    from shared.contract.ids import is_doc_id
+    from shared.platform import emulator
+
+    if not is_doc_id(args.appointment):
+        print(f"not an appointment id: {scrub(args.appointment)[:80]}", file=sys.stderr)
+        return 2
+    sandbox = emulator.sandbox_url()
+    timeline = why.appointment_timeline(
+        clients.store(),
+        args.appointment,
+        outbox=SandboxOutbox(sandbox) if sandbox else None,
+        no_outbox="not read: in the cloud there is none; find a message in Twilio's or SendGrid's logs by its id",
+    )
+    print(json.dumps(_json_value(asdict(timeline)), indent=2) if args.json else why.render(timeline))
+    return 0 if timeline.found or timeline.messages else 1
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -296,6 +320,10 @@ def main(argv: list[str] | None = None) -> int:
     retry.add_argument("--error-code", help="with --all-open: only this error code")
     retry.add_argument("--sweep-now", action="store_true", help="run the sweep right away")
     retry.set_defaults(run=cmd_retry)
+    explain = sub.add_parser("why", help="why an appointment's patient did or did not get each message: its timeline")
+    explain.add_argument("--appointment", required=True, help="the appointment id")
+    explain.add_argument("--json", action="store_true", help="the timeline as JSON")
+    explain.set_defaults(run=cmd_why)
     sweep = sub.add_parser("sweep", help="re-enqueue every failed task marked retry, now")
     sweep.set_defaults(run=cmd_sweep)
     replay = sub.add_parser("replay-tick", help="run the reminders fan-out for one local date (and clinic)")
