@@ -43,7 +43,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import requests
 
@@ -330,7 +329,7 @@ class Chaos:
         for message in outbox:
             if message["direction"] != "outbound":
                 continue
-            key = ledger_key_of(message)
+            key = sent_for(message)[0]
             sent_for[key or "?"].append(message)
         by_appointment: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for key, doc in ledger.items():
@@ -431,14 +430,6 @@ class Chaos:
             if verdict[name]:
                 print(f"  {name:20} {verdict[name]}")
         print(f"  operations log       {self.log_path}")
-
-
-def ledger_key_of(message: dict[str, Any]) -> str | None:
-    """The ledger key a sandbox message was sent for: the SMS status callback's ?ledger=, the email's custom arg."""
-    if message["channel"] == "sms" and message.get("status_callback"):
-        return (parse_qs(urlsplit(message["status_callback"]).query).get("ledger") or [None])[0]
-    reference = (message.get("custom_args") or {}).get("ledger_key")
-    return str(reference).split(":", 1)[0] if reference else None
 
 
 def chaos_config(port_base: int, state_dir: Path) -> StackConfig:
