@@ -50,6 +50,7 @@ from local import config as stack_config
 from local import stack as local_stack
 from local.config import StackConfig
 from local.processes import ProcessDir, wait_until
+from ops import outbox as provider_outbox
 from shared.platform import env as envvars
 from shared.platform.errors import ConfigError
 from tests.spare_ports import spare_port_base
@@ -329,7 +330,7 @@ class Chaos:
         for message in outbox:
             if message["direction"] != "outbound":
                 continue
-            key = sent_for(message)[0]
+            key = provider_outbox.sent_for(message)[0]
             sent_for[key or "?"].append(message)
         by_appointment: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for key, doc in ledger.items():
