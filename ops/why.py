@@ -206,7 +206,7 @@ def _moved_words(
         way = "to the morning" if send_at > due else "back to the evening before (the morning is too late)"
         return f"moved out of the clinic's quiet hours ({quiet} local) {way}"
     if created is not None and created > shifted:
-        return "already past when it was planned: sent as soon as it could be (catch-up)"
+        return "already past when it was planned: planned for the first moment it could still go (catch-up)"
     return f"moved; the clinic's quiet hours as they are now ({quiet}) do not explain it"
 
 
