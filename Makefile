@@ -32,7 +32,8 @@ help:
 	@echo "make test-browser the console in headless chromium (Playwright) after the quick demo; screenshots in .local/artifacts/"
 	@echo "make coverage     the unit suite's line coverage per shared/ module; fails under 85 % for a service module"
 	@echo "make chaos        a Jepsen-style run on a stack of its own (faults, kills, duplicates); fails on any loss, duplicate or PHI"
-	@echo "make fuzz         thousands of generated inputs: the decoders in-process, then HTTP against the running stack"
+	@echo "make fuzz         thousands of generated inputs: the decoders in-process, then HTTP against the local stack"
+	@echo "                  (started for the run when it is not up, and stopped afterwards)"
 
 # No venv needed: this is what a machine must have before one (local/prereqs.sh --check only lists it).
 prereqs:
@@ -100,15 +101,16 @@ coverage: venv
 	$(PY) -m coverage report --show-missing --skip-empty
 	$(PY) -m tests.coverage_floor
 
-# Its own stack (MEDSPA_CHAOS_PORT_BASE, default 9400), brought up and down by the run (~3 min).
+# Its own stack, brought up and down by the run (~3 min): ports from MEDSPA_CHAOS_PORT_BASE, else a free block
+# inside MEDSPA_PORT_BASE's hundred (tests/spare_ports.py); state in $MEDSPA_STATE_DIR/chaos-stack.
 chaos: venv venv-runtime
 	$(PY) -m tests.chaos
 
-# In-process properties with many examples, then 10,000 task bodies and 2,000 callbacks over HTTP (~4 min).
+# In-process properties with many examples, then 10,000 task bodies and 2,000 callbacks over HTTP (~4 min)
+# against the stack of MEDSPA_PORT_BASE: started when it is not up, and then stopped again afterwards.
 fuzz: venv venv-runtime
 	MEDSPA_FUZZ_EXAMPLES=3000 $(PY) -m pytest -q tests/unit/test_boundary_properties.py
-	@$(PY) -m local.stack up >/dev/null
-	@set -a; . $${MEDSPA_STATE_DIR:-.local}/env.sh; set +a; $(PY) -m tests.fuzz
+	@$(PY) -m tests.fuzz --start-stack
 
 # The demo compresses send times (one day of waiting = 30 s) unless MEDSPA_DEMO_TIME_SCALE says otherwise.
 demo: export MEDSPA_DEMO_TIME_SCALE ?= 2880

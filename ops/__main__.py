@@ -1,10 +1,12 @@
-"""python -m ops: list, show (masked) and retry failed tasks; run the retry sweep; replay a reminders tick;
-build one clinic report on demand; smoke-test the deployed functions without messaging any patient.
+"""python -m ops: list, show (masked) and retry failed tasks; run the retry sweep; say why an appointment's
+patient did or did not get each message; replay a reminders tick; build one clinic report on demand;
+smoke-test the deployed functions without messaging any patient.
 
-Talks to the project in GOOGLE_CLOUD_PROJECT with the caller's credentials (or to the local stack:
-`. .local/env.sh` first). Output never holds PHI: failed_tasks docs hold ids and codes, and whatever
-is printed goes through the same masking as the logs. Every change goes through the module that owns
-the collection (shared.tasks.failed_tasks), exactly as the console edit and the sweep do.
+Talks to the project in GOOGLE_CLOUD_PROJECT with the caller's credentials, or to the local stack
+(`. .local/env.sh` first, or the env.sh in the MEDSPA_STATE_DIR the stack was started with). Output
+never holds PHI: failed_tasks docs hold ids and codes, and whatever is printed goes through the same
+masking as the logs. Every change goes through the module that owns the collection
+(shared.tasks.failed_tasks), exactly as the console edit and the sweep do.
 """
 
 from __future__ import annotations
@@ -12,18 +14,23 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import socket
 import sys
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 from shared.platform import clients
 from shared.platform.clock import system_clock
 from shared.platform.errors import ConfigError
 from shared.platform.masking import scrub
+from shared.platform.store import Doc
 from shared.tasks.failed_tasks import FailedTasks, Status
 
 REACH_SECONDS = 3.0
+PREFIX_MATCHES_SHOWN = 10  # an ambiguous prefix lists this many of the ids it begins
+PROGRESS_EVERY = 50  # `retry --all-open` says how far it got every this many failures
 
 
 def _fmt(value: Any) -> str:
@@ -32,8 +39,43 @@ def _fmt(value: Any) -> str:
     return scrub(str(value)) if value is not None else "-"
 
 
+def _json_value(value: Any) -> Any:
+    """A stored value as JSON shows it: numbers, booleans and null as such, timestamps ISO, text masked."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {scrub(str(key)): _json_value(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_value(item) for item in value]
+    return scrub(str(value))
+
+
 def failures() -> FailedTasks:
     return FailedTasks(clients.store(), system_clock)
+
+
+def find(owner: FailedTasks, text: str) -> Doc | None:
+    """The failed task `text` names, by its whole id or the one id it begins; else None, saying why."""
+    doc = owner.read(text)
+    if doc is not None:
+        return doc
+    matches = owner.ids_starting_with(text, limit=PREFIX_MATCHES_SHOWN + 1)
+    if len(matches) == 1:
+        doc = owner.read(matches[0])
+        if doc is not None:
+            return doc
+    if not matches:
+        print(f"no failed task {scrub(text)[:80]} (by id or the beginning of one)", file=sys.stderr)
+        return None
+    shown = "\n".join(f"  {doc_id}" for doc_id in matches[:PREFIX_MATCHES_SHOWN])
+    more = "\n  …" if len(matches) > PREFIX_MATCHES_SHOWN else ""
+    print(
+        f"{scrub(text)[:80]} is the beginning of more than one failed task id; give more of it:\n{shown}{more}",
+        file=sys.stderr,
+    )
+    return None
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -42,10 +84,11 @@ def cmd_list(args: argparse.Namespace) -> int:
             status=Status(args.status), clinic_id=args.clinic, error_code=args.error_code, limit=args.limit
         )
     )
-    print(f"{'id':44} {'type':22} {'error':20} {'http':4} {'tries':5} {'clinic':14} last failed")
+    width = max((len(doc.id) for doc in docs), default=2)  # whole ids: `show` and `retry` take them as printed
+    print(f"{'id':{width}} {'type':22} {'error':20} {'http':4} {'tries':5} {'clinic':14} last failed")
     for doc in docs:
         print(
-            f"{doc.id[:44]:44} {_fmt(doc.get('task_type'))[:22]:22} {_fmt(doc.get('error_code'))[:20]:20} "
+            f"{doc.id:{width}} {_fmt(doc.get('task_type'))[:22]:22} {_fmt(doc.get('error_code'))[:20]:20} "
             f"{_fmt(doc.get('http_status')):4} {_fmt(doc.get('attempts')):5} {_fmt(doc.get('clinic_id'))[:14]:14} "
             f"{_fmt(doc.get('last_failed_at'))}"
         )
@@ -54,31 +97,75 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    doc = failures().read(args.id)
+    doc = find(failures(), args.id)
     if doc is None:
-        print(f"no failed task {scrub(args.id)[:80]}", file=sys.stderr)
         return 1
-    shown = {key: (_fmt(value) if not isinstance(value, dict) else value) for key, value in doc.data.items()}
-    print(scrub(json.dumps(shown, indent=2, sort_keys=True, default=str)))
+    print(json.dumps({"id": doc.id, **_json_value(doc.data)}, indent=2, sort_keys=True))
     return 0
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
     """Mark failed tasks for retry, exactly what an operator does in the console; the sweep re-enqueues."""
-    owner = failures()
-    ids = [args.id] if args.id else [doc.id for doc in owner.open_failures(error_code=args.error_code)]
+    if args.id:
+        code = _retry_one(failures(), args.id)
+    else:
+        code = _retry_all_open(failures(), args.error_code)
+    if code == 0 and args.sweep_now:
+        return cmd_sweep(args)
+    return code
+
+
+def _retry_one(owner: FailedTasks, text: str) -> int:
+    doc = find(owner, text)
+    if doc is None:
+        return 1
+    before = doc.get("status")
+    if owner.request_retry(doc.id):
+        again = " (it already was)" if before == Status.RETRY else ""
+        print(f"failed task {doc.id} marked retry{again}: the next sweep re-enqueues it")
+        return 0
+    now = owner.read(doc.id)
+    status = now.get("status") if now is not None else "deleted"
+    why = "the sweep already re-enqueued it" if status == Status.RETRIED else "only open or resolved ones can be"
+    print(f"failed task {doc.id} is {_fmt(status)[:20]}, not marked retry: {why}", file=sys.stderr)
+    return 1
+
+
+def _retry_all_open(owner: FailedTasks, error_code: str | None) -> int:
+    ids = [doc.id for doc in owner.open_failures(error_code=error_code)]
     marked = 0
     for index, doc_id in enumerate(ids, 1):
-        if owner.request_retry(doc_id):
-            marked += 1
-        else:
-            print(f"no open failed task {scrub(doc_id)[:80]}", file=sys.stderr)
-        if index % 50 == 0 or index == len(ids):
-            print(f"\rmarked {index}/{len(ids)}", end="", file=sys.stderr, flush=True)
-    print(f"\n{marked} failed task(s) marked retry", file=sys.stderr)
-    if args.sweep_now:
-        return cmd_sweep(args)
-    return 0 if marked or not args.id else 1
+        marked += owner.request_retry(doc_id)
+        if index % PROGRESS_EVERY == 0 and index < len(ids):
+            print(f"\rchecked {index}/{len(ids)}", end="", file=sys.stderr, flush=True)
+    if len(ids) >= PROGRESS_EVERY:
+        print(file=sys.stderr)
+    changed = f" ({len(ids) - marked} changed meanwhile, left as they are)" if marked < len(ids) else ""
+    print(f"{marked} of {len(ids)} open failed task(s) marked retry{changed}")
+    return 0
+
+
+def cmd_why(args: argparse.Namespace) -> int:
+    """The timeline of one appointment's messages: ledger, failed_tasks and, locally, the sandbox's outbox."""
+    from dataclasses import asdict
+
+    from ops import why
+    from ops.outbox import SandboxOutbox
+    from shared.contract.ids import is_doc_id
+    from shared.platform import emulator
+
+    if not is_doc_id(args.appointment):
+        print(f"not an appointment id: {scrub(args.appointment)[:80]}", file=sys.stderr)
+        return 2
+    sandbox = emulator.sandbox_url()
+    timeline = why.appointment_timeline(
+        clients.store(),
+        args.appointment,
+        outbox=SandboxOutbox(sandbox) if sandbox else None,
+        no_outbox="not read: in the cloud there is none; find a message in Twilio's or SendGrid's logs by its id",
+    )
+    print(json.dumps(_json_value(asdict(timeline)), indent=2) if args.json else why.render(timeline))
+    return 0 if timeline.found or timeline.messages else 1
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -186,12 +273,18 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     return 0 if all(check.passed for check in checks) else 1
 
 
+def env_script() -> str:
+    """The local stack's environment file, where `make up` wrote it (MEDSPA_STATE_DIR, else .local)."""
+    state_dir = os.environ.get("MEDSPA_STATE_DIR", "").strip()
+    return shlex.quote(str(Path(state_dir) / "env.sh")) if state_dir else ".local/env.sh"
+
+
 def reachable() -> str | None:
     """None when the project's Firestore answers a TCP connect; else what could not be reached."""
     project = os.environ.get("GOOGLE_CLOUD_PROJECT", "").strip()
     if not project:
         return (
-            "GOOGLE_CLOUD_PROJECT is not set: run `. .local/env.sh` for the local stack, or set it and "
+            f"GOOGLE_CLOUD_PROJECT is not set: run `. {env_script()}` for the local stack, or set it and "
             "use application-default credentials for a real project"
         )
     emulator = os.environ.get("FIRESTORE_EMULATOR_HOST", "").strip()
@@ -209,7 +302,7 @@ def reachable() -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ops", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m ops", description=" ".join(__doc__.split("\n\n")[0].split()))
     sub = parser.add_subparsers(dest="command", required=True)
     listing = sub.add_parser("list", help="list failed tasks")
     listing.add_argument("--status", choices=[s.value for s in Status], default="open")
@@ -227,6 +320,10 @@ def main(argv: list[str] | None = None) -> int:
     retry.add_argument("--error-code", help="with --all-open: only this error code")
     retry.add_argument("--sweep-now", action="store_true", help="run the sweep right away")
     retry.set_defaults(run=cmd_retry)
+    explain = sub.add_parser("why", help="why an appointment's patient did or did not get each message: its timeline")
+    explain.add_argument("--appointment", required=True, help="the appointment id")
+    explain.add_argument("--json", action="store_true", help="the timeline as JSON")
+    explain.set_defaults(run=cmd_why)
     sweep = sub.add_parser("sweep", help="re-enqueue every failed task marked retry, now")
     sweep.set_defaults(run=cmd_sweep)
     replay = sub.add_parser("replay-tick", help="run the reminders fan-out for one local date (and clinic)")

@@ -1,7 +1,11 @@
 """make chaos: a Jepsen-style run of the reminders pipeline on a local stack of its own, then a verdict
 read from the sandbox outbox and Firestore alone.
 
-    python -m tests.chaos [--clinics 4] [--appointments 60] [--seed 1] [--port-base 9400] [--keep-stack]
+    python -m tests.chaos [--clinics 4] [--appointments 60] [--seed 1] [--port-base N] [--keep-stack]
+
+Its stack's ports: --port-base, else MEDSPA_CHAOS_PORT_BASE, else a free block inside the hundred ports of
+your own stack's MEDSPA_PORT_BASE (tests/spare_ports.py), so it collides with no other stack on the
+machine; its state: --state-dir, else chaos-stack/ under MEDSPA_STATE_DIR (.local by default).
 
 What it does to the system (every operation is logged as a JSON line in <state>/chaos/operations.jsonl):
 - seeds several clinics (zones around the world) and hundreds of appointments over the next day;
@@ -34,11 +38,11 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import requests
 
@@ -46,6 +50,10 @@ from local import config as stack_config
 from local import stack as local_stack
 from local.config import StackConfig
 from local.processes import ProcessDir, wait_until
+from ops import outbox as provider_outbox
+from shared.platform import env as envvars
+from shared.platform.errors import ConfigError
+from tests.spare_ports import spare_port_base
 
 ZONES = (
     "America/Los_Angeles",
@@ -322,7 +330,7 @@ class Chaos:
         for message in outbox:
             if message["direction"] != "outbound":
                 continue
-            key = ledger_key_of(message)
+            key = provider_outbox.sent_for(message)[0]
             sent_for[key or "?"].append(message)
         by_appointment: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for key, doc in ledger.items():
@@ -425,14 +433,6 @@ class Chaos:
         print(f"  operations log       {self.log_path}")
 
 
-def ledger_key_of(message: dict[str, Any]) -> str | None:
-    """The ledger key a sandbox message was sent for: the SMS status callback's ?ledger=, the email's custom arg."""
-    if message["channel"] == "sms" and message.get("status_callback"):
-        return (parse_qs(urlsplit(message["status_callback"]).query).get("ledger") or [None])[0]
-    reference = (message.get("custom_args") or {}).get("ledger_key")
-    return str(reference).split(":", 1)[0] if reference else None
-
-
 def chaos_config(port_base: int, state_dir: Path) -> StackConfig:
     overrides = {
         "MEDSPA_PORT_BASE": str(port_base),
@@ -448,17 +448,33 @@ def chaos_config(port_base: int, state_dir: Path) -> StackConfig:
     return stack_config.load({**os.environ, **overrides})
 
 
+def default_stack(environ: Mapping[str, str]) -> tuple[int, Path]:
+    """(port base, state dir) of a run's own stack: MEDSPA_CHAOS_PORT_BASE, else a free block inside the
+    block of MEDSPA_PORT_BASE; the state under MEDSPA_STATE_DIR."""
+    yours = stack_config.load(environ)
+    chosen = envvars.integer(environ, "MEDSPA_CHAOS_PORT_BASE", 0)
+    return chosen or spare_port_base(yours), yours.state_dir / "chaos-stack"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.chaos", description=__doc__.splitlines()[0])
     parser.add_argument("--clinics", type=int, default=4)
     parser.add_argument("--appointments", type=int, default=60, help="per clinic")
     parser.add_argument("--handler-kills", type=int, default=4)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--port-base", type=int, default=int(os.environ.get("MEDSPA_CHAOS_PORT_BASE", "9400")))
-    parser.add_argument("--state-dir", type=Path, default=stack_config.REPO_ROOT / ".local" / "chaos-stack")
+    parser.add_argument("--port-base", type=int, help="default: MEDSPA_CHAOS_PORT_BASE, else free inside yours")
+    parser.add_argument("--state-dir", type=Path, help="default: MEDSPA_STATE_DIR/chaos-stack")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the run to settle")
     parser.add_argument("--keep-stack", action="store_true", help="leave the chaos stack up afterwards")
     args = parser.parse_args(argv)
+    if args.port_base is None or args.state_dir is None:
+        try:
+            port_base, state_dir = default_stack(os.environ)
+        except (ConfigError, AssertionError) as exc:
+            print(f"chaos: {exc}", file=sys.stderr)
+            return 2
+        args.port_base = port_base if args.port_base is None else args.port_base
+        args.state_dir = state_dir if args.state_dir is None else args.state_dir
     config = chaos_config(args.port_base, args.state_dir)
     print(f"chaos: stack on port base {args.port_base}, state in {args.state_dir}", flush=True)
     local_stack.up(config)

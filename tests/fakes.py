@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared.messaging.providers import OutgoingEmail, OutgoingSms, SentMessage
-from shared.platform.store import Create, Delete, Doc, Filter, Order, Put, Update, Write
+from shared.platform.store import DOC_ID, Create, Delete, Doc, Filter, Order, Put, Update, Write
 from shared.tasks.queue import TaskSpec
 
 
@@ -182,9 +182,8 @@ class MemoryStore:
                 continue
             doc = self._read(path)
             assert doc is not None
-            if all(
-                field_name in doc.data and _compare(op, doc.data[field_name], value) for field_name, op, value in where
-            ):
+            fields = {**doc.data, DOC_ID: doc.id}
+            if all(field_name in fields and _compare(op, fields[field_name], value) for field_name, op, value in where):
                 out.append(doc)
         return out
 

@@ -1,6 +1,10 @@
 """make fuzz: generated requests against the running functions, as a hostile sender would send them.
 
-    python -m tests.fuzz [--bodies 10000] [--callbacks 2000] [--seed 1]      (the local stack must be up)
+    python -m tests.fuzz [--bodies 10000] [--callbacks 2000] [--seed 1] [--start-stack]
+
+It runs against the local stack of MEDSPA_PORT_BASE / MEDSPA_STATE_DIR, which must be up and healthy (it
+says so in one line and sends nothing otherwise); with --start-stack (`make fuzz`) it starts the stack when
+it is not up and stops it afterwards, only when no part of it was running before (as tests/conftest.py does).
 
 Posts task bodies to the task handler as Cloud Tasks would (malformed JSON, deep nesting, ids Firestore
 refuses, lone surrogates, out-of-range instants and integers, wrong types, unknown fields, oversize,
@@ -30,6 +34,7 @@ import requests
 from twilio.request_validator import RequestValidator
 
 from local import config as stack_config
+from local import stack as local_stack
 from local.config import StackConfig
 from local.processes import ProcessDir
 
@@ -270,8 +275,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=500)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--slow-seconds", type=float, default=SLOW_SECONDS)
+    parser.add_argument(
+        "--start-stack", action="store_true", help="start the stack when it is not up; stop it after if this run did"
+    )
     args = parser.parse_args(argv)
-    return run(args.bodies, args.callbacks, args.events, args.seed, slow_seconds=args.slow_seconds)
+    config = stack_config.load()
+    processes = ProcessDir(config.state_dir)
+    owned = not any(processes.running(name) for name in processes.names())
+    if not local_stack.healthy(config):
+        if not args.start_stack:
+            print(
+                f"fuzz: the local stack is not up and healthy (Firestore {config.host}:{config.firestore_port}, "
+                f"state in {config.state_dir}): `make up` with the same MEDSPA_PORT_BASE and MEDSPA_STATE_DIR, "
+                "or pass --start-stack",
+                file=sys.stderr,
+            )
+            return 2
+        try:
+            local_stack.up(config)
+        except local_stack.StackError as exc:
+            print(f"fuzz: the local stack did not start: {exc}", file=sys.stderr)
+            return 2
+    try:
+        return run(args.bodies, args.callbacks, args.events, args.seed, config=config, slow_seconds=args.slow_seconds)
+    finally:
+        if owned:
+            local_stack.down(config)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 MAX_WRITES = 500  # Firestore's limit of writes in one commit
 OPERATORS = ("==", "!=", "<", "<=", ">", ">=", "in", "array_contains")
+DOC_ID = "__name__"  # a filter on this field compares document ids (in the queried collection)
 
 Filter = tuple[str, str, Any]  # (field, operator, value)
 Order = tuple[str, str]  # (field, "asc" | "desc")
@@ -188,6 +189,10 @@ class FirestoreStore:
         for field, op, value in where:
             if op not in OPERATORS:
                 raise ValueError(f"unsupported operator {op!r}")
+            if field == DOC_ID:  # Firestore compares document ids as references, never as strings
+                ids = value if isinstance(value, list) else [value]
+                refs = [self.client.collection(collection).document(doc_id) for doc_id in ids]
+                value = refs if isinstance(value, list) else refs[0]
             query = query.where(filter=FieldFilter(field, op, value))
         return query
 

@@ -28,7 +28,7 @@ from shared.contract.ids import is_doc_id
 from shared.platform import log
 from shared.platform.clock import Clock
 from shared.platform.masking import scrub
-from shared.platform.store import Doc, Store
+from shared.platform.store import DOC_ID, Doc, Store
 
 COLLECTION = "failed_tasks"
 MAX_ERROR_CHARS = 500
@@ -149,6 +149,13 @@ class FailedTasks:
 
     def read(self, doc_id: str) -> Doc | None:
         return self.store.get(path(doc_id)) if is_doc_id(doc_id) else None
+
+    def ids_starting_with(self, prefix: str, *, limit: int) -> list[str]:
+        """The ids that begin with `prefix`, in id order, at most `limit`: one range query on the id."""
+        if not is_doc_id(prefix):
+            return []
+        where = [(DOC_ID, ">=", prefix), (DOC_ID, "<", prefix + "\uf8ff")]
+        return [doc.id for doc in self.store.query(COLLECTION, where=where, fields=[], limit=limit)]
 
     def marked_for_retry(self) -> Iterator[Doc]:
         return self.store.query(COLLECTION, where=[("status", "==", Status.RETRY.value)])
