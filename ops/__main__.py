@@ -244,7 +244,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         period = last_full_period(args.period, now, clinic.zone)
     config = settings()
     builder = ReportBuilder(store=store, tasks=CloudTasksQueue(clients.tasks(), config), queue=config.queue_reports)
-    report = builder.build(clinic, period, now=now, email=not args.no_email)
+    report = builder.build(clinic, period, now=now, email=not args.no_email, partial=args.partial)
     summary = report.summary()
     built = Reports(store).read(summary["ids"][0]) if summary["ids"] else None
     out = {"report": summary["ids"][0] if summary["ids"] else None, **{k: v for k, v in summary.items() if k != "ids"}}
@@ -339,6 +339,11 @@ def main(argv: list[str] | None = None) -> int:
         help="YYYY-MM-DD: the day, or any day of the Monday-Sunday week (default: the last full one)",
     )
     build.add_argument("--no-email", action="store_true", help="store the report only")
+    build.add_argument(
+        "--partial",
+        action="store_true",
+        help="build a period that has not ended yet (refused otherwise); the report and its email say so",
+    )
     build.set_defaults(run=cmd_report)
     smoke = sub.add_parser("smoke", help="smoke-test the deployed functions (messages no patient), then clean up")
     smoke.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for each stage (default 300)")

@@ -713,3 +713,19 @@ def test_a_day_not_over_is_refused_unless_asked_partial_and_then_the_email_says_
     for address in seed.managers:
         (message,) = emails_to(sandbox, address, 1)
         assert "(PARTIAL, as of " in message["subject"] and "Partial report:" in message["text"]
+
+
+def test_ops_refuses_a_day_that_has_not_ended_unless_told_partial(stack, firestore_client):
+    from datetime import datetime
+
+    seed = Seed()
+    seed.write(firestore_client)
+    today = datetime.now(NY).date().isoformat()
+    command = [sys.executable, "-m", "ops", "report", "--clinic", seed.a, "--period", "daily", "--date", today]
+    refused = subprocess.run([*command, "--no-email"], capture_output=True, text=True, timeout=120, check=False)
+    assert refused.returncode == 1 and "period_not_ended" in refused.stdout + refused.stderr
+    built = subprocess.run(
+        [*command, "--no-email", "--partial"], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert built.returncode == 0, built.stderr
+    assert report_doc(firestore_client, json.loads(built.stdout)["report"])["partial"] is True
