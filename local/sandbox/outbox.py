@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 
 def utc_now() -> datetime:
@@ -27,6 +29,19 @@ def address_key(address: str | None) -> str:
         return value.lower()
     digits = "".join(ch for ch in value if ch.isdigit())
     return f"+{digits}" if digits else value
+
+
+def ledger_reference(status_callback: str | None, custom_args: Mapping[str, Any] | None) -> str | None:
+    """The ledger doc and generation a send was made for, "key:generation": an SMS names them in its
+    StatusCallback (?ledger=key&g=generation), an email in its custom arg ledger_key ("key:generation").
+    A refused send carries the same reference as the message that later went through."""
+    if status_callback:
+        query = parse_qs(urlsplit(status_callback).query)
+        key, generation = (query.get("ledger") or [""])[0], (query.get("g") or [""])[0]
+        if key:
+            return f"{key}:{generation}" if generation else key
+    reference = (custom_args or {}).get("ledger_key")
+    return reference if isinstance(reference, str) and reference else None
 
 
 @dataclass
@@ -102,6 +117,7 @@ class Refusal:
     code: int | None  # Twilio's error code; None for SendGrid
     summary: str  # the SMS body or the email subject, to match it with the attempt that later went through
     fault: str | None = None
+    ledger: str | None = None  # ledger_reference() of the refused send: its message's timeline finds it by this
     at: str = field(default_factory=lambda: iso(utc_now()))
 
     def to_dict(self) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from werkzeug.datastructures import MultiDict
 from local.sandbox import test_credentials
 from local.sandbox.courier import API_VERSION, Delivery, new_message_sid
 from local.sandbox.log import log
-from local.sandbox.outbox import Message, Refusal, address_key
+from local.sandbox.outbox import Message, Refusal, address_key, ledger_reference
 from local.sandbox.twilio_errors import HTTP_STATUS_CODES, twilio_error_body
 from shared.platform.masking import mask_address
 
@@ -302,6 +302,7 @@ def twilio_blueprint(sandbox: Sandbox) -> Blueprint:
                     code=code,
                     summary=form.get("Body", "")[:MAX_BODY_CHARS],
                     fault=fault_id,
+                    ledger=ledger_reference(form.get("StatusCallback", "").strip(), None),
                 )
             )
             return response

@@ -6,10 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from local.sandbox.console.data import ClinicRow, ConsoleData, ConsoleDataError
-from local.sandbox.outbox import address_key
+from local.sandbox.outbox import address_key, ledger_reference
 from shared.platform.masking import mask_address
 
 KIND_LABELS = {
@@ -31,16 +30,16 @@ def kind_label(kind: str | None) -> str:
     return KIND_LABELS.get(kind or "", (kind or "").replace("_", " ") or "unknown")
 
 
+def reference(message: dict[str, Any]) -> str | None:
+    """The ledger key and generation ("key:generation") this message was sent for (outbox.ledger_reference)."""
+    callback = message.get("status_callback") if message["channel"] == "sms" else None
+    return ledger_reference(callback, None if callback else message.get("custom_args"))
+
+
 def ledger_key(message: dict[str, Any]) -> str | None:
-    """The notifications/{key} doc this message was sent for: an SMS names it in its StatusCallback
-    (?ledger=key&g=…), an email in its custom arg ledger_key ("key:generation")."""
-    if message["channel"] == "sms" and message.get("status_callback"):
-        values = parse_qs(urlsplit(message["status_callback"]).query).get("ledger")
-        return values[0] if values else None
-    reference = (message.get("custom_args") or {}).get("ledger_key")
-    if isinstance(reference, str) and reference:
-        return reference.rpartition(":")[0] or reference
-    return None
+    """The notifications/{key} doc this message was sent for, without the generation."""
+    found = reference(message)
+    return (found.rpartition(":")[0] or found) if found else None
 
 
 def snippet(text: str | None) -> str:
@@ -174,20 +173,30 @@ class Enricher:
         return shown
 
 
+def _refused_before(refusal: dict[str, Any], record: dict[str, Any]) -> bool:
+    """Whether a refused send was an earlier attempt at this message: the same ledger key and generation
+    when the message names one (a twin with the same number and words is another ledger doc); only a send
+    made without a ledger reference (a script, the demo's by-hand sends) is matched by number and words."""
+    if (
+        refusal["channel"] != record["channel"]
+        or refusal["at"] > record["created_at"]
+        or address_key(refusal["to"]) != address_key(record["to"])  # an email's each recipient: its own
+    ):
+        return False
+    wanted = reference(record)
+    if wanted is not None or refusal.get("ledger") is not None:
+        return refusal.get("ledger") == wanted
+    summary = (record["body"] if record["channel"] == "sms" else record["subject"]) or ""
+    return refusal["summary"] == summary[: REFUSAL_SUMMARY_CHARS[record["channel"]]]
+
+
 def timeline(record: dict[str, Any], refusals: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """What happened to one message, in order: refused attempts before it (an injected outage, a
     rate limit), its provider statuses with their error codes, and every webhook the sandbox posted."""
     provider = "Twilio" if record["channel"] == "sms" else "SendGrid"
-    summary = (record["body"] if record["channel"] == "sms" else record["subject"]) or ""
-    summary = summary[: REFUSAL_SUMMARY_CHARS[record["channel"]]]
     steps: list[dict[str, Any]] = []
     for refusal in refusals:
-        if (
-            refusal["channel"] == record["channel"]
-            and address_key(refusal["to"]) == address_key(record["to"])
-            and refusal["summary"] == summary
-            and refusal["at"] <= record["created_at"]
-        ):
+        if _refused_before(refusal, record):
             code = f" (code {refusal['code']})" if refusal.get("code") else ""
             fault = f", fault {refusal['fault']}" if refusal.get("fault") else ""
             steps.append(
