@@ -50,7 +50,10 @@ class Message:
 
     id: str  # Twilio MessageSid, or SendGrid X-Message-Id
     channel: str  # "sms" | "email"
-    direction: str  # "outbound" | "inbound"
+    # "outbound" (sent through the API) | "inbound" (from the patient) | "reply": the automatic answer the
+    # inbound webhook's TwiML made Twilio send back (Twilio's direction "outbound-reply"); kept apart from
+    # "outbound" so whoever counts the API's sends per ledger doc counts what the functions sent
+    direction: str
     to: str
     from_: str | None
     status: str
@@ -71,6 +74,7 @@ class Message:
     history: list[dict[str, Any]] = field(default_factory=list)
     callbacks: list[dict[str, Any]] = field(default_factory=list)
     reply: str | None = None  # inbound: the text of the webhook's TwiML <Message>, which Twilio sends back
+    in_reply_to: str | None = None  # a "reply": the inbound MessageSid it answers
     fault: str | None = None  # the fault rule that touched it ("f3 timeout: answer lost"), for the console
 
     def __post_init__(self) -> None:
@@ -102,6 +106,7 @@ class Message:
             "history": [dict(step) for step in self.history],
             "callbacks": [dict(attempt) for attempt in self.callbacks],
             "reply": self.reply,
+            "in_reply_to": self.in_reply_to,
             "fault": self.fault,
         }
 

@@ -117,7 +117,7 @@ def message_resource(message: dict[str, Any], account_sid: str) -> dict[str, Any
         "from": message["from"],
         "body": message["body"],
         "status": message["status"],
-        "direction": "outbound-api" if message["direction"] == "outbound" else "inbound",
+        "direction": {"outbound": "outbound-api", "reply": "outbound-reply"}.get(message["direction"], "inbound"),
         "num_segments": str(message["num_segments"] or 1),
         "num_media": str(len(message["media_urls"])),
         "error_code": message["error_code"],

@@ -4,12 +4,20 @@ send time, paging, raw and attachment views, logs, and the automatic replies pat
 
 from __future__ import annotations
 
+import re
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from flask import Flask, request
 from flask.testing import FlaskClient
+from werkzeug.serving import make_server
 
 from local.sandbox.faults import FaultBook, FaultError
+from local.sandbox.outbox import Message
+from local.sandbox.server import make_app
+from local.sandbox.settings import SandboxSettings
 from local.sandbox.state import Sandbox
 from tests.unit import test_console_pages as pages
 
@@ -82,3 +90,69 @@ def test_an_emails_timeline_matches_its_refusals_by_ledger_key_not_by_subject(
 
     assert "SendGrid answered 503" not in page(client, f"/messages/{tuesday}/timeline")
     assert page(client, f"/messages/{monday}/timeline").count("SendGrid answered 503") == 1
+
+
+@pytest.fixture
+def webhook() -> Iterator[str]:
+    """An inbound-SMS webhook that answers as the waitlist's does: TwiML with one <Message>."""
+    app = Flask("webhook")
+
+    @app.post("/inbound")
+    def inbound() -> tuple[str, int, dict[str, str]]:
+        text = {"HELP": "Glow Spa: reply C to confirm. Questions? +15550001111"}.get(request.form["Body"])
+        twiml = f"<Response><Message>{text}</Message></Response>" if text else "<Response/>"
+        return f'<?xml version="1.0" encoding="UTF-8"?>{twiml}', 200, {"Content-Type": "text/xml"}
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/inbound"
+    server.shutdown()
+    thread.join(timeout=5)
+
+
+@pytest.fixture
+def replying(monkeypatch: pytest.MonkeyPatch, webhook: str) -> Iterator[tuple[FlaskClient, Sandbox]]:
+    for name in ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT", "MEDSPA_CLOCK_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    box = Sandbox(
+        SandboxSettings(
+            account_sid=pages.SID,
+            auth_token=pages.TOKEN,
+            sendgrid_api_key=pages.KEY,
+            callback_delay_seconds=0.01,
+            inbound_sms_url=webhook,
+        )
+    )
+    yield make_app(box).test_client(), box
+    box.close()
+
+
+def test_an_automatic_reply_is_in_the_outbox_as_a_message_to_the_patient(
+    replying: tuple[FlaskClient, Sandbox],
+) -> None:
+    client, sandbox = replying
+    pages.send_sms(client, "Reminder: tomorrow 10:00. Reply C to confirm.")
+    [thread] = re.findall(r'href="/conversations/(t[0-9a-f]+)"', page(client, "/conversations"))
+
+    client.post(f"/conversations/{thread}/reply", data={"body": "HELP"})
+    client.post(f"/conversations/{thread}/reply", data={"body": "thanks"})  # the webhook answers no <Message>
+
+    [reply] = [m for m in sandbox.outbox.list() if m["direction"] == "reply"]
+    [help_sms] = [m for m in sandbox.outbox.list(direction="inbound") if m["body"] == "HELP"]
+    assert reply["to"] == pages.PATIENT and reply["from"] == pages.CLINIC and reply["in_reply_to"] == help_sms["id"]
+    assert reply["body"] == "Glow Spa: reply C to confirm. Questions? +15550001111"
+    outbox = page(client, "/")
+    assert reply["id"] in pages.table_rows(outbox) and "automatic reply" in outbox
+    assert "Glow Spa: reply C to confirm." in page(client, f"/conversations/{thread}")
+
+
+def test_an_inbound_row_shows_its_sender_masked(replying: tuple[FlaskClient, Sandbox]) -> None:
+    client, sandbox = replying
+    sandbox.outbox.add(
+        Message(id="SMin", channel="sms", direction="inbound", to=pages.CLINIC, from_=pages.PATIENT, status="received")
+    )
+
+    row = page(client, "/").split('data-id="SMin"', 1)[1].split("</tr>", 1)[0]
+
+    assert "← +1******4567" in row and pages.PATIENT not in row

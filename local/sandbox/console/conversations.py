@@ -73,7 +73,7 @@ def routes(blueprint: Blueprint, console: Console) -> None:
                     "inbound": 0,
                 },
             )
-            entry[message["direction"]] += 1
+            entry["inbound" if message["direction"] == "inbound" else "outbound"] += 1
             entry.update(
                 clinic=row.clinic_name or entry.get("clinic", ""),
                 last=snippet(message["body"]),

@@ -21,6 +21,7 @@ KIND_LABELS = {
     "report_email": "report",
     "inventory_alert": "inventory alert",
     "reply": "patient's reply",
+    "auto_reply": "automatic reply",
 }
 SNIPPET_CHARS = 140
 REFUSAL_SUMMARY_CHARS = {"sms": 1600, "email": 200}  # what twilio_api / sendgrid_api keep of a refused send
@@ -159,7 +160,7 @@ class Enricher:
             clinic = by_sender.get(sender if sender.startswith("MG") else address_key(sender))
             if clinic is None and ledger.get("clinic_id") in by_id:
                 clinic = by_id[ledger["clinic_id"]]
-            kind = "reply" if record["direction"] == "inbound" else ledger.get("kind")
+            kind = {"inbound": "reply", "reply": "auto_reply"}.get(record["direction"]) or ledger.get("kind")
             shown.append(
                 Shown(
                     message=record,
@@ -208,6 +209,9 @@ def timeline(record: dict[str, Any], refusals: list[dict[str, Any]]) -> list[dic
             )
     if record["direction"] == "inbound":
         steps.append({"at": record["created_at"], "tone": "good", "text": "received from the patient"})
+    if record["direction"] == "reply":
+        text = f"the inbound webhook's TwiML answer to {record.get('in_reply_to')}, sent back by Twilio"
+        steps.append({"at": record["created_at"], "tone": "good", "text": text})
     for step in record["history"]:
         status = step["status"]
         code = f" (error {step['error_code']})" if step.get("error_code") else ""

@@ -83,7 +83,7 @@ def routes(blueprint: Blueprint, console: Console) -> None:
             ("channel", "Channel", [("sms", "SMS"), ("email", "email")]),
             ("kind", "Kind", [(kind, kind_label(kind)) for kind in kinds]),
             ("status", "Status", [(status, f"{status} ({count})") for status, count in sorted(statuses.items())]),
-            ("direction", "Direction", [("outbound", "sent"), ("inbound", "received")]),
+            ("direction", "Direction", [("outbound", "sent"), ("reply", "automatic reply"), ("inbound", "received")]),
         ]
         query = urlencode({name: value for name, value in filters.items() if value})
         page = render(
