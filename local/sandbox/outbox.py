@@ -57,8 +57,11 @@ class Message:
     to: str
     from_: str | None
     status: str
-    created_at: datetime = field(default_factory=utc_now)
+    created_at: datetime = field(default_factory=utc_now)  # the stack's clock (compressed in the quick demo)
     updated_at: datetime = field(default_factory=utc_now)
+    # Real time when the sandbox received it, whatever the stack's clock said: what orders the console's lists
+    received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    seq: int = 0  # arrival number, set by the Outbox: a cursor for paging that no clock can reorder
     body: str | None = None
     subject: str | None = None
     text: str | None = None
@@ -96,6 +99,8 @@ class Message:
             "html": self.html,
             "created_at": iso(self.created_at),
             "updated_at": iso(self.updated_at),
+            "received_at": iso(self.received_at),
+            "seq": self.seq,
             "account_sid": self.account_sid,
             "messaging_service_sid": self.messaging_service_sid,
             "num_segments": self.num_segments,
@@ -145,6 +150,7 @@ class Outbox:
         self._messages: list[Message] = []
         self._by_id: dict[str, list[Message]] = {}
         self._refusals: deque[Refusal] = deque(maxlen=max_refusals)
+        self._arrivals = 0
 
     def _touch(self) -> None:
         """Called under the lock after a change: wake whoever waits for one."""
@@ -189,6 +195,8 @@ class Outbox:
     def add(self, message: Message) -> dict[str, Any]:
         with self._lock:
             self._touch()
+            self._arrivals += 1
+            message.seq = self._arrivals
             self._messages.append(message)
             self._by_id.setdefault(message.id, []).append(message)
             while len(self._messages) > self._max_messages:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -156,3 +157,46 @@ def test_an_inbound_row_shows_its_sender_masked(replying: tuple[FlaskClient, San
     row = page(client, "/").split('data-id="SMin"', 1)[1].split("</tr>", 1)[0]
 
     assert "← +1******4567" in row and pages.PATIENT not in row
+
+
+def stack_clock_message(sid: str, to: str, created_at: datetime, direction: str = "outbound") -> Message:
+    sender, patient = (to, pages.CLINIC) if direction == "inbound" else (pages.CLINIC, to)
+    return Message(
+        id=sid,
+        channel="sms",
+        direction=direction,
+        to=patient,
+        from_=sender,
+        status="delivered",
+        body=sid,
+        created_at=created_at,
+        updated_at=created_at,
+    )
+
+
+def test_conversations_put_the_latest_arrival_first_whatever_the_stack_clock_said(
+    client: FlaskClient, sandbox: Sandbox
+) -> None:
+    # The quick demo sends tomorrow's 12:00 reminder with the clock a day ahead, then returns it to real time.
+    tomorrow_noon = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    sandbox.outbox.add(stack_clock_message("SMdemo", pages.OTHER, tomorrow_noon))
+    sandbox.outbox.add(stack_clock_message("SMreply", pages.PATIENT, datetime.now(UTC), direction="inbound"))
+
+    listing = page(client, "/conversations")
+
+    assert listing.index("+1******4567") < listing.index("+1******4321")
+
+
+def test_the_outbox_shows_real_arrival_time_and_the_stack_clock_when_they_differ(
+    client: FlaskClient, sandbox: Sandbox
+) -> None:
+    ahead = datetime.now(UTC) + timedelta(hours=36)
+    sandbox.outbox.add(stack_clock_message("SMahead", pages.PATIENT, ahead))
+    sandbox.outbox.add(stack_clock_message("SMnow", pages.OTHER, datetime.now(UTC)))
+    [ahead_row, now_row] = (
+        page(client, "/").split(f'data-id="{sid}"', 1)[1].split("</tr>", 1)[0] for sid in ("SMahead", "SMnow")
+    )
+
+    assert f"stack clock {ahead.isoformat(timespec='seconds')[:19].replace('T', ' ')}" in ahead_row
+    assert "stack clock" not in now_row
+    assert pages.table_rows(page(client, "/")) == ["SMnow", "SMahead"]

@@ -37,7 +37,8 @@ BROWSABLE = (
     "waitlist",
 )
 FAILED_TASK_EDITS = ("retry", "resolved")  # what an operator sets by hand (docs/architecture.md, "failed_tasks")
-KIND_FIELDS = ["kind", "clinic_id", "patient_id", "appointment_id", "channel", "report_id", "offer_id"]
+# A ledger doc's fields that never change once it is created (send_at is part of what its key hashes)
+KIND_FIELDS = ["kind", "clinic_id", "patient_id", "appointment_id", "channel", "report_id", "offer_id", "send_at"]
 CLINIC_CACHE_SECONDS = 3.0
 MAX_LIST = 500
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from local.sandbox.console.data import ClinicRow, ConsoleData, ConsoleDataError
+from local.sandbox.console.data import ClinicRow, ConsoleData, ConsoleDataError, plain
 from local.sandbox.outbox import address_key, ledger_reference
 from shared.platform.masking import mask_address
 
@@ -24,7 +25,12 @@ KIND_LABELS = {
     "auto_reply": "automatic reply",
 }
 SNIPPET_CHARS = 140
+CLOCK_SKEW_SECONDS = 60.0
 REFUSAL_SUMMARY_CHARS = {"sms": 1600, "email": 200}  # what twilio_api / sendgrid_api keep of a refused send
+
+
+def _instant(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def kind_label(kind: str | None) -> str:
@@ -70,6 +76,14 @@ class Shown:
     kind: str | None = None
     key: str | None = None
     ids: dict[str, Any] = field(default_factory=dict)  # ledger fields naming ids only (patient, appointment, …)
+    send_at: str | None = None  # the ledger doc's planned send time (ISO, UTC)
+
+    @property
+    def clock_skew(self) -> bool:
+        """Whether the stack's clock, when it sent this, was more than a minute off real time (the quick
+        demo compresses a day): then both times are shown, as neither alone reads right."""
+        sent, received = (_instant(self.message[name]) for name in ("created_at", "received_at"))
+        return abs((sent - received).total_seconds()) > CLOCK_SKEW_SECONDS
 
     @property
     def id(self) -> str:
@@ -169,6 +183,7 @@ class Enricher:
                     kind=kind,
                     key=key,
                     ids={name: value for name, value in ledger.items() if name.endswith("_id") and value},
+                    send_at=plain(ledger["send_at"]) if ledger.get("send_at") else None,
                 )
             )
         return shown
