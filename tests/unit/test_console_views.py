@@ -200,3 +200,39 @@ def test_the_outbox_shows_real_arrival_time_and_the_stack_clock_when_they_differ
     assert f"stack clock {ahead.isoformat(timespec='seconds')[:19].replace('T', ' ')}" in ahead_row
     assert "stack clock" not in now_row
     assert pages.table_rows(page(client, "/")) == ["SMnow", "SMahead"]
+
+
+def older_link(html: str) -> str | None:
+    found = re.search(r'<a href="(/\?[^"]*)" rel="next"', html)
+    return found.group(1).replace("&amp;", "&") if found else None
+
+
+def test_the_outbox_pages_through_every_message_newest_first_with_a_bounded_page(
+    client: FlaskClient, sandbox: Sandbox
+) -> None:
+    for n in range(250):
+        sandbox.outbox.add(stack_clock_message(f"SM{n:03}", pages.PATIENT, datetime.now(UTC)))
+
+    seen: list[str] = []
+    path: str | None = "/"
+    while path is not None:
+        html = page(client, path)
+        rows = pages.table_rows(html)
+        assert 0 < len(rows) <= 100
+        seen += rows
+        path = older_link(html)
+
+    assert seen == [f"SM{n:03}" for n in reversed(range(250))]  # each once, newest first, none left out
+    assert len(pages.table_rows(page(client, "/?size=100000"))) == 200  # bounded
+    assert len(pages.table_rows(page(client, "/?size=abc&before=x"))) == 100
+
+
+def test_a_filtered_outbox_keeps_its_filter_on_the_next_page(client: FlaskClient, sandbox: Sandbox) -> None:
+    for n in range(30):
+        sandbox.outbox.add(stack_clock_message(f"SMa{n:02}", pages.PATIENT, datetime.now(UTC)))
+        sandbox.outbox.add(stack_clock_message(f"SMb{n:02}", pages.OTHER, datetime.now(UTC)))
+
+    first = page(client, "/outbox/rows?q=SMa&size=20")
+    second = page(client, older_link(first) or "/missing")
+
+    assert pages.table_rows(first) + pages.table_rows(second) == [f"SMa{n:02}" for n in reversed(range(30))]

@@ -16,7 +16,8 @@ from local.sandbox.console.messages import Enricher, Shown, kind_label, timeline
 if TYPE_CHECKING:
     from local.sandbox.console import Console
 
-MAX_ROWS = 300
+PAGE_SIZE = 100  # rows per page unless ?size= says (bounded): the outbox holds up to 50,000 messages
+PAGE_SIZES = (10, 200)
 FILTERS = ("q", "clinic", "channel", "status", "kind", "direction")
 
 ROWS = "outbox_rows.html"
@@ -30,6 +31,19 @@ TIMELINE = "message_timeline.html"
 
 def _filters() -> dict[str, str]:
     return {name: request.args.get(name, "").strip()[:200] for name in FILTERS}
+
+
+def page_size(raw: str | None, default: int, bounds: tuple[int, int] = PAGE_SIZES) -> int:
+    """A page size asked for in the query, kept within bounds; anything unreadable is the default."""
+    if not raw or not raw.isascii() or not raw.isdigit():
+        return default
+    return max(bounds[0], min(bounds[1], int(raw)))
+
+
+def _cursor() -> int | None:
+    """?before=<arrival number>: the page of messages that arrived before that one (older), newest first."""
+    raw = request.args.get("before", "")
+    return int(raw) if raw.isascii() and raw.isdigit() else None
 
 
 def _selected(rows: list[Shown], filters: dict[str, str]) -> list[Shown]:
@@ -57,13 +71,22 @@ def routes(blueprint: Blueprint, console: Console) -> None:
 
     def rows_fragment(filters: dict[str, str]) -> tuple[str, list[Shown], Enricher]:
         enricher = Enricher(data)
-        every = enricher.enrich(reversed(sandbox.outbox.list()))  # newest first
+        every = enricher.enrich(reversed(sandbox.outbox.list()))  # newest arrival first
         chosen = _selected(every, filters)
+        before, size = _cursor(), page_size(request.args.get("size"), PAGE_SIZE)
+        older = [row for row in chosen if before is None or row.message["seq"] < before]
+        shown = older[:size]
+        kept = {name: value for name, value in filters.items() if value}
+        if size != PAGE_SIZE:
+            kept["size"] = str(size)
         fragment = render(
             ROWS,
-            rows=chosen[:MAX_ROWS],
+            rows=shown,
             matched=len(chosen),
             total=len(every),
+            skipped=len(chosen) - len(older),
+            newer=urlencode(kept) if before is not None else None,
+            older=urlencode({**kept, "before": shown[-1].message["seq"]}) if len(older) > len(shown) else None,
             refusals=len(sandbox.outbox.refusals()),
             problem=enricher.problem,
         )
@@ -85,7 +108,8 @@ def routes(blueprint: Blueprint, console: Console) -> None:
             ("status", "Status", [(status, f"{status} ({count})") for status, count in sorted(statuses.items())]),
             ("direction", "Direction", [("outbound", "sent"), ("reply", "automatic reply"), ("inbound", "received")]),
         ]
-        query = urlencode({name: value for name, value in filters.items() if value})
+        paging = {name: request.args[name] for name in ("before", "size") if request.args.get(name)}
+        query = urlencode({name: value for name, value in filters.items() if value} | paging)
         page = render(
             PAGE,
             title="Outbox",
