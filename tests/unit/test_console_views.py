@@ -4,10 +4,13 @@ send time, paging, raw and attachment views, logs, and the automatic replies pat
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -236,3 +239,121 @@ def test_a_filtered_outbox_keeps_its_filter_on_the_next_page(client: FlaskClient
     second = page(client, older_link(first) or "/missing")
 
     assert pages.table_rows(first) + pages.table_rows(second) == [f"SMa{n:02}" for n in reversed(range(30))]
+
+
+def send_report(client: FlaskClient, csv: bytes) -> str:
+    payload = {
+        "personalizations": [{"to": [{"email": "manager@example.com"}]}],
+        "from": {"email": "reports@example.com"},
+        "subject": "Daily report",
+        "content": [{"type": "text/plain", "value": "see the attachment"}],
+        "attachments": [
+            {"filename": "report 2026-12-07.csv", "type": "text/csv", "content": base64.b64encode(csv).decode()}
+        ],
+        "custom_args": {"ledger_key": "report-k:1"},
+    }
+    response = client.post("/v3/mail/send", json=payload, headers={"Authorization": f"Bearer {pages.KEY}"})
+    return str(response.headers["X-Message-Id"])
+
+
+def test_a_reports_csv_attachment_downloads_as_the_manager_would_save_it(client: FlaskClient) -> None:
+    csv = b"provider,appointments,no_show\nDr. Rao,12,1\n"
+    email = send_report(client, csv)
+
+    assert f'href="/messages/{email}/attachments/0"' in page(client, f"/messages/{email}")
+    download = client.get(f"/messages/{email}/attachments/0")
+
+    assert download.status_code == 200 and download.data == csv
+    assert download.mimetype == "text/csv"
+    assert download.headers["Content-Disposition"] == 'attachment; filename="report_2026-12-07.csv"'
+    assert client.get(f"/messages/{email}/attachments/1").status_code == 404
+
+
+def test_the_raw_view_shows_what_the_provider_was_given_with_addresses_masked(client: FlaskClient) -> None:
+    sid = pages.send_sms(client, "Reminder: tomorrow 10:00", StatusCallback=callback("raw-key")).get_json()["sid"]
+    email = send_report(client, b"a,b\n1,2\n")
+
+    sms_raw, email_raw = page(client, f"/messages/{sid}/raw"), page(client, f"/messages/{email}/raw")
+
+    assert "StatusCallback" in sms_raw and "ledger=raw-key" in sms_raw and "+1******4567" in sms_raw
+    assert pages.PATIENT not in sms_raw and "Reminder: tomorrow 10:00" in sms_raw
+    assert "m***@example.com" in email_raw and "manager@example.com" not in email_raw
+    assert "report-k:1" in email_raw and "&lt;8 bytes, base64&gt;" in email_raw
+    assert client.get("/messages/SMnothing/raw").status_code == 404
+
+
+@pytest.fixture
+def logs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    monkeypatch.setenv("MEDSPA_STATE_DIR", str(tmp_path))
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    lines = [
+        "=== 2026-12-07T09:46:04 starting: functions-framework --target handle_task",
+        json.dumps({"severity": "INFO", "message": "task sent", "task_id": "t-1", "channel": "sms"}),
+        json.dumps({"severity": "WARNING", "message": "provider unavailable", "task_id": "t-2", "code": 20503}),
+        json.dumps({"severity": "ERROR", "message": "retries exhausted", "task_id": "t-2", "to": "+15551234567"}),
+        json.dumps({"severity": "INFO", "message": "task sent", "task_id": "t-3", "channel": "email"}),
+    ]
+    (folder / "task-handler.log").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def log_rows(html: str) -> list[str]:
+    body = html.split('<table id="log-lines"', 1)[1].split("</table>", 1)[0] if 'id="log-lines"' in html else ""
+    return [re.sub(r"<[^>]+>", " ", row) for row in re.findall(r"<tr class=\"sev-[^\"]+\">(.*?)</tr>", body)]
+
+
+def test_a_functions_log_reads_newest_first_filtered_by_severity_and_text(client: FlaskClient, logs: Path) -> None:
+    assert 'href="/logs/task-handler"' in page(client, "/logs")
+
+    every = log_rows(page(client, "/logs/task-handler"))
+    warnings = log_rows(page(client, "/logs/task-handler?severity=WARNING"))
+    about_t2 = log_rows(page(client, "/logs/task-handler?q=t-2"))
+
+    assert len(every) == 5 and "t-3" in every[0] and "starting" in every[-1]
+    assert [("ERROR" in row, "WARNING" in row) for row in warnings] == [(True, False), (False, True)]
+    assert len(about_t2) == 2 and all("t-2" in row for row in about_t2)
+    assert "+1******4567" in warnings[0] and "+15551234567" not in page(client, "/logs/task-handler")
+
+
+def test_a_huge_log_is_read_from_its_tail_only(client: FlaskClient, logs: Path) -> None:
+    from local.sandbox.console import logs_page
+
+    line = json.dumps({"severity": "INFO", "message": "filler " + "x" * 200}) + "\n"
+    with (logs / "sandbox.log").open("w") as handle:
+        handle.write(json.dumps({"severity": "INFO", "message": "the very first line"}) + "\n")
+        handle.write(line * (2 * logs_page.TAIL_BYTES // len(line)))
+        handle.write(json.dumps({"severity": "ERROR", "message": "the last line"}) + "\n")
+
+    html = page(client, "/logs/sandbox")
+
+    rows = log_rows(html)
+    assert "the last line" in rows[0] and len(rows) == logs_page.MAX_LINES
+    assert "the very first line" not in page(client, "/logs/sandbox?q=first") and "last 1.0 MB read" in html
+
+
+def test_only_a_listed_log_file_opens(client: FlaskClient, logs: Path) -> None:
+    (logs.parent / "secret.log").write_text("not a log of the stack\n")
+    for path in ("/logs/..%2Fsecret", "/logs/secret", "/logs/task-handler.log", "/logs/nope"):
+        assert client.get(path).status_code == 404, path
+
+
+def test_the_new_pages_answer_with_the_nav_bar_and_nothing_from_outside(client: FlaskClient, logs: Path) -> None:
+    sid = pages.send_sms(client, "hello").get_json()["sid"]
+    email = send_report(client, b"a\n")
+    paths = (
+        "/logs",
+        "/logs/task-handler",
+        f"/messages/{sid}/raw",
+        f"/messages/{email}/raw",
+        "/operations/collections/patient_requests",
+        "/operations/collections/slot_offers",
+        "/operations/collections/purchase_orders",
+        "/operations/ledger?by=key",
+    )
+    for path in paths:
+        html = page(client, path)
+        assert html.count('<nav class="top"') == 1 and 'href="/logs"' in html, path
+        links = re.findall(r'(?:src|href)="([^"]*)"', html)
+        assert all(link.startswith(("/", "#", "data:")) for link in links), (path, links)
+    assert "Firestore not configured" in page(client, "/operations/collections/patient_requests")
