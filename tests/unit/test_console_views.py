@@ -63,11 +63,13 @@ def test_a_timeline_shows_only_its_own_ledger_docs_refusals_not_its_twins(
     client: FlaskClient, sandbox: Sandbox
 ) -> None:
     # Two reminders with the same number and words (two ledger docs): each was refused, then went through.
+    # Each attempt claims its ledger doc anew (generation 1, 2, …): twin-a was refused twice, twin-b once.
     sandbox.faults.add({"channel": "sms", "kind": "http", "status": 503, "times": 3})
-    for key in ("twin-a", "twin-a", "twin-b"):
-        assert pages.send_sms(client, "Reminder: tomorrow 10:00", StatusCallback=callback(key)).status_code == 503
-    first = pages.send_sms(client, "Reminder: tomorrow 10:00", StatusCallback=callback("twin-a")).get_json()["sid"]
-    second = pages.send_sms(client, "Reminder: tomorrow 10:00", StatusCallback=callback("twin-b")).get_json()["sid"]
+    for key, generation in (("twin-a", 1), ("twin-b", 1), ("twin-a", 2)):
+        answer = pages.send_sms(client, "Reminder: tomorrow 10:00", StatusCallback=callback(key, generation))
+        assert answer.status_code == 503
+    first = pages.send_sms(client, "Reminder: tomorrow 10:00", StatusCallback=callback("twin-a", 3)).get_json()["sid"]
+    second = pages.send_sms(client, "Reminder: tomorrow 10:00", StatusCallback=callback("twin-b", 2)).get_json()["sid"]
 
     assert page(client, f"/messages/{first}/timeline").count("Twilio answered 503") == 2
     assert page(client, f"/messages/{second}/timeline").count("Twilio answered 503") == 1
@@ -90,7 +92,7 @@ def test_an_emails_timeline_matches_its_refusals_by_ledger_key_not_by_subject(
 
     assert send("report-monday:1").status_code == 503
     tuesday = send("report-tuesday:1").headers["X-Message-Id"]
-    monday = send("report-monday:1").headers["X-Message-Id"]
+    monday = send("report-monday:2").headers["X-Message-Id"]
 
     assert "SendGrid answered 503" not in page(client, f"/messages/{tuesday}/timeline")
     assert page(client, f"/messages/{monday}/timeline").count("SendGrid answered 503") == 1

@@ -189,19 +189,35 @@ class Enricher:
         return shown
 
 
+def _split(reference: str) -> tuple[str, int | None]:
+    key, _, generation = reference.rpartition(":")
+    return (key, int(generation)) if key and generation.isdigit() else (reference, None)
+
+
+def _earlier_attempt(refused: str | None, wanted: str | None) -> bool:
+    """Whether a refused send ("key:generation") was an attempt at this message's ledger doc: the same key,
+    and a generation no later than the message's (each attempt claims the doc anew, numbering it)."""
+    if refused is None or wanted is None:
+        return False
+    (refused_key, refused_generation), (key, generation) = _split(refused), _split(wanted)
+    if refused_key != key:
+        return False
+    return refused_generation is None or generation is None or refused_generation <= generation
+
+
 def _refused_before(refusal: dict[str, Any], record: dict[str, Any]) -> bool:
-    """Whether a refused send was an earlier attempt at this message: the same ledger key and generation
-    when the message names one (a twin with the same number and words is another ledger doc); only a send
-    made without a ledger reference (a script, the demo's by-hand sends) is matched by number and words."""
+    """Whether a refused send was an earlier attempt at this message: the same ledger doc when the message
+    names one (a twin with the same number and words is another ledger doc); only a send made without a
+    ledger reference (a script, a by-hand send) is matched by number and words."""
     if (
         refusal["channel"] != record["channel"]
         or refusal["at"] > record["created_at"]
         or address_key(refusal["to"]) != address_key(record["to"])  # an email's each recipient: its own
     ):
         return False
-    wanted = reference(record)
-    if wanted is not None or refusal.get("ledger") is not None:
-        return refusal.get("ledger") == wanted
+    wanted, refused = reference(record), refusal.get("ledger")
+    if wanted is not None or refused is not None:
+        return _earlier_attempt(refused, wanted)
     summary = (record["body"] if record["channel"] == "sms" else record["subject"]) or ""
     return refusal["summary"] == summary[: REFUSAL_SUMMARY_CHARS[record["channel"]]]
 
