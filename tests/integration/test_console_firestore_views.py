@@ -149,3 +149,23 @@ def test_a_doc_without_the_order_field_is_announced_and_listed_by_id(
     assert re.findall(r'<tr data-id="([^"]+)"', newest_first) == ["offer-dated"]
     assert "1 matching document without <code>created_at</code>" in newest_first
     assert re.findall(r'<tr data-id="([^"]+)"', by_id) == ["offer-dated", "offer-undated"]
+
+
+def test_every_failed_task_is_listed_a_page_at_a_time(console: FlaskClient, firestore_client: Any) -> None:
+    failed = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+    batch = firestore_client.batch()
+    for n in range(230):  # more than the Operations page's newest 200
+        batch.set(
+            firestore_client.collection("failed_tasks").document(f"failed-{n:03}"),
+            {"status": "open", "task_type": "appointment_reminder", "last_failed_at": failed + timedelta(seconds=n)},
+        )
+    batch.commit()
+
+    seen: list[str] = []
+    path: str | None = "/operations/collections/failed_tasks?status=open&size=100"
+    while path is not None:
+        html = page(console, path)
+        seen += re.findall(r'<tr data-id="(failed-\d+)"', html)
+        path = next_link(html)
+
+    assert seen == [f"failed-{n:03}" for n in reversed(range(230))]

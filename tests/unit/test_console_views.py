@@ -148,6 +148,8 @@ def test_an_automatic_reply_is_in_the_outbox_as_a_message_to_the_patient(
     [help_sms] = [m for m in sandbox.outbox.list(direction="inbound") if m["body"] == "HELP"]
     assert reply["to"] == pages.PATIENT and reply["from"] == pages.CLINIC and reply["in_reply_to"] == help_sms["id"]
     assert reply["body"] == "Glow Spa: reply C to confirm. Questions? +15550001111"
+    listed = client.get(f"/2010-04-01/Accounts/{pages.SID}/Messages.json", headers=pages.AUTH).get_json()["messages"]
+    assert [m["direction"] for m in listed if m["sid"] == reply["id"]] == ["outbound-reply"]  # as Twilio lists it
     outbox = page(client, "/")
     assert reply["id"] in pages.table_rows(outbox) and "automatic reply" in outbox
     assert "Glow Spa: reply C to confirm." in page(client, f"/conversations/{thread}")
@@ -351,6 +353,7 @@ def test_the_new_pages_answer_with_the_nav_bar_and_nothing_from_outside(client: 
         "/operations/collections/patient_requests",
         "/operations/collections/slot_offers",
         "/operations/collections/purchase_orders",
+        "/operations/collections/failed_tasks",
         "/operations/ledger?by=key",
     )
     for path in paths:

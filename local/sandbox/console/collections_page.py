@@ -1,6 +1,7 @@
 """Collections: the documents the waitlist and the reorder check write, which the Operations page only
 counted or linked one at a time: slot_offers, patient_requests (what the front desk must act on, such as
-"move me to Friday"; the patient's own words are the inbound SMS it links to) and purchase_orders. One
+"move me to Friday"; the patient's own words are the inbound SMS it links to) and purchase_orders, and
+every failed_tasks doc (the Operations page shows the newest 200 with their buttons). One
 page each, newest first, filtered by clinic and status, a Firestore cursor to the next page; values pass
 through `plain` like every Firestore value the console shows (phones and emails masked)."""
 
@@ -50,6 +51,14 @@ VIEWS = (
         "created_at",
         ("open", "filled", "expired"),
         ("service_name", "start", "mode", "wave", "offered_entry_ids", "winner_entry_id", "expires_at"),
+    ),
+    CollectionView(
+        "failed_tasks",
+        "Failed tasks",
+        "every task that failed for good or ran out of attempts; open one to set its status (retry, resolved)",
+        "last_failed_at",
+        ("open", "retry", "retried", "resolved"),
+        ("task_type", "error_code", "http_status", "attempts", "first_failed_at"),
     ),
     CollectionView(
         "purchase_orders",
