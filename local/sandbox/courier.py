@@ -180,6 +180,44 @@ class Courier:
             **{k: v for k, v in attempt.items() if k != "status"},
         )
 
+    def _record(
+        self, direction: str, sid: str, to: str, from_: str, body: str, segments: int, in_reply_to: str | None = None
+    ) -> None:
+        """An SMS the carrier itself moved (a patient's, or an automatic reply) into the outbox."""
+        status = "received" if direction == "inbound" else "queued"
+        self._outbox.add(
+            Message(
+                id=sid,
+                channel="sms",
+                direction=direction,
+                to=to,
+                from_=from_,
+                status=status,
+                body=body,
+                account_sid=self._settings.account_sid,
+                num_segments=segments,
+                in_reply_to=in_reply_to,
+            )
+        )
+
+    def _send_reply(self, inbound_sid: str, *, patient: str, clinic: str, body: str) -> None:
+        """Twilio sends a TwiML <Message> back to the patient as a message of its own (direction
+        outbound-reply): recorded in the outbox and delivered like any SMS (no StatusCallback is named)."""
+        from local.sandbox.twilio_api import num_segments  # twilio_api imports this module
+
+        reply_sid = new_message_sid()
+        self._record("reply", reply_sid, patient, clinic, body, num_segments(body), in_reply_to=inbound_sid)
+        self.dispatch(
+            Delivery(
+                sid=reply_sid,
+                to=patient,
+                from_=clinic,
+                account_sid=self._settings.account_sid,
+                messaging_service_sid=None,
+                status_callback=None,
+            )
+        )
+
     def inbound(self, *, from_: str, to: str, body: str, url: str) -> dict[str, Any]:
         """Play the patient: post an inbound-SMS webhook to url and report the webhook's answer."""
         sid = new_message_sid()
@@ -196,19 +234,7 @@ class Courier:
             "SmsStatus": "received",
             "ApiVersion": API_VERSION,
         }
-        self._outbox.add(
-            Message(
-                id=sid,
-                channel="sms",
-                direction="inbound",
-                to=to,
-                from_=from_,
-                status="received",
-                body=body,
-                account_sid=self._settings.account_sid,
-                num_segments=1,
-            )
-        )
+        self._record("inbound", sid, to, from_, body, 1)
         # Twilio applies STOP/START itself, then still forwards the message to the webhook.
         keyword_action = self._opt_outs.hear(sender=to, patient=from_, body=body)
         try:
@@ -228,7 +254,10 @@ class Courier:
                 "error": f"webhook unreachable: {type(error).__name__}",
             }
         self._outbox.note_callback(sid, {"status": "received", "http_status": response.status_code})
-        self._outbox.set_reply(sid, twiml_reply(response.headers.get("Content-Type"), response.text))
+        reply = twiml_reply(response.headers.get("Content-Type"), response.text)
+        self._outbox.set_reply(sid, reply)
+        if reply:
+            self._send_reply(sid, patient=from_, clinic=to, body=reply)
         log(
             "INFO",
             "inbound webhook posted",

@@ -10,6 +10,7 @@ from typing import Any
 
 from local.sandbox.outbox import address_key
 from local.sandbox.twilio_errors import twilio_status
+from shared.platform.masking import MIN_DIGITS_TO_KEEP_ANY, mask_address, mask_email, mask_phone
 
 CHANNELS = ("sms", "email")
 KINDS = ("http", "twilio_code", "timeout", "delivery_failure")
@@ -134,6 +135,23 @@ def parse_fault(spec: Any, fault_id: str) -> Fault:
     return fault
 
 
+def shown_target(to: str | None) -> str:
+    """A rule's `to` as the console shows it: a prefix rule names a route, not a person, so "+44*" stays
+    "+44*" while it is shorter than a number the masker would keep digits of; an address, or a prefix long
+    enough to single one out, is masked like any recipient (the `*` kept)."""
+    if not to:
+        return ""
+    if not to.endswith("*"):
+        return mask_address(to)
+    prefix = to[:-1]
+    digits = sum(ch.isdigit() for ch in prefix)
+    if "@" not in prefix and digits == len(prefix.lstrip("+")) and digits < MIN_DIGITS_TO_KEEP_ANY:
+        return to
+    if "@" in prefix:
+        return mask_email(prefix) + "*"
+    return (mask_phone(prefix) if digits else prefix[:1] + "***") + "*"
+
+
 def _aims_at(to: str | None, keys: set[str]) -> bool:
     """Whether a rule's `to` covers one of the request's recipients: none given, the same address, or a
     prefix ("+91*": every number in India, the way a carrier route goes down)."""
@@ -159,8 +177,10 @@ class FaultBook:
             self._rng.seed(seed)
 
     def add(self, spec: Any) -> dict[str, Any]:
+        """Validate, then number: a rule refused with FaultError uses up no id (f1, f2… stay gapless)."""
+        fault = parse_fault(spec, "")
         with self._lock:
-            fault = parse_fault(spec, f"f{next(self._ids)}")
+            fault.id = f"f{next(self._ids)}"
             self._faults.append(fault)
             return fault.to_dict()
 

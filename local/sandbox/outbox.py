@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 
 def utc_now() -> datetime:
@@ -29,18 +31,37 @@ def address_key(address: str | None) -> str:
     return f"+{digits}" if digits else value
 
 
+def ledger_reference(status_callback: str | None, custom_args: Mapping[str, Any] | None) -> str | None:
+    """The ledger doc and generation a send was made for, "key:generation": an SMS names them in its
+    StatusCallback (?ledger=key&g=generation), an email in its custom arg ledger_key ("key:generation").
+    A refused send carries the same reference as the message that later went through."""
+    if status_callback:
+        query = parse_qs(urlsplit(status_callback).query)
+        key, generation = (query.get("ledger") or [""])[0], (query.get("g") or [""])[0]
+        if key:
+            return f"{key}:{generation}" if generation else key
+    reference = (custom_args or {}).get("ledger_key")
+    return reference if isinstance(reference, str) and reference else None
+
+
 @dataclass
 class Message:
     """One message as the provider saw it; mutable only through the Outbox, under its lock."""
 
     id: str  # Twilio MessageSid, or SendGrid X-Message-Id
     channel: str  # "sms" | "email"
-    direction: str  # "outbound" | "inbound"
+    # "outbound" (sent through the API) | "inbound" (from the patient) | "reply": the automatic answer the
+    # inbound webhook's TwiML made Twilio send back (Twilio's direction "outbound-reply"); kept apart from
+    # "outbound" so whoever counts the API's sends per ledger doc counts what the functions sent
+    direction: str
     to: str
     from_: str | None
     status: str
-    created_at: datetime = field(default_factory=utc_now)
+    created_at: datetime = field(default_factory=utc_now)  # the stack's clock (compressed in the quick demo)
     updated_at: datetime = field(default_factory=utc_now)
+    # Real time when the sandbox received it, whatever the stack's clock said: what orders the console's lists
+    received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    seq: int = 0  # arrival number, set by the Outbox: a cursor for paging that no clock can reorder
     body: str | None = None
     subject: str | None = None
     text: str | None = None
@@ -56,6 +77,7 @@ class Message:
     history: list[dict[str, Any]] = field(default_factory=list)
     callbacks: list[dict[str, Any]] = field(default_factory=list)
     reply: str | None = None  # inbound: the text of the webhook's TwiML <Message>, which Twilio sends back
+    in_reply_to: str | None = None  # a "reply": the inbound MessageSid it answers
     fault: str | None = None  # the fault rule that touched it ("f3 timeout: answer lost"), for the console
 
     def __post_init__(self) -> None:
@@ -77,6 +99,8 @@ class Message:
             "html": self.html,
             "created_at": iso(self.created_at),
             "updated_at": iso(self.updated_at),
+            "received_at": iso(self.received_at),
+            "seq": self.seq,
             "account_sid": self.account_sid,
             "messaging_service_sid": self.messaging_service_sid,
             "num_segments": self.num_segments,
@@ -87,6 +111,7 @@ class Message:
             "history": [dict(step) for step in self.history],
             "callbacks": [dict(attempt) for attempt in self.callbacks],
             "reply": self.reply,
+            "in_reply_to": self.in_reply_to,
             "fault": self.fault,
         }
 
@@ -102,6 +127,7 @@ class Refusal:
     code: int | None  # Twilio's error code; None for SendGrid
     summary: str  # the SMS body or the email subject, to match it with the attempt that later went through
     fault: str | None = None
+    ledger: str | None = None  # ledger_reference() of the refused send: its message's timeline finds it by this
     at: str = field(default_factory=lambda: iso(utc_now()))
 
     def to_dict(self) -> dict[str, Any]:
@@ -124,6 +150,7 @@ class Outbox:
         self._messages: list[Message] = []
         self._by_id: dict[str, list[Message]] = {}
         self._refusals: deque[Refusal] = deque(maxlen=max_refusals)
+        self._arrivals = 0
 
     def _touch(self) -> None:
         """Called under the lock after a change: wake whoever waits for one."""
@@ -168,6 +195,8 @@ class Outbox:
     def add(self, message: Message) -> dict[str, Any]:
         with self._lock:
             self._touch()
+            self._arrivals += 1
+            message.seq = self._arrivals
             self._messages.append(message)
             self._by_id.setdefault(message.id, []).append(message)
             while len(self._messages) > self._max_messages:

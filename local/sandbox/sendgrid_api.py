@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Blueprint, Response, jsonify, request
 
 from local.sandbox.log import log
-from local.sandbox.outbox import Message, Refusal
+from local.sandbox.outbox import Message, Refusal, ledger_reference
 from shared.platform.masking import mask_address
 
 if TYPE_CHECKING:
@@ -265,6 +265,9 @@ def sendgrid_blueprint(sandbox: Sandbox) -> Blueprint:
                         code=None,
                         summary=str(personalization.get("subject") or payload.get("subject") or "")[:200],
                         fault=fault_id,
+                        ledger=ledger_reference(
+                            None, {**(payload.get("custom_args") or {}), **(personalization.get("custom_args") or {})}
+                        ),
                     )
                 )
             return response

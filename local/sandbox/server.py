@@ -15,8 +15,8 @@ Sandbox routes (JSON):
   GET|DELETE /_sandbox/messages (?to= ?channel= ?direction=) · GET /_sandbox/messages/{id}
   GET|POST|DELETE /_sandbox/faults (?seed=) · DELETE /_sandbox/faults/{id}
   POST /_sandbox/inbound {"from", "to", "body", "url"} · GET|DELETE /_sandbox/opt-outs
-The local console (HTML, local/sandbox/console/): / (outbox) · /conversations · /operations · /faults ·
-/reports · /events (server-sent events).
+The local console (HTML, local/sandbox/console/; docs/console.md): / (outbox) · /conversations · /operations
+(· /operations/ledger · /operations/collections/{name}) · /faults · /reports · /logs · /events (server-sent events).
 Environment: TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, SENDGRID_API_KEY (what it accepts and signs with),
 SANDBOX_SEED, SANDBOX_HANG_SECONDS, SANDBOX_CALLBACK_DELAY_SECONDS, SANDBOX_STATUS_TIMEOUT_SECONDS,
 FIRESTORE_EMULATOR_HOST + GOOGLE_CLOUD_PROJECT (the console's Firestore views), PUBSUB_EMULATOR_HOST

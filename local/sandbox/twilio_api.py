@@ -27,7 +27,7 @@ from werkzeug.datastructures import MultiDict
 from local.sandbox import test_credentials
 from local.sandbox.courier import API_VERSION, Delivery, new_message_sid
 from local.sandbox.log import log
-from local.sandbox.outbox import Message, Refusal, address_key
+from local.sandbox.outbox import Message, Refusal, address_key, ledger_reference
 from local.sandbox.twilio_errors import HTTP_STATUS_CODES, twilio_error_body
 from shared.platform.masking import mask_address
 
@@ -117,7 +117,7 @@ def message_resource(message: dict[str, Any], account_sid: str) -> dict[str, Any
         "from": message["from"],
         "body": message["body"],
         "status": message["status"],
-        "direction": "outbound-api" if message["direction"] == "outbound" else "inbound",
+        "direction": {"outbound": "outbound-api", "reply": "outbound-reply"}.get(message["direction"], "inbound"),
         "num_segments": str(message["num_segments"] or 1),
         "num_media": str(len(message["media_urls"])),
         "error_code": message["error_code"],
@@ -302,6 +302,7 @@ def twilio_blueprint(sandbox: Sandbox) -> Blueprint:
                     code=code,
                     summary=form.get("Body", "")[:MAX_BODY_CHARS],
                     fault=fault_id,
+                    ledger=ledger_reference(form.get("StatusCallback", "").strip(), None),
                 )
             )
             return response

@@ -84,7 +84,10 @@ def test_the_firestore_views_name_clinics_and_count_the_ledger(stack: StackConfi
 
     # Clinic names are cached for a few seconds: the page shows a new clinic on one of its next refreshes.
     assert wait_until(lambda: "Velvet Skin Studio" in operations(), 30)
-    ledger = requests.get(f"{stack.sandbox_url}/operations/ledger?state=delivered", timeout=10).text
+    # These docs have no updated_at: newest-first cannot place them, and says so; by key lists every one.
+    newest_first = requests.get(f"{stack.sandbox_url}/operations/ledger?state=delivered", timeout=10).text
+    assert "2 matching documents without <code>updated_at</code>" in newest_first
+    ledger = requests.get(f"{stack.sandbox_url}/operations/ledger?state=delivered&by=key", timeout=10).text
     document = requests.get(f"{stack.sandbox_url}/operations/docs/notifications/k3", timeout=10).text
 
     assert 'data-id="k3"' in operations()

@@ -4,9 +4,11 @@ sandbox on loopback (nothing here is reachable from production code, which never
 Pages, one module each, in one navigation bar (layout.py):
   /                 Outbox (outbox_view.py): every SMS and email, live, search and filters, one page per message
   /conversations    Conversations (conversations.py): SMS threads per patient and clinic number, replies
-  /operations       Operations (operations.py): seeded data, the ledger by state, failed_tasks and the sweep
+  /operations       Operations (operations.py): seeded data, the ledger by state (paged), failed_tasks and the sweep
+  /operations/collections/<name>  (collections_page.py): slot_offers, patient_requests, purchase_orders, paged
   /faults           Faults (faults_page.py): break Twilio or SendGrid on purpose
   /reports          Reports (reports_page.py): stored reports and the emails they went out as
+  /logs             Logs (logs_page.py): each stack component's log file, its tail filtered by severity and text
   /events           server-sent events: "something changed" for the live views
 
 POSTs from a browser must come from the console's own pages (Origin checked), and every request must name
@@ -24,7 +26,15 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, request, stream_with_context
 
 from local.config import is_loopback
-from local.sandbox.console import conversations, faults_page, operations, outbox_view, reports_page
+from local.sandbox.console import (
+    collections_page,
+    conversations,
+    faults_page,
+    logs_page,
+    operations,
+    outbox_view,
+    reports_page,
+)
 from local.sandbox.console.data import ConsoleData
 from local.sandbox.console.layout import static
 
@@ -33,7 +43,7 @@ if TYPE_CHECKING:
 
 STREAM_SECONDS = 300.0  # an event stream ends after this (the browser reconnects): no thread is held forever
 KEEPALIVE_SECONDS = 15.0
-PAGES = (outbox_view, conversations, operations, faults_page, reports_page)
+PAGES = (outbox_view, conversations, operations, collections_page, faults_page, reports_page, logs_page)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ PAGES = (
     ("Operations", "/operations", "seeded data, ledger by state, failed_tasks: set retry or resolved, run the sweep"),
     ("Faults", "/faults", "break Twilio or SendGrid on purpose (5xx, 429, codes, timeouts, answers lost)"),
     ("Reports", "/reports", "stored reports and the emails they went out as"),
+    ("Collections", "/operations/collections/patient_requests", "patient_requests, slot_offers, purchase_orders"),
+    ("Logs", "/logs", "each function's (and emulator's) log, newest lines first, by severity and text"),
 )
 
 

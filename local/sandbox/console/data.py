@@ -37,7 +37,8 @@ BROWSABLE = (
     "waitlist",
 )
 FAILED_TASK_EDITS = ("retry", "resolved")  # what an operator sets by hand (docs/architecture.md, "failed_tasks")
-KIND_FIELDS = ["kind", "clinic_id", "patient_id", "appointment_id", "channel", "report_id", "offer_id"]
+# A ledger doc's fields that never change once it is created (send_at is part of what its key hashes)
+KIND_FIELDS = ["kind", "clinic_id", "patient_id", "appointment_id", "channel", "report_id", "offer_id", "send_at"]
 CLINIC_CACHE_SECONDS = 3.0
 MAX_LIST = 500
 
@@ -196,6 +197,46 @@ class ConsoleData:
 
         rows.sort(key=newest, reverse=True)
         return rows[:limit]
+
+    def _matching(self, collection: str, where: list[tuple[str, Any]], order: str | None) -> Any:
+        from google.cloud.firestore import FieldFilter, Query
+        from google.cloud.firestore_v1.field_path import FieldPath
+
+        query = self._firestore().collection(collection)
+        for field, value in where:
+            query = query.where(filter=FieldFilter(field, "==", value))
+        if order is not None:
+            query = query.order_by(order, direction=Query.DESCENDING)
+        return query.order_by(FieldPath.document_id(), direction=Query.DESCENDING if order else Query.ASCENDING)
+
+    def unordered(self, collection: str, where: list[tuple[str, Any]], order: str) -> int:
+        """How many docs match but lack the `order` field, so a page by `order` cannot place them (two
+        count aggregations: Firestore's orderBy leaves such docs out of both the list and its count)."""
+        counts = []
+        for query in (self._matching(collection, where, None), self._matching(collection, where, order)):
+            result = self._call(
+                collection, lambda query=query: query.count(alias="n").get(retry=None, timeout=self._timeout)
+            )
+            counts.append(int(result[0][0].value))
+        return max(0, counts[0] - counts[1])
+
+    def page(
+        self, collection: str, where: list[tuple[str, Any]], *, order: str | None, size: int, after: str | None = None
+    ) -> tuple[list[tuple[str, dict[str, Any]]], str | None]:
+        """One page of docs matching equality filters, newest `order` first (ties by id), or by id when
+        `order` is None, starting after the doc named `after` (a Firestore cursor, as the Firebase consoles
+        page); and the next page's cursor, None on the last page. A doc without the `order` field is not on
+        an ordered page (Firestore's orderBy): `unordered` counts them, a page by id lists every doc."""
+        client = self._firestore()
+        query = self._matching(collection, where, order)
+        if after and "/" not in after and len(after) <= 1500:
+            reference = client.collection(collection).document(after)
+            cursor = self._call(collection, lambda: reference.get(retry=None, timeout=self._timeout))
+            if cursor.exists:  # a cursor doc deleted since: the first page again, never an error
+                query = query.start_after(cursor)
+        snapshots = self._call(collection, lambda: self._get(query.limit(size + 1)))
+        rows = [(snapshot.id, snapshot.to_dict() or {}) for snapshot in snapshots[:size]]
+        return rows, (rows[-1][0] if len(snapshots) > size else None)
 
     def document(self, collection: str, doc_id: str) -> dict[str, Any] | None:
         if collection not in BROWSABLE or not doc_id or "/" in doc_id or len(doc_id) > 1500:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Blueprint, Response, redirect, request
 
 from local.sandbox.console.layout import html_response, render, trusted
-from local.sandbox.faults import CHANNELS, KINDS, FaultError
+from local.sandbox.faults import CHANNELS, KINDS, FaultError, shown_target
 from local.sandbox.log import log
 
 if TYPE_CHECKING:
@@ -81,7 +81,11 @@ def routes(blueprint: Blueprint, console: Console) -> None:
 
     def rows() -> str:
         return render(
-            BODY, faults=sandbox.faults.list(), refusals=list(reversed(sandbox.outbox.refusals(newest=50))), limit=50
+            BODY,
+            faults=sandbox.faults.list(),
+            refusals=list(reversed(sandbox.outbox.refusals(newest=50))),
+            limit=50,
+            target=shown_target,
         )
 
     def page(error: str | None = None, status: int = 200) -> Response:

@@ -30,6 +30,7 @@ NAV = (
     ("operations", "/operations", "Operations"),
     ("faults", "/faults", "Faults"),
     ("reports", "/reports", "Reports"),
+    ("logs", "/logs", "Logs"),
 )
 
 # Scripts only from this origin (console.js), no plugin, no outside request of any kind; inline styles are

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
-from local.sandbox.console.data import ClinicRow, ConsoleData, ConsoleDataError
-from local.sandbox.outbox import address_key
+from local.sandbox.console.data import ClinicRow, ConsoleData, ConsoleDataError, plain
+from local.sandbox.outbox import address_key, ledger_reference
 from shared.platform.masking import mask_address
 
 KIND_LABELS = {
@@ -22,25 +22,31 @@ KIND_LABELS = {
     "report_email": "report",
     "inventory_alert": "inventory alert",
     "reply": "patient's reply",
+    "auto_reply": "automatic reply",
 }
 SNIPPET_CHARS = 140
+CLOCK_SKEW_SECONDS = 60.0
 REFUSAL_SUMMARY_CHARS = {"sms": 1600, "email": 200}  # what twilio_api / sendgrid_api keep of a refused send
+
+
+def _instant(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def kind_label(kind: str | None) -> str:
     return KIND_LABELS.get(kind or "", (kind or "").replace("_", " ") or "unknown")
 
 
+def reference(message: dict[str, Any]) -> str | None:
+    """The ledger key and generation ("key:generation") this message was sent for (outbox.ledger_reference)."""
+    callback = message.get("status_callback") if message["channel"] == "sms" else None
+    return ledger_reference(callback, None if callback else message.get("custom_args"))
+
+
 def ledger_key(message: dict[str, Any]) -> str | None:
-    """The notifications/{key} doc this message was sent for: an SMS names it in its StatusCallback
-    (?ledger=key&g=…), an email in its custom arg ledger_key ("key:generation")."""
-    if message["channel"] == "sms" and message.get("status_callback"):
-        values = parse_qs(urlsplit(message["status_callback"]).query).get("ledger")
-        return values[0] if values else None
-    reference = (message.get("custom_args") or {}).get("ledger_key")
-    if isinstance(reference, str) and reference:
-        return reference.rpartition(":")[0] or reference
-    return None
+    """The notifications/{key} doc this message was sent for, without the generation."""
+    found = reference(message)
+    return (found.rpartition(":")[0] or found) if found else None
 
 
 def snippet(text: str | None) -> str:
@@ -70,6 +76,14 @@ class Shown:
     kind: str | None = None
     key: str | None = None
     ids: dict[str, Any] = field(default_factory=dict)  # ledger fields naming ids only (patient, appointment, …)
+    send_at: str | None = None  # the ledger doc's planned send time (ISO, UTC)
+
+    @property
+    def clock_skew(self) -> bool:
+        """Whether the stack's clock, when it sent this, was more than a minute off real time (the quick
+        demo compresses a day): then both times are shown, as neither alone reads right."""
+        sent, received = (_instant(self.message[name]) for name in ("created_at", "received_at"))
+        return abs((sent - received).total_seconds()) > CLOCK_SKEW_SECONDS
 
     @property
     def id(self) -> str:
@@ -160,7 +174,7 @@ class Enricher:
             clinic = by_sender.get(sender if sender.startswith("MG") else address_key(sender))
             if clinic is None and ledger.get("clinic_id") in by_id:
                 clinic = by_id[ledger["clinic_id"]]
-            kind = "reply" if record["direction"] == "inbound" else ledger.get("kind")
+            kind = {"inbound": "reply", "reply": "auto_reply"}.get(record["direction"]) or ledger.get("kind")
             shown.append(
                 Shown(
                     message=record,
@@ -169,25 +183,52 @@ class Enricher:
                     kind=kind,
                     key=key,
                     ids={name: value for name, value in ledger.items() if name.endswith("_id") and value},
+                    send_at=plain(ledger["send_at"]) if ledger.get("send_at") else None,
                 )
             )
         return shown
+
+
+def _split(reference: str) -> tuple[str, int | None]:
+    key, _, generation = reference.rpartition(":")
+    return (key, int(generation)) if key and generation.isdigit() else (reference, None)
+
+
+def _earlier_attempt(refused: str | None, wanted: str | None) -> bool:
+    """Whether a refused send ("key:generation") was an attempt at this message's ledger doc: the same key,
+    and a generation no later than the message's (each attempt claims the doc anew, numbering it)."""
+    if refused is None or wanted is None:
+        return False
+    (refused_key, refused_generation), (key, generation) = _split(refused), _split(wanted)
+    if refused_key != key:
+        return False
+    return refused_generation is None or generation is None or refused_generation <= generation
+
+
+def _refused_before(refusal: dict[str, Any], record: dict[str, Any]) -> bool:
+    """Whether a refused send was an earlier attempt at this message: the same ledger doc when the message
+    names one (a twin with the same number and words is another ledger doc); only a send made without a
+    ledger reference (a script, a by-hand send) is matched by number and words."""
+    if (
+        refusal["channel"] != record["channel"]
+        or refusal["at"] > record["created_at"]
+        or address_key(refusal["to"]) != address_key(record["to"])  # an email's each recipient: its own
+    ):
+        return False
+    wanted, refused = reference(record), refusal.get("ledger")
+    if wanted is not None or refused is not None:
+        return _earlier_attempt(refused, wanted)
+    summary = (record["body"] if record["channel"] == "sms" else record["subject"]) or ""
+    return refusal["summary"] == summary[: REFUSAL_SUMMARY_CHARS[record["channel"]]]
 
 
 def timeline(record: dict[str, Any], refusals: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """What happened to one message, in order: refused attempts before it (an injected outage, a
     rate limit), its provider statuses with their error codes, and every webhook the sandbox posted."""
     provider = "Twilio" if record["channel"] == "sms" else "SendGrid"
-    summary = (record["body"] if record["channel"] == "sms" else record["subject"]) or ""
-    summary = summary[: REFUSAL_SUMMARY_CHARS[record["channel"]]]
     steps: list[dict[str, Any]] = []
     for refusal in refusals:
-        if (
-            refusal["channel"] == record["channel"]
-            and address_key(refusal["to"]) == address_key(record["to"])
-            and refusal["summary"] == summary
-            and refusal["at"] <= record["created_at"]
-        ):
+        if _refused_before(refusal, record):
             code = f" (code {refusal['code']})" if refusal.get("code") else ""
             fault = f", fault {refusal['fault']}" if refusal.get("fault") else ""
             steps.append(
@@ -199,6 +240,9 @@ def timeline(record: dict[str, Any], refusals: list[dict[str, Any]]) -> list[dic
             )
     if record["direction"] == "inbound":
         steps.append({"at": record["created_at"], "tone": "good", "text": "received from the patient"})
+    if record["direction"] == "reply":
+        text = f"the inbound webhook's TwiML answer to {record.get('in_reply_to')}, sent back by Twilio"
+        steps.append({"at": record["created_at"], "tone": "good", "text": text})
     for step in record["history"]:
         status = step["status"]
         code = f" (error {step['error_code']})" if step.get("error_code") else ""

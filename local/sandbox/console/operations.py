@@ -12,15 +12,18 @@ from urllib.parse import urlencode
 from flask import Blueprint, Response, jsonify, redirect, request
 
 from deploy import registry
+from local.sandbox.console.collections_page import paged
 from local.sandbox.console.data import BROWSABLE, FAILED_TASK_EDITS, FAILED_TASKS, LEDGER, ConsoleDataError, plain
 from local.sandbox.console.layout import html_response, render, trusted
-from local.sandbox.console.messages import kind_label
+from local.sandbox.console.messages import KIND_LABELS, kind_label
 from local.sandbox.firestore_status import APPOINTMENT_STATUSES
 from local.sandbox.log import log
 
 if TYPE_CHECKING:
     from local.sandbox.console import Console
 
+LEDGER_PAGE_SIZE = 50
+LEDGER_KINDS = tuple(kind for kind in KIND_LABELS if kind not in ("reply", "auto_reply"))  # what a ledger doc can be
 LEDGER_STATES = ("scheduled", "sending", "unconfirmed", "sent", "delivered", "skipped", "failed")
 FAILED_STATUSES = ("open", "retry", "retried", "resolved")
 SWEEP_JOB = next(job for job in registry.JOBS if job.name == "failed-tasks-sweep")
@@ -115,12 +118,9 @@ def routes(blueprint: Blueprint, console: Console) -> None:
         where = [
             (field, filters[name]) for name, field in (("state", "state"), ("clinic", "clinic_id"), ("kind", "kind"))
         ]
-        problem, docs = None, []
-        try:
-            docs = data.listing(LEDGER, [(field, value) for field, value in where if value], order="updated_at")
-        except ConsoleDataError as error:
-            problem = str(error)
-        kinds = sorted({str(doc.get("kind")) for _, doc in docs if doc.get("kind")} | {filters["kind"]} - {""})
+        found = paged(data, LEDGER, [(field, value) for field, value in where if value], "updated_at", LEDGER_PAGE_SIZE)
+        seen = {str(doc.get("kind")) for _, doc in found.docs if doc.get("kind")}
+        kinds = sorted((seen | set(LEDGER_KINDS) | {filters["kind"]}) - {""})
         page = render(
             LEDGER_PAGE,
             title="Ledger",
@@ -129,9 +129,9 @@ def routes(blueprint: Blueprint, console: Console) -> None:
             states=LEDGER_STATES,
             clinics=data.clinic_names(),
             kinds=[(kind, kind_label(kind)) for kind in kinds],
-            docs=[(key, {name: plain(value) for name, value in doc.items()}) for key, doc in docs],
-            limit=200,
-            problem=problem,
+            paged=found,
+            base="/operations/ledger",
+            filter_query=urlencode({name: value for name, value in filters.items() if value}),
             kind_label=kind_label,
         )
         return html_response(page)
