@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
-from urllib.parse import parse_qs, urlsplit
 
 from shared.platform.masking import mask_address
 
@@ -75,15 +74,17 @@ class SandboxOutbox:
 
 
 def sent_for(record: Mapping[str, Any]) -> tuple[str | None, int | None]:
-    """(ledger key, generation) a provider message was sent for: an SMS carries them in its StatusCallback
-    (?ledger=key&g=generation), an email in its custom arg ledger_key ("key:generation")."""
-    if record.get("channel") == "sms" and record.get("status_callback"):
-        query = parse_qs(urlsplit(str(record["status_callback"])).query)
-        keys, generations = query.get("ledger", []), query.get("g", [])
-        return (keys[0] if keys else None), (_number(generations[0]) if generations else None)
+    """(ledger key, generation) a provider message was sent for, read as the sandbox reads it
+    (local.sandbox.outbox.ledger_reference: an SMS's StatusCallback ?ledger=key&g=generation, an email's custom
+    arg ledger_key "key:generation")."""
+    from local.sandbox.outbox import ledger_reference
+
+    callback = record.get("status_callback") if record.get("channel") == "sms" else None
     custom = record.get("custom_args")
-    reference = custom.get("ledger_key") if isinstance(custom, Mapping) else None
-    if not isinstance(reference, str) or not reference:
+    reference = ledger_reference(
+        str(callback) if callback else None, custom if not callback and isinstance(custom, Mapping) else None
+    )
+    if not reference:
         return None, None
     key, colon, generation = reference.rpartition(":")
     return (key, _number(generation)) if colon else (reference, None)
