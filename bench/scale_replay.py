@@ -159,8 +159,8 @@ def create(units: list[Unit], design: Design, unit_rate: float, overhead: float,
             for queue, wanted in demand.items():
                 allowed = limits.ramp_allowance(t - first.get(queue, t)) * DT
                 factor = min(factor, allowed / wanted)
-            # Every ledger doc of a tick carries the same updated_at; with its single-field index disabled the
-            # composite (state, updated_at) of the stuck-message query still takes it: the 500/s stays.
+            # Every ledger doc of a tick carries the clock's rising updated_at; with its single-field index
+            # disabled the composite (state, updated_at) of the stuck-message query still takes it: 500/s stays.
             total = sum(demand.values()) * factor * docs_per_task
             if total > limits.SEQUENTIAL_INDEX_WRITES * DT:
                 factor *= limits.SEQUENTIAL_INDEX_WRITES * DT / total
