@@ -471,6 +471,7 @@ read_plan() {
     esac
   done <"$plan/meta.tsv"
   cp -- "$plan/ttl_fields.tsv" "$WORK/ttl_fields.tsv"
+  cp -- "$plan/index_exemptions.tsv" "$WORK/index_exemptions.tsv"
 }
 
 # ---------------------------------------------------------------------------------------------------
@@ -694,7 +695,7 @@ scheduler_jobs() {
 }
 
 firestore() {
-  step "6/12 Firestore: database, composite indexes (firestore.indexes.json), TTL policies"
+  step "6/12 Firestore: database, composite indexes (firestore.indexes.json), TTL policies, index exemptions"
   if probe gcloud firestore databases describe "--database=$FIRESTORE_DATABASE" "--project=$PROJECT_ID" \
     --format=value\(name\); then
     note "Firestore database $FIRESTORE_DATABASE exists"
@@ -741,6 +742,22 @@ firestore() {
         "--database=$FIRESTORE_DATABASE" "--project=$PROJECT_ID" --async
     fi
   done 3<"$WORK/ttl_fields.tsv"
+
+  # Timestamps a tick writes on every ledger doc at once are sequential index entries, a hotspot past ~500
+  # writes/s; nobody queries them alone, so their single-field indexes are disabled (docs/deploy.md).
+  while IFS=$'\t' read -r -u 3 group field; do
+    line="indexed"
+    if probe gcloud firestore indexes fields describe "$field" "--collection-group=$group" \
+      "--database=$FIRESTORE_DATABASE" "--project=$PROJECT_ID" --format=value\(indexConfig.indexes\); then
+      line=$PROBE_OUT
+    fi
+    if [[ -z $line ]]; then
+      note "$group.$field is not indexed"
+    else
+      run gcloud firestore indexes fields update "$field" "--collection-group=$group" --disable-indexes \
+        "--database=$FIRESTORE_DATABASE" "--project=$PROJECT_ID" --async
+    fi
+  done 3<"$WORK/index_exemptions.tsv"
 }
 
 # A query that needs a composite index fails (FAILED_PRECONDITION) until the index is READY. The scheduled

@@ -89,6 +89,9 @@ class Config:
     sequential_clinics: int = 4
     one_invocation_clinics: int = 10
     latency_scale: float = 1.0
+    tail_share: float = 0.0  # a tail (bench/grpc_fakes.Latency): this share of calls ...
+    tail_factor: float = 1.0  # ... takes this many times as long
+    create_factor: float = 1.0  # every CreateTask this many times as long (a named task's lookup)
 
 
 def _clean_env() -> None:
@@ -100,7 +103,7 @@ def _clean_env() -> None:
 class World:
     """One process's stand-in services and the product's adapters over them."""
 
-    def __init__(self, latency_scale: float, seed: int) -> None:
+    def __init__(self, latency_scale: float, seed: int, config: Config | None = None) -> None:
         from bench.grpc_fakes import FirestoreServer, Latency, TasksServer, firestore_client, tasks_client
         from shared.platform.clock import system_clock
         from shared.platform.settings import Settings
@@ -109,7 +112,14 @@ class World:
         from shared.reminders.scheduler import Queues
         from shared.tasks.queue import CloudTasksQueue, Target
 
-        self.latency = Latency(scale=latency_scale, seed=seed)
+        tail = config or Config()
+        self.latency = Latency(
+            scale=latency_scale,
+            seed=seed,
+            tail_share=tail.tail_share,
+            tail_factor=tail.tail_factor,
+            create_factor=tail.create_factor,
+        )
         self.firestore, self.tasks = FirestoreServer(self.latency), TasksServer(self.latency)
         self.settings = Settings.from_env(SETTINGS_ENV)
         self.store = FirestoreStore(firestore_client(self.firestore, PROJECT))
@@ -167,7 +177,7 @@ def worker_main(index: int, config: Config, inbox: Any, outbox: Any) -> None:
     from shared.reminders.fanout import unit_types  # the unit function's imports, then its wiring
     from shared.tasks.router import TaskRouter
 
-    world = World(config.latency_scale, seed=100 + index)
+    world = World(config.latency_scale, seed=100 + index, config=config)
     router = TaskRouter(
         authenticator=_Trusting(), failures=_Failures(), max_attempts=8, types=unit_types(lambda: world.fanout, "x")
     )
@@ -307,7 +317,7 @@ def sample_process(kind: str, config: Config, outbox: Any) -> None:
     from shared.contract.events import TickRequest
     from shared.reminders.fanout import run_tick
 
-    world = World(config.latency_scale, seed=7)
+    world = World(config.latency_scale, seed=7, config=config)
     count = config.sequential_clinics if kind == "sequential" else config.one_invocation_clinics
     sizes = fanout_data.sizes(config.clinics, config.appointments, config.large, config.large_share)
     ids = set()
@@ -377,7 +387,7 @@ def run_model(config: Config) -> int:
     ]
     for process in workers:
         process.start()
-    world = World(config.latency_scale, seed=1)
+    world = World(config.latency_scale, seed=1, config=config)
     world.seed(fanout_data.clinic_docs(i)[0] for i in range(config.clinics))
     print(world.latency.describe())
     print(

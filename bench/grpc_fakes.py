@@ -31,7 +31,10 @@ import grpc
 
 @dataclass
 class Latency:
-    """Round-trip times drawn uniformly from the ranges below (seconds); `scale` 0 turns them off."""
+    """Round-trip times drawn uniformly from the ranges below (seconds); `scale` 0 turns them off.
+
+    A tail: a share `tail_share` of the calls takes `tail_factor` times as long (0.01 and 7: a CreateTask's
+    p99 near 250 ms); `create_factor` stretches every CreateTask (a named task's de-duplication lookup)."""
 
     create_task: tuple[float, float] = (0.020, 0.050)
     read: tuple[float, float] = (0.010, 0.050)  # a get, batched get, query or count: the first answer
@@ -40,6 +43,9 @@ class Latency:
     commit_per_write: tuple[float, float] = (0.00016, 0.00054)  # 500 writes: about 100-300 ms with the base
     scale: float = 1.0
     seed: int = 12
+    tail_share: float = 0.0
+    tail_factor: float = 1.0
+    create_factor: float = 1.0
     _rng: random.Random = field(init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
@@ -48,10 +54,11 @@ class Latency:
 
     def _uniform(self, span: tuple[float, float]) -> float:
         with self._lock:
-            return self._rng.uniform(*span)
+            drawn = self._rng.uniform(*span)
+            return drawn * self.tail_factor if self._rng.random() < self.tail_share else drawn
 
     def of_create(self) -> float:
-        return self.scale * self._uniform(self.create_task)
+        return self.scale * self.create_factor * self._uniform(self.create_task)
 
     def of_read(self, docs: int) -> float:
         return self.scale * (self._uniform(self.read) + max(0, docs - 1) * self.read_per_doc)
@@ -65,11 +72,16 @@ class Latency:
             self.commit_base[0] + 500 * self.commit_per_write[0],
             self.commit_base[1] + 500 * self.commit_per_write[1],
         )
+        tail = (
+            f"; {self.tail_share:.0%} of calls x{self.tail_factor:g}, CreateTask x{self.create_factor:g}"
+            if self.tail_share or self.create_factor != 1
+            else ""
+        )
         return (
             f"CreateTask {ms(self.create_task)}; Firestore get/batch get/query/count {ms(self.read)} "
             f"+ {self.read_per_doc * 1e6:g} us per further document; commit {ms(self.commit_base)} "
             f"+ {self.commit_per_write[0] * 1e3:g}-{self.commit_per_write[1] * 1e3:g} ms per write "
-            f"(500 writes: {ms(per_write)})"
+            f"(500 writes: {ms(per_write)}){tail}"
         )
 
 

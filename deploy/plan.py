@@ -409,10 +409,22 @@ def write_plan(plan: Plan, out_dir: Path, spec_path: Path = REPO_ROOT / "firesto
     spec = json.loads(spec_path.read_text())
     for index in spec.get("indexes", []):
         _fields(index["fields"])  # fails here, before any gcloud call, on a malformed index
-    _write(
-        out_dir / "ttl_fields.tsv",
-        ((o["collectionGroup"], o["fieldPath"]) for o in spec.get("fieldOverrides", []) if o.get("ttl")),
-    )
+    overrides = spec.get("fieldOverrides", [])
+    _write(out_dir / "ttl_fields.tsv", ((o["collectionGroup"], o["fieldPath"]) for o in overrides if o.get("ttl")))
+    _write(out_dir / "index_exemptions.tsv", _exemptions(overrides))
+
+
+def _exemptions(overrides: Iterable[dict]) -> list[tuple[str, str]]:
+    """The fields whose single-field indexes are disabled (`"indexes": []`): timestamps written together by
+    many documents at once, which nobody queries alone (docs/deploy.md, "Firestore hotspots")."""
+    exempt = []
+    for override in overrides:
+        if "indexes" not in override:
+            continue
+        if override["indexes"]:  # deploy.sh only disables; a custom single-field index would need its own flags
+            raise PlanError([f'firestore.indexes.json: {override["fieldPath"]}: only "indexes": [] is supported'])
+        exempt.append((override["collectionGroup"], override["fieldPath"]))
+    return exempt
 
 
 def _fields(fields: Iterable[dict], strict: bool = True) -> tuple[tuple[str, str, str], ...]:

@@ -597,6 +597,28 @@ def test_firestore_indexes_from_the_file_and_ttl_on_the_ledger(two_runs: TwoRuns
     assert ttls == {("expire_at", group) for group in groups}
 
 
+def test_ledger_timestamps_lose_their_single_field_indexes_and_the_queried_fields_keep_theirs(
+    two_runs: TwoRuns,
+) -> None:
+    updates = matching(two_runs.first_calls, "firestore", "indexes", "fields", "update")
+    assert all("--disable-indexes" in c and flags(c)["collection-group"] == "notifications" for c in updates)
+    exempt = {words(c)[4] for c in updates}
+    assert {"created_at", "updated_at", "expire_at"} <= exempt
+    spec = json.loads((REPO / "firestore.indexes.json").read_text())
+    queried = {f["fieldPath"] for i in spec["indexes"] if i["collectionGroup"] == "notifications" for f in i["fields"]}
+    # a composite index is its own; only the single-field index of a field queried alone would be missed
+    assert exempt.isdisjoint({"clinic_id", "appointment_id", "provider_message_id", "state", "send_at"})
+    assert queried - exempt == {"clinic_id", "kind", "channel", "state", "send_at"}
+
+
+def test_a_field_override_with_its_own_indexes_is_refused_before_any_gcloud_call(tmp_path: Path) -> None:
+    spec = tmp_path / "firestore.indexes.json"
+    override = {"collectionGroup": "notifications", "fieldPath": "sent_at", "indexes": [{"order": "ASCENDING"}]}
+    spec.write_text(json.dumps({"indexes": [], "fieldOverrides": [override]}))
+    with pytest.raises(plan.PlanError, match="sent_at"):
+        plan.write_plan(plan.build_plan(), tmp_path / "out", spec)
+
+
 def test_docs_deploy_names_every_function_queue_job_and_secret_of_the_registry() -> None:
     text = (REPO / "docs" / "deploy.md").read_text()
     rows = {line.split("|")[1].strip() for line in text.splitlines() if line.startswith("| `")}
@@ -827,6 +849,7 @@ def test_second_run_updates_in_place(two_runs: TwoRuns) -> None:
         "inventory-check",
     }
     assert matching(calls, "firestore", "fields", "ttls", "update") == []
+    assert matching(calls, "firestore", "indexes", "fields", "update") == []
     assert {entry.name: len(deploys(calls, entry.name)) for entry in ENTRY_POINTS} == {
         entry.name: 1 for entry in ENTRY_POINTS
     }
