@@ -47,6 +47,8 @@ branch for any emulator gap):
   the token's service account and audience (the task's URL when it names none), signed by the stack's
   issuer (local/identity.py), from inside the project (the ingress header), so the front before a private
   function checks it as Cloud Run would (local/front.py);
+- ListTasks lists every task not yet done: upstream takes a task out of its queue each time it looks at it
+  (every 0.1 s for a future task) and while it dispatches it, and a listing in that window missed it;
 - drops the per-0.1 s "scheduled for future execution" log lines.
 
     python -m local.tasks_emulator --host 127.0.0.1 --port 8603 --queue projects/P/locations/L/queues/Q ...
@@ -205,6 +207,7 @@ class CloudLikeQueues:
         self.finished: dict[str, float] = {}  # task name → when it ran for the last time or was given up
         self.live: dict[str, str] = {}  # name of every task still in a queue → its queue
         self.original_eta: dict[str, object] = {}
+        self.in_transit: dict[str, tuple[str, Any]] = {}  # name → (queue, task) while upstream holds it out
 
     def patch(self, state: Any) -> None:
         from google.api_core.exceptions import AlreadyExists
@@ -268,7 +271,16 @@ class CloudLikeQueues:
 
         def submit_task(task_name: str, force_run: bool = False) -> object:
             before = dispatches(task_name)
-            task = upstream_submit(task_name, force_run)
+            # Upstream takes the task out of its queue to look at it (and to dispatch it), then puts it back at
+            # the end: meanwhile a listing would miss it. Cloud Tasks lists every task not yet done.
+            queue_name = task_name.rsplit("/", 2)[0]
+            held = next((t for t in list(state._queue_tasks.get(queue_name, ())) if t.name == task_name), None)
+            if held is not None:
+                self.in_transit[task_name] = (queue_name, held)
+            try:
+                task = upstream_submit(task_name, force_run)
+            finally:
+                self.in_transit.pop(task_name, None)
             with self.lock:
                 if not still_queued(task.name):
                     self.live.pop(task.name, None)
@@ -286,7 +298,14 @@ class CloudLikeQueues:
         def list_tasks(queue_name: str) -> list[object]:
             """Tasks as their creator sees them: schedule_time on the stack's clock, as it was asked for."""
             shown = []
-            for task in upstream_list(queue_name):
+            snapshot = list(upstream_list(queue_name))  # upstream hands out its live deque
+            names = {task.name for task in snapshot}
+            snapshot += [
+                task
+                for name, (queue, task) in list(self.in_transit.items())
+                if queue == queue_name and name not in names
+            ]
+            for task in snapshot:
                 eta = self.original_eta.get(task.name)
                 if eta is not None:
                     task = type(task)(task)

@@ -79,3 +79,34 @@ def test_with_thousands_of_tasks_queued_a_seen_name_is_still_refused(state):
     with pytest.raises(AlreadyExists):
         state.create_task(QUEUE, task("t4999"))
     assert len(state.list_tasks(QUEUE)) == 5000
+
+
+class LookingUpstream(UpstreamState):
+    """Upstream's submit_task for a task not yet due: out of the queue to look at it, then back at the end."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.meanwhile: list[set[str]] = []
+
+    def submit_task(self, task_name: str, force_run: bool = False) -> Any:
+        queue = task_name.rsplit("/", 2)[0]
+        (held,) = [t for t in self._queue_tasks[queue] if t.name == task_name]
+        self._queue_tasks[queue].remove(held)
+        self.meanwhile.append(listed(self, queue))  # a ListTasks served while the task is out
+        self._queue_tasks[queue].append(held)
+        return held
+
+
+def listed(upstream: Any, queue: str) -> set[str]:
+    return {t.name.rsplit("/", 1)[1] for t in upstream.list_tasks(queue)}
+
+
+def test_a_task_upstream_holds_out_of_its_queue_is_still_listed():
+    """Cloud Tasks lists every task not yet done; upstream took a task out of its list each time it looked."""
+    upstream = LookingUpstream()
+    CloudLikeQueues(None, 1, Retries()).patch(upstream)
+    upstream.create_task(QUEUE, task("later"))
+    upstream.create_task(QUEUE, task("other"))
+    upstream.submit_task(f"{QUEUE}/tasks/later")
+    assert upstream.meanwhile == [{"later", "other"}]
+    assert listed(upstream, QUEUE) == {"later", "other"}
