@@ -7,6 +7,8 @@ the machine: a fixed range would collide with whoever else runs a stack there.
 
 from __future__ import annotations
 
+import socket
+
 from local import config as stack_config
 from local.components import stack_ports
 from local.config import StackConfig
@@ -27,3 +29,10 @@ def spare_port_base(running: StackConfig) -> int:
         if not used.intersection(ports) and not any(is_listening(running.host, port) for port in ports):
             return base + offset
     raise AssertionError(f"no free MEDSPA_PORT_BASE inside {base}…{base + 99} for a second stack")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A loopback port nothing listens on right now (the OS's choice; free until someone binds it)."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]

@@ -22,6 +22,7 @@ from local import front as local_front
 from local import identity
 from tests import oidc
 from tests.handler_support import as_cloud_tasks
+from tests.spare_ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -117,7 +118,7 @@ def test_a_function_missing_its_binding_in_the_registry_is_refused_locally(world
     ]
     (route,) = [r for r in local_front.routes(stack, unbound) if r.name == registry.TASK_HANDLER]
     assert route.invokers == frozenset()
-    spare = _free_port()
+    spare = free_port()
     route = local_front.Route(route.name, spare, route.backend, stack.url("task-handler"), route.invokers)
     front = local_front.Front(identity.Issuer.load(stack.state_dir), identity.ingress_key(stack.state_dir))
     server = front.server(route)
@@ -142,11 +143,3 @@ def test_the_issuer_serves_its_certificates_as_google_does(stack):
 
     token = issuer.mint(email=tasks_account(stack), audience="https://x.example/")
     assert jwt.decode(token, certs=certs, audience="https://x.example/")["email"] == tasks_account(stack)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]

@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -28,6 +27,7 @@ from local.sandbox.server import SandboxServer
 from local.sandbox.settings import SandboxSettings
 from local.sandbox.state import Sandbox
 from shared.platform import clients, settings
+from tests.spare_ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -51,12 +51,6 @@ def eventually(probe: Callable[[], T], timeout: float = 5.0) -> T:
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s (last value: {value!r})")
         time.sleep(0.02)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import socket
 import subprocess
 import sys
 import uuid
@@ -30,18 +29,12 @@ from local.config import REPO_ROOT, StackConfig
 from local.processes import ProcessDir, group_alive, wait_until
 from local.standins import is_listening
 from shared.platform import clients
-from tests.spare_ports import spare_port_base
+from tests.spare_ports import free_port, spare_port_base
 
 pytestmark = pytest.mark.integration
 
 RECORDER_SOURCE = REPO_ROOT / "tests" / "fixtures" / "recorder" / "main.py"
 DELIVERY_TIMEOUT = 15.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def header(record: dict[str, Any], name: str) -> str | None:

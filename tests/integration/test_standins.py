@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import queue
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -30,6 +29,7 @@ from dataclasses import dataclass
 import pytest
 
 from local import standins
+from tests.spare_ports import free_port
 
 pytestmark = [
     pytest.mark.integration,
@@ -42,12 +42,6 @@ pytestmark = [
 HOST = "127.0.0.1"
 PROJECT = "medspa-standin-test"
 READY_TIMEOUT = 30.0
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -75,7 +69,7 @@ class Running:
 
 def _start(command: Callable[[str, int], list[str]]) -> Running:
     """Install if needed, run the stand-in, wait for its "ready" line and an accepting TCP port."""
-    port = _free_port()
+    port = free_port()
     argv = command(HOST, port)  # installs/builds first; StandinUnavailable fails the test
     started = time.monotonic()
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

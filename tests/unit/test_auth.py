@@ -205,12 +205,9 @@ def signing():
 
 
 def unreachable_url() -> str:
-    import socket
+    from tests.spare_ports import free_port
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}/"  # nothing listens there any more
+    return f"http://127.0.0.1:{free_port()}/"  # nothing listens there any more
 
 
 def matrix(signing) -> dict[str, dict[str, str]]:
