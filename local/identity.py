@@ -15,6 +15,7 @@ verifies; only google-auth and cryptography are needed.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import os
 import secrets
@@ -90,9 +91,10 @@ class Issuer:
 
     @classmethod
     def load(cls, state_dir: Path) -> Issuer:
+        """The state dir's issuer; loaded once per key file (a test's caller loads it for every request)."""
         ensure(state_dir)
-        private_pem = (identity_dir(state_dir) / "issuer.pem").read_bytes()
-        return cls(private_pem, _self_signed(private_pem))
+        key = identity_dir(state_dir) / "issuer.pem"
+        return _issuer(str(key), key.stat().st_mtime_ns)
 
     @property
     def key_id(self) -> str:
@@ -104,7 +106,7 @@ class Issuer:
 
     def mint(self, *, email: str, audience: str, lifetime: int = TOKEN_LIFETIME_SECONDS, **overrides: Any) -> str:
         """A token for `email` and `audience`, as Cloud Tasks or Eventarc attach it (None in overrides drops one)."""
-        from google.auth import crypt, jwt
+        from google.auth import jwt
 
         now = int(time.time())
         claims: dict[str, Any] = {
@@ -118,8 +120,14 @@ class Issuer:
             "sub": hashlib.sha256(email.encode()).hexdigest()[:21],
         }
         claims.update(overrides)
-        signer = crypt.RSASigner.from_string(self.private_pem, key_id=self.key_id)
-        return jwt.encode(signer, {k: v for k, v in claims.items() if v is not None}).decode("ascii")
+        return jwt.encode(self._signer, {k: v for k, v in claims.items() if v is not None}).decode("ascii")
+
+    @functools.cached_property
+    def _signer(self) -> Any:
+        """The parsed key, once per issuer: the Cloud Tasks wrapper mints a token on every dispatch."""
+        from google.auth import crypt
+
+        return crypt.RSASigner.from_string(self.private_pem, key_id=self.key_id)
 
     def verify(self, token: str, audiences: Sequence[str]) -> dict[str, Any]:
         """The claims of a token this issuer signed for one of `audiences`; ValueError otherwise."""
@@ -132,6 +140,13 @@ class Issuer:
         if claims.get("iss") != ISSUER:
             raise ValueError("token not issued by the local stand-in for accounts.google.com")
         return dict(claims)
+
+
+@functools.lru_cache(maxsize=8)
+def _issuer(key_path: str, mtime_ns: int) -> Issuer:
+    """Keyed by the file's mtime too: a state dir made anew holds a new key."""
+    private_pem = Path(key_path).read_bytes()
+    return Issuer(private_pem, _self_signed(private_pem))
 
 
 def _self_signed(private_pem: bytes) -> str:
