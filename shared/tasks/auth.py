@@ -15,6 +15,7 @@ A token with a real signature is verified in full in both cases.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Mapping
@@ -55,6 +56,15 @@ class CachedCerts:
         kwargs.setdefault("timeout", CERTS_TIMEOUT_SECONDS)
         response = self._inner(url, method=method, body=body, headers=headers, **kwargs)
         if response.status == 200:
+            try:
+                certs = json.loads(response.data)
+            except ValueError:
+                certs = None
+            if not isinstance(certs, dict) or not certs:
+                # A page that is not Google's certificates (a proxy's, say) is an outage, not a bad token: retry.
+                from google.auth.exceptions import TransportError
+
+                raise TransportError(f"the certificates at {url} are not a JSON object of keys")
             with self._lock:
                 self._cache[url] = (time.monotonic(), response)
         return response

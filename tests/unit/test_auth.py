@@ -304,3 +304,26 @@ def test_certificates_that_cannot_be_fetched_never_turn_into_a_500(signing, down
     finally:
         if certs:
             certs.close()
+
+
+@pytest.mark.parametrize("page", [b"<html>proxy error</html>", b"{}", b"[1, 2]"])
+def test_a_certificates_page_that_is_not_certificates_is_a_retry_not_a_refusal(signing, page):
+    """An answer 200 that holds no keys is an outage on the way to Google: 503 to retry, never 401."""
+    from dataclasses import dataclass
+
+    from shared.platform.errors import RetryableError
+    from shared.tasks.auth import CachedCerts
+
+    @dataclass
+    class Answer:
+        status: int
+        data: bytes
+
+    transport = CachedCerts()
+    transport._inner = lambda url, **kwargs: Answer(200, page)
+    signer, _ = signing
+    with pytest.raises(RetryableError) as caught:
+        TaskAuthenticator(SETTINGS, certs_url="https://certs.example/", transport=transport).verify(
+            bearer(token(signer))
+        )
+    assert caught.value.code == "certs_unavailable"
