@@ -98,8 +98,11 @@ class Front:
             protocol_version = "HTTP/1.1"
 
             def _any(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
+                length = self.headers.get("Content-Length") or "0"
+                if not length.isdigit():  # as Cloud Run's front end, a request it cannot frame never goes on
+                    self._answer(400, {"Content-Type": "text/plain"}, b"bad Content-Length")
+                    return
+                body = self.rfile.read(int(length)) if int(length) else b""
                 decision = front.admit(route, self.headers)
                 if isinstance(decision, Refusal):
                     log.warning("request refused", function=route.name, status=decision.status, reason=decision.reason)

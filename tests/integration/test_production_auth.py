@@ -143,3 +143,11 @@ def test_the_issuer_serves_its_certificates_as_google_does(stack):
 
     token = issuer.mint(email=tasks_account(stack), audience="https://x.example/")
     assert jwt.decode(token, certs=certs, audience="https://x.example/")["email"] == tasks_account(stack)
+
+
+def test_a_request_the_front_cannot_frame_is_answered_400(stack):
+    import socket
+
+    with socket.create_connection((stack.host, stack.entry_point("task-handler").port), timeout=10) as conn:
+        conn.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n")
+        assert conn.recv(200).split(b"\r\n")[0] == b"HTTP/1.1 400 Bad Request"
