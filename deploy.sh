@@ -28,8 +28,6 @@ readonly APIS=(cloudfunctions.googleapis.com run.googleapis.com cloudbuild.googl
   cloudscheduler.googleapis.com firestore.googleapis.com secretmanager.googleapis.com
   eventarc.googleapis.com iam.googleapis.com logging.googleapis.com monitoring.googleapis.com)
 
-readonly TASKS_SA_ID=tasks-invoker        # Cloud Tasks signs its OIDC tokens as this account
-readonly EVENTS_SA_ID=events-invoker      # Eventarc pushes Pub/Sub events to functions as this account
 # Cloud Build builds the functions as this account unless BUILD_SERVICE_ACCOUNT names another: projects created
 # since mid-2024 may default to an account without the roles a build needs (docs/deploy.md, "Build account").
 readonly BUILD_SA_ID=functions-build
@@ -390,6 +388,8 @@ CLAIM_LINK=""
 EMAIL_EVENTS=""
 QUEUE_ENV=""
 RUNTIME=""  # deploy/registry.py RUNTIME: the Python the functions run on (and the local stack serves them with)
+TASKS_SA_ID=""   # registry TASKS_INVOKER: Cloud Tasks signs its OIDC tokens as this account
+EVENTS_SA_ID=""  # registry EVENTS_INVOKER: Eventarc pushes Pub/Sub events to functions as this account
 
 words_of() {  # a plan list cell ("-" or a,b,c) as space-separated words
   if [[ $1 == - ]]; then printf ''; else printf '%s' "${1//,/ }"; fi
@@ -468,6 +468,8 @@ read_plan() {
       email_events) EMAIL_EVENTS=$value ;;
       queue_env) QUEUE_ENV=$value ;;
       runtime) RUNTIME=$value ;;
+      tasks_invoker) TASKS_SA_ID=$value ;;
+      events_invoker) EVENTS_SA_ID=$value ;;
     esac
   done <"$plan/meta.tsv"
   cp -- "$plan/ttl_fields.tsv" "$WORK/ttl_fields.tsv"

@@ -404,6 +404,8 @@ def write_plan(plan: Plan, out_dir: Path, spec_path: Path = REPO_ROOT / "firesto
             ("email_events", registry.EMAIL_EVENTS),
             ("queue_env", queue_env()),
             ("runtime", registry.RUNTIME),
+            ("tasks_invoker", registry.TASKS_INVOKER),
+            ("events_invoker", registry.EVENTS_INVOKER),
         ),
     )
     spec = json.loads(spec_path.read_text())
