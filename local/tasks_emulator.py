@@ -262,19 +262,12 @@ class CloudLikeQueues:
                 forget(name)
                 return upstream_delete(name)
 
-        def dispatches(task_name: str) -> int:
-            for tasks in state._queue_tasks.values():
-                for task in tasks:
-                    if task.name == task_name:
-                        return int(task.dispatch_count)
-            return 0
-
         def submit_task(task_name: str, force_run: bool = False) -> object:
-            before = dispatches(task_name)
             # Upstream takes the task out of its queue to look at it (and to dispatch it), then puts it back at
             # the end: meanwhile a listing would miss it. Cloud Tasks lists every task not yet done.
             queue_name = task_name.rsplit("/", 2)[0]
             held = next((t for t in list(state._queue_tasks.get(queue_name, ())) if t.name == task_name), None)
+            before = int(held.dispatch_count) if held is not None else 0
             if held is not None:
                 self.in_transit[task_name] = (queue_name, held)
             try:
