@@ -53,14 +53,7 @@ def ensure(state_dir: Path) -> None:
     """Make the issuer's key and the ingress key once per state dir (the stack calls this before it starts)."""
     folder = identity_dir(state_dir)
     if not (folder / "issuer.pem").is_file():
-        from cryptography.hazmat.primitives import serialization
-        from cryptography.hazmat.primitives.asymmetric import rsa
-
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        pem = key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-        _write_private(folder / "issuer.pem", pem)
+        _write_private(folder / "issuer.pem", new_private_key())
     if not (folder / "ingress.key").is_file():
         _write_private(folder / "ingress.key", secrets.token_urlsafe(24).encode())
 
@@ -146,22 +139,34 @@ class Issuer:
 def _issuer(key_path: str, mtime_ns: int) -> Issuer:
     """Keyed by the file's mtime too: a state dir made anew holds a new key."""
     private_pem = Path(key_path).read_bytes()
-    return Issuer(private_pem, _self_signed(private_pem))
+    return Issuer(private_pem, self_signed_certificate(private_pem))
 
 
-def _self_signed(private_pem: bytes) -> str:
-    """A certificate for the issuer's key (a deterministic one: the same key always yields the same text)."""
+def new_private_key() -> bytes:
+    """A fresh RSA-2048 key, PEM (PKCS#8), as Google signs ID tokens with."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def self_signed_certificate(private_pem: bytes, name: str = "medspa local issuer") -> str:
+    """A certificate for a key, PEM, as Google's oauth2/v1/certs serves them (a deterministic one: the same key
+    always yields the same text)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.x509.oid import NameOID
 
     key = serialization.load_pem_private_key(private_pem, password=None)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "medspa local issuer")])
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     start = dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc)
     cert = (
         x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
+        .subject_name(subject)
+        .issuer_name(subject)
         .public_key(key.public_key())  # type: ignore[arg-type]
         .serial_number(1)
         .not_valid_before(start)

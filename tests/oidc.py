@@ -3,36 +3,18 @@ tokens with chosen claims, and the matrix of callers that must all be refused.""
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 from google.auth import crypt, jwt
+
+from local import identity
 
 
 def key_and_cert(name: str) -> tuple[bytes, str]:
     """A fresh RSA key (PEM) and a self-signed certificate for it (PEM), as Google's endpoint serves them."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    private_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return private_pem, cert.public_bytes(serialization.Encoding.PEM).decode()
+    private_pem = identity.new_private_key()
+    return private_pem, identity.self_signed_certificate(private_pem, name)
 
 
 def signer(name: str, key_id: str = "kid-1") -> tuple[Any, str]:
