@@ -111,34 +111,36 @@ class Spec:
 
 
 SPECS: dict[str, Spec] = {
-    "reminder-fanout": Spec(("firestore", "tasks"), "main.service(units=True)", "stale-tick"),
-    "appointment-events": Spec(("firestore", "tasks"), "main.service()", "malformed-event"),
+    "reminder-fanout": Spec(("firestore", "tasks"), "main.wiring.services().fanout(units=True)", "stale-tick"),
+    "appointment-events": Spec(("firestore", "tasks"), "main.wiring.services().fanout(units=False)", "malformed-event"),
     "reminder-fanout-unit": Spec(
-        ("firestore", "tasks", "oidc"), "main.unit_router()\nmain.service(units=True)", "unauthenticated-task"
+        ("firestore", "tasks", "oidc"),
+        "main.wiring.unit_router()\nmain.wiring.services().fanout(units=True)",
+        "unauthenticated-task",
     ),
     # A reminder: the ledger, the sender with both providers; the OIDC check. Waitlist waves add Cloud
     # Tasks and Pub/Sub on their first wave only.
     "task-handler": Spec(
         ("firestore", "twilio", "sendgrid", "oidc"),
-        "main.router()\nimport shared.task_types as types\ntypes.appointment_messages()",
+        "main.wiring.router()\nmain.wiring.services().appointment_messages",
         "unauthenticated-task",
     ),
     "twilio-status": Spec(("firestore", "twilio-validator"), "clients.store()", "bad-twilio-signature"),
     "sendgrid-events": Spec(("firestore", "sendgrid-webhook"), "clients.store()", "bad-sendgrid-signature"),
-    "report-builder": Spec(("firestore", "tasks"), "main.reports()", "stale-tick"),
-    "inventory-check": Spec(("firestore", "tasks"), "main.inventory()", "stale-tick"),
-    "waitlist-cancellations": Spec(("firestore", "tasks"), "main.waves()", "malformed-event"),
+    "report-builder": Spec(("firestore", "tasks"), "main.wiring.services().reports", "stale-tick"),
+    "inventory-check": Spec(("firestore", "tasks"), "main.wiring.services().inventory", "stale-tick"),
+    "waitlist-cancellations": Spec(("firestore", "tasks"), "main.wiring.services().waves", "malformed-event"),
     # A confirmation or a claim by text: the validator, TwiML, the ledger and the waitlist queue; a winning
     # claim publishes (Pub/Sub is imported then).
     "waitlist-inbound-sms": Spec(
         ("firestore", "tasks", "twilio-validator", "twiml"),
-        "main.conversations()\nfrom shared.waitlist.inbound import twiml\ntwiml(None)",
+        "main.wiring.services().conversations\nfrom shared.waitlist.inbound import twiml\ntwiml(None)",
         "bad-twilio-signature",
     ),
-    "waitlist-claim": Spec(("firestore", "tasks"), "main.links()", "bad-claim-token"),
+    "waitlist-claim": Spec(("firestore", "tasks"), "main.services().claim_links", "bad-claim-token"),
     "retry-sweep": Spec(
         ("firestore", "tasks"),
-        "import shared.task_types as types\ntypes.task_types()\nclients.store()\nclients.tasks()",
+        "main.wiring.task_types()\nclients.store()\nclients.tasks()",
         "",
     ),
 }

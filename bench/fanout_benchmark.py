@@ -144,8 +144,8 @@ def run_fanout(
     from shared.reminders.coordinator import coordinate_tick
     from shared.reminders.fanout import Fanout, UnitQueue, run_unit
     from shared.reminders.report import FanoutReport
-    from shared.reminders.units import parse_unit
-    from shared.tasks.payload import decode
+    from shared.reminders.units import UNIT_BODIES
+    from shared.tasks.payload import decode, parse
     from shared.tasks.queue import CloudTasksQueue, Target
 
     units = Recorded(CloudTasksQueue(client, settings, target=Target("http://127.0.0.1:9/unit", "unit")))
@@ -157,7 +157,7 @@ def run_fanout(
     while done < len(units.bodies):
         body = units.bodies[done]
         done += 1
-        total.merge(run_unit(parse_unit(decode(json.dumps(body).encode())), service))
+        total.merge(run_unit(parse(decode(json.dumps(body).encode()), UNIT_BODIES), service))
     return total
 
 
@@ -198,7 +198,6 @@ def main(argv: list[str] | None = None) -> int:
     from shared.platform.clock import system_clock
     from shared.platform.settings import Settings
     from shared.platform.store import FirestoreStore
-    from shared.reminders.config import fanout_queue
     from shared.reminders.scheduler import Queues
     from shared.tasks.queue import DEFAULT_CONCURRENCY, CloudTasksQueue
 
@@ -233,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
             }
         )
         parent = f"projects/{project}/locations/{settings.tasks_location}"
-        unit_queue = fanout_queue({"QUEUE_FANOUT": f"bench-{label}-fanout"})
+        unit_queue = f"bench-{label}-fanout"
         queue_names = [settings.queue_sms, settings.queue_email, unit_queue]
         queues = [f"{parent}/queues/{q}" for q in queue_names]
         db = firestore.Client(project=project)

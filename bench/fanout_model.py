@@ -5,7 +5,7 @@
     python bench/fanout_model.py sizes           # unit time and CPU for chunk sizes and create concurrencies
 
 What runs is the product's code, unchanged: the coordinator (shared.reminders.coordinator), each unit
-through the unit function's router (shared.reminders.fanout.unit_types), the official Firestore and
+through the unit function's router (shared.reminders.fanout.UNIT_DECLARATIONS), the official Firestore and
 Cloud Tasks clients. Only the services are stand-ins (bench/grpc_fakes.py): the clients' own gRPC
 serialisers put every request into bytes, an in-process server answers from the bytes, and every call
 waits for a production-like latency first (stated by `--latency`, printed). So calls in flight overlap
@@ -174,12 +174,16 @@ def worker_main(index: int, config: Config, inbox: Any, outbox: Any) -> None:
     `inbox` one at a time through the unit function's router; answer each with its measurement."""
     _clean_env()
     cold_cpu, cold_wall = time.process_time(), time.perf_counter()
-    from shared.reminders.fanout import unit_types  # the unit function's imports, then its wiring
+    from shared.reminders.fanout import FANOUT, UNIT_DECLARATIONS  # the unit function's imports, then its wiring
+    from shared.tasks.declaration import bind_all
     from shared.tasks.router import TaskRouter
 
     world = World(config.latency_scale, seed=100 + index, config=config)
     router = TaskRouter(
-        authenticator=_Trusting(), failures=_Failures(), max_attempts=8, types=unit_types(lambda: world.fanout, "x")
+        authenticator=_Trusting(),
+        failures=_Failures(),
+        max_attempts=8,
+        types=bind_all(UNIT_DECLARATIONS, {FANOUT: lambda: world.fanout}, lambda queue: "x"),
     )
     cold = (time.process_time() - cold_cpu, time.perf_counter() - cold_wall)
     sizes = fanout_data.sizes(config.clinics, config.appointments, config.large, config.large_share)
@@ -347,7 +351,8 @@ def memory_process(config: Config, outbox: Any) -> None:
     _clean_env()
     baseline = peak_rss_kib()
     from shared.reminders.fanout import run_unit
-    from shared.reminders.units import ClinicDayTask, parse_unit
+    from shared.reminders.units import UNIT_BODIES, ClinicDayTask
+    from shared.tasks.payload import parse
 
     world = World(0.0, seed=3)
     imported = peak_rss_kib()
@@ -364,7 +369,7 @@ def memory_process(config: Config, outbox: Any) -> None:
         run_unit(ClinicDayTask(clinic.id, local_tomorrow(NOW, clinic.zone), NOW), world.fanout)
         for name in list(world.tasks.order):
             if world.tasks.queue_of(name) == "reminders-fanout":
-                run_unit(parse_unit(json.loads(world.tasks.created[name][1])), world.fanout)
+                run_unit(parse(json.loads(world.tasks.created[name][1]), UNIT_BODIES), world.fanout)
     outbox.put(("memory", baseline, imported, peak_rss_kib(), sizes[largest]))
 
 
@@ -605,7 +610,8 @@ def run_cpu(clinics: int, latency_scale: float = 0.0) -> int:
     from shared.contract.events import TickRequest
     from shared.reminders.coordinator import coordinate_tick
     from shared.reminders.fanout import run_unit
-    from shared.reminders.units import parse_unit
+    from shared.reminders.units import UNIT_BODIES
+    from shared.tasks.payload import parse
 
     world = World(latency_scale, seed=5)
     sizes = fanout_data.sizes(clinics, clinics * 100)
@@ -622,7 +628,7 @@ def run_cpu(clinics: int, latency_scale: float = 0.0) -> int:
 
     def units() -> None:
         for body in bodies:
-            run_unit(parse_unit(json.loads(body)), world.fanout)
+            run_unit(parse(json.loads(body), UNIT_BODIES), world.fanout)
 
     _, took = measure(world, units)
     ledger = len(world.firestore.collection(DATABASE, "notifications"))

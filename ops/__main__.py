@@ -170,12 +170,12 @@ def cmd_why(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from shared.platform import resources
-    from shared.platform.settings import settings
-    from shared.task_types import task_types
-    from shared.tasks.queue import CloudTasksQueue
+    from shared.reminders.units import UNIT_NOTES
     from shared.tasks.sweep import RetrySweep
+    from shared.wiring.services import services
+    from shared.wiring.task_handler import task_types
 
-    sweep = RetrySweep(failures(), CloudTasksQueue(clients.tasks(), settings()), task_types(), queues=resources.QUEUES)
+    sweep = RetrySweep(failures(), services().tasks, task_types(), queues=resources.QUEUES, redone_elsewhere=UNIT_NOTES)
     print(json.dumps(sweep.run().summary()))
     return 0
 

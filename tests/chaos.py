@@ -311,8 +311,8 @@ class Chaos:
         from shared.messaging.stuck import record_stuck
         from shared.platform import clients
         from shared.platform.clock import system_clock
-        from shared.task_types import task_types
         from shared.tasks.failed_tasks import FailedTasks
+        from shared.wiring.task_handler import task_types
 
         store = clients.store()
         ledger, failures = Ledger(store, system_clock), FailedTasks(store, system_clock)

@@ -20,7 +20,11 @@ FLOOR = 85.0
 ADAPTERS = {
     "shared/platform/clients.py": "client construction (emulator tests)",
     "shared/platform/store.py": "the Firestore adapter (tests/integration/test_ledger.py and every emulator test)",
-    "shared/task_types.py": "wiring of real adapters (emulator tests)",
+    "shared/wiring/services.py": "wiring of real adapters (emulator tests)",
+    "shared/wiring/task_handler.py": "wiring of real adapters (emulator tests)",
+    "shared/wiring/reminder_fanout.py": "wiring of real adapters (emulator tests)",
+    "shared/wiring/report_builder.py": "wiring of real adapters (emulator tests)",
+    "shared/wiring/waitlist.py": "wiring of real adapters (emulator tests)",
 }
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -28,7 +28,7 @@ from shared.platform.clock import system_clock
 from shared.platform.emulator import set_local_clock
 from shared.platform.store import FirestoreStore
 from shared.waitlist.offers import SlotOffer
-from shared.waitlist.wave_tasks import WaveTask
+from shared.waitlist.tasks import WaveTask
 from tests.handler_support import Sandbox, post
 from tests.waitlist_support import Scene
 

@@ -1,15 +1,21 @@
-"""The task bodies of appointment messages: reminders, prep instructions, booking confirmations and
-follow-ups. Written by the reminder planner, read by the task handler (shared.tasks.payload checks)."""
+"""The task types of appointment messages: reminders, prep instructions, booking confirmations and
+follow-ups. Written by the reminder planner, run by shared/messaging/delivery.py's AppointmentMessages."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from shared.messaging.keys import is_key
 from shared.platform.errors import PermanentError
-from shared.tasks.payload import VERSION, TaskBody, doc_id, instant, require_fields, small_int, task_type
+from shared.tasks.declaration import Declaration, Queue, Service
+from shared.tasks.payload import DocId, Instant, TaskBody, Whole, bad
+
+if TYPE_CHECKING:
+    from shared.messaging.delivery import AppointmentMessages
+    from shared.tasks.declaration import Reopen
+    from shared.tasks.router import Attempt, Outcome
 
 REMINDER = "appointment_reminder"
 PREP = "prep_instructions"
@@ -18,11 +24,19 @@ FOLLOWUP = "followup"
 APPOINTMENT_TASK_TYPES = (REMINDER, CONFIRMATION, PREP, FOLLOWUP)
 
 
-def ledger_key(body: dict[str, Any], name: str = "dedup_key") -> str:
-    value = body.get(name)
-    if not is_key(value):
-        raise PermanentError(f"task field '{name}' is missing or not a ledger key", code="bad_payload")
-    return value
+class LedgerKeyCheck:
+    """A ledger key (shared/messaging/keys.py), as a task field."""
+
+    def read(self, value: Any, name: str) -> str:
+        if not is_key(value):
+            raise bad(f"task field '{name}' is missing or not a ledger key")
+        return value
+
+    def write(self, value: str) -> str:
+        return value
+
+
+LedgerKey = Annotated[str, LedgerKeyCheck()]
 
 
 @dataclass(frozen=True)
@@ -30,16 +44,13 @@ class AppointmentTask(TaskBody):
     """A message about one appointment: which kind, for which appointment, as of which start time."""
 
     type: str
-    appointment_id: str
-    clinic_id: str
-    patient_id: str
-    dedup_key: str
-    send_at: datetime
-    appointment_start: datetime  # the start when this was scheduled; a different start now means "moved"
-    offset_hours: int | None = None
-    v: int = VERSION
-
-    FIELDS = ("appointment_id", "clinic_id", "patient_id", "dedup_key", "send_at", "appointment_start", "offset_hours")
+    appointment_id: DocId
+    clinic_id: DocId
+    patient_id: DocId
+    dedup_key: LedgerKey
+    send_at: Instant
+    appointment_start: Instant  # the start when this was scheduled; a different start now means "moved"
+    offset_hours: Annotated[int, Whole(1, 24 * 14)] | None = None
 
     def ledger_fields(self, channel: str | None = None) -> dict[str, Any]:
         """What its ledger doc records: enough for an operator to read, and to rebuild this task from."""
@@ -57,9 +68,10 @@ class AppointmentTask(TaskBody):
     @classmethod
     def from_ledger(cls, key: str, doc: dict[str, Any]) -> AppointmentTask | None:
         """The task a ledger doc was written for (None when the doc does not hold enough to say)."""
+        kind = doc.get("kind")
+        if kind not in APPOINTMENT_TASK_TYPES:
+            return None
         body = {
-            "type": doc.get("kind"),
-            "v": VERSION,
             "dedup_key": key,
             **{name: doc.get(name) for name in ("appointment_id", "clinic_id", "patient_id", "offset_hours")},
             **{
@@ -69,7 +81,7 @@ class AppointmentTask(TaskBody):
             },
         }
         try:
-            return parse_appointment_task({k: v for k, v in body.items() if v is not None})
+            return cls.from_json({k: v for k, v in body.items() if v is not None}, str(kind))
         except PermanentError:
             return None
 
@@ -79,18 +91,18 @@ class AppointmentTask(TaskBody):
         return self.dedup_key
 
 
-def parse_appointment_task(body: dict[str, Any]) -> AppointmentTask:
-    kind = task_type(body)
-    if kind not in APPOINTMENT_TASK_TYPES:
-        raise PermanentError("not an appointment message type", code="unknown_type")
-    require_fields(body, AppointmentTask.FIELDS)
-    return AppointmentTask(
-        type=kind,
-        appointment_id=doc_id(body, "appointment_id"),
-        clinic_id=doc_id(body, "clinic_id"),
-        patient_id=doc_id(body, "patient_id"),
-        dedup_key=ledger_key(body),
-        send_at=instant(body, "send_at"),
-        appointment_start=instant(body, "appointment_start"),
-        offset_hours=small_int(body, "offset_hours", low=1, high=24 * 14),
-    )
+APPOINTMENT_MESSAGES: Service[AppointmentMessages] = Service("appointment_messages")
+
+
+def _deliver(messages: AppointmentMessages, task: AppointmentTask, attempt: Attempt) -> Outcome:
+    return messages.deliver(task, attempt)
+
+
+def _reopen(messages: AppointmentMessages, task: AppointmentTask) -> Reopen:
+    return messages.ledger.reopen(task.dedup_key)
+
+
+DECLARATIONS = tuple(
+    Declaration(kind, AppointmentTask, Queue.SMS, APPOINTMENT_MESSAGES, _deliver, _reopen, AppointmentTask.from_ledger)
+    for kind in APPOINTMENT_TASK_TYPES
+)

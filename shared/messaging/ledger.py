@@ -29,6 +29,7 @@ from shared.contract.models import count_or_zero
 from shared.platform.clock import Clock
 from shared.platform.errors import RetryableError
 from shared.platform.store import Create, Doc, Store
+from shared.tasks.declaration import Reopen
 
 COLLECTION = "notifications"
 DEFAULT_LEASE = timedelta(minutes=2)
@@ -163,14 +164,6 @@ class AlreadyDone(Exception):
 
 class StaleClaim(Exception):
     """This sender's generation is no longer the document's: another sender took over; its result stands."""
-
-
-class Reopen(StrEnum):
-    """What an operator's retry found in the ledger."""
-
-    REOPENED = "reopened"  # ready for the re-enqueued task
-    ALREADY_DONE = "already_done"  # sent, delivered or rightly skipped: nothing to re-send
-    IN_FLIGHT = "in_flight"  # a sender holds a live claim: try again later
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from shared.messaging.providers import (
 from shared.platform import log
 from shared.platform.clock import Clock
 from shared.platform.errors import FailedEarlier, PermanentError, RetryableError
-from shared.tasks.router import Attempt, Outcome
+from shared.tasks.router import Attempt, Outcome, Status
 
 DEFAULT_UNCONFIRMED_WAIT = timedelta(seconds=60)
 PROVIDER_CLOCK_SLACK = timedelta(seconds=5)  # Twilio's clock, and its whole-second date_created
@@ -129,7 +129,7 @@ class MessageSender:
     def skip(self, key: str, entry: Entry | None, reason: str, fields: Mapping[str, Any]) -> Outcome:
         """Record that the message `key` must not go out (a duplicate if another attempt settled it first)."""
         state = self.ledger.skip(key, entry, reason, fields)
-        return Outcome("skipped" if state == State.SKIPPED else "duplicate", reason=reason)
+        return Outcome(Status.SKIPPED if state == State.SKIPPED else Status.DUPLICATE, reason=reason)
 
     def deliver(
         self,
@@ -166,7 +166,7 @@ class MessageSender:
             return self._send_all(claim, channels, render, patient_id)
         except StaleClaim as stale:
             log.warning("a takeover finished this message first; its result stands", dedup_key=key, error=str(stale))
-            return Outcome("superseded")
+            return Outcome(Status.SUPERSEDED)
         except SentNotRecorded:
             raise  # the provider has it: never released, the retry (or a takeover) reconciles
         except SendUnconfirmed as exc:
@@ -223,7 +223,7 @@ class MessageSender:
                 except Exception:  # noqa: BLE001,S110 - the lease runs out and the takeover reconciles
                     pass
                 raise SentNotRecorded(channel) from exc
-            return Outcome("sent", channel=channel, provider_message_id=provider_id)
+            return Outcome(Status.SENT, channel=channel, provider_message_id=provider_id)
         if rejected is None:
             raise PermanentError("no channel to send on", code="no_channel")
         raise rejected
@@ -277,7 +277,9 @@ class MessageSender:
             return None
         channel = SMS if str(evidence)[:2] in ("SM", "MM") else EMAIL
         if self.ledger.confirm(entry, channel=channel, provider_message_id=str(evidence), proven=True):
-            return Outcome("sent", reason="confirmed_by_callback", channel=channel, provider_message_id=str(evidence))
+            return Outcome(
+                Status.SENT, reason="confirmed_by_callback", channel=channel, provider_message_id=str(evidence)
+            )
         return None
 
     def _reconcile(self, entry: Entry, channels: Sequence[str], render: Render) -> Outcome | None:
@@ -305,7 +307,9 @@ class MessageSender:
                 if message.sid not in taken and self.ledger.confirm(
                     entry, channel=SMS, provider_message_id=message.sid
                 ):
-                    return Outcome("sent", reason="found_at_provider", channel=SMS, provider_message_id=message.sid)
+                    return Outcome(
+                        Status.SENT, reason="found_at_provider", channel=SMS, provider_message_id=message.sid
+                    )
         log.info("unconfirmed send not found; sending again", dedup_key=entry.key, channel=channel or None)
         return None
 
@@ -316,4 +320,4 @@ def duplicate_of(entry: Entry) -> Outcome:
     reason = str(entry.data.get("reason") or "")
     if entry.state == State.FAILED and not reason.startswith(PROVIDER_REASON):
         raise FailedEarlier("the message failed on an earlier attempt; not sent", code=reason or None)
-    return Outcome("duplicate", reason=entry.state.value)
+    return Outcome(Status.DUPLICATE, reason=entry.state.value)

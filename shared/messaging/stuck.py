@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from datetime import timedelta
+from typing import Any
 
 from shared.messaging.ledger import PROVIDER_REASON, Entry, Ledger, State
 from shared.platform import log
@@ -30,7 +31,7 @@ STUCK_AFTER = timedelta(hours=1)  # longer than a queue's whole retry span (8 at
 def record_stuck(
     ledger: Ledger,
     failures: FailedTasks,
-    types: Mapping[str, TaskType],
+    types: Mapping[str, TaskType[Any]],
     clock: Clock,
     *,
     after: timedelta = STUCK_AFTER,
@@ -53,7 +54,7 @@ def record_stuck(
 
 
 def record_provider_failure(
-    ledger: Ledger, failures: FailedTasks, types: Mapping[str, TaskType], key: str, *, replayed: bool = False
+    ledger: Ledger, failures: FailedTasks, types: Mapping[str, TaskType[Any]], key: str, *, replayed: bool = False
 ) -> bool:
     """A provider's callback has failed the message `key`: record it, re-opening an earlier record as any new
     failure does. A `replayed` callback (the ledger already said failed) records only if no record exists:
@@ -77,7 +78,7 @@ def record_provider_failure(
 def _record(
     entry: Entry,
     failures: FailedTasks,
-    types: Mapping[str, TaskType],
+    types: Mapping[str, TaskType[Any]],
     *,
     error_code: str,
     error: str,

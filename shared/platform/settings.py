@@ -7,12 +7,20 @@ from dataclasses import dataclass
 
 from shared.platform import env as envvars
 from shared.platform import resources
+from shared.platform.errors import ConfigError
 
 DEFAULT_MAX_ATTEMPTS = 8
 DEFAULT_MAX_EVENT_AGE_SECONDS = 6 * 3600
 DEFAULT_PROVIDER_TIMEOUT_SECONDS = 10.0
 DEFAULT_LEDGER_LEASE_SECONDS = 120  # a sender's claim; must outlast a send on every channel
 DEFAULT_UNCONFIRMED_WAIT_SECONDS = 60  # how long a lost answer's evidence (callback, event) is awaited
+
+
+_NEEDED = {
+    "fanout_unit_url": ("FANOUT_UNIT_URL", " (the reminder-fanout-unit URL)"),
+    "inbound_sms_url": ("INBOUND_SMS_URL", " (the waitlist-inbound-sms URL)"),
+    "claim_url": ("WAITLIST_CLAIM_URL", " (the waitlist-claim URL)"),
+}
 
 
 @dataclass(frozen=True)
@@ -28,6 +36,7 @@ class Settings:
     queue_email: str
     queue_waitlist: str
     queue_reports: str
+    queue_fanout: str  # the reminders tick's units
     queue_max_attempts: int
     status_callback_url: str  # the twilio-status function's public URL; empty → no delivery callbacks
     max_event_age_seconds: int  # a scheduled tick older than this is acknowledged and logged, not run
@@ -37,6 +46,29 @@ class Settings:
     # Deployed --no-allow-unauthenticated (deploy.sh sets INVOKER_IAM_CHECK=on from the registry): Cloud Run has
     # verified the caller's token and invoker binding before the request arrives (shared/tasks/auth.py).
     invoker_iam_check: bool
+    # Set on the functions that need them (deploy.sh, local/config.py); read by name when used, so a function
+    # that never needs one does not fail for its absence.
+    fanout_unit_url: str  # the reminder-fanout-unit function's URL: units are POSTed there, its audience
+    inbound_sms_url: str  # the waitlist-inbound-sms URL exactly as configured in Twilio (signatures cover it)
+    claim_url: str  # the waitlist-claim URL; email offers link to it
+
+    def queue(self, role: str) -> str:
+        """The deployed name of the queue with this role (shared/tasks/declaration.py Queue)."""
+        return {
+            "sms": self.queue_sms,
+            "email": self.queue_email,
+            "waitlist": self.queue_waitlist,
+            "reports": self.queue_reports,
+            "fanout": self.queue_fanout,
+        }[role]
+
+    def needed(self, name: str) -> str:
+        """One of the URLs above, or a ConfigError naming its variable."""
+        value = getattr(self, name)
+        if not value:
+            variable, what = _NEEDED[name]
+            raise ConfigError(f"missing required environment variable {variable}{what}")
+        return str(value)
 
     @classmethod
     def from_env(cls, environ: envvars.Environ | None = None) -> Settings:
@@ -52,6 +84,7 @@ class Settings:
             queue_email=envvars.text(env, "QUEUE_EMAIL", resources.QUEUE_EMAIL),
             queue_waitlist=envvars.text(env, "QUEUE_WAITLIST", resources.QUEUE_WAITLIST),
             queue_reports=envvars.text(env, "QUEUE_REPORTS", resources.QUEUE_REPORTS),
+            queue_fanout=envvars.text(env, "QUEUE_FANOUT", resources.QUEUE_FANOUT),
             queue_max_attempts=envvars.integer(env, "QUEUE_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS, minimum=1, maximum=100),
             status_callback_url=envvars.text(env, "STATUS_CALLBACK_URL"),
             max_event_age_seconds=envvars.integer(
@@ -67,6 +100,7 @@ class Settings:
                 env, "UNCONFIRMED_WAIT_SECONDS", DEFAULT_UNCONFIRMED_WAIT_SECONDS, minimum=0, maximum=86400
             ),
             invoker_iam_check=envvars.switch(env, "INVOKER_IAM_CHECK"),
+            **{name: envvars.text(env, variable) for name, (variable, _) in _NEEDED.items()},
         )
 
 

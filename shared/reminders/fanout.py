@@ -20,7 +20,7 @@ fields break the contract is caught where they are read, at send time (the handl
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -46,17 +46,19 @@ from shared.reminders.runs import Runs
 from shared.reminders.scheduler import MessageScheduler, Queues
 from shared.reminders.shards import cut, plan_id
 from shared.reminders.units import (
+    AUDIT,
+    CLINIC_DAY,
     FOLLOWUPS,
     MAX_SHARDS,
     REMINDERS,
-    UNIT_TYPES,
+    UNIT_NOTES,
     AuditTask,
     ClinicDayTask,
     Window,
-    parse_unit,
 )
+from shared.tasks.declaration import Declaration, Queue, Service
 from shared.tasks.queue import TaskQueue, TaskSpec, create_all
-from shared.tasks.router import Attempt, Outcome, TaskType
+from shared.tasks.router import Attempt, Outcome, Status
 
 # Cloud Tasks refuses schedule times more than 30 days ahead; a tick that far out would fail forever.
 MAX_DAYS_AHEAD = 25
@@ -218,27 +220,30 @@ def run_unit(task: ClinicDayTask | AuditTask, fanout: Fanout) -> FanoutReport:
     return report
 
 
-def unit_types(service: Callable[[], Fanout], queue: str) -> dict[str, TaskType]:
-    """The fan-out units as the router's task types: run, log one summary line, and raise (503, retried
-    by Cloud Tasks) when anything failed, after the rest was done."""
+FANOUT: Service[Fanout] = Service("fanout")
 
-    def handle(task: ClinicDayTask | AuditTask, attempt: Attempt) -> Outcome:
-        started = time.monotonic()
-        report = run_unit(task, service())
-        log.info(
-            "fan-out unit done",
-            clinic_id=task.clinic_id or None,
-            retry_count=attempt.retry_count,
-            seconds=round(time.monotonic() - started, 2),
-            **report.summary(),
-        )
-        report.raise_if_failed()
-        return Outcome(status="done", reason=report.trigger)
 
-    fields = ClinicDayTask.FIELDS + AuditTask.FIELDS
-    return {
-        name: TaskType(name=name, parse=parse_unit, handle=handle, queue=queue, fields=fields) for name in UNIT_TYPES
-    }
+def _run(fanout: Fanout, task: ClinicDayTask | AuditTask, attempt: Attempt) -> Outcome:
+    """Run a unit, log one summary line, and raise (503, retried by Cloud Tasks) when anything failed, after
+    the rest was done."""
+    started = time.monotonic()
+    report = run_unit(task, fanout)
+    log.info(
+        "fan-out unit done",
+        clinic_id=task.clinic_id or None,
+        retry_count=attempt.retry_count,
+        seconds=round(time.monotonic() - started, 2),
+        **report.summary(),
+    )
+    report.raise_if_failed()
+    return Outcome(Status.DONE, reason=report.trigger)
+
+
+# The retry sweep does not re-enqueue a unit: `redone_elsewhere` says what an operator does instead.
+UNIT_DECLARATIONS = (
+    Declaration(CLINIC_DAY, ClinicDayTask, Queue.FANOUT, FANOUT, _run, redone_elsewhere=UNIT_NOTES[CLINIC_DAY]),
+    Declaration(AUDIT, AuditTask, Queue.FANOUT, FANOUT, _run, redone_elsewhere=UNIT_NOTES[AUDIT]),
+)
 
 
 def _split(task: ClinicDayTask, clinic: Clinic, windows: list[Window], fanout: Fanout, report: FanoutReport) -> None:

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any, Self
 
-from shared.platform.errors import PermanentError
-from shared.tasks.payload import VERSION, doc_id, instant, require_fields, small_int, task_type
+from shared.tasks.payload import Day, DocId, Instant, InstantCheck, Matches, TaskBody, Whole, bad
 
 CLINIC_DAY = "fanout_clinic_day"
 AUDIT = "fanout_audit"
@@ -30,10 +29,11 @@ UNIT_NOTES = {
     "resolve",
 }
 REMINDERS, FOLLOWUPS = "reminders", "followups"  # what a window's appointments are planned for
+KINDS = (REMINDERS, FOLLOWUPS)
 MAX_SHARDS = 1000
 MAX_WINDOWS = 16  # per shard: a split never cuts a day into more pieces than this per shard
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _PLAN = re.compile(r"[0-9a-f]{1,16}")
+_INSTANT = InstantCheck()
 
 
 @dataclass(frozen=True)
@@ -48,21 +48,56 @@ class Window:
         return {"kind": self.kind, "start": self.start.isoformat(), "end": self.end.isoformat()}
 
 
+class WindowsCheck:
+    """A shard's share of the day: 1 to MAX_WINDOWS windows {kind, start, end}, each ending after it starts."""
+
+    def read(self, raw: Any, name: str) -> tuple[Window, ...]:
+        if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_WINDOWS:
+            raise bad(f"task field '{name}' must list 1 to {MAX_WINDOWS} windows")
+        windows = []
+        for item in raw:
+            if not isinstance(item, dict) or set(item) != {"kind", "start", "end"} or item["kind"] not in KINDS:
+                raise bad("a window is {kind, start, end}")
+            start, end = _INSTANT.read(item["start"], "start"), _INSTANT.read(item["end"], "end")
+            if not start < end:
+                raise bad("a window ends after it starts")
+            windows.append(Window(item["kind"], start, end))
+        return tuple(windows)
+
+    def write(self, windows: tuple[Window, ...]) -> list[dict[str, str]]:
+        return [window.to_json() for window in windows]
+
+
 @dataclass(frozen=True)
-class ClinicDayTask:
+class ClinicDayTask(TaskBody):
     """Plan one clinic's local day `date` as of `planned_at`: the whole day, or shard `shard` of `shards`."""
 
-    clinic_id: str
-    date: date
-    planned_at: datetime
-    shard: int = 0
-    shards: int = 1  # 1: the whole day, windows worked out by the unit
-    plan: str = ""  # a split's id, the same in each of its shards
-    windows: tuple[Window, ...] = ()  # a shard's share of the day
+    clinic_id: DocId
+    date: Day
+    planned_at: Instant
+    shard: Annotated[int, Whole(0, MAX_SHARDS - 1)] = 0
+    shards: Annotated[int, Whole(1, MAX_SHARDS)] = 1  # 1: the whole day, windows worked out by the unit
+    plan: Annotated[str, Matches(_PLAN, "a split's id")] = ""  # a split's id, the same in each of its shards
+    windows: Annotated[tuple[Window, ...], WindowsCheck()] = ()  # a shard's share of the day
     type: str = CLINIC_DAY
-    v: int = VERSION
 
-    FIELDS = ("clinic_id", "date", "planned_at", "shard", "shards", "plan", "windows")
+    @classmethod
+    def from_json(cls, body: dict[str, Any], kind: str) -> Self:
+        share = ("shard", "plan", "windows")
+        if body.get("shards") in (None, 1) and any(name in body for name in share):
+            raise bad("only a shard names its share of the day")
+        if body.get("shards") not in (None, 1) and any(body.get(name) is None for name in share):
+            raise bad("a shard names its index, its split and its windows")
+        return super().from_json(body, kind)
+
+    def to_json(self) -> dict[str, Any]:
+        """A shard names its index even when it is 0 (the default a whole day leaves out)."""
+        body = super().to_json()
+        return {**body, "shard": self.shard} if self.is_shard else body
+
+    def validate(self) -> None:
+        if self.shard >= self.shards:
+            raise bad(f"task field 'shard' must be a whole number from 0 to {self.shards - 1}")
 
     @property
     def is_shard(self) -> bool:
@@ -79,34 +114,18 @@ class ClinicDayTask:
         suffix = f"-{self.plan}-{self.shard}" if self.is_shard else ""
         return f"fanout-{self.clinic_id}-{self.date.isoformat()}{suffix}"[:200]
 
-    def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "type": self.type,
-            "v": self.v,
-            "clinic_id": self.clinic_id,
-            "date": self.date.isoformat(),
-            "planned_at": self.planned_at.isoformat(),
-        }
-        if self.is_shard:
-            body.update(
-                shard=self.shard,
-                shards=self.shards,
-                plan=self.plan,
-                windows=[window.to_json() for window in self.windows],
-            )
-        return body
-
 
 @dataclass(frozen=True)
-class AuditTask:
+class AuditTask(TaskBody):
     """Check the appointments written in [since, until) against the contract (fanout.audit_recent_appointments)."""
 
-    since: datetime
-    until: datetime
+    since: Instant
+    until: Instant
     type: str = AUDIT
-    v: int = VERSION
 
-    FIELDS = ("since", "until")
+    def validate(self) -> None:
+        if not self.since < self.until:
+            raise bad("an audit window ends after it starts")
 
     @property
     def clinic_id(self) -> str:
@@ -120,63 +139,5 @@ class AuditTask:
     def failure_key(self) -> str:
         return f"fanout-audit-{self.since.strftime('%Y%m%dT%H%M%S')}"
 
-    def to_json(self) -> dict[str, Any]:
-        return {"type": self.type, "v": self.v, "since": self.since.isoformat(), "until": self.until.isoformat()}
 
-
-def _date(body: dict[str, Any], name: str) -> date:
-    value = body.get(name)
-    try:
-        if isinstance(value, str) and _DATE.fullmatch(value):
-            return date.fromisoformat(value)
-    except ValueError:
-        pass
-    raise PermanentError(f"task field '{name}' must be a date YYYY-MM-DD", code="bad_payload")
-
-
-def _windows(body: dict[str, Any]) -> tuple[Window, ...]:
-    raw = body.get("windows")
-    if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_WINDOWS:
-        raise PermanentError(f"task field 'windows' must list 1 to {MAX_WINDOWS} windows", code="bad_payload")
-    windows = []
-    for item in raw:
-        if (
-            not isinstance(item, dict)
-            or set(item) != {"kind", "start", "end"}
-            or item["kind"]
-            not in (
-                REMINDERS,
-                FOLLOWUPS,
-            )
-        ):
-            raise PermanentError("a window is {kind, start, end}", code="bad_payload")
-        start, end = instant(item, "start"), instant(item, "end")
-        if not start < end:
-            raise PermanentError("a window ends after it starts", code="bad_payload")
-        windows.append(Window(item["kind"], start, end))
-    return tuple(windows)
-
-
-def parse_unit(body: dict[str, Any]) -> ClinicDayTask | AuditTask:
-    """A unit's body → its task, or PermanentError (recorded in failed_tasks, never retried)."""
-    kind = task_type(body)
-    if kind == AUDIT:
-        require_fields(body, AuditTask.FIELDS)
-        since, until = instant(body, "since"), instant(body, "until")
-        if not since < until:
-            raise PermanentError("an audit window ends after it starts", code="bad_payload")
-        return AuditTask(since, until)
-    if kind != CLINIC_DAY:
-        raise PermanentError("not a fan-out unit", code="unknown_type")
-    require_fields(body, ClinicDayTask.FIELDS)
-    clinic_id, day, planned_at = doc_id(body, "clinic_id"), _date(body, "date"), instant(body, "planned_at")
-    shards = small_int(body, "shards", low=1, high=MAX_SHARDS) or 1
-    if shards == 1:
-        if any(name in body for name in ("shard", "plan", "windows")):
-            raise PermanentError("only a shard names its share of the day", code="bad_payload")
-        return ClinicDayTask(clinic_id, day, planned_at)
-    shard = small_int(body, "shard", low=0, high=shards - 1)
-    plan = body.get("plan")
-    if shard is None or not isinstance(plan, str) or not _PLAN.fullmatch(plan):
-        raise PermanentError("a shard names its index and its split", code="bad_payload")
-    return ClinicDayTask(clinic_id, day, planned_at, shard, shards, plan, _windows(body))
+UNIT_BODIES: dict[str, type[ClinicDayTask] | type[AuditTask]] = {CLINIC_DAY: ClinicDayTask, AUDIT: AuditTask}

@@ -17,7 +17,6 @@ from datetime import datetime, timedelta
 
 from shared.contract.events import EventRejected, ReportTick
 from shared.contract.models import Clinic
-from shared.messaging.report_tasks import ReportEmailTask
 from shared.platform import log
 from shared.platform.errors import InvalidDocument
 from shared.platform.masking import mask_email
@@ -26,6 +25,7 @@ from shared.reports.metrics import MetricsReader
 from shared.reports.periods import Period, ReportPeriod, last_full_period, period_of
 from shared.reports.report_docs import Reports
 from shared.reports.runs import RunReport, clinics
+from shared.reports.tasks import ReportEmailTask
 from shared.tasks.queue import TaskQueue, TaskSpec
 
 CLINIC_CONCURRENCY = 4  # clinics built at once: ~35 small queries each, so 1,000 clinics fit one run

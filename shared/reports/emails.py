@@ -1,7 +1,7 @@
 """Sending a stored report to a clinic's managers, and the reorder alert to its inventory contacts.
 
 The task handler's service behind report_email and inventory_alert. Each recipient is one message with
-its own ledger key (clinic + period + date + recipient, shared.messaging.report_tasks), sent through
+its own ledger key (clinic + period + date + recipient, shared.reports.tasks), sent through
 shared.messaging.sender like every other message: a re-run, a redelivered task or a retry after a
 partial failure sends nothing twice. The email is rendered from the stored document, so every attempt
 sends the same thing. The recipients are the clinic's as it stands at send time.
@@ -15,7 +15,6 @@ from typing import Any
 from shared.contract.models import CLINICS, Clinic, FieldProblem
 from shared.messaging.channels import EMAIL
 from shared.messaging.ledger import Ledger, Reopen
-from shared.messaging.report_tasks import InventoryAlertTask, ReportEmailTask
 from shared.messaging.sender import EmailContent, MessageSender
 from shared.platform.clock import Clock
 from shared.platform.errors import PermanentError, RetryableError
@@ -23,7 +22,8 @@ from shared.platform.store import Store
 from shared.reports import render
 from shared.reports.purchase_orders import PurchaseOrders
 from shared.reports.report_docs import Reports
-from shared.tasks.router import Attempt, Outcome
+from shared.reports.tasks import InventoryAlertTask, ReportEmailTask
+from shared.tasks.router import Attempt, Outcome, Status
 
 
 class StaffEmails:
@@ -47,7 +47,7 @@ class StaffEmails:
         partial = bool(doc.get("partial"))
         if task.as_of is not None and (not partial or doc.get("generated_at") != task.as_of):
             # A partial report rebuilt since (complete now, or a later partial): that build's own task sends it.
-            return Outcome("skipped", reason="superseded")
+            return Outcome(Status.SKIPPED, reason="superseded")
         if task.as_of is None and partial:
             raise PermanentError("the stored report is partial; the complete one is not built", code="report_partial")
         clinic = self._clinic(task.clinic_id)
@@ -84,7 +84,7 @@ class StaffEmails:
         valid, skipped = recipients
         addresses = list(dict.fromkeys(address.strip().lower() for address in valid))
         if not addresses and not skipped:
-            return Outcome("skipped", reason=nobody)
+            return Outcome(Status.SKIPPED, reason=nobody)
         if not clinic.email_from:
             raise PermanentError("the clinic has no email_from to send from", code="no_sender")
         sender = clinic.email_from
@@ -121,7 +121,7 @@ class StaffEmails:
             )
         sent = statuses.count("sent")
         return Outcome(
-            "sent" if sent else "duplicate",
+            Status.SENT if sent else Status.DUPLICATE,
             reason=f"{sent} sent, {len(statuses) - sent} already sent",
             channel=EMAIL,
         )

@@ -18,12 +18,12 @@ from shared.contract.bodies import is_clean_text
 from shared.contract.clinic_time import local_date
 from shared.contract.events import EventRejected, InventoryTick
 from shared.contract.models import MAX_TEXT_CHARS, PRODUCTS, Clinic, Product
-from shared.messaging.report_tasks import InventoryAlertTask
 from shared.platform import log
 from shared.platform.errors import InvalidDocument
 from shared.platform.store import Store
 from shared.reports.purchase_orders import PurchaseOrders
 from shared.reports.runs import RunReport, clinics
+from shared.reports.tasks import InventoryAlertTask
 from shared.tasks.queue import TaskQueue, TaskSpec
 
 MAX_DAYS_APART = 1  # a tick's date within a day of the UTC date: a clinic's today, in some zone

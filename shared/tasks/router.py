@@ -6,22 +6,25 @@
 - a retryable one → 503/429 with Retry-After; on the queue's last attempt it is recorded as well;
 - anything unexpected is treated as retryable (and recorded on the last attempt), never swallowed.
 
-Task types are registered as `TaskType`s: how to parse a body into a typed task, how to handle it, the
-queue it belongs on, and (for the retry sweep) how to get its state ready for an operator's retry.
+Task types are declared once beside their services (shared/tasks/declaration.py) and bound by each
+function's wiring module into `TaskType`s: the body class the router parses into, what runs it, the queue
+it belongs on, and (for the retry sweep) how to get its state ready for an operator's retry.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
 
 from shared.platform import log
 from shared.platform.errors import FailedEarlier, MedspaError, PermanentError, RetryableError, Unauthorized
 from shared.platform.http import Response, json_response, to_response
 from shared.tasks.auth import TaskAuthenticator
+from shared.tasks.declaration import Reopen
 from shared.tasks.failed_tasks import FailedTasks, body_shape, failure_id
-from shared.tasks.payload import decode, task_type
+from shared.tasks.payload import TaskBody, decode, envelope
 
 # A body that does not match the documents it names: its own key is not trusted as a failed_tasks id.
 UNTRUSTED_KEY_CODES = frozenset({"dedup_key_mismatch", "payload_mismatch"})
@@ -50,37 +53,45 @@ class Attempt:
         )
 
 
+class Status(StrEnum):
+    """How a task ended when it did not fail."""
+
+    SENT = "sent"
+    SKIPPED = "skipped"  # rightly not sent (opted out, cancelled, no channel ...), recorded in the ledger
+    DUPLICATE = "duplicate"  # another delivery of the same message already sent it (or holds its claim)
+    SUPERSEDED = "superseded"  # the appointment moved: a newer message replaces this one
+    DONE = "done"  # a task that sends nothing itself (a wave, a fan-out unit) ran to the end
+
+
 @dataclass(frozen=True)
 class Outcome:
-    status: str  # sent | skipped | duplicate | superseded | done
+    status: Status
     reason: str = ""
     channel: str = ""
     provider_message_id: str = ""
 
 
-class Task(Protocol):
-    """What every typed task offers the router and the retry sweep."""
-
-    @property
-    def failure_key(self) -> str: ...
-
-    @property
-    def clinic_id(self) -> str: ...
-
-    def to_json(self) -> dict[str, Any]: ...
+B = TypeVar("B", bound=TaskBody)
 
 
 @dataclass(frozen=True)
-class TaskType:
+class TaskType(Generic[B]):
+    """A declaration bound to its service and queue (shared/tasks/declaration.py): what the router runs."""
+
     name: str
-    parse: Callable[[dict[str, Any]], Any]  # body → typed task, or PermanentError
-    handle: Callable[[Any, Attempt], Outcome]
-    queue: str
-    fields: tuple[str, ...] = ()  # the body's field names (failed_tasks may list these, never others)
-    reopen: Callable[[Any], Any] | None = None  # the retry sweep's hook: a shared.messaging.ledger.Reopen
-    # The task a ledger doc of this kind was written for (key, doc) → task or None: how a stuck message is
-    # recorded in failed_tasks with a payload the retry sweep can re-send (shared.messaging.stuck).
-    from_ledger: Callable[[str, dict[str, Any]], Any] | None = None
+    body: type[B]
+    queue: str  # the deployed queue's name
+    run: Callable[[B, Attempt], Outcome]
+    reopen: Callable[[B], Reopen] | None = None
+    from_ledger: Callable[[str, dict[str, Any]], B | None] | None = None
+
+    def parse(self, body: dict[str, Any]) -> B:
+        """A body whose envelope named this type → its task, or PermanentError."""
+        return self.body.from_json(body, self.name)
+
+
+def _run(kind: TaskType[B], task: B, attempt: Attempt) -> Outcome:
+    return kind.run(task, attempt)
 
 
 class TaskRouter:
@@ -90,11 +101,12 @@ class TaskRouter:
         authenticator: TaskAuthenticator,
         failures: FailedTasks,
         max_attempts: int,
-        types: Mapping[str, TaskType],
+        types: Mapping[str, TaskType[Any]],
     ) -> None:
         self.authenticator, self.failures, self.max_attempts = authenticator, failures, max_attempts
         self.types = dict(types)
-        self.known_fields = tuple(sorted({"type", "v", *(f for t in self.types.values() for f in t.fields)}))
+        names = {name for t in self.types.values() for name in t.body.field_names()}
+        self.known_fields = tuple(sorted({"type", "v", *names}))
 
     def handle(self, headers: Mapping[str, str], raw_body: bytes) -> Response:
         attempt = Attempt.from_headers(headers, self.max_attempts)
@@ -107,16 +119,16 @@ class TaskRouter:
             except RetryableError as exc:  # the caller could not be checked yet (certificates unreachable)
                 log.warning("task caller not verified yet; retry", error_code=exc.code)
                 return to_response(exc)
-            body: Any = None
-            kind: TaskType | None = None
-            task: Any = None
+            body: dict[str, Any] | None = None
+            kind: TaskType[Any] | None = None
+            task: TaskBody | None = None
             try:
                 body = decode(raw_body)
-                kind = self.types.get(task_type(body))
+                kind = self.types.get(envelope(body))
                 if kind is None:
                     raise PermanentError("unknown task type", code="unknown_type")
                 task = kind.parse(body)
-                outcome = kind.handle(task, attempt)
+                outcome = _run(kind, task, attempt)
             except Exception as exc:  # noqa: BLE001 - classified by _failed, never swallowed
                 return self._failed(exc, kind, task, body, raw_body, attempt)
             log.info(
@@ -130,7 +142,13 @@ class TaskRouter:
             return json_response({"outcome": outcome.status, "reason": outcome.reason, "channel": outcome.channel})
 
     def _failed(
-        self, exc: Exception, kind: TaskType | None, task: Any, body: Any, raw_body: bytes, attempt: Attempt
+        self,
+        exc: Exception,
+        kind: TaskType[Any] | None,
+        task: TaskBody | None,
+        body: dict[str, Any] | None,
+        raw_body: bytes,
+        attempt: Attempt,
     ) -> Response:
         response = to_response(exc)
         permanent = isinstance(exc, PermanentError)
@@ -168,12 +186,13 @@ class TaskRouter:
         exc: Exception,
         code: str,
         type_name: str,
-        task: Any,
-        body: Any,
+        task: TaskBody | None,
+        body: dict[str, Any] | None,
         raw_body: bytes,
         attempt: Attempt,
         status: int,
     ) -> bool:
+        business_key: str | None
         if task is not None:
             payload, business_key, clinic_id = task.to_json(), task.failure_key, task.clinic_id
             if code in UNTRUSTED_KEY_CODES:

@@ -16,16 +16,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from shared.platform import log
 from shared.platform.errors import PermanentError
 from shared.platform.store import Doc
+from shared.tasks.declaration import Reopen
 from shared.tasks.failed_tasks import FailedTasks
+from shared.tasks.payload import envelope
 from shared.tasks.queue import TaskQueue, TaskSpec
 from shared.tasks.router import TaskType
-
-# Values of shared.messaging.ledger.Reopen, compared by value so this layer need not import messaging.
-ALREADY_DONE, IN_FLIGHT = "already_done", "in_flight"
 
 
 @dataclass
@@ -46,7 +46,7 @@ class RetrySweep:
         self,
         failures: FailedTasks,
         queue: TaskQueue,
-        types: Mapping[str, TaskType],
+        types: Mapping[str, TaskType[Any]],
         *,
         queues: tuple[str, ...],
         redone_elsewhere: Mapping[str, str] | None = None,
@@ -84,6 +84,8 @@ class RetrySweep:
         if not isinstance(payload, dict):
             return self._reject(doc, report, "no payload to re-send: resolve")
         try:
+            if envelope(payload) != kind.name:
+                raise PermanentError("the payload is another type's", code="unknown_type")
             task = kind.parse(dict(payload))
         except PermanentError as exc:
             return self._reject(doc, report, f"the stored payload does not parse ({exc.code}): nothing to re-send")
@@ -93,11 +95,11 @@ class RetrySweep:
         if type(generation) is not int or not 0 <= generation < 1_000_000:
             return self._reject(doc, report, "retry_generation must be a whole number: set it back, or delete it")
         verdict = kind.reopen(task) if kind.reopen else None
-        if verdict == ALREADY_DONE:
+        if verdict == Reopen.ALREADY_DONE:
             self.failures.resolve(doc, "already sent or rightly skipped: nothing to re-send")
             report.already_done.append(doc.id)
             return None
-        if verdict == IN_FLIGHT:
+        if verdict == Reopen.IN_FLIGHT:
             self.failures.defer_retry(doc, "a delivery is in flight; the next sweep retries")
             report.in_flight.append(doc.id)
             return None

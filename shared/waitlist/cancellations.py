@@ -26,6 +26,12 @@ class Opened:
     offer_id: str | None = None
     reason: str = ""
 
+    def summary(self) -> dict[str, str | None]:
+        return {"outcome": self.outcome, "offer_id": self.offer_id, "reason": self.reason}
+
+    def raise_if_failed(self) -> None:
+        """Nothing to redo: opening an offer either happens whole or raises."""
+
 
 def open_offer(event: AppointmentEvent, waves: Waves, *, now: datetime) -> Opened:
     """Open the offer of a cancelled appointment's slot and offer it to its first wave."""

@@ -14,7 +14,6 @@ from datetime import datetime
 from shared.contract.models import CLINICS, PATIENTS, Clinic, Patient
 from shared.messaging.delivery import ClinicCache
 from shared.messaging.templates import format_local, locale_for
-from shared.messaging.waitlist_templates import reply_text
 from shared.platform import log
 from shared.platform.clock import Clock
 from shared.platform.errors import InvalidDocument
@@ -24,6 +23,7 @@ from shared.waitlist import offers as offers_module
 from shared.waitlist import tokens
 from shared.waitlist.claims import Claims
 from shared.waitlist.offers import SlotOffer
+from shared.waitlist.templates import reply_text
 
 STATUS = {"won": 200, "taken": 200, "expired": 410, "conflict": 409, "no_offer": 404, "reused": 409}
 

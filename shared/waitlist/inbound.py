@@ -28,7 +28,6 @@ from typing import Any
 from shared.contract.bodies import safe_text
 from shared.contract.models import CLINICS, E164, LATEST, MESSAGING_SERVICE_SID, PATIENTS, Clinic, Patient
 from shared.messaging.opt_outs import OptOuts
-from shared.messaging.waitlist_templates import reply_text
 from shared.platform import log
 from shared.platform.clock import Clock
 from shared.platform.errors import InvalidDocument
@@ -39,6 +38,7 @@ from shared.waitlist.claims import Claims, answered_offer
 from shared.waitlist.entries import WaitlistEntries
 from shared.waitlist.keywords import Intent
 from shared.waitlist.requests import Kind, PatientRequests
+from shared.waitlist.templates import reply_text
 
 COLLECTION = "inbound_sms"
 RETENTION = timedelta(days=30)  # expire_at, for a TTL policy: Twilio retries within minutes

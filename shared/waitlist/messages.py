@@ -25,8 +25,6 @@ from shared.messaging.ledger import Entry as LedgerEntry
 from shared.messaging.ledger import Ledger, Reopen
 from shared.messaging.ledger import path as ledger_path
 from shared.messaging.sender import Content, EmailContent, MessageSender, SmsContent, duplicate_of
-from shared.messaging.waitlist_tasks import Result, WaitlistOfferTask, WaitlistResultTask
-from shared.messaging.waitlist_templates import offer_email, offer_sms, result_message, result_sms
 from shared.platform.clock import Clock
 from shared.platform.errors import InvalidDocument, PermanentError
 from shared.platform.store import Doc, Store
@@ -37,6 +35,8 @@ from shared.waitlist import tokens
 from shared.waitlist.bookings import Bookings, booked_appointment_id, overlaps
 from shared.waitlist.entries import Entry, Status
 from shared.waitlist.offers import SlotOffer
+from shared.waitlist.tasks import Result, WaitlistOfferTask, WaitlistResultTask
+from shared.waitlist.templates import offer_email, offer_sms, result_message, result_sms
 
 
 @dataclass(frozen=True)

@@ -29,13 +29,12 @@ from datetime import date, datetime, timedelta
 from shared.contract.clinic_time import local_date
 from shared.contract.models import CLINICS, PATIENTS, Clinic, Patient
 from shared.messaging.delivery import ClinicCache
-from shared.messaging.waitlist_tasks import Result, new_offer_task, new_result_task
 from shared.platform import log
 from shared.platform.clock import Clock
 from shared.platform.errors import InvalidDocument, PermanentError, RetryableError
 from shared.platform.store import Store, Write
 from shared.tasks.queue import TaskQueue, TaskSpec, create_all
-from shared.tasks.router import Attempt, Outcome
+from shared.tasks.router import Attempt, Outcome, Status
 from shared.waitlist import caps
 from shared.waitlist.bookings import Bookings
 from shared.waitlist.candidates import PatientFacts, entry_mismatch, hold_ends, pick
@@ -43,7 +42,7 @@ from shared.waitlist.caps import OfferCaps
 from shared.waitlist.entries import IN_LIMIT, Entry, WaitlistEntries
 from shared.waitlist.events import AppointmentEvents
 from shared.waitlist.offers import SlotOffer, SlotOffers, State
-from shared.waitlist.wave_tasks import WaveTask
+from shared.waitlist.tasks import Result, WaveTask, new_offer_task, new_result_task
 
 MAX_WAVE_SIZE = 100  # one advance commits 1 + 3 writes per patient: well inside Firestore's 500
 CAS_ATTEMPTS = 5
@@ -98,14 +97,14 @@ class Waves:
         for _ in range(CAS_ATTEMPTS):
             offer = self.offers.read(offer_id)
             if offer is None:
-                return Outcome("skipped", reason="offer_missing")  # deleted by hand: nothing left to do
+                return Outcome(Status.SKIPPED, reason="offer_missing")  # deleted by hand: nothing left to do
             if not offer.is_open:
                 self.settle(offer)
-                return Outcome("done", reason=f"settled_{offer.status}")
+                return Outcome(Status.DONE, reason=f"settled_{offer.status}")
             if offer.wave != from_wave:
                 if offer.wave == from_wave + 1:
                     self._announce(offer)  # a crashed run committed the advance; finish its side effects
-                return Outcome("done", reason="already_advanced" if offer.wave > from_wave else "wave_not_reached")
+                return Outcome(Status.DONE, reason="already_advanced" if offer.wave > from_wave else "wave_not_reached")
             writes, reason = self._advance_writes(offer, self.clinic(offer.clinic_id))
             if self.store.commit(writes) is None:
                 continue  # an entry, a count or the offer changed since it was read: decide again
@@ -118,7 +117,7 @@ class Waves:
             if offer.wave_entry_ids:  # entries released by this commit may be what a waiting slot waits for
                 self._recheck_waiting(after)
             log.info("waitlist wave ended", offer_id=offer_id, wave=after.wave, outcome=reason)
-            return Outcome("done", reason=reason)
+            return Outcome(Status.DONE, reason=reason)
         raise RetryableError(f"slot offer {offer_id} kept changing", retry_after_seconds=5, code="offer_contended")
 
     def _advance_writes(self, offer: SlotOffer, clinic: Clinic) -> tuple[list[Write], str]:
@@ -223,7 +222,7 @@ class Waves:
             log.warning("waitlist tasks not enqueued; retrying", failed=len(report.failed), error=report.failed[0][1])
             raise RetryableError(f"{len(report.failed)} waitlist task(s) not enqueued", code="enqueue_failed")
 
-    def _result_specs(self, offer: SlotOffer, entry_ids: Sequence[str], outcome: str) -> list[TaskSpec]:
+    def _result_specs(self, offer: SlotOffer, entry_ids: Sequence[str], outcome: Result) -> list[TaskSpec]:
         patients = self._patients_of(offer)
         specs = []
         for entry_id in entry_ids:

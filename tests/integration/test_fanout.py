@@ -36,13 +36,13 @@ from shared.platform.clock import system_clock
 from shared.platform.emulator import set_local_clock
 from shared.platform.errors import RetryableError
 from shared.platform.settings import settings
-from shared.reminders.config import fanout_queue, unit_target
 from shared.reminders.coordinator import AUDIT_SLICES
 from shared.reminders.fanout import Fanout, UnitQueue, handle_appointment_event, run_tick, run_unit
 from shared.reminders.report import FanoutReport
 from shared.reminders.scheduler import Queues
 from shared.reminders.units import ClinicDayTask
 from shared.tasks.queue import CloudTasksQueue, TaskSpec, task_id
+from shared.wiring.services import Services
 from tests.fakes import FixedClock
 
 pytestmark = pytest.mark.integration
@@ -525,7 +525,9 @@ def test_a_large_clinic_day_is_split_and_the_unit_function_plans_each_shard(stac
     seed.write(firestore_client)
     ids = set(seed.docs["appointments"])
     config = settings()
-    units = UnitQueue(CloudTasksQueue(clients.tasks(), config, target=unit_target()), fanout_queue())
+    units = UnitQueue(
+        CloudTasksQueue(clients.tasks(), config, target=Services(config).unit_target), config.queue_fanout
+    )
     small = dataclasses.replace(service(), units=units, max_day_appointments=20, shard_appointments=15)
 
     report = run_unit(ClinicDayTask(clinic, DST, TICK_2), small)  # more than 20: split, nothing planned here

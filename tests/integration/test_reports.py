@@ -33,8 +33,8 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from local.config import StackConfig
 from local.processes import ProcessDir, wait_until
-from shared.messaging.report_tasks import ReportEmailTask
 from shared.platform import clients
+from shared.reports.tasks import ReportEmailTask
 from tests.handler_support import post
 
 pytestmark = pytest.mark.integration

@@ -14,10 +14,10 @@ from local.processes import wait_until
 from shared.platform import clients, resources
 from shared.platform.clock import system_clock
 from shared.platform.settings import Settings
-from shared.task_types import task_types
 from shared.tasks.failed_tasks import FailedTasks
 from shared.tasks.queue import CloudTasksQueue
 from shared.tasks.sweep import RetrySweep
+from shared.wiring.task_handler import task_types
 from tests.handler_support import Sandbox, World, post
 
 pytestmark = pytest.mark.integration

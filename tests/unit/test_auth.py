@@ -215,14 +215,14 @@ def matrix(signing) -> dict[str, dict[str, str]]:
 
 
 def handler(store, certs_url: str):
-    from shared.messaging.appointment_tasks import APPOINTMENT_TASK_TYPES, parse_appointment_task
+    from shared.messaging.appointment_tasks import APPOINTMENT_TASK_TYPES, AppointmentTask
     from shared.tasks.failed_tasks import FailedTasks
-    from shared.tasks.router import Outcome, TaskRouter, TaskType
+    from shared.tasks.router import Outcome, Status, TaskRouter, TaskType
     from tests.fakes import FixedClock
 
     handled = []
     types = {
-        kind: TaskType(kind, parse_appointment_task, lambda task, attempt: handled.append(task) or Outcome("sent"), "q")
+        kind: TaskType(kind, AppointmentTask, "q", lambda task, attempt: handled.append(task) or Outcome(Status.SENT))
         for kind in APPOINTMENT_TASK_TYPES
     }
     clock = FixedClock(dt.datetime.now(dt.timezone.utc))

@@ -15,9 +15,10 @@ import pytest
 from shared.contract.bodies import check_value, decode_object, is_clean_text, safe_text
 from shared.contract.events import EventRejected, parse_appointment_event, parse_tick
 from shared.contract.ids import is_doc_id
-from shared.messaging.appointment_tasks import parse_appointment_task
+from shared.messaging.appointment_tasks import AppointmentTask
 from shared.platform.errors import PermanentError
-from shared.tasks.payload import decode, small_int, task_type
+from shared.tasks.payload import Whole, decode, envelope
+from tests.bodies import parse_task
 
 KEY = "appointment_reminder-" + "ab" * 20
 VALID = {
@@ -47,7 +48,7 @@ def task_body(**change) -> bytes:
 
 
 def parse(raw: bytes):
-    return parse_appointment_task(decode(raw))
+    return parse_task(decode(raw), AppointmentTask)
 
 
 def test_a_valid_body_decodes_and_parses():
@@ -167,7 +168,7 @@ def test_only_the_integer_1_is_version_1(version):
 
 @pytest.mark.parametrize("kind", [None, "", 7, ["appointment_reminder"]])
 def test_a_body_without_a_type_string_is_a_bad_payload(kind):
-    assert code(task_type, {**VALID, "type": kind}) == "bad_payload"
+    assert code(envelope, {**VALID, "type": kind}) == "bad_payload"
 
 
 @pytest.mark.parametrize("offset", [0, 337, True, 1.0, "24", -1])
@@ -175,8 +176,12 @@ def test_offset_hours_must_be_a_whole_number_of_hours_in_range(offset):
     assert code(parse, task_body(offset_hours=offset)) == "bad_payload"
 
 
-def test_small_int_is_absent_or_in_range():
-    assert small_int({}, "n", low=1, high=3) is None and small_int({"n": 3}, "n", low=1, high=3) == 3
+def test_a_whole_number_check_takes_its_range_and_nothing_else():
+    check = Whole(1, 3)
+    assert [check.read(n, "n") for n in (1, 3)] == [1, 3]
+    for bad in (0, 4, True, 1.0, "2"):
+        with pytest.raises(PermanentError, match="'n' must be a whole number from 1 to 3"):
+            check.read(bad, "n")
 
 
 @pytest.mark.parametrize("key", ["dedup_key", "appointment_id"])

@@ -15,13 +15,14 @@ from hypothesis import strategies as st
 from shared.contract.bodies import check_value, nesting_depth
 from shared.contract.events import EventRejected, envelope, parse_appointment_event, parse_tick
 from shared.contract.models import Appointment, Clinic, Patient, WaitlistEntry
-from shared.messaging.appointment_tasks import parse_appointment_task
+from shared.messaging.appointment_tasks import AppointmentTask
 from shared.messaging.email_events import apply_events, parse_event
 from shared.messaging.ledger import Ledger
 from shared.messaging.status_callbacks import StatusCallback, parse_callback
 from shared.platform.errors import InvalidDocument, PermanentError
 from shared.tasks.failed_tasks import body_shape, safe_value
 from shared.tasks.payload import decode
+from tests.bodies import parse_task
 from tests.fakes import FixedClock, MemoryStore
 
 # A quick pass in every test run; `make fuzz` runs thousands (MEDSPA_FUZZ_EXAMPLES).
@@ -105,7 +106,7 @@ def test_the_nesting_read_from_the_bytes_is_the_values_own(value, wrappers, inde
 @given(st.dictionaries(st.sampled_from(body_fields), json_values, max_size=9))
 def test_an_appointment_task_is_parsed_or_refused_with_a_code(body):
     try:
-        task = parse_appointment_task(body)
+        task = parse_task(body, AppointmentTask)
     except PermanentError as exc:
         assert exc.code in ("bad_payload", "unknown_type", "unsupported_version")
         return

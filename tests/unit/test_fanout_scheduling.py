@@ -71,7 +71,7 @@ def test_a_first_run_creates_each_message_once_with_its_named_task(setup):
         entry = setup.ledger()[spec.business_key]
         assert entry["state"] == "scheduled" and entry["channel"] == "sms" and spec.queue == "reminders-sms"
         assert spec.schedule_time == entry["send_at"] and spec.payload["send_at"] == entry["send_at"].isoformat()
-        assert set(spec.payload) <= {"type", "v", *AppointmentTask.FIELDS}  # ids and instants only
+        assert set(spec.payload) <= {"type", "v", *AppointmentTask.field_names()}  # ids and instants only
         assert "Zelda" not in json.dumps(spec.payload) and "+1212" not in json.dumps(spec.payload)
     assert setup.store.doc(f"fanout_runs/clinic-t_{TOMORROW.isoformat()}")["created"] == 3
 

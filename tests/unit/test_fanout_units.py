@@ -17,12 +17,13 @@ from shared.messaging.appointment_tasks import REMINDER
 from shared.messaging.keys import message_key
 from shared.platform.errors import PermanentError
 from shared.reminders.coordinator import AUDIT_SLICES, coordinate_tick
-from shared.reminders.fanout import AUDIT_LOOKBACK, Fanout, UnitQueue, run_tick, run_unit, unit_types
+from shared.reminders.fanout import AUDIT_LOOKBACK, FANOUT, UNIT_DECLARATIONS, Fanout, UnitQueue, run_tick, run_unit
 from shared.reminders.runs import Runs
 from shared.reminders.scheduler import Queues
-from shared.reminders.units import AUDIT, CLINIC_DAY, ClinicDayTask, parse_unit
-from shared.tasks.payload import decode
-from shared.tasks.router import TaskRouter
+from shared.reminders.units import AUDIT, CLINIC_DAY, UNIT_BODIES, ClinicDayTask
+from shared.tasks.declaration import bind_all
+from shared.tasks.payload import decode, parse
+from shared.tasks.router import TaskRouter, TaskType
 from tests.builders import NOW, World
 from tests.fakes import MemoryStore, RecordingQueue
 
@@ -62,7 +63,7 @@ class Setup:
             spec = self.units.created[self.dispatched]
             self.dispatched += 1
             try:
-                reports.append(run_unit(parse_unit(decode(json.dumps(spec.payload).encode())), self.fanout))
+                reports.append(run_unit(parse(decode(json.dumps(spec.payload).encode()), UNIT_BODIES), self.fanout))
             except ConnectionError:
                 continue
         return reports
@@ -86,7 +87,13 @@ def test_the_coordinator_enqueues_one_unit_per_clinic_and_the_audits_slices_and_
     assert days == {"clinic-t": "2026-11-26", "clinic-two": "2026-11-26"}  # each clinic's local tomorrow
     for spec in setup.units.created:
         assert spec.queue == "reminders-fanout"
-        assert set(spec.payload) <= {"type", "v", *ClinicDayTask.FIELDS, "since", "until"}  # ids, dates, instants
+        assert set(spec.payload) <= {
+            "type",
+            "v",
+            *ClinicDayTask.field_names(),
+            "since",
+            "until",
+        }  # ids, dates, instants
     slices = sorted((s.payload["since"], s.payload["until"]) for s in setup.units.created if s.payload["type"] == AUDIT)
     assert slices[0][0] == (NOW - AUDIT_LOOKBACK).isoformat() and slices[-1][1] == NOW.isoformat()
     assert all(a[1] == b[0] for a, b in zip(slices, slices[1:], strict=False))  # contiguous, no gap, no overlap
@@ -128,7 +135,7 @@ def test_a_unit_that_failed_half_way_answers_503_and_its_redelivery_fills_exactl
         authenticator=_Trusting(),
         failures=_NoFailures(),
         max_attempts=8,
-        types=unit_types(lambda: setup.fanout, "reminders-fanout"),
+        types=unit_types(setup),
     )
     (unit,) = [spec for spec in setup.units.created if spec.payload["type"] == CLINIC_DAY]
     body = json.dumps(unit.payload).encode()
@@ -163,7 +170,7 @@ def test_shards_redelivered_create_nothing_and_the_day_is_recorded_only_when_eve
     setup.tick()
     setup.run_units()
     shard_specs = [spec for spec in setup.units.created if spec.payload.get("shards")]
-    again = [run_unit(parse_unit(dict(spec.payload)), setup.fanout) for spec in shard_specs]
+    again = [run_unit(parse(dict(spec.payload), UNIT_BODIES), setup.fanout) for spec in shard_specs]
     assert sum(r.created + r.recovered for r in again) == 0 and sum(r.already_present for r in again) == 200
 
     fresh = Setup(max_day=40, shard=25)
@@ -171,13 +178,13 @@ def test_shards_redelivered_create_nothing_and_the_day_is_recorded_only_when_eve
     fresh.tick()
     fresh.dispatched = 0
     whole = next(spec for spec in fresh.units.created if spec.payload["type"] == CLINIC_DAY)
-    run_unit(parse_unit(dict(whole.payload)), fresh.fanout)
+    run_unit(parse(dict(whole.payload), UNIT_BODIES), fresh.fanout)
     runs = Runs(fresh.store, fresh.clock)
     shards = [spec for spec in fresh.units.created if spec.payload.get("shards")]
     for spec in shards[:-1]:
-        run_unit(parse_unit(dict(spec.payload)), fresh.fanout)
+        run_unit(parse(dict(spec.payload), UNIT_BODIES), fresh.fanout)
         assert not runs.completed("clinic-t", TOMORROW)
-    run_unit(parse_unit(dict(shards[-1].payload)), fresh.fanout)
+    run_unit(parse(dict(shards[-1].payload), UNIT_BODIES), fresh.fanout)
     assert runs.completed("clinic-t", TOMORROW)
 
 
@@ -241,7 +248,7 @@ def test_audit_units_count_the_unreachable_appointments_of_their_slice_only():
 )
 def test_malformed_unit_bodies_are_permanent_failures(body):
     with pytest.raises(PermanentError):
-        parse_unit(body)
+        parse(body, UNIT_BODIES)
 
 
 def test_a_unit_for_a_clinic_gone_since_the_tick_is_a_permanent_failure_recorded_by_the_router():
@@ -252,7 +259,7 @@ def test_a_unit_for_a_clinic_gone_since_the_tick_is_a_permanent_failure_recorded
         authenticator=_Trusting(),
         failures=recorded,
         max_attempts=8,
-        types=unit_types(lambda: setup.fanout, "reminders-fanout"),
+        types=unit_types(setup),
     )
     body = ClinicDayTask("clinic-gone", TOMORROW, NOW).to_json()
     status = router.handle({}, json.dumps(body).encode())[1]
@@ -280,12 +287,25 @@ class _NoFailures:
         self.codes.append(fields["error_code"])
 
 
-def test_the_units_queue_and_target_come_from_the_environment():
-    from shared.reminders import config
+def unit_types(setup: Setup) -> dict[str, TaskType[Any]]:
+    """The unit function's table, bound to this setup's fan-out."""
+    return bind_all(UNIT_DECLARATIONS, {FANOUT: lambda: setup.fanout}, lambda queue: "reminders-fanout")
 
-    assert config.fanout_queue({}) == "reminders-fanout"
-    assert config.fanout_queue({"QUEUE_FANOUT": "bench-fanout"}) == "bench-fanout"
-    target = config.unit_target({"FANOUT_UNIT_URL": "https://unit.example.com/"})
+
+def test_the_units_queue_and_target_come_from_the_environment():
+    from shared.platform.errors import ConfigError
+    from shared.platform.settings import Settings
+    from shared.wiring.services import Services
+
+    env = {
+        "GOOGLE_CLOUD_PROJECT": "p",
+        "TASKS_LOCATION": "us-central1",
+        "TASK_HANDLER_URL": "https://handler.example.com/",
+        "TASKS_SERVICE_ACCOUNT": "tasks@p.iam.gserviceaccount.com",
+    }
+    assert Settings.from_env(env).queue_fanout == "reminders-fanout"
+    assert Settings.from_env({**env, "QUEUE_FANOUT": "bench-fanout"}).queue("fanout") == "bench-fanout"
+    target = Services(Settings.from_env({**env, "FANOUT_UNIT_URL": "https://unit.example.com/"})).unit_target
     assert (target.url, target.audience) == ("https://unit.example.com/", "https://unit.example.com/")
-    with pytest.raises(Exception, match="FANOUT_UNIT_URL"):
-        config.unit_target({})
+    with pytest.raises(ConfigError, match="FANOUT_UNIT_URL"):
+        _ = Services(Settings.from_env(env)).unit_target

@@ -9,10 +9,10 @@ import pytest
 
 from shared.contract.events import EventRejected, InventoryTick, ReportTick
 from shared.contract.models import Clinic
-from shared.messaging.report_tasks import InventoryAlertTask, ReportEmailTask
 from shared.reports.builder import ReportBuilder
 from shared.reports.inventory import InventoryCheck
 from shared.reports.periods import period_of
+from shared.reports.tasks import InventoryAlertTask, ReportEmailTask
 from tests.fakes import MemoryStore, RecordingQueue
 
 UTC = timezone.utc

@@ -16,9 +16,10 @@ from shared.contract.events import (
     parse_report_tick,
 )
 from shared.contract.models import Product
-from shared.messaging.report_tasks import InventoryAlertTask, parse_inventory_alert_task, parse_report_email_task
 from shared.platform.errors import InvalidDocument, PermanentError
 from shared.reports import render
+from shared.reports.tasks import InventoryAlertTask, ReportEmailTask
+from tests.bodies import parse_task
 
 
 def rejected(raw: bytes, parse=parse_report_tick) -> str:
@@ -99,15 +100,15 @@ def test_a_product_breaking_the_contract_names_its_id_and_field(change, field):
 
 def test_inventory_alert_bodies_parse_strictly():
     task = InventoryAlertTask("c1", date(2026, 3, 11))
-    assert parse_inventory_alert_task(task.to_json()) == task
+    assert parse_task(task.to_json(), InventoryAlertTask) == task
     assert task.order_id == "c1_2026-03-11"
     with pytest.raises(PermanentError):
-        parse_inventory_alert_task({**task.to_json(), "period": "daily"})
+        parse_task({**task.to_json(), "period": "daily"}, InventoryAlertTask)
     with pytest.raises(PermanentError) as wrong:
-        parse_report_email_task(task.to_json())
+        parse_task(task.to_json(), ReportEmailTask)
     assert wrong.value.code == "unknown_type"
     with pytest.raises(PermanentError):
-        parse_inventory_alert_task({**task.to_json(), "type": "report_email"})
+        parse_task({**task.to_json(), "type": "report_email"}, InventoryAlertTask)
 
 
 # ------------------------------------------------------------------------------------------ rendering

@@ -17,7 +17,6 @@ from shared.contract.events import InventoryTick, ReportTick
 from shared.messaging.ledger import Ledger
 from shared.messaging.opt_outs import OptOuts
 from shared.messaging.providers import RecipientRejected
-from shared.messaging.report_tasks import InventoryAlertTask, ReportEmailTask, parse_report_email_task
 from shared.messaging.sender import MessageSender
 from shared.platform.errors import FailedEarlier, PermanentError, RetryableError
 from shared.reports import render
@@ -26,8 +25,10 @@ from shared.reports.emails import StaffEmails
 from shared.reports.inventory import InventoryCheck
 from shared.reports.metrics import MetricsReader
 from shared.reports.periods import period_of
+from shared.reports.tasks import InventoryAlertTask, ReportEmailTask
 from shared.tasks.failed_tasks import FailedTasks
 from shared.tasks.router import Attempt, TaskRouter, TaskType
+from tests.bodies import parse_task
 from tests.fakes import FixedClock, MemoryStore, RecordingEmail, RecordingQueue, RecordingSms
 
 UTC = timezone.utc
@@ -195,7 +196,7 @@ def test_task_bodies_carry_ids_period_and_date_only_and_parse_strictly():
         "period": "weekly",
         "date": "2026-03-02",
     }
-    assert parse_report_email_task(task.to_json()) == task
+    assert parse_task(task.to_json(), ReportEmailTask) == task
     for bad in (
         {"period": "monthly"},
         {"date": "2026-02-30"},
@@ -204,7 +205,7 @@ def test_task_bodies_carry_ids_period_and_date_only_and_parse_strictly():
         {"to": "x@y.z"},
     ):
         with pytest.raises(PermanentError) as raised:
-            parse_report_email_task({**task.to_json(), **bad})
+            parse_task({**task.to_json(), **bad}, ReportEmailTask)
         assert raised.value.code == "bad_payload", bad
     assert task.recipient_key("A@x.example.com") == task.recipient_key(" a@x.example.com")
     assert task.recipient_key("a@x.example.com") != task.recipient_key("b@x.example.com")
@@ -284,11 +285,7 @@ def test_a_malformed_manager_address_is_skipped_recorded_masked_in_failed_tasks_
         max_attempts=8,
         types={
             "report_email": TaskType(
-                name="report_email",
-                parse=parse_report_email_task,
-                handle=service.deliver_report,
-                queue="reports",
-                fields=ReportEmailTask.FIELDS,
+                name="report_email", body=ReportEmailTask, queue="reports", run=service.deliver_report
             )
         },
     )
@@ -300,7 +297,7 @@ def test_a_malformed_manager_address_is_skipped_recorded_masked_in_failed_tasks_
     assert (record["error_code"], record["clinic_id"], record["status"]) == ("invalid_recipient", "c1", "open")
     assert "manager_emails[1]" in record["error"] and "***@glow" in record["error"]
     assert "jane.doe" not in json.dumps(record, default=str) and "jane.doe" not in capsys.readouterr().out
-    task = parse_report_email_task(spec.payload)
+    task = parse_task(spec.payload, ReportEmailTask)
     assert service.reopen(service.report_keys(task)) == "reopened"  # a retry, still unfixed, records it again
     store.seed("clinics/c1", {**clinic, "manager_emails": [*MANAGERS, "jane.doe@glow.example.com"]})
     assert service.deliver_report(task, FIRST).status == "sent"  # fixed: the retry sends to that address alone
@@ -397,7 +394,7 @@ def test_a_partial_report_says_so_and_the_next_mornings_complete_one_is_still_em
     builder.run_tick(ReportTick("daily", date=today, clinic_id="c1", partial=True), now=afternoon)
     stored = store.docs("reports")["c1_daily_2026-03-04"]
     assert stored["partial"] is True and stored["generated_at"] == afternoon
-    partial_task = parse_report_email_task(queue.created[0].payload)
+    partial_task = parse_task(queue.created[0].payload, ReportEmailTask)
     assert service.deliver_report(partial_task, FIRST).status == "sent"
     first = email.sent[0]
     as_of = "(PARTIAL, as of Wed 4 Mar, 14:00 (America/New_York))"
@@ -407,7 +404,7 @@ def test_a_partial_report_says_so_and_the_next_mornings_complete_one_is_still_em
     morning = datetime(2026, 3, 5, 11, tzinfo=UTC)  # the scheduled run: yesterday, complete now
     builder.run_tick(ReportTick("daily", clinic_id="c1"), now=morning)
     assert store.docs("reports")["c1_daily_2026-03-04"]["partial"] is False
-    final_task = parse_report_email_task(queue.created[-1].payload)
+    final_task = parse_task(queue.created[-1].payload, ReportEmailTask)
     assert final_task.failure_key != partial_task.failure_key
     assert service.deliver_report(final_task, FIRST).status == "sent"
     finals = [m for m in email.sent if "PARTIAL" not in m.subject]

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from shared.messaging.appointment_tasks import AppointmentTask, parse_appointment_task
+from shared.messaging.appointment_tasks import AppointmentTask
 from shared.platform.errors import FailedEarlier, InvalidDocument, PermanentError, RetryableError, Unauthorized
 from shared.tasks.failed_tasks import FailedTasks, failure_id
-from shared.tasks.router import Attempt, Outcome, TaskRouter, TaskType
+from shared.tasks.router import Attempt, Outcome, Status, TaskRouter, TaskType
 from tests.builders import NOW
 from tests.fakes import FixedClock, MemoryStore
 
@@ -46,7 +46,7 @@ class Handler:
     """The task type's service: answers what the test tells it to, and counts its calls."""
 
     def __init__(self) -> None:
-        self.answer: Outcome | BaseException = Outcome("sent", channel="sms")
+        self.answer: Outcome | BaseException = Outcome(Status.SENT, channel="sms")
         self.calls = 0
 
     def __call__(self, task: Any, attempt: Attempt) -> Outcome:
@@ -70,10 +70,9 @@ def service() -> Handler:
 def router(store, service) -> TaskRouter:
     kind = TaskType(
         name="appointment_reminder",
-        parse=parse_appointment_task,
-        handle=service,
+        body=AppointmentTask,
         queue="reminders-sms",
-        fields=AppointmentTask.FIELDS,
+        run=service,
     )
     return TaskRouter(
         authenticator=Gate(),

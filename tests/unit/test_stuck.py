@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from shared.messaging.appointment_tasks import AppointmentTask, parse_appointment_task
+from shared.messaging.appointment_tasks import AppointmentTask
 from shared.messaging.keys import message_key
 from shared.messaging.ledger import Ledger, Planned
 from shared.messaging.stuck import record_provider_failure, record_stuck
 from shared.tasks.failed_tasks import FailedTasks
-from shared.tasks.router import TaskType
+from shared.tasks.router import Outcome, Status, TaskType
+from tests.bodies import parse_task
 from tests.fakes import FixedClock, MemoryStore
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
@@ -18,9 +19,9 @@ START = NOW + timedelta(days=1)
 TYPES = {
     "appointment_reminder": TaskType(
         name="appointment_reminder",
-        parse=parse_appointment_task,
-        handle=lambda task, attempt: None,
-        queue="reminders-sms",  # type: ignore
+        body=AppointmentTask,
+        queue="reminders-sms",
+        run=lambda task, attempt: Outcome(Status.DONE),
         from_ledger=AppointmentTask.from_ledger,
     )
 }
@@ -56,7 +57,7 @@ def test_a_dead_senders_message_is_recorded_once_with_a_resendable_payload():
     assert record_stuck(Ledger(store, later), failures, TYPES, later) == {"recorded": 1}
     record = store.doc(f"failed_tasks/{dead.dedup_key}")
     assert record["error_code"] == "stuck_sending" and record["status"] == "open"
-    assert parse_appointment_task(record["payload"]) == dead
+    assert parse_task(record["payload"], AppointmentTask) == dead
     store.update(f"failed_tasks/{dead.dedup_key}", {"status": "retry"})  # the operator's answer stands
     assert record_stuck(Ledger(store, later), failures, TYPES, later) == {"already_recorded": 1}
     assert store.doc(f"failed_tasks/{dead.dedup_key}")["status"] == "retry"
@@ -81,7 +82,7 @@ def test_a_message_the_provider_failed_after_accepting_it_is_recorded_with_a_res
     record = store.doc(f"failed_tasks/{dead_number.dedup_key}")
     assert record["error_code"] == "provider_30005" and record["status"] == "open" and record["http_status"] == 0
     assert "undelivered" in record["error"] and "30005" in record["error"]
-    assert parse_appointment_task(record["payload"]) == dead_number and record["clinic_id"] == "c1"
+    assert parse_task(record["payload"], AppointmentTask) == dead_number and record["clinic_id"] == "c1"
     # A replayed callback after an operator's answer leaves their record as it is.
     store.update(f"failed_tasks/{dead_number.dedup_key}", {"status": "resolved"})
     assert record_provider_failure(ledger, failures, TYPES, dead_number.dedup_key, replayed=True) is False

@@ -7,11 +7,12 @@ from typing import Any
 
 import pytest
 
-from shared.messaging.appointment_tasks import AppointmentTask, parse_appointment_task
+from shared.messaging.appointment_tasks import AppointmentTask
 from shared.messaging.ledger import Ledger, Planned
 from shared.reminders.units import UNIT_NOTES
 from shared.tasks.failed_tasks import FailedTasks, Status
-from shared.tasks.router import TaskType
+from shared.tasks.router import Outcome, TaskType
+from shared.tasks.router import Status as Ended
 from shared.tasks.sweep import RetrySweep
 from tests.builders import NOW, World
 from tests.fakes import RecordingQueue
@@ -36,14 +37,13 @@ class Setup:
             raise self.reopen_fails.pop(0)
         return Ledger(self.store, self.clock).reopen(task.dedup_key)
 
-    def types(self) -> dict[str, TaskType]:
+    def types(self) -> dict[str, TaskType[AppointmentTask]]:
         return {
             "appointment_reminder": TaskType(
                 name="appointment_reminder",
-                parse=parse_appointment_task,
-                handle=lambda task, attempt: None,  # type: ignore[arg-type,return-value]
+                body=AppointmentTask,
                 queue="reminders-sms",
-                fields=AppointmentTask.FIELDS,
+                run=lambda task, attempt: Outcome(Ended.DONE),
                 reopen=self.reopen,
             )
         }

@@ -6,9 +6,10 @@ import json
 
 import pytest
 
-from shared.messaging.appointment_tasks import parse_appointment_task
+from shared.messaging.appointment_tasks import AppointmentTask
 from shared.platform.errors import PermanentError
 from shared.tasks.payload import MAX_BODY_BYTES, decode
+from tests.bodies import parse_task
 
 KEY = "appointment_reminder-" + "ab" * 20
 VALID = {
@@ -25,7 +26,7 @@ VALID = {
 
 
 def test_a_valid_body_round_trips():
-    task = parse_appointment_task(decode(json.dumps(VALID).encode()))
+    task = parse_task(decode(json.dumps(VALID).encode()), AppointmentTask)
     assert task.to_json() == VALID
 
 
@@ -60,5 +61,5 @@ def test_undecodable_bodies(raw, code):
 )
 def test_malformed_fields_are_permanent_with_a_code(change, code):
     with pytest.raises(PermanentError) as caught:
-        parse_appointment_task({**VALID, **change})
+        parse_task({**VALID, **change}, AppointmentTask)
     assert caught.value.code == code

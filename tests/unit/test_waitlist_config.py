@@ -8,26 +8,36 @@ import pytest
 
 from shared.platform import clients
 from shared.platform.errors import ConfigError
-from shared.waitlist import config
+from shared.platform.settings import Settings
 from shared.waitlist.events import PubSubAppointmentEvents
+from shared.wiring.services import Services
+
+ENV = {
+    "GOOGLE_CLOUD_PROJECT": "p",
+    "TASKS_LOCATION": "us-central1",
+    "TASK_HANDLER_URL": "https://handler.example.test/",
+    "TASKS_SERVICE_ACCOUNT": "tasks@p.iam.gserviceaccount.com",
+}
 
 
 def test_the_public_urls_come_from_the_environment_and_fail_by_name():
-    env = {"INBOUND_SMS_URL": "https://in.example.test/", "WAITLIST_CLAIM_URL": "https://claim.example.test/"}
-    assert config.inbound_sms_url(env) == "https://in.example.test/"
-    assert config.claim_url(env) == "https://claim.example.test/"
+    urls = {"INBOUND_SMS_URL": "https://in.example.test/", "WAITLIST_CLAIM_URL": "https://claim.example.test/"}
+    config = Settings.from_env({**ENV, **urls})
+    assert config.needed("inbound_sms_url") == "https://in.example.test/"
+    assert config.needed("claim_url") == "https://claim.example.test/"
     with pytest.raises(ConfigError, match="INBOUND_SMS_URL"):
-        config.inbound_sms_url({})
+        Settings.from_env(ENV).needed("inbound_sms_url")
     with pytest.raises(ConfigError, match="WAITLIST_CLAIM_URL"):
-        config.claim_url({})
+        Settings.from_env(ENV).needed("claim_url")
 
 
 def test_the_token_key_is_a_secret_from_the_environment(monkeypatch):
+    wired = Services(Settings.from_env(ENV))
     monkeypatch.setenv("WAITLIST_TOKEN_KEY", "a-key-from-secret-manager")
-    assert config.token_key() == b"a-key-from-secret-manager"
+    assert wired.waitlist_token_key == b"a-key-from-secret-manager"
     monkeypatch.delenv("WAITLIST_TOKEN_KEY")
     with pytest.raises(ConfigError, match="WAITLIST_TOKEN_KEY"):
-        config.token_key()
+        _ = wired.waitlist_token_key
     assert clients.secret  # the one place secrets are read
 
 

@@ -11,18 +11,18 @@ import pytest
 
 from shared.contract.models import Clinic, Patient
 from shared.messaging.templates import sms_segments
-from shared.messaging.waitlist_tasks import (
-    WaitlistOfferTask,
-    WaitlistResultTask,
-    new_offer_task,
-    new_result_task,
-    parse_offer_task,
-    parse_result_task,
-)
-from shared.messaging.waitlist_templates import REPLY_KINDS, offer_email, offer_sms, reply_text, result_sms
 from shared.platform.errors import PermanentError, RetryableError
 from shared.waitlist import tokens
-from shared.waitlist.wave_tasks import WaveTask
+from shared.waitlist.tasks import (
+    Result,
+    WaitlistOfferTask,
+    WaitlistResultTask,
+    WaveTask,
+    new_offer_task,
+    new_result_task,
+)
+from shared.waitlist.templates import REPLY_KINDS, offer_email, offer_sms, reply_text, result_sms
+from tests.bodies import parse_task
 from tests.fakes import MemoryStore
 from tests.waitlist_support import ATTEMPT, CLINIC, NOW, TOKEN_KEY, Scene
 
@@ -42,7 +42,7 @@ def offered(scene: Scene, count: int = 1, **patient_fields):
 
 
 def offer_task(scene: Scene, index: int = 0) -> WaitlistOfferTask:
-    return parse_offer_task(scene.tasks("waitlist_offer")[index])
+    return parse_task(scene.tasks("waitlist_offer")[index], WaitlistOfferTask)
 
 
 def test_an_sms_offer_asks_for_yes_by_a_local_time_and_never_names_the_treatment(scene):
@@ -122,7 +122,7 @@ def test_results_go_to_those_who_have_no_answer_yet(scene):
     scene.waves().handle(WaveTask(offer.id, scene.clinic_id, 1), ATTEMPT)  # the window's end
     service = scene.messages()
     outcomes = {
-        task["entry_id"]: service.deliver_result(parse_result_task(task), ATTEMPT)
+        task["entry_id"]: service.deliver_result(parse_task(task, WaitlistResultTask), ATTEMPT)
         for task in scene.tasks("waitlist_result")
     }
     assert set(outcomes) == {silent, answered}
@@ -152,7 +152,7 @@ def taken_at_the_windows_end(scene: Scene):
     scene.claims().claim(offer.id, winner, channel="sms")
     scene.clock.advance(minutes=31)
     scene.waves().handle(WaveTask(offer.id, scene.clinic_id, 1), ATTEMPT)  # the window's end
-    (task,) = [parse_result_task(t) for t in scene.tasks("waitlist_result") if t["entry_id"] == other]
+    (task,) = [parse_task(t, WaitlistResultTask) for t in scene.tasks("waitlist_result") if t["entry_id"] == other]
     return offer, other, task
 
 
@@ -205,7 +205,7 @@ def test_taken_is_texted_only_at_the_windows_end_so_whoever_answers_in_it_hears_
     scene.waves().handle(WaveTask(offer.id, scene.clinic_id, 1), ATTEMPT)  # the window's end
     service = scene.messages()
     for task in scene.tasks("waitlist_result"):
-        service.deliver_result(parse_result_task(task), ATTEMPT)
+        service.deliver_result(parse_task(task, WaitlistResultTask), ATTEMPT)
     assert texts_to(scene, in_flight) == [] and texts_to(scene, winner) == []
     (told,) = texts_to(scene, silent)
     assert "has just been taken" in told
@@ -245,7 +245,7 @@ def test_a_missing_offer_or_clinic(scene):
     task = offer_task(scene)
     gone = WaitlistOfferTask("offer-" + "9" * 40, task.entry_id, task.clinic_id, task.patient_id, 1, task.dedup_key)
     with pytest.raises(PermanentError):
-        parse_offer_task(gone.to_json())  # the key no longer matches its ids
+        parse_task(gone.to_json(), WaitlistOfferTask)  # the key no longer matches its ids
     missing = new_offer_task("offer-" + "9" * 40, task.entry_id, task.clinic_id, task.patient_id, 1)
     assert scene.messages().deliver_offer(missing, ATTEMPT).reason == "offer_missing"
     elsewhere = new_offer_task(task.offer_id, task.entry_id, "clinic-nowhere", task.patient_id, 1)
@@ -258,21 +258,24 @@ def test_a_missing_offer_or_clinic(scene):
 
 def test_task_bodies_round_trip_and_refuse_anything_else():
     offer = new_offer_task("offer-1", "wl-1", "clinic-1", "pat-1", 2)
-    result = new_result_task("offer-1", "wl-1", "clinic-1", "pat-1", "taken")
-    assert parse_offer_task(offer.to_json()) == offer and parse_result_task(result.to_json()) == result
+    result = new_result_task("offer-1", "wl-1", "clinic-1", "pat-1", Result.TAKEN)
+    assert (
+        parse_task(offer.to_json(), WaitlistOfferTask) == offer
+        and parse_task(result.to_json(), WaitlistResultTask) == result
+    )
     assert offer.failure_key == offer.dedup_key and result.failure_key == result.dedup_key
     bad_bodies = [
-        ({**offer.to_json(), "wave": 0}, parse_offer_task),
-        ({**offer.to_json(), "wave": None}, parse_offer_task),
-        ({**offer.to_json(), "phone": "+15551234567"}, parse_offer_task),
-        ({**offer.to_json(), "type": "waitlist_result"}, parse_offer_task),
-        ({**result.to_json(), "outcome": "maybe"}, parse_result_task),
-        ({**result.to_json(), "dedup_key": offer.dedup_key}, parse_result_task),
-        ({**result.to_json(), "type": "waitlist_offer"}, parse_result_task),
+        ({**offer.to_json(), "wave": 0}, WaitlistOfferTask),
+        ({**offer.to_json(), "wave": None}, WaitlistOfferTask),
+        ({**offer.to_json(), "phone": "+15551234567"}, WaitlistOfferTask),
+        ({**offer.to_json(), "type": "waitlist_result"}, WaitlistOfferTask),
+        ({**result.to_json(), "outcome": "maybe"}, WaitlistResultTask),
+        ({**result.to_json(), "dedup_key": offer.dedup_key}, WaitlistResultTask),
+        ({**result.to_json(), "type": "waitlist_offer"}, WaitlistResultTask),
     ]
-    for body, parse in bad_bodies:
+    for body, cls in bad_bodies:
         with pytest.raises(PermanentError):
-            parse(body)
+            parse_task(body, cls)
     assert isinstance(result, WaitlistResultTask)
 
 

@@ -7,12 +7,12 @@ from datetime import timedelta
 import pytest
 
 from shared.contract.events import AppointmentEvent, EventRejected
-from shared.messaging.waitlist_tasks import offer_key, result_key
 from shared.platform.errors import InvalidDocument, PermanentError, RetryableError
 from shared.tasks.queue import TaskSpec
 from shared.waitlist.cancellations import open_offer
-from shared.waitlist.wave_tasks import WaveTask, parse_wave_task
+from shared.waitlist.tasks import WaveTask, offer_key, result_key
 from shared.waitlist.waves import MAX_WAVE_SIZE, settle_spec
+from tests.bodies import parse_task
 from tests.fakes import MemoryStore
 from tests.waitlist_support import ATTEMPT, NOW, Scene
 
@@ -350,7 +350,7 @@ def test_wave_sizes_are_capped(scene):
 
 def test_wave_task_bodies_parse_and_refuse():
     task = WaveTask("offer-1", "clinic-1", 2)
-    assert parse_wave_task(task.to_json()) == task and task.failure_key == "offer-1:wave:2"
+    assert parse_task(task.to_json(), WaveTask) == task and task.failure_key == "offer-1:wave:2"
     for body in (
         {**task.to_json(), "wave": -1},
         {**task.to_json(), "wave": None},
@@ -359,7 +359,7 @@ def test_wave_task_bodies_parse_and_refuse():
         {**task.to_json(), "offer_id": "a/b"},
     ):
         with pytest.raises(PermanentError):
-            parse_wave_task(body)
+            parse_task(body, WaveTask)
 
 
 def test_the_settle_spec_is_named_once_per_offer(scene):

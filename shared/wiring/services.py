@@ -1,0 +1,199 @@
+"""Every service with its real adapters, each built once from one Settings (docs/architecture.md).
+
+Properties import their service on first use: the task handler builds the waitlist's services on its
+first waitlist task, never at start (docs/performance.md, cold starts).
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from shared.platform import clients
+from shared.platform.clock import Clock, system_clock
+from shared.platform.settings import Settings, settings
+from shared.tasks.queue import CloudTasksQueue, Target
+
+if TYPE_CHECKING:
+    from shared.messaging.delivery import AppointmentMessages
+    from shared.messaging.ledger import Ledger
+    from shared.messaging.sender import MessageSender
+    from shared.platform.store import FirestoreStore
+    from shared.reminders.fanout import Fanout
+    from shared.reports.builder import ReportBuilder
+    from shared.reports.emails import StaffEmails
+    from shared.reports.inventory import InventoryCheck
+    from shared.tasks.failed_tasks import FailedTasks
+    from shared.waitlist.claim_link import ClaimLinks
+    from shared.waitlist.claims import Claims
+    from shared.waitlist.inbound import Conversations
+    from shared.waitlist.messages import WaitlistMessages
+    from shared.waitlist.waves import Waves
+
+
+class Services:
+    def __init__(self, config: Settings, clock: Clock = system_clock) -> None:
+        self.config, self.clock = config, clock
+
+    @functools.cached_property
+    def store(self) -> FirestoreStore:
+        return clients.store()
+
+    @functools.cached_property
+    def tasks(self) -> CloudTasksQueue:
+        """Cloud Tasks aimed at the task handler."""
+        return CloudTasksQueue(clients.tasks(), self.config)
+
+    @functools.cached_property
+    def failures(self) -> FailedTasks:
+        from shared.tasks.failed_tasks import FailedTasks
+
+        return FailedTasks(self.store, self.clock)
+
+    # -------------------------------------------------------------------------------------- messages
+
+    @functools.cached_property
+    def ledger(self) -> Ledger:
+        """The notifications ledger every message claims through, with the deployed lease."""
+        from shared.messaging.ledger import Ledger
+
+        return Ledger(self.store, self.clock, lease=timedelta(seconds=self.config.ledger_lease_seconds))
+
+    @functools.cached_property
+    def sender(self) -> MessageSender:
+        """The one claim → send → record path every message type uses, with the real providers."""
+        from shared.messaging.opt_outs import OptOuts
+        from shared.messaging.providers import SendGridEmail, TwilioSms, TwilioTestSms
+        from shared.messaging.sender import MessageSender
+
+        return MessageSender(
+            ledger=self.ledger,
+            sms=TwilioSms(clients.twilio()),
+            email=SendGridEmail(clients.sendgrid()),
+            clock=self.clock,
+            opt_outs=OptOuts(self.store, self.clock),
+            status_callback_url=self.config.status_callback_url,
+            unconfirmed_wait=timedelta(seconds=self.config.unconfirmed_wait_seconds),
+            test_sms=TwilioTestSms(clients.twilio_test),  # its client is built on the smoke clinic's first SMS
+        )
+
+    @functools.cached_property
+    def appointment_messages(self) -> AppointmentMessages:
+        from shared.messaging.delivery import AppointmentMessages
+
+        return AppointmentMessages(store=self.store, ledger=self.ledger, sender=self.sender, clock=self.clock)
+
+    @functools.cached_property
+    def staff_emails(self) -> StaffEmails:
+        """Report and reorder emails: the same ledger and sender as every other message."""
+        from shared.reports.emails import StaffEmails
+
+        return StaffEmails(store=self.store, ledger=self.ledger, sender=self.sender, clock=self.clock)
+
+    # -------------------------------------------------------------------------------------- waitlist
+
+    @functools.cached_property
+    def waitlist_messages(self) -> WaitlistMessages:
+        """Built on the first waitlist message only: a handler that sends no offers needs no claim URL or key."""
+        from shared.waitlist.messages import WaitlistMessages
+
+        return WaitlistMessages(
+            store=self.store,
+            ledger=self.ledger,
+            sender=self.sender,
+            clock=self.clock,
+            claim_url=self.config.needed("claim_url"),
+            token_key=self.waitlist_token_key,
+        )
+
+    @property
+    def waitlist_token_key(self) -> bytes:
+        """The claim tokens' signing key (Secret Manager in production)."""
+        return clients.secret("WAITLIST_TOKEN_KEY").encode("utf-8")
+
+    @functools.cached_property
+    def waves(self) -> Waves:
+        from shared.waitlist.events import PubSubAppointmentEvents
+        from shared.waitlist.waves import Waves
+
+        return Waves(
+            store=self.store,
+            clock=self.clock,
+            tasks=self.tasks,
+            queue=self.config.queue_waitlist,
+            events=PubSubAppointmentEvents(clients.publisher, self.config.project),
+        )
+
+    @functools.cached_property
+    def claims(self) -> Claims:
+        from shared.waitlist.claims import Claims
+
+        waves = self.waves
+        return Claims(store=self.store, clock=self.clock, tasks=waves.tasks, queue=waves.queue, events=waves.events)
+
+    @functools.cached_property
+    def conversations(self) -> Conversations:
+        from shared.waitlist.inbound import Conversations
+
+        return Conversations(store=self.store, clock=self.clock, claims=self.claims)
+
+    @functools.cached_property
+    def claim_links(self) -> ClaimLinks:
+        from shared.waitlist.claim_link import ClaimLinks
+
+        return ClaimLinks(store=self.store, clock=self.clock, claims=self.claims, token_key=self.waitlist_token_key)
+
+    # ------------------------------------------------------------------------------------- reminders
+
+    def fanout(self, *, units: bool) -> Fanout:
+        """The fan-out; with `units`, the queue that runs a tick's units (the coordinator's and the units' own)."""
+        return self._fanout_with_units if units else self._fanout
+
+    @functools.cached_property
+    def _fanout(self) -> Fanout:
+        from shared.reminders.fanout import Fanout
+        from shared.reminders.scheduler import Queues
+
+        return Fanout(
+            store=self.store,
+            tasks=self.tasks,
+            queues=Queues(sms=self.config.queue_sms, email=self.config.queue_email),
+            clock=self.clock,
+        )
+
+    @functools.cached_property
+    def _fanout_with_units(self) -> Fanout:
+        import dataclasses
+
+        from shared.reminders.fanout import UnitQueue
+
+        target = self.unit_target
+        unit_queue = UnitQueue(CloudTasksQueue(clients.tasks(), self.config, target=target), self.config.queue_fanout)
+        return dataclasses.replace(self._fanout, units=unit_queue)
+
+    @property
+    def unit_target(self) -> Target:
+        """Where units are POSTed, and the audience their tokens name (the unit function's own URL)."""
+        url = self.config.needed("fanout_unit_url")
+        return Target(url=url, audience=url)
+
+    # --------------------------------------------------------------------------------------- reports
+
+    @functools.cached_property
+    def reports(self) -> ReportBuilder:
+        from shared.reports.builder import ReportBuilder
+
+        return ReportBuilder(store=self.store, tasks=self.tasks, queue=self.config.queue_reports)
+
+    @functools.cached_property
+    def inventory(self) -> InventoryCheck:
+        from shared.reports.inventory import InventoryCheck
+
+        return InventoryCheck(store=self.store, tasks=self.tasks, queue=self.config.queue_reports)
+
+
+@functools.cache
+def services() -> Services:
+    """The process's services, from the process's settings."""
+    return Services(settings())

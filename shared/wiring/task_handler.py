@@ -1,0 +1,110 @@
+"""task_handler's composition root: the task router and its table of task types, the providers' signed
+webhooks, and the retry sweep (functions/task_handler/main.py names them)."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from shared.adapters.signed_webhook import SignedWebhook
+from shared.messaging import appointment_tasks
+from shared.platform import clients, log
+from shared.platform.http import Response, json_response
+from shared.reports import tasks as report_tasks
+from shared.tasks.declaration import Declaration, bind_all
+from shared.tasks.router import TaskRouter, TaskType
+from shared.waitlist import tasks as waitlist_tasks
+from shared.wiring.services import Services, services
+
+# Every task type the task handler runs, each declared beside its service.
+DECLARATIONS: tuple[Declaration[Any, Any], ...] = (
+    *appointment_tasks.DECLARATIONS,
+    *waitlist_tasks.DECLARATIONS,
+    *report_tasks.DECLARATIONS,
+)
+
+
+def bind(wired: Services) -> dict[str, TaskType[Any]]:
+    """The declarations bound to `wired`'s services (each built when its first task arrives)."""
+    providers: dict[Any, Any] = {
+        appointment_tasks.APPOINTMENT_MESSAGES: lambda: wired.appointment_messages,
+        waitlist_tasks.WAITLIST_MESSAGES: lambda: wired.waitlist_messages,
+        waitlist_tasks.WAVES: lambda: wired.waves,
+        report_tasks.STAFF_EMAILS: lambda: wired.staff_emails,
+    }
+    return bind_all(DECLARATIONS, providers, wired.config.queue)
+
+
+@functools.cache
+def task_types() -> dict[str, TaskType[Any]]:
+    return bind(services())
+
+
+@functools.cache
+def router() -> TaskRouter:
+    from shared.tasks.auth import TaskAuthenticator
+
+    wired = services()
+    return TaskRouter(
+        authenticator=TaskAuthenticator(wired.config),
+        failures=wired.failures,
+        max_attempts=wired.config.queue_max_attempts,
+        types=task_types(),
+    )
+
+
+def record_failure(key: str, replayed: bool) -> None:
+    """A message the provider failed after accepting it: in failed_tasks, like every failure."""
+    from shared.messaging.stuck import record_provider_failure
+
+    wired = services()
+    record_provider_failure(wired.ledger, wired.failures, task_types(), key, replayed=replayed)
+
+
+@functools.cache
+def twilio_status() -> SignedWebhook:
+    from shared.messaging.status_callbacks import apply_status, callback_url, verify_twilio_signature
+
+    def verify(request: Any) -> None:
+        signed_url = callback_url(services().config.status_callback_url, request.query_string)
+        signature = request.headers.get("X-Twilio-Signature")
+        verify_twilio_signature(clients.secret("TWILIO_AUTH_TOKEN"), signed_url, request.form.to_dict(), signature)
+
+    def run(request: Any) -> Response:
+        outcome = apply_status(services().ledger, request.args.to_dict(), request.form.to_dict(), record_failure)
+        return json_response({"outcome": outcome})
+
+    return SignedWebhook("status callback", verify, run)
+
+
+@functools.cache
+def sendgrid_events() -> SignedWebhook:
+    from shared.messaging.email_events import apply_events, headers_of, verification_key, verify_sendgrid_signature
+
+    def verify(request: Any) -> None:
+        body = request.get_data(cache=True)
+        verify_sendgrid_signature(verification_key(clients.secret), body, *headers_of(request.headers))
+
+    def run(request: Any) -> Response:
+        return json_response({"outcomes": apply_events(services().ledger, request.get_data(), record_failure)})
+
+    return SignedWebhook("email event batch", verify, run)
+
+
+def sweep_failed_tasks(event_id: str) -> None:
+    """Record the messages stuck past every retry, then re-enqueue the failed tasks operators marked retry."""
+    from shared.messaging.stuck import record_stuck
+    from shared.platform import resources
+    from shared.reminders.units import UNIT_NOTES
+    from shared.tasks.sweep import RetrySweep
+
+    wired = services()
+    with log.bound(event_id=event_id):
+        record_stuck(wired.ledger, wired.failures, task_types(), wired.clock)
+        RetrySweep(
+            wired.failures,
+            wired.tasks,
+            task_types(),
+            queues=resources.QUEUES,
+            redone_elsewhere=UNIT_NOTES,
+        ).run()
