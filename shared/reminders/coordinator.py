@@ -17,9 +17,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from shared.contract.clinic_time import local_tomorrow
+from shared.contract.clinics import load_clinics
 from shared.contract.events import TickRequest
-from shared.reminders.fanout import AUDIT_LOOKBACK, Fanout, check_tick_date, clinics_of, enqueue_units
-from shared.reminders.report import FanoutReport
+from shared.reminders.fanout import AUDIT_LOOKBACK, Fanout, check_tick_date, enqueue_units
+from shared.reminders.fanout_summary import FanoutSummary
 from shared.reminders.units import AuditTask, ClinicDayTask
 
 AUDIT_SLICES = 12  # the lookback's audit runs as this many units (3 h of writes each), in parallel
@@ -32,13 +33,13 @@ def audit_slices(now: datetime) -> list[AuditTask]:
     return [AuditTask(since + step * i, since + step * (i + 1)) for i in range(AUDIT_SLICES)]
 
 
-def coordinate_tick(request: TickRequest, fanout: Fanout, *, now: datetime) -> FanoutReport:
-    """Enqueue every unit of the tick; the report counts units (created, already there, failed)."""
+def coordinate_tick(request: TickRequest, fanout: Fanout, *, now: datetime) -> FanoutSummary:
+    """Enqueue every unit of the tick; the summary counts units (created, already there, failed)."""
     if fanout.units is None:
         raise ValueError("the coordinator needs a unit queue (Fanout.units)")
     check_tick_date(request.date, now)
-    report = FanoutReport(trigger="tick")
-    clinics = clinics_of(fanout.store, request.clinic_id, report)
+    report = FanoutSummary(trigger="tick")
+    clinics = load_clinics(fanout.store, request.clinic_id, report)
     units: list[ClinicDayTask | AuditTask] = [
         ClinicDayTask(clinic.id, request.date or local_tomorrow(now, clinic.zone), now) for clinic in clinics
     ]

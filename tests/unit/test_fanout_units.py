@@ -18,7 +18,7 @@ from shared.messaging.keys import message_key
 from shared.platform.errors import PermanentError
 from shared.reminders.coordinator import AUDIT_SLICES, coordinate_tick
 from shared.reminders.fanout import AUDIT_LOOKBACK, Fanout, UnitQueue, run_tick, run_unit, unit_types
-from shared.reminders.runs import Runs
+from shared.reminders.planned_days import PlannedDays
 from shared.reminders.scheduler import Queues
 from shared.reminders.units import AUDIT, CLINIC_DAY, ClinicDayTask, parse_unit
 from shared.tasks.payload import decode
@@ -115,7 +115,7 @@ def test_the_units_plan_exactly_what_the_in_process_tick_does():
         (s.queue, s.business_key, json.dumps(s.payload)) for s in local.tasks.created
     )
     assert sum(r.created for r in reports) == len(distributed.tasks.created)
-    assert Runs(distributed.store, distributed.clock).completed("clinic-t", TOMORROW)
+    assert PlannedDays(distributed.store, distributed.clock).completed("clinic-t", TOMORROW)
 
 
 def test_a_unit_that_failed_half_way_answers_503_and_its_redelivery_fills_exactly_the_gap():
@@ -135,12 +135,12 @@ def test_a_unit_that_failed_half_way_answers_503_and_its_redelivery_fills_exactl
     first = router.handle({"X-CloudTasks-TaskRetryCount": "0"}, body)
     assert first[1] == 503
     assert len(setup.tasks.created) == 19 and failing in setup.ledger()  # the rest was done; the doc is there
-    assert not Runs(setup.store, setup.clock).completed("clinic-t", TOMORROW)
+    assert not PlannedDays(setup.store, setup.clock).completed("clinic-t", TOMORROW)
     setup.tasks.fail_keys.clear()
     second = router.handle({"X-CloudTasks-TaskRetryCount": "1"}, body)
     assert second[1] == 200
     assert sorted(setup.tasks.keys()) == sorted(setup.ledger()) and len(setup.tasks.created) == 20
-    assert Runs(setup.store, setup.clock).completed("clinic-t", TOMORROW)
+    assert PlannedDays(setup.store, setup.clock).completed("clinic-t", TOMORROW)
 
 
 def test_a_large_day_is_cut_into_shards_that_plan_every_appointment_once():
@@ -172,7 +172,7 @@ def test_shards_redelivered_create_nothing_and_the_day_is_recorded_only_when_eve
     fresh.dispatched = 0
     whole = next(spec for spec in fresh.units.created if spec.payload["type"] == CLINIC_DAY)
     run_unit(parse_unit(dict(whole.payload)), fresh.fanout)
-    runs = Runs(fresh.store, fresh.clock)
+    runs = PlannedDays(fresh.store, fresh.clock)
     shards = [spec for spec in fresh.units.created if spec.payload.get("shards")]
     for spec in shards[:-1]:
         run_unit(parse_unit(dict(spec.payload)), fresh.fanout)
