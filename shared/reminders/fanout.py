@@ -1,14 +1,14 @@
-"""reminder_fanout's services: clinic-days and appointment events → scheduled messages.
+"""reminder_fanout's services: the units of a reminders tick and appointment events → scheduled messages.
 
-A tick is planned clinic by clinic, each clinic-day a unit of its own: read the clinic's appointments in
-the day's windows (one equality + range query each), plan with shared.reminders.plan, write with
-MessageScheduler, record the run (shared.reminders.planned_days). In the cloud each unit runs in its own
-invocation (`run_unit`, enqueued by shared.reminders.coordinator); `run_tick` runs them all in one
-process (operators' replays, tests). "Now" is the tick's own time (the CloudEvent's, carried by every
-unit), so a redelivered tick or unit plans exactly what the first delivery did. A clinic-day with more
-appointments than one invocation should take (`Fanout.max_day_appointments`) is split into shards of
-`Fanout.shard_appointments` (shared.reminders.shards), each a unit enqueued by the one that split.
-Problems with what was sent (unknown clinic, missing appointment, a date out of range) raise
+A tick is planned clinic by clinic, each clinic-day a unit of its own (`run_unit`): read the clinic's
+appointments in the day's windows (one equality + range query each), plan with shared.reminders.plan,
+write with MessageScheduler, record the day (shared.reminders.planned_days). In the cloud each unit runs
+in its own invocation, enqueued by shared.reminders.coordinator; `coordinator.run_tick` runs the same
+units in one process (operators' replays, tests). "Now" is the tick's own time (the CloudEvent's, carried
+by every unit), so a redelivered tick or unit plans exactly what the first delivery did. A clinic-day
+with more appointments than one invocation should take (`Fanout.max_day_appointments`) is split into
+shards of `Fanout.shard_appointments` (shared.reminders.shards), each a unit enqueued by the one that
+split. Problems with what was sent (unknown clinic, missing appointment, a date out of range) raise
 `EventRejected`: the entry point logs and acknowledges them. Transient failures propagate, or are
 counted in the summary, which the entry point raises after logging, so the redelivered event or unit
 fills exactly the gap.
@@ -24,9 +24,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from shared.contract.clinic_time import local_day_range, local_tomorrow
-from shared.contract.clinics import load_clinics, named_clinic
-from shared.contract.events import AppointmentEvent, EventRejected, TickRequest
+from shared.contract.clinic_time import local_day_range
+from shared.contract.clinics import named_clinic
+from shared.contract.events import AppointmentEvent, EventRejected
 from shared.contract.models import APPOINTMENTS, Appointment, Clinic
 from shared.messaging.ledger import Ledger
 from shared.platform import log
@@ -114,28 +114,16 @@ def check_tick_date(day: date | None, now: datetime) -> None:
         raise EventRejected(f"tick date {day} is more than {MAX_DAYS_BACK} days back", code="date_out_of_range")
 
 
-def run_tick(request: TickRequest, fanout: Fanout, *, now: datetime) -> FanoutSummary:
-    """Plan and schedule every clinic's messages for its target day (its local tomorrow by default), in
-    this process: the cloud's tick is shared.reminders.coordinator.coordinate_tick."""
-    check_tick_date(request.date, now)
-    report = FanoutSummary(trigger="tick")
-    clinics = load_clinics(fanout.store, request.clinic_id, report)
-    if request.clinic_id is None:
-        audit_recent_appointments(fanout.store, now - AUDIT_LOOKBACK, report)
-    for clinic in clinics:
-        report.merge(run_clinic_day(clinic, request.date or local_tomorrow(now, clinic.zone), fanout, now=now))
-    report.clinics = len(clinics)
-    return report
-
-
-def day_windows(clinic: Clinic, day: date, now: datetime, runs: PlannedDays, report: FanoutSummary) -> list[Window]:
+def day_windows(
+    clinic: Clinic, day: date, now: datetime, planned_days: PlannedDays, report: FanoutSummary
+) -> list[Window]:
     """What the tick for `day` covers: every message sending before its end, plus what a tick that never ran
     would have covered (shared.reminders.plan), as windows of appointment starts."""
     first, end, _ = reminder_window(clinic, day)
     windows = [Window(REMINDERS, first, end)]
     followup_days = [followup_day(day)]
     missed = catch_up_window(clinic, day, now)
-    if missed is not None and not runs.completed(clinic.id, day - timedelta(days=1)):
+    if missed is not None and not planned_days.completed(clinic.id, day - timedelta(days=1)):
         windows.insert(0, Window(REMINDERS, *missed))
         followup_days.insert(0, followup_day(day - timedelta(days=1)))
         report.problems["caught_up_missed_tick"] += 1
@@ -173,23 +161,12 @@ def read_window(store: Store, clinic_id: str, window: Window, report: FanoutSumm
     return list(_appointments(store, clinic_id, window.start, window.end, report))
 
 
-def run_clinic_day(clinic: Clinic, day: date, fanout: Fanout, *, now: datetime) -> FanoutSummary:
-    """One clinic's local day, whole, in this process. Idempotent: a rerun after a crash fills exactly the gap."""
-    report = FanoutSummary(trigger="clinic_day")
-    runs = PlannedDays(fanout.store, fanout.clock)
-    windows = day_windows(clinic, day, now, runs, report)
-    _plan(clinic, day, [(w, read_window(fanout.store, clinic.id, w, report)) for w in windows], fanout, report, now=now)
-    report.clinics = 1
-    if not report.failed:
-        runs.record(clinic.id, day, report.summary())
-    return report
-
-
 # ------------------------------------------------------------------------------------------ units
 
 
 def run_unit(task: ClinicDayTask | AuditTask, fanout: Fanout) -> FanoutSummary:
-    """One unit of a distributed tick (shared.reminders.units), planned as of the tick's own instant."""
+    """One unit of a tick (shared.reminders.units), planned as of the tick's own instant: the one way a
+    clinic-day is planned, in the unit function and in coordinator.run_tick alike."""
     if isinstance(task, AuditTask):
         report = FanoutSummary(trigger="audit")
         audit_recent_appointments(fanout.store, task.since, report, until=task.until)
@@ -200,8 +177,8 @@ def run_unit(task: ClinicDayTask | AuditTask, fanout: Fanout) -> FanoutSummary:
         return _run_shard(task, clinic, fanout)
     report = FanoutSummary(trigger="clinic_day")
     report.clinics = 1
-    runs = PlannedDays(fanout.store, fanout.clock)
-    windows = day_windows(clinic, task.date, now, runs, report)
+    planned_days = PlannedDays(fanout.store, fanout.clock)
+    windows = day_windows(clinic, task.date, now, planned_days, report)
     read: list[tuple[Window, list[Appointment]]] = []
     room = fanout.max_day_appointments + 1 if fanout.units is not None else None
     for window in windows:
@@ -215,7 +192,7 @@ def run_unit(task: ClinicDayTask | AuditTask, fanout: Fanout) -> FanoutSummary:
                 return report
     _plan(clinic, task.date, read, fanout, report, now=now)
     if not report.failed:
-        runs.record(clinic.id, task.date, report.summary())
+        planned_days.record(clinic.id, task.date, report.summary())
     return report
 
 

@@ -37,8 +37,8 @@ from shared.platform.emulator import set_local_clock
 from shared.platform.errors import RetryableError
 from shared.platform.settings import settings
 from shared.reminders.config import fanout_queue, unit_target
-from shared.reminders.coordinator import AUDIT_SLICES
-from shared.reminders.fanout import Fanout, UnitQueue, handle_appointment_event, run_tick, run_unit
+from shared.reminders.coordinator import AUDIT_SLICES, run_tick
+from shared.reminders.fanout import Fanout, UnitQueue, handle_appointment_event, run_unit
 from shared.reminders.fanout_summary import FanoutSummary
 from shared.reminders.scheduler import Queues
 from shared.reminders.units import ClinicDayTask

@@ -11,16 +11,17 @@ from typing import Any
 import pytest
 
 from shared.contract.events import AppointmentEvent, EventRejected, TickRequest
-from shared.contract.models import Clinic
 from shared.messaging.appointment_tasks import CONFIRMATION, FOLLOWUP, REMINDER, AppointmentTask
 from shared.messaging.keys import message_key
 from shared.messaging.ledger import Ledger, Planned
 from shared.platform.errors import RetryableError
 from shared.platform.store import Create
 from shared.reminders import scheduler as scheduler_module
-from shared.reminders.fanout import Fanout, check_tick_date, handle_appointment_event, run_clinic_day, run_tick
+from shared.reminders.coordinator import run_tick
+from shared.reminders.fanout import Fanout, check_tick_date, handle_appointment_event, run_unit
 from shared.reminders.planned_days import PlannedDays
 from shared.reminders.scheduler import Queues
+from shared.reminders.units import ClinicDayTask
 from tests.builders import NOW, World
 from tests.fakes import RecordingQueue
 
@@ -233,10 +234,9 @@ def test_many_messages_are_written_in_chunks_each_within_firestores_limit(setup,
     assert len(sizes) == 6 and max(sizes) <= 7
 
 
-def test_run_clinic_day_records_the_run_only_when_nothing_failed(setup):
+def test_a_clinic_day_unit_records_its_day_with_its_counts(setup):
     setup.appointment(SOON)
-    clinic = Clinic.from_doc("clinic-t", setup.store.doc("clinics/clinic-t"))
-    report = run_clinic_day(clinic, TOMORROW, setup.fanout, now=NOW)
+    report = run_unit(ClinicDayTask("clinic-t", TOMORROW, NOW), setup.fanout)
     run = setup.store.doc(f"fanout_runs/clinic-t_{TOMORROW.isoformat()}")
     assert report.created == 2 and run["created"] == 2 and run["completed_at"] == NOW and run["date"] == "2026-11-26"
 

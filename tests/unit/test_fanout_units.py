@@ -16,8 +16,8 @@ from shared.contract.events import TickRequest
 from shared.messaging.appointment_tasks import REMINDER
 from shared.messaging.keys import message_key
 from shared.platform.errors import PermanentError
-from shared.reminders.coordinator import AUDIT_SLICES, coordinate_tick
-from shared.reminders.fanout import AUDIT_LOOKBACK, Fanout, UnitQueue, run_tick, run_unit, unit_types
+from shared.reminders.coordinator import AUDIT_SLICES, coordinate_tick, run_tick
+from shared.reminders.fanout import AUDIT_LOOKBACK, Fanout, UnitQueue, run_unit, unit_types
 from shared.reminders.planned_days import PlannedDays
 from shared.reminders.scheduler import Queues
 from shared.reminders.units import AUDIT, CLINIC_DAY, ClinicDayTask, parse_unit
