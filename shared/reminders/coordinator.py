@@ -22,6 +22,7 @@ from shared.contract.clinic_time import local_tomorrow
 from shared.contract.clinics import load_clinics
 from shared.contract.events import TickRequest
 from shared.contract.models import Clinic
+from shared.platform.errors import ConfigError
 from shared.reminders.fanout import AUDIT_LOOKBACK, Fanout, check_tick_date, enqueue_units, run_unit
 from shared.reminders.fanout_summary import FanoutSummary
 from shared.reminders.units import AuditTask, ClinicDayTask
@@ -49,7 +50,7 @@ def tick_units(request: TickRequest, clinics: list[Clinic], now: datetime) -> li
 def coordinate_tick(request: TickRequest, fanout: Fanout, *, now: datetime) -> FanoutSummary:
     """Enqueue every unit of the tick; the summary counts units (created, already there, failed)."""
     if fanout.units is None:
-        raise ValueError("the coordinator needs a unit queue (Fanout.units)")
+        raise ConfigError("the coordinator needs a unit queue (Fanout.units)", code="no_unit_queue")
     check_tick_date(request.date, now)
     report = FanoutSummary(trigger="tick")
     clinics = load_clinics(fanout.store, request.clinic_id, report)

@@ -31,7 +31,7 @@ from shared.contract.models import APPOINTMENTS, Appointment, Clinic
 from shared.messaging.ledger import Ledger
 from shared.platform import log
 from shared.platform.clock import Clock
-from shared.platform.errors import InvalidDocument, PermanentError
+from shared.platform.errors import ConfigError, InvalidDocument, PermanentError
 from shared.platform.store import Store
 from shared.reminders.fanout_summary import FanoutSummary
 from shared.reminders.plan import (
@@ -221,7 +221,8 @@ def unit_types(service: Callable[[], Fanout], queue: str) -> dict[str, TaskType]
 
 def _split(task: ClinicDayTask, clinic: Clinic, windows: list[Window], fanout: Fanout, report: FanoutSummary) -> None:
     """Cut the day into shards by the hours its appointments start in, and enqueue one unit per shard."""
-    assert fanout.units is not None
+    if fanout.units is None:  # run_unit splits only when it has a unit queue: reaching here is a wiring mistake
+        raise ConfigError("only a fan-out with a unit queue (Fanout.units) splits a day", code="no_unit_queue")
     starts = [
         [
             doc.get("start")

@@ -6,18 +6,21 @@ once every shard is."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
+from shared.contract.clinics import named_clinic
 from shared.contract.events import TickRequest
 from shared.messaging.appointment_tasks import REMINDER
 from shared.messaging.keys import message_key
-from shared.platform.errors import PermanentError
+from shared.platform.errors import ConfigError, PermanentError
 from shared.reminders.coordinator import AUDIT_SLICES, coordinate_tick, run_tick
-from shared.reminders.fanout import AUDIT_LOOKBACK, Fanout, UnitQueue, run_unit, unit_types
+from shared.reminders.fanout import AUDIT_LOOKBACK, Fanout, UnitQueue, _split, run_unit, unit_types
+from shared.reminders.fanout_summary import FanoutSummary
 from shared.reminders.planned_days import PlannedDays
 from shared.reminders.scheduler import Queues
 from shared.reminders.units import AUDIT, CLINIC_DAY, ClinicDayTask, parse_unit
@@ -261,8 +264,17 @@ def test_a_unit_for_a_clinic_gone_since_the_tick_is_a_permanent_failure_recorded
 
 def test_a_unit_queue_is_required_by_the_coordinator():
     fanout = Fanout(store=MemoryStore(), tasks=RecordingQueue(), queues=Queues("a", "b"), clock=World().clock)
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError):
         coordinate_tick(TickRequest(), fanout, now=NOW)
+
+
+def test_a_split_needs_a_unit_queue_and_says_so_with_a_config_error():
+    setup = Setup()
+    report = FanoutSummary(trigger="clinic_day")
+    no_queue = dataclasses.replace(setup.fanout, units=None)
+    with pytest.raises(ConfigError) as caught:
+        _split(ClinicDayTask("clinic-t", TOMORROW, NOW), named_clinic(setup.store, "clinic-t"), [], no_queue, report)
+    assert caught.value.code == "no_unit_queue" and setup.units.created == [] and report.shards == 0
 
 
 class _Trusting:
