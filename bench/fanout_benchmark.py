@@ -143,14 +143,14 @@ def run_fanout(
     from shared.platform.clock import system_clock
     from shared.reminders.coordinator import coordinate_tick
     from shared.reminders.fanout import Fanout, UnitQueue, run_unit
-    from shared.reminders.report import FanoutReport
+    from shared.reminders.fanout_summary import FanoutSummary
     from shared.reminders.units import UNIT_BODIES
     from shared.tasks.payload import decode, parse
     from shared.tasks.queue import CloudTasksQueue, Target
 
     units = Recorded(CloudTasksQueue(client, settings, target=Target("http://127.0.0.1:9/unit", "unit")))
     service = Fanout(store=store, tasks=queue, queues=queues, clock=system_clock, units=UnitQueue(units, unit_queue))
-    total = FanoutReport(trigger="tick")
+    total = FanoutSummary(trigger="tick")
     total.merge(coordinate_tick(TickRequest(date=day), service, now=now))
     total.clinics = 0  # counted by the units: each clinic-day once, when it completes (a split's last shard)
     done = 0

@@ -319,7 +319,7 @@ def sample_process(kind: str, config: Config, outbox: Any) -> None:
     _clean_env()
     from bench.baselines import sequential
     from shared.contract.events import TickRequest
-    from shared.reminders.fanout import run_tick
+    from shared.reminders.coordinator import run_tick
 
     world = World(config.latency_scale, seed=7, config=config)
     count = config.sequential_clinics if kind == "sequential" else config.one_invocation_clinics

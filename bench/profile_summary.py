@@ -26,7 +26,7 @@ OPERATIONS: tuple[tuple[str, str], ...] = (
     ("building specs and payloads", r"^MessageScheduler\._submit "),
     ("counting outcomes", r"^MessageScheduler\._settle "),
     ("routing, ledger fields", r"^MessageScheduler\._flush "),
-    ("run records (fanout_runs)", r"^Runs\."),
+    ("run records (fanout_runs)", r"^PlannedDays\."),
     ("unit dispatch (router, auth, body)", r"^TaskRouter\.handle "),
 )
 

@@ -7,8 +7,8 @@ the dashboard, each a JSON document in the shape of its API resource, checked he
     medspa_task_attempts, medspa_task_failures, medspa_messages_sent: the router's one outcome line per task
       attempt, shared/tasks/router.py:123 ("task <status>", with task_type, outcome, channel) and :140-159
       ("task rejected" / "task will be retried" / "task failed on its last attempt", with task_type, error_code);
-    medspa_fanout_unit_failures, medspa_fanout_seconds: shared/reminders/fanout.py:229 ("fan-out unit done",
-      with seconds and FanoutReport.summary()'s failed, shared/reminders/report.py:62) and
+    medspa_fanout_unit_failures, medspa_fanout_seconds: shared/reminders/fanout.py:207 ("fan-out unit done",
+      with seconds and RunSummary.summary()'s failed, shared/platform/run_summary.py) and
       functions/reminder_fanout/main.py:93 ("reminders tick done", with seconds);
     medspa_failed_tasks_opened: shared/tasks/failed_tasks.py:141 ("failed_tasks record opened", with task_type,
       error_code), one line per record FailedTasks.record writes.

@@ -186,6 +186,7 @@ def cmd_replay_tick(args: argparse.Namespace) -> int:
     from shared.contract.models import CLINICS
     from shared.platform.settings import settings
     from shared.reminders import fanout
+    from shared.reminders.coordinator import run_tick
     from shared.reminders.scheduler import Queues
     from shared.tasks.queue import CloudTasksQueue
 
@@ -200,7 +201,7 @@ def cmd_replay_tick(args: argparse.Namespace) -> int:
     clinic_ids = [args.clinic] if args.clinic else [doc.id for doc in clients.store().query(CLINICS, fields=[])]
     totals = {"created": 0, "recovered": 0, "already_present": 0, "failed": 0}
     for index, clinic_id in enumerate(clinic_ids, 1):
-        report = fanout.run_tick(TickRequest(date=day, clinic_id=clinic_id), service, now=system_clock.now())
+        report = run_tick(TickRequest(date=day, clinic_id=clinic_id), service, now=system_clock.now())
         for name in totals:
             totals[name] += getattr(report, name)
         print(

@@ -26,7 +26,7 @@ from shared.platform import resources
 from shared.platform.clock import Clock
 from shared.platform.masking import mask_address
 from shared.platform.store import Delete, Doc, Put, Store
-from shared.reminders import runs
+from shared.reminders import planned_days
 from shared.reports import purchase_orders, report_docs
 from shared.tasks import failed_tasks
 from shared.tasks.failed_tasks import FailedTasks
@@ -39,7 +39,7 @@ SENT = ("sent", "delivered")  # Twilio's test sends and SendGrid's sandbox get n
 RUN_COLLECTIONS = (
     ledger.COLLECTION,
     failed_tasks.COLLECTION,
-    runs.COLLECTION,
+    planned_days.COLLECTION,
     report_docs.COLLECTION,
     purchase_orders.COLLECTION,
     offers.COLLECTION,
@@ -124,7 +124,7 @@ def settled(smoke: SmokePlan, evidence: Evidence) -> bool:
     return (
         all(key in ledger_docs and ledger_docs[key].get("state") in DONE for key in keys)
         and invalid in evidence.by_id(failed_tasks.COLLECTION)
-        and runs.path(smoke.clinic_id, smoke.today).split("/", 1)[1] in evidence.by_id(runs.COLLECTION)
+        and planned_days.path(smoke.clinic_id, smoke.today).split("/", 1)[1] in evidence.by_id(planned_days.COLLECTION)
         and bool(evidence.docs.get(report_docs.COLLECTION))
         and bool(evidence.docs.get(purchase_orders.COLLECTION))
         and offer is not None
@@ -158,7 +158,7 @@ def delivery_checks(smoke: SmokePlan, evidence: Evidence) -> list[Check]:
             ("appointment-events",),
         )
     ]
-    run = evidence.by_id(runs.COLLECTION).get(runs.path(smoke.clinic_id, smoke.today).split("/", 1)[1])
+    run = evidence.by_id(planned_days.COLLECTION).get(planned_days.path(smoke.clinic_id, smoke.today).split("/", 1)[1])
     checks.append(
         Check(
             "reminders tick",

@@ -1,16 +1,16 @@
-"""reminder_fanout's services: clinic-days and appointment events → scheduled messages.
+"""reminder_fanout's services: the units of a reminders tick and appointment events → scheduled messages.
 
-A tick is planned clinic by clinic, each clinic-day a unit of its own: read the clinic's appointments in
-the day's windows (one equality + range query each), plan with shared.reminders.plan, write with
-MessageScheduler, record the run (shared.reminders.runs). In the cloud each unit runs in its own
-invocation (`run_unit`, enqueued by shared.reminders.coordinator); `run_tick` runs them all in one
-process (operators' replays, tests). "Now" is the tick's own time (the CloudEvent's, carried by every
-unit), so a redelivered tick or unit plans exactly what the first delivery did. A clinic-day with more
-appointments than one invocation should take (`Fanout.max_day_appointments`) is split into shards of
-`Fanout.shard_appointments` (shared.reminders.shards), each a unit enqueued by the one that split.
-Problems with what was sent (unknown clinic, missing appointment, a date out of range) raise
+A tick is planned clinic by clinic, each clinic-day a unit of its own (`run_unit`): read the clinic's
+appointments in the day's windows (one equality + range query each), plan with shared.reminders.plan,
+write with MessageScheduler, record the day (shared.reminders.planned_days). In the cloud each unit runs
+in its own invocation, enqueued by shared.reminders.coordinator; `coordinator.run_tick` runs the same
+units in one process (operators' replays, tests). "Now" is the tick's own time (the CloudEvent's, carried
+by every unit), so a redelivered tick or unit plans exactly what the first delivery did. A clinic-day
+with more appointments than one invocation should take (`Fanout.max_day_appointments`) is split into
+shards of `Fanout.shard_appointments` (shared.reminders.shards), each a unit enqueued by the one that
+split. Problems with what was sent (unknown clinic, missing appointment, a date out of range) raise
 `EventRejected`: the entry point logs and acknowledges them. Transient failures propagate, or are
-counted in the report, which the entry point raises after logging, so the redelivered event or unit
+counted in the summary, which the entry point raises after logging, so the redelivered event or unit
 fills exactly the gap.
 
 Appointments are read with the fields the plan needs only (`PLAN_FIELDS`): a document whose other
@@ -24,14 +24,16 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from shared.contract.clinic_time import local_day_range, local_tomorrow
-from shared.contract.events import AppointmentEvent, EventRejected, TickRequest
-from shared.contract.models import APPOINTMENTS, CLINICS, Appointment, Clinic
+from shared.contract.clinic_time import local_day_range
+from shared.contract.clinics import named_clinic
+from shared.contract.events import AppointmentEvent, EventRejected
+from shared.contract.models import APPOINTMENTS, Appointment, Clinic
 from shared.messaging.ledger import Ledger
 from shared.platform import log
 from shared.platform.clock import Clock
-from shared.platform.errors import InvalidDocument, PermanentError
+from shared.platform.errors import ConfigError, InvalidDocument, PermanentError
 from shared.platform.store import Store
+from shared.reminders.fanout_summary import FanoutSummary
 from shared.reminders.plan import (
     catch_up_window,
     event_horizon,
@@ -41,8 +43,7 @@ from shared.reminders.plan import (
     plan_reminders,
     reminder_window,
 )
-from shared.reminders.report import FanoutReport
-from shared.reminders.runs import Runs
+from shared.reminders.planned_days import PlannedDays
 from shared.reminders.scheduler import MessageScheduler, Queues
 from shared.reminders.shards import cut, plan_id
 from shared.reminders.units import (
@@ -94,7 +95,7 @@ class Fanout:
     shard_appointments: int = SHARD_APPOINTMENTS
     create_concurrency: int = CREATE_CONCURRENCY
 
-    def scheduler(self, report: FanoutReport, clinics: dict[str, Clinic]) -> MessageScheduler:
+    def scheduler(self, report: FanoutSummary, clinics: dict[str, Clinic]) -> MessageScheduler:
         return MessageScheduler(
             store=self.store,
             ledger=Ledger(self.store, self.clock),
@@ -115,28 +116,16 @@ def check_tick_date(day: date | None, now: datetime) -> None:
         raise EventRejected(f"tick date {day} is more than {MAX_DAYS_BACK} days back", code="date_out_of_range")
 
 
-def run_tick(request: TickRequest, fanout: Fanout, *, now: datetime) -> FanoutReport:
-    """Plan and schedule every clinic's messages for its target day (its local tomorrow by default), in
-    this process: the cloud's tick is shared.reminders.coordinator.coordinate_tick."""
-    check_tick_date(request.date, now)
-    report = FanoutReport(trigger="tick")
-    clinics = clinics_of(fanout.store, request.clinic_id, report)
-    if request.clinic_id is None:
-        audit_recent_appointments(fanout.store, now - AUDIT_LOOKBACK, report)
-    for clinic in clinics:
-        report.merge(run_clinic_day(clinic, request.date or local_tomorrow(now, clinic.zone), fanout, now=now))
-    report.clinics = len(clinics)
-    return report
-
-
-def day_windows(clinic: Clinic, day: date, now: datetime, runs: Runs, report: FanoutReport) -> list[Window]:
+def day_windows(
+    clinic: Clinic, day: date, now: datetime, planned_days: PlannedDays, report: FanoutSummary
+) -> list[Window]:
     """What the tick for `day` covers: every message sending before its end, plus what a tick that never ran
     would have covered (shared.reminders.plan), as windows of appointment starts."""
     first, end, _ = reminder_window(clinic, day)
     windows = [Window(REMINDERS, first, end)]
     followup_days = [followup_day(day)]
     missed = catch_up_window(clinic, day, now)
-    if missed is not None and not runs.completed(clinic.id, day - timedelta(days=1)):
+    if missed is not None and not planned_days.completed(clinic.id, day - timedelta(days=1)):
         windows.insert(0, Window(REMINDERS, *missed))
         followup_days.insert(0, followup_day(day - timedelta(days=1)))
         report.problems["caught_up_missed_tick"] += 1
@@ -148,7 +137,7 @@ def _plan(
     day: date,
     windows: Sequence[tuple[Window, Sequence[Appointment]]],
     fanout: Fanout,
-    report: FanoutReport,
+    report: FanoutSummary,
     *,
     now: datetime,
 ) -> None:
@@ -169,40 +158,29 @@ def _plan(
     scheduler.finish()
 
 
-def read_window(store: Store, clinic_id: str, window: Window, report: FanoutReport) -> list[Appointment]:
+def read_window(store: Store, clinic_id: str, window: Window, report: FanoutSummary) -> list[Appointment]:
     """A window's appointments, whole."""
     return list(_appointments(store, clinic_id, window.start, window.end, report))
-
-
-def run_clinic_day(clinic: Clinic, day: date, fanout: Fanout, *, now: datetime) -> FanoutReport:
-    """One clinic's local day, whole, in this process. Idempotent: a rerun after a crash fills exactly the gap."""
-    report = FanoutReport(trigger="clinic_day")
-    runs = Runs(fanout.store, fanout.clock)
-    windows = day_windows(clinic, day, now, runs, report)
-    _plan(clinic, day, [(w, read_window(fanout.store, clinic.id, w, report)) for w in windows], fanout, report, now=now)
-    report.clinics = 1
-    if not report.failed:
-        runs.record(clinic.id, day, report.summary())
-    return report
 
 
 # ------------------------------------------------------------------------------------------ units
 
 
-def run_unit(task: ClinicDayTask | AuditTask, fanout: Fanout) -> FanoutReport:
-    """One unit of a distributed tick (shared.reminders.units), planned as of the tick's own instant."""
+def run_unit(task: ClinicDayTask | AuditTask, fanout: Fanout) -> FanoutSummary:
+    """One unit of a tick (shared.reminders.units), planned as of the tick's own instant: the one way a
+    clinic-day is planned, in the unit function and in coordinator.run_tick alike."""
     if isinstance(task, AuditTask):
-        report = FanoutReport(trigger="audit")
+        report = FanoutSummary(trigger="audit")
         audit_recent_appointments(fanout.store, task.since, report, until=task.until)
         return report
-    clinic = _clinic(fanout.store, task.clinic_id)
+    clinic = named_clinic(fanout.store, task.clinic_id)
     now = task.planned_at
     if task.is_shard:
         return _run_shard(task, clinic, fanout)
-    report = FanoutReport(trigger="clinic_day")
+    report = FanoutSummary(trigger="clinic_day")
     report.clinics = 1
-    runs = Runs(fanout.store, fanout.clock)
-    windows = day_windows(clinic, task.date, now, runs, report)
+    planned_days = PlannedDays(fanout.store, fanout.clock)
+    windows = day_windows(clinic, task.date, now, planned_days, report)
     read: list[tuple[Window, list[Appointment]]] = []
     room = fanout.max_day_appointments + 1 if fanout.units is not None else None
     for window in windows:
@@ -216,7 +194,7 @@ def run_unit(task: ClinicDayTask | AuditTask, fanout: Fanout) -> FanoutReport:
                 return report
     _plan(clinic, task.date, read, fanout, report, now=now)
     if not report.failed:
-        runs.record(clinic.id, task.date, report.summary())
+        planned_days.record(clinic.id, task.date, report.summary())
     return report
 
 
@@ -246,9 +224,10 @@ UNIT_DECLARATIONS = (
 )
 
 
-def _split(task: ClinicDayTask, clinic: Clinic, windows: list[Window], fanout: Fanout, report: FanoutReport) -> None:
+def _split(task: ClinicDayTask, clinic: Clinic, windows: list[Window], fanout: Fanout, report: FanoutSummary) -> None:
     """Cut the day into shards by the hours its appointments start in, and enqueue one unit per shard."""
-    assert fanout.units is not None
+    if fanout.units is None:  # run_unit splits only when it has a unit queue: reaching here is a wiring mistake
+        raise ConfigError("only a fan-out with a unit queue (Fanout.units) splits a day", code="no_unit_queue")
     starts = [
         [
             doc.get("start")
@@ -273,21 +252,21 @@ def _split(task: ClinicDayTask, clinic: Clinic, windows: list[Window], fanout: F
     log.info("clinic-day split into shards", clinic_id=clinic.id, date=task.date, shards=len(units), plan=plan)
 
 
-def enqueue_units(units: UnitQueue, tasks: Sequence[ClinicDayTask | AuditTask], report: FanoutReport) -> None:
+def enqueue_units(units: UnitQueue, tasks: Sequence[ClinicDayTask | AuditTask], report: FanoutSummary) -> None:
     specs = [TaskSpec(queue=units.queue, business_key=t.business_key, payload=t.to_json()) for t in tasks]
     outcome = create_all(units.tasks, specs)
     report.units += outcome.created
     report.units_present += outcome.already_present
     for spec, problem in outcome.failed:
-        report.fail(1, f"unit {spec.payload.get('clinic_id') or spec.payload['type']}: {problem.split(':')[0]}")
+        report.fail(f"unit {spec.payload.get('clinic_id') or spec.payload['type']}: {problem.split(':')[0]}")
 
 
-def _run_shard(task: ClinicDayTask, clinic: Clinic, fanout: Fanout) -> FanoutReport:
-    report = FanoutReport(trigger="clinic_day_shard")
+def _run_shard(task: ClinicDayTask, clinic: Clinic, fanout: Fanout) -> FanoutSummary:
+    report = FanoutSummary(trigger="clinic_day_shard")
     windows = [(w, read_window(fanout.store, clinic.id, w, report)) for w in task.windows]
     _plan(clinic, task.date, windows, fanout, report, now=task.planned_at)
     if not report.failed:
-        done = Runs(fanout.store, fanout.clock).record_shard(
+        done = PlannedDays(fanout.store, fanout.clock).record_shard(
             clinic.id, task.date, task.plan, task.shard, task.shards, report.summary()
         )
         report.clinics = int(done)  # the shard that completed the day counts it
@@ -297,10 +276,10 @@ def _run_shard(task: ClinicDayTask, clinic: Clinic, fanout: Fanout) -> FanoutRep
 # -------------------------------------------------------------------------------- appointment events
 
 
-def handle_appointment_event(event: AppointmentEvent, fanout: Fanout, *, now: datetime) -> FanoutReport:
+def handle_appointment_event(event: AppointmentEvent, fanout: Fanout, *, now: datetime) -> FanoutSummary:
     """created → confirmation + every message an earlier tick would have made; rescheduled → the same
     for the new start, no confirmation; cancelled → nothing here (the waitlist function owns it)."""
-    report = FanoutReport(trigger=event.event)
+    report = FanoutSummary(trigger=event.event)
     if event.is_cancellation:
         report.skipped["cancellation_handled_by_waitlist"] += 1
         return report
@@ -308,7 +287,7 @@ def handle_appointment_event(event: AppointmentEvent, fanout: Fanout, *, now: da
     if doc is None:
         raise EventRejected(f"appointment {event.appointment_id} does not exist", code="appointment_missing")
     appointment = Appointment.from_doc(doc.id, doc.data)
-    clinic = _clinic(fanout.store, appointment.clinic_id)
+    clinic = named_clinic(fanout.store, appointment.clinic_id)
     report.clinics = 1
     if not appointment.is_active:
         report.skipped[f"status_{appointment.status}"] += 1
@@ -324,37 +303,6 @@ def handle_appointment_event(event: AppointmentEvent, fanout: Fanout, *, now: da
 # ------------------------------------------------------------------------------------------ reads
 
 
-def _clinic(store: Store, clinic_id: str) -> Clinic:
-    doc = store.get(f"{CLINICS}/{clinic_id}")
-    if doc is None:
-        raise EventRejected(f"clinic {clinic_id} does not exist", code="unknown_clinic")
-    return Clinic.from_doc(doc.id, doc.data)
-
-
-def clinics_of(store: Store, clinic_id: str | None, report: FanoutReport) -> list[Clinic]:
-    """The one clinic asked for (unknown → rejected), or every valid clinic (invalid ones counted, logged)."""
-    if clinic_id is not None:
-        return [_clinic(store, clinic_id)]
-    clinics = []
-    for doc in store.query(CLINICS):
-        try:
-            clinics.append(Clinic.from_doc(doc.id, doc.data))
-        except InvalidDocument as exc:
-            _problem(report, exc)
-    return clinics
-
-
-def _problem(report: FanoutReport, exc: InvalidDocument) -> None:
-    report.problems[f"invalid_{exc.collection.rstrip('s')}"] += 1
-    log.warning(
-        "document breaks the contract; skipped",
-        collection=exc.collection,
-        doc_id=exc.doc_id,
-        field=exc.field,
-        error_code=exc.code,
-    )
-
-
 class _Counted:
     """How many documents a read returned, valid or not (a limit counts them all)."""
 
@@ -366,7 +314,7 @@ def _appointments(
     clinic_id: str,
     first: datetime,
     end: datetime,
-    report: FanoutReport,
+    report: FanoutSummary,
     *,
     limit: int | None = None,
     seen: _Counted | None = None,
@@ -384,11 +332,11 @@ def _appointments(
         try:
             yield Appointment.from_doc(doc.id, doc.data)
         except InvalidDocument as exc:
-            _problem(report, exc)
+            report.invalid_document(exc)
 
 
 def audit_recent_appointments(
-    store: Store, since: datetime, report: FanoutReport, *, until: datetime | None = None
+    store: Store, since: datetime, report: FanoutSummary, *, until: datetime | None = None
 ) -> None:
     """Appointments written in [since, until) that break the contract where the clinic's range query cannot
     see them (a `start` that is not a timestamp, a `clinic_id` that is not a string): logged and counted,

@@ -29,8 +29,8 @@ from shared.messaging.ledger import Ledger, Planned, State
 from shared.platform import log
 from shared.platform.errors import InvalidDocument
 from shared.platform.store import Store
+from shared.reminders.fanout_summary import FanoutSummary
 from shared.reminders.plan import PlannedMessage
-from shared.reminders.report import FanoutReport
 from shared.tasks.queue import DEFAULT_CONCURRENCY, CreateReport, TaskQueue, TaskSpec, start_all
 
 CHUNK_SIZE = 400  # ledger docs per commit (Firestore takes 500 writes) and patients per batched read
@@ -60,7 +60,7 @@ class MessageScheduler:
         ledger: Ledger,
         tasks: TaskQueue,
         queues: Queues,
-        report: FanoutReport,
+        report: FanoutSummary,
         clinics: dict[str, Clinic],
         concurrency: int = DEFAULT_CONCURRENCY,
     ) -> None:
@@ -86,7 +86,7 @@ class MessageScheduler:
         for message in messages:
             self.add(message)
 
-    def finish(self) -> FanoutReport:
+    def finish(self) -> FanoutSummary:
         try:
             self._flush()
             while self._pending:
@@ -128,7 +128,7 @@ class MessageScheduler:
         try:
             created, existing = self.ledger.schedule(planned)
         except Exception as exc:  # noqa: BLE001 - counted; the run raises after finishing the rest
-            self.report.fail(len(routed), f"ledger commit: {type(exc).__name__}")
+            self.report.fail(f"ledger commit: {type(exc).__name__}", count=len(routed))
             return
         work = []
         for item in routed:
@@ -164,7 +164,7 @@ class MessageScheduler:
         wait, work = self._pending.popleft()
         outcome = wait()
         for spec, problem in outcome.failed:
-            self.report.fail(1, f"task {spec.business_key}: {problem.split(':')[0]}")
+            self.report.fail(f"task {spec.business_key}: {problem.split(':')[0]}")
         failed = {spec.business_key for spec, _ in outcome.failed}
         for item, recovering in work:
             key = item.message.key

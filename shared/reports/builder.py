@@ -15,16 +15,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from shared.contract.clinics import load_clinics, skipped_settings
 from shared.contract.events import EventRejected, ReportTick
 from shared.contract.models import Clinic
 from shared.platform import log
 from shared.platform.errors import InvalidDocument
 from shared.platform.masking import mask_email
+from shared.platform.run_summary import RunSummary
 from shared.platform.store import Store
 from shared.reports.metrics import MetricsReader
 from shared.reports.periods import Period, ReportPeriod, last_full_period, period_of
 from shared.reports.report_docs import Reports
-from shared.reports.runs import RunReport, clinics
 from shared.reports.tasks import ReportEmailTask
 from shared.tasks.queue import TaskQueue, TaskSpec
 
@@ -37,11 +38,11 @@ class ReportBuilder:
     tasks: TaskQueue
     queue: str  # the reports queue the email tasks go on
 
-    def run_tick(self, tick: ReportTick, *, now: datetime) -> RunReport:
+    def run_tick(self, tick: ReportTick, *, now: datetime) -> RunSummary:
         if tick.date is not None and tick.date > now.date() + timedelta(days=1):
             raise EventRejected(f"report date {tick.date} is in the future", code="date_in_future")
-        report = RunReport(trigger="reports")
-        targets = clinics(self.store, tick.clinic_id, report)
+        report = RunSummary(trigger="reports")
+        targets = load_clinics(self.store, tick.clinic_id, report)
         kind = Period(tick.period)
         periods = {
             clinic.id: (
@@ -57,7 +58,7 @@ class ReportBuilder:
                 code="period_not_ended",
             )
 
-        def one(clinic: Clinic) -> RunReport:
+        def one(clinic: Clinic) -> RunSummary:
             return self.build(clinic, periods[clinic.id], now=now, partial=tick.partial)
 
         with ThreadPoolExecutor(max_workers=CLINIC_CONCURRENCY) as pool:
@@ -69,10 +70,10 @@ class ReportBuilder:
 
     def build(
         self, clinic: Clinic, period: ReportPeriod, *, now: datetime, email: bool = True, partial: bool = False
-    ) -> RunReport:
+    ) -> RunSummary:
         """One clinic's report: computed, stored (overwriting), and its email task queued when it has managers.
         A period that has not ended is refused unless `partial`: then the doc and the email say so."""
-        report = RunReport(trigger="reports")
+        report = RunSummary(trigger="reports")
         if period.start >= now:
             report.problems["period_not_started"] += 1
             return report
@@ -91,7 +92,7 @@ class ReportBuilder:
             with log.bound(clinic_id=clinic.id, period=period.kind.value, start_date=period.start_date):
                 metrics = MetricsReader(self.store).build(clinic.id, period)
                 recipients = [mask_email(address) for address in clinic.manager_emails] if email else []
-                report.skipped_fields(clinic, "currency", code="invalid_setting")
+                skipped_settings(clinic, "currency", report, code="invalid_setting")
                 doc_id = Reports(self.store).save(
                     clinic.id,
                     period,
@@ -107,7 +108,7 @@ class ReportBuilder:
                 report.ids.append(doc_id)
                 if not email:
                     return report
-                skipped = report.skipped_fields(clinic, "manager_emails")
+                skipped = skipped_settings(clinic, "manager_emails", report)
                 if not clinic.manager_emails and not skipped:
                     report.counts["no_managers"] += 1
                     return report

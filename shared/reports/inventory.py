@@ -16,13 +16,14 @@ from typing import Any
 
 from shared.contract.bodies import is_clean_text
 from shared.contract.clinic_time import local_date
+from shared.contract.clinics import load_clinics, skipped_settings
 from shared.contract.events import EventRejected, InventoryTick
 from shared.contract.models import MAX_TEXT_CHARS, PRODUCTS, Clinic, Product
 from shared.platform import log
 from shared.platform.errors import InvalidDocument
+from shared.platform.run_summary import RunSummary
 from shared.platform.store import Store
 from shared.reports.purchase_orders import PurchaseOrders
-from shared.reports.runs import RunReport, clinics
 from shared.reports.tasks import InventoryAlertTask
 from shared.tasks.queue import TaskQueue, TaskSpec
 
@@ -60,18 +61,18 @@ class InventoryCheck:
     tasks: TaskQueue
     queue: str  # the reports queue the alert tasks go on
 
-    def run_tick(self, tick: InventoryTick, *, now: datetime) -> RunReport:
+    def run_tick(self, tick: InventoryTick, *, now: datetime) -> RunSummary:
         if tick.date is not None and abs((tick.date - now.date()).days) > MAX_DAYS_APART:
             raise EventRejected(f"inventory date {tick.date} is not a clinic's today", code="date_out_of_range")
-        report = RunReport(trigger="inventory")
-        targets = clinics(self.store, tick.clinic_id, report)
+        report = RunSummary(trigger="inventory")
+        targets = load_clinics(self.store, tick.clinic_id, report)
         for clinic in targets:
             report.merge(self.check(clinic, tick.date or local_date(now, clinic.zone), now=now))
         report.counts["clinics"] = len(targets)
         return report
 
-    def check(self, clinic: Clinic, day: date, *, now: datetime) -> RunReport:
-        report = RunReport(trigger="inventory")
+    def check(self, clinic: Clinic, day: date, *, now: datetime) -> RunSummary:
+        report = RunSummary(trigger="inventory")
         try:
             lines, invalid = self._to_reorder(clinic.id, report)
             if not lines:
@@ -82,7 +83,7 @@ class InventoryCheck:
             )
             report.counts["drafts_created" if created else "drafts_already_there"] += 1
             report.ids.append(doc_id)
-            skipped = report.skipped_fields(clinic, "inventory_emails")
+            skipped = skipped_settings(clinic, "inventory_emails", report)
             if not clinic.inventory_emails and not skipped:
                 report.counts["no_inventory_contacts"] += 1
                 return report
@@ -94,7 +95,7 @@ class InventoryCheck:
             report.fail(f"{clinic.id}: {type(exc).__name__}")
         return report
 
-    def _to_reorder(self, clinic_id: str, report: RunReport) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    def _to_reorder(self, clinic_id: str, report: RunSummary) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
         """The clinic's active products at or below their point, by name; and the products that broke the contract."""
         lines: list[dict[str, Any]] = []
         invalid: list[dict[str, str]] = []

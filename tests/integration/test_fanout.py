@@ -36,9 +36,9 @@ from shared.platform.clock import system_clock
 from shared.platform.emulator import set_local_clock
 from shared.platform.errors import RetryableError
 from shared.platform.settings import settings
-from shared.reminders.coordinator import AUDIT_SLICES
-from shared.reminders.fanout import Fanout, UnitQueue, handle_appointment_event, run_tick, run_unit
-from shared.reminders.report import FanoutReport
+from shared.reminders.coordinator import AUDIT_SLICES, run_tick
+from shared.reminders.fanout import Fanout, UnitQueue, handle_appointment_event, run_unit
+from shared.reminders.fanout_summary import FanoutSummary
 from shared.reminders.scheduler import Queues
 from shared.reminders.units import ClinicDayTask
 from shared.tasks.queue import CloudTasksQueue, TaskSpec, task_id
@@ -349,7 +349,7 @@ def test_three_concurrent_runs_in_one_process_create_each_message_once(stack, fi
     ids = set(seed.docs["appointments"])
     start = threading.Barrier(3)
 
-    def run() -> FanoutReport:
+    def run() -> FanoutSummary:
         start.wait()
         return run_tick(TickRequest(), service(), now=TICK_2)
 

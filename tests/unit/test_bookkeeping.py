@@ -1,4 +1,4 @@
-"""The small owners: a patient's SMS opt-out, the fan-out's runs and its report, and an event's age."""
+"""The small owners: a patient's SMS opt-out, the fan-out's planned days and its run summary, and an event's age."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from shared.contract.events import Envelope
 from shared.contract.freshness import too_old
 from shared.messaging.opt_outs import OptOuts
 from shared.platform.errors import RetryableError
-from shared.reminders.report import MAX_PROBLEMS, FanoutReport
-from shared.reminders.runs import RETENTION, Runs
+from shared.platform.run_summary import MAX_LISTED
+from shared.reminders.fanout_summary import FanoutSummary
+from shared.reminders.planned_days import RETENTION, PlannedDays
 from tests.builders import NOW
 from tests.fakes import FixedClock, MemoryStore
 
@@ -41,7 +42,7 @@ def test_an_opt_out_for_a_patient_who_does_not_exist_creates_nothing():
 
 def test_a_run_is_recorded_with_its_counts_and_read_back():
     store = MemoryStore()
-    runs = Runs(store, FixedClock(NOW))
+    runs = PlannedDays(store, FixedClock(NOW))
     assert not runs.completed("clinic-t", DAY)
     runs.record("clinic-t", DAY, {"trigger": "clinic_day", "created": 3, "skipped": {"past": 1}, "failed": 0})
     assert runs.completed("clinic-t", DAY) and not runs.completed("clinic-t", DAY + timedelta(days=1))
@@ -58,24 +59,24 @@ def test_a_run_is_recorded_with_its_counts_and_read_back():
 
 
 def test_reports_merge_counts_and_keep_a_bounded_list_of_failures():
-    total = FanoutReport(trigger="tick")
+    total = FanoutSummary(trigger="tick")
     for index in range(4):
-        part = FanoutReport(trigger="clinic_day", clinics=1, appointments=2, created=3, recovered=1)
+        part = FanoutSummary(trigger="clinic_day", clinics=1, appointments=2, created=3, recovered=1)
         part.skipped["past"] += 1
         part.problems["invalid_patient"] += index
-        part.fail(2, f"task k{index}: TimeoutError " + "x" * 500)
+        part.fail(f"task k{index}: TimeoutError " + "x" * 500, count=2)
         total.merge(part)
     summary = total.summary()
     assert (summary["clinics"], summary["appointments"], summary["created"], summary["recovered"]) == (4, 8, 12, 4)
     assert summary["skipped"] == {"past": 4} and summary["problems"] == {"invalid_patient": 6}
     assert summary["failed"] == 8 and len(summary["failures"]) == 4 and all(len(f) <= 200 for f in summary["failures"])
     for index in range(10):
-        total.fail(1, f"more {index}")
-    assert len(total.failures) == MAX_PROBLEMS and total.failed == 18
+        total.fail(f"more {index}")
+    assert len(total.failures) == MAX_LISTED and total.failed == 18
     with pytest.raises(RetryableError) as caught:
         total.raise_if_failed()
     assert caught.value.code == "fanout_incomplete" and "18" in str(caught.value)
-    FanoutReport(trigger="tick").raise_if_failed()  # nothing failed: nothing raised
+    FanoutSummary(trigger="tick").raise_if_failed()  # nothing failed: nothing raised
 
 
 def test_an_event_older_than_allowed_is_too_old_and_one_without_a_time_never_is():

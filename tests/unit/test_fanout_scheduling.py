@@ -11,16 +11,17 @@ from typing import Any
 import pytest
 
 from shared.contract.events import AppointmentEvent, EventRejected, TickRequest
-from shared.contract.models import Clinic
 from shared.messaging.appointment_tasks import CONFIRMATION, FOLLOWUP, REMINDER, AppointmentTask
 from shared.messaging.keys import message_key
 from shared.messaging.ledger import Ledger, Planned
 from shared.platform.errors import RetryableError
 from shared.platform.store import Create
 from shared.reminders import scheduler as scheduler_module
-from shared.reminders.fanout import Fanout, check_tick_date, handle_appointment_event, run_clinic_day, run_tick
-from shared.reminders.runs import Runs
+from shared.reminders.coordinator import run_tick
+from shared.reminders.fanout import Fanout, check_tick_date, handle_appointment_event, run_unit
+from shared.reminders.planned_days import PlannedDays
 from shared.reminders.scheduler import Queues
+from shared.reminders.units import ClinicDayTask
 from tests.builders import NOW, World
 from tests.fakes import RecordingQueue
 
@@ -102,12 +103,12 @@ def test_failed_creations_are_counted_and_the_rerun_fills_exactly_the_gap(setup)
     with pytest.raises(RetryableError) as caught:
         report.raise_if_failed()
     assert caught.value.code == "fanout_incomplete"
-    assert not Runs(setup.store, setup.clock).completed("clinic-t", TOMORROW)  # not a finished day
+    assert not PlannedDays(setup.store, setup.clock).completed("clinic-t", TOMORROW)  # not a finished day
     setup.queue.fail_keys.clear()
     again = setup.tick()
     assert (again.created, again.recovered, again.already_present, again.failed) == (0, 1, 1, 0)
     assert sorted(setup.queue.keys()) == sorted(setup.keys(appointment))
-    assert Runs(setup.store, setup.clock).completed("clinic-t", TOMORROW)
+    assert PlannedDays(setup.store, setup.clock).completed("clinic-t", TOMORROW)
 
 
 def test_a_ledger_commit_that_fails_is_counted_and_the_rerun_writes_it(setup):
@@ -169,7 +170,7 @@ def test_documents_that_break_the_contract_are_counted_and_logged_never_silently
         f"appointments/{number_clinic}", {**setup.store.doc(f"appointments/{number_clinic}"), "clinic_id": 7}
     )
     report = setup.tick()
-    assert report.problems["invalid_clinic"] == 1 and report.problems["invalid_appointment"] == 1
+    assert report.problems["invalid_clinics"] == 1 and report.problems["invalid_appointments"] == 1
     assert report.problems["unreachable_appointment"] == 2  # the range query cannot see these two
     lines = {line.get("doc_id"): line for line in log_lines(capsys) if line.get("doc_id")}
     assert (lines["clinic-bad"]["collection"], lines["clinic-bad"]["field"]) == ("clinics", "timezone")
@@ -209,7 +210,7 @@ def test_a_first_day_also_covers_what_the_missing_tick_would_have(setup):
 
 
 def test_after_a_completed_day_the_next_tick_does_not_catch_up(setup):
-    Runs(setup.store, setup.clock).record("clinic-t", TOMORROW - timedelta(days=1), {"created": 0})
+    PlannedDays(setup.store, setup.clock).record("clinic-t", TOMORROW - timedelta(days=1), {"created": 0})
     setup.appointment(NOW + timedelta(hours=6))
     report = setup.tick()
     assert "caught_up_missed_tick" not in report.problems and report.created == 0
@@ -233,10 +234,9 @@ def test_many_messages_are_written_in_chunks_each_within_firestores_limit(setup,
     assert len(sizes) == 6 and max(sizes) <= 7
 
 
-def test_run_clinic_day_records_the_run_only_when_nothing_failed(setup):
+def test_a_clinic_day_unit_records_its_day_with_its_counts(setup):
     setup.appointment(SOON)
-    clinic = Clinic.from_doc("clinic-t", setup.store.doc("clinics/clinic-t"))
-    report = run_clinic_day(clinic, TOMORROW, setup.fanout, now=NOW)
+    report = run_unit(ClinicDayTask("clinic-t", TOMORROW, NOW), setup.fanout)
     run = setup.store.doc(f"fanout_runs/clinic-t_{TOMORROW.isoformat()}")
     assert report.created == 2 and run["created"] == 2 and run["completed_at"] == NOW and run["date"] == "2026-11-26"
 
@@ -284,5 +284,5 @@ def test_a_clinic_with_a_malformed_manager_address_still_gets_its_reminders(setu
     setup.world.clinic(manager_emails=["boss@glow", "ok@glow.example.com"], inventory_emails="stock")
     soon = setup.appointment(SOON)
     report = setup.tick()
-    assert report.problems.get("invalid_clinic", 0) == 0
+    assert report.problems.get("invalid_clinics", 0) == 0
     assert set(setup.queue.keys()) == setup.keys(soon)

@@ -6,19 +6,22 @@ once every shard is."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
+from shared.contract.clinics import named_clinic
 from shared.contract.events import TickRequest
 from shared.messaging.appointment_tasks import REMINDER
 from shared.messaging.keys import message_key
-from shared.platform.errors import PermanentError
-from shared.reminders.coordinator import AUDIT_SLICES, coordinate_tick
-from shared.reminders.fanout import AUDIT_LOOKBACK, FANOUT, UNIT_DECLARATIONS, Fanout, UnitQueue, run_tick, run_unit
-from shared.reminders.runs import Runs
+from shared.platform.errors import ConfigError, PermanentError
+from shared.reminders.coordinator import AUDIT_SLICES, coordinate_tick, run_tick
+from shared.reminders.fanout import AUDIT_LOOKBACK, FANOUT, UNIT_DECLARATIONS, Fanout, UnitQueue, _split, run_unit
+from shared.reminders.fanout_summary import FanoutSummary
+from shared.reminders.planned_days import PlannedDays
 from shared.reminders.scheduler import Queues
 from shared.reminders.units import AUDIT, CLINIC_DAY, UNIT_BODIES, ClinicDayTask
 from shared.tasks.declaration import bind_all
@@ -122,7 +125,7 @@ def test_the_units_plan_exactly_what_the_in_process_tick_does():
         (s.queue, s.business_key, json.dumps(s.payload)) for s in local.tasks.created
     )
     assert sum(r.created for r in reports) == len(distributed.tasks.created)
-    assert Runs(distributed.store, distributed.clock).completed("clinic-t", TOMORROW)
+    assert PlannedDays(distributed.store, distributed.clock).completed("clinic-t", TOMORROW)
 
 
 def test_a_unit_that_failed_half_way_answers_503_and_its_redelivery_fills_exactly_the_gap():
@@ -142,12 +145,12 @@ def test_a_unit_that_failed_half_way_answers_503_and_its_redelivery_fills_exactl
     first = router.handle({"X-CloudTasks-TaskRetryCount": "0"}, body)
     assert first[1] == 503
     assert len(setup.tasks.created) == 19 and failing in setup.ledger()  # the rest was done; the doc is there
-    assert not Runs(setup.store, setup.clock).completed("clinic-t", TOMORROW)
+    assert not PlannedDays(setup.store, setup.clock).completed("clinic-t", TOMORROW)
     setup.tasks.fail_keys.clear()
     second = router.handle({"X-CloudTasks-TaskRetryCount": "1"}, body)
     assert second[1] == 200
     assert sorted(setup.tasks.keys()) == sorted(setup.ledger()) and len(setup.tasks.created) == 20
-    assert Runs(setup.store, setup.clock).completed("clinic-t", TOMORROW)
+    assert PlannedDays(setup.store, setup.clock).completed("clinic-t", TOMORROW)
 
 
 def test_a_large_day_is_cut_into_shards_that_plan_every_appointment_once():
@@ -179,7 +182,7 @@ def test_shards_redelivered_create_nothing_and_the_day_is_recorded_only_when_eve
     fresh.dispatched = 0
     whole = next(spec for spec in fresh.units.created if spec.payload["type"] == CLINIC_DAY)
     run_unit(parse(dict(whole.payload), UNIT_BODIES), fresh.fanout)
-    runs = Runs(fresh.store, fresh.clock)
+    runs = PlannedDays(fresh.store, fresh.clock)
     shards = [spec for spec in fresh.units.created if spec.payload.get("shards")]
     for spec in shards[:-1]:
         run_unit(parse(dict(spec.payload), UNIT_BODIES), fresh.fanout)
@@ -268,8 +271,17 @@ def test_a_unit_for_a_clinic_gone_since_the_tick_is_a_permanent_failure_recorded
 
 def test_a_unit_queue_is_required_by_the_coordinator():
     fanout = Fanout(store=MemoryStore(), tasks=RecordingQueue(), queues=Queues("a", "b"), clock=World().clock)
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError):
         coordinate_tick(TickRequest(), fanout, now=NOW)
+
+
+def test_a_split_needs_a_unit_queue_and_says_so_with_a_config_error():
+    setup = Setup()
+    report = FanoutSummary(trigger="clinic_day")
+    no_queue = dataclasses.replace(setup.fanout, units=None)
+    with pytest.raises(ConfigError) as caught:
+        _split(ClinicDayTask("clinic-t", TOMORROW, NOW), named_clinic(setup.store, "clinic-t"), [], no_queue, report)
+    assert caught.value.code == "no_unit_queue" and setup.units.created == [] and report.shards == 0
 
 
 class _Trusting:

@@ -217,7 +217,7 @@ def test_each_metric_filter_matches_a_line_the_code_logs_with_the_fields_it_extr
         logged_by = [src for src in SOURCES if f'"{message}"' in src.read_text()]
         assert logged_by, f"{path.name}: no module logs {message!r}"
         text = "".join(src.read_text() for src in logged_by)
-        for field in fields - {"failed"}:  # `failed` comes from FanoutReport.summary(), tested below
+        for field in fields - {"failed"}:  # `failed` comes from RunSummary.summary(), tested below
             assert f"{field}=" in text or f'"{field}"' in text, f"{path.name}: {field} is not logged with {message!r}"
     for pattern in patterns:  # the router's outcome lines: "task <status>" and its failure lines
         assert "log.info(" in router and 'f"task {outcome.status}"' in router
@@ -228,9 +228,9 @@ def test_each_metric_filter_matches_a_line_the_code_logs_with_the_fields_it_extr
 
 
 def test_the_fanout_summary_carries_the_failed_count_the_unit_failure_metric_reads() -> None:
-    from shared.reminders.report import FanoutReport
+    from shared.reminders.fanout_summary import FanoutSummary
 
-    assert isinstance(FanoutReport(trigger="tick").summary()["failed"], int)
+    assert isinstance(FanoutSummary(trigger="tick").summary()["failed"], int)
 
 
 def test_a_failed_tasks_record_logs_one_line_per_record_opened(capsys: pytest.CaptureFixture[str]) -> None:

@@ -19,7 +19,8 @@ from shared.contract.events import TickRequest
 from shared.contract.models import QuietHours
 from shared.messaging.appointment_tasks import PREP, REMINDER
 from shared.messaging.keys import message_key
-from shared.reminders.fanout import Fanout, run_tick
+from shared.reminders.coordinator import run_tick
+from shared.reminders.fanout import Fanout
 from shared.reminders.scheduler import Queues
 from tests.builders import World
 from tests.fakes import RecordingQueue

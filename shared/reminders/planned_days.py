@@ -36,7 +36,9 @@ def _counts(summary: dict[str, Any]) -> dict[str, int]:
     return {k: v for k, v in summary.items() if isinstance(v, int) and not isinstance(v, bool)}
 
 
-class Runs:
+class PlannedDays:
+    """The fanout_runs records: a clinic-day planned, or a shard of one."""
+
     def __init__(self, store: Store, clock: Clock) -> None:
         self.store, self.clock = store, clock
 
