@@ -13,10 +13,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from shared.contract.models import CLINICS, Clinic, FieldProblem
-from shared.messaging.channels import EMAIL
+from shared.messaging.channels import EMAIL, Recipient
 from shared.messaging.ledger import Ledger, Reopen
 from shared.messaging.report_tasks import InventoryAlertTask, ReportEmailTask
-from shared.messaging.sender import EmailContent, MessageSender
+from shared.messaging.sender import MessageSender, Verdict, Wording
 from shared.platform.clock import Clock
 from shared.platform.errors import PermanentError, RetryableError
 from shared.platform.store import Store
@@ -47,7 +47,7 @@ class StaffEmails:
         partial = bool(doc.get("partial"))
         if task.as_of is not None and (not partial or doc.get("generated_at") != task.as_of):
             # A partial report rebuilt since (complete now, or a later partial): that build's own task sends it.
-            return Outcome("skipped", reason="superseded")
+            return Outcome(Verdict.SKIPPED, reason="superseded")
         if task.as_of is None and partial:
             raise PermanentError("the stored report is partial; the complete one is not built", code="report_partial")
         clinic = self._clinic(task.clinic_id)
@@ -84,23 +84,20 @@ class StaffEmails:
         valid, skipped = recipients
         addresses = list(dict.fromkeys(address.strip().lower() for address in valid))
         if not addresses and not skipped:
-            return Outcome("skipped", reason=nobody)
+            return Outcome(Verdict.SKIPPED, reason=nobody)
         if not clinic.email_from:
             raise PermanentError("the clinic has no email_from to send from", code="no_sender")
-        sender = clinic.email_from
         entries = self.ledger.read_many([key_of(address) for address in addresses])
+        wording = Wording(sms=None, email=lambda: email, attachments=email.attachments)
         statuses: list[str] = []
         retry: RetryableError | None = None
         permanent: PermanentError | None = None
         for address in addresses:
             key = key_of(address)
-
-            def content(channel: str, to: str = address) -> EmailContent:
-                return EmailContent.of(to, sender, email, email.attachments, smoke_test=clinic.smoke_test)
-
+            to = Recipient(EMAIL, address, clinic.email_from, clinic.smoke_test)
             try:
                 outcome = self.sender.deliver(
-                    key, entries.get(key), {**fields, "send_at": self.clock.now()}, [EMAIL], content, attempt
+                    key, entries.get(key), {**fields, "send_at": self.clock.now()}, [to], wording, attempt
                 )
             except RetryableError as exc:
                 retry = retry or exc
@@ -119,9 +116,9 @@ class StaffEmails:
                 + "; ".join(f"{p.field} {p.problem}" for p in skipped[:5]),
                 code="invalid_recipient",
             )
-        sent = statuses.count("sent")
+        sent = statuses.count(Verdict.SENT)
         return Outcome(
-            "sent" if sent else "duplicate",
+            Verdict.SENT if sent else Verdict.DUPLICATE,
             reason=f"{sent} sent, {len(statuses) - sent} already sent",
             channel=EMAIL,
         )
