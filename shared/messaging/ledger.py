@@ -209,7 +209,7 @@ def _sent_fields(entry: Entry, channel: str, provider_message_id: str, now: date
     """The fields of "sent"; a final callback already recorded for this very message decides the state."""
     fields: dict[str, Any] = {
         "state": State.SENT.value,
-        "channel": Channel(channel).value,  # "sms" or "email": anything else is a bug here
+        "channel": Channel(channel).value,
         "sent_at": now,
         "provider_message_id": provider_message_id,
         "lease_until": None,
@@ -432,7 +432,7 @@ class Ledger:
             frozenset({State.SENDING}),
             lambda entry: {
                 "state": State.UNCONFIRMED.value,
-                "channel": Channel(channel).value,  # "sms" or "email": anything else is a bug here
+                "channel": Channel(channel).value,
                 "reason": reason,
                 "lease_until": None,
                 "unconfirmed_at": now,

@@ -52,7 +52,7 @@ class _Read:
 
 
 @dataclass(frozen=True)
-class _Offering:
+class Offering:
     """An offer that may go out now, as read: everything its message needs."""
 
     offer: SlotOffer
@@ -63,7 +63,7 @@ class _Offering:
 
 
 @dataclass(frozen=True)
-class _Telling:
+class Telling:
     """A result that may go out now, as read."""
 
     offer: SlotOffer
@@ -140,7 +140,7 @@ class WaitlistMessages:
 
     # ------------------------------------------------------------------------------------- offers
 
-    def offering(self, read: _Read) -> _Offering | str:
+    def offering(self, read: _Read) -> Offering | str:
         """The offer as it may go out now, or why it must not (checked just before sending)."""
         offer, entry, patient = read.offer, read.entry, read.patient
         if offer is None:
@@ -159,7 +159,7 @@ class WaitlistMessages:
         busy = self.bookings.busy([patient.id]).get(patient.id, [])
         if overlaps(busy, offer.start, offer.end, ignore=booked_appointment_id(offer.id)):
             return "busy_then"
-        return _Offering(offer, entry, entry.offer_expires_at, patient, to)
+        return Offering(offer, entry, entry.offer_expires_at, patient, to)
 
     def deliver_offer(self, task: WaitlistOfferTask, attempt: Attempt) -> Outcome:
         read = self._read(task)
@@ -180,7 +180,7 @@ class WaitlistMessages:
 
     # ------------------------------------------------------------------------------------ results
 
-    def telling(self, task: WaitlistResultTask, read: _Read) -> _Telling | str:
+    def telling(self, task: WaitlistResultTask, read: _Read) -> Telling | str:
         """The result as it may go out now, or why it must not."""
         offer, entry, patient = read.offer, read.entry, read.patient
         if offer is None:
@@ -199,7 +199,7 @@ class WaitlistMessages:
         to = recipients(patient, read.clinic)
         if not to:
             return unreachable_reason(patient)
-        return _Telling(offer, patient, to)
+        return Telling(offer, patient, to)
 
     def deliver_result(self, task: WaitlistResultTask, attempt: Attempt) -> Outcome:
         read = self._read(task)
