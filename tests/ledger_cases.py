@@ -14,7 +14,7 @@ import pytest
 
 from shared.messaging.keys import dedup_key
 from shared.messaging.ledger import AlreadyDone, Ledger, Planned, Reopen, StaleClaim, State
-from shared.platform.errors import RetryableError
+from shared.platform.errors import InvalidDocument, RetryableError
 from shared.platform.store import Store
 from tests.fakes import FixedClock
 
@@ -279,3 +279,45 @@ def a_confirmation_applies_the_final_status_already_recorded(store: Store) -> No
     ledger.record_delivery(key, generation=2, message_id=SID, status="delivered", error_code=None)  # not ours
     assert ledger.confirm(ledger.read(key), channel="sms", provider_message_id=SID)
     assert state(store, key)["state"] == "delivered"
+
+
+# Hand edits that break the ledger doc's contract, each with the field its InvalidDocument names.
+BROKEN = (
+    ({"state": "sent_by_hand"}, "state"),
+    ({}, "state"),
+    ({"state": "sending", "generation": "2"}, "generation"),
+    ({"state": "sending", "attempts": -1}, "attempts"),
+    ({"state": "sending", "lease_until": "in two minutes"}, "lease_until"),
+    ({"state": "sent", "channel": "fax"}, "channel"),
+    ({"state": "sent", "delivery_status": "delivered"}, "delivery_message_id"),
+    (
+        {"state": "sent", "delivery_status": "delivered", "delivery_message_id": SID, "delivery_generation": 0},
+        "delivery_generation",
+    ),
+)
+
+
+@case
+def a_doc_that_breaks_the_contract_is_an_invalid_document_naming_its_field(store: Store) -> None:
+    ledger = ledger_at(store)
+    for index, (doc, field) in enumerate(BROKEN):
+        key = key_of(f"broken-{index}")
+        store.put(f"notifications/{key}", doc)
+        with pytest.raises(InvalidDocument) as broken:
+            ledger.read(key)
+        assert (broken.value.field, broken.value.code) == (field, "invalid_document")
+        with pytest.raises(InvalidDocument):
+            ledger.reopen(key)
+        assert state(store, key) == doc  # nothing written over it
+
+
+@case
+def a_broken_doc_does_not_hide_the_other_stuck_messages(store: Store) -> None:
+    earlier = NOW - timedelta(hours=2)
+    crashed, key = ledger_at(store, earlier), key_of("stuck-beside-a-broken-one")
+    crashed.schedule([Planned(key, {"kind": "appointment_reminder"})])
+    crashed.claim(key, crashed.read(key), {})  # died on its last attempt
+    broken = key_of("stuck-and-broken")
+    store.put(f"notifications/{broken}", {"state": "sending", "generation": "two", "updated_at": earlier})
+    stuck = {entry.key for entry in ledger_at(store).stuck(older_than=NOW - timedelta(hours=1))}
+    assert key in stuck and broken not in stuck

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, time, timezone
-from typing import Any
+from typing import Any, Literal, NoReturn, overload
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from shared.contract.bodies import INT64, is_clean_text
@@ -41,8 +41,9 @@ def count_or_zero(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
-class _Reader:
-    """Reads one document's fields, turning every problem into InvalidDocument(field=…)."""
+class DocReader:
+    """Reads one document's fields, turning every problem into InvalidDocument(field=…): the contract
+    documents here, and the ones this package writes (shared.messaging.ledger)."""
 
     def __init__(self, collection: str, doc_id: str, data: Any) -> None:
         self.collection, self.doc_id = collection, doc_id
@@ -50,7 +51,7 @@ class _Reader:
             self.fail("(document)", "is missing or not a map")
         self.data: dict[str, Any] = data
 
-    def fail(self, name: str, problem: str) -> None:
+    def fail(self, name: str, problem: str) -> NoReturn:
         raise InvalidDocument(self.collection, self.doc_id, name, problem)
 
     def raw(self, name: str, *, required: bool) -> Any:
@@ -95,6 +96,11 @@ class _Reader:
             self.fail(name, f"must be at least {minimum}")
         return value
 
+    @overload
+    def instant(self, name: str) -> datetime: ...
+    @overload
+    def instant(self, name: str, *, required: Literal[False]) -> datetime | None: ...
+
     def instant(self, name: str, *, required: bool = True) -> datetime | None:
         value = self.raw(name, required=required)
         if value is None:
@@ -136,7 +142,7 @@ class FieldProblem:
     problem: str  # e.g. "is not an email address (j***@example)"
 
 
-def _emails(reader: _Reader, name: str, problems: list[FieldProblem]) -> tuple[str, ...]:
+def _emails(reader: DocReader, name: str, problems: list[FieldProblem]) -> tuple[str, ...]:
     """The valid addresses of a list; each bad entry is skipped and noted (masked), so one typo in a
     manager's address never costs the clinic its reminders or the other managers their report."""
     values = reader.raw(name, required=False)
@@ -157,7 +163,7 @@ def _emails(reader: _Reader, name: str, problems: list[FieldProblem]) -> tuple[s
     return tuple(valid)
 
 
-def _wall_time(reader: _Reader, name: str, raw: Any) -> time:
+def _wall_time(reader: DocReader, name: str, raw: Any) -> time:
     if not isinstance(raw, str) or not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", raw):
         reader.fail(name, "must be a 24-hour time like 21:00")
     hours, minutes = raw.split(":")
@@ -209,7 +215,7 @@ class Clinic:
 
     @classmethod
     def from_doc(cls, doc_id: str, data: Any) -> Clinic:
-        r = _Reader("clinics", doc_id, data)
+        r = DocReader("clinics", doc_id, data)
         zone_name = r.text("timezone")
         try:
             ZoneInfo(zone_name)
@@ -236,7 +242,7 @@ class Clinic:
             r.fail("reminder_offsets_hours", "must be a list of whole hours between 1 and 336")
         quiet = r.map("quiet_hours")
         policy = r.map("waitlist")
-        waitlist_reader = _Reader("clinics", doc_id, policy)
+        waitlist_reader = DocReader("clinics", doc_id, policy)
         mode = waitlist_reader.choice("mode", ("broadcast", "sequential"), default="broadcast")
         return cls(
             id=doc_id,
@@ -285,7 +291,7 @@ class Patient:
 
     @classmethod
     def from_doc(cls, doc_id: str, data: Any) -> Patient:
-        r = _Reader("patients", doc_id, data)
+        r = DocReader("patients", doc_id, data)
         locale = r.text("locale", required=False) or None
         if locale is not None and locale not in LOCALES:
             locale = None  # an unsupported locale falls back to the clinic's, it is not an error
@@ -326,10 +332,9 @@ class Appointment:
 
     @classmethod
     def from_doc(cls, doc_id: str, data: Any) -> Appointment:
-        r = _Reader("appointments", doc_id, data)
+        r = DocReader("appointments", doc_id, data)
         start = r.instant("start")
         end = r.instant("end")
-        assert start is not None and end is not None
         if end < start:
             r.fail("end", "is before start")
         return cls(
@@ -363,10 +368,9 @@ class WaitlistEntry:
 
     @classmethod
     def from_doc(cls, doc_id: str, data: Any) -> WaitlistEntry:
-        r = _Reader("waitlist", doc_id, data)
+        r = DocReader("waitlist", doc_id, data)
         earliest = r.instant("earliest")
         latest = r.instant("latest")
-        assert earliest is not None and latest is not None
         if latest < earliest:
             r.fail("latest", "is before earliest")
         return cls(
@@ -404,7 +408,7 @@ class Product:
 
     @classmethod
     def from_doc(cls, doc_id: str, data: Any) -> Product:
-        r = _Reader(PRODUCTS, doc_id, data)
+        r = DocReader(PRODUCTS, doc_id, data)
         return cls(
             id=doc_id,
             clinic_id=r.text("clinic_id"),

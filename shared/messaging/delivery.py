@@ -16,15 +16,16 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from shared.contract.models import APPOINTMENTS, CLINICS, PATIENTS, Appointment, Clinic, Patient
 from shared.messaging.appointment_tasks import AppointmentTask
-from shared.messaging.channels import SMS, unreachable_reason, usable_channels
+from shared.messaging.channels import recipients, unreachable_reason
 from shared.messaging.keys import message_key
 from shared.messaging.ledger import Entry, Ledger, Reopen
 from shared.messaging.ledger import path as ledger_path
-from shared.messaging.sender import Content, EmailContent, MessageSender, SmsContent, duplicate_of
+from shared.messaging.sender import MessageSender, Wording, duplicate_of
 from shared.messaging.templates import render, render_sms
 from shared.platform.clock import Clock
 from shared.platform.errors import PermanentError
@@ -151,22 +152,18 @@ class AppointmentMessages:
         if read.patient is None:
             raise PermanentError("patient not found", code="patient_missing")
         patient = Patient.from_doc(read.patient.id, read.patient.data)
-        channels = usable_channels(patient, clinic)
-        if not channels:
+        reachable = recipients(patient, clinic)
+        if not reachable:
             return skip(unreachable_reason(patient))
-
-        def render_for(channel: str) -> Content:
-            if channel == SMS:
-                assert patient.phone and clinic.sms_from
-                body = render_sms(
-                    task.type, clinic=clinic, patient=patient, appointment=appointment, send_at=task.send_at
-                )
-                return SmsContent(to=patient.phone, sender=clinic.sms_from, body=body, smoke_test=clinic.smoke_test)
-            message = render(task.type, clinic=clinic, patient=patient, appointment=appointment, send_at=task.send_at)
-            assert patient.email and clinic.email_from
-            return EmailContent.of(patient.email, clinic.email_from, message, smoke_test=clinic.smoke_test)
-
-        return self.sender.deliver(task.dedup_key, entry, fields, channels, render_for, attempt, patient_id=patient.id)
+        wording = Wording(
+            sms=partial(
+                render_sms, task.type, clinic=clinic, patient=patient, appointment=appointment, send_at=task.send_at
+            ),
+            email=partial(
+                render, task.type, clinic=clinic, patient=patient, appointment=appointment, send_at=task.send_at
+            ),
+        )
+        return self.sender.deliver(task.dedup_key, entry, fields, reachable, wording, attempt, patient_id=patient.id)
 
     def reopen(self, task: AppointmentTask) -> Reopen:
         """The retry sweep's hook: make the ledger ready for an operator's retry of this message."""

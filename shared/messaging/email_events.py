@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from shared.contract.bodies import check_value
@@ -79,6 +80,19 @@ def verify_sendgrid_signature(
         raise Unauthorized("bad SendGrid event webhook signature", forbidden=True)
 
 
+class Unnamed(StrEnum):
+    """Why an event (or a whole batch) names nothing the ledger tracks: counted and acknowledged."""
+
+    NOT_AN_OBJECT = "not_an_object"
+    IGNORED_EVENT = "ignored_event"  # opens, clicks, unsubscribes: nothing the ledger tracks
+    NO_LEDGER_KEY = "no_ledger_key"
+    BAD_LEDGER_KEY = "bad_ledger_key"
+    NO_MESSAGE_ID = "no_message_id"
+    OVERSIZED = "oversized"  # the batch
+    MALFORMED = "malformed"  # the batch
+    OVER_LIMIT = "over_limit"  # events past MAX_EVENTS
+
+
 @dataclass(frozen=True)
 class EmailEvent:
     ledger_key: str
@@ -87,16 +101,16 @@ class EmailEvent:
     status: str
 
 
-def parse_event(event: Any) -> EmailEvent | str:
+def parse_event(event: Any) -> EmailEvent | Unnamed:
     """One event as the ledger needs it, or why it names nothing of ours."""
     if not isinstance(event, dict):
-        return "not_an_object"
+        return Unnamed.NOT_AN_OBJECT
     status = EVENT_STATUS.get(str(event.get("event")))
     if status is None:
-        return "ignored_event"  # opens, clicks, unsubscribes: nothing the ledger tracks
+        return Unnamed.IGNORED_EVENT
     reference = event.get("ledger_key")
     if not isinstance(reference, str) or reference.count(":") != 1:
-        return "no_ledger_key"
+        return Unnamed.NO_LEDGER_KEY
     key, _, generation = reference.partition(":")
     if (
         not is_key(key)
@@ -104,10 +118,10 @@ def parse_event(event: Any) -> EmailEvent | str:
         or len(generation) > 7
         or not 0 < int(generation) <= 1_000_000
     ):
-        return "bad_ledger_key"
+        return Unnamed.BAD_LEDGER_KEY
     message_id = event.get("sg_message_id")
     if not isinstance(message_id, str) or not 0 < len(message_id) <= 200:
-        return "no_message_id"
+        return Unnamed.NO_MESSAGE_ID
     return EmailEvent(key, int(generation), message_id.split(".", 1)[0], status)
 
 
@@ -116,19 +130,19 @@ def apply_events(ledger: Ledger, body: bytes, on_failed: OnFailed | None = None)
     `on_failed(key, replayed)` makes a message an event failed (bounce, dropped) visible in failed_tasks."""
     if len(body) > MAX_BODY_BYTES:
         log.warning("email event batch too large; acknowledged", bytes=len(body))
-        return {"oversized": 1}
+        return {Unnamed.OVERSIZED: 1}
     try:
         events = json.loads(body.decode("utf-8"))
         check_value(events, what="event batch")
     except (UnicodeDecodeError, ValueError, RecursionError, PermanentError):
         log.warning("email event batch is not clean JSON; acknowledged")
-        return {"malformed": 1}
+        return {Unnamed.MALFORMED: 1}
     if not isinstance(events, list):
-        return {"malformed": 1}
-    outcomes: Counter[str] = Counter()
+        return {Unnamed.MALFORMED: 1}
+    outcomes: Counter[str] = Counter()  # by Unnamed, State or Unrecorded
     for event in events[:MAX_EVENTS]:
         parsed = parse_event(event)
-        if isinstance(parsed, str):
+        if isinstance(parsed, Unnamed):
             outcomes[parsed] += 1
             continue
         outcome = ledger.record_delivery(
@@ -142,7 +156,7 @@ def apply_events(ledger: Ledger, body: bytes, on_failed: OnFailed | None = None)
         if on_failed is not None and outcome in (FAILED_NOW, FAILED_BEFORE):
             on_failed(parsed.ledger_key, outcome == FAILED_BEFORE)
     if len(events) > MAX_EVENTS:
-        outcomes["over_limit"] += len(events) - MAX_EVENTS
+        outcomes[Unnamed.OVER_LIMIT] += len(events) - MAX_EVENTS
     log.info("email events recorded", **{k: v for k, v in outcomes.items() if v})
     return dict(outcomes)
 

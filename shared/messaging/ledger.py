@@ -25,9 +25,11 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from shared.contract.models import count_or_zero
+from shared.contract.models import DocReader
+from shared.messaging.channels import Channel
+from shared.platform import log
 from shared.platform.clock import Clock
-from shared.platform.errors import RetryableError
+from shared.platform.errors import InvalidDocument, RetryableError
 from shared.platform.store import Create, Doc, Store
 from shared.tasks.declaration import Reopen
 
@@ -47,8 +49,20 @@ class State(StrEnum):
     FAILED = "failed"
 
 
+class Unrecorded(StrEnum):
+    """Why record_delivery changed nothing (otherwise it answers the state the message reached)."""
+
+    UNKNOWN_STATUS = "unknown_status"
+    UNKNOWN_LEDGER = "unknown_ledger"  # no such ledger doc
+    OTHER_MESSAGE = "other_message"  # a callback for an earlier attempt's message
+    NOT_NEWER = "not_newer"  # a replay, or a late callback overtaken by a newer one
+    IGNORED_DELIVERED = "ignored_delivered"  # closed states: a callback never moves them
+    IGNORED_SKIPPED = "ignored_skipped"
+    IGNORED_FAILED = "ignored_failed"
+
+
 # What record_delivery answers when a callback failed the message now, or found it failed already.
-FAILED_NOW, FAILED_BEFORE = State.FAILED.value, f"ignored_{State.FAILED.value}"
+FAILED_NOW, FAILED_BEFORE = State.FAILED, Unrecorded.IGNORED_FAILED
 OnFailed = Callable[[str, bool], None]  # (ledger key, replayed): a webhook's hook for a message a provider failed
 PROVIDER_REASON = "provider_"  # the prefix of a failure a provider's callback reported (not the sender's)
 DONE = frozenset({State.SENT, State.DELIVERED, State.SKIPPED, State.FAILED})  # nothing more to send
@@ -79,41 +93,111 @@ def path(key: str) -> str:
 
 
 @dataclass(frozen=True)
+class DeliveryReport:
+    """The latest provider callback recorded on a message (record_delivery): which message, how far it got."""
+
+    status: str  # a key of DELIVERY_RANK
+    message_id: str
+    generation: int | None  # the claim the callback named (Twilio's `g`, SendGrid's reference); None: none named
+    error_code: str | None
+
+    @property
+    def final(self) -> State | None:
+        """The state this status settles a sent message in (delivered, failed), or None while it may move on."""
+        return DELIVERY_FINAL.get(self.status)
+
+
+@dataclass(frozen=True)
 class Entry:
-    """One ledger document as read, with the version a transition's precondition names."""
+    """One ledger document as read, every field this module writes typed, with the version a transition's
+    precondition names. `from_doc` is the one place a ledger doc is checked."""
 
     key: str
     state: State
     generation: int
-    lease_until: datetime | None
     attempts: int
-    data: dict[str, Any]
+    lease_until: datetime | None
+    reason: str  # why it was skipped, released or failed ("" when nothing said why)
+    channel: Channel | None  # the channel it went out on (or was planned for)
+    provider_message_id: str | None
+    claimed_at: datetime | None
+    unconfirmed_at: datetime | None
+    updated_at: datetime | None
+    delivery: DeliveryReport | None
+    kind: str  # the task type it was written for ("" when the writer named none)
+    clinic_id: str | None
+    data: dict[str, Any]  # the doc as stored: what a transition's write merges into, a task is rebuilt from
     version: Any
 
     @classmethod
     def from_doc(cls, doc: Doc) -> Entry:
-        data = doc.data
-        try:
-            state = State(data.get("state", State.SCHEDULED))
-        except ValueError:
-            state = State.SCHEDULED  # a hand-edited state: treat as not yet sent; the claim guards the rest
-        lease = data.get("lease_until")
+        """The entry a ledger doc holds; InvalidDocument (permanent) naming the field when it breaks the
+        contract (a hand edit: an unknown state, a counter that is not a whole number, a time that is not one)."""
+        r = DocReader(COLLECTION, doc.id, doc.data)
+        channel = _one_of(r, "channel", tuple(Channel))
+        status = _one_of(r, "delivery_status", tuple(DELIVERY_RANK))
+        delivery = None
+        if status is not None:
+            named = r.raw("delivery_generation", required=False)
+            delivery = DeliveryReport(
+                status=status,
+                message_id=r.text("delivery_message_id"),
+                generation=None if named is None else r.integer("delivery_generation", minimum=1),
+                error_code=r.text("delivery_error_code", required=False) or None,
+            )
         return cls(
             key=doc.id,
-            state=state,
-            generation=count_or_zero(data.get("generation")),
-            lease_until=lease if isinstance(lease, datetime) else None,
-            attempts=count_or_zero(data.get("attempts")),
-            data=data,
+            state=State(r.choice("state", tuple(State))),
+            generation=r.integer("generation", default=0, minimum=0),
+            attempts=r.integer("attempts", default=0, minimum=0),
+            lease_until=r.instant("lease_until", required=False),
+            reason=r.text("reason", required=False),
+            channel=None if channel is None else Channel(channel),
+            provider_message_id=r.text("provider_message_id", required=False) or None,
+            claimed_at=r.instant("claimed_at", required=False),
+            unconfirmed_at=r.instant("unconfirmed_at", required=False),
+            updated_at=r.instant("updated_at", required=False),
+            delivery=delivery,
+            kind=r.text("kind", required=False),
+            clinic_id=r.text("clinic_id", required=False) or None,
+            data=doc.data,
             version=doc.version,
         )
+
+    def with_fields(self, fields: Mapping[str, Any], version: Any) -> Entry:
+        """The entry as a write of `fields` at `version` left it."""
+        return Entry.from_doc(Doc(path(self.key), {**self.data, **fields}, version))
 
     @property
     def is_done(self) -> bool:
         return self.state in DONE
 
+    def live_lease(self, now: datetime) -> datetime | None:
+        """When the live claim a sender holds on this message runs out, or None when no claim is live."""
+        if self.state == State.SENDING and self.lease_until is not None and self.lease_until > now:
+            return self.lease_until
+        return None
+
     def live_claim(self, now: datetime) -> bool:
-        return self.state == State.SENDING and self.lease_until is not None and self.lease_until > now
+        return self.live_lease(now) is not None
+
+    def proven_by_callback(self) -> DeliveryReport | None:
+        """A provider callback recorded for this claim's own generation: the message went, whatever the lease."""
+        if self.state not in (State.SENDING, State.UNCONFIRMED) or self.delivery is None:
+            return None
+        return self.delivery if self.delivery.generation == self.generation else None
+
+
+def _rank(report: DeliveryReport | None) -> int:
+    return DELIVERY_RANK[report.status] if report is not None else 0
+
+
+def _one_of(r: DocReader, name: str, options: tuple[str, ...]) -> str | None:
+    """An optional field that, when present, holds one of `options`."""
+    value = r.text(name, required=False)
+    if value and value not in options:
+        r.fail(name, f"must be one of {', '.join(options)}")
+    return value or None
 
 
 def _final_fields(final: State, error_code: str | None, status: str, now: datetime) -> dict[str, Any]:
@@ -126,21 +210,20 @@ def _sent_fields(entry: Entry, channel: str, provider_message_id: str, now: date
     """The fields of "sent"; a final callback already recorded for this very message decides the state."""
     fields: dict[str, Any] = {
         "state": State.SENT.value,
-        "channel": channel,
+        "channel": Channel(channel).value,
         "sent_at": now,
         "provider_message_id": provider_message_id,
         "lease_until": None,
         "reason": None,
     }
-    final = DELIVERY_FINAL.get(entry.data.get("delivery_status", ""))
-    if final is not None and entry.data.get("delivery_message_id") == provider_message_id:
-        fields.update(_final_fields(final, entry.data.get("delivery_error_code"), entry.data["delivery_status"], now))
+    report = entry.delivery
+    if report is not None and report.final is not None and report.message_id == provider_message_id:
+        fields.update(_final_fields(report.final, report.error_code, report.status, now))
     return fields
 
 
 def _untouched_since(entry: Entry, moment: datetime) -> bool:
-    updated = entry.data.get("updated_at")
-    return not isinstance(updated, datetime) or updated < moment
+    return entry.updated_at is None or entry.updated_at < moment
 
 
 @dataclass(frozen=True)
@@ -196,7 +279,12 @@ class Ledger:
         overdue = self.store.query(
             COLLECTION, where=[("state", "==", State.SCHEDULED.value), ("send_at", "<", older_than)], limit=limit
         )
-        entries = [Entry.from_doc(doc) for doc in (*stalled, *overdue)]
+        entries = []
+        for doc in (*stalled, *overdue):
+            try:
+                entries.append(Entry.from_doc(doc))
+            except InvalidDocument as broken:  # one hand-broken doc must not hide every other stuck message
+                log.warning("ledger doc breaks the contract; not checked", dedup_key=doc.id, field=broken.field)
         return [entry for entry in entries if not entry.live_claim(now) and _untouched_since(entry, older_than)]
 
     def messages_of_others(self, key: str, message_ids: Sequence[str]) -> set[str]:
@@ -271,9 +359,9 @@ class Ledger:
         now = self.clock.now()
         if current is not None and current.is_done:
             raise AlreadyDone(current)
-        if current is not None and current.live_claim(now):
-            assert current.lease_until is not None
-            wait = int((current.lease_until - now).total_seconds()) + 1
+        lease = current.live_lease(now) if current is not None else None
+        if lease is not None:
+            wait = int((lease - now).total_seconds()) + 1
             raise RetryableError(
                 "another delivery of this message is in flight",
                 retry_after_seconds=wait,
@@ -294,7 +382,6 @@ class Ledger:
             data = {**fields, **claimed, "created_at": now, "expire_at": now + RETENTION}
             won = self.store.create(path(key), data)
         else:
-            data = {**current.data, **claimed}
             won = self.store.update(path(key), claimed, version=current.version)
         if won is None:
             raise RetryableError(
@@ -305,7 +392,7 @@ class Ledger:
             generation=generation,
             took_over=current is not None and current.state == State.SENDING,
             previous=current.state if current else None,
-            written=Entry.from_doc(Doc(path(key), data, won)),
+            written=Entry.from_doc(Doc(path(key), data, won)) if current is None else current.with_fields(claimed, won),
         )
 
     def _as_claimant(self, claim: Claim, allowed: frozenset[State], fields: Callable[[Entry], dict[str, Any]]) -> None:
@@ -338,7 +425,7 @@ class Ledger:
             frozenset({State.SENDING}),
             lambda entry: {
                 "state": State.UNCONFIRMED.value,
-                "channel": channel,
+                "channel": Channel(channel).value,
                 "reason": reason,
                 "lease_until": None,
                 "unconfirmed_at": now,
@@ -403,29 +490,27 @@ class Ledger:
 
     def record_delivery(
         self, key: str, *, generation: int | None, message_id: str, status: str, error_code: str | None
-    ) -> str:
+    ) -> State | Unrecorded:
         """A provider's delivery callback. Returns what happened (for the log line): the state reached,
         or why nothing changed. Statuses only advance; closed states never move; a callback for an
         attempt whose answer was lost is the evidence that the message went (unconfirmed → sent)."""
         now = self.clock.now()
         rank = DELIVERY_RANK.get(status)
         if rank is None:
-            return "unknown_status"
-        outcome = "recorded"
+            return Unrecorded.UNKNOWN_STATUS
+        outcome: State | Unrecorded = Unrecorded.UNKNOWN_LEDGER  # until the doc is read
 
         def change(entry: Entry) -> dict[str, Any] | None:
             nonlocal outcome
-            known_id = entry.data.get("provider_message_id")
             if entry.state in CLOSED:
-                outcome = f"ignored_{entry.state}"
+                outcome = Unrecorded(f"ignored_{entry.state}")
                 return None
-            if known_id and known_id != message_id:
-                outcome = "other_message"  # a callback for an earlier attempt's message
+            if entry.provider_message_id and entry.provider_message_id != message_id:
+                outcome = Unrecorded.OTHER_MESSAGE
                 return None
-            previous = str(entry.data.get("delivery_status") or "")
-            same_message = entry.data.get("delivery_message_id") in (None, message_id)
-            if same_message and DELIVERY_RANK.get(previous, 0) >= rank:
-                outcome = "not_newer"  # a replay, or a late callback overtaken by a newer one
+            report = entry.delivery
+            if (report is None or report.message_id == message_id) and _rank(report) >= rank:
+                outcome = Unrecorded.NOT_NEWER
                 return None
             update: dict[str, Any] = {"delivery_status": status, "delivery_message_id": message_id, "updated_at": now}
             if generation is not None:
@@ -441,11 +526,11 @@ class Ledger:
             final = DELIVERY_FINAL.get(status)
             if final is not None and entry_state == State.SENT:
                 update.update(_final_fields(final, error_code, status, now))
-            outcome = str(update.get("state", entry.state))
+                entry_state = final
+            outcome = entry_state
             return update
 
-        if self._transition(key, change) is None and outcome == "recorded":
-            return "unknown_ledger"
+        self._transition(key, change)
         return outcome
 
     def confirm(self, found: Entry, *, channel: str, provider_message_id: str, proven: bool = False) -> bool:
@@ -510,8 +595,7 @@ class Ledger:
             fields = {**fields, "updated_at": fields.get("updated_at", self.clock.now())}
             version = self.store.update(path(key), fields, version=entry.version)
             if version is not None:
-                data = {**entry.data, **fields}
-                return Entry.from_doc(Doc(path(key), data, version))
+                return entry.with_fields(fields, version)
         raise RetryableError(
             f"ledger {key} kept changing under this write", retry_after_seconds=5, code="ledger_contended"
         )

@@ -21,11 +21,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
-from shared.messaging.channels import EMAIL, SMS
+from shared.messaging.channels import EMAIL, SMS, Channel, Recipient
 from shared.messaging.ledger import PROVIDER_REASON, AlreadyDone, Claim, Entry, Ledger, StaleClaim, State
 from shared.messaging.opt_outs import OptOuts
 from shared.messaging.providers import (
@@ -48,43 +48,13 @@ PROVIDER_CLOCK_SLACK = timedelta(seconds=5)  # Twilio's clock, and its whole-sec
 class SentNotRecorded(RetryableError):
     """The provider accepted the message but the ledger write failed: retried, never re-sent blind."""
 
-    def __init__(self, channel: str) -> None:
+    def __init__(self, channel: Channel) -> None:
         super().__init__(f"{channel} message sent but not recorded", retry_after_seconds=30, code="sent_not_recorded")
 
 
-@dataclass(frozen=True)
-class SmsContent:
-    to: str
-    sender: str  # E.164 number or Messaging Service SID
-    body: str
-    smoke_test: bool = False  # the clinic is the smoke test's: Twilio's test credentials only
-
-
-@dataclass(frozen=True)
-class EmailContent:
-    to: str
-    sender: str
-    subject: str
-    text: str
-    html: str
-    attachments: tuple[tuple[str, str, bytes], ...] = ()
-    smoke_test: bool = False  # the clinic is the smoke test's: SendGrid's sandbox mode, never delivered
-
-    @classmethod
-    def of(
-        cls,
-        to: str,
-        sender: str,
-        message: Rendered,
-        attachments: tuple[tuple[str, str, bytes], ...] = (),
-        *,
-        smoke_test: bool = False,
-    ) -> EmailContent:
-        """The email of a rendered message (shared.messaging.templates.Message and its kin)."""
-        return cls(to, sender, message.subject, message.text, message.html, attachments, smoke_test)
-
-
 class Rendered(Protocol):
+    """An email as a template renders it (shared.messaging.templates.Message and its kin)."""
+
     @property
     def subject(self) -> str: ...
     @property
@@ -93,8 +63,40 @@ class Rendered(Protocol):
     def html(self) -> str: ...
 
 
+@dataclass(frozen=True)
+class SmsContent:
+    recipient: Recipient
+    body: str
+
+
+@dataclass(frozen=True)
+class EmailContent:
+    recipient: Recipient
+    email: Rendered
+    attachments: tuple[tuple[str, str, bytes], ...] = ()
+
+
 Content = SmsContent | EmailContent
-Render = Callable[[str], Content]  # channel → what to send on it
+
+
+@dataclass(frozen=True)
+class Wording:
+    """What one message says on each channel, rendered only for the channel it goes out on."""
+
+    sms: Callable[[], str] | None  # None: a message that is never an SMS (staff emails)
+    email: Callable[[], Rendered]
+    attachments: tuple[tuple[str, str, bytes], ...] = ()
+
+    def content(self, recipient: Recipient) -> Content:
+        """What to send to this recipient on its channel."""
+        if recipient.channel == EMAIL:
+            return EmailContent(recipient, self.email(), self.attachments)
+        return SmsContent(recipient, self.sms_body())
+
+    def sms_body(self) -> str:
+        if self.sms is None:
+            raise PermanentError("this message has no SMS wording", code="no_channel")
+        return self.sms()
 
 
 class MessageSender:
@@ -115,9 +117,9 @@ class MessageSender:
         self.status_callback_url, self.unconfirmed_wait = status_callback_url, unconfirmed_wait
         self.test_sms = test_sms
 
-    def sms_sender(self, content: SmsContent) -> SmsSender:
+    def sms_sender(self, recipient: Recipient) -> SmsSender:
         """The live sender, or for the smoke test's clinic the test one: never the live one, whatever is configured."""
-        if not content.smoke_test:
+        if not recipient.smoke_test:
             return self.sms
         if self.test_sms is None:
             raise PermanentError(
@@ -136,13 +138,14 @@ class MessageSender:
         key: str,
         entry: Entry | None,
         fields: Mapping[str, Any],
-        channels: Sequence[str],
-        render: Render,
+        recipients: Sequence[Recipient],
+        wording: Wording,
         attempt: Attempt,
         *,
         patient_id: str | None = None,
     ) -> Outcome:
-        """Send the message `key` on the first channel that takes it; `entry` is the ledger doc as read."""
+        """Send the message `key` to the first of `recipients` (preferred first) that takes it; `entry` is the
+        ledger doc as read."""
         if entry is not None and entry.is_done:
             return duplicate_of(entry)
         proven = self._proven(entry) if entry is not None else None
@@ -151,7 +154,7 @@ class MessageSender:
         # A lost answer, or a sender that died mid-send (its lease ran out): the message may already exist.
         abandoned = entry is not None and entry.state == State.SENDING and not entry.live_claim(self.clock.now())
         if entry is not None and (entry.state == State.UNCONFIRMED or abandoned):
-            found = self._reconcile(entry, channels, render)
+            found = self._reconcile(entry, recipients, wording)
             if found is not None:
                 return found
             if entry.state == State.UNCONFIRMED:
@@ -163,7 +166,7 @@ class MessageSender:
         except RetryableError:
             raise  # on the last attempt the router records it: the concurrent winner may still give it back
         try:
-            return self._send_all(claim, channels, render, patient_id)
+            return self._send_all(claim, recipients, wording, patient_id)
         except StaleClaim as stale:
             log.warning("a takeover finished this message first; its result stands", dedup_key=key, error=str(stale))
             return Outcome(Status.SUPERSEDED)
@@ -195,11 +198,14 @@ class MessageSender:
         except StaleClaim:
             pass  # a takeover already moved it on; its result stands
 
-    def _send_all(self, claim: Claim, channels: Sequence[str], render: Render, patient_id: str | None) -> Outcome:
+    def _send_all(
+        self, claim: Claim, recipients: Sequence[Recipient], wording: Wording, patient_id: str | None
+    ) -> Outcome:
         rejected: RecipientRejected | None = None
-        for channel in channels:
+        for recipient in recipients:
+            channel = recipient.channel
             try:
-                provider_id = self._send(claim, render(channel))
+                provider_id = self._send(claim, wording.content(recipient))
             except RecipientRejected as rejection:
                 rejected = rejection
                 if rejection.reason == "sms_opted_out" and patient_id:
@@ -229,23 +235,24 @@ class MessageSender:
         raise rejected
 
     def _send(self, claim: Claim, content: Content) -> str:
+        to = content.recipient
         if isinstance(content, SmsContent):
             callback = None
             if self.status_callback_url:
                 callback = f"{self.status_callback_url}?{urlencode({'ledger': claim.key, 'g': claim.generation})}"
-            return self.sms_sender(content).send_sms(
-                OutgoingSms(to=content.to, sender=content.sender, body=content.body, status_callback=callback)
+            return self.sms_sender(to).send_sms(
+                OutgoingSms(to=to.to, sender=to.sender, body=content.body, status_callback=callback)
             )
         return self.email.send_email(
             OutgoingEmail(
-                to=content.to,
-                sender=content.sender,
-                subject=content.subject,
-                text=content.text,
-                html=content.html,
+                to=to.to,
+                sender=to.sender,
+                subject=content.email.subject,
+                text=content.email.text,
+                html=content.email.html,
                 reference=f"{claim.key}:{claim.generation}",
                 attachments=content.attachments,
-                sandbox_mode=content.smoke_test,
+                sandbox_mode=to.smoke_test,
             )
         )
 
@@ -256,8 +263,8 @@ class MessageSender:
                 "the provider's answer was lost and the message was not found; not sent again on the last attempt",
                 code="send_unconfirmed",
             )
-        since = entry.data.get("unconfirmed_at")
-        if isinstance(since, datetime):
+        since = entry.unconfirmed_at
+        if since is not None:
             remaining = since + self.unconfirmed_wait - self.clock.now()
             if remaining > timedelta(0):
                 raise RetryableError(
@@ -270,37 +277,33 @@ class MessageSender:
     def _proven(self, entry: Entry) -> Outcome | None:
         """A provider callback recorded for the claim's own generation proves the message went (its sender
         died before saying so, or its answer was lost): confirm it instead of waiting on a lease."""
-        evidence = entry.data.get("delivery_message_id")
-        if entry.state not in (State.SENDING, State.UNCONFIRMED) or not evidence:
+        report = entry.proven_by_callback()
+        if report is None:
             return None
-        if entry.data.get("delivery_generation") != entry.generation:
-            return None
-        channel = SMS if str(evidence)[:2] in ("SM", "MM") else EMAIL
-        if self.ledger.confirm(entry, channel=channel, provider_message_id=str(evidence), proven=True):
-            return Outcome(
-                Status.SENT, reason="confirmed_by_callback", channel=channel, provider_message_id=str(evidence)
-            )
+        evidence = report.message_id
+        channel = SMS if evidence[:2] in ("SM", "MM") else EMAIL
+        if self.ledger.confirm(entry, channel=channel, provider_message_id=evidence, proven=True):
+            return Outcome(Status.SENT, reason="confirmed_by_callback", channel=channel, provider_message_id=evidence)
         return None
 
-    def _reconcile(self, entry: Entry, channels: Sequence[str], render: Render) -> Outcome | None:
+    def _reconcile(self, entry: Entry, recipients: Sequence[Recipient], wording: Wording) -> Outcome | None:
         """An earlier attempt's answer was lost (or its sender died): is the message in the provider's list?"""
-        channel = str(entry.data.get("channel") or "")
+        channel = entry.channel
+        by_sms = next((recipient for recipient in recipients if recipient.channel == SMS), None)
         # An answer lost names its channel; a sender that died may have been on any of them.
-        if (channel == SMS) if entry.state == State.UNCONFIRMED else (SMS in channels):
-            content = render(SMS)
-            assert isinstance(content, SmsContent)
-            claimed = entry.data.get("claimed_at")
-            since = claimed if isinstance(claimed, datetime) else self.clock.now() - timedelta(days=1)
-            lost = entry.data.get("unconfirmed_at") if entry.state == State.UNCONFIRMED else None
-            until = (lost if isinstance(lost, datetime) else self.clock.now()) + PROVIDER_CLOCK_SLACK
+        if by_sms is not None and (channel == SMS or entry.state != State.UNCONFIRMED):
+            body = wording.sms_body()
+            since = entry.claimed_at or self.clock.now() - timedelta(days=1)
+            lost = entry.unconfirmed_at if entry.state == State.UNCONFIRMED else None
+            until = (lost or self.clock.now()) + PROVIDER_CLOCK_SLACK
             # Twilio's list does not return a message's StatusCallback (where our ledger key rides), so the body
             # is what identifies ours: every message to one patient reads its own words (an appointment's
             # reminders say "tomorrow at …" / "in 2 hours, …"), and ours was also created while our request
             # was out and is no other ledger doc's message.
             candidates = [
                 m
-                for m in self.sms_sender(content).find_sent(to=content.to, sender=content.sender, since=since)
-                if m.body == content.body and (m.sent_at is None or since - PROVIDER_CLOCK_SLACK <= m.sent_at <= until)
+                for m in self.sms_sender(by_sms).find_sent(to=by_sms.to, sender=by_sms.sender, since=since)
+                if m.body == body and (m.sent_at is None or since - PROVIDER_CLOCK_SLACK <= m.sent_at <= until)
             ]
             taken = self.ledger.messages_of_others(entry.key, [m.sid for m in candidates])
             for message in candidates:
@@ -317,7 +320,6 @@ class MessageSender:
 def duplicate_of(entry: Entry) -> Outcome:
     """Nothing to send. A failure this sender decided (not a provider's callback) is raised again, so the
     router records it if the attempt that decided it died before its failed_tasks write."""
-    reason = str(entry.data.get("reason") or "")
-    if entry.state == State.FAILED and not reason.startswith(PROVIDER_REASON):
-        raise FailedEarlier("the message failed on an earlier attempt; not sent", code=reason or None)
+    if entry.state == State.FAILED and not entry.reason.startswith(PROVIDER_REASON):
+        raise FailedEarlier("the message failed on an earlier attempt; not sent", code=entry.reason or None)
     return Outcome(Status.DUPLICATE, reason=entry.state.value)

@@ -12,9 +12,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 
 from shared.messaging.keys import is_key
-from shared.messaging.ledger import DELIVERY_RANK, FAILED_BEFORE, FAILED_NOW, Ledger, OnFailed
+from shared.messaging.ledger import DELIVERY_RANK, FAILED_BEFORE, FAILED_NOW, Ledger, OnFailed, State, Unrecorded
 from shared.platform import log
 from shared.platform.errors import Unauthorized
 
@@ -37,6 +38,15 @@ def callback_url(public_url: str, query_string: bytes) -> str:
     return f"{public_url}?{query}" if query else public_url
 
 
+class Unnamed(StrEnum):
+    """Why a callback names nothing the ledger knows (answered 2xx: retrying cannot help)."""
+
+    BAD_LEDGER_KEY = "bad_ledger_key"
+    BAD_GENERATION = "bad_generation"
+    BAD_MESSAGE_SID = "bad_message_sid"
+    UNKNOWN_STATUS = "unknown_status"
+
+
 @dataclass(frozen=True)
 class StatusCallback:
     ledger_key: str
@@ -46,25 +56,25 @@ class StatusCallback:
     error_code: str | None
 
 
-def parse_callback(query: Mapping[str, str], form: Mapping[str, str]) -> StatusCallback | str:
-    """A validated callback, or the reason it names nothing (answered 2xx: retrying cannot help)."""
+def parse_callback(query: Mapping[str, str], form: Mapping[str, str]) -> StatusCallback | Unnamed:
+    """A validated callback, or the reason it names nothing."""
     key = query.get("ledger", "")
     if not is_key(key):
-        return "bad_ledger_key"
+        return Unnamed.BAD_LEDGER_KEY
     raw_generation = query.get("g")
     generation = None
     if raw_generation is not None:
         # ASCII digits only ("²".isdigit() is True, int("²") raises), and short: int() of 5,000 digits raises too.
         digits = raw_generation.isascii() and raw_generation.isdigit() and len(raw_generation) <= 7
         if not digits or not 0 < int(raw_generation) <= MAX_GENERATION:
-            return "bad_generation"
+            return Unnamed.BAD_GENERATION
         generation = int(raw_generation)
     sid = form.get("MessageSid") or form.get("SmsSid") or ""
     if not MESSAGE_SID.fullmatch(sid):
-        return "bad_message_sid"
+        return Unnamed.BAD_MESSAGE_SID
     status = (form.get("MessageStatus") or form.get("SmsStatus") or "").lower()
     if status not in DELIVERY_RANK:
-        return "unknown_status"
+        return Unnamed.UNKNOWN_STATUS
     code = form.get("ErrorCode") or None
     if code is not None and not ERROR_CODE.fullmatch(code):
         code = None
@@ -73,11 +83,11 @@ def parse_callback(query: Mapping[str, str], form: Mapping[str, str]) -> StatusC
 
 def apply_status(
     ledger: Ledger, query: Mapping[str, str], form: Mapping[str, str], on_failed: OnFailed | None = None
-) -> str:
+) -> Unnamed | State | Unrecorded:
     """Record one (already authenticated) callback on the ledger; returns what happened, for the answer.
     `on_failed(key, replayed)` makes a message the callback failed visible in failed_tasks."""
     callback = parse_callback(query, form)
-    if isinstance(callback, str):
+    if isinstance(callback, Unnamed):
         log.warning("status callback names nothing; acknowledged", outcome=callback)
         return callback
     outcome = ledger.record_delivery(

@@ -62,14 +62,15 @@ def record_provider_failure(
     entry = ledger.read(key)
     if entry is None or entry.state != State.FAILED:
         return False
-    if not str(entry.data.get("reason") or "").startswith(PROVIDER_REASON):
+    if not entry.reason.startswith(PROVIDER_REASON):
         return False  # the sender's own failure: the router recorded it
-    status, code = entry.data.get("delivery_status"), entry.data.get("delivery_error_code")
+    report = entry.delivery
+    status, code = (report.status, report.error_code) if report is not None else (None, None)
     return _record(
         entry,
         failures,
         types,
-        error_code=str(entry.data.get("reason") or PROVIDER_REASON + "failed"),
+        error_code=entry.reason,
         error=f"the provider accepted the message, then reported it {status} (code {code or 'none'})",
         only_if_new=replayed,
     )
@@ -85,7 +86,8 @@ def _record(
     only_if_new: bool,
 ) -> bool:
     """One failed_tasks record for a ledger doc, its task rebuilt from the doc so a retry can re-send it."""
-    kind = types.get(str(entry.data.get("kind")))
+    kind = types.get(entry.kind)
+    # The task's own fields (appointment_id, offset_hours, …) are the task type's to read from the doc.
     task = kind.from_ledger(entry.key, entry.data) if kind and kind.from_ledger else None
     payload = task.to_json() if task is not None else {"dedup_key": entry.key}
     return failures.record(
@@ -97,7 +99,7 @@ def _record(
         http_status=0,
         attempts=entry.attempts,
         error=error,
-        clinic_id=entry.data.get("clinic_id") if isinstance(entry.data.get("clinic_id"), str) else None,
+        clinic_id=entry.clinic_id,
         queue=kind.queue if kind else None,
         only_if_new=only_if_new,
     )

@@ -13,9 +13,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from shared.contract.models import CLINICS, Clinic, FieldProblem
-from shared.messaging.channels import EMAIL
+from shared.messaging.channels import EMAIL, Recipient
 from shared.messaging.ledger import Ledger, Reopen
-from shared.messaging.sender import EmailContent, MessageSender
+from shared.messaging.sender import MessageSender, Wording
 from shared.platform.clock import Clock
 from shared.platform.errors import PermanentError, RetryableError
 from shared.platform.store import Store
@@ -87,20 +87,17 @@ class StaffEmails:
             return Outcome(Status.SKIPPED, reason=nobody)
         if not clinic.email_from:
             raise PermanentError("the clinic has no email_from to send from", code="no_sender")
-        sender = clinic.email_from
         entries = self.ledger.read_many([key_of(address) for address in addresses])
+        wording = Wording(sms=None, email=lambda: email, attachments=email.attachments)
         statuses: list[str] = []
         retry: RetryableError | None = None
         permanent: PermanentError | None = None
         for address in addresses:
             key = key_of(address)
-
-            def content(channel: str, to: str = address) -> EmailContent:
-                return EmailContent.of(to, sender, email, email.attachments, smoke_test=clinic.smoke_test)
-
+            to = Recipient(EMAIL, address, clinic.email_from, clinic.smoke_test)
             try:
                 outcome = self.sender.deliver(
-                    key, entries.get(key), {**fields, "send_at": self.clock.now()}, [EMAIL], content, attempt
+                    key, entries.get(key), {**fields, "send_at": self.clock.now()}, [to], wording, attempt
                 )
             except RetryableError as exc:
                 retry = retry or exc
@@ -119,7 +116,7 @@ class StaffEmails:
                 + "; ".join(f"{p.field} {p.problem}" for p in skipped[:5]),
                 code="invalid_recipient",
             )
-        sent = statuses.count("sent")
+        sent = statuses.count(Status.SENT)
         return Outcome(
             Status.SENT if sent else Status.DUPLICATE,
             reason=f"{sent} sent, {len(statuses) - sent} already sent",

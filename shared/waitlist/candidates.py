@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from shared.contract.models import Clinic, Patient
-from shared.messaging.channels import usable_channels
+from shared.messaging.channels import recipients
 from shared.waitlist.bookings import Busy, overlaps
 from shared.waitlist.caps import DayCount
 from shared.waitlist.entries import Entry, Status
@@ -60,7 +60,7 @@ def patient_mismatch(facts: PatientFacts, offer: SlotOffer, clinic: Clinic) -> s
         return "freed_this_slot"
     if patient.id in offer.offered_patient_ids:
         return "already_offered"
-    if not usable_channels(patient, clinic):
+    if not recipients(patient, clinic):
         return "unreachable"
     if facts.holds_offer:
         return "holds_another_offer"

@@ -15,16 +15,18 @@ offers ask for YES; email offers carry a one-time claim link.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
 from shared.contract.models import PATIENTS, Clinic, Patient
-from shared.messaging.channels import SMS, unreachable_reason, usable_channels
+from shared.messaging.channels import Recipient, recipients, unreachable_reason
 from shared.messaging.delivery import ClinicCache
 from shared.messaging.ledger import Entry as LedgerEntry
 from shared.messaging.ledger import Ledger, Reopen
 from shared.messaging.ledger import path as ledger_path
-from shared.messaging.sender import Content, EmailContent, MessageSender, SmsContent, duplicate_of
+from shared.messaging.sender import MessageSender, Wording, duplicate_of
 from shared.platform.clock import Clock
 from shared.platform.errors import InvalidDocument, PermanentError
 from shared.platform.store import Doc, Store
@@ -47,6 +49,26 @@ class _Read:
     patient: Patient | None
     clinic: Clinic
     answer: Doc | None
+
+
+@dataclass(frozen=True)
+class Offering:
+    """An offer that may go out now, as read: everything its message needs."""
+
+    offer: SlotOffer
+    entry: Entry
+    deadline: datetime  # the end of the entry's window to answer
+    patient: Patient
+    to: list[Recipient]
+
+
+@dataclass(frozen=True)
+class Telling:
+    """A result that may go out now, as read."""
+
+    offer: SlotOffer
+    patient: Patient
+    to: list[Recipient]
 
 
 def claim_link(claim_url: str, token: str) -> str:
@@ -118,8 +140,8 @@ class WaitlistMessages:
 
     # ------------------------------------------------------------------------------------- offers
 
-    def offer_skip_reason(self, read: _Read) -> str | None:
-        """Why this offer must not go out now, or None (checked just before sending)."""
+    def offering(self, read: _Read) -> Offering | str:
+        """The offer as it may go out now, or why it must not (checked just before sending)."""
         offer, entry, patient = read.offer, read.entry, read.patient
         if offer is None:
             return "offer_missing"
@@ -131,48 +153,35 @@ class WaitlistMessages:
             return "window_over"
         if patient is None:
             return "patient_missing"
-        if not usable_channels(patient, read.clinic):
+        to = recipients(patient, read.clinic)
+        if not to:
             return unreachable_reason(patient)
         busy = self.bookings.busy([patient.id]).get(patient.id, [])
         if overlaps(busy, offer.start, offer.end, ignore=booked_appointment_id(offer.id)):
             return "busy_then"
-        return None
+        return Offering(offer, entry, entry.offer_expires_at, patient, to)
 
     def deliver_offer(self, task: WaitlistOfferTask, attempt: Attempt) -> Outcome:
         read = self._read(task)
         if read.ledger is not None and read.ledger.is_done:
             return duplicate_of(read.ledger)
-        reason = self.offer_skip_reason(read)
-        if reason:
-            return self._skip(task, read, reason)
-        offer, entry, patient, clinic = read.offer, read.entry, read.patient, read.clinic
-        assert offer is not None and entry is not None and patient is not None and entry.offer_expires_at is not None
-        deadline = entry.offer_expires_at
-
-        def render_for(channel: str) -> Content:
-            if channel == SMS:
-                assert patient.phone and clinic.sms_from
-                body = offer_sms(clinic=clinic, patient=patient, start=offer.start, deadline=deadline)
-                return SmsContent(to=patient.phone, sender=clinic.sms_from, body=body, smoke_test=clinic.smoke_test)
-            assert patient.email and clinic.email_from
-            token = tokens.sign(self.token_key, offer.id, entry.id, deadline)
-            message = offer_email(
-                clinic=clinic,
-                patient=patient,
-                start=offer.start,
-                deadline=deadline,
-                link=claim_link(self.claim_url, token),
-            )
-            return EmailContent.of(patient.email, clinic.email_from, message, smoke_test=clinic.smoke_test)
-
-        channels = usable_channels(patient, clinic)
+        offering = self.offering(read)
+        if isinstance(offering, str):
+            return self._skip(task, read, offering)
+        offer, patient, clinic, deadline = offering.offer, offering.patient, read.clinic, offering.deadline
+        link = claim_link(self.claim_url, tokens.sign(self.token_key, offer.id, offering.entry.id, deadline))
+        wording = Wording(
+            sms=partial(offer_sms, clinic=clinic, patient=patient, start=offer.start, deadline=deadline),
+            email=partial(offer_email, clinic=clinic, patient=patient, start=offer.start, deadline=deadline, link=link),
+        )
         return self.sender.deliver(
-            task.dedup_key, read.ledger, self._fields(task), channels, render_for, attempt, patient_id=patient.id
+            task.dedup_key, read.ledger, self._fields(task), offering.to, wording, attempt, patient_id=patient.id
         )
 
     # ------------------------------------------------------------------------------------ results
 
-    def result_skip_reason(self, task: WaitlistResultTask, read: _Read) -> str | None:
+    def telling(self, task: WaitlistResultTask, read: _Read) -> Telling | str:
+        """The result as it may go out now, or why it must not."""
         offer, entry, patient = read.offer, read.entry, read.patient
         if offer is None:
             return "offer_missing"
@@ -187,36 +196,30 @@ class WaitlistMessages:
             return "already_answered"
         if patient is None:
             return "patient_missing"
-        if not usable_channels(patient, read.clinic):
+        to = recipients(patient, read.clinic)
+        if not to:
             return unreachable_reason(patient)
-        return None
+        return Telling(offer, patient, to)
 
     def deliver_result(self, task: WaitlistResultTask, attempt: Attempt) -> Outcome:
         read = self._read(task)
         if read.ledger is not None and read.ledger.is_done:
             return duplicate_of(read.ledger)
-        reason = self.result_skip_reason(task, read)
-        if reason:
-            return self._skip(task, read, reason)
-        offer, patient, clinic = read.offer, read.patient, read.clinic
-        assert offer is not None and patient is not None
+        telling = self.telling(task, read)
+        if isinstance(telling, str):
+            return self._skip(task, read, telling)
+        offer, patient, clinic = telling.offer, telling.patient, read.clinic
         if task.outcome != Result.WON:
             first = self.offers.record_answer(offer.id, task.entry_id, outcome=task.outcome, channel=offers_module.TOLD)
             if first.by_patient:  # their YES (or click) was answered since the read: the reply told them
                 return self._skip(task, read, "already_answered")
 
-        def render_for(channel: str) -> Content:
-            if channel == SMS:
-                assert patient.phone and clinic.sms_from
-                body = result_sms(task.outcome, clinic=clinic, patient=patient, start=offer.start)
-                return SmsContent(to=patient.phone, sender=clinic.sms_from, body=body, smoke_test=clinic.smoke_test)
-            assert patient.email and clinic.email_from
-            message = result_message(task.outcome, clinic=clinic, patient=patient, start=offer.start)
-            return EmailContent.of(patient.email, clinic.email_from, message, smoke_test=clinic.smoke_test)
-
-        channels = usable_channels(patient, clinic)
+        wording = Wording(
+            sms=partial(result_sms, task.outcome, clinic=clinic, patient=patient, start=offer.start),
+            email=partial(result_message, task.outcome, clinic=clinic, patient=patient, start=offer.start),
+        )
         return self.sender.deliver(
-            task.dedup_key, read.ledger, self._fields(task), channels, render_for, attempt, patient_id=patient.id
+            task.dedup_key, read.ledger, self._fields(task), telling.to, wording, attempt, patient_id=patient.id
         )
 
     def reopen(self, dedup_key: str) -> Reopen:

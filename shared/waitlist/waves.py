@@ -109,7 +109,8 @@ class Waves:
             if self.store.commit(writes) is None:
                 continue  # an entry, a count or the offer changed since it was read: decide again
             after = self.offers.read(offer_id)
-            assert after is not None
+            if after is None:
+                continue  # deleted by hand since the commit: the next read answers offer_missing
             if after.is_open:
                 self._announce(after)
             else:

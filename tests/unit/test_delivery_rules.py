@@ -8,7 +8,7 @@ import pytest
 
 from shared.contract.models import Appointment, Clinic, Patient
 from shared.messaging.appointment_tasks import AppointmentTask
-from shared.messaging.channels import usable_channels
+from shared.messaging.channels import Channel, Recipient, recipients
 from shared.messaging.delivery import check_task, skip_reason
 from shared.messaging.providers import RecipientRejected, classify_sendgrid, classify_twilio
 from shared.platform.errors import PermanentError, RetryableError
@@ -61,16 +61,27 @@ def task(kind="appointment_reminder", start=START, **fields):
     return AppointmentTask(**values)
 
 
+def channels(who: Patient) -> list[str]:
+    return [recipient.channel for recipient in recipients(who, CLINIC)]
+
+
 def test_preferred_channel_first_then_the_other():
-    assert usable_channels(patient(), CLINIC) == ["sms", "email"]
-    assert usable_channels(patient(preferred_channel="email"), CLINIC) == ["email", "sms"]
+    assert channels(patient()) == ["sms", "email"]
+    assert channels(patient(preferred_channel="email")) == ["email", "sms"]
+
+
+def test_each_recipient_names_the_patients_address_and_the_clinics_sender_on_its_channel():
+    assert recipients(patient(preferred_channel="email"), CLINIC) == [
+        Recipient(Channel.EMAIL, "ana@example.com", "hello@glow.example.com", smoke_test=False),
+        Recipient(Channel.SMS, "+12125550123", "+12125550100", smoke_test=False),
+    ]
 
 
 def test_opt_outs_and_missing_contacts_remove_channels():
-    assert usable_channels(patient(sms_opt_out=True), CLINIC) == ["email"]
-    assert usable_channels(patient(phone=None), CLINIC) == ["email"]
-    assert usable_channels(patient(phone="+1555"), CLINIC) == ["email"]  # not an SMS-capable number
-    assert usable_channels(patient(sms_opt_out=True, email_opt_out=True), CLINIC) == []
+    assert channels(patient(sms_opt_out=True)) == ["email"]
+    assert channels(patient(phone=None)) == ["email"]
+    assert channels(patient(phone="+1555")) == ["email"]  # not an SMS-capable number
+    assert channels(patient(sms_opt_out=True, email_opt_out=True)) == []
 
 
 @pytest.mark.parametrize(

@@ -393,7 +393,7 @@ def test_waitlist_entries(data):
 
 def test_tomorrows_cancelled_slot_can_be_filled_from_the_waitlist(data):
     from shared.contract.models import Appointment, Clinic, Patient, WaitlistEntry
-    from shared.messaging.channels import SMS, usable_channels
+    from shared.messaging.channels import SMS, recipients
 
     for clinic_id, clinic_doc in data["clinics"].items():
         code = clinic_id.removeprefix("clinic-")
@@ -420,7 +420,7 @@ def test_tomorrows_cancelled_slot_can_be_filled_from_the_waitlist(data):
                 and entry.provider_id in (None, slot.provider_id)
                 and entry.earliest <= slot.start
                 and slot.end <= entry.latest
-                and SMS in usable_channels(patient, clinic)
+                and SMS in [r.channel for r in recipients(patient, clinic)]
                 and patient.id != slot.patient_id
                 and not busy
             ):

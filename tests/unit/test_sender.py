@@ -8,11 +8,16 @@ from datetime import timedelta
 
 import pytest
 
+from shared.messaging.channels import Channel, Recipient
 from shared.messaging.keys import message_key
 from shared.messaging.ledger import Ledger, Planned, State
 from shared.messaging.providers import RecipientRejected, SendUnconfirmed
-from shared.platform.errors import FailedEarlier, PermanentError, RetryableError
+from shared.messaging.sender import Wording
+from shared.messaging.templates import Message
+from shared.platform.errors import FailedEarlier, InvalidDocument, PermanentError, RetryableError
 from tests.builders import FIRST_TRY, LAST_TRY, NOW, World, attempt
+
+EMAIL = Message(subject="s", text="t", html="<p>t</p>")
 
 
 @pytest.fixture
@@ -22,6 +27,22 @@ def world() -> World:
 
 def reminder(world: World):
     return world.task(world.appointment(world.patient()))
+
+
+@pytest.mark.parametrize(
+    ("doc", "field"),
+    [
+        ({"state": "sent_by_hand"}, "state"),
+        ({"state": "unconfirmed", "unconfirmed_at": "a minute ago"}, "unconfirmed_at"),
+    ],
+)
+def test_a_ledger_doc_that_breaks_the_contract_is_refused_and_nothing_is_sent(world, doc, field):
+    task = reminder(world)
+    world.store.put(f"notifications/{task.dedup_key}", doc)
+    with pytest.raises(InvalidDocument) as caught:
+        world.messages().deliver(task, FIRST_TRY)
+    assert caught.value.field == field and world.sms.sent == [] and world.email.sent == []
+    assert world.entry(task.dedup_key) == doc
 
 
 def test_an_answer_lost_is_recorded_unconfirmed_and_never_simply_resent(world):
@@ -291,7 +312,7 @@ def test_a_message_with_no_channel_to_send_on_is_a_permanent_error(world):
     task = reminder(world)
     sender = world.messages().sender
     with pytest.raises(PermanentError) as caught:
-        sender.deliver(task.dedup_key, None, {}, [], lambda channel: None, FIRST_TRY)
+        sender.deliver(task.dedup_key, None, {}, [], Wording(sms=lambda: "hi", email=lambda: EMAIL), FIRST_TRY)
     assert caught.value.code == "no_channel"
     assert world.entry(task.dedup_key)["state"] == State.FAILED
 
@@ -303,15 +324,11 @@ def test_rejected_on_sms_with_no_patient_id_falls_back_without_an_opt_out_write(
     before = world.store.docs("patients")
     read = service._read(task)  # noqa: SLF001 - drive the sender as a type without patients would
 
-    def render(channel):
-        from shared.messaging.sender import EmailContent, SmsContent
-
-        if channel == "sms":
-            return SmsContent(to="+12125551234", sender="+12125550100", body="hi")
-        return EmailContent(to="a@example.com", sender="c@example.com", subject="s", text="t", html="<p>t</p>")
-
-    outcome = service.sender.deliver(task.dedup_key, read.entry, {}, ["sms", "email"], render, FIRST_TRY)
+    to = [Recipient(Channel.SMS, "+12125551234", "+12125550100"), Recipient(Channel.EMAIL, "a@example.com", "c@x.com")]
+    wording = Wording(sms=lambda: "hi", email=lambda: EMAIL)
+    outcome = service.sender.deliver(task.dedup_key, read.entry, {}, to, wording, FIRST_TRY)
     assert outcome.channel == "email" and world.store.docs("patients") == before
+    assert [(email.to, email.subject) for email in world.email.sent] == [("a@example.com", "s")]
 
 
 @pytest.mark.parametrize(("status", "state"), [("delivered", "delivered"), ("undelivered", "failed")])

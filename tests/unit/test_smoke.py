@@ -10,7 +10,7 @@ from deploy.registry import FUNCTIONS
 from ops import smoke
 from ops.smoke_plan import INVALID_TO, TEST_FROM, VALID_TO, plan
 from shared.contract.models import Appointment, Clinic, Patient
-from shared.messaging.channels import usable_channels
+from shared.messaging.channels import recipients
 from shared.platform.store import Doc
 from shared.reminders.plan import plan_confirmation, plan_reminders
 from shared.waitlist.offers import offer_id_for
@@ -32,7 +32,7 @@ def test_each_patient_has_one_channel_so_a_rejected_number_cannot_fall_back_to_e
     clinic = Clinic.from_doc(SMOKE.clinic_id, SMOKE.documents[f"clinics/{SMOKE.clinic_id}"])
     for recipient in SMOKE.recipients:
         patient = Patient.from_doc(recipient.patient_id, SMOKE.documents[f"patients/{recipient.patient_id}"])
-        assert usable_channels(patient, clinic) == [recipient.channel]
+        assert [r.channel for r in recipients(patient, clinic)] == [recipient.channel]
 
 
 def test_the_reminder_is_due_at_once_and_the_confirmation_is_skipped_too_late():
