@@ -52,6 +52,9 @@ class World:
 
     def __post_init__(self) -> None:
         self.clinic()
+        for sms in (self.sms, self.test_sms):
+            if sms is not None and sms.clock is None:
+                sms.clock = self.clock  # the provider dates its messages by the world's time
 
     def clinic(self, clinic_id: str = CLINIC_ID, **fields: Any) -> str:
         self.store.seed(f"clinics/{clinic_id}", {**CLINIC, **fields})
