@@ -8,12 +8,11 @@ import shutil
 import signal
 import subprocess
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import parse_qsl
 
 import pytest
@@ -27,6 +26,7 @@ from local.sandbox.server import SandboxServer
 from local.sandbox.settings import SandboxSettings
 from local.sandbox.state import Sandbox
 from shared.platform import clients, settings
+from tests.polling import eventually
 from tests.spare_ports import free_port
 
 pytestmark = pytest.mark.integration
@@ -37,20 +37,6 @@ SENDGRID_KEY = "SG.test-key"
 CLINIC_NUMBER = "+15550001111"
 PATIENT = "+15551234567"
 OTHER_PATIENT = "+15557654321"
-
-T = TypeVar("T")
-
-
-def eventually(probe: Callable[[], T], timeout: float = 5.0) -> T:
-    """Poll probe until it returns something truthy, failing after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s (last value: {value!r})")
-        time.sleep(0.02)
 
 
 @dataclass
