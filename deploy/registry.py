@@ -58,7 +58,7 @@ OPTIONAL_SECRETS = frozenset({SECRET_SENDGRID_WEBHOOK_KEY, SECRET_TWILIO_TEST_SI
 
 # The identities Google's services call private functions as (deploy.sh creates both accounts). Cloud Run checks
 # the caller's token and its roles/run.invoker binding before a request reaches a private function, then hands the
-# function the token with its signature removed (docs/deploy.md, "Who may call what").
+# function the token with its signature removed (docs/deploy.md, "Who may call a private function").
 TASKS_INVOKER = "tasks-invoker"  # Cloud Tasks signs its OIDC tokens as this account
 EVENTS_INVOKER = "events-invoker"  # Eventarc pushes Pub/Sub events as this account
 INVOKERS = (TASKS_INVOKER, EVENTS_INVOKER)

@@ -18,7 +18,8 @@
 
 Each step names the console page where it can be seen. The demo stands the stack's clock on 12:00 UTC
 of today (the same plan every run) and puts it back when it ends. Output holds clinic names, ids, counts
-and masked numbers only. Durations are measured and printed.
+and masked numbers only. Durations are measured and printed. The last line of a finished story,
+`DEMO_SUMMARY {...}`, holds each step and every count as one JSON object, for programs (the tests).
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ STAND_ON = wall_time(12, 0)  # UTC: the demo's "now" on today's date, so every r
 SETTLED_SECONDS = 3.0  # nothing moved in the ledger for this long: the dispatch is over
 POLL_SECONDS = 0.25
 WAITLIST_CLINIC = "nyc"
+SUMMARY_PREFIX = "DEMO_SUMMARY "  # the last line of a finished story: its counts as JSON (summary_line)
 KIND_WORDS = {
     "appointment_reminder": "reminders",
     "prep_instructions": "prep",
@@ -104,6 +106,7 @@ class Narrator:
     console: str
     started: float = field(default_factory=time.monotonic)
     durations: list[tuple[str, float]] = field(default_factory=list)
+    pages: list[str] = field(default_factory=list)
     number: int = 0
 
     @contextlib.contextmanager
@@ -111,6 +114,7 @@ class Narrator:
         self.number += 1
         print(f"\n{self.number}. {title}", flush=True)
         print(f"   console: {self.console}{page}", flush=True)
+        self.pages.append(page)
         began = time.monotonic()
         yield
         took = time.monotonic() - began
@@ -269,6 +273,7 @@ class Story:
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
     days: dict[str, date] = field(default_factory=dict)  # clinic id → the tick's local day (its tomorrow)
     outage_from: float = 0.0  # when the day's tasks existed, with Twilio's route down (time.monotonic)
+    figures: dict[str, Any] = field(default_factory=dict)  # the counts of every step, for the summary line
 
     @property
     def say(self) -> Callable[[str], None]:
@@ -288,6 +293,7 @@ class Story:
                 raise DemoError("seeding failed")
         world.clinics = data["clinics"]
         appointments = data["appointments"]
+        self.figures.update({name: len(documents) for name, documents in data.items()})
         self.say(
             f"{len(data['clinics'])} clinics, {len(data['patients'])} patients ({seed.PATIENTS_PER_CLINIC} a clinic), "
             f"{len(appointments)} appointments (last week to three weeks ahead), {len(data['waitlist'])} waitlist "
@@ -396,6 +402,7 @@ class Story:
             self.say(f"   not sent, {REASON_SHORT.get(reason, reason)} {count}: {REASON_WORDS.get(reason, reason)}")
         to_send = [doc for doc in ledger.values() if doc.get("state") != "skipped"]
         self.say(f"   to send: {len(to_send)} (by SMS or email: the handler picks the patient's channel when it sends)")
+        self.figures.update(planned=len(ledger), not_sent=sum(not_sent.values()), to_send=len(to_send))
 
     # 3 -----------------------------------------------------------------------------------------------
     def dispatched(self) -> dict[str, dict[str, Any]]:
@@ -436,6 +443,15 @@ class Story:
             f"  the outage met {len(hit)} SMS: {len(recovered)} got through on a later attempt "
             f"(Cloud Tasks retried them), {len(gave_up)} gave up after the queue's last attempt"
         )
+        self.figures.update(
+            delivered=len(delivered),
+            delivered_sms=by_channel.get("sms", 0),
+            delivered_email=by_channel.get("email", 0),
+            failed=states.get("failed", 0),
+            outage_met=len(hit),
+            recovered=len(recovered),
+            gave_up=len(gave_up),
+        )
         return ledger
 
     def _settle(self, what: str) -> dict[str, dict[str, Any]]:
@@ -465,6 +481,7 @@ class Story:
         self.say(f"failed_tasks: {len(failed)} open ({counted(codes)}), each after {tries} attempts")
         self.say(f"the ledger says failed for {sum(ledger_failed.values())} ({counted(ledger_failed)}), the same keys")
         self.say("in production an operator finds these in the Firestore console (docs/runbook.md)")
+        self.figures.update(failed_tasks_open=len(failed), ledger_failed=sum(ledger_failed.values()))
         return failed
 
     # 5 -----------------------------------------------------------------------------------------------
@@ -495,6 +512,12 @@ class Story:
         sent = [key for key, doc in ledger.items() if doc.get("state") in ("sent", "delivered")]
         twice = [key for key in sent if keys.get(key, 0) > 1]
         self.say(f"exactly once: {len(sent)} messages delivered, {len(twice)} of them in the outbox more than once")
+        self.figures.update(
+            retried=len(ids),
+            retried_delivered=outcome.get("delivered", 0),
+            delivered_in_the_end=len(sent),
+            duplicates=len(twice),
+        )
         if statuses.get("retried", 0) != len(ids) or outcome.get("delivered", 0) != len(ids) or twice:
             raise DemoError("the operator's retry did not deliver every failed message exactly once")
 
@@ -551,6 +574,9 @@ class Story:
             f"{len(everyone)} offered; the others who did not answer are told it was taken when the window "
             f"closes{when}"
         )
+        self.figures.update(
+            waitlist_offered=len(everyone), waitlist_booked_appointment=offer.get("booked_appointment_id")
+        )
 
     # 7 -----------------------------------------------------------------------------------------------
     def confirmed(self) -> None:
@@ -572,6 +598,7 @@ class Story:
             f"their next appointment, {appointment_id} ({confirmed['start'].astimezone(zone):%a %H:%M}), booked → "
             f"{confirmed.get('status')} (confirmed_via sms); its later reminders no longer ask for C"
         )
+        self.figures.update(confirmed_status=confirmed.get("status"), confirmed_via=confirmed.get("confirmed_via"))
 
     def _confirmable(self, clinic_id: str) -> tuple[str, str, dict[str, Any]]:
         """A patient of the clinic whose next appointment is booked (not yet confirmed) and who got an SMS."""
@@ -618,6 +645,11 @@ class Story:
             f"{totals.get('total', 0)} appointments ({counted({k: v for k, v in totals.items() if k != 'total'})})"
         )
         self.say(f"emailed to {managers} managers: {counted(Counter(str(doc.get('state')) for doc in sent))}")
+        self.figures.update(
+            reports=len(reports),
+            managers=managers,
+            report_emails_delivered=sum(1 for doc in sent if doc.get("state") == "delivered"),
+        )
 
 
 def run(quick: bool, timeout: float) -> int:
@@ -671,7 +703,18 @@ def run(quick: bool, timeout: float) -> int:
     print()
     console_pages()
     print("stop the stack: make down   (until then it runs at real time, as `make up` runs it)")
+    print(summary_line(story, narrator))
     return 0
+
+
+def summary_line(story: Story, narrator: Narrator) -> str:
+    """The last line: every step (name, console page, seconds) and every count, as one JSON object for
+    programs (the tests read it, not the prose). Counts and ids only, never a patient's detail."""
+    steps = [
+        {"name": name, "page": page, "seconds": round(seconds, 1)}
+        for (name, seconds), page in zip(narrator.durations, narrator.pages, strict=True)
+    ]
+    return SUMMARY_PREFIX + json.dumps({"steps": steps, **story.figures}, sort_keys=True)
 
 
 def main(argv: list[str] | None = None) -> int:

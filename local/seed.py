@@ -3,8 +3,10 @@
     python -m local.seed [--now ISO] [--reset] [--seed N]
 
 Every document obeys the Firestore contract (docs/architecture.md, "Firestore contract"): timestamps are
-aware UTC datetimes, computed from each clinic's local wall time with zoneinfo. The data is a pure function
-of (now, seed): `build_demo_data` builds it, `write_demo_data` writes it with batched writes. Document
+aware UTC datetimes, computed from each clinic's local wall time with zoneinfo. The clinics, treatments,
+patients' names and roles, appointment slots and products are data, in local/seed_data.toml; the documents
+are a pure function of that file and (now, seed): `build_demo_data` builds them, `write_demo_data` writes
+them with batched writes. Document
 ids are stable and relative to "now" (`appt-nyc-p01-03` = the 3rd appointment on the clinic's local day
 +1), and the set of ids depends only on the seed, so re-running on another day overwrites the same
 documents instead of piling up new ones. `--reset` first deletes every document of the seeded collections.
@@ -34,11 +36,13 @@ import argparse
 import os
 import random
 import sys
+import tomllib
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -48,6 +52,7 @@ MAX_BATCH_WRITES = 500  # Firestore's limit of writes in one batch
 FUTURE_DAYS = 21  # appointments are seeded for the coming three weeks
 PATIENTS_PER_CLINIC = 12
 INVALID_PHONE = "+15550000"  # well-formed E.164 but not a real number: Twilio answers 21211
+SEED_DATA = Path(__file__).with_name("seed_data.toml")
 
 Data = dict[str, dict[str, dict[str, Any]]]
 
@@ -61,63 +66,6 @@ class Service:
     price_cents: int  # US-dollar base price; scaled per clinic currency
     prep_en: str = ""
     prep_es: str = ""
-
-
-SERVICES = (
-    Service("Botox", "injector", 30, 42000),
-    Service(
-        "Lip filler",
-        "injector",
-        45,
-        70000,
-        "Avoid alcohol, aspirin, ibuprofen and fish oil for 24 hours before your appointment to reduce bruising.",
-        "Evite el alcohol, la aspirina, el ibuprofeno y el aceite de pescado durante las 24 horas previas "
-        "a su cita para reducir los moretones.",
-    ),
-    Service(
-        "Cheek filler",
-        "injector",
-        60,
-        95000,
-        "Avoid alcohol, aspirin, ibuprofen and fish oil for 24 hours before your appointment to reduce bruising.",
-        "Evite el alcohol, la aspirina, el ibuprofeno y el aceite de pescado durante las 24 horas previas "
-        "a su cita para reducir los moretones.",
-    ),
-    Service("HydraFacial", "skin", 60, 22500),
-    Service(
-        "Chemical peel",
-        "skin",
-        45,
-        18000,
-        "Avoid retinoids for 3 days before your peel.",
-        "Evite los retinoides durante los 3 días previos a su peeling.",
-    ),
-    Service(
-        "Microneedling",
-        "skin",
-        60,
-        35000,
-        "Stop retinoids and exfoliating acids 5 days before, and arrive with clean skin and no makeup.",
-        "Suspenda los retinoides y los ácidos exfoliantes 5 días antes y venga con la piel limpia, sin maquillaje.",
-    ),
-    Service(
-        "Laser hair removal",
-        "laser",
-        45,
-        30000,
-        "Shave the treatment area the day before, and avoid sun exposure and self-tanner for 2 weeks.",
-        "Rasure la zona a tratar el día anterior y evite el sol y el autobronceador durante 2 semanas.",
-    ),
-    Service(
-        "IPL photofacial",
-        "laser",
-        45,
-        40000,
-        "Avoid sun exposure and self-tanner for 2 weeks before your IPL treatment.",
-        "Evite el sol y el autobronceador durante las 2 semanas previas a su tratamiento IPL.",
-    ),
-)
-SERVICES_BY_NAME = {service.name: service for service in SERVICES}
 
 
 @dataclass(frozen=True)
@@ -140,301 +88,54 @@ class ClinicSpec:
     spanish_patients: tuple[int, ...]  # patient numbers (1-based) whose locale is "es"
 
 
-_HISPANIC_FIRST = (
-    "Sofía",
-    "Valentina",
-    "Camila",
-    "Lucía",
-    "Mariana",
-    "Daniela",
-    "Gabriela",
-    "Ximena",
-    "Carmen",
-    "Alejandro",
-    "Diego",
-    "Andrés",
-    "Paola",
-    "Renata",
-)
-_HISPANIC_LAST = (
-    "García",
-    "Hernández",
-    "López",
-    "Martínez",
-    "Rodríguez",
-    "Flores",
-    "Morales",
-    "Ramírez",
-    "Torres",
-    "Castillo",
-    "Vargas",
-    "Mendoza",
-    "Ortega",
-    "Navarro",
-)
+def _load(path: Path) -> dict[str, Any]:
+    with open(path, "rb") as handle:
+        return tomllib.load(handle)
 
-# US numbers use the fictional 555-0100…0199 block; UK ones Ofcom's drama ranges (020 7946 0xxx,
-# 07700 900xxx); Australian ones ACMA's fictional 02 5550 xxxx; Indian ones are obviously fake zeros.
-CLINIC_SPECS = (
-    ClinicSpec(
-        code="nyc",
-        name="Lumière Aesthetics SoHo",
-        timezone="America/New_York",
-        phone="+12125550100",
-        sms_from="+12125550199",
-        email_domain="lumiere-soho.example.com",
-        locale="en",
-        reminder_offsets_hours=(24, 2),
-        quiet_hours=("21:00", "08:00"),
-        waitlist=("broadcast", 5, 30),
-        price_factor=1.0,
-        patient_phone_prefix="+121255501",
-        first_names=(
-            "Olivia",
-            "Ava",
-            "Sophia",
-            "Harper",
-            "Chloe",
-            "Grace",
-            "Zoe",
-            "Nora",
-            "Leah",
-            "Ethan",
-            "Marcus",
-            "Priya",
-            "Aisha",
-            "Hannah",
-        ),
-        last_names=(
-            "Bennett",
-            "Carter",
-            "Brooks",
-            "Foster",
-            "Hayes",
-            "Kim",
-            "Patel",
-            "Nguyen",
-            "Goldberg",
-            "Russo",
-            "Walsh",
-            "Okafor",
-            "Sullivan",
-            "Levine",
-        ),
-        providers=(("injector", "Dr. Maya Chen"), ("skin", "Jordan Ellis, LE"), ("laser", "Sam Rivera, RN")),
-        spanish_patients=(9,),
-    ),
-    ClinicSpec(
-        code="lon",
-        name="Marylebone Skin Clinic",
-        timezone="Europe/London",
-        phone="+442079460100",
-        sms_from="MG" + "5f0c3e6b1a2d4c8e9f7a6b5c4d3e2f10",  # a Twilio Messaging Service SID
-        email_domain="marylebone-skin.example.co.uk",
-        locale="en",
-        reminder_offsets_hours=(24, 2),
-        quiet_hours=("20:00", "09:00"),
-        waitlist=("sequential", 1, 20),
-        price_factor=0.8,
-        patient_phone_prefix="+4477009001",
-        first_names=(
-            "Amelia",
-            "Isla",
-            "Poppy",
-            "Freya",
-            "Evie",
-            "Imogen",
-            "Harriet",
-            "Charlotte",
-            "Oliver",
-            "George",
-            "Alfie",
-            "Eleanor",
-            "Florence",
-            "Ruby",
-        ),
-        last_names=(
-            "Whitaker",
-            "Ashworth",
-            "Pemberton",
-            "Hughes",
-            "Fletcher",
-            "Clarke",
-            "Thornton",
-            "Baker",
-            "Evans",
-            "Kaur",
-            "Ahmed",
-            "Davies",
-            "Wright",
-            "O'Neill",
-        ),
-        providers=(("injector", "Dr. Hannah Price"), ("skin", "Lily Morgan"), ("laser", "Tom Barker")),
-        spanish_patients=(),
-    ),
-    ClinicSpec(
-        code="mum",
-        name="Bandra Skin & Laser",
-        timezone="Asia/Kolkata",
-        phone="+912200000100",
-        sms_from="+912200000199",
-        email_domain="bandra-skin.example.in",
-        locale="en",
-        reminder_offsets_hours=(24, 2),
-        quiet_hours=("21:00", "08:00"),
-        waitlist=("broadcast", 3, 45),
-        price_factor=40.0,
-        patient_phone_prefix="+9190000001",
-        first_names=(
-            "Ananya",
-            "Diya",
-            "Ishita",
-            "Kavya",
-            "Meera",
-            "Nisha",
-            "Pooja",
-            "Riya",
-            "Saanvi",
-            "Tanvi",
-            "Arjun",
-            "Rohan",
-            "Vikram",
-            "Zara",
-        ),
-        last_names=(
-            "Sharma",
-            "Iyer",
-            "Mehta",
-            "Desai",
-            "Kapoor",
-            "Nair",
-            "Reddy",
-            "Joshi",
-            "Malhotra",
-            "Kulkarni",
-            "Rao",
-            "Bhatt",
-            "Menon",
-            "Shah",
-        ),
-        providers=(("injector", "Dr. Neha Kulkarni"), ("skin", "Farah Sheikh"), ("laser", "Kiran Das")),
-        spanish_patients=(),
-    ),
-    ClinicSpec(
-        code="la",
-        name="Clínica Bella Silver Lake",
-        timezone="America/Los_Angeles",
-        phone="+13105550100",
-        sms_from="+13105550199",
-        email_domain="bella-silverlake.example.com",
-        locale="es",
-        reminder_offsets_hours=(48, 24, 2),
-        quiet_hours=("21:00", "08:00"),
-        waitlist=("sequential", 2, 15),
-        price_factor=0.95,
-        patient_phone_prefix="+131055501",
-        first_names=_HISPANIC_FIRST,
-        last_names=_HISPANIC_LAST,
-        providers=(("injector", "Dra. Elena Ruiz"), ("skin", "Marisol Vega, LE"), ("laser", "Luis Ortega, RN")),
-        spanish_patients=(1, 2, 3, 4, 5, 6, 7, 9, 10),
-    ),
-    ClinicSpec(
-        code="lhi",
-        name="Lord Howe Island Skin Retreat",
-        timezone="Australia/Lord_Howe",
-        phone="+61255500100",
-        sms_from="+61255500199",
-        email_domain="lhi-skin.example.com.au",
-        locale="en",
-        reminder_offsets_hours=(24, 2),
-        quiet_hours=("21:00", "08:00"),
-        waitlist=("broadcast", 4, 60),
-        price_factor=1.5,
-        patient_phone_prefix="+612555001",
-        first_names=(
-            "Matilda",
-            "Sienna",
-            "Mia",
-            "Charlotte",
-            "Isabelle",
-            "Jack",
-            "Lachlan",
-            "Chloe",
-            "Ella",
-            "Harrison",
-            "Madison",
-            "Willow",
-            "Heath",
-            "Tahlia",
-        ),
-        last_names=(
-            "Mitchell",
-            "Kelly",
-            "O'Connor",
-            "Ryan",
-            "Campbell",
-            "Murphy",
-            "Nguyen",
-            "Thompson",
-            "Robinson",
-            "Walker",
-            "Young",
-            "Stewart",
-            "Murray",
-            "Ward",
-        ),
-        providers=(("injector", "Dr. Claire Donovan"), ("skin", "Jess Harper"), ("laser", "Ben Fraser")),
-        spanish_patients=(),
-    ),
-)
 
+# The clinics, patients and appointments themselves are data: local/seed_data.toml.
+_DATA = _load(SEED_DATA)
+SERVICES = tuple(Service(**service) for service in _DATA["services"])
+_NAMES = {pool: (tuple(names["first"]), tuple(names["last"])) for pool, names in _DATA["name_pools"].items()}
+_HISPANIC_FIRST, _HISPANIC_LAST = _NAMES["hispanic"]
+CLINIC_SPECS = tuple(
+    ClinicSpec(
+        code=clinic["code"],
+        name=clinic["name"],
+        timezone=clinic["timezone"],
+        phone=clinic["phone"],
+        sms_from=clinic["sms_from"],
+        email_domain=clinic["email_domain"],
+        locale=clinic["locale"],
+        reminder_offsets_hours=tuple(clinic["reminder_offsets_hours"]),
+        quiet_hours=(clinic["quiet_hours"][0], clinic["quiet_hours"][1]),
+        waitlist=(clinic["waitlist"]["mode"], clinic["waitlist"]["wave_size"], clinic["waitlist"]["offer_ttl_minutes"]),
+        price_factor=float(clinic["price_factor"]),
+        patient_phone_prefix=clinic["patient_phone_prefix"],
+        first_names=_NAMES[clinic["names"]][0],
+        last_names=_NAMES[clinic["names"]][1],
+        providers=tuple((provider["kind"], provider["name"]) for provider in clinic["providers"]),
+        spanish_patients=tuple(clinic["spanish_patients"]),
+    )
+    for clinic in _DATA["clinics"]
+)
 # Patient n (1-based) has the same role in every clinic, so tests and demos can find each case.
-PATIENT_ROLES = {
-    1: "sms",
-    2: "sms",
-    3: "email_preferred",  # has a phone, prefers email
-    4: "sms_opt_out",  # replied STOP once: email only from now on
-    5: "email_only",  # no phone at all
-    6: "all_opt_out",  # opted out of SMS and email: never contacted
-    7: "invalid_phone",  # INVALID_PHONE: Twilio 21211, a permanent failure
-    8: "no_email",  # SMS only
-    9: "sms",  # Spanish speaker in nyc (see ClinicSpec.spanish_patients)
-    10: "email_opt_out",
-    11: "sms",
-    12: "email_preferred",
-}
-
+PATIENT_ROLES = {int(number): role for number, role in _DATA["patient_roles"].items()}
 # Local tomorrow, in every clinic: (wall time, patient number, status, service name or None = drawn).
-TOMORROW_SLOTS = (
-    ("07:30", 1, "booked", None),  # 24 h and 2 h reminders both fall in quiet hours (default 21:00–08:00)
-    ("08:30", 7, "booked", None),  # invalid phone
-    ("10:00", 4, "confirmed", "Chemical peel"),  # SMS opt-out, needs prep
-    ("11:00", 2, "cancelled", None),  # cancelled: never reminded
-    ("12:30", 5, "booked", "Laser hair removal"),  # email only, needs prep
-    ("14:00", 6, "confirmed", None),  # opted out of everything
-    ("16:00", 8, "booked", None),  # no email
-    ("18:00", 3, "confirmed", None),  # prefers email
-    ("20:30", 9, "booked", None),  # late; Spanish speaker in nyc
+TOMORROW_SLOTS = tuple(
+    (slot["at"], slot["patient"], slot["status"], slot.get("service")) for slot in _DATA["slots"]["tomorrow"]
 )
-TODAY_SLOTS = ("10:00", "15:00")
-WEEK_AGO_SLOTS = (
-    ("09:00", "completed"),
-    ("11:00", "completed"),
-    ("13:00", "no_show"),
-    ("15:00", "completed"),
-    ("17:00", "cancelled"),
-)
-YESTERDAY_SLOTS = (("10:00", "completed"), ("12:00", "no_show"), ("14:00", "completed"), ("16:00", "cancelled"))
+TODAY_SLOTS = tuple(_DATA["slots"]["today"])
+WEEK_AGO_SLOTS = tuple((slot["at"], slot["status"]) for slot in _DATA["slots"]["week_ago"])
+YESTERDAY_SLOTS = tuple((slot["at"], slot["status"]) for slot in _DATA["slots"]["yesterday"])
 HOURLY_SLOTS = tuple(f"{hour:02d}:00" for hour in range(9, 19))  # 09:00 … 18:00, no provider overlaps
-WAITLIST_PATIENTS = (10, 11, 12)
+WAITLIST_PATIENTS = tuple(_DATA["slots"]["waitlist_patients"])
 # (name, sku, unit, on_hand, reorder_point, reorder_qty, active): the reorder check's cases, in every clinic.
-PRODUCTS = (
-    ("Botulinum toxin 100U", "BTX-100", "vial", 2, 5, 10, True),  # below the point: reordered
-    ("Hyaluronic filler 1 ml", "HA-1ML", "syringe", 6, 6, 12, True),  # at the point: reordered
-    ("Chemical peel 30%", "PEEL-30", "bottle", 9, 4, 6, True),  # above
-    ("Sunscreen SPF 50", "SPF-50", "tube", 20, 8, 24, True),  # above
-    ("Numbing cream 30 g", "NUMB-30", "tube", 1, 5, 10, False),  # below, but no longer stocked
+PRODUCTS = tuple(
+    (p["name"], p["sku"], p["unit"], p["on_hand"], p["reorder_point"], p["reorder_qty"], p["active"])
+    for p in _DATA["products"]
 )
+SERVICES_BY_NAME = {service.name: service for service in SERVICES}
 
 
 WAITLIST_FILLS = 2  # the first entries fit tomorrow's cancelled slot: its service, its provider or any

@@ -1,6 +1,7 @@
-"""Contract documents and tasks for unit tests on tests/fakes.MemoryStore (the integration tests' twin is
-tests/handler_support.World): a clinic, its patients and appointments, tasks built the way the planner
-builds them, and the appointment-message service wired to the recording fakes."""
+"""Contract documents and tasks, built once for every test: `clinic_doc`, `patient_doc`, `appointment_doc` and
+`appointment_task` (as the planner builds it) serve the unit tests' `World` here (on tests/fakes.MemoryStore,
+with the appointment-message service wired to the recording fakes), the emulator tests' World
+(tests/handler_support.py) and the waitlist's Scene (tests/waitlist_support.py)."""
 
 from __future__ import annotations
 
@@ -22,14 +23,27 @@ UTC = timezone.utc
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 CALLBACK_URL = "https://status.example.com/twilio-status"
 CLINIC_ID = "clinic-t"
-CLINIC = {
+CLINIC_CONTACT = {
     "name": "Glow Aesthetics",
     "timezone": "America/New_York",
     "phone": "+12125550142",
     "sms_from": "+12125550100",
     "email_from": "hello@glow.example.com",
     "locale": "en",
-    "reminder_offsets_hours": [24, 2],
+}
+CLINIC = {**CLINIC_CONTACT, "reminder_offsets_hours": [24, 2]}
+OFFSET_HOURS = {REMINDER: 24, PREP: 48, CONFIRMATION: None, FOLLOWUP: None}
+TASK_KEY = "appointment_reminder-" + "ab" * 20
+REMINDER_BODY = {  # a valid appointment reminder's task body, as its JSON carries it
+    "type": "appointment_reminder",
+    "v": 1,
+    "appointment_id": "appt-1",
+    "clinic_id": "clinic-nyc",
+    "patient_id": "pat-1",
+    "dedup_key": TASK_KEY,
+    "send_at": "2026-11-25T14:30:00+00:00",
+    "appointment_start": "2026-11-26T14:30:00+00:00",
+    "offset_hours": 24,
 }
 FIRST_TRY = Attempt(task_name="t-1", retry_count=0, queue="reminders-sms", last=False)
 LAST_TRY = Attempt(task_name="t-1", retry_count=7, queue="reminders-sms", last=True)
@@ -37,6 +51,58 @@ LAST_TRY = Attempt(task_name="t-1", retry_count=7, queue="reminders-sms", last=T
 
 def attempt(retry_count: int = 0, *, last: bool = False) -> Attempt:
     return Attempt(task_name="t-1", retry_count=retry_count, queue="reminders-sms", last=last)
+
+
+def patient_doc(patient_id: str, clinic_id: str, /, **fields: Any) -> dict[str, Any]:
+    """A patient who takes reminders by SMS, with `fields` over the defaults."""
+    return {
+        "clinic_id": clinic_id,
+        "first_name": "Zelda",
+        "last_name": "Quist",
+        "phone": "+12125551234",
+        "email": f"{patient_id}@example.com",
+        "preferred_channel": "sms",
+        "sms_opt_out": False,
+        "email_opt_out": False,
+        **fields,
+    }
+
+
+def appointment_doc(clinic_id: str, patient_id: str, start: datetime, /, **fields: Any) -> dict[str, Any]:
+    """A booked hour with Dr. A from `start`, with `fields` over the defaults."""
+    return {
+        "clinic_id": clinic_id,
+        "patient_id": patient_id,
+        "provider_id": "dr-a",
+        "provider_name": "Dr. A",
+        "service_name": "HydraFacial",
+        "requires_prep": False,
+        "prep_instructions": "",
+        "start": start,
+        "end": start + timedelta(hours=1),
+        "status": "booked",
+        "price_cents": 19900,
+        **fields,
+    }
+
+
+def appointment_task(
+    appointment: dict[str, Any], kind: str = REMINDER, *, send_at: datetime, **overrides: Any
+) -> AppointmentTask:
+    """The task the planner builds for `appointment` (a dict with its "id"), its offset by `kind`."""
+    offset = overrides.pop("offset_hours", OFFSET_HOURS[kind])
+    values: dict[str, Any] = {
+        "type": kind,
+        "appointment_id": appointment["id"],
+        "clinic_id": appointment["clinic_id"],
+        "patient_id": appointment["patient_id"],
+        "dedup_key": message_key(kind, appointment["id"], appointment["start"], offset),
+        "send_at": send_at,
+        "appointment_start": appointment["start"],
+        "offset_hours": offset,
+    }
+    values.update(overrides)
+    return AppointmentTask(**values)
 
 
 @dataclass
@@ -52,6 +118,9 @@ class World:
 
     def __post_init__(self) -> None:
         self.clinic()
+        for sms in (self.sms, self.test_sms):
+            if sms is not None and sms.clock is None:
+                sms.clock = self.clock  # the provider dates its messages by the world's time
 
     def clinic(self, clinic_id: str = CLINIC_ID, **fields: Any) -> str:
         self.store.seed(f"clinics/{clinic_id}", {**CLINIC, **fields})
@@ -59,17 +128,7 @@ class World:
 
     def patient(self, patient_id: str | None = None, **fields: Any) -> str:
         patient_id = patient_id or f"pat-{next(self._ids)}"
-        doc = {
-            "clinic_id": CLINIC_ID,
-            "first_name": "Zelda",
-            "last_name": "Quist",
-            "phone": "+12125551234",
-            "email": f"{patient_id}@example.com",
-            "preferred_channel": "sms",
-            "sms_opt_out": False,
-            "email_opt_out": False,
-        }
-        doc.update(fields)
+        doc = patient_doc(patient_id, CLINIC_ID, **fields)
         self.store.seed(f"patients/{patient_id}", {k: v for k, v in doc.items() if v is not None})
         return patient_id
 
@@ -78,39 +137,12 @@ class World:
     ) -> dict[str, Any]:
         start = start or NOW + timedelta(days=1, hours=2)
         appointment_id = appointment_id or f"appt-{next(self._ids)}"
-        doc = {
-            "clinic_id": CLINIC_ID,
-            "patient_id": patient_id,
-            "provider_id": "dr-a",
-            "provider_name": "Dr. A",
-            "service_name": "HydraFacial",
-            "requires_prep": False,
-            "prep_instructions": "",
-            "start": start,
-            "end": start + timedelta(hours=1),
-            "status": "booked",
-            "price_cents": 19900,
-            "updated_at": NOW - timedelta(hours=1),
-        }
-        doc.update(fields)
+        doc = appointment_doc(CLINIC_ID, patient_id, start, **{"updated_at": NOW - timedelta(hours=1), **fields})
         self.store.seed(f"appointments/{appointment_id}", doc)
         return {"id": appointment_id, **doc}
 
     def task(self, appointment: dict[str, Any], kind: str = REMINDER, **overrides: Any) -> AppointmentTask:
-        offset = {REMINDER: 24, PREP: 48, CONFIRMATION: None, FOLLOWUP: None}[kind]
-        offset = overrides.pop("offset_hours", offset)
-        values: dict[str, Any] = {
-            "type": kind,
-            "appointment_id": appointment["id"],
-            "clinic_id": appointment["clinic_id"],
-            "patient_id": appointment["patient_id"],
-            "dedup_key": message_key(kind, appointment["id"], appointment["start"], offset),
-            "send_at": self.clock.now(),
-            "appointment_start": appointment["start"],
-            "offset_hours": offset,
-        }
-        values.update(overrides)
-        return AppointmentTask(**values)
+        return appointment_task(appointment, kind, **{"send_at": self.clock.now(), **overrides})
 
     def ledger(self) -> Ledger:
         return Ledger(self.store, self.clock)

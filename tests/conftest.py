@@ -1,11 +1,12 @@
 """Fixtures shared by the test suite: the local stack for integration tests, nothing for unit tests.
 
-- Tests under tests/integration (and any test using `stack`) are marked `integration`; they run after
-  the unit tests, because the `stack` fixture points os.environ at the emulators for the rest of the
-  session. `pytest -m "not integration"` runs the unit tests alone, without the stack.
+- Tests under tests/integration (and any test using `stack`) are marked `integration` and run after the
+  unit tests (the quick ones first). `pytest -m "not integration"` runs the unit tests alone, without the stack.
 - `stack` (session): reuses a running, healthy stack (`make up`) or starts one through local.stack and
   stops it at the end; returns the StackConfig. When the stack cannot start, the tests that need it are
-  skipped, or fail when CI=true.
+  skipped, or fail when CI=true. It changes no environment variable: `stack_environment` points os.environ
+  at the emulators for each test that uses the stack, and only while that test runs, so no test depends on
+  which ran before it. A process started for a longer scope is given `stack.function_env()` explicitly.
 - `clean_firestore` wipes every document of the emulator's database; `firestore_client` is
   shared.clients.firestore() on a wiped database. On a reused stack that includes demo data: point
   the tests at their own stack with MEDSPA_PORT_BASE (and MEDSPA_STATE_DIR) to keep it.
@@ -45,7 +46,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if INTEGRATION_DIR in Path(str(item.path)).resolve().parents or "stack" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.integration)
-    # Stable: unit tests keep their order and run before anything that sets the emulator variables.
+    # Stable: unit tests keep their order and run first (they need no stack, and fail fastest).
     items.sort(key=lambda item: item.get_closest_marker("integration") is not None)
 
 
@@ -62,7 +63,7 @@ def _reset_cached_clients() -> None:
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[StackConfig]:
-    """The running local stack's config, with os.environ set to its function_env() for the session."""
+    """The running local stack's config (started for the session when it is not up); it sets no variable."""
     config = stack_config.load()
     processes = ProcessDir(config.state_dir)
     owned = not any(processes.running(name) for name in processes.names())
@@ -71,14 +72,27 @@ def stack() -> Iterator[StackConfig]:
             local_stack.up(config)
         except local_stack.StackError as exc:
             _unavailable(f"the local stack did not start: {exc}")
+    yield config
+    if owned:
+        local_stack.down(config)
+
+
+@pytest.fixture(autouse=True)
+def stack_environment(request: pytest.FixtureRequest) -> Iterator[None]:
+    """For a test that uses the stack: os.environ holds the stack's function_env(), and the cached clients and
+    settings are built from it, for that test alone; everything is as it was again after it."""
+    if "stack" not in request.fixturenames:
+        yield
+        return
+    config: StackConfig = request.getfixturevalue("stack")
     with pytest.MonkeyPatch.context() as patch:
         for name, value in config.function_env().items():
             patch.setenv(name, value)
         _reset_cached_clients()
-        yield config
-    _reset_cached_clients()
-    if owned:
-        local_stack.down(config)
+        try:
+            yield
+        finally:
+            _reset_cached_clients()
 
 
 def documents_url(config: StackConfig) -> str:

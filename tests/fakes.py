@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.messaging.providers import OutgoingEmail, OutgoingSms, SentMessage
+from shared.messaging.providers import LOOKUP_SKEW, OutgoingEmail, OutgoingSms, SentMessage
 from shared.platform.store import DOC_ID, Create, Delete, Doc, Filter, Order, Put, Update, Write
 from shared.tasks.queue import TaskSpec
 
@@ -35,25 +35,77 @@ class FixedClock:
         self.instant += timedelta(**delta)
 
 
+# Firestore's value type ordering (https://cloud.google.com/firestore/docs/concepts/data-types, "Value type
+# ordering"): null < booleans < numbers (integers and doubles together, numerically) < timestamps < strings
+# < bytes < references < geo points < arrays < maps. Only values of one type compare in a range filter; an
+# equality never matches across types (True is not 1, as it is in Python).
+_TYPE_RANK: tuple[tuple[type | tuple[type, ...], int], ...] = (
+    (type(None), 0),
+    (bool, 1),  # before int: bool is an int in Python, never in Firestore
+    ((int, float), 2),
+    (datetime, 3),
+    (str, 4),
+    (bytes, 5),
+    (list, 8),
+    (dict, 10),
+)
 _ORDER = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 
 
+def _sort_key(value: Any) -> tuple[Any, ...]:
+    """A key that orders values as Firestore does, across types: arrays element by element (the shorter first
+    when one is the other's prefix), maps by key then value."""
+    rank = next((rank for kind, rank in _TYPE_RANK if isinstance(value, kind)), None)
+    if rank is None:
+        raise TypeError(f"MemoryStore holds no {type(value).__name__} (not a Firestore value type)")
+    if rank == 0:
+        return (0,)
+    if rank == 8:
+        return (8, tuple(_sort_key(item) for item in value))
+    if rank == 10:
+        return (10, tuple((key, _sort_key(value[key])) for key in sorted(value)))
+    return (rank, value)
+
+
+def _equal(have: Any, want: Any) -> bool:
+    return _sort_key(have) == _sort_key(want)
+
+
 def _compare(op: str, have: Any, want: Any) -> bool:
-    """Firestore's filter semantics, for the operators the services use."""
+    """Firestore's filter semantics, for the operators the services use (a missing field never matches)."""
     if op == "==":
-        return bool(have == want)
-    if op == "!=":
-        return have is not None and have != want
-    if op == "in":
-        return have in want
+        return _equal(have, want)
+    if op == "!=":  # Firestore: the field exists and is neither null nor the value
+        return have is not None and not _equal(have, want)
+    if op == "in":  # a value filter: null is matched by `==` alone (IS_NULL), as the emulator answers
+        return have is not None and any(_equal(have, candidate) for candidate in want)
     if op == "array_contains":
-        return isinstance(have, list) and want in have
-    if have is None or isinstance(have, bool) != isinstance(want, bool):
+        return isinstance(have, list) and any(_equal(item, want) for item in have)
+    have_key, want_key = _sort_key(have), _sort_key(want)
+    if have is None or have_key[0] != want_key[0]:  # a range filter only matches values of its own type
         return False
-    try:
-        return bool(_ORDER[op](have, want))
-    except TypeError:  # Firestore orders values of different types apart; a range filter never mixes them
-        return False
+    return bool(_ORDER[op](have_key, want_key))
+
+
+def _ordered(docs: list[Doc], order_by: Sequence[Order], where: Sequence[Filter]) -> list[Doc]:
+    """Firestore's result order: the explicit order, then each inequality field not in it (by name), then the
+    document id in the last direction given (https://firebase.google.com/docs/firestore/query-data/order-limit-data;
+    the REST reference of StructuredQuery.order_by). A document missing an ordered field is not in the result."""
+    orders = list(order_by)
+    named = {name for name, _ in orders}
+    last = orders[-1][1] if orders else "asc"
+    ranged = sorted({name for name, op, _ in where if op in (*_ORDER, "!=")} - named)
+    orders += [(name, last) for name in ranged]
+    if DOC_ID not in named | set(ranged):
+        orders.append((DOC_ID, last))
+
+    def value(doc: Doc, name: str) -> Any:
+        return doc.id if name == DOC_ID else doc.data[name]
+
+    kept = [doc for doc in docs if all(name == DOC_ID or name in doc.data for name, _ in orders)]
+    for name, direction in reversed(orders):
+        kept.sort(key=lambda doc, name=name: _sort_key(value(doc, name)), reverse=direction == "desc")
+    return kept
 
 
 class MemoryStore:
@@ -199,8 +251,7 @@ class MemoryStore:
         with self._lock:
             self._trip("query")
             docs = self._matching(collection, where)
-        for name, direction in reversed(order_by):
-            docs.sort(key=lambda d, name=name: d.data.get(name), reverse=direction == "desc")
+        docs = _ordered(docs, order_by, where)
         if limit is not None:
             docs = docs[:limit]
         for doc in docs:
@@ -219,7 +270,8 @@ class MemoryStore:
         with self._lock:
             self._trip("sum")
             values = [d.data.get(field_name) for d in self._matching(collection, where)]
-            return sum(v for v in values if isinstance(v, int | float) and not isinstance(v, bool))
+            numbers = [v for v in values if _sort_key(v)[0] == 2]  # Firestore sums numbers only, booleans aside
+            return sum(numbers) if numbers else 0
 
 
 @dataclass
@@ -233,6 +285,7 @@ class RecordingSms:
     on_send: Callable[[OutgoingSms, str], None] | None = None  # runs once the provider holds the message
     lookups: int = 0  # message-list queries asked
     lookup_fails: list[BaseException] = field(default_factory=list)  # exceptions for the next lookups
+    clock: FixedClock | None = None  # stamps each message's sent_at (None: undated, as a message still queued)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     def send_sms(self, message: OutgoingSms) -> str:
@@ -240,7 +293,10 @@ class RecordingSms:
             raise self.fail_with.pop(0)
         sid = f"SM{next(self._ids):032d}"
         self.sent.append(message)
-        self.listed.append(SentMessage(sid=sid, to=message.to, sender=message.sender, body=message.body, sent_at=None))
+        sent_at = self.clock.now() if self.clock is not None else None
+        self.listed.append(
+            SentMessage(sid=sid, to=message.to, sender=message.sender, body=message.body, sent_at=sent_at)
+        )
         if self.on_send is not None:
             self.on_send(message, sid)
         if self.accepted_then_lost:
@@ -254,7 +310,12 @@ class RecordingSms:
         self.lookups += 1
         if self.lookup_fails:
             raise self.lookup_fails.pop(0)
-        return [m for m in reversed(self.listed) if m.to == to and m.sender == sender]  # newest first, as Twilio
+        # Newest first and from `since` on, less the adapter's allowance for Twilio's clock, as TwilioSms answers.
+        return [
+            m
+            for m in reversed(self.listed)
+            if m.to == to and m.sender == sender and (m.sent_at is None or m.sent_at >= since - LOOKUP_SKEW)
+        ]
 
 
 @dataclass

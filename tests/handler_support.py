@@ -13,22 +13,14 @@ import requests
 from local.config import StackConfig
 from local.processes import wait_until
 from shared.messaging.appointment_tasks import AppointmentTask
-from shared.messaging.keys import message_key
 from shared.messaging.ledger import Ledger, Planned
 from shared.platform import clients
 from shared.platform.clock import system_clock
 from shared.platform.settings import Settings
 from shared.tasks.queue import CloudTasksQueue, TaskSpec
+from tests.builders import CLINIC_CONTACT, REMINDER, appointment_doc, appointment_task, patient_doc
 
 WAIT = 30.0
-CLINIC = {
-    "name": "Glow Aesthetics",
-    "timezone": "America/New_York",
-    "phone": "+12125550142",
-    "sms_from": "+12125550100",
-    "email_from": "hello@glow.example.com",
-    "locale": "en",
-}
 
 
 class Sandbox:
@@ -52,7 +44,7 @@ class World:
 
     def __init__(self, db: Any) -> None:
         self.db = db
-        self.db.collection("clinics").document("clinic-t").set(CLINIC)
+        self.db.collection("clinics").document("clinic-t").set(CLINIC_CONTACT)
         self.phones: list[str] = []
         self.emails: list[str] = []
         self.names: list[str] = []
@@ -60,17 +52,9 @@ class World:
     def patient(self, **fields: Any) -> str:
         patient_id = f"pat-{uuid.uuid4().hex[:8]}"
         number = f"+1212555{len(self.phones) + 1000 + uuid.uuid4().int % 8000:04d}"
-        doc = {
-            "clinic_id": "clinic-t",
-            "first_name": f"Zelda{uuid.uuid4().hex[:4]}",
-            "last_name": "Quist",
-            "phone": number,
-            "email": f"{patient_id}@example.com",
-            "preferred_channel": "sms",
-            "sms_opt_out": False,
-            "email_opt_out": False,
-        }
-        doc.update(fields)
+        doc = patient_doc(
+            patient_id, "clinic-t", **{"first_name": f"Zelda{uuid.uuid4().hex[:4]}", "phone": number, **fields}
+        )
         self.db.collection("patients").document(patient_id).set(doc)
         self.phones += [doc["phone"]] if doc.get("phone") else []
         self.emails += [doc["email"]] if doc.get("email") else []
@@ -80,36 +64,12 @@ class World:
     def appointment(self, patient_id: str, *, start: datetime | None = None, **fields: Any) -> dict[str, Any]:
         start = start or (system_clock.now() + timedelta(days=2)).replace(microsecond=0)
         appointment_id = f"appt-{uuid.uuid4().hex[:8]}"
-        doc = {
-            "clinic_id": "clinic-t",
-            "patient_id": patient_id,
-            "provider_id": "dr-a",
-            "provider_name": "Dr. A",
-            "service_name": "HydraFacial",
-            "requires_prep": False,
-            "prep_instructions": "",
-            "start": start,
-            "end": start + timedelta(hours=1),
-            "status": "booked",
-            "price_cents": 19900,
-        }
-        doc.update(fields)
+        doc = appointment_doc("clinic-t", patient_id, start, **fields)
         self.db.collection("appointments").document(appointment_id).set(doc)
         return {"id": appointment_id, **doc}
 
-    def task(self, appointment: dict[str, Any], kind: str = "appointment_reminder") -> AppointmentTask:
-        offset = 24 if kind == "appointment_reminder" else 48 if kind == "prep_instructions" else None
-        key = message_key(kind, appointment["id"], appointment["start"], offset)
-        return AppointmentTask(
-            type=kind,
-            appointment_id=appointment["id"],
-            clinic_id="clinic-t",
-            patient_id=appointment["patient_id"],
-            dedup_key=key,
-            send_at=system_clock.now(),
-            appointment_start=appointment["start"],
-            offset_hours=offset,
-        )
+    def task(self, appointment: dict[str, Any], kind: str = REMINDER) -> AppointmentTask:
+        return appointment_task(appointment, kind, send_at=system_clock.now())
 
     def schedule(self, task: AppointmentTask) -> None:
         """What the fan-out does: the ledger doc, then the named task (dispatched now)."""

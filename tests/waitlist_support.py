@@ -20,6 +20,7 @@ from shared.waitlist.inbound import Conversations
 from shared.waitlist.messages import WaitlistMessages
 from shared.waitlist.offers import SlotOffer, SlotOffers, offer_id_for
 from shared.waitlist.waves import Waves
+from tests.builders import CLINIC_CONTACT, appointment_doc, patient_doc
 from tests.fakes import FixedClock, RecordingEmail, RecordingQueue, RecordingSms
 
 UTC = timezone.utc
@@ -27,14 +28,7 @@ NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)  # 10:00 in New York
 TOKEN_KEY = b"unit-test-claim-token-key"
 CLAIM_URL = "https://claim.example.test/"
 CLINIC_ID = "clinic-w"
-CLINIC = {
-    "name": "Glow Aesthetics",
-    "timezone": "America/New_York",
-    "phone": "+12125550142",
-    "sms_from": "+12125550100",
-    "email_from": "hello@glow.example.com",
-    "locale": "en",
-}
+CLINIC = CLINIC_CONTACT
 ATTEMPT = Attempt(task_name="t", retry_count=0, queue="waitlist")
 _serial = itertools.count(1)
 
@@ -73,17 +67,9 @@ class Scene:
     def patient(self, **fields: Any) -> str:
         number = next(self._patients)
         patient_id = f"pat-{self.tag}-{number:03d}"
-        doc = {
-            "clinic_id": self.clinic_id,
-            "first_name": f"Pat{number}",
-            "last_name": "Quist",
-            "phone": f"+1212555{number:04d}",
-            "email": f"{patient_id}@example.com",
-            "preferred_channel": "sms",
-            "sms_opt_out": False,
-            "email_opt_out": False,
-        }
-        doc.update(fields)
+        doc = patient_doc(
+            patient_id, self.clinic_id, **{"first_name": f"Pat{number}", "phone": f"+1212555{number:04d}", **fields}
+        )
         self.store.put(f"patients/{patient_id}", doc)
         return patient_id
 
@@ -106,20 +92,7 @@ class Scene:
     def appointment(self, patient_id: str, *, start: datetime | None = None, **fields: Any) -> str:
         start = start or (self.now + timedelta(days=1)).replace(microsecond=0)
         appointment_id = f"appt-{self.tag}-{next(_serial)}"
-        doc = {
-            "clinic_id": self.clinic_id,
-            "patient_id": patient_id,
-            "provider_id": "dr-a",
-            "provider_name": "Dr. A",
-            "service_name": "HydraFacial",
-            "requires_prep": False,
-            "prep_instructions": "",
-            "start": start,
-            "end": start + timedelta(hours=1),
-            "status": "booked",
-            "price_cents": 19900,
-        }
-        doc.update(fields)
+        doc = appointment_doc(self.clinic_id, patient_id, start, **fields)
         self.store.put(f"appointments/{appointment_id}", doc)
         return appointment_id
 

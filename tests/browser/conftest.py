@@ -37,7 +37,7 @@ def quick_demo(stack: StackConfig) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         [sys.executable, "-m", "local.demo", "--quick"],
         cwd=REPO_ROOT,
-        env=dict(os.environ),
+        env={**os.environ, **stack.function_env()},
         capture_output=True,
         text=True,
         timeout=DEMO_TIMEOUT_SECONDS,

@@ -1,53 +1,67 @@
-"""`python -m local.demo --quick` tells the whole story on the test stack, with numbers that add up."""
+"""`python -m local.demo --quick` tells the whole story on the test stack, with numbers that add up: read from
+the structured summary it prints last (`DEMO_SUMMARY {...}`), never from its prose."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
+from typing import Any
 
 import pytest
 
 from local import seed
+from local.demo import SUMMARY_PREFIX
 
 pytestmark = pytest.mark.integration
 
-STEPS = ("Seeded", "Planned", "Dispatched", "Recorded", "Retried by the operator", "Waitlist", "Confirmed", "Reported")
+STEPS = (
+    "Seeded",
+    "Planned",
+    "Dispatched",
+    "Recorded",
+    "Retried by the operator",
+    "Waitlist",
+    "Confirmed by text",
+    "Reported",
+)
 
 
-def number(pattern: str, text: str) -> int:
-    found = re.search(pattern, text, re.M)
-    assert found, f"{pattern!r} not in the demo's output"
-    return int(found.group(1))
+def summary(out: str) -> dict[str, Any]:
+    """The demo's last line, parsed."""
+    last = out.rstrip("\n").rsplit("\n", 1)[-1]
+    assert last.startswith(SUMMARY_PREFIX), f"the demo's last line is not its summary: {last!r}"
+    parsed: dict[str, Any] = json.loads(last[len(SUMMARY_PREFIX) :])
+    return parsed
 
 
 def test_the_quick_demo_tells_every_step_and_its_numbers_add_up(quick_demo: subprocess.CompletedProcess[str]) -> None:
     out = quick_demo.stdout
     assert quick_demo.returncode == 0, out[-3000:] + quick_demo.stderr[-3000:]
-    for index, step in enumerate(STEPS, 1):
-        assert re.search(rf"^{index}\. {step}", out, re.M), step
-    assert out.count("   console: http://") == len(STEPS)  # every step names its page
+    figures = summary(out)
+
+    assert [step["name"] for step in figures["steps"]] == list(STEPS)
+    assert all(step["page"].startswith("/") for step in figures["steps"])  # every step names its console page
+    assert figures["clinics"] == len(seed.CLINIC_SPECS)
+    assert figures["patients"] == seed.PATIENTS_PER_CLINIC * len(seed.CLINIC_SPECS)
+    assert figures["planned"] == figures["not_sent"] + figures["to_send"]
+    assert figures["delivered"] == figures["delivered_sms"] + figures["delivered_email"]
+    assert figures["delivered"] + figures["failed"] == figures["to_send"]
+    assert figures["outage_met"] == figures["recovered"] + figures["gave_up"]
+    assert figures["gave_up"] == figures["failed"] >= 1
+    assert figures["failed_tasks_open"] == figures["ledger_failed"] == figures["failed"]
+    assert figures["retried"] == figures["retried_delivered"] == figures["failed"]
+    assert figures["delivered_in_the_end"] == figures["to_send"] and figures["duplicates"] == 0
+    assert re.fullmatch(r"wl-[0-9a-f]+", figures["waitlist_booked_appointment"])
+    assert figures["waitlist_offered"] >= 1
+    assert (figures["confirmed_status"], figures["confirmed_via"]) == ("confirmed", "sms")
+    assert figures["reports"] == figures["clinics"]
+    assert figures["managers"] == figures["report_emails_delivered"] == 2 * len(seed.CLINIC_SPECS)  # manager, desk
+
+
+def test_the_quick_demo_names_clinics_and_never_a_patient(quick_demo: subprocess.CompletedProcess[str]) -> None:
+    out = quick_demo.stdout
+    assert quick_demo.returncode == 0, out[-3000:] + quick_demo.stderr[-3000:]
     assert "()" not in out and "clinic-" not in out  # clinic names, never ids; no empty counts
     assert all(spec.name in out for spec in seed.CLINIC_SPECS)
     assert not re.search(r"\+\d{8,}", out) and "@" not in out  # numbers masked, no address
-
-    planned = number(r"planned (\d+) messages", out)
-    not_sent = number(r"^ +total .* (\d+)$", out)
-    to_send = number(r"to send: (\d+) \(by SMS", out)
-    assert planned == not_sent + to_send
-    delivered = number(r"delivered (\d+): \d+ SMS", out)
-    sms, email = (int(n) for n in re.search(r"delivered \d+: (\d+) SMS .*?, (\d+) emails", out).groups())
-    failed = number(r"\d+ to send: delivered \d+, failed (\d+)", out)
-    assert delivered == sms + email and delivered + failed == to_send
-    met = number(r"the outage met (\d+) SMS", out)
-    recovered = number(r"(\d+) got through on a later attempt", out)
-    gave_up = number(r"(\d+) gave up after", out)
-    assert met == recovered + gave_up and gave_up == failed >= 1
-    assert number(r"failed_tasks: (\d+) open", out) == failed
-    assert number(r"their messages now: delivered (\d+)", out) == failed
-    assert number(r"exactly once: (\d+) messages delivered", out) == to_send
-    assert re.search(r"exactly once: \d+ messages delivered, 0 of them", out)
-    assert re.search(r"slot filled: appointment wl-[0-9a-f]+ booked", out)
-    assert "booked → confirmed (confirmed_via sms)" in out
-    managers = sum(2 for _ in seed.CLINIC_SPECS)  # every demo clinic has a manager and a front desk
-    assert f"emailed to {managers} managers: delivered {managers}" in out
-    assert re.search(r"^== the story took .*: Seeded \d+ s", out, re.M)

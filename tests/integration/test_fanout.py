@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from local.config import StackConfig
-from local.processes import ProcessDir, wait_until
+from local.processes import wait_until
 from shared.contract.clinic_time import in_quiet_hours
 from shared.contract.events import AppointmentEvent, EventRejected, TickRequest
 from shared.contract.models import Appointment, QuietHours
@@ -44,6 +44,7 @@ from shared.reminders.units import ClinicDayTask
 from shared.tasks.queue import CloudTasksQueue, TaskSpec, task_id
 from shared.wiring.services import Services
 from tests.fakes import FixedClock
+from tests.stack_logs import FunctionLogs, publish
 
 pytestmark = pytest.mark.integration
 
@@ -193,48 +194,6 @@ def local_clock(stack: StackConfig) -> Iterator[Callable[[datetime], None]]:
     path = stack.state_dir / "clock.json"
     yield lambda instant: set_local_clock(path, instant)
     set_local_clock(path, None)
-
-
-class FunctionLogs:
-    """JSON lines a stack process writes to its log from now on (functions: shared.log; the bridge: its own).
-
-    Only lines after the log's current end count: Pub/Sub message ids restart at 1 with the emulator, so
-    an older run's lines can carry the same event ids.
-    """
-
-    def __init__(self, stack: StackConfig, name: str) -> None:
-        self.path = ProcessDir(stack.state_dir).log_path(name)
-        self.offset = self.path.stat().st_size
-
-    def lines(self) -> list[dict[str, Any]]:
-        found = []
-        with open(self.path, "rb") as handle:
-            handle.seek(self.offset)
-            text = handle.read().decode(errors="replace")
-        for raw in text.splitlines():
-            if raw.startswith("{"):
-                try:
-                    found.append(json.loads(raw))
-                except json.JSONDecodeError:
-                    continue
-        return found
-
-    def wait_for(self, matches: Callable[[dict[str, Any]], bool], count: int = 1) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-
-        def enough() -> bool:
-            found[:] = [line for line in self.lines() if matches(line)]
-            return len(found) >= count
-
-        assert wait_until(enough, DELIVERY_TIMEOUT), f"{count} matching line(s) not in {self.path}: {found}"
-        return found
-
-
-def publish(stack: StackConfig, topic: str, payloads: list[bytes]) -> list[str]:
-    """Publish every payload at once (concurrently in flight) and return the message ids."""
-    publisher = clients.publisher()
-    futures = [publisher.publish(f"projects/{stack.project}/topics/{topic}", payload) for payload in payloads]
-    return [future.result(timeout=10) for future in futures]
 
 
 def two_clinics(seed: Seed) -> dict[tuple[str, str, int | None], datetime]:

@@ -32,10 +32,10 @@ import pytest
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from local.config import StackConfig
-from local.processes import ProcessDir, wait_until
-from shared.platform import clients
+from local.processes import wait_until
 from shared.reports.tasks import ReportEmailTask
 from tests.handler_support import post
+from tests.stack_logs import FunctionLogs, publish
 
 pytestmark = pytest.mark.integration
 
@@ -264,43 +264,6 @@ def expected(seed: Seed, clinic: str, zone: ZoneInfo, first: date, last: date, w
 # ------------------------------------------------------------------------------------------- plumbing
 
 
-def publish(stack: StackConfig, topic: str, payloads: list[bytes]) -> list[str]:
-    publisher = clients.publisher()
-    futures = [publisher.publish(f"projects/{stack.project}/topics/{topic}", payload) for payload in payloads]
-    return [future.result(timeout=10) for future in futures]
-
-
-class FunctionLogs:
-    """JSON lines a stack process writes to its log from now on."""
-
-    def __init__(self, stack: StackConfig, name: str) -> None:
-        self.path = ProcessDir(stack.state_dir).log_path(name)
-        self.offset = self.path.stat().st_size
-
-    def lines(self) -> list[dict[str, Any]]:
-        with open(self.path, "rb") as handle:
-            handle.seek(self.offset)
-            text = handle.read().decode(errors="replace")
-        found = []
-        for raw in text.splitlines():
-            if raw.startswith("{"):
-                try:
-                    found.append(json.loads(raw))
-                except json.JSONDecodeError:
-                    continue
-        return found
-
-    def wait_for(self, matches: Any, count: int = 1) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-
-        def enough() -> bool:
-            found[:] = [line for line in self.lines() if matches(line)]
-            return len(found) >= count
-
-        assert wait_until(enough, WAIT), f"{count} matching line(s) not in {self.path}: {found}"
-        return found
-
-
 def tick(stack: StackConfig, topic: str, body: dict[str, Any], logs: FunctionLogs, done: str) -> dict[str, Any]:
     """Publish one tick and return its function's summary line."""
     (message_id,) = publish(stack, topic, [json.dumps(body).encode()])
@@ -331,7 +294,7 @@ def emails_to(sandbox: Any, address: str, count: int) -> list[dict[str, Any]]:
 def test_weekly_and_daily_reports_over_a_dst_change_match_an_independent_count(stack, firestore_client, sandbox):
     seed = Seed()
     seed.write(firestore_client)
-    logs = FunctionLogs(stack, "report-builder")
+    logs = FunctionLogs(stack, "report-builder", WAIT)
 
     summary = tick(
         stack,
@@ -368,7 +331,7 @@ def test_weekly_and_daily_reports_over_a_dst_change_match_an_independent_count(s
 def test_the_email_has_html_text_and_a_csv_matching_the_report_and_a_rerun_sends_none(stack, firestore_client, sandbox):
     seed = Seed()
     seed.write(firestore_client)
-    logs, handler = FunctionLogs(stack, "report-builder"), FunctionLogs(stack, "task-handler")
+    logs, handler = FunctionLogs(stack, "report-builder", WAIT), FunctionLogs(stack, "task-handler", WAIT)
     body = {"period": "weekly", "date": "2026-10-26", "clinic_id": seed.a}
     tick(stack, "reports-tick", body, logs, "reports tick done")
     doc_id = f"{seed.a}_weekly_2026-10-26"
@@ -432,7 +395,7 @@ def test_the_email_has_html_text_and_a_csv_matching_the_report_and_a_rerun_sends
 def test_a_tick_for_every_clinic_builds_each_once_and_an_empty_period_says_so(stack, firestore_client, sandbox):
     seed = Seed()
     seed.write(firestore_client)
-    logs = FunctionLogs(stack, "report-builder")
+    logs = FunctionLogs(stack, "report-builder", WAIT)
     summary = tick(stack, "reports-tick", {"period": "daily", "date": "2026-11-20"}, logs, "reports tick done")
     assert summary["clinics"] == 2 and summary["reports"] == 2 and summary["empty_reports"] == 2
     for clinic in (seed.a, seed.b):
@@ -445,8 +408,8 @@ def test_a_tick_for_every_clinic_builds_each_once_and_an_empty_period_says_so(st
 def test_malformed_ticks_are_rejected_clearly_and_acknowledged(stack, firestore_client):
     seed = Seed()
     seed.write(firestore_client)
-    logs, bridge = FunctionLogs(stack, "report-builder"), FunctionLogs(stack, "pubsub_bridge")
-    inventory_logs = FunctionLogs(stack, "inventory-check")
+    logs, bridge = FunctionLogs(stack, "report-builder", WAIT), FunctionLogs(stack, "pubsub_bridge", WAIT)
+    inventory_logs = FunctionLogs(stack, "inventory-check", WAIT)
     bad = publish(
         stack,
         "reports-tick",
@@ -503,7 +466,7 @@ def test_inventory_check_drafts_once_and_alerts_once_and_names_a_broken_product(
         "reorder_qty": 1,
     }
     seed.write(firestore_client)
-    logs, handler = FunctionLogs(stack, "inventory-check"), FunctionLogs(stack, "task-handler")
+    logs, handler = FunctionLogs(stack, "inventory-check", WAIT), FunctionLogs(stack, "task-handler", WAIT)
     today = datetime.now(UTC).astimezone(NY).date()
     first = tick(stack, "inventory-tick", {"clinic_id": seed.a}, logs, "inventory tick done")
     second = tick(stack, "inventory-tick", {"clinic_id": seed.a}, logs, "inventory tick done")
@@ -619,7 +582,7 @@ def test_the_report_html_renders_with_visible_bars_in_headless_chromium(stack, f
         pytest.skip("chromium is not installed (apt-get install -y chromium): the screenshot check needs it")
     seed = Seed()
     seed.write(firestore_client)
-    logs = FunctionLogs(stack, "report-builder")
+    logs = FunctionLogs(stack, "report-builder", WAIT)
     tick(
         stack,
         "reports-tick",
@@ -682,7 +645,7 @@ def test_a_malformed_manager_address_costs_nobody_else_the_report_and_is_recorde
     typo = f"owner-{seed.a[-6:]}.glow.example.com"  # the @ forgotten
     seed.docs["clinics"][seed.a]["manager_emails"] = [seed.managers[0], typo, seed.managers[1]]
     seed.write(firestore_client)
-    logs = FunctionLogs(stack, "report-builder")
+    logs = FunctionLogs(stack, "report-builder", WAIT)
     body = {"period": "weekly", "date": "2026-10-26", "clinic_id": seed.a}
     summary = tick(stack, "reports-tick", body, logs, "reports tick done")
     assert summary["reports"] == 1 and summary["emails_queued"] == 1
@@ -698,7 +661,7 @@ def test_a_malformed_manager_address_costs_nobody_else_the_report_and_is_recorde
 def test_a_day_not_over_is_refused_unless_asked_partial_and_then_the_email_says_so(stack, firestore_client, sandbox):
     seed = Seed()
     seed.write(firestore_client)
-    logs = FunctionLogs(stack, "report-builder")
+    logs = FunctionLogs(stack, "report-builder", WAIT)
     today = datetime.now(UTC).astimezone(NY).date()
     body = {"period": "daily", "date": today.isoformat(), "clinic_id": seed.a}
     (refused,) = publish(stack, "reports-tick", [json.dumps(body).encode()])

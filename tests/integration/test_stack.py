@@ -66,7 +66,7 @@ def recorder(stack: StackConfig, tmp_path_factory: pytest.TempPathFactory) -> It
     processes = ProcessDir(state)
     records = state / "records.jsonl"
     records.touch()
-    env = {**os.environ, "RECORDER_FILE": str(records)}
+    env = {**os.environ, **stack.function_env(), "RECORDER_FILE": str(records)}
     urls = {}
     for target, signature in (("record", "http"), ("record_event", "cloudevent")):
         port = free_port()
@@ -101,7 +101,7 @@ def test_topic(stack: StackConfig, recorder: Recorder, tmp_path_factory: pytest.
             "--route",
             f"{topic}={recorder.event_url}",
         ],
-        env=dict(os.environ),
+        env={**os.environ, **stack.function_env()},
         cwd=REPO_ROOT,
     )
     try:

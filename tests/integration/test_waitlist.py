@@ -16,6 +16,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from shared.platform.store import FirestoreStore
 from shared.waitlist import tokens
 from shared.waitlist.bookings import booked_appointment_id
+from tests.polling import eventually
 from tests.waitlist_live import WAIT, Live, at_once, twiml_text
 
 pytestmark = pytest.mark.integration
@@ -67,7 +68,7 @@ def test_broadcast_fills_a_slot_from_a_texted_yes_and_the_reminders_follow(live)
     assert [m for m in world.sms_to(second) if "taken" in m["body"]] == []
     # appointment.created reached the reminder fan-out: the new appointment has its confirmation planned
     assert world.wait_offer(appointment, lambda o: o.event_published)
-    assert _eventually(lambda: world.ledger(appointment_id=filled.booked_appointment_id, kind="booking_confirmation"))
+    eventually(lambda: world.ledger(appointment_id=filled.booked_appointment_id, kind="booking_confirmation"), WAIT)
 
 
 def test_sequential_offers_one_patient_at_a_time_and_the_next_one_fills_it(live):
@@ -118,7 +119,7 @@ def test_fifty_concurrent_signed_yes_replies_make_exactly_one_booking(live):
     _one_consistent_winner(world, offer.id, [entry for _, entry in pairs])
     # everyone answered: at the window's end each result is skipped, and nobody gets a "taken" text too
     assert world.end_window(world.offer(appointment)).status_code == 200
-    assert _eventually(lambda: len(world.ledger(offer_id=offer.id, kind="waitlist_result", state="skipped")) == 49)
+    eventually(lambda: len(world.ledger(offer_id=offer.id, kind="waitlist_result", state="skipped")) == 49, WAIT)
     assert {doc["reason"] for doc in world.ledger(offer_id=offer.id, kind="waitlist_result")} == {"already_answered"}
     assert [m for patient, _ in pairs for m in world.sms_to(patient) if "taken" in m["body"]] == []
 
@@ -137,7 +138,7 @@ def test_fifty_concurrent_claim_link_clicks_make_exactly_one_booking(live):
     _one_consistent_winner(world, offer.id, [entry for _, entry in pairs])
     # the winner of a link claim is confirmed by message; the others heard it on the page already
     winner = next(p for (p, e) in pairs if e == world.offer(appointment).winner_entry_id)
-    assert _eventually(lambda: [m for m in world.emails_to(winner) if "booked" in (m["subject"] or "")])
+    eventually(lambda: [m for m in world.emails_to(winner) if "booked" in (m["subject"] or "")], WAIT)
 
 
 def test_replies_and_clicks_mixed_make_exactly_one_booking(live):
@@ -166,7 +167,7 @@ def _one_consistent_winner(world: Live, offer_id: str, entries: list[str]) -> No
     assert offer.booked_appointment_id == booked_appointment_id(offer_id)
     losers = [entry for entry in entries if entry != offer.winner_entry_id]
     assert world.entry_status(offer.winner_entry_id) == "booked"
-    assert _eventually(lambda: all(world.entry_status(entry) == "waiting" for entry in losers))
+    eventually(lambda: all(world.entry_status(entry) == "waiting" for entry in losers), WAIT)
     answers = world.store.client.collection("slot_offers").document(offer_id).collection("answers").stream()
     outcomes = sorted((snapshot.to_dict() or {}).get("outcome") for snapshot in answers)
     assert outcomes == ["taken"] * len(losers) + ["won"]
@@ -253,7 +254,7 @@ def test_stop_then_no_sms_offer_start_then_sms_again(live):
     start = world.reply(patient, "START")
     assert start["keyword_action"] == "opt_in" and world.scene.doc(f"patients/{patient}")["sms_opt_out"] is False
     second = world.cancel(start=world.offer(first).start + timedelta(days=1))
-    assert _eventually(lambda: [m for m in world.sms_to(patient) if "Reply YES" in m["body"]])
+    eventually(lambda: [m for m in world.sms_to(patient) if "Reply YES" in m["body"]], WAIT)
     assert world.offer(second).wave_entry_ids == (second_entry,)
 
 
@@ -333,7 +334,7 @@ def test_malformed_input_gets_a_classified_answer_never_a_5xx(live, stack):
     ):
         response = post(stack, body)
         assert response.status_code == 200 and response.json()["outcome"] == "rejected", body
-    assert _eventually(lambda: len(list(world.store.client.collection("failed_tasks").stream())) >= 3)
+    eventually(lambda: len(list(world.store.client.collection("failed_tasks").stream())) >= 3, WAIT)
 
 
 def _cloud_event(data: str) -> tuple[dict[str, str], bytes]:
@@ -348,12 +349,6 @@ def _cloud_event(data: str) -> tuple[dict[str, str], bytes]:
         "ce-specversion": "1.0",
     }
     return headers, json.dumps({"message": {"data": data, "messageId": "1"}, "subscription": "s"}).encode()
-
-
-def _eventually(condition: Any) -> Any:
-    from local.processes import wait_until
-
-    return wait_until(lambda: bool(condition()), WAIT)
 
 
 def test_the_consoles_conversation_replies_as_the_patient(live, stack):
@@ -386,7 +381,7 @@ def test_the_same_cancellation_delivered_three_times_is_one_offer_and_one_set_of
     world.wait_messages(3, contains="Reply YES")
     offers = list(world.store.client.collection("slot_offers").stream())
     assert len(offers) == 1 and world.offer(appointment).wave == 1
-    assert _eventually(lambda: len(world.ledger(kind="waitlist_offer")) == 3)
+    eventually(lambda: len(world.ledger(kind="waitlist_offer")) == 3, WAIT)
     # every delivery has been handled once the bridge has nothing left; still three offers, no more
     assert not _quietly_more(world, 3)
 

@@ -19,19 +19,9 @@ from shared.messaging.appointment_tasks import AppointmentTask
 from shared.platform.errors import PermanentError
 from shared.tasks.payload import Whole, decode, envelope
 from tests.bodies import parse_task
+from tests.builders import REMINDER_BODY, TASK_KEY
 
-KEY = "appointment_reminder-" + "ab" * 20
-VALID = {
-    "type": "appointment_reminder",
-    "v": 1,
-    "appointment_id": "appt-1",
-    "clinic_id": "clinic-nyc",
-    "patient_id": "pat-1",
-    "dedup_key": KEY,
-    "send_at": "2026-11-25T14:30:00+00:00",
-    "appointment_start": "2026-11-26T14:30:00+00:00",
-    "offset_hours": 24,
-}
+KEY, VALID = TASK_KEY, REMINDER_BODY
 BAD_IDS = [".", "..", "__name__", "__x__", "__.__", "a1\n", "a b", "a/b", "", "x" * 201, "\ud800", "é"]
 DEEP_OBJECT = b'{"a":' * 1000 + b"1" + b"}" * 1000
 DEEP_LIST = b"[" * 1000 + b"]" * 1000

@@ -23,6 +23,7 @@ from shared.platform.errors import InvalidDocument, PermanentError
 from shared.tasks.failed_tasks import body_shape, safe_value
 from shared.tasks.payload import decode
 from tests.bodies import parse_task
+from tests.builders import REMINDER_BODY
 from tests.fakes import FixedClock, MemoryStore
 
 # A quick pass in every test run; `make fuzz` runs thousands (MEDSPA_FUZZ_EXAMPLES).
@@ -53,17 +54,7 @@ json_values = st.recursive(
     lambda children: st.one_of(st.lists(children, max_size=4), st.dictionaries(texts, children, max_size=5)),
     max_leaves=20,
 )
-body_fields = (
-    "type",
-    "v",
-    "appointment_id",
-    "clinic_id",
-    "patient_id",
-    "dedup_key",
-    "send_at",
-    "appointment_start",
-    "offset_hours",
-)
+body_fields = tuple(REMINDER_BODY)  # every field an appointment task's body has
 
 
 def raw_json(value: Any) -> bytes:

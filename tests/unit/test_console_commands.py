@@ -4,11 +4,11 @@ what is missing, and `python -m local.sandbox.console` says where each console p
 from __future__ import annotations
 
 import re
-import socket
 import subprocess
 import sys
 
 from local.config import REPO_ROOT
+from tests.spare_ports import free_port
 
 
 def _run(args: list[str], env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -33,9 +33,7 @@ def test_ops_without_the_environment_says_so_in_one_line() -> None:
 
 
 def test_ops_with_the_stack_down_fails_within_seconds_naming_the_emulator() -> None:
-    with socket.socket() as probe:  # a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # nothing listens there
     env = {
         "PATH": "/usr/bin:/bin",
         "HOME": "/tmp",

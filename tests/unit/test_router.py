@@ -15,21 +15,10 @@ from shared.messaging.appointment_tasks import AppointmentTask
 from shared.platform.errors import FailedEarlier, InvalidDocument, PermanentError, RetryableError, Unauthorized
 from shared.tasks.failed_tasks import FailedTasks, failure_id
 from shared.tasks.router import Attempt, Outcome, Status, TaskRouter, TaskType
-from tests.builders import NOW
+from tests.builders import NOW, REMINDER_BODY, TASK_KEY
 from tests.fakes import FixedClock, MemoryStore
 
-KEY = "appointment_reminder-" + "ab" * 20
-BODY = {
-    "type": "appointment_reminder",
-    "v": 1,
-    "appointment_id": "appt-1",
-    "clinic_id": "clinic-nyc",
-    "patient_id": "pat-1",
-    "dedup_key": KEY,
-    "send_at": "2026-11-25T14:30:00+00:00",
-    "appointment_start": "2026-11-26T14:30:00+00:00",
-    "offset_hours": 24,
-}
+KEY, BODY = TASK_KEY, REMINDER_BODY
 MAX_ATTEMPTS = 8
 
 

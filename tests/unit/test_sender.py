@@ -129,6 +129,50 @@ def test_a_message_to_the_same_number_with_another_body_is_not_taken_for_ours(wo
     assert outcome.reason == "" and outcome.provider_message_id != "SM" + "9" * 32 and len(world.sms.sent) == 2
 
 
+def lost_then_listed_at(world: World, moved: timedelta):
+    """A reminder whose answer was lost and which the provider never got; the provider's list holds a message
+    with its very words, sent `moved` from the lost send (a rebooked appointment's, another sender's)."""
+    task = reminder(world)
+    world.sms.accepted_then_lost = 1
+    with pytest.raises(SendUnconfirmed):
+        world.messages().deliver(task, FIRST_TRY)
+    lost = world.sms.listed.pop()
+    assert lost.sent_at == NOW
+    other = type(lost)(sid="SM" + "8" * 32, to=lost.to, sender=lost.sender, body=lost.body, sent_at=NOW + moved)
+    world.sms.listed.append(other)
+    world.clock.advance(seconds=61)
+    return task, other
+
+
+def test_a_message_with_our_words_sent_before_the_claim_is_not_taken_for_ours(world):
+    # Two minutes early: inside the window the provider's list answers (since the claim, less its clock
+    # allowance), outside the sender's own (since the claim, less a few seconds).
+    task, other = lost_then_listed_at(world, -timedelta(minutes=2))
+    assert [m.sid for m in world.sms.find_sent(to=other.to, sender=other.sender, since=NOW)] == [other.sid]
+    outcome = world.messages().deliver(task, attempt(1))
+    assert outcome.reason == "" and outcome.provider_message_id != other.sid and len(world.sms.sent) == 2
+
+
+def test_a_message_with_our_words_sent_after_the_answer_was_lost_is_not_taken_for_ours(world):
+    task, other = lost_then_listed_at(world, timedelta(seconds=30))
+    outcome = world.messages().deliver(task, attempt(1))
+    assert outcome.reason == "" and outcome.provider_message_id != other.sid and len(world.sms.sent) == 2
+
+
+def test_a_message_with_our_words_sent_at_the_claim_is_ours(world):
+    # The same message a second off (Twilio dates messages in whole seconds): found, not sent again.
+    task, other = lost_then_listed_at(world, timedelta(seconds=1))
+    outcome = world.messages().deliver(task, attempt(1))
+    assert (outcome.reason, outcome.provider_message_id) == ("found_at_provider", other.sid)
+    assert len(world.sms.sent) == 1
+
+
+def test_the_provider_list_answers_from_the_claim_on(world):
+    task, other = lost_then_listed_at(world, -timedelta(hours=1))
+    assert world.sms.find_sent(to=other.to, sender=other.sender, since=NOW) == []
+    assert world.sms.find_sent(to=other.to, sender=other.sender, since=NOW - timedelta(hours=2)) == [other]
+
+
 def test_an_unconfirmed_email_without_an_event_is_sent_again_after_the_wait(world):
     task = world.task(world.appointment(world.patient(preferred_channel="email")))
     world.email.accepted_then_lost = 1

@@ -17,6 +17,7 @@ from sendgrid import SendGridAPIClient
 from shared.messaging.providers import OutgoingEmail, RecipientRejected, SendGridEmail, SendUnconfirmed
 from shared.platform.clients import keep_alive
 from shared.platform.errors import RetryableError
+from tests.spare_ports import free_port
 
 EMAIL = OutgoingEmail(
     to="p@example.com", sender="c@example.com", subject="Hi", text="t", html="<p>t</p>", reference="k-1"
@@ -119,10 +120,7 @@ def test_a_read_timeout_is_an_answer_lost_and_a_refused_connection_is_unreachabl
     server.answer = "hang"
     with pytest.raises(SendUnconfirmed):
         SendGridEmail(client_for(url_of(server), timeout=0.3)).send_email(EMAIL)
-    closed = socket.socket()
-    closed.bind(("127.0.0.1", 0))
-    port = closed.getsockname()[1]
-    closed.close()  # nothing listens there
+    port = free_port()  # nothing listens there
     with pytest.raises(RetryableError) as caught:
         SendGridEmail(client_for(f"http://127.0.0.1:{port}")).send_email(EMAIL)
     assert caught.value.code == "sendgrid_unreachable"

@@ -10,19 +10,9 @@ from shared.messaging.appointment_tasks import AppointmentTask
 from shared.platform.errors import PermanentError
 from shared.tasks.payload import MAX_BODY_BYTES, decode
 from tests.bodies import parse_task
+from tests.builders import REMINDER_BODY, TASK_KEY
 
-KEY = "appointment_reminder-" + "ab" * 20
-VALID = {
-    "type": "appointment_reminder",
-    "v": 1,
-    "appointment_id": "appt-1",
-    "clinic_id": "clinic-nyc",
-    "patient_id": "pat-1",
-    "dedup_key": KEY,
-    "send_at": "2026-11-25T14:30:00+00:00",
-    "appointment_start": "2026-11-26T14:30:00+00:00",
-    "offset_hours": 24,
-}
+KEY, VALID = TASK_KEY, REMINDER_BODY
 
 
 def test_a_valid_body_round_trips():
