@@ -151,9 +151,16 @@ def build_timeline(
 
 
 def _story(doc: Doc, clinic: Clinic | None, record: Doc | None, sent: list[ProviderMessage]) -> MessageStory:
-    entry, d = ledger.Entry.from_doc(doc), doc.data
+    d = doc.data
     kind, channel = str(d.get("kind") or "unknown"), _text(d.get("channel"))
     steps = [_planned(d, clinic)]
+    try:
+        entry = ledger.Entry.from_doc(doc)
+    except InvalidDocument as broken:  # edited by hand: say where, tell the rest of the timeline as it stands
+        steps.append(
+            Step(_at(d, "updated_at"), "invalid", f"the ledger doc breaks the contract at '{broken.field}': fix it")
+        )
+        return MessageStory(doc.id, kind, count_or_zero(d.get("offset_hours")), channel, "invalid", tuple(steps))
     reason = _text(d.get("reason"))
     if entry.state == ledger.State.SKIPPED:
         steps.append(Step(_at(d, "updated_at"), "skipped", _skip_words(reason)))

@@ -131,6 +131,20 @@ def test_a_skipped_message_says_why():
     )
 
 
+def test_a_ledger_doc_broken_by_hand_is_told_as_such_and_the_other_messages_as_they_stand():
+    world = World()
+    appointment = world.appointment(world.patient())
+    keys = planned(world, appointment)
+    world.store.put(f"notifications/{keys['24']}", {"state": "half-sent"}, merge=True)  # a state no ledger knows
+    timeline = appointment_timeline(world.store, appointment["id"])
+    broken, intact = story(timeline, keys["24"]), story(timeline, keys["2"])
+    assert broken.state == "invalid" and (broken.steps[-1].what, broken.steps[-1].detail) == (
+        "invalid",
+        "the ledger doc breaks the contract at 'state': fix it",
+    )
+    assert intact.state == "scheduled"
+
+
 def test_the_outbox_adds_the_providers_statuses_masked_and_never_a_name_text_or_treatment():
     world = World()
     appointment = world.appointment(world.patient(phone=PHONE))
