@@ -173,7 +173,7 @@ def child(variant: str, project: str) -> None:
     before = rss_kib()
     started = time.perf_counter()
     if variant == "streamed":
-        metrics = MetricsReader(store).build(CLINIC, period_of("weekly", MONDAY, ZONE))
+        metrics = MetricsReader(store).build(CLINIC, period_of("weekly", MONDAY, ZONE)).to_doc()
         headline = {"appointments": metrics["appointments"], "revenue_cents": metrics["revenue_cents"]}
     else:
         headline = naive(store)

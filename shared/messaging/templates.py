@@ -7,14 +7,17 @@ Replies never ask for CANCEL or STOP: those are Twilio's opt-out keywords (docs/
 
 from __future__ import annotations
 
-import html
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from shared.contract.models import Appointment, Clinic, Patient
+from shared.platform.html_templates import render_html
+
+EMAILS = Path(__file__).resolve().parent / "patient_emails"  # the HTML of patient emails (Jinja2, autoescaped)
 
 _WEEKDAYS = {
     "en": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"),
@@ -229,12 +232,8 @@ def render(
     body = template.format(**values)
     contact = copy["contact"].format(**values)
     text = f"{body}\n{contact}"
-    escaped = {k: html.escape(v) for k, v in values.items()}
-    html_body = (
-        f"<p>{template.format(**escaped)}</p><p>{copy['contact'].format(**escaped)}</p>"
-        f"<p>{copy['signoff']}<br>{escaped['clinic']}</p>"
-    )
-    return Message(subject=f"{subject} — {clinic.name}", text=text, html=html_body)
+    html = render_html(EMAILS, "message.html", paragraphs=[body, contact], signoff=copy["signoff"], clinic=clinic.name)
+    return Message(subject=f"{subject} — {clinic.name}", text=text, html=html)
 
 
 CONFIRMABLE = ("appointment_reminder", "booking_confirmation")

@@ -104,7 +104,7 @@ class ReportBuilder:
                     partial=unfinished,
                 )
                 report.counts["reports"] += 1
-                report.counts["empty_reports"] += bool(metrics["empty"])
+                report.counts["empty_reports"] += metrics.empty
                 report.ids.append(doc_id)
                 if not email:
                     return report

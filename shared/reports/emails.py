@@ -39,19 +39,18 @@ class StaffEmails:
         return Clinic.from_doc(doc.id, doc.data)
 
     def deliver_report(self, task: ReportEmailTask, attempt: Attempt) -> Outcome:
-        doc = Reports(self.store).read(task.report_id)
-        if doc is None:
+        report = Reports(self.store).load(task.report_id)
+        if report is None:
             raise PermanentError("the report to email does not exist", code="report_missing")
-        if doc.get("clinic_id") != task.clinic_id:
+        if report.clinic_id != task.clinic_id:
             raise PermanentError("the report belongs to another clinic", code="payload_mismatch")
-        partial = bool(doc.get("partial"))
-        if task.as_of is not None and (not partial or doc.get("generated_at") != task.as_of):
+        if task.as_of is not None and (not report.partial or report.generated_at != task.as_of):
             # A partial report rebuilt since (complete now, or a later partial): that build's own task sends it.
             return Outcome(Status.SKIPPED, reason="superseded")
-        if task.as_of is None and partial:
+        if task.as_of is None and report.partial:
             raise PermanentError("the stored report is partial; the complete one is not built", code="report_partial")
         clinic = self._clinic(task.clinic_id)
-        email = render.report_email(doc.data, clinic.name)
+        email = render.report_email(report, clinic.name)
         fields = {"kind": task.type, "clinic_id": clinic.id, "report_id": task.report_id}
         managers = (clinic.manager_emails, clinic.problems_of("manager_emails"))
         return self._send_all(clinic, managers, task.recipient_key, fields, email, attempt, "no_managers")

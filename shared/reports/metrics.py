@@ -10,6 +10,7 @@ instants per filled offer. Memory grows with the number of providers, days and f
 each), not with the number of appointments (bench/report_benchmark.py).
 
 Collections are named through their owners (the ledger, failed_tasks) and read only; nothing here writes.
+The result is a `ReportMetrics` (shared.reports.report_docs, which owns its stored form).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import statistics
 from array import array
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -26,6 +28,18 @@ from shared.messaging import ledger
 from shared.platform import log
 from shared.platform.store import Filter, Store
 from shared.reports.periods import Period, ReportPeriod
+from shared.reports.report_docs import (
+    AppointmentCounts,
+    Change,
+    ChannelDeliveries,
+    DayFigures,
+    Deliveries,
+    InvalidRecord,
+    MessageFigures,
+    ProviderFigures,
+    ReportMetrics,
+    WaitlistFigures,
+)
 from shared.tasks import failed_tasks
 from shared.waitlist import offers
 
@@ -33,8 +47,7 @@ from shared.waitlist import offers
 SLOT_OFFERS = offers.COLLECTION
 OFFER_CREATED, OFFER_FILLED, OFFER_STATUS_FILLED = "created_at", "filled_at", offers.State.FILLED.value
 APPOINTMENT_FIELDS = ("status", "start", "end", "price_cents", "provider_id", "provider_name", "confirmed_at")
-MESSAGE_KINDS = (("reminders", "appointment_reminder"), ("confirmations", "booking_confirmation"))
-CHANNELS = ("sms", "email")
+REMINDERS, CONFIRMATIONS = "appointment_reminder", "booking_confirmation"  # the ledger kinds counted
 # Beyond this, further providers are folded into one "Other providers" row: a row is at most ~300 bytes,
 # so the stored doc stays far inside Firestore's 1 MiB; the email shows the busiest (render.TOP_PROVIDERS).
 MAX_PROVIDERS = 1000
@@ -74,13 +87,65 @@ class _Unreadable:
     collection, id and field (ids only, never a value) so an operator finds them from the report."""
 
     count: int = 0
-    listed: list[dict[str, str]] = field(default_factory=list)
+    listed: list[InvalidRecord] = field(default_factory=list)
 
     def add(self, collection: str, doc_id: str, field_name: str) -> None:
         self.count += 1
         if self.count <= MAX_LOGGED_INVALID:
-            self.listed.append({"collection": collection, "doc_id": doc_id, "field": field_name})
+            self.listed.append(InvalidRecord(collection, doc_id, field_name))
             _log_invalid(collection, doc_id, field_name)
+
+
+@dataclass(frozen=True)
+class Headline:
+    """The figures the weekly comparison names (CHANGE_KEYS); for the week before, by aggregation queries."""
+
+    appointments: AppointmentCounts
+    revenue_cents: int
+    cancellation_rate: float | None
+    no_show_rate: float | None
+    new_bookings: int
+    offers_sent: int
+    slots_filled: int
+
+    @classmethod
+    def of(
+        cls, by_status: Mapping[str, int], revenue_cents: int, *, new_bookings: int, offers_sent: int, slots_filled: int
+    ) -> Headline:
+        """From the counts by status and the completed revenue: the total and the two rates worked out."""
+        total = sum(by_status.values())
+        return cls(
+            appointments=AppointmentCounts(
+                total=total,
+                booked=by_status["booked"],
+                confirmed=by_status["confirmed"],
+                completed=by_status["completed"],
+                cancelled=by_status["cancelled"],
+                no_show=by_status["no_show"],
+            ),
+            revenue_cents=revenue_cents,
+            cancellation_rate=ratio(by_status["cancelled"], total),
+            no_show_rate=ratio(by_status["no_show"], total - by_status["cancelled"]),
+            new_bookings=new_bookings,
+            offers_sent=offers_sent,
+            slots_filled=slots_filled,
+        )
+
+    def figures(self) -> dict[str, float | None]:
+        """Each figure by its CHANGE_KEYS name."""
+        counts = self.appointments
+        return {
+            "appointments": counts.total,
+            "completed": counts.completed,
+            "cancelled": counts.cancelled,
+            "no_show": counts.no_show,
+            "revenue_cents": self.revenue_cents,
+            "new_bookings": self.new_bookings,
+            "cancellation_rate": self.cancellation_rate,
+            "no_show_rate": self.no_show_rate,
+            "offers_sent": self.offers_sent,
+            "slots_filled": self.slots_filled,
+        }
 
 
 class _Invalid(Exception):
@@ -97,47 +162,45 @@ class MetricsReader:
 
     # ------------------------------------------------------------------------------------- the report
 
-    def build(self, clinic_id: str, period: ReportPeriod) -> dict[str, Any]:
-        """Every metric of the period, as the plain map stored in reports/{id}.metrics."""
+    def build(self, clinic_id: str, period: ReportPeriod) -> ReportMetrics:
+        """Every metric of the period (stored in reports/{id}.metrics)."""
         by_status, revenue, providers, days, invalid, confirmed = self._appointment_details(clinic_id, period)
         median, filled = self._median_minutes_to_fill(clinic_id, period, invalid)
-        head = {
-            **totals(by_status, revenue),
-            "new_bookings": self._new_bookings(clinic_id, period),
-            "offers_sent": self._offers_sent(clinic_id, period),
-            "slots_filled": filled,
-        }
+        head = Headline.of(
+            by_status,
+            revenue,
+            new_bookings=self._new_bookings(clinic_id, period),
+            offers_sent=self._offers_sent(clinic_id, period),
+            slots_filled=filled,
+        )
         messages = self._messages(clinic_id, period)
-        reminders_sent = sum(messages["reminders"][c]["sent"] for c in CHANNELS)
-        reminders_delivered = sum(messages["reminders"][c]["delivered"] for c in CHANNELS)
-        metrics: dict[str, Any] = {
-            "appointments": head["appointments"],
-            "revenue_cents": head["revenue_cents"],
-            "cancellation_rate": head["cancellation_rate"],
-            "no_show_rate": head["no_show_rate"],
-            "new_bookings": head["new_bookings"],
-            "providers": providers,
-            "days": days,
-            "waitlist": {
-                "offers_sent": head["offers_sent"],
-                "slots_filled": head["slots_filled"],
-                "median_minutes_to_fill": median,
-            },
-            "messages": messages,
-            "confirmation_rate": ratio(confirmed, sum(day["appointments"] for day in days)),
-            "reminder_delivery_rate": ratio(reminders_delivered, reminders_sent),
-            "open_failed_tasks": self._open_failed_tasks(clinic_id),
-            "invalid_documents": invalid.count,
-            "invalid_listed": invalid.listed,
-            "empty": head["appointments"]["total"] == 0,
-        }
+        reminders = (messages.reminders.sms, messages.reminders.email)
+        change = None
         if period.kind == Period.WEEKLY:
-            metrics["change"] = compare(flat(head), flat(self.headline(clinic_id, period.previous())))
-        return metrics
+            change = compare(head.figures(), self.headline(clinic_id, period.previous()).figures())
+        return ReportMetrics(
+            appointments=head.appointments,
+            revenue_cents=head.revenue_cents,
+            cancellation_rate=head.cancellation_rate,
+            no_show_rate=head.no_show_rate,
+            new_bookings=head.new_bookings,
+            providers=providers,
+            days=days,
+            waitlist=WaitlistFigures(
+                offers_sent=head.offers_sent, slots_filled=head.slots_filled, median_minutes_to_fill=median
+            ),
+            messages=messages,
+            confirmation_rate=ratio(confirmed, sum(day.appointments for day in days)),
+            reminder_delivery_rate=ratio(sum(c.delivered for c in reminders), sum(c.sent for c in reminders)),
+            open_failed_tasks=self._open_failed_tasks(clinic_id),
+            invalid_documents=invalid.count,
+            invalid_listed=tuple(invalid.listed),
+            change=change,
+        )
 
     # ----------------------------------------------------------------------------- aggregation queries
 
-    def headline(self, clinic_id: str, period: ReportPeriod) -> dict[str, Any]:
+    def headline(self, clinic_id: str, period: ReportPeriod) -> Headline:
         """The headline figures by aggregation queries only, no document read (the week before's)."""
         in_period = [("clinic_id", "==", clinic_id), ("start", ">=", period.start), ("start", "<", period.end)]
         by_status = {
@@ -145,12 +208,13 @@ class MetricsReader:
             for status in APPOINTMENT_STATUSES
         }
         revenue = self.store.sum(APPOINTMENTS, "price_cents", where=[*in_period, ("status", "==", "completed")])
-        return {
-            **totals(by_status, int(revenue)),
-            "new_bookings": self._new_bookings(clinic_id, period),
-            "offers_sent": self._offers_sent(clinic_id, period),
-            "slots_filled": self.store.count(SLOT_OFFERS, where=_filled(clinic_id, period)),
-        }
+        return Headline.of(
+            by_status,
+            int(revenue),
+            new_bookings=self._new_bookings(clinic_id, period),
+            offers_sent=self._offers_sent(clinic_id, period),
+            slots_filled=self.store.count(SLOT_OFFERS, where=_filled(clinic_id, period)),
+        )
 
     def _new_bookings(self, clinic_id: str, period: ReportPeriod) -> int:
         return self.store.count(APPOINTMENTS, where=[("clinic_id", "==", clinic_id), *_between("created_at", period)])
@@ -158,29 +222,29 @@ class MetricsReader:
     def _offers_sent(self, clinic_id: str, period: ReportPeriod) -> int:
         return self.store.count(SLOT_OFFERS, where=[("clinic_id", "==", clinic_id), *_between(OFFER_CREATED, period)])
 
-    def _messages(self, clinic_id: str, period: ReportPeriod) -> dict[str, Any]:
+    def _messages(self, clinic_id: str, period: ReportPeriod) -> MessageFigures:
         """Reminders and booking confirmations planned to send in the period, by channel and ledger state."""
-        out: dict[str, Any] = {}
-        for section, kind in MESSAGE_KINDS:
-            out[section] = {}
-            for channel in CHANNELS:
-                where: list[Filter] = [
-                    ("clinic_id", "==", clinic_id),
-                    ("kind", "==", kind),
-                    ("channel", "==", channel),
-                    *_between("send_at", period),
-                ]
-                counts = {
-                    state: self.store.count(ledger.COLLECTION, where=[*where, ("state", "==", state.value)])
-                    for state in (ledger.State.SENT, ledger.State.DELIVERED, ledger.State.FAILED)
-                }
-                delivered = counts[ledger.State.DELIVERED]
-                out[section][channel] = {
-                    "sent": counts[ledger.State.SENT] + delivered,
-                    "delivered": delivered,
-                    "failed": counts[ledger.State.FAILED],
-                }
-        return out
+
+        def deliveries(kind: str, channel: str) -> Deliveries:
+            where: list[Filter] = [
+                ("clinic_id", "==", clinic_id),
+                ("kind", "==", kind),
+                ("channel", "==", channel),
+                *_between("send_at", period),
+            ]
+            counts = {
+                state: self.store.count(ledger.COLLECTION, where=[*where, ("state", "==", state.value)])
+                for state in (ledger.State.SENT, ledger.State.DELIVERED, ledger.State.FAILED)
+            }
+            delivered = counts[ledger.State.DELIVERED]
+            return Deliveries(
+                sent=counts[ledger.State.SENT] + delivered, delivered=delivered, failed=counts[ledger.State.FAILED]
+            )
+
+        def by_channel(kind: str) -> ChannelDeliveries:
+            return ChannelDeliveries(sms=deliveries(kind, "sms"), email=deliveries(kind, "email"))
+
+        return MessageFigures(reminders=by_channel(REMINDERS), confirmations=by_channel(CONFIRMATIONS))
 
     def _open_failed_tasks(self, clinic_id: str) -> int:
         """Open failed_tasks of the clinic as the report is built (a snapshot, not a count for the period)."""
@@ -193,7 +257,7 @@ class MetricsReader:
 
     def _appointment_details(
         self, clinic_id: str, period: ReportPeriod
-    ) -> tuple[dict[str, int], int, list[dict[str, Any]], list[dict[str, Any]], _Unreadable, int]:
+    ) -> tuple[dict[str, int], int, tuple[ProviderFigures, ...], tuple[DayFigures, ...], _Unreadable, int]:
         """Counts by status, completed revenue, per provider and per local day, the unreadable documents and
         the confirmed ones (of those kept in the details: not cancelled), from one streamed query.
 
@@ -232,19 +296,19 @@ class MetricsReader:
             provider.seconds += int((end - start).total_seconds())
             if status == "completed":
                 provider.revenue_cents += price
-        rows: list[dict[str, Any]] = [
-            {
-                "provider_id": None if key.startswith("\x00") else key,
-                "name": provider.name,
-                "appointments": provider.appointments,
-                "booked_hours": round(provider.seconds / 3600, 2),
-                "revenue_cents": provider.revenue_cents,
-            }
+        rows = [
+            ProviderFigures(
+                provider_id=None if key.startswith("\x00") else key,
+                name=provider.name,
+                appointments=provider.appointments,
+                booked_hours=round(provider.seconds / 3600, 2),
+                revenue_cents=provider.revenue_cents,
+            )
             for key, provider in providers.items()
         ]
-        rows.sort(key=lambda row: (row["name"] == OTHER_PROVIDERS, str(row["name"]).lower(), row["provider_id"] or ""))
-        days = [{"date": day.isoformat(), "appointments": per_day[day.isoformat()]} for day in period.days]
-        return by_status, revenue, rows, days, invalid, confirmed
+        rows.sort(key=lambda row: (row.name == OTHER_PROVIDERS, row.name.lower(), row.provider_id or ""))
+        days = tuple(DayFigures(date=day.isoformat(), appointments=per_day[day.isoformat()]) for day in period.days)
+        return by_status, revenue, tuple(rows), days, invalid, confirmed
 
     def _median_minutes_to_fill(
         self, clinic_id: str, period: ReportPeriod, invalid: _Unreadable
@@ -265,17 +329,6 @@ class MetricsReader:
         if not seconds:
             return None, filled
         return round(statistics.median(seconds) / 60, 1), filled
-
-
-def totals(by_status: dict[str, int], revenue: int) -> dict[str, Any]:
-    """Counts by status with their total, completed revenue and the two rates."""
-    total = sum(by_status.values())
-    return {
-        "appointments": {"total": total, **by_status},
-        "revenue_cents": revenue,
-        "cancellation_rate": ratio(by_status["cancelled"], total),
-        "no_show_rate": ratio(by_status["no_show"], total - by_status["cancelled"]),
-    }
 
 
 def _between(field: str, period: ReportPeriod) -> list[Filter]:
@@ -324,36 +377,16 @@ def _log_invalid(collection: str, doc_id: str, field: str) -> None:
     )
 
 
-def flat(head: dict[str, Any]) -> dict[str, Any]:
-    """The headline figures the weekly comparison names (CHANGE_KEYS)."""
-    counts = head["appointments"]
-    return {
-        "appointments": counts["total"],
-        "completed": counts["completed"],
-        "cancelled": counts["cancelled"],
-        "no_show": counts["no_show"],
-        "revenue_cents": head["revenue_cents"],
-        "new_bookings": head["new_bookings"],
-        "cancellation_rate": head["cancellation_rate"],
-        "no_show_rate": head["no_show_rate"],
-        "offers_sent": head["offers_sent"],
-        "slots_filled": head["slots_filled"],
-    }
-
-
-def compare(current: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]:
-    """Each headline figure against the week before: the change, and the change in percent of the week before."""
-    out: dict[str, Any] = {}
+def compare(current: Mapping[str, float | None], previous: Mapping[str, float | None]) -> dict[str, Change]:
+    """Each headline figure (CHANGE_KEYS) against the week before: the change, and the change in percent of the
+    week before."""
+    out: dict[str, Change] = {}
     for key in CHANGE_KEYS:
         now, before = current[key], previous[key]
         if now is None or before is None:
-            out[key] = {"current": now, "previous": before, "change": None, "percent": None}
+            out[key] = Change(current=now, previous=before, change=None, percent=None)
             continue
         change = round(now - before, 4)
-        out[key] = {
-            "current": now,
-            "previous": before,
-            "change": change,
-            "percent": round(100 * change / before, 1) if before else None,
-        }
+        percent = round(100 * change / before, 1) if before else None
+        out[key] = Change(current=now, previous=before, change=change, percent=percent)
     return out

@@ -1,36 +1,32 @@
 """A stored report (or purchase order draft) as an email: HTML, plain text, and the figures as CSV.
 
 Pure functions of the stored document, so a retried task renders exactly what the first attempt did.
-The HTML is table-based with inline styles only: the bars are table cells with a background colour and a
-percentage width, which Gmail, Outlook and Apple Mail all draw; there is no image, script, web font or
-external stylesheet to block. Every value from a document is escaped; CSV cells that a spreadsheet would
-read as a formula are prefixed with an apostrophe.
+The HTML comes from the Jinja2 templates in shared/reports/templates/ (autoescaped: every value from a
+document is escaped); this module prepares each figure as the text both parts show. The HTML is
+table-based with inline styles only: the bars are table cells with a background colour and a percentage
+width, which Gmail, Outlook and Apple Mail all draw; there is no image, script, web font or external
+stylesheet to block. CSV cells that a spreadsheet would read as a formula are prefixed with an apostrophe.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
-from html import escape
+from datetime import date
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from shared.reports.money import DEFAULT_CURRENCY, format_money
-from shared.reports.report_docs import report_id
+from shared.platform.html_templates import render_html
+from shared.reports.money import format_money
+from shared.reports.report_docs import AppointmentCounts, Change, ProviderFigures, Report, ReportMetrics
 
-BAR_COLOUR = "#2f6fde"  # the bars' colour (tests/integration/test_reports_email.py looks for it)
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+BAR_COLOUR = "#2f6fde"  # the bars' colour (tests/integration/test_reports.py looks for it in the screenshot)
 BAR_TRACK = "#e8edf5"
 TEXT_BAR_WIDTH = 30
-STATUSES = (
-    ("booked", "Booked"),
-    ("confirmed", "Confirmed"),
-    ("completed", "Completed"),
-    ("cancelled", "Cancelled"),
-    ("no_show", "No-show"),
-)
 CHANGE_LABELS = {
     "appointments": "Appointments",
     "completed": "Completed",
@@ -47,7 +43,6 @@ CSV_HEADER = ("section", "item", "metric", "value")
 # Gmail clips a message past ~102 KB: the email names the busiest providers and sums the rest in one row;
 # every provider's figures are in the CSV attachment.
 TOP_PROVIDERS = 15
-FONT = "font-family:Arial,Helvetica,sans-serif;"
 
 
 @dataclass(frozen=True)
@@ -58,16 +53,22 @@ class Email:
     attachments: tuple[tuple[str, str, bytes], ...] = ()
 
 
+@dataclass(frozen=True)
+class Bar:
+    label: str
+    value: int
+    width: int  # percent of the row, the busiest row 100
+
+
 # --------------------------------------------------------------------------------------------- format
 
 
 Money = Callable[[Any], str]
 
 
-def money_of(report: dict[str, Any]) -> Money:
+def money_of(report: Report) -> Money:
     """Minor units → an amount in the report's currency and locale ("$1,234.50", "1234,50 €")."""
-    currency, locale = report.get("currency", DEFAULT_CURRENCY), report.get("locale", "en")
-    return lambda minor: format_money(minor, currency, locale)
+    return lambda minor: format_money(minor, report.currency, report.locale)
 
 
 def hours_minutes(hours: Any) -> str:
@@ -98,11 +99,8 @@ def day_label(text: str) -> str:
     return f"{day:%a} {day.day} {day:%b}"
 
 
-def period_label(report: dict[str, Any]) -> str:
-    try:
-        first, last = date.fromisoformat(report["start_date"]), date.fromisoformat(report["end_date"])
-    except (KeyError, TypeError, ValueError):
-        return str(report.get("start_date", ""))
+def period_label(report: Report) -> str:
+    first, last = report.start_date, report.end_date
     if first == last:
         return f"{first:%A} {first.day} {first:%B %Y}"
     return f"{first.day} {first:%b} – {last.day} {last:%b %Y}"
@@ -125,67 +123,78 @@ def _signed(key: str, change: Any, money: Money) -> str:
     return text if text.startswith("-") else f"+{text}"
 
 
+def statuses(counts: AppointmentCounts) -> list[tuple[str, str, int]]:
+    """(key, label, appointments) per status, in the order the email and the CSV list them."""
+    return [
+        ("booked", "Booked", counts.booked),
+        ("confirmed", "Confirmed", counts.confirmed),
+        ("completed", "Completed", counts.completed),
+        ("cancelled", "Cancelled", counts.cancelled),
+        ("no_show", "No-show", counts.no_show),
+    ]
+
+
+def _median(minutes: float | None) -> str:
+    return "-" if minutes is None else f"{number(minutes)} min"
+
+
 # ----------------------------------------------------------------------------------------- the report
 
 
-def shown_providers(providers: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str | None]:
+def shown_providers(providers: Sequence[ProviderFigures]) -> tuple[list[ProviderFigures], str | None]:
     """The provider rows the email shows, and a note when there are more than TOP_PROVIDERS: then the busiest
     (by appointments, then revenue), and one row summing the others, so every total still adds up."""
     if len(providers) <= TOP_PROVIDERS:
-        return providers, None
-    ranked = sorted(providers, key=lambda p: (-int(p["appointments"]), -int(p["revenue_cents"]), str(p["name"])))
+        return list(providers), None
+    ranked = sorted(providers, key=lambda p: (-p.appointments, -p.revenue_cents, p.name))
     top, rest = ranked[:TOP_PROVIDERS], ranked[TOP_PROVIDERS:]
-    others = {
-        "provider_id": None,
-        "name": f"{len(rest)} other providers",
-        "appointments": sum(int(p["appointments"]) for p in rest),
-        "booked_hours": round(sum(float(p["booked_hours"]) for p in rest), 2),
-        "revenue_cents": sum(int(p["revenue_cents"]) for p in rest),
-    }
+    others = ProviderFigures(
+        provider_id=None,
+        name=f"{len(rest)} other providers",
+        appointments=sum(p.appointments for p in rest),
+        booked_hours=round(sum(p.booked_hours for p in rest), 2),
+        revenue_cents=sum(p.revenue_cents for p in rest),
+    )
     note = f"the {TOP_PROVIDERS} busiest providers, the other {len(rest)} summed in one row; all are in the CSV"
     return [*top, others], note
 
 
-def bars(metrics: dict[str, Any], period: str) -> tuple[str, list[tuple[str, int]]]:
+def bars(metrics: ReportMetrics, period: str) -> tuple[str, list[tuple[str, int]]]:
     """The visual's title and (label, value) rows: per day for a week, per provider for a day."""
     if period == "weekly":
-        title, rows = "Appointments per day", [(day_label(d["date"]), int(d["appointments"])) for d in metrics["days"]]
+        title, rows = "Appointments per day", [(day_label(d.date), d.appointments) for d in metrics.days]
     else:
-        providers, _ = shown_providers(metrics["providers"])
-        title, rows = "Appointments per provider", [(p["name"], int(p["appointments"])) for p in providers]
-    cancelled = metrics["appointments"].get("cancelled") or 0
+        providers, _ = shown_providers(metrics.providers)
+        title, rows = "Appointments per provider", [(p.name, p.appointments) for p in providers]
+    cancelled = metrics.appointments.cancelled
     return (f"{title} (not counting {cancelled} cancelled)" if cancelled else title), rows
 
 
-def unreadable_notice(report: dict[str, Any]) -> str | None:
+def unreadable_notice(report: Report) -> str | None:
     """What the email says of the records left out of every figure, and where an operator finds them."""
-    count = report["metrics"].get("invalid_documents") or 0
+    count = report.metrics.invalid_documents
     if not count:
         return None
-    doc_id = report_id(str(report.get("clinic_id")), str(report.get("period")), str(report.get("start_date")))
     records = "record" if count == 1 else "records"
     return (
         f"{count} {records} could not be read and {'is' if count == 1 else 'are'} left out of every figure above. "
         f"Your operator finds them, by id and field to fix, under invalid_listed in the Firestore document "
-        f'reports/{doc_id} (or in the report-builder log lines "left out of the report").'
+        f'reports/{report.id} (or in the report-builder log lines "left out of the report").'
     )
 
 
-def as_of_label(report: dict[str, Any]) -> str:
+def as_of_label(report: Report) -> str:
     """When a partial report's figures were taken, in the clinic's time: "Tue 10 Mar, 14:05 (America/New_York)"."""
-    built = report.get("generated_at")
-    if not isinstance(built, datetime):
-        return "an unknown time"
     try:
-        zone = ZoneInfo(str(report.get("timezone")))
+        zone = ZoneInfo(report.timezone)
     except (ZoneInfoNotFoundError, ValueError):
         zone = ZoneInfo("UTC")
-    local = built.astimezone(zone)
+    local = report.generated_at.astimezone(zone)
     return f"{local:%a} {local.day} {local:%b}, {local:%H:%M} ({zone.key})"
 
 
-def partial_notice(report: dict[str, Any]) -> str | None:
-    if not report.get("partial"):
+def partial_notice(report: Report) -> str | None:
+    if not report.partial:
         return None
     return (
         f"Partial report: the period had not ended when it was built. The figures are as of {as_of_label(report)}; "
@@ -193,12 +202,12 @@ def partial_notice(report: dict[str, Any]) -> str | None:
     )
 
 
-def report_email(report: dict[str, Any], clinic_name: str) -> Email:
-    kind = report["period"]
+def report_email(report: Report, clinic_name: str) -> Email:
+    kind = report.period.value
     subject = f"{clinic_name}: {kind} report, {period_label(report)}"
-    if report.get("partial"):
+    if report.partial:
         subject += f" (PARTIAL, as of {as_of_label(report)})"
-    filename = f"report_{report['clinic_id']}_{kind}_{report['start_date']}.csv"
+    filename = f"report_{report.clinic_id}_{kind}_{report.start_date.isoformat()}.csv"
     return Email(
         subject=subject,
         text=report_text(report, clinic_name),
@@ -207,26 +216,39 @@ def report_email(report: dict[str, Any], clinic_name: str) -> Email:
     )
 
 
-def report_text(report: dict[str, Any], clinic_name: str) -> str:
-    metrics = report["metrics"]
-    counts = metrics["appointments"]
+def _changes(changes: Mapping[str, Change], money: Money) -> list[tuple[str, str, str, str]]:
+    """(label, this week, week before, change) per headline figure."""
+    return [
+        (
+            label,
+            _change_value(key, changes[key].current, money),
+            _change_value(key, changes[key].previous, money),
+            _signed(key, changes[key].change, money),
+        )
+        for key, label in CHANGE_LABELS.items()
+    ]
+
+
+def report_text(report: Report, clinic_name: str) -> str:
+    metrics = report.metrics
+    counts = metrics.appointments
     money = money_of(report)
-    lines = [f"{clinic_name} - {report['period']} report", period_label(report), ""]
-    if metrics.get("empty"):
+    lines = [f"{clinic_name} - {report.period.value} report", period_label(report), ""]
+    if metrics.empty:
         lines += ["No appointments in this period.", ""]
     for notice in (partial_notice(report), unreadable_notice(report)):
         if notice:
             lines += [notice, ""]
     lines += [
-        f"Appointments: {number(counts['total'])}",
-        *(f"  {label}: {number(counts[key])}" for key, label in STATUSES),
-        f"Completed revenue: {money(metrics['revenue_cents'])}",
-        f"Cancellation rate: {percent(metrics['cancellation_rate'])}",
-        f"No-show rate: {percent(metrics['no_show_rate'])}",
-        f"New bookings made: {number(metrics['new_bookings'])}",
+        f"Appointments: {number(counts.total)}",
+        *(f"  {label}: {number(count)}" for _, label, count in statuses(counts)),
+        f"Completed revenue: {money(metrics.revenue_cents)}",
+        f"Cancellation rate: {percent(metrics.cancellation_rate)}",
+        f"No-show rate: {percent(metrics.no_show_rate)}",
+        f"New bookings made: {number(metrics.new_bookings)}",
         "",
     ]
-    title, rows = bars(metrics, report["period"])
+    title, rows = bars(metrics, report.period)
     top = max((value for _, value in rows), default=0)
     lines.append(title)
     for label, value in rows:
@@ -234,232 +256,88 @@ def report_text(report: dict[str, Any], clinic_name: str) -> str:
         lines.append(f"  {label[:24]:<24} {'#' * width:<{TEXT_BAR_WIDTH}} {value}")
     if not rows:
         lines.append("  (none)")
-    providers, more = shown_providers(metrics["providers"])
+    providers, more = shown_providers(metrics.providers)
     lines += ["", "Providers (appointments, booked time h:mm, completed revenue)" + (f": {more}" if more else "")]
     lines += [
-        f"  {p['name']}: {number(p['appointments'])}, {hours_minutes(p['booked_hours'])}, {money(p['revenue_cents'])}"
+        f"  {p.name}: {number(p.appointments)}, {hours_minutes(p.booked_hours)}, {money(p.revenue_cents)}"
         for p in providers
     ] or ["  (none)"]
     lines += ["", "Messages (sent / delivered / failed)"]
-    for section in ("reminders", "confirmations"):
-        for channel in ("sms", "email"):
-            c = metrics["messages"][section][channel]
-            lines.append(f"  {section} {channel}: {c['sent']} / {c['delivered']} / {c['failed']}")
-    lines.append(f"Reminders delivered / sent: {percent(metrics['reminder_delivery_rate'])}")
-    lines.append(f"Appointments confirmed (of those not cancelled): {percent(metrics['confirmation_rate'])}")
-    wait = metrics["waitlist"]
-    median = wait["median_minutes_to_fill"]
+    for section, channel, c in metrics.messages.rows():
+        lines.append(f"  {section} {channel}: {c.sent} / {c.delivered} / {c.failed}")
+    lines.append(f"Reminders delivered / sent: {percent(metrics.reminder_delivery_rate)}")
+    lines.append(f"Appointments confirmed (of those not cancelled): {percent(metrics.confirmation_rate)}")
+    wait = metrics.waitlist
     lines += [
         "",
-        f"Waitlist: {wait['offers_sent']} offers sent, {wait['slots_filled']} slots filled, "
-        f"median time to fill {'-' if median is None else f'{number(median)} min'}",
-        f"Open failed tasks: {metrics['open_failed_tasks']}",
+        f"Waitlist: {wait.offers_sent} offers sent, {wait.slots_filled} slots filled, "
+        f"median time to fill {_median(wait.median_minutes_to_fill)}",
+        f"Open failed tasks: {metrics.open_failed_tasks}",
     ]
-    if "change" in metrics:
+    if metrics.change is not None:
         lines += ["", "Against the week before (this week / week before / change)"]
-        for key, label in CHANGE_LABELS.items():
-            c = metrics["change"][key]
-            lines.append(
-                f"  {label}: {_change_value(key, c['current'], money)} / {_change_value(key, c['previous'], money)} / "
-                f"{_signed(key, c['change'], money)}"
-            )
+        for label, current, previous, change in _changes(metrics.change, money):
+            lines.append(f"  {label}: {current} / {previous} / {change}")
     lines += ["", "The figures are attached as CSV."]
     return "\n".join(lines) + "\n"
 
 
-def _cell(text: str, *, align: str = "left", bold: bool = False, muted: bool = False) -> str:
-    style = f"{FONT}font-size:13px;padding:4px 8px;border-bottom:1px solid #eef0f3;text-align:{align};"
-    style += "font-weight:bold;" if bold else ""
-    style += "color:#6b7280;" if muted else "color:#1f2933;"
-    return f'<td style="{style}">{escape(text)}</td>'
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    head = "".join(_cell(h, align="left" if i == 0 else "right", bold=True) for i, h in enumerate(header))
-    body = "".join(
-        "<tr>" + "".join(_cell(v, align="left" if i == 0 else "right") for i, v in enumerate(row)) + "</tr>"
-        for row in rows
-    )
-    return (
-        '<table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0" '
-        f'style="border-collapse:collapse;width:100%;margin:0 0 16px 0;"><tr>{head}</tr>{body}</table>'
-    )
-
-
-def _heading(text: str) -> str:
-    return f'<h2 style="{FONT}font-size:16px;color:#1f2933;margin:20px 0 8px 0;">{escape(text)}</h2>'
-
-
-def _bar_rows(rows: list[tuple[str, int]]) -> str:
+def _bars(rows: list[tuple[str, int]]) -> list[Bar]:
     top = max((value for _, value in rows), default=0)
-    out = []
-    for label, value in rows:
-        width = max(2, round(100 * value / top)) if top and value else 0
-        bar = (
-            f'<td width="{width}%" bgcolor="{BAR_COLOUR}" style="width:{width}%;background-color:{BAR_COLOUR};'
-            'height:18px;font-size:0;line-height:0;">&nbsp;</td>'
-            if width
-            else ""
-        )
-        rest = (
-            f'<td bgcolor="{BAR_TRACK}" style="background-color:{BAR_TRACK};height:18px;font-size:0;'
-            'line-height:0;">&nbsp;</td>'
-            if width < 100
-            else ""
-        )
-        out.append(
-            "<tr>"
-            f'<td width="140" style="{FONT}font-size:13px;color:#1f2933;padding:3px 8px 3px 0;width:140px;">'
-            f"{escape(label)}</td>"
-            '<td style="padding:3px 0;"><table role="presentation" width="100%" cellpadding="0" cellspacing="0" '
-            f'border="0" style="width:100%;border-collapse:collapse;"><tr>{bar}{rest}</tr></table></td>'
-            f'<td width="48" align="right" style="{FONT}font-size:13px;color:#1f2933;padding:3px 0 3px 8px;'
-            f'width:48px;">{value}</td>'
-            "</tr>"
-        )
-    if not out:
-        return f'<p style="{FONT}font-size:13px;color:#6b7280;margin:0 0 16px 0;">No appointments to chart.</p>'
-    return (
-        '<table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0" '
-        f'style="width:100%;border-collapse:collapse;margin:0 0 16px 0;">{"".join(out)}</table>'
-    )
+    return [Bar(label, value, max(2, round(100 * value / top)) if top and value else 0) for label, value in rows]
 
 
-def _kpis(items: list[tuple[str, str]]) -> str:
-    cells = "".join(
-        f'<td width="25%" valign="top" style="{FONT}padding:10px;background-color:#f4f7fb;border:4px solid #ffffff;">'
-        f'<div style="font-size:12px;color:#6b7280;">{escape(label)}</div>'
-        f'<div style="font-size:20px;font-weight:bold;color:#1f2933;">{escape(value)}</div></td>'
-        for label, value in items
-    )
-    return (
-        '<table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0" '
-        f'style="width:100%;border-collapse:collapse;margin:8px 0 8px 0;"><tr>{cells}</tr></table>'
-    )
-
-
-def _note(text: str | None) -> str:
-    if not text:
-        return ""
-    return f'<p style="{FONT}font-size:12px;color:#6b7280;margin:0 0 8px 0;">{escape(text[:1].upper() + text[1:])}.</p>'
-
-
-def report_html(report: dict[str, Any], clinic_name: str) -> str:
-    metrics = report["metrics"]
-    counts = metrics["appointments"]
-    providers, more = shown_providers(metrics["providers"])
+def report_html(report: Report, clinic_name: str) -> str:
+    metrics = report.metrics
+    counts = metrics.appointments
+    providers, more = shown_providers(metrics.providers)
     money = money_of(report)
-    parts = [
-        _kpis(
-            [
-                ("Appointments", number(counts["total"])),
-                ("Completed revenue", money(metrics["revenue_cents"])),
-                ("Cancellation rate", percent(metrics["cancellation_rate"])),
-                ("No-show rate", percent(metrics["no_show_rate"])),
-            ]
-        )
-    ]
-    if metrics.get("empty"):
-        parts.append(
-            f'<p style="{FONT}font-size:14px;color:#1f2933;background-color:#fff7e0;padding:10px;margin:8px 0;">'
-            "No appointments in this period.</p>"
-        )
-    for notice in (partial_notice(report), unreadable_notice(report)):
-        if notice:
-            parts.append(
-                f'<p style="{FONT}font-size:13px;color:#1f2933;background-color:#fdecea;padding:10px;margin:8px 0;">'
-                f"{escape(notice)}</p>"
+    title, rows = bars(metrics, report.period)
+    wait = metrics.waitlist
+    return render_html(
+        TEMPLATES,
+        "report.html",
+        clinic_name=clinic_name,
+        period=report.period.value,
+        period_label=period_label(report),
+        kpis=[
+            ("Appointments", number(counts.total)),
+            ("Completed revenue", money(metrics.revenue_cents)),
+            ("Cancellation rate", percent(metrics.cancellation_rate)),
+            ("No-show rate", percent(metrics.no_show_rate)),
+        ],
+        empty=metrics.empty,
+        notices=[notice for notice in (partial_notice(report), unreadable_notice(report)) if notice],
+        bars_title=title,
+        bars=_bars(rows),
+        bar_colour=BAR_COLOUR,
+        bar_track=BAR_TRACK,
+        statuses=[(label, number(count)) for _, label, count in statuses(counts)]
+        + [("New bookings made", number(metrics.new_bookings))],
+        providers_note=f"{more[:1].upper()}{more[1:]}." if more else None,
+        providers=[
+            (p.name, number(p.appointments), hours_minutes(p.booked_hours), money(p.revenue_cents)) for p in providers
+        ],
+        messages=[
+            (
+                f"{section.capitalize()} by {channel.upper() if channel == 'sms' else channel}",
+                number(c.sent),
+                number(c.delivered),
+                number(c.failed),
             )
-    title, rows = bars(metrics, report["period"])
-    parts += [_heading(title), _bar_rows(rows)]
-    parts += [
-        _heading("Appointments by status"),
-        _table(
-            ["Status", "Appointments"],
-            [[label, number(counts[key])] for key, label in STATUSES]
-            + [["New bookings made", number(metrics["new_bookings"])]],
-        ),
-        _heading("Providers"),
-        _note(more),
-        _table(
-            ["Provider", "Appointments", "Booked (h:mm)", "Completed revenue"],
-            [
-                [p["name"], number(p["appointments"]), hours_minutes(p["booked_hours"]), money(p["revenue_cents"])]
-                for p in providers
-            ]
-            or [["(none)", "-", "-", "-"]],
-        ),
-        _heading("Messages"),
-        _table(
-            ["Messages", "Sent", "Delivered", "Failed"],
-            [
-                [
-                    f"{section.capitalize()} by {channel.upper() if channel == 'sms' else channel}",
-                    number(c["sent"]),
-                    number(c["delivered"]),
-                    number(c["failed"]),
-                ]
-                for section in ("reminders", "confirmations")
-                for channel in ("sms", "email")
-                for c in [metrics["messages"][section][channel]]
-            ],
-        ),
-        _table(
-            ["Rate", "Share"],
-            [
-                ["Reminders delivered / sent", percent(metrics["reminder_delivery_rate"])],
-                ["Appointments confirmed (of those not cancelled)", percent(metrics["confirmation_rate"])],
-            ],
-        ),
-    ]
-    wait = metrics["waitlist"]
-    median = wait["median_minutes_to_fill"]
-    parts += [
-        _heading("Waitlist and operations"),
-        _table(
-            ["", "Value"],
-            [
-                ["Waitlist offers sent", number(wait["offers_sent"])],
-                ["Slots filled", number(wait["slots_filled"])],
-                ["Median time to fill", "-" if median is None else f"{number(median)} min"],
-                ["Open failed tasks", number(metrics["open_failed_tasks"])],
-            ],
-        ),
-    ]
-    if "change" in metrics:
-        parts += [
-            _heading("Against the week before"),
-            _table(
-                ["", "This week", "Week before", "Change"],
-                [
-                    [
-                        label,
-                        _change_value(key, metrics["change"][key]["current"], money),
-                        _change_value(key, metrics["change"][key]["previous"], money),
-                        _signed(key, metrics["change"][key]["change"], money),
-                    ]
-                    for key, label in CHANGE_LABELS.items()
-                ],
-            ),
-        ]
-    title_text = f"{clinic_name} – {report['period']} report"
-    return (
-        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{escape(title_text)}</title></head>"
-        '<body style="margin:0;padding:0;background-color:#f4f5f7;">'
-        '<table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0" '
-        'bgcolor="#f4f5f7" style="background-color:#f4f5f7;width:100%;"><tr><td align="center" '
-        'style="padding:24px 12px;">'
-        '<table role="presentation" width="600" cellpadding="0" cellspacing="0" border="0" bgcolor="#ffffff" '
-        'style="width:600px;max-width:100%;background-color:#ffffff;border:1px solid #e1e4e8;"><tr>'
-        '<td style="padding:20px 24px;">'
-        f'<h1 style="{FONT}font-size:20px;color:#1f2933;margin:0 0 4px 0;">{escape(clinic_name)}</h1>'
-        f'<p style="{FONT}font-size:14px;color:#6b7280;margin:0 0 12px 0;">'
-        f"{escape(report['period'].capitalize())} report · {escape(period_label(report))}</p>"
-        f"{''.join(parts)}"
-        f'<p style="{FONT}font-size:12px;color:#6b7280;margin:16px 0 0 0;">The figures are attached as CSV.</p>'
-        "</td></tr></table></td></tr></table></body></html>"
+            for section, channel, c in metrics.messages.rows()
+        ],
+        rates=[
+            ("Reminders delivered / sent", percent(metrics.reminder_delivery_rate)),
+            ("Appointments confirmed (of those not cancelled)", percent(metrics.confirmation_rate)),
+        ],
+        operations=[
+            ("Waitlist offers sent", number(wait.offers_sent)),
+            ("Slots filled", number(wait.slots_filled)),
+            ("Median time to fill", _median(wait.median_minutes_to_fill)),
+            ("Open failed tasks", number(metrics.open_failed_tasks)),
+        ],
+        changes=_changes(metrics.change, money) if metrics.change is not None else [],
     )
 
 
@@ -476,43 +354,54 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def csv_rows(report: dict[str, Any]) -> list[tuple[str, str, str, Any]]:
+def csv_rows(report: Report) -> list[tuple[str, str, str, Any]]:
     """Every figure of the report as (section, item, metric, value)."""
-    m = report["metrics"]
+    m = report.metrics
+    counts = m.appointments
     rows: list[tuple[str, str, str, Any]] = [
-        ("report", "", name, report.get(name)) for name in ("clinic_id", "period", "start_date", "end_date", "partial")
+        ("report", "", "clinic_id", report.clinic_id),
+        ("report", "", "period", report.period.value),
+        ("report", "", "start_date", report.start_date.isoformat()),
+        ("report", "", "end_date", report.end_date.isoformat()),
+        ("report", "", "partial", report.partial),
     ]
-    rows += [("appointments", "", key, m["appointments"][key]) for key in ("total", *(k for k, _ in STATUSES))]
+    rows.append(("appointments", "", "total", counts.total))
+    rows += [("appointments", "", key, count) for key, _, count in statuses(counts)]
     rows += [
-        ("revenue", "", "completed_revenue_cents", m["revenue_cents"]),
-        ("rates", "", "cancellation_rate", m["cancellation_rate"]),
-        ("rates", "", "no_show_rate", m["no_show_rate"]),
-        ("rates", "", "confirmation_rate", m["confirmation_rate"]),
-        ("rates", "", "reminder_delivery_rate", m["reminder_delivery_rate"]),
-        ("bookings", "", "new_bookings", m["new_bookings"]),
+        ("revenue", "", "completed_revenue_cents", m.revenue_cents),
+        ("rates", "", "cancellation_rate", m.cancellation_rate),
+        ("rates", "", "no_show_rate", m.no_show_rate),
+        ("rates", "", "confirmation_rate", m.confirmation_rate),
+        ("rates", "", "reminder_delivery_rate", m.reminder_delivery_rate),
+        ("bookings", "", "new_bookings", m.new_bookings),
     ]
-    rows += [("day", d["date"], "appointments", d["appointments"]) for d in m["days"]]
-    for p in m["providers"]:
-        rows += [("provider", p["name"], key, p[key]) for key in ("appointments", "booked_hours", "revenue_cents")]
-    for section in ("reminders", "confirmations"):
-        for channel in ("sms", "email"):
-            rows += [
-                (section, channel, state, m["messages"][section][channel][state])
-                for state in ("sent", "delivered", "failed")
-            ]
+    rows += [("day", d.date, "appointments", d.appointments) for d in m.days]
+    for p in m.providers:
+        rows += [
+            ("provider", p.name, "appointments", p.appointments),
+            ("provider", p.name, "booked_hours", p.booked_hours),
+            ("provider", p.name, "revenue_cents", p.revenue_cents),
+        ]
+    for section, channel, c in m.messages.rows():
+        rows += [(section, channel, "sent", c.sent), (section, channel, "delivered", c.delivered)]
+        rows += [(section, channel, "failed", c.failed)]
+    wait = m.waitlist
     rows += [
-        ("waitlist", "", key, m["waitlist"][key]) for key in ("offers_sent", "slots_filled", "median_minutes_to_fill")
+        ("waitlist", "", "offers_sent", wait.offers_sent),
+        ("waitlist", "", "slots_filled", wait.slots_filled),
+        ("waitlist", "", "median_minutes_to_fill", wait.median_minutes_to_fill),
+        ("failed_tasks", "", "open", m.open_failed_tasks),
+        ("quality", "", "invalid_documents", m.invalid_documents),
     ]
-    rows += [
-        ("failed_tasks", "", "open", m["open_failed_tasks"]),
-        ("quality", "", "invalid_documents", m["invalid_documents"]),
-    ]
-    for key in CHANGE_LABELS if "change" in m else ():
-        rows += [("change", key, name, m["change"][key][name]) for name in ("previous", "change", "percent")]
+    changes = m.change or {}
+    for key in CHANGE_LABELS if changes else ():
+        change = changes[key]
+        rows += [("change", key, "previous", change.previous), ("change", key, "change", change.change)]
+        rows += [("change", key, "percent", change.percent)]
     return rows
 
 
-def report_csv(report: dict[str, Any]) -> bytes:
+def report_csv(report: Report) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_HEADER)
@@ -547,37 +436,21 @@ def inventory_email(order: dict[str, Any], clinic_name: str) -> Email:
     if invalid:
         text += ["", "Product records that could not be checked (fix the field):"]
         text += [f"  {_product_label(item)}: {item['field']}" for item in invalid]
-    rows = [
-        [
-            line["name"],
-            line["sku"],
-            f"{line['on_hand']} {line['unit']}",
-            f"{line['reorder_point']} {line['unit']}",
-            f"{line['qty']} {line['unit']}",
-        ]
-        for line in lines
-    ]
-    html = [
-        f'<h1 style="{FONT}font-size:20px;color:#1f2933;margin:0 0 4px 0;">{escape(clinic_name)}</h1>',
-        f'<p style="{FONT}font-size:14px;color:#6b7280;margin:0 0 12px 0;">Inventory check · '
-        f"{escape(str(order.get('date', '')))} · a draft purchase order is ready</p>",
-        _table(["Product", "SKU", "On hand", "Reorder point", "Order"], rows),
-    ]
-    if invalid:
-        html += [
-            _heading("Product records that could not be checked"),
-            _table(
-                ["Product", "SKU", "Field to fix", "Product id"],
-                [[item.get("name", "-"), item.get("sku", "-"), item["field"], item["product_id"]] for item in invalid],
-            ),
-        ]
-    body = (
-        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"></head>'
-        '<body style="margin:0;padding:0;background-color:#f4f5f7;">'
-        '<table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0" bgcolor="#f4f5f7">'
-        '<tr><td align="center" style="padding:24px 12px;">'
-        '<table role="presentation" width="600" cellpadding="0" cellspacing="0" border="0" bgcolor="#ffffff" '
-        'style="width:600px;max-width:100%;background-color:#ffffff;border:1px solid #e1e4e8;"><tr>'
-        f'<td style="padding:20px 24px;">{"".join(html)}</td></tr></table></td></tr></table></body></html>'
+    html = render_html(
+        TEMPLATES,
+        "inventory.html",
+        clinic_name=clinic_name,
+        date=str(order.get("date", "")),
+        lines=[
+            (
+                line["name"],
+                line["sku"],
+                f"{line['on_hand']} {line['unit']}",
+                f"{line['reorder_point']} {line['unit']}",
+                f"{line['qty']} {line['unit']}",
+            )
+            for line in lines
+        ],
+        invalid=[(item.get("name", "-"), item.get("sku", "-"), item["field"], item["product_id"]) for item in invalid],
     )
-    return Email(subject=subject, text="\n".join(text) + "\n", html=body)
+    return Email(subject=subject, text="\n".join(text) + "\n", html=html)

@@ -7,9 +7,9 @@ anything is written. The page says what happened in the patient's language, neve
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from shared.contract.models import CLINICS, PATIENTS, Clinic, Patient
 from shared.messaging.delivery import ClinicCache
@@ -17,6 +17,7 @@ from shared.messaging.templates import format_local, locale_for
 from shared.platform import log
 from shared.platform.clock import Clock
 from shared.platform.errors import InvalidDocument
+from shared.platform.html_templates import render_html
 from shared.platform.store import Store
 from shared.waitlist import entries as entries_module
 from shared.waitlist import offers as offers_module
@@ -25,6 +26,7 @@ from shared.waitlist.claims import Claims
 from shared.waitlist.offers import SlotOffer
 from shared.waitlist.templates import reply_text
 
+TEMPLATES = Path(__file__).resolve().parent / "pages"  # the claim page (Jinja2, autoescaped)
 STATUS = {"won": 200, "taken": 200, "expired": 410, "conflict": 409, "no_offer": 404, "reused": 409}
 
 
@@ -36,18 +38,8 @@ class Page:
     token: str | None = None  # set: the page carries the claim button
 
     def html(self, title: str) -> str:
-        button = ""
-        if self.token:
-            button = (
-                '<form method="post"><input type="hidden" name="t" value="'
-                f'{html.escape(self.token, quote=True)}"><button type="submit">Book this time</button></form>'
-            )
-        return (
-            '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-            '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>{html.escape(title)}</title></head><body>"
-            f'<main data-outcome="{html.escape(self.outcome, quote=True)}"><h1>{html.escape(title)}</h1>'
-            f"<p>{html.escape(self.message)}</p>{button}</main></body></html>"
+        return render_html(
+            TEMPLATES, "claim_page.html", title=title, outcome=self.outcome, message=self.message, token=self.token
         )
 
 

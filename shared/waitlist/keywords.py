@@ -1,6 +1,6 @@
 """What a patient's text asks for: pure, one pass over the text, whatever it holds.
 
-Twilio acts on its own keywords before our webhook sees them (docs/waitlist.md, "Keywords"): opt-out
+Twilio acts on its own keywords before our webhook sees them (docs/waitlist.md, "Inbound SMS"): opt-out
 STOP, STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT, REVOKE, OPTOUT; opt-in START, UNSTOP and YES; help HELP,
 INFO. Only a message that is the single word counts, as with Twilio. We record what Twilio did (opt-out
 and opt-in) and never use those words as commands of our own; YES keeps its Twilio meaning (opt back

@@ -8,12 +8,12 @@ opt-out keywords, named once, in the HELP answer, because carriers want it to sa
 
 from __future__ import annotations
 
-import html
 from datetime import datetime
 from typing import Any
 
 from shared.contract.models import Clinic, Patient
-from shared.messaging.templates import Message, fit_segments, format_local, gsm7_safe, locale_for
+from shared.messaging.templates import EMAILS, Message, fit_segments, format_local, gsm7_safe, locale_for
+from shared.platform.html_templates import render_html
 
 _OFFERS: dict[str, dict[str, Any]] = {
     "en": {
@@ -135,28 +135,20 @@ def offer_email(*, clinic: Clinic, patient: Patient, start: datetime, deadline: 
     locale = locale_for(patient, clinic)
     copy = _copy(_OFFERS, locale)
     values = _values(clinic, patient, start, locale) | {"deadline": _clock_time(deadline, clinic, locale)}
-    escaped = {key: html.escape(value) for key, value in values.items()}
-    intro, note = copy["offer_email"], copy["offer_link_note"]
-    text = f"{intro.format(**values)}\n{link}\n\n{note.format(**values)}"
-    html_body = (
-        f"<p>{intro.format(**escaped)}</p>"
-        f'<p><a href="{html.escape(link, quote=True)}">{html.escape(copy["offer_button"])}</a></p>'
-        f"<p>{note.format(**escaped)}</p><p>{escaped['clinic']}</p>"
+    intro, note = copy["offer_email"].format(**values), copy["offer_link_note"].format(**values)
+    html = render_html(
+        EMAILS, "offer.html", intro=intro, link=link, button=copy["offer_button"], note=note, clinic=clinic.name
     )
-    return Message(subject=copy["offer_subject"].format(**values), text=text, html=html_body)
+    return Message(subject=copy["offer_subject"].format(**values), text=f"{intro}\n{link}\n\n{note}", html=html)
 
 
 def result_message(outcome: str, *, clinic: Clinic, patient: Patient, start: datetime) -> Message:
     """A result (won / taken / expired) as an email; its `text` is also the SMS body's source."""
     locale = locale_for(patient, clinic)
     subject, template = _copy(_OFFERS, locale)[outcome]
-    values = _values(clinic, patient, start, locale)
-    escaped = {key: html.escape(value) for key, value in values.items()}
-    return Message(
-        subject=f"{subject} — {clinic.name}",
-        text=template.format(**values),
-        html=f"<p>{template.format(**escaped)}</p><p>{escaped['clinic']}</p>",
-    )
+    text = template.format(**_values(clinic, patient, start, locale))
+    html = render_html(EMAILS, "message.html", paragraphs=[text], signoff=None, clinic=clinic.name)
+    return Message(subject=f"{subject} — {clinic.name}", text=text, html=html)
 
 
 def result_sms(outcome: str, *, clinic: Clinic, patient: Patient, start: datetime) -> str:

@@ -4,7 +4,7 @@ the email parts rendered for edge cases (an empty period, a day's bars per provi
 from __future__ import annotations
 
 import base64
-from datetime import date
+from datetime import date, datetime, timezone
 
 import pytest
 
@@ -18,6 +18,7 @@ from shared.contract.events import (
 from shared.contract.models import Product
 from shared.platform.errors import InvalidDocument, PermanentError
 from shared.reports import render
+from shared.reports.report_docs import Report
 from shared.reports.tasks import InventoryAlertTask, ReportEmailTask
 from tests.bodies import parse_task
 
@@ -114,7 +115,8 @@ def test_inventory_alert_bodies_parse_strictly():
 # ------------------------------------------------------------------------------------------ rendering
 
 
-def empty_report(period: str = "daily") -> dict:
+def empty_doc(period: str = "daily") -> dict:
+    """A stored report of an empty day, as a document written before currency, locale and partial existed."""
     counts = {"total": 0, "booked": 0, "confirmed": 0, "completed": 0, "cancelled": 0, "no_show": 0}
     zero = {"sent": 0, "delivered": 0, "failed": 0}
     return {
@@ -122,6 +124,12 @@ def empty_report(period: str = "daily") -> dict:
         "period": period,
         "start_date": "2026-03-10",
         "end_date": "2026-03-10",
+        "timezone": "America/New_York",
+        "start": datetime(2026, 3, 10, 4, tzinfo=timezone.utc),
+        "end": datetime(2026, 3, 11, 4, tzinfo=timezone.utc),
+        "hours": 24.0,
+        "generated_at": datetime(2026, 3, 11, 6, tzinfo=timezone.utc),
+        "emailed_to": [],
         "metrics": {
             "appointments": counts,
             "revenue_cents": 0,
@@ -142,7 +150,7 @@ def empty_report(period: str = "daily") -> dict:
 
 
 def test_an_empty_period_still_renders_and_says_so():
-    email = render.report_email(empty_report(), "Glow")
+    email = render.report_email(Report.from_doc("c1_daily_2026-03-10", empty_doc()), "Glow")
     assert "No appointments in this period." in email.text and "No appointments in this period." in email.html
     assert "No appointments to chart." in email.html and "(none)" in email.text
     assert email.subject == "Glow: daily report, Tuesday 10 March 2026"
@@ -150,21 +158,58 @@ def test_an_empty_period_still_renders_and_says_so():
 
 
 def test_a_days_bars_are_per_provider_scaled_to_the_busiest():
-    report = empty_report()
-    report["metrics"]["providers"] = [
+    doc = empty_doc()
+    doc["metrics"]["providers"] = [
         {"provider_id": "a", "name": "Ann", "appointments": 4, "booked_hours": 2.5, "revenue_cents": 123456},
         {"provider_id": "b", "name": "Bo", "appointments": 1, "booked_hours": 0.5, "revenue_cents": 0},
     ]
-    report["metrics"]["empty"] = False
+    report = Report.from_doc("c1_daily_2026-03-10", doc)
     html, text = render.report_html(report, "Glow"), render.report_text(report, "Glow")
     assert 'width="100%" bgcolor="#2f6fde"' in html and 'width="25%" bgcolor="#2f6fde"' in html
     assert "#" * render.TEXT_BAR_WIDTH in text and "Ann: 4, 2:30, $1,234.56" in text
 
 
 def test_formatting_helpers():
-    money = render.money_of({})  # a report stored before the currency: US dollars, as the clinic default
+    report = Report.from_doc("c1_daily_2026-03-10", empty_doc())
+    money = render.money_of(report)  # a report stored before the currency: US dollars, as the clinic default
     assert (money(-1234), money(None), render.percent(0.1234), render.number(2.50)) == ("-$12.34", "-", "12.3 %", "2.5")
-    assert render.day_label("bad") == "bad" and render.period_label({}) == ""
+    assert render.day_label("bad") == "bad" and render.period_label(report) == "Tuesday 10 March 2026"
+    assert (report.currency, report.locale, report.partial, report.metrics.invalid_listed) == ("USD", "en", False, ())
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"period": "monthly"}, "period"),
+        ({"start_date": "10/03/2026"}, "start_date"),
+        ({"generated_at": "2026-03-11"}, "generated_at"),
+        ({"metrics": None}, "metrics"),
+        ({"emailed_to": "m@x"}, "emailed_to"),
+    ],
+)
+def test_a_stored_report_breaking_its_shape_is_refused_naming_the_field(change, field):
+    with pytest.raises(InvalidDocument) as raised:
+        Report.from_doc("r1", {**empty_doc(), **change})
+    assert (raised.value.collection, raised.value.doc_id, raised.value.field) == ("reports", "r1", field)
+
+
+def test_a_broken_figure_is_named_by_its_path_in_the_metrics():
+    doc = empty_doc()
+    doc["metrics"]["providers"] = [
+        {"provider_id": None, "name": 5, "appointments": 1, "booked_hours": 1, "revenue_cents": 0}
+    ]
+    doc["metrics"]["messages"]["reminders"]["sms"]["sent"] = True
+    with pytest.raises(InvalidDocument) as raised:
+        Report.from_doc("r1", doc)
+    assert raised.value.field == "metrics.providers[0].name"
+    doc["metrics"]["providers"][0]["name"] = "Ann"
+    with pytest.raises(InvalidDocument) as raised:
+        Report.from_doc("r1", doc)
+    assert raised.value.field == "metrics.messages.reminders.sms.sent"
+    del doc["metrics"]["messages"]["reminders"]["sms"]["sent"]
+    with pytest.raises(InvalidDocument) as raised:
+        Report.from_doc("r1", doc)
+    assert str(raised.value) == "reports/r1: field 'metrics.messages.reminders.sms.sent' is required"
 
 
 def test_the_sandbox_keeps_attachments_and_checks_them_like_sendgrid():

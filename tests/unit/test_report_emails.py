@@ -25,6 +25,7 @@ from shared.reports.emails import StaffEmails
 from shared.reports.inventory import InventoryCheck
 from shared.reports.metrics import MetricsReader
 from shared.reports.periods import period_of
+from shared.reports.report_docs import Reports
 from shared.reports.tasks import InventoryAlertTask, ReportEmailTask
 from shared.tasks.failed_tasks import FailedTasks
 from shared.tasks.router import Attempt, TaskRouter, TaskType
@@ -247,17 +248,20 @@ def test_a_205_provider_day_fits_under_gmails_clipping_and_the_csv_keeps_every_p
             )
     period = period_of("daily", date(2026, 3, 4), ZoneInfo("America/New_York"))
     metrics = MetricsReader(store).build("c1", period)
-    report = {"clinic_id": "c1", "period": "daily", "start_date": "2026-03-04", "end_date": "2026-03-04"}
-    message = render.report_email({**report, "metrics": metrics}, "Glow")
+    reports = Reports(store)
+    doc_id = reports.save("c1", period, metrics, generated_at=NOW, emailed_to=[], currency="USD", locale="en")
+    report = reports.load(doc_id)
+    assert report is not None and report.metrics == metrics
+    message = render.report_email(report, "Glow")
     assert len(message.html.encode()) < 100_000
     assert "Dr. Provider Number 002" in message.html  # the busiest have 3 appointments: 002, 005, 008…
     assert "Dr. Provider Number 203" not in message.html and "Dr. Provider Number 203" not in message.text
     others = f"{205 - render.TOP_PROVIDERS} other providers"
     assert others in message.html and others in message.text
     assert "all are in the CSV" in message.html
-    shown, _ = render.shown_providers(metrics["providers"])
-    assert sum(p["appointments"] for p in shown) == metrics["appointments"]["total"]
-    assert sum(p["revenue_cents"] for p in shown) == metrics["revenue_cents"]
+    shown, _ = render.shown_providers(metrics.providers)
+    assert sum(p.appointments for p in shown) == metrics.appointments.total
+    assert sum(p.revenue_cents for p in shown) == metrics.revenue_cents
     ((_, _, content),) = message.attachments
     rows = list(csv.DictReader(io.StringIO(content.decode())))
     assert len({r["item"] for r in rows if r["section"] == "provider"}) == 205

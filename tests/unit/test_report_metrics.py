@@ -7,8 +7,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from shared.reports.metrics import MAX_PROVIDERS, MetricsReader, compare, ratio
+from shared.reports.metrics import CHANGE_KEYS, MAX_PROVIDERS, MetricsReader, compare, ratio
 from shared.reports.periods import period_of
+from shared.reports.report_docs import Change, DayFigures, ProviderFigures, Reports, WaitlistFigures
 from tests.fakes import MemoryStore
 
 UTC = timezone.utc
@@ -87,8 +88,9 @@ def store() -> MemoryStore:
     return s
 
 
-def test_every_weekly_figure(store):
-    m = MetricsReader(store).build("c1", WEEK)
+def test_every_weekly_figure_as_stored(store):
+    built = MetricsReader(store).build("c1", WEEK)
+    m = built.to_doc()  # the shape reports/{id}.metrics keeps for the console and ops
     # a1..a6 are in the week; bad-end (it ends before it starts) is left out of every figure, counted once
     assert m["appointments"] == {"total": 6, "booked": 1, "confirmed": 1, "completed": 2, "cancelled": 1, "no_show": 1}
     assert m["revenue_cents"] == 12000 + 5000
@@ -123,19 +125,39 @@ def test_every_weekly_figure(store):
         "percent": round(100 * round(round(1 / 6, 4) - 0.5, 4) / 0.5, 1),
     }
     assert m["change"]["no_show_rate"]["previous"] == 0.0
+    assert list(m["change"]) == list(CHANGE_KEYS)
+
+
+def test_the_figures_are_a_typed_value_that_reads_back_from_its_stored_form(store):
+    m = MetricsReader(store).build("c1", WEEK)
+    assert m.appointments.total == 6 and m.appointments.no_show == 1 and not m.empty
+    assert m.providers[0] == ProviderFigures("prov-b", "Bo Lee", appointments=1, booked_hours=0.5, revenue_cents=5000)
+    assert [(section, channel, c.sent) for section, channel, c in m.messages.rows()] == [
+        ("reminders", "sms", 3),
+        ("reminders", "email", 0),
+        ("confirmations", "sms", 0),
+        ("confirmations", "email", 1),
+    ]
+    assert m.change is not None and m.change["appointments"] == Change(current=6, previous=2, change=4, percent=200.0)
+    assert m.invalid_listed[0].doc_id == "bad-end"
+    reports = Reports(store)
+    doc_id = reports.save("c1", WEEK, m, generated_at=ny(9, 6), emailed_to=["m***@glow"], currency=None, locale="es")
+    loaded = reports.load(doc_id)
+    assert loaded is not None and loaded.metrics == m and loaded.id == doc_id == "c1_weekly_2026-03-02"
+    assert (loaded.currency, loaded.locale, loaded.emailed_to, loaded.partial) == (None, "es", ("m***@glow",), False)
 
 
 def test_a_daily_period_has_no_comparison_and_one_day():
     s = MemoryStore()
     appointment(s, "a", ny(8, 12), "completed")
     m = MetricsReader(s).build("c1", period_of("daily", date(2026, 3, 8), NY))
-    assert "change" not in m
-    assert m["days"] == [{"date": "2026-03-08", "appointments": 1}]
-    assert m["waitlist"] == {"offers_sent": 0, "slots_filled": 0, "median_minutes_to_fill": None}
+    assert m.change is None and "change" not in m.to_doc()
+    assert m.days == (DayFigures(date="2026-03-08", appointments=1),)
+    assert m.waitlist == WaitlistFigures(offers_sent=0, slots_filled=0, median_minutes_to_fill=None)
 
 
 def test_an_empty_period_says_so_and_divides_by_nothing():
-    m = MetricsReader(MemoryStore()).build("c1", WEEK)
+    m = MetricsReader(MemoryStore()).build("c1", WEEK).to_doc()
     assert m["empty"] is True and m["appointments"]["total"] == 0
     rates = ("cancellation_rate", "no_show_rate", "confirmation_rate", "reminder_delivery_rate")
     assert [m[name] for name in rates] == [None] * 4
@@ -151,7 +173,7 @@ def test_documents_breaking_the_contract_are_counted_never_raised():
     appointment(s, "no-end", ny(3, 12), "booked", end=None)
     appointment(s, "none-price", ny(3, 13), "completed", price_cents=None, provider_id=None, provider_name="Ann")
     s.seed("slot_offers/x", {"clinic_id": "c1", "status": "filled", "filled_at": ny(3, 9)})  # no created_at
-    m = MetricsReader(s).build("c1", WEEK)
+    m = MetricsReader(s).build("c1", WEEK).to_doc()
     assert m["invalid_documents"] == 5
     assert m["providers"] == [
         {"provider_id": None, "name": "Ann", "appointments": 1, "booked_hours": 0.5, "revenue_cents": 0}
@@ -164,19 +186,19 @@ def test_providers_beyond_the_cap_fold_into_one_row():
     s = MemoryStore()
     for n in range(MAX_PROVIDERS + 3):
         appointment(s, f"a{n:04d}", ny(3, 9), "completed", provider_id=f"p{n:04d}", provider_name=f"P {n:04d}")
-    providers = MetricsReader(s).build("c1", WEEK)["providers"]
+    providers = MetricsReader(s).build("c1", WEEK).providers
     assert len(providers) == MAX_PROVIDERS + 1
-    assert providers[-1]["name"] == "Other providers" and providers[-1]["appointments"] == 3
-    assert sum(p["appointments"] for p in providers) == MAX_PROVIDERS + 3
+    assert providers[-1].name == "Other providers" and providers[-1].appointments == 3
+    assert sum(p.appointments for p in providers) == MAX_PROVIDERS + 3
 
 
 def test_ratio_and_compare_edges():
     assert ratio(1, 0) is None and ratio(1, 3) == 0.3333
-    current = dict.fromkeys(compare.__globals__["CHANGE_KEYS"], 1)
+    current: dict[str, float | None] = dict.fromkeys(CHANGE_KEYS, 1)
     previous = {**current, "no_show_rate": None, "appointments": 0}
     out = compare(current, previous)
-    assert out["no_show_rate"]["change"] is None and out["appointments"]["percent"] is None
-    assert out["completed"] == {"current": 1, "previous": 1, "change": 0, "percent": 0.0}
+    assert out["no_show_rate"].change is None and out["appointments"].percent is None
+    assert out["completed"] == Change(current=1, previous=1, change=0, percent=0.0)
 
 
 def test_an_unreadable_appointment_is_left_out_of_every_figure_so_the_totals_are_the_sums_of_the_details():
@@ -187,7 +209,7 @@ def test_an_unreadable_appointment_is_left_out_of_every_figure_so_the_totals_are
     appointment(s, "end-first", ny(4, 12), "completed", end=ny(4, 11))
     appointment(s, "text-price", ny(4, 13), "completed", price_cents="120.00")
     appointment(s, "lost", ny(5, 13), "lost")
-    m = MetricsReader(s).build("c1", WEEK)
+    m = MetricsReader(s).build("c1", WEEK).to_doc()
     counts = m["appointments"]
     assert counts["total"] == 15 and m["invalid_documents"] == 3
     not_cancelled = counts["total"] - counts["cancelled"]
