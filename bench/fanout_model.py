@@ -179,7 +179,10 @@ def worker_main(index: int, config: Config, inbox: Any, outbox: Any) -> None:
 
     world = World(config.latency_scale, seed=100 + index, config=config)
     router = TaskRouter(
-        authenticator=_Trusting(), failures=_Failures(), max_attempts=8, types=unit_types(lambda: world.fanout, "x")
+        authenticator=_Trusting(),  # type: ignore[arg-type]  # TaskRouter takes the concrete classes, not protocols
+        failures=_Failures(),  # type: ignore[arg-type]
+        max_attempts=8,
+        types=unit_types(lambda: world.fanout, "x"),
     )
     cold = (time.process_time() - cold_cpu, time.perf_counter() - cold_wall)
     sizes = fanout_data.sizes(config.clinics, config.appointments, config.large, config.large_share)
@@ -220,7 +223,7 @@ def worker_main(index: int, config: Config, inbox: Any, outbox: Any) -> None:
         outbox.put(("done", unit_id, answer[1], took, messages, shards))
     created = [name for name in world.tasks.order if world.tasks.queue_of(name) != "reminders-fanout"]
     ledger = world.firestore.collection(DATABASE, "notifications")
-    states = Counter()
+    states = Counter[str]()
     scheduled = set()
     for name, doc in ledger.items():
         state = doc.fields["state"].string_value
