@@ -93,6 +93,12 @@ class MemoryStore:
             item = self._docs.get(path)
             return copy.deepcopy(item[0]) if item else None
 
+    def stored(self, path: str) -> dict[str, Any]:
+        """The document a test expects to be there (a copy); fails naming the path when it is not."""
+        found = self.doc(path)
+        assert found is not None, f"no document at {path}"
+        return found
+
     def seed(self, path: str, data: Mapping[str, Any]) -> None:
         with self._lock:
             self._docs[path] = (copy.deepcopy(dict(data)), next(self._versions))
@@ -200,7 +206,11 @@ class MemoryStore:
             self._trip("query")
             docs = self._matching(collection, where)
         for name, direction in reversed(order_by):
-            docs.sort(key=lambda d, name=name: d.data.get(name), reverse=direction == "desc")
+
+            def value(doc: Doc, name: str = name) -> Any:
+                return doc.data.get(name)
+
+            docs.sort(key=value, reverse=direction == "desc")
         if limit is not None:
             docs = docs[:limit]
         for doc in docs:

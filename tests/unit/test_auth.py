@@ -215,16 +215,18 @@ def matrix(signing) -> dict[str, dict[str, str]]:
 
 
 def handler(store, certs_url: str):
-    from shared.messaging.appointment_tasks import APPOINTMENT_TASK_TYPES, parse_appointment_task
+    from shared.messaging.appointment_tasks import APPOINTMENT_TASK_TYPES, AppointmentTask, parse_appointment_task
     from shared.tasks.failed_tasks import FailedTasks
-    from shared.tasks.router import Outcome, TaskRouter, TaskType
+    from shared.tasks.router import Attempt, Outcome, TaskRouter, TaskType
     from tests.fakes import FixedClock
 
-    handled = []
-    types = {
-        kind: TaskType(kind, parse_appointment_task, lambda task, attempt: handled.append(task) or Outcome("sent"), "q")
-        for kind in APPOINTMENT_TASK_TYPES
-    }
+    handled: list[AppointmentTask] = []
+
+    def handle(task: AppointmentTask, attempt: Attempt) -> Outcome:
+        handled.append(task)
+        return Outcome("sent")
+
+    types = {kind: TaskType(kind, parse_appointment_task, handle, "q") for kind in APPOINTMENT_TASK_TYPES}
     clock = FixedClock(dt.datetime.now(dt.timezone.utc))
     router = TaskRouter(
         authenticator=TaskAuthenticator(SETTINGS, certs_url=certs_url),

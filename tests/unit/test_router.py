@@ -76,7 +76,7 @@ def router(store, service) -> TaskRouter:
         fields=AppointmentTask.FIELDS,
     )
     return TaskRouter(
-        authenticator=Gate(),
+        authenticator=Gate(),  # type: ignore[arg-type]  # a stand-in: TaskRouter takes the concrete class
         failures=FailedTasks(store, FixedClock(NOW)),
         max_attempts=MAX_ATTEMPTS,
         types={"appointment_reminder": kind},
@@ -122,7 +122,10 @@ def test_a_forbidden_caller_is_403(store, service):
             raise Unauthorized("not the tasks service account", forbidden=True)
 
     router = TaskRouter(
-        authenticator=Forbidding(), failures=FailedTasks(store, FixedClock(NOW)), max_attempts=8, types={}
+        authenticator=Forbidding(),  # type: ignore[arg-type]  # a stand-in: TaskRouter takes the concrete class
+        failures=FailedTasks(store, FixedClock(NOW)),
+        max_attempts=8,
+        types={},
     )
     assert router.handle(headers(), raw(BODY))[1] == 403 and store.round_trips == 0
 
@@ -286,6 +289,7 @@ def test_attempt_bounds_the_names_it_keeps():
         },
         MAX_ATTEMPTS,
     )
+    assert attempt.task_name is not None and attempt.queue is not None
     assert len(attempt.task_name) == 500 and len(attempt.queue) == 100 and attempt.retry_count == 0
 
 

@@ -10,7 +10,7 @@ from shared.messaging.keys import message_key
 from shared.messaging.ledger import Ledger, Planned
 from shared.messaging.stuck import record_provider_failure, record_stuck
 from shared.tasks.failed_tasks import FailedTasks
-from shared.tasks.router import TaskType
+from shared.tasks.router import Outcome, TaskType
 from tests.fakes import FixedClock, MemoryStore
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
@@ -19,8 +19,8 @@ TYPES = {
     "appointment_reminder": TaskType(
         name="appointment_reminder",
         parse=parse_appointment_task,
-        handle=lambda task, attempt: None,
-        queue="reminders-sms",  # type: ignore
+        handle=lambda task, attempt: Outcome("done"),
+        queue="reminders-sms",
         from_ledger=AppointmentTask.from_ledger,
     )
 }
@@ -54,12 +54,12 @@ def test_a_dead_senders_message_is_recorded_once_with_a_resendable_payload():
     recent = Ledger(store, FixedClock(later.now() - timedelta(minutes=5)))
     recent.claim(fresh.dedup_key, recent.read(fresh.dedup_key), {})  # a sender at work minutes ago: not stuck
     assert record_stuck(Ledger(store, later), failures, TYPES, later) == {"recorded": 1}
-    record = store.doc(f"failed_tasks/{dead.dedup_key}")
+    record = store.stored(f"failed_tasks/{dead.dedup_key}")
     assert record["error_code"] == "stuck_sending" and record["status"] == "open"
     assert parse_appointment_task(record["payload"]) == dead
     store.update(f"failed_tasks/{dead.dedup_key}", {"status": "retry"})  # the operator's answer stands
     assert record_stuck(Ledger(store, later), failures, TYPES, later) == {"already_recorded": 1}
-    assert store.doc(f"failed_tasks/{dead.dedup_key}")["status"] == "retry"
+    assert store.stored(f"failed_tasks/{dead.dedup_key}")["status"] == "retry"
 
 
 def sent(ledger: Ledger, reminder: AppointmentTask, sid: str) -> None:
@@ -78,14 +78,14 @@ def test_a_message_the_provider_failed_after_accepting_it_is_recorded_with_a_res
     )
     assert outcome == "failed"
     assert record_provider_failure(ledger, failures, TYPES, dead_number.dedup_key) is True
-    record = store.doc(f"failed_tasks/{dead_number.dedup_key}")
+    record = store.stored(f"failed_tasks/{dead_number.dedup_key}")
     assert record["error_code"] == "provider_30005" and record["status"] == "open" and record["http_status"] == 0
     assert "undelivered" in record["error"] and "30005" in record["error"]
     assert parse_appointment_task(record["payload"]) == dead_number and record["clinic_id"] == "c1"
     # A replayed callback after an operator's answer leaves their record as it is.
     store.update(f"failed_tasks/{dead_number.dedup_key}", {"status": "resolved"})
     assert record_provider_failure(ledger, failures, TYPES, dead_number.dedup_key, replayed=True) is False
-    assert store.doc(f"failed_tasks/{dead_number.dedup_key}")["status"] == "resolved"
+    assert store.stored(f"failed_tasks/{dead_number.dedup_key}")["status"] == "resolved"
 
 
 def test_only_a_provider_failed_message_is_recorded_by_the_webhook():
