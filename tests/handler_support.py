@@ -60,7 +60,7 @@ class World:
     def patient(self, **fields: Any) -> str:
         patient_id = f"pat-{uuid.uuid4().hex[:8]}"
         number = f"+1212555{len(self.phones) + 1000 + uuid.uuid4().int % 8000:04d}"
-        doc = {
+        doc: dict[str, Any] = {
             "clinic_id": "clinic-t",
             "first_name": f"Zelda{uuid.uuid4().hex[:4]}",
             "last_name": "Quist",

@@ -35,7 +35,9 @@ def test_the_quick_demo_tells_every_step_and_its_numbers_add_up(quick_demo: subp
     to_send = number(r"to send: (\d+) \(by SMS", out)
     assert planned == not_sent + to_send
     delivered = number(r"delivered (\d+): \d+ SMS", out)
-    sms, email = (int(n) for n in re.search(r"delivered \d+: (\d+) SMS .*?, (\d+) emails", out).groups())
+    by_channel = re.search(r"delivered \d+: (\d+) SMS .*?, (\d+) emails", out)
+    assert by_channel, "the delivered line is not in the demo's output"
+    sms, email = (int(n) for n in by_channel.groups())
     failed = number(r"\d+ to send: delivered \d+, failed (\d+)", out)
     assert delivered == sms + email and delivered + failed == to_send
     met = number(r"the outage met (\d+) SMS", out)
