@@ -52,7 +52,7 @@ def expected_plan(
     from shared.contract.clinic_time import local_day_range, local_tomorrow
     from shared.contract.models import Appointment, Clinic, Patient
     from shared.messaging.channels import SMS
-    from shared.reminders.plan import followup_day, plan_followup, plan_reminders, reminder_window
+    from shared.reminders.plan import PlannedMessage, followup_day, plan_followup, plan_reminders, reminder_window
     from shared.tasks.queue import TaskSpec
 
     clinics = {i: Clinic.from_doc(i, d) for c, i, d in docs if c == "clinics"}
@@ -67,7 +67,7 @@ def expected_plan(
         first, end, horizon = reminder_window(clinic, target)
         follow = local_day_range(followup_day(target), clinic.zone)
         out.reads[clinic.id] = [(first, end), follow]
-        planned = []
+        planned: list[PlannedMessage | None] = []
         for appointment in sorted(appointments.get(clinic.id, []), key=lambda a: a.id):
             if first <= appointment.start < end:
                 planned += plan_reminders(appointment, clinic, now=now, horizon=horizon)
@@ -101,7 +101,7 @@ def sequential(
     from shared.contract.clinic_time import local_day_range, local_tomorrow
     from shared.contract.models import APPOINTMENTS, CLINICS, PATIENTS, Appointment, Clinic, Patient
     from shared.messaging.channels import SMS
-    from shared.reminders.plan import followup_day, plan_followup, plan_reminders, reminder_window
+    from shared.reminders.plan import PlannedMessage, followup_day, plan_followup, plan_reminders, reminder_window
     from shared.tasks.queue import TaskSpec
 
     created = 0
@@ -117,7 +117,9 @@ def sequential(
             where = [("clinic_id", "==", clinic.id), ("start", ">=", a), ("start", "<", b)]
             return [Appointment.from_doc(d.id, d.data) for d in store.query(APPOINTMENTS, where=where)]
 
-        planned = [m for a in window(first, end) for m in plan_reminders(a, clinic, now=now, horizon=horizon)]
+        planned: list[PlannedMessage | None] = [
+            m for a in window(first, end) for m in plan_reminders(a, clinic, now=now, horizon=horizon)
+        ]
         planned += [plan_followup(a, clinic, now=now) for a in window(*follow)]
         ids = sorted({m.task.patient_id for m in planned if m is not None})
         found = store.get_all([f"{PATIENTS}/{pid}" for pid in ids])

@@ -324,7 +324,7 @@ def measure(name: str, repeat: int, base: Path, diff: bool = False) -> dict[str,
     allowed = set(spec.needs) | set(runs["floor"][-1]["held"])
     for key in spec.needs:
         allowed.update(IMPLIES.get(key, ()))
-    held = set(runs["entry"][-1]["held"])
+    entry_held = set(runs["entry"][-1]["held"])
     pairs = list(zip(runs["entry"], runs["floor"], strict=True))  # each first use beside the floor run after it
     return {
         "name": name,
@@ -337,8 +337,8 @@ def measure(name: str, repeat: int, base: Path, diff: bool = False) -> dict[str,
         "cpu_ratio": statistics.median(e["cpu"] / f["cpu"] for e, f in pairs),
         "status": runs["entry"][-1]["status"],
         "floor_status": runs["floor"][-1]["status"],
-        "missing": sorted(set(spec.needs) - held),
-        "leaks": sorted(held - allowed),
+        "missing": sorted(set(spec.needs) - entry_held),
+        "leaks": sorted(entry_held - allowed),
         "request": spec.request or "(none: every sweep reads)",
     }
 

@@ -123,7 +123,8 @@ class Recorded:
     """The units' TaskQueue: creates each task in the (paused) emulator queue and keeps its body to run it."""
 
     def __init__(self, real: Any) -> None:
-        self.real, self.bodies = real, []
+        self.real = real
+        self.bodies: list[dict[str, Any]] = []  # each created unit's TaskSpec.payload
 
     def create(self, spec: Any) -> bool:
         created = self.real.create(spec)
@@ -192,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.update(config.function_env())
 
     import requests
-    from google.cloud import firestore
+    from google.cloud import firestore, tasks_v2
 
     from shared.platform import clients
     from shared.platform.clock import system_clock
@@ -241,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         reminder_queues = Queues(sms=settings.queue_sms, email=settings.queue_email)
         if name != "replay":
             for path in queues:
-                tasks_client.create_queue(parent=parent, queue={"name": path})
+                tasks_client.create_queue(parent=parent, queue=tasks_v2.Queue(name=path))
                 tasks_client.pause_queue(name=path)
             seed(db, docs)
         expected = expected_plan(docs, now, queue, reminder_queues, day=day) if name == "floor" else None

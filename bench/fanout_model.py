@@ -224,7 +224,7 @@ def worker_main(index: int, config: Config, inbox: Any, outbox: Any) -> None:
         outbox.put(("done", unit_id, answer[1], took, messages, shards))
     created = [name for name in world.tasks.order if world.tasks.queue_of(name) != "reminders-fanout"]
     ledger = world.firestore.collection(DATABASE, "notifications")
-    states = Counter()
+    states = Counter[str]()
     scheduled = set()
     for name, doc in ledger.items():
         state = doc.fields["state"].string_value

@@ -85,7 +85,7 @@ class Latency:
         )
 
 
-class FakeRpcError(grpc.RpcError, grpc.Call):  # type: ignore[misc]
+class FakeRpcError(grpc.RpcError, grpc.Call):
     """What a gRPC call raises on an error status; google.api_core maps it like a real one."""
 
     def __init__(self, code: grpc.StatusCode, details: str) -> None:
@@ -225,7 +225,7 @@ class _Unserved:
         raise FakeRpcError(grpc.StatusCode.UNIMPLEMENTED, f"{self.method} is not served by the benchmark")
 
 
-class FakeChannel(grpc.Channel):  # type: ignore[misc]
+class FakeChannel(grpc.Channel):
     """A gRPC channel whose calls are answered in process by `server`."""
 
     def __init__(self, server: Server) -> None:
@@ -312,6 +312,11 @@ def _key(value: Any) -> tuple[int, Any]:
     if kind is None or kind == "null_value":
         return rank, 0
     return rank, value.SerializeToString(deterministic=True)
+
+
+def _field_key(path: str) -> Callable[[Any], tuple[int, Any]]:
+    """Sort key for an order_by field: the document's value there, below every value where it has none."""
+    return lambda doc: _key(doc.fields[path]) if path in doc.fields else (-1, 0)
 
 
 _OPERATORS: dict[int, Callable[[tuple[int, Any], tuple[int, Any]], bool]] = {}
@@ -537,10 +542,7 @@ class FirestoreServer(Server):
             path = order.field.field_path
             if path == "__name__":
                 continue
-            out.sort(
-                key=lambda d, path=path: _key(d.fields[path]) if path in d.fields else (-1, 0),
-                reverse=order.direction == 2,  # DESCENDING
-            )
+            out.sort(key=_field_key(path), reverse=order.direction == 2)  # 2: DESCENDING
         return out
 
     def _run_query(self, data: bytes) -> tuple[list[bytes], float]:

@@ -233,8 +233,8 @@ def fold(profile: Path) -> None:
         frames[step][re.sub(r":\d+\)", ")", stack_frames[-1])] += int(count)
     total = sum(steps.values()) or 1
     print(f"{total} samples of the measured deliveries, by handler step (innermost step named in the stack):")
-    for step, count in steps.most_common():
-        print(f"  {100 * count / total:5.1f}%  {step}")
+    for step, samples in steps.most_common():
+        print(f"  {100 * samples / total:5.1f}%  {step}")
         for frame, inner in frames[step].most_common(4):
             print(f"            {100 * inner / total:4.1f}%  {frame}")
 

@@ -149,9 +149,9 @@ def main() -> int:
         calls = counter.take()
         rows.append((label, outcome.status, sum(calls.values()), target, dict(calls)))
     print(f"{'case':42} {'outcome':10} {'round trips':>11} {'target':>6}  rpcs")
-    for label, status, total, target, calls in rows:
+    for label, status, total, target, rpcs in rows:
         mark = "ok" if total <= target else "OVER"
-        print(f"{label:42} {status:10} {total:>11} {'<= ' + str(target):>6}  {calls} {mark}")
+        print(f"{label:42} {status:10} {total:>11} {'<= ' + str(target):>6}  {rpcs} {mark}")
     return 0 if all(total <= target for _, _, total, target, _ in rows) else 1
 
 

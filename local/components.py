@@ -9,6 +9,7 @@ and the Pub/Sub bridge, which starts once the rest is healthy.
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import importlib.util
 import json
@@ -184,16 +185,13 @@ def _emulators(config: StackConfig, kind: str) -> list[Component]:
             f"--project={config.project}",
         ],
     }
-    components = []
+    components: list[Component] = []
     for name, port in (("firestore", config.firestore_port), ("pubsub", config.pubsub_port)):
-        if kind == "gcloud":
 
-            def launch(name: str = name) -> Launch:
+        def launch(name: str = name, port: int = port) -> Launch:
+            if kind == "gcloud":
                 return Launch(official[name], gcloud_env)
-        else:
-
-            def launch(name: str = name, port: int = port) -> Launch:
-                return Launch(_standin(name, config, port), dict(os.environ))
+            return Launch(_standin(name, config, port), dict(os.environ))
 
         address = f"{config.host}:{port}"
         components.append(
@@ -202,7 +200,7 @@ def _emulators(config: StackConfig, kind: str) -> list[Component]:
                 f"{kind}:{address}",
                 f"{address} ({kind})",
                 (port,),
-                probe=lambda address=address: grpc_ready(address),
+                probe=functools.partial(grpc_ready, address),
                 launch=launch,
             )
         )

@@ -129,7 +129,7 @@ def _int_env(env: Mapping[str, str], name: str, default: int) -> int:
         raise SystemExit(str(exc)) from None
 
 
-def _number_env(env: Mapping[str, str], name: str, default: float | None) -> float | None:
+def _number_env(env: Mapping[str, str], name: str, default: float) -> float:
     if not env.get(name, "").strip():
         return default
     try:

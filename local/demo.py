@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as wall_time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import requests
@@ -52,6 +52,9 @@ from local.sandbox.console.conversations import thread_id
 from local.sandbox.console.messages import ledger_key
 from shared.platform import clients
 from shared.platform.masking import mask_address
+
+if TYPE_CHECKING:
+    from google.cloud.firestore_v1 import CollectionReference, Query
 
 # What the functions wrote: a ledger doc left behind would make the next demo's message a duplicate.
 DEMO_COLLECTIONS = (
@@ -168,7 +171,7 @@ class World:
     def docs(self, collection: str, **where: Any) -> list[tuple[str, dict[str, Any]]]:
         from google.cloud.firestore import FieldFilter
 
-        query = self.db.collection(collection)
+        query: CollectionReference | Query = self.db.collection(collection)
         for name, value in where.items():
             query = query.where(filter=FieldFilter(name, "==", value))
         return [(snapshot.id, snapshot.to_dict() or {}) for snapshot in query.stream()]
@@ -467,7 +470,7 @@ class Story:
             busy = any(doc.get("state") in IN_FLIGHT or doc.get("state") == "sent" for doc in ledger.values())
             return ledger if not busy and time.monotonic() - last["since"] > SETTLED_SECONDS else None
 
-        return wait_for(what, settled, self.world.timeout, interval=0.5)  # type: ignore[no-any-return]
+        return wait_for(what, settled, self.world.timeout, interval=0.5)
 
     # 4 -----------------------------------------------------------------------------------------------
     def recorded(self) -> list[tuple[str, dict[str, Any]]]:

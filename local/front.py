@@ -26,6 +26,7 @@ import signal
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +75,7 @@ class Front:
     def __init__(self, issuer: identity.Issuer, ingress_key: str, host: str = "127.0.0.1") -> None:
         self.issuer, self.ingress_key, self.host = issuer, ingress_key, host
 
-    def admit(self, route: Route, headers: Mapping[str, str]) -> str | Refusal:
+    def admit(self, route: Route, headers: Mapping[str, str] | Message) -> str | Refusal:
         """The Authorization header to forward (signature removed), or why the request is refused."""
         if headers.get(identity.INGRESS_HEADER) != self.ingress_key:
             return Refusal(404, "ingress: internal-only; this request does not come from inside the project")

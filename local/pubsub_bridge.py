@@ -115,7 +115,7 @@ class Bridge:
         max_in_flight: int = MAX_IN_FLIGHT,
         state_dir: Path | None = None,
     ) -> None:
-        from google.cloud import pubsub_v1
+        from google.cloud import pubsub_v1  # type: ignore[attr-defined]  # untyped; mypy misses it in the namespace
 
         # Without a state dir (a test's bare bridge) pushes carry no token and reach only unguarded receivers.
         self.issuer = identity.Issuer.load(state_dir) if state_dir else None
@@ -154,8 +154,8 @@ class Bridge:
                 pass
 
     def start(self) -> None:
-        from google.cloud import pubsub_v1
         from google.cloud.pubsub_v1.subscriber.scheduler import ThreadScheduler
+        from google.cloud.pubsub_v1.types import FlowControl
 
         self.ensure_topics_and_subscriptions()
         for route in self.routes:
@@ -165,7 +165,7 @@ class Bridge:
                 self.subscriber.subscribe(
                     path,
                     callback=lambda message, route=route: self.deliver(route, message),
-                    flow_control=pubsub_v1.types.FlowControl(max_messages=self.max_in_flight),
+                    flow_control=FlowControl(max_messages=self.max_in_flight),
                     scheduler=ThreadScheduler(executor),
                 )
             )

@@ -74,9 +74,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from local.config import REPO_ROOT, StackConfig
+
+if TYPE_CHECKING:
+    from google.cloud.tasks_v2 import Task
 
 REQUIREMENTS = REPO_ROOT / "local" / "requirements-tasks.txt"
 DISPATCH_DEADLINE_SECONDS = 600
@@ -223,7 +226,7 @@ class CloudLikeQueues:
             queue = self.live.get(name)
             return queue is not None and any(task.name == name for task in state._queue_tasks.get(queue, ()))
 
-        def create_task(queue: str, task: object) -> object:
+        def create_task(queue: str, task: Task) -> Task:
             with self.lock:
                 now = time.time()
                 if task.name:

@@ -76,7 +76,7 @@ SETTLE_SECONDS = 6.0  # nothing moved for this long: the run is over
 def fault_rules(seed: int) -> list[dict[str, Any]]:
     """The fault mix, as sandbox rules. A rule fires with its own rate among the requests the rules
     before it let through, so each rule's rate is its overall share divided by what is left."""
-    mix = [
+    mix: list[tuple[str, dict[str, Any], float]] = [  # (kind, its fields, overall share)
         ("http", {"status": 503}, 0.20),
         ("http", {"status": 500}, 0.10),
         ("throttle", {}, 0.10),
@@ -289,7 +289,7 @@ class Chaos:
         stable_since = time.monotonic()
         deadline = started + self.args.timeout
         while time.monotonic() < deadline:
-            states = Counter((s.to_dict() or {}).get("state") for s in db.collection("notifications").stream())
+            states = Counter(str((s.to_dict() or {}).get("state")) for s in db.collection("notifications").stream())
             outbox = len(requests.get(f"{self.config.sandbox_url}/_sandbox/messages", timeout=10).json())
             queued = self.queued()
             snapshot = states + Counter({"outbox": outbox, "queued": queued})

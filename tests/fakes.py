@@ -104,7 +104,11 @@ def _ordered(docs: list[Doc], order_by: Sequence[Order], where: Sequence[Filter]
 
     kept = [doc for doc in docs if all(name == DOC_ID or name in doc.data for name, _ in orders)]
     for name, direction in reversed(orders):
-        kept.sort(key=lambda doc, name=name: _sort_key(value(doc, name)), reverse=direction == "desc")
+
+        def key(doc: Doc, name: str = name) -> tuple[Any, ...]:
+            return _sort_key(value(doc, name))
+
+        kept.sort(key=key, reverse=direction == "desc")
     return kept
 
 
@@ -144,6 +148,12 @@ class MemoryStore:
         with self._lock:
             item = self._docs.get(path)
             return copy.deepcopy(item[0]) if item else None
+
+    def stored(self, path: str) -> dict[str, Any]:
+        """The document a test expects to be there (a copy); fails naming the path when it is not."""
+        found = self.doc(path)
+        assert found is not None, f"no document at {path}"
+        return found
 
     def seed(self, path: str, data: Mapping[str, Any]) -> None:
         with self._lock:
@@ -270,7 +280,8 @@ class MemoryStore:
         with self._lock:
             self._trip("sum")
             values = [d.data.get(field_name) for d in self._matching(collection, where)]
-            numbers = [v for v in values if _sort_key(v)[0] == 2]  # Firestore sums numbers only, booleans aside
+            # Firestore sums numbers only (a boolean is not one; _sort_key ranks numbers 2)
+            numbers: list[int | float] = [v for v in values if isinstance(v, int | float) and _sort_key(v)[0] == 2]
             return sum(numbers) if numbers else 0
 
 

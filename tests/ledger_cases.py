@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from shared.messaging.keys import dedup_key
-from shared.messaging.ledger import AlreadyDone, Ledger, Planned, Reopen, StaleClaim, State
+from shared.messaging.ledger import AlreadyDone, Claim, Entry, Ledger, Planned, Reopen, StaleClaim, State
 from shared.platform.errors import InvalidDocument, RetryableError
 from shared.platform.store import Store
 from tests.fakes import FixedClock
@@ -49,11 +49,18 @@ def state(store: Store, key: str) -> dict[str, Any]:
     return doc.data
 
 
-def race(ledger_for: Callable[[], Ledger], key: str, claimers: int) -> list[Any]:
+def entry(ledger: Ledger, key: str) -> Entry:
+    """The ledger doc as a sender reads it, which the case expects to be there."""
+    found = ledger.read(key)
+    assert found is not None
+    return found
+
+
+def race(ledger_for: Callable[[], Ledger], key: str, claimers: int) -> list[Claim | RetryableError]:
     """`claimers` threads read the ledger doc, wait for each other, then all claim at once."""
     barrier = threading.Barrier(claimers)
 
-    def claim(_: int) -> Any:
+    def claim(_: int) -> Claim | RetryableError:
         ledger = ledger_for()
         current = ledger.read(key)
         barrier.wait()
@@ -265,9 +272,9 @@ def a_crashed_senders_message_found_later_is_confirmed_not_sent_again(store: Sto
     crashed, key = scheduled(store, "crashed-sender")
     crashed.claim(key, crashed.read(key), {})  # sent, then died before writing "sent"
     live = ledger_at(store, NOW + timedelta(minutes=1))
-    assert not live.confirm(live.read(key), channel="sms", provider_message_id=SID)  # its lease still holds
+    assert not live.confirm(entry(live, key), channel="sms", provider_message_id=SID)  # its lease still holds
     rescuer = ledger_at(store, NOW + timedelta(minutes=3))
-    assert rescuer.confirm(rescuer.read(key), channel="sms", provider_message_id=SID)
+    assert rescuer.confirm(entry(rescuer, key), channel="sms", provider_message_id=SID)
     assert state(store, key)["state"] == "sent" and state(store, key)["generation"] == 1
 
 
@@ -277,12 +284,12 @@ def a_confirmation_applies_the_final_status_already_recorded(store: Store) -> No
     claim = ledger.claim(key, ledger.read(key), {})
     ledger.mark_unconfirmed(claim, channel="sms", reason="twilio_answer_lost")
     ledger.record_delivery(key, generation=2, message_id=SID, status="delivered", error_code=None)  # not ours
-    assert ledger.confirm(ledger.read(key), channel="sms", provider_message_id=SID)
+    assert ledger.confirm(entry(ledger, key), channel="sms", provider_message_id=SID)
     assert state(store, key)["state"] == "delivered"
 
 
 # Hand edits that break the ledger doc's contract, each with the field its InvalidDocument names.
-BROKEN = (
+BROKEN: tuple[tuple[dict[str, Any], str], ...] = (
     ({"state": "sent_by_hand"}, "state"),
     ({}, "state"),
     ({"state": "sending", "generation": "2"}, "generation"),

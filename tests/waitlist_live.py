@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import requests
+from google.cloud.firestore_v1 import CollectionReference, Query
 from google.cloud.firestore_v1.base_query import FieldFilter
 from twilio.request_validator import RequestValidator
 
@@ -98,10 +99,10 @@ class Live:
         return self.scene.doc(f"waitlist/{entry_id}")["status"]
 
     def ledger(self, **where: str) -> list[dict[str, Any]]:
-        query = self.store.client.collection("notifications")
+        query: CollectionReference | Query = self.store.client.collection("notifications")
         for field, value in where.items():
             query = query.where(filter=FieldFilter(field, "==", value))
-        return [snapshot.to_dict() for snapshot in query.stream()]
+        return [snapshot.to_dict() or {} for snapshot in query.stream()]
 
     # ------------------------------------------------------------------------------------ messages
 
@@ -126,7 +127,7 @@ class Live:
 
     def claim_link(self, patient_id: str) -> str:
         """The claim link of the latest email offer to this patient."""
-        assert wait_until(lambda: self.emails_to(patient_id), WAIT), "no email offer"
+        assert wait_until(lambda: bool(self.emails_to(patient_id)), WAIT), "no email offer"
         text = self.emails_to(patient_id)[-1]["text"]
         return next(word for word in text.split() if word.startswith(self.claim_url))
 

@@ -32,9 +32,7 @@ def _seed_from_query() -> tuple[bool, int | None]:
         raise FaultError("'seed' must be an integer") from None
 
 
-def _inbound_problem(spec: Any) -> str | None:
-    if not isinstance(spec, dict):
-        return "body must be a JSON object with from, to, body and url"
+def _inbound_problem(spec: dict[str, Any]) -> str | None:
     for name in ("from", "to", "url"):
         if not isinstance(spec.get(name), str) or not spec[name].strip():
             return f"'{name}' is required"
@@ -130,6 +128,8 @@ def control_blueprint(sandbox: Sandbox) -> Blueprint:
     @control.post("/_sandbox/inbound")
     def inbound() -> Response:
         spec = request.get_json(silent=True)
+        if not isinstance(spec, dict):
+            return bad_request("body must be a JSON object with from, to, body and url")
         problem = _inbound_problem(spec)
         if problem:
             return bad_request(problem)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import random
 import threading
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -200,7 +201,7 @@ class FaultBook:
             self._faults.clear()
             return count
 
-    def take(self, channel: str, recipients: list[str]) -> Fault | None:
+    def take(self, channel: str, recipients: Iterable[str]) -> Fault | None:
         """The fault this request suffers, if any; uses up one of its `times`. Returns a snapshot."""
         keys = {address_key(recipient) for recipient in recipients}
         with self._lock:

@@ -241,7 +241,7 @@ def sendgrid_blueprint(sandbox: Sandbox) -> Blueprint:
     def send_mail() -> Response:
         payload = request.get_json(silent=True)
         errors = validate_mail(payload)
-        if errors:
+        if errors or not isinstance(payload, dict):  # a body that is not an object has its error in `errors`
             log("INFO", "email rejected", fields=[error["field"] for error in errors])
             return errors_response(400, errors)
         recipients = [

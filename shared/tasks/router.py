@@ -16,14 +16,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from shared.platform import log
 from shared.platform.errors import FailedEarlier, MedspaError, PermanentError, RetryableError, Unauthorized
 from shared.platform.http import Response, json_response, to_response
-from shared.tasks.auth import TaskAuthenticator
 from shared.tasks.declaration import Reopen
-from shared.tasks.failed_tasks import FailedTasks, body_shape, failure_id
+from shared.tasks.failed_tasks import body_shape, failure_id
 from shared.tasks.payload import TaskBody, decode, envelope
 
 # A body that does not match the documents it names: its own key is not trusted as a failed_tasks id.
@@ -94,12 +93,38 @@ def _run(kind: TaskType[B], task: B, attempt: Attempt) -> Outcome:
     return kind.run(task, attempt)
 
 
+class Authenticator(Protocol):
+    """Who called: the token's claims, or Unauthorized (shared/tasks/auth.py TaskAuthenticator)."""
+
+    def verify(self, headers: Mapping[str, str]) -> dict[str, Any]: ...
+
+
+class FailureRecords(Protocol):
+    """Where a failure is recorded (shared/tasks/failed_tasks.py FailedTasks)."""
+
+    def record(
+        self,
+        doc_id: str,
+        *,
+        task_type: str,
+        task_name: str | None,
+        payload: Mapping[str, Any],
+        error_code: str,
+        error: str,
+        http_status: int,
+        attempts: int,
+        clinic_id: str | None = None,
+        queue: str | None = None,
+        only_if_new: bool = False,
+    ) -> object: ...
+
+
 class TaskRouter:
     def __init__(
         self,
         *,
-        authenticator: TaskAuthenticator,
-        failures: FailedTasks,
+        authenticator: Authenticator,
+        failures: FailureRecords,
         max_attempts: int,
         types: Mapping[str, TaskType[Any]],
     ) -> None:

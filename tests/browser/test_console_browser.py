@@ -115,11 +115,12 @@ def test_a_reply_as_the_patient_lands_as_an_inbound_message_and_changes_firestor
     assert page.locator('.bubble[data-direction="reply"]').count() >= 1  # the TwiML answer, sent back
 
     def new_request() -> list[dict[str, Any]]:
-        return [s.to_dict() for s in db.collection("patient_requests").stream() if s.id not in before]
+        return [s.to_dict() or {} for s in db.collection("patient_requests").stream() if s.id not in before]
 
     assert wait_until(lambda: bool(new_request()), WAIT)
     [request] = new_request()
     patient = db.collection("patients").document(request["patient_id"]).get().to_dict()
+    assert patient is not None
     assert (request["kind"], request["source"], patient["phone"]) == ("reschedule", "sms", target["to"])
     shoot(page, stack, "conversation")
 
@@ -129,7 +130,7 @@ def _failure(stack: StackConfig) -> tuple[str, str]:
     world = World(clients.firestore())
     patient = world.patient(email=None)
     phone = world.phones[-1]
-    rule = {"channel": "sms", "kind": "twilio_code", "code": 21211, "to": phone, "times": 1}
+    rule: dict[str, Any] = {"channel": "sms", "kind": "twilio_code", "code": 21211, "to": phone, "times": 1}
     assert requests.post(f"{stack.sandbox_url}/_sandbox/faults", json=rule, timeout=10).status_code == 201
     task = world.task(world.appointment(patient))
     assert post(stack, task.to_json()).status_code == 200
@@ -164,4 +165,5 @@ def test_a_retry_from_the_operations_page_re_enqueues_a_failed_task_exactly_once
     assert wait_until(lambda: doc(second).get("status") == "retried", WAIT), doc(second)
     assert doc(first)["retry_generation"] == 1 and sent_to(first_phone) == 1
     ledger = db.collection("notifications").document(first).get().to_dict()
+    assert ledger is not None
     assert ledger["state"] in ("sent", "delivered") and ledger["provider_message_id"]

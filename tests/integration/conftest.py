@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -11,7 +12,7 @@ from tests.handler_support import Sandbox, World
 
 
 @pytest.fixture
-def sandbox(stack: StackConfig) -> Sandbox:
+def sandbox(stack: StackConfig) -> Iterator[Sandbox]:
     box = Sandbox(stack.sandbox_url)
     box.reset()
     yield box

@@ -41,7 +41,7 @@ def test_an_operators_edit_sets_the_status_field_and_nothing_else(stack: StackCo
 
 
 def test_run_the_sweep_now_publishes_what_the_scheduler_job_publishes(stack: StackConfig) -> None:
-    from google.cloud import pubsub_v1
+    from google.cloud import pubsub_v1  # type: ignore[attr-defined]  # untyped; mypy misses it in the namespace
 
     job = next(job for job in registry.JOBS if job.topic == "failed-tasks-sweep")
     subscriber = pubsub_v1.SubscriberClient()
@@ -61,9 +61,15 @@ def test_run_the_sweep_now_publishes_what_the_scheduler_job_publishes(stack: Sta
 
 def test_the_event_stream_announces_a_change(stack: StackConfig) -> None:
     with requests.get(f"{stack.sandbox_url}/events", stream=True, timeout=20) as stream:
-        lines = stream.iter_lines(decode_unicode=True)
+        lines = (raw.decode() for raw in stream.iter_lines())
         assert next(line for line in lines if line.startswith("event:")) == "event: hello"
-        rule = {"channel": "email", "kind": "http", "status": 503, "to": "nobody@example.com", "times": 1}
+        rule: dict[str, Any] = {
+            "channel": "email",
+            "kind": "http",
+            "status": 503,
+            "to": "nobody@example.com",
+            "times": 1,
+        }
         assert requests.post(f"{stack.sandbox_url}/_sandbox/faults", json=rule, timeout=10).status_code == 201
         assert next(line for line in lines if line.startswith("event:")) == "event: change"
     requests.delete(f"{stack.sandbox_url}/_sandbox/faults", timeout=10)

@@ -336,7 +336,7 @@ def test_malformed_ticks_are_acknowledged_and_the_next_good_tick_runs(stack, fir
         [b"not json", b'{"date": "2027-02-29"}', json.dumps({"clinic_id": seed.id("nowhere")}).encode()],
     )
 
-    rejected = function_log.wait_for(lambda line: line.get("event_id") in bad and line.get("error_code"), count=3)
+    rejected = function_log.wait_for(lambda line: line.get("event_id") in bad and bool(line.get("error_code")), count=3)
     assert sorted(line["error_code"] for line in rejected) == ["bad_date", "malformed_json", "unknown_clinic"]
     bridge_log.wait_for(lambda line: line.get("message") == "delivered" and line.get("messageId") in bad, count=3)
     good = publish(stack, "reminders-tick", [json.dumps({"clinic_id": clinic}).encode()])
@@ -371,7 +371,7 @@ def test_rescheduled_appointment_is_reminded_at_its_new_time(stack, firestore_cl
     )
     assert (done[0]["created"], done[0]["failed"]) == (2, 0)
     tasks = queued(stack, {appointment})
-    by_start = {}
+    by_start: dict[str, dict[int, datetime]] = {}  # appointment_start → offset_hours → when its task is due
     for task in tasks:
         by_start.setdefault(task["body"]["appointment_start"], {})[task["body"]["offset_hours"]] = task["at"]
     assert by_start == {  # the old tasks stay; the handler skips them as "moved" at send time
@@ -447,7 +447,7 @@ def test_failed_creations_raise_after_the_rest_and_the_retry_fills_exactly_the_g
     assert (retry.recovered, retry.created, retry.already_present, retry.failed) == (4, 0, 6, 0)
     tasks = queued(stack, ids)
     assert len(tasks) == len({t["name"] for t in tasks}) == 10
-    overdue = {(seed.id("d"), "appointment_reminder", 24): TICK_2}
+    overdue: dict[tuple[str, str, int | None], datetime] = {(seed.id("d"), "appointment_reminder", 24): TICK_2}
     assert slots(tasks) == {**{key: at for key, at in expected.items() if at > TICK_2}, **overdue}
 
 

@@ -423,13 +423,15 @@ def test_malformed_ticks_are_rejected_clearly_and_acknowledged(stack, firestore_
             b'{"period": "daily", "date": "2199-01-01"}',
         ],
     )
-    rejected = logs.wait_for(lambda line: line.get("event_id") in bad and line.get("error_code"), count=len(bad))
+    rejected = logs.wait_for(lambda line: bool(line.get("event_id") in bad and line.get("error_code")), count=len(bad))
     assert sorted(line["error_code"] for line in rejected) == sorted(
         ["malformed_json", "bad_period", "bad_period", "bad_date", "unknown_field", "unknown_clinic", "date_in_future"]
     )
     assert all(line["message"] == "reports tick rejected; acknowledged" for line in rejected)
     bad_inventory = publish(stack, "inventory-tick", [b'{"period": "daily"}', b'{"date": "2020-01-01"}'])
-    codes = inventory_logs.wait_for(lambda line: line.get("event_id") in bad_inventory and line.get("error_code"), 2)
+    codes = inventory_logs.wait_for(
+        lambda line: bool(line.get("event_id") in bad_inventory and line.get("error_code")), 2
+    )
     assert sorted(line["error_code"] for line in codes) == ["date_out_of_range", "unknown_field"]
     every = {*bad, *bad_inventory}
     bridge.wait_for(lambda line: line.get("message") == "delivered" and line.get("messageId") in every, len(every))
@@ -665,7 +667,7 @@ def test_a_day_not_over_is_refused_unless_asked_partial_and_then_the_email_says_
     today = datetime.now(UTC).astimezone(NY).date()
     body = {"period": "daily", "date": today.isoformat(), "clinic_id": seed.a}
     (refused,) = publish(stack, "reports-tick", [json.dumps(body).encode()])
-    (line,) = logs.wait_for(lambda line: line.get("event_id") == refused and line.get("error_code"))
+    (line,) = logs.wait_for(lambda line: bool(line.get("event_id") == refused and line.get("error_code")))
     assert (line["message"], line["error_code"]) == ("reports tick rejected; acknowledged", "period_not_ended")
     doc_id = f"{seed.a}_daily_{today.isoformat()}"
     assert not firestore_client.collection("reports").document(doc_id).get().exists

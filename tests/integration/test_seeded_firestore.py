@@ -72,11 +72,17 @@ def test_seed_writes_the_contract_and_a_rerun_overwrites(seed_env, capsys):
     assert counts(client) == expected_counts
 
     # Every document reads back as written and still parses as the contract.
-    parsers = {"clinics": Clinic, "patients": Patient, "appointments": Appointment, "waitlist": WaitlistEntry}
-    for name, model in parsers.items():
+    parsers = {
+        "clinics": Clinic.from_doc,
+        "patients": Patient.from_doc,
+        "appointments": Appointment.from_doc,
+        "waitlist": WaitlistEntry.from_doc,
+    }
+    for name, parse in parsers.items():
         for snapshot in client.collection(name).stream():
             fields = snapshot.to_dict()
-            model.from_doc(snapshot.id, fields)
+            assert fields is not None, snapshot.id
+            parse(snapshot.id, fields)
             want = expected[name][snapshot.id]
             assert set(fields) == set(want), snapshot.id
             for key, value in want.items():

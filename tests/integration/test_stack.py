@@ -136,7 +136,7 @@ def create_http_task(
         stamp = timestamp_pb2.Timestamp()
         stamp.FromDatetime(schedule_time)
         task["schedule_time"] = stamp
-    clients.tasks().create_task(parent=stack.queue_path("default"), task=task)
+    clients.tasks().create_task(request={"parent": stack.queue_path("default"), "task": task})
     return task_id
 
 

@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -167,7 +168,7 @@ def test_firestore_create_is_exclusive_among_40_concurrent_creators(firestore_cl
 
 
 def test_pubsub_publish_then_pull_round_trips(pubsub_standin: Running, monkeypatch: pytest.MonkeyPatch) -> None:
-    from google.cloud import pubsub_v1
+    from google.cloud import pubsub_v1  # type: ignore[attr-defined]  # untyped; mypy misses it in the namespace
 
     monkeypatch.setenv("PUBSUB_EMULATOR_HOST", pubsub_standin.address)
     publisher = pubsub_v1.PublisherClient()
@@ -179,7 +180,7 @@ def test_pubsub_publish_then_pull_round_trips(pubsub_standin: Running, monkeypat
         subscriber.create_subscription(request={"name": subscription, "topic": topic, "ack_deadline_seconds": 10})
         message_id = publisher.publish(topic, b'{"date": "2030-01-02"}', clinic_id="c-1").result(timeout=10)
 
-        received = []
+        received: list[Any] = []  # pubsub_v1 ReceivedMessage (the library is untyped)
         deadline = time.monotonic() + 10
         while not received and time.monotonic() < deadline:
             response = subscriber.pull(request={"subscription": subscription, "max_messages": 10}, timeout=5)

@@ -217,14 +217,16 @@ def matrix(signing) -> dict[str, dict[str, str]]:
 def handler(store, certs_url: str):
     from shared.messaging.appointment_tasks import APPOINTMENT_TASK_TYPES, AppointmentTask
     from shared.tasks.failed_tasks import FailedTasks
-    from shared.tasks.router import Outcome, Status, TaskRouter, TaskType
+    from shared.tasks.router import Attempt, Outcome, Status, TaskRouter, TaskType
     from tests.fakes import FixedClock
 
-    handled = []
-    types = {
-        kind: TaskType(kind, AppointmentTask, "q", lambda task, attempt: handled.append(task) or Outcome(Status.SENT))
-        for kind in APPOINTMENT_TASK_TYPES
-    }
+    handled: list[AppointmentTask] = []
+
+    def handle(task: AppointmentTask, attempt: Attempt) -> Outcome:
+        handled.append(task)
+        return Outcome(Status.SENT)
+
+    types = {kind: TaskType(kind, AppointmentTask, "q", handle) for kind in APPOINTMENT_TASK_TYPES}
     clock = FixedClock(dt.datetime.now(dt.timezone.utc))
     router = TaskRouter(
         authenticator=TaskAuthenticator(SETTINGS, certs_url=certs_url),

@@ -31,7 +31,7 @@ def test_an_opt_out_changes_only_the_opt_out_fields_of_an_existing_patient():
         "sms_opt_out_at": NOW,
     }
     assert opt_outs.set_sms_opt_out("p1", False, source="inbound_start")
-    assert store.doc("patients/p1")["sms_opt_out"] is False
+    assert store.stored("patients/p1")["sms_opt_out"] is False
 
 
 def test_an_opt_out_for_a_patient_who_does_not_exist_creates_nothing():
@@ -55,7 +55,7 @@ def test_a_run_is_recorded_with_its_counts_and_read_back():
         "failed": 0,
     }
     runs.record("clinic-t", DAY, {"created": 0})  # a re-run overwrites with its own figures
-    assert store.doc("fanout_runs/clinic-t_2026-11-26")["created"] == 0
+    assert store.stored("fanout_runs/clinic-t_2026-11-26")["created"] == 0
 
 
 def test_reports_merge_counts_and_keep_a_bounded_list_of_failures():

@@ -67,25 +67,21 @@ def section_exists(doc: str, section: str) -> bool:
     return path.is_file() and any(heading.startswith(section) for heading in HEADING.findall(path.read_text()))
 
 
+def _defined(item: ast.stmt) -> list[str]:
+    """The names one statement of a class body defines."""
+    if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        return [item.name]
+    targets = item.targets if isinstance(item, ast.Assign) else [item.target] if isinstance(item, ast.AnnAssign) else []
+    return [target.id for target in targets if isinstance(target, ast.Name)]
+
+
 @functools.cache
 def names_of(module: Path) -> dict[str, set[str] | None]:
     """The names `module` defines or imports at top level; a class's value is the names of its body."""
     found: dict[str, set[str] | None] = {}
     for node in ast.parse(module.read_text()).body:
         if isinstance(node, ast.ClassDef):
-            found[node.name] = {
-                target.id if isinstance(target, ast.Name) else getattr(target, "name", "")
-                for item in node.body
-                for target in (
-                    item.targets
-                    if isinstance(item, ast.Assign)
-                    else [item.target]
-                    if isinstance(item, ast.AnnAssign)
-                    else [item]
-                    if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
-                    else []
-                )
-            }
+            found[node.name] = {name for item in node.body for name in _defined(item)}
         elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             found[node.name] = None
         elif isinstance(node, ast.Assign | ast.AnnAssign):

@@ -125,7 +125,9 @@ def test_twilio_answers_are_classified(status, code, kind, detail):
 
 
 def test_twilio_throttling_is_a_429_not_a_503():
-    assert classify_twilio(429, 20429).throttled and not classify_twilio(503, None).throttled
+    throttled, unavailable = classify_twilio(429, 20429), classify_twilio(503, None)
+    assert isinstance(throttled, RetryableError) and throttled.throttled
+    assert isinstance(unavailable, RetryableError) and not unavailable.throttled
 
 
 def test_sendgrid_answers_are_classified():

@@ -203,7 +203,7 @@ def words(call: list[str]) -> list[str]:
 
 
 def flags(call: list[str]) -> dict[str, str]:
-    return dict(arg[2:].split("=", 1) if "=" in arg else (arg[2:], "") for arg in call if arg.startswith("--"))
+    return {name: value for name, _, value in (arg[2:].partition("=") for arg in call if arg.startswith("--"))}
 
 
 def matching(calls: list[list[str]], *prefix: str) -> list[list[str]]:
@@ -1137,8 +1137,8 @@ def test_settings_come_from_the_env_file_and_the_environment_wins(deployment: De
 
 def test_deploy_env_example_names_every_setting_and_loads_cleanly(deployment: Deployment) -> None:
     script = (REPO / "deploy.sh").read_text()
-    names = script[script.index("readonly SETTING_NAMES=(") + len("readonly SETTING_NAMES=(") :]
-    names = names[: names.index(")")].split()
+    declared = script[script.index("readonly SETTING_NAMES=(") + len("readonly SETTING_NAMES=(") :]
+    names = declared[: declared.index(")")].split()
     example = (REPO / "deploy.env.example").read_text()
     assert [name for name in names if f"{name}=" not in example] == []
     result = deployment.run("--env-file", str(REPO / "deploy.env.example"), "--dry-run", settings={})

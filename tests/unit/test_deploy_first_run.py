@@ -10,6 +10,7 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
+from typing import TypedDict
 
 import pytest
 
@@ -27,7 +28,17 @@ from tests.unit.test_deploy import (
 )
 
 PUBLIC = ("twilio-status", "sendgrid-events", "waitlist-inbound-sms", "waitlist-claim")
-FAST = {"DEPLOY_EVENTARC_RETRY_SECONDS": "0", "DEPLOY_INDEX_POLL_SECONDS": "0", "DEPLOY_IAM_RETRY_SECONDS": "0"}
+
+
+class Waits(TypedDict):
+    """deploy.sh's pauses between retries and polls, in seconds (a test waits for none)."""
+
+    DEPLOY_EVENTARC_RETRY_SECONDS: str
+    DEPLOY_INDEX_POLL_SECONDS: str
+    DEPLOY_IAM_RETRY_SECONDS: str
+
+
+FAST = Waits(DEPLOY_EVENTARC_RETRY_SECONDS="0", DEPLOY_INDEX_POLL_SECONDS="0", DEPLOY_IAM_RETRY_SECONDS="0")
 
 
 @pytest.fixture

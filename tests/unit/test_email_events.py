@@ -84,7 +84,7 @@ def test_processed_confirms_an_unconfirmed_email_and_delivered_closes_it():
     ]
     outcomes = apply_events(ledger, json.dumps(events).encode())
     assert outcomes == {"sent": 1, "delivered": 1, "ignored_event": 1}
-    doc = store.doc(f"notifications/{KEY}")
+    doc = store.stored(f"notifications/{KEY}")
     assert doc["state"] == "delivered" and doc["provider_message_id"] == "abc123"
 
 
@@ -101,7 +101,7 @@ def test_a_bounce_calls_the_failure_hook_once_and_a_replayed_one_says_it_is_one(
     bounce = [{"event": "bounce", "ledger_key": f"{KEY}:1", "sg_message_id": "abc123.filterdrecv-1"}]
     assert apply_events(ledger, json.dumps(bounce).encode(), hook) == {"failed": 1}
     assert apply_events(ledger, json.dumps(bounce).encode(), hook) == {"ignored_failed": 1}
-    assert calls == [(KEY, False), (KEY, True)] and store.doc(f"notifications/{KEY}")["state"] == "failed"
+    assert calls == [(KEY, False), (KEY, True)] and store.stored(f"notifications/{KEY}")["state"] == "failed"
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from typing import Any
 
 import pytest
 
@@ -25,7 +26,7 @@ LONG = f"call {PHONE} or write {EMAIL} " * 400  # ~15 KB
 
 
 def record(store: MemoryStore, doc_id: str = "fail-1", **overrides) -> dict:
-    values = {
+    values: dict[str, Any] = {
         "task_type": "appointment_reminder",
         "task_name": "projects/p/locations/l/queues/q/tasks/abc",
         "payload": {"appointment_id": "appt-1"},
@@ -108,7 +109,9 @@ def test_a_second_failure_keeps_the_first_failures_time_and_reopens():
     store = MemoryStore()
     failures = FailedTasks(store, FixedClock(NOW))
     record(store)
-    store.seed("failed_tasks/fail-1", {**store.doc("failed_tasks/fail-1"), "status": "retried", "retry_generation": 2})
+    store.seed(
+        "failed_tasks/fail-1", {**store.stored("failed_tasks/fail-1"), "status": "retried", "retry_generation": 2}
+    )
     later = datetime(2026, 11, 26, tzinfo=timezone.utc)
     FailedTasks(store, FixedClock(later)).record(
         "fail-1",
@@ -120,7 +123,7 @@ def test_a_second_failure_keeps_the_first_failures_time_and_reopens():
         http_status=200,
         attempts=2,
     )
-    doc = store.doc("failed_tasks/fail-1")
+    doc = store.stored("failed_tasks/fail-1")
     assert doc["first_failed_at"] == NOW and doc["last_failed_at"] == later
     assert doc["status"] == "open" and doc["retry_generation"] == 2 and doc["task_name"] is None
     assert failures.read("fail-1") is not None
@@ -154,15 +157,18 @@ def test_status_changes_apply_only_at_the_version_read():
     failures = FailedTasks(store, FixedClock(NOW))
     record(store)
     stale = failures.read("fail-1")
-    assert failures.request_retry("fail-1")
+    assert stale is not None and failures.request_retry("fail-1")
     failures.resolve(stale, "closed by hand")  # read before the operator's change: refused
     failures.reject_retry(stale, "cannot use")
     failures.defer_retry(stale, "later")
-    assert store.doc("failed_tasks/fail-1")["status"] == "retry" and store.doc("failed_tasks/fail-1")["note"] is None
+    unchanged = store.stored("failed_tasks/fail-1")
+    assert unchanged["status"] == "retry" and unchanged["note"] is None
     fresh = failures.read("fail-1")
-    assert failures.claim_retry(fresh, 1) and not failures.claim_retry(fresh, 1)
+    assert fresh is not None and failures.claim_retry(fresh, 1) and not failures.claim_retry(fresh, 1)
     failures.retry_failed("fail-1", "re-enqueue failed \ud800" + "n" * 1000)
-    doc = store.doc("failed_tasks/fail-1")
+    doc = store.stored("failed_tasks/fail-1")
     assert doc["status"] == "retry" and len(doc["note"]) == MAX_ERROR_CHARS
-    failures.resolve(failures.read("fail-1"), "sent since")
-    assert store.doc("failed_tasks/fail-1")["status"] == "resolved"
+    claimed = failures.read("fail-1")
+    assert claimed is not None
+    failures.resolve(claimed, "sent since")
+    assert store.stored("failed_tasks/fail-1")["status"] == "resolved"

@@ -18,7 +18,9 @@ BASE = datetime(2026, 11, 26, 5, 0, tzinfo=UTC)
 def windows_and_starts(
     offsets: list[list[int]], spans: list[tuple[int, int]]
 ) -> tuple[list[Window], list[list[datetime]]]:
-    windows, starts, at = [], [], BASE
+    windows: list[Window] = []
+    starts: list[list[datetime]] = []
+    at = BASE
     for (gap, length), found in zip(spans, offsets, strict=False):
         start = at + timedelta(minutes=gap)
         end = start + timedelta(minutes=length)

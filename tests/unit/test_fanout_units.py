@@ -212,7 +212,7 @@ def test_audit_units_count_the_unreachable_appointments_of_their_slice_only():
     setup = Setup()
     bad = setup.appointments(1)[0]
     setup.store.seed(
-        f"appointments/{bad}", {**setup.store.doc(f"appointments/{bad}"), "start": "tomorrow", "updated_at": NOW}
+        f"appointments/{bad}", {**setup.store.stored(f"appointments/{bad}"), "start": "tomorrow", "updated_at": NOW}
     )
     setup.tick()
     audits = [r for r in setup.run_units() if r.trigger == "audit"]
@@ -220,7 +220,7 @@ def test_audit_units_count_the_unreachable_appointments_of_their_slice_only():
     assert sum(r.problems["unreachable_appointment"] for r in audits) == 0  # written at NOW: after every slice
     setup.store.seed(
         f"appointments/{bad}",
-        {**setup.store.doc(f"appointments/{bad}"), "updated_at": NOW - timedelta(hours=1)},
+        {**setup.store.stored(f"appointments/{bad}"), "updated_at": NOW - timedelta(hours=1)},
     )
     again = coordinate_tick(TickRequest(), setup.fanout, now=NOW + timedelta(seconds=1))
     assert again.units == 1 + AUDIT_SLICES

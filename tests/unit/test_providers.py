@@ -24,7 +24,7 @@ from shared.messaging.providers import (
     TwilioSms,
     classify_sendgrid,
 )
-from shared.platform.errors import PermanentError, RetryableError
+from shared.platform.errors import MedspaError, PermanentError, RetryableError
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 SERVICE = "MG" + "0" * 32
@@ -75,9 +75,9 @@ def twilio(answer: Any = None, listed: list[Listed] | None = None) -> tuple[Twil
     return TwilioSms(Twilio(messages)), messages
 
 
-def send_error(answer: BaseException) -> BaseException:
+def send_error(answer: BaseException) -> MedspaError:
     sms, _ = twilio(answer)
-    with pytest.raises(Exception) as caught:
+    with pytest.raises(MedspaError) as caught:
         sms.send_sms(SMS)
     return caught.value
 
@@ -119,7 +119,8 @@ def test_every_twilio_answer_is_classified(error, kind, code):
 
 
 def test_throttling_answers_429_and_an_answer_lost_asks_for_a_reconcile_not_a_resend():
-    assert send_error(TwilioRestException(429, "/x", code=20429)).throttled
+    throttled = send_error(TwilioRestException(429, "/x", code=20429))
+    assert isinstance(throttled, RetryableError) and throttled.throttled
     lost = send_error(requests.ReadTimeout())
     assert isinstance(lost, SendUnconfirmed) and lost.channel == "sms" and not lost.throttled
 
@@ -241,4 +242,4 @@ def test_every_sendgrid_answer_is_classified(error, kind, code):
 )
 def test_sendgrids_retry_after_is_honoured_when_it_is_a_number(headers, seconds):
     error = classify_sendgrid(429, headers)
-    assert error.retry_after_seconds == seconds and error.throttled
+    assert isinstance(error, RetryableError) and error.retry_after_seconds == seconds and error.throttled

@@ -110,7 +110,10 @@ def test_a_forbidden_caller_is_403(store, service):
             raise Unauthorized("not the tasks service account", forbidden=True)
 
     router = TaskRouter(
-        authenticator=Forbidding(), failures=FailedTasks(store, FixedClock(NOW)), max_attempts=8, types={}
+        authenticator=Forbidding(),
+        failures=FailedTasks(store, FixedClock(NOW)),
+        max_attempts=8,
+        types={},
     )
     assert router.handle(headers(), raw(BODY))[1] == 403 and store.round_trips == 0
 
@@ -274,6 +277,7 @@ def test_attempt_bounds_the_names_it_keeps():
         },
         MAX_ATTEMPTS,
     )
+    assert attempt.task_name is not None and attempt.queue is not None
     assert len(attempt.task_name) == 500 and len(attempt.queue) == 100 and attempt.retry_count == 0
 
 

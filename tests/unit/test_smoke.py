@@ -142,7 +142,8 @@ def run_on(store: MemoryStore, published: list[tuple[str, dict[str, Any]]]) -> s
 
 
 def test_a_run_nothing_answers_fails_says_so_masked_and_still_leaves_nothing_behind():
-    store, published = MemoryStore(), []
+    store = MemoryStore()
+    published: list[tuple[str, dict[str, Any]]] = []
     store.seed("notifications/other", {"clinic_id": "clinic-a", "state": "sent"})
     checks = run_on(store, published).run()
     text = smoke.report(checks, clinic_id=SMOKE.clinic_id, target="t")

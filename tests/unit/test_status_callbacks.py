@@ -81,7 +81,7 @@ def test_a_callback_that_names_nothing_is_a_reason_and_writes_nothing(query, for
 def test_a_valid_callback_is_recorded_and_logged_with_ids_only(capsys):
     store, ledger = sent_ledger()
     assert apply_status(ledger, {"ledger": KEY, "g": "1"}, FORM) == "delivered"
-    doc = store.doc(f"notifications/{KEY}")
+    doc = store.stored(f"notifications/{KEY}")
     assert doc["state"] == "delivered" and doc["delivery_status"] == "delivered" and doc["delivered_at"] == NOW
     (line,) = [json.loads(x) for x in capsys.readouterr().out.splitlines() if "delivery status" in x]
     assert line["ledger_key"] == KEY and line["outcome"] == "delivered"
@@ -94,11 +94,13 @@ def test_a_late_queued_never_moves_delivery_status_back_and_a_replay_rewrites_no
     for status in ("queued", "accepted", "sending", "sent"):
         assert apply_status(ledger, {"ledger": KEY, "g": "1"}, {**FORM, "MessageStatus": status}) == "not_newer"
     unchanged = store.get(f"notifications/{KEY}")
+    assert unchanged is not None and after_sent is not None
     assert unchanged.version == after_sent.version and unchanged.data["delivery_status"] == "sent"
     assert apply_status(ledger, {"ledger": KEY, "g": "1"}, FORM) == "delivered"
     delivered = store.get(f"notifications/{KEY}")
     assert apply_status(ledger, {"ledger": KEY, "g": "1"}, FORM) == "ignored_delivered"
-    assert store.get(f"notifications/{KEY}").version == delivered.version
+    replayed = store.get(f"notifications/{KEY}")
+    assert replayed is not None and delivered is not None and replayed.version == delivered.version
 
 
 def test_a_failing_callback_calls_the_failure_hook_once_and_a_replay_says_it_is_one():

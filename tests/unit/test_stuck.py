@@ -55,12 +55,12 @@ def test_a_dead_senders_message_is_recorded_once_with_a_resendable_payload():
     recent = Ledger(store, FixedClock(later.now() - timedelta(minutes=5)))
     recent.claim(fresh.dedup_key, recent.read(fresh.dedup_key), {})  # a sender at work minutes ago: not stuck
     assert record_stuck(Ledger(store, later), failures, TYPES, later) == {"recorded": 1}
-    record = store.doc(f"failed_tasks/{dead.dedup_key}")
+    record = store.stored(f"failed_tasks/{dead.dedup_key}")
     assert record["error_code"] == "stuck_sending" and record["status"] == "open"
     assert parse_task(record["payload"], AppointmentTask) == dead
     store.update(f"failed_tasks/{dead.dedup_key}", {"status": "retry"})  # the operator's answer stands
     assert record_stuck(Ledger(store, later), failures, TYPES, later) == {"already_recorded": 1}
-    assert store.doc(f"failed_tasks/{dead.dedup_key}")["status"] == "retry"
+    assert store.stored(f"failed_tasks/{dead.dedup_key}")["status"] == "retry"
 
 
 def sent(ledger: Ledger, reminder: AppointmentTask, sid: str) -> None:
@@ -79,14 +79,14 @@ def test_a_message_the_provider_failed_after_accepting_it_is_recorded_with_a_res
     )
     assert outcome == "failed"
     assert record_provider_failure(ledger, failures, TYPES, dead_number.dedup_key) is True
-    record = store.doc(f"failed_tasks/{dead_number.dedup_key}")
+    record = store.stored(f"failed_tasks/{dead_number.dedup_key}")
     assert record["error_code"] == "provider_30005" and record["status"] == "open" and record["http_status"] == 0
     assert "undelivered" in record["error"] and "30005" in record["error"]
     assert parse_task(record["payload"], AppointmentTask) == dead_number and record["clinic_id"] == "c1"
     # A replayed callback after an operator's answer leaves their record as it is.
     store.update(f"failed_tasks/{dead_number.dedup_key}", {"status": "resolved"})
     assert record_provider_failure(ledger, failures, TYPES, dead_number.dedup_key, replayed=True) is False
-    assert store.doc(f"failed_tasks/{dead_number.dedup_key}")["status"] == "resolved"
+    assert store.stored(f"failed_tasks/{dead_number.dedup_key}")["status"] == "resolved"
 
 
 def test_only_a_provider_failed_message_is_recorded_by_the_webhook():

@@ -85,7 +85,7 @@ def test_create_all_counts_created_present_and_failed_and_finishes_the_rest():
 
 def test_the_templated_request_is_exactly_what_the_client_builds_from_the_dict():
     from google.cloud import tasks_v2
-    from proto.datetime_helpers import DatetimeWithNanoseconds
+    from proto.datetime_helpers import DatetimeWithNanoseconds  # type: ignore[import-untyped]  # proto-plus ships no types
 
     queue = CloudTasksQueue(PathOnlyClient(), SETTINGS)
     for when in (

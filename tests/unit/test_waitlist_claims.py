@@ -187,7 +187,8 @@ def test_two_claims_of_one_patient_interleaved_make_one_booking(scene):
     rival's hold changed (a write that changes nothing keeps Firestore's update time, and the clock did
     not move, so the hold must change the document)."""
     patient, ((first_offer, first_entry), (second_offer, second_entry)) = two_overlapping_offers(scene)
-    claims, rival = scene.claims(), []
+    claims = scene.claims()
+    rival: list[str] = []  # the rival claim's outcome, once it ran
     offered_to = claims.entries.offered_to
 
     def the_rival_wins_first(patient_ids):

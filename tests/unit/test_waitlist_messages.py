@@ -215,13 +215,13 @@ def test_a_link_winner_gets_a_confirmation_an_sms_winner_does_not(scene):
     offer, (winner,) = offered(scene)
     patient = scene.doc(f"waitlist/{winner}")["patient_id"]
     service = scene.messages()
-    won = new_result_task(offer.id, winner, scene.clinic_id, patient, "won")
+    won = new_result_task(offer.id, winner, scene.clinic_id, patient, Result.WON)
     scene.claims().claim(offer.id, winner, channel="sms")
     assert service.deliver_result(won, ATTEMPT).reason == "answered_by_reply"
     other_offer, (link_winner,) = offered(scene)
     scene.claims().claim(other_offer.id, link_winner, channel="link")
     task = new_result_task(
-        other_offer.id, link_winner, scene.clinic_id, scene.doc(f"waitlist/{link_winner}")["patient_id"], "won"
+        other_offer.id, link_winner, scene.clinic_id, scene.doc(f"waitlist/{link_winner}")["patient_id"], Result.WON
     )
     assert service.deliver_result(task, ATTEMPT).status == "sent"
     assert "you're booked" in scene.sms.sent[-1].body
@@ -230,13 +230,15 @@ def test_a_link_winner_gets_a_confirmation_an_sms_winner_does_not(scene):
 def test_result_skips_for_a_removed_entry_or_a_wrong_winner(scene):
     offer, (entry, removed, other) = offered(scene, 3)
     scene.claims().claim(offer.id, other, channel="link")
-    wrong = new_result_task(offer.id, entry, scene.clinic_id, scene.doc(f"waitlist/{entry}")["patient_id"], "won")
+    wrong = new_result_task(offer.id, entry, scene.clinic_id, scene.doc(f"waitlist/{entry}")["patient_id"], Result.WON)
     assert scene.messages().deliver_result(wrong, ATTEMPT).reason == "not_the_winner"
-    again = new_result_task(offer.id, entry, scene.clinic_id, scene.doc(f"waitlist/{entry}")["patient_id"], "taken")
+    again = new_result_task(
+        offer.id, entry, scene.clinic_id, scene.doc(f"waitlist/{entry}")["patient_id"], Result.TAKEN
+    )
     assert scene.messages().deliver_result(again, ATTEMPT).status == "duplicate"  # one result per entry and offer
     scene.store.update(f"waitlist/{removed}", {"status": "removed"})
     patient = scene.doc(f"waitlist/{removed}")["patient_id"]
-    taken = new_result_task(offer.id, removed, scene.clinic_id, patient, "taken")
+    taken = new_result_task(offer.id, removed, scene.clinic_id, patient, Result.TAKEN)
     assert scene.messages().deliver_result(taken, ATTEMPT).reason == "entry_removed"
 
 

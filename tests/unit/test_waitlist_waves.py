@@ -23,6 +23,7 @@ def scene() -> Scene:
 
 
 def entries_of(scene: Scene, *statuses: str) -> dict[str, str]:
+    assert isinstance(scene.store, MemoryStore)  # the unit scene's store
     return {i: d["status"] for i, d in scene.store.docs("waitlist").items() if not statuses or d["status"] in statuses}
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING, Any
 
-from flask import Blueprint, Response, jsonify, redirect, request
+from flask import Blueprint, jsonify, redirect, request
+from werkzeug.wrappers import Response  # what redirect() returns; flask.Response is a subclass
 
 from local.sandbox.console.layout import html_response, render, trusted
 from local.sandbox.console.messages import Enricher, Shown, clinic_sender, patient_address, snippet

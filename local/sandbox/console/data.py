@@ -278,7 +278,7 @@ class ConsoleData:
 
         with self._lock:
             if self._publisher is None:
-                from google.cloud import pubsub_v1
+                from google.cloud import pubsub_v1  # type: ignore[attr-defined]  # untyped; mypy misses it in the namespace
 
                 self._publisher = pubsub_v1.PublisherClient()
             publisher = self._publisher

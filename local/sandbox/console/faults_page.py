@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from flask import Blueprint, Response, redirect, request
+from flask import Blueprint, redirect, request
+from werkzeug.wrappers import Response  # what redirect() returns; flask.Response is a subclass
 
 from local.sandbox.console.layout import html_response, render, trusted
 from local.sandbox.faults import CHANNELS, KINDS, FaultError, shown_target
@@ -55,9 +56,9 @@ def _spec(form: Any) -> dict[str, Any]:
     """The JSON rule POST /_sandbox/faults takes, from the form's text fields (numbers parsed leniently)."""
     preset = form.get("preset")
     if preset:
-        for key, _, spec in PRESETS:
+        for key, _, rule in PRESETS:
             if key == preset:
-                return dict(spec)
+                return dict(rule)
         raise FaultError("unknown preset")
     spec: dict[str, Any] = {}
     for name in FIELDS:

@@ -154,10 +154,10 @@ class Enricher:
         records = list(messages)
         clinics = self.clinics()
         by_sender: dict[str, ClinicRow] = {}
-        for clinic in clinics:
-            for sender in (clinic.sms_from, clinic.email_from):
+        for row in clinics:
+            for sender in (row.sms_from, row.email_from):
                 if sender:
-                    by_sender[sender if sender.startswith("MG") else address_key(sender)] = clinic
+                    by_sender[sender if sender.startswith("MG") else address_key(sender)] = row
         by_id = {clinic.id: clinic for clinic in clinics}
         keys = {record["id"]: ledger_key(record) for record in records}
         kinds: dict[str, dict[str, Any]] = {}

@@ -9,7 +9,8 @@ import json
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, jsonify, redirect, request
+from flask import Blueprint, jsonify, redirect, request
+from werkzeug.wrappers import Response  # what redirect() returns; flask.Response is a subclass
 
 from deploy import registry
 from local.sandbox.console.collections_page import paged
