@@ -296,10 +296,10 @@ def store_steps(rounds: int, count: int = 150) -> None:
 
     from google.cloud import firestore
 
-    from shared.platform import clients
+    from shared.platform import clients, firestore_wire
     from shared.platform.store import FirestoreStore
 
-    class Before(clients.firestore_class()):  # type: ignore[misc]
+    class Before(firestore_wire.client_class()):  # type: ignore[misc]
         """The client as it was before the direct read: the library's, with the direct write encoding."""
 
         read_documents = None
