@@ -2,8 +2,10 @@
 
 python_http_client opens a new urllib connection for every request and asks for `Connection: close`. This
 transport sends the same requests (method, URL, the sendgrid package's headers, body) over one
-shared.platform.sessions session, with the same exceptions on failure (which failures are safe to retry:
-docs/architecture.md, "Provider connections").
+shared.platform.sessions session. An HTTP answer >= 400 is raised as python_http_client raises it
+(`BadRequestsError`, `TooManyRequestsError`… with status, body and headers); a request that got no answer
+raises requests' own exception, unchanged: which of those are safe to retry is decided once, by type, in
+shared.messaging.providers (docs/architecture.md, "Provider connections").
 """
 
 from __future__ import annotations
@@ -16,10 +18,8 @@ from shared.platform.sessions import session
 
 
 def keep_alive(client: Any) -> Any:
-    """A python_http_client.Client that sends its requests over one requests.Session instead of urllib: the
-    same requests (method, URL, the sendgrid package's headers, body), the same answers and exceptions,
-    but connections kept alive (urllib opens one per request and says `Connection: close`)."""
-    session_client = _session_client_class()(
+    """A python_http_client.Client like `client` (host, version, headers, path, timeout) sending over a session."""
+    transport = _client_class()(
         host=client.host,
         version=client._version,
         request_headers=client.request_headers,
@@ -27,13 +27,22 @@ def keep_alive(client: Any) -> Any:
         append_slash=client.append_slash,
         timeout=client.timeout,
     )
-    session_client.session = session()
-    return session_client
+    transport.session = session()
+    return transport
 
 
 @functools.cache
-def _session_client_class() -> type:
+def _client_class() -> type:
     import python_http_client
+    from python_http_client.exceptions import HTTPError, err_dict
+
+    class Answer(python_http_client.client.Response):
+        """A requests.Response as python_http_client's Response: status code, body and headers."""
+
+        def __init__(self, response: Any) -> None:  # no super().__init__: it reads a urllib answer
+            self._status_code = int(response.status_code)
+            self._body = bytes(response.content)
+            self._headers = response.headers
 
     class SessionClient(python_http_client.Client):
         session: Any = None
@@ -74,67 +83,18 @@ def _session_client_class() -> type:
                 else:
                     self.request_headers.setdefault("Content-Type", "application/json")
                     data = json.dumps(request_body).encode("utf-8")
-                url = self._build_url(query_params)
-                answer = _send(self.session, method, url, dict(self.request_headers), data, timeout or self.timeout)
-                return python_http_client.client.Response(answer)
+                response = self.session.request(
+                    method,
+                    self._build_url(query_params),
+                    data=data,
+                    headers=dict(self.request_headers),
+                    timeout=timeout or self.timeout,
+                )
+                if response.status_code >= 400:
+                    error = err_dict.get(response.status_code, HTTPError)
+                    raise error(response.status_code, response.reason or "", response.content, response.headers)
+                return Answer(response)
 
             return http_request
 
     return SessionClient
-
-
-class _Answer:
-    """A requests.Response as python_http_client.Response reads a urllib answer."""
-
-    def __init__(self, response: Any) -> None:
-        self.response = response
-
-    def getcode(self) -> int:
-        return int(self.response.status_code)
-
-    def read(self) -> bytes:
-        return bytes(self.response.content)
-
-    def info(self) -> Any:
-        return _message(self.response.headers)
-
-
-def _message(headers: Any) -> Any:
-    import http.client
-
-    message = http.client.HTTPMessage()
-    for name, value in headers.items():
-        message[name] = value
-    return message
-
-
-def _send(session: Any, method: str, url: str, headers: dict[str, str], data: bytes | None, timeout: Any) -> Any:
-    """A request sent through `session`; errors raised as urllib (and python_http_client) raise them."""
-    import io
-    import urllib.error
-
-    import requests
-    from python_http_client.exceptions import handle_error
-
-    try:
-        response = session.request(method, url, data=data, headers=headers, timeout=timeout)
-    except requests.ConnectTimeout:
-        # No connection, so nothing sent: safe to retry (urllib cannot tell this from a timeout mid-send).
-        raise urllib.error.URLError(ConnectionRefusedError("connect timed out")) from None
-    except requests.ReadTimeout:
-        raise TimeoutError("timed out") from None  # as a read timeout in getresponse()
-    except requests.ConnectionError as exc:
-        text = repr(exc)
-        if "NewConnectionError" in text or "NameResolutionError" in text or "BrokenPipe" in text:
-            raise urllib.error.URLError(OSError(text[:200])) from None  # nothing (whole) reached the provider
-        raise ConnectionResetError(text[:200]) from None  # the request went out; its answer did not come back
-    if response.status_code >= 400:
-        error = urllib.error.HTTPError(
-            url,
-            response.status_code,
-            response.reason or "",
-            _message(response.headers),
-            io.BytesIO(response.content),
-        )
-        raise handle_error(error) from None
-    return _Answer(response)

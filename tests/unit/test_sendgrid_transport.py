@@ -1,6 +1,6 @@
 """SendGrid through the keep-alive transport (shared.platform.sendgrid_transport), against a local HTTP server:
 the official client's request arrives as urllib sends it (method, path, headers, body), several sends share
-one connection, and every failure is raised, and so classified, as it was over urllib."""
+one connection, an HTTP error is python_http_client's, and every failure is classified as it was over urllib."""
 
 from __future__ import annotations
 
