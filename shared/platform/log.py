@@ -117,6 +117,13 @@ def _install() -> logging.Logger:
         handler = StdoutHandler()
         handler.setFormatter(JsonFormatter())
         logging.getLogger().addHandler(handler)
+    # The google libraries stop their lines at the "google" logger when nothing configured it (their client
+    # constructors call google.api_core.client_logging.initialize_logging): configured here, they reach the root.
+    google = logging.getLogger("google")
+    if not google.handlers:
+        google.propagate = True
+        if google.level == logging.NOTSET:
+            google.setLevel(logging.WARNING)  # the root's default: a library's warnings and errors
     logger = logging.getLogger(LOGGER_NAME)
     logger.setLevel(logging.DEBUG)  # every line this module is asked for is written, as before
     logger.propagate = False  # written once, whatever other handlers the root logger holds
