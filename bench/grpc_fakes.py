@@ -638,14 +638,14 @@ class TasksServer(Server):
 
 
 def firestore_client(server: FirestoreServer, project: str) -> Any:
-    """The product's Firestore client (shared.platform.clients.firestore_class), talking to `server`."""
+    """The product's Firestore client (shared.platform.firestore_wire.client_class), talking to `server`."""
     from google.auth.credentials import AnonymousCredentials
     from google.cloud.firestore_v1.services.firestore import FirestoreClient
     from google.cloud.firestore_v1.services.firestore.transports.grpc import FirestoreGrpcTransport
 
-    from shared.platform.clients import firestore_class
+    from shared.platform.firestore_wire import client_class
 
-    client = firestore_class()(project=project, credentials=AnonymousCredentials())
+    client = client_class()(project=project, credentials=AnonymousCredentials())
     client._firestore_api_internal = FirestoreClient(transport=FirestoreGrpcTransport(channel=FakeChannel(server)))
     return client
 

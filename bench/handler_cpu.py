@@ -149,9 +149,29 @@ def check(index: int, status: int, answer: Any) -> None:
         raise SystemExit(f"delivery {index} answered {status} {str(answer)[:200]}")
 
 
+def caller_auth(config: Any) -> dict[str, str]:
+    """The headers Cloud Tasks sends the task handler: its OIDC token for the tasks account, and the ingress header."""
+    from local import identity
+
+    url = config.function_env()["TASK_HANDLER_URL"]
+    return identity.caller_headers(
+        Path(config.state_dir), email=config.function_env()["TASKS_SERVICE_ACCOUNT"], audience=url
+    )
+
+
+def forwarded_auth(config: Any) -> dict[str, str]:
+    """What the handler receives deployed behind IAM (INVOKER_IAM_CHECK=on): Cloud Run's front end checked the
+    token and replaced its signature (local/front.py does the same on the stack)."""
+    from local.front import SIGNATURE_REMOVED
+
+    signed = caller_auth(config)["Authorization"]
+    return {"Authorization": signed.rpartition(".")[0] + "." + SIGNATURE_REMOVED}
+
+
 def deliver(client: Any, bodies: list[dict[str, Any]], channel: str) -> None:
+    auth = forwarded_auth(stack_config.load())
     for index, body in enumerate(bodies):
-        answer = client.post("/", data=json.dumps(body), headers=headers_for(index, channel))
+        answer = client.post("/", data=json.dumps(body), headers={**auth, **headers_for(index, channel)})
         check(index, answer.status_code, answer.get_json())
 
 
@@ -168,6 +188,7 @@ def measure(deliveries: int, channel: str) -> dict[str, float]:
 
     from shared.platform import clients
 
+    os.environ["INVOKER_IAM_CHECK"] = "on"  # as the stack's task-handler runs, behind its front
     app = functions_framework.create_app(
         target="handle_task", source=str(REPO_ROOT / "functions" / "task_handler" / "main.py")
     )
@@ -261,13 +282,9 @@ def worker(config: Any, deliveries: int, channel: str) -> None:
             family, grew = family | more, bool(more)
         return sum(stats[member][1] for member in family if member in stats) / ticks
 
-    from local import identity
-
     url = config.function_env()["TASK_HANDLER_URL"]
     # Through the front, as Cloud Tasks reaches it: the figure includes the handler's own token check.
-    auth = identity.caller_headers(
-        Path(config.state_dir), email=config.function_env()["TASKS_SERVICE_ACCOUNT"], audience=url
-    )
+    auth = caller_auth(config)
     bodies = seed(clients.firestore(), WARM_UP + deliveries, channel)
     session = requests.Session()
 
@@ -296,10 +313,10 @@ def store_steps(rounds: int, count: int = 150) -> None:
 
     from google.cloud import firestore
 
-    from shared.platform import clients
+    from shared.platform import clients, firestore_wire
     from shared.platform.store import FirestoreStore
 
-    class Before(clients.firestore_class()):  # type: ignore[misc]
+    class Before(firestore_wire.client_class()):  # type: ignore[misc]
         """The client as it was before the direct read: the library's, with the direct write encoding."""
 
         read_documents = None

@@ -5,10 +5,12 @@
   mobile number; SendGrid 400 on the address) → RecipientRejected: the caller may fall back to the
   other channel, else it is permanent;
 - rate limited (Twilio 20429 or HTTP 429) → RetryableError(throttled) with the provider's Retry-After;
-- the request never reached the provider (connection refused, connect timeout) → RetryableError;
-- the request went out but no answer came back (read timeout, connection dropped mid-answer) →
-  SendUnconfirmed: the provider may have accepted it, so the caller must not simply send again
-  (docs/architecture.md, "An answer lost");
+- the request never reached the provider (connection refused, DNS, connect timeout) → RetryableError;
+- the request went out but no answer came back (read timeout, connection dropped before or during the
+  answer) → SendUnconfirmed: the provider may have accepted it, so the caller must not simply send again
+  (docs/architecture.md, "An answer lost").
+  Both SDKs send over requests (shared.platform.sessions), so one function tells these two apart, by the
+  type of requests' exception and of the urllib3 error it wraps (`_never_sent`);
 - 5xx → RetryableError; any other 4xx → PermanentError (our request is wrong; retrying cannot help).
 
 A clinic reserved for the smoke test (`smoke_test: true`, `python -m ops smoke`) sends its SMS through
@@ -18,8 +20,7 @@ callbacks) and its email with SendGrid's sandbox mode (validated, answered 200, 
 
 from __future__ import annotations
 
-import socket
-import urllib.error
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -106,7 +107,6 @@ class TwilioSms:
         self.client = client
 
     def send_sms(self, message: OutgoingSms) -> str:
-        import requests
         from twilio.base.exceptions import TwilioRestException
 
         params: dict[str, Any] = {"to": message.to, "body": message.body}
@@ -120,22 +120,13 @@ class TwilioSms:
             created = self.client.messages.create(**params)
         except TwilioRestException as exc:
             raise classify_twilio(exc.status, exc.code) from None
-        except requests.ConnectTimeout:
-            raise RetryableError(
-                "twilio unreachable: ConnectTimeout", retry_after_seconds=30, code="twilio_unreachable"
-            ) from None
-        except (requests.Timeout, requests.ConnectionError) as exc:
-            if _never_connected(exc):
-                raise RetryableError(
-                    f"twilio unreachable: {type(exc).__name__}", retry_after_seconds=30, code="twilio_unreachable"
-                ) from None
-            raise SendUnconfirmed("sms", "twilio_answer_lost") from None
+        except _transport_errors() as exc:
+            raise _lost_request(exc, "sms", "twilio") from None
         return str(created.sid)
 
     def find_sent(self, *, to: str, sender: str, since: datetime) -> list[SentMessage]:
         """Twilio's message list (newest first) filtered by recipient and sender number, kept from the claim's
         time on. Not filtered by DateSent at Twilio: a message still queued has no sent date yet."""
-        import requests
         from twilio.base.exceptions import TwilioException, TwilioRestException
 
         params: dict[str, Any] = {"to": to, "limit": LOOKUP_LIMIT}
@@ -149,10 +140,8 @@ class TwilioSms:
         except TwilioException as exc:  # a list page that is not 200: twilio-python keeps the response as args[1]
             status = getattr(exc.args[1] if len(exc.args) > 1 else None, "status_code", None)
             raise classify_twilio(status if isinstance(status, int) else 503, None) from None
-        except (requests.Timeout, requests.ConnectionError) as exc:
-            raise RetryableError(
-                f"twilio unreachable: {type(exc).__name__}", retry_after_seconds=30, code="twilio_unreachable"
-            ) from None
+        except _transport_errors() as exc:  # a lookup sends nothing: always safe to ask again
+            raise _unreachable("twilio", exc) from None
         found = []
         for item in listed:
             created = item.date_created
@@ -191,19 +180,50 @@ class TwilioTestSms(TwilioSms):
             ) from None
 
 
-def _never_connected(exc: BaseException) -> bool:
-    """True when the error says the request never left this machine (refused, no route, DNS)."""
-    text = repr(exc)
-    return any(
-        marker in text
-        for marker in (
-            "NewConnectionError",
-            "Connection refused",
-            "Name or service",
-            "Failed to resolve",
-            "No route to host",
-        )
+@functools.cache
+def _transport_errors() -> tuple[type[Exception], ...]:
+    """What requests raises when a request got no HTTP answer (an answer >= 400 is the SDK's own exception)."""
+    import requests
+
+    return (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+
+
+def _cause(exc: Exception) -> BaseException:
+    """The urllib3 error requests wrapped (through the pool's MaxRetryError and a proxy's error), else `exc`."""
+    from urllib3.exceptions import MaxRetryError, ProxyError
+
+    cause = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else exc
+    if isinstance(cause, MaxRetryError) and cause.reason is not None:
+        cause = cause.reason
+    if isinstance(cause, ProxyError):
+        cause = cause.original_error
+    return cause
+
+
+def _never_sent(exc: Exception) -> bool:
+    """True when the request failed before it left this machine: no connection was made (refused, DNS, connect
+    timeout, proxy unreachable). Anything else (a read timeout, a connection dropped while the request was
+    written or its answer read, a TLS failure) may have reached the provider."""
+    import requests
+    from urllib3.exceptions import ConnectTimeoutError
+
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    # urllib3's NewConnectionError and NameResolutionError are ConnectTimeoutErrors: failures to connect
+    return isinstance(exc, requests.ConnectionError) and isinstance(_cause(exc), ConnectTimeoutError)
+
+
+def _unreachable(provider: str, exc: Exception) -> RetryableError:
+    return RetryableError(
+        f"{provider} unreachable: {type(_cause(exc)).__name__}", retry_after_seconds=30, code=f"{provider}_unreachable"
     )
+
+
+def _lost_request(exc: Exception, channel: str, provider: str) -> RetryableError:
+    """A send that got no answer: unreachable (retry) when it never left, else unconfirmed (reconcile first)."""
+    if _never_sent(exc):
+        return _unreachable(provider, exc)
+    return SendUnconfirmed(channel, f"{provider}_answer_lost")
 
 
 def classify_twilio(status: int, code: int | None) -> Exception:
@@ -251,20 +271,8 @@ class SendGridEmail:
             response = self.client.send(body)
         except HTTPError as exc:
             raise classify_sendgrid(int(exc.status_code), getattr(exc, "headers", None)) from None
-        except urllib.error.URLError as exc:
-            if isinstance(exc.reason, TimeoutError | socket.timeout):
-                raise SendUnconfirmed("email", "sendgrid_answer_lost") from None
-            raise RetryableError(
-                f"sendgrid unreachable: {type(exc.reason).__name__}",
-                retry_after_seconds=30,
-                code="sendgrid_unreachable",
-            ) from None
-        except (TimeoutError, ConnectionResetError):
-            raise SendUnconfirmed("email", "sendgrid_answer_lost") from None
-        except ConnectionError as exc:
-            raise RetryableError(
-                f"sendgrid unreachable: {type(exc).__name__}", retry_after_seconds=30, code="sendgrid_unreachable"
-            ) from None
+        except _transport_errors() as exc:
+            raise _lost_request(exc, "email", "sendgrid") from None
         headers = getattr(response, "headers", None) or {}
         return str(headers.get("X-Message-Id") or headers.get("x-message-id") or "")
 

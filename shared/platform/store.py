@@ -125,7 +125,7 @@ class FirestoreStore:
     def get_all(self, paths: Sequence[str], *, fields: Sequence[str] | None = None) -> dict[str, Doc]:
         found: dict[str, Doc] = {}
         unique = list(dict.fromkeys(paths))
-        reader = getattr(self.client, "read_documents", None)  # shared.platform.clients' direct decoding
+        reader = getattr(self.client, "read_documents", None)  # shared.platform.firestore_wire's direct decoding
         for start in range(0, len(unique), MAX_WRITES):
             if reader is not None:
                 wanted = list(fields) if fields is not None else None

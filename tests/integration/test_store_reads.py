@@ -1,4 +1,4 @@
-"""FirestoreStore.get_all on the emulator: the client's direct decoding (shared.platform.clients) reads what the
+"""FirestoreStore.get_all on the emulator: the client's direct decoding (shared.platform.firestore_wire) reads what the
 library reads, field for field and type for type, and its versions are exact enough for a precondition."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from google.api_core.datetime_helpers import DatetimeWithNanoseconds
 from google.cloud import firestore
 
 from shared.platform.store import FirestoreStore
-from tests.unit.test_clients import shape
+from tests.unit.test_firestore_wire import shape
 
 pytestmark = pytest.mark.integration
 

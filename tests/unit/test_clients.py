@@ -1,177 +1,60 @@
-"""The Firestore client's fast write encoding gives exactly the library's Write protobufs, and leaves to the
-library whatever is not a plain value (sentinels, references, sets, dotted or quoted field names)."""
+"""The factories the services call: each client built once per instance from the environment, the Firestore
+client with its direct wire path, both provider clients over keep-alive sessions with the configured timeout."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
-from google.api_core.datetime_helpers import DatetimeWithNanoseconds
-from google.auth.credentials import AnonymousCredentials
-from google.cloud import firestore
-from google.cloud.firestore_v1 import _helpers
-from google.cloud.firestore_v1.types import write
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from shared.platform import clients
+from shared.platform import clients, firestore_wire, sessions
+from shared.platform.settings import settings
 
-PATH = "projects/p/databases/(default)/documents/notifications/k"
-NAMES = st.from_regex(r"[a-z_][a-z0-9_]{0,12}", fullmatch=True)
-INSTANTS = st.datetimes(
-    min_value=datetime(2000, 1, 1), max_value=datetime(2199, 1, 1), timezones=st.sampled_from([timezone.utc, None])
-)
-SCALARS = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(-(2**63), 2**63 - 1),
-    st.floats(allow_nan=False),
-    st.text(max_size=20),
-    INSTANTS,
-    INSTANTS.map(lambda d: d.replace(tzinfo=timezone(timedelta(hours=-5)))),
-)
-VALUES = st.recursive(
-    SCALARS,
-    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(NAMES, inner, min_size=1, max_size=4)),
-    max_leaves=12,
-)
-DOCS = st.dictionaries(NAMES, VALUES, min_size=1, max_size=10)
+TIMEOUT = 7.5  # PROVIDER_TIMEOUT_SECONDS, not its default
 
 
-def raw(pb: Any) -> Any:
-    return write.Write.pb(pb)
+@pytest.fixture
+def environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "p")
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", "127.0.0.1:9")  # nothing is reached: no call is made
+    monkeypatch.setenv("SENDGRID_API_KEY", "SG.test")
+    monkeypatch.setenv("TWILIO_ACCOUNT_SID", "AC" + "1" * 32)
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", "token")
+    monkeypatch.setenv("PROVIDER_TIMEOUT_SECONDS", str(TIMEOUT))
+    for name in ("TASK_HANDLER_URL", "TASKS_LOCATION", "TASKS_SERVICE_ACCOUNT"):
+        monkeypatch.setenv(name, "x")
+    monkeypatch.delenv("PROVIDER_SANDBOX_URL", raising=False)
+    clients.reset()
+    settings.cache_clear()
+    yield
+    clients.reset()
+    settings.cache_clear()
 
 
-@settings(max_examples=300, deadline=None)
-@given(doc=DOCS)
-def test_plain_documents_encode_exactly_as_the_library_does(doc):
-    assert raw(clients.plain_write(PATH, doc, exists=False)) == raw(_helpers.pbs_for_create(PATH, doc)[0])
-    assert raw(clients.plain_write(PATH, doc)) == raw(_helpers.pbs_for_set_no_merge(PATH, doc)[0])
-    assert raw(clients.plain_write(PATH, doc, mask=True, exists=True)) == raw(
-        _helpers.pbs_for_update(PATH, doc, None)[0]
-    )
+def test_each_client_is_built_once_per_instance_until_reset(environment):
+    built = clients.sendgrid(), clients.twilio(), clients.firestore(), clients.store()
+    assert (clients.sendgrid(), clients.twilio(), clients.firestore(), clients.store()) == built
+    clients.reset()
+    assert clients.sendgrid() is not built[0] and clients.firestore() is not built[2]
 
 
-def test_nanosecond_timestamps_and_flat_merges_match_too():
-    doc = {"at": DatetimeWithNanoseconds(2026, 1, 1, tzinfo=timezone.utc, nanosecond=123456789), "n": 1, "l": [1]}
-    assert raw(clients.plain_write(PATH, doc, exists=False)) == raw(_helpers.pbs_for_create(PATH, doc)[0])
-    assert raw(clients.plain_write(PATH, doc, mask=True)) == raw(_helpers.pbs_for_set_with_merge(PATH, doc, True)[0])
+def test_the_firestore_client_is_the_direct_wire_one_behind_the_store(environment):
+    assert isinstance(clients.firestore(), firestore_wire.client_class())
+    assert clients.store().client is clients.firestore() and clients.firestore().project == "p"
 
 
-@pytest.mark.parametrize(
-    "doc",
-    [
-        {"at": firestore.SERVER_TIMESTAMP},
-        {"tags": {"a", "b"}},
-        {"empty": {}},
-        {"big": 2**64},
-        {},
-        {1: "not a string key"},
-    ],
-)
-def test_what_is_not_plain_is_left_to_the_library(doc):
-    assert clients.plain_write(PATH, doc) is None
+def test_sendgrid_sends_over_one_keep_alive_session_with_the_provider_timeout(environment):
+    transport = clients.sendgrid().client
+    assert isinstance(transport.session, sessions._session_class())
+    assert transport.host == "https://api.sendgrid.com"
+    assert transport.timeout == TIMEOUT
+    assert transport.mail.send.session is transport.session  # every URL segment shares the connection
 
 
-def batch_writes(action: Any) -> list[Any]:
-    client = clients.firestore_class()(project="p", credentials=AnonymousCredentials())
-    batch = client.batch()
-    action(batch, client.document("notifications/k"))
-    return [raw(pb) for pb in batch._write_pbs]
+def test_twilio_sends_over_a_session_that_keeps_its_own_adapters(environment):
+    from twilio.http.http_client import TwilioHttpClient
 
-
-def library_writes(action: Any) -> list[Any]:
-    client = firestore.Client(project="p", credentials=AnonymousCredentials())
-    batch = client.batch()
-    action(batch, client.document("notifications/k"))
-    return [raw(pb) for pb in batch._write_pbs]
-
-
-VERSION = DatetimeWithNanoseconds(2026, 1, 1, 12, tzinfo=timezone.utc, nanosecond=5)
-
-
-@pytest.mark.parametrize(
-    "action",
-    [
-        lambda b, ref: b.create(ref, {"state": "scheduled", "at": datetime(2026, 1, 1, tzinfo=timezone.utc)}),
-        lambda b, ref: b.create(ref, {"at": firestore.SERVER_TIMESTAMP, "n": 1}),
-        lambda b, ref: b.set(ref, {"a": 1, "b": [1, 2]}),
-        lambda b, ref: b.set(ref, {"a": 1}, merge=True),
-        lambda b, ref: b.set(ref, {"a": {"b": 1}}, merge=True),
-        lambda b, ref: b.set(ref, {"a": 1}, merge=["a"]),
-        lambda b, ref: b.update(ref, {"state": "sending", "generation": 2}),
-        lambda b, ref: b.update(ref, {"state": "sent"}, option=b._client.write_option(last_update_time=VERSION)),
-        lambda b, ref: b.update(ref, {"a.b": 1}),
-        lambda b, ref: b.update(ref, {"n": firestore.Increment(1)}),
-        lambda b, ref: b.delete(ref),
-    ],
-)
-def test_the_clients_batches_write_what_the_librarys_write(action):
-    assert batch_writes(action) == library_writes(action)
-
-
-def shape(value: Any) -> Any:
-    """A value with its types spelled out (equal datetimes of different classes must not pass as equal)."""
-    if isinstance(value, dict):
-        return ("dict", sorted((key, shape(item)) for key, item in value.items()))
-    if isinstance(value, list):
-        return ("list", [shape(item) for item in value])
-    if isinstance(value, datetime):
-        exact = value.timestamp_pb() if hasattr(value, "timestamp_pb") else None  # what a write sends back
-        return (f"{type(value).__module__}.{type(value).__name__}", value, exact)
-    return (type(value).__name__, value)
-
-
-def encoded_fields(doc: dict[str, Any]) -> Any:
-    from google.cloud.firestore_v1.types import document
-
-    return document.Document.pb(document.Document(fields=_helpers.encode_dict(doc))).fields
-
-
-LIBRARY_CLIENT = firestore.Client(project="p", credentials=AnonymousCredentials())
-SPECIAL_NAMES = st.one_of(NAMES, st.sampled_from(["__type__", "__oid__", "__x", "value"]))
-ANY_DOCS = st.dictionaries(
-    SPECIAL_NAMES,
-    st.recursive(
-        st.one_of(SCALARS, st.binary(max_size=4), st.builds(firestore.GeoPoint, st.just(1.5), st.just(-2.0))),
-        lambda inner: st.one_of(
-            st.lists(inner, max_size=3), st.dictionaries(SPECIAL_NAMES, inner, min_size=1, max_size=3)
-        ),
-        max_leaves=8,
-    ),
-    min_size=1,
-    max_size=6,
-)
-
-
-@settings(max_examples=300, deadline=None)
-@given(doc=DOCS)
-def test_plain_documents_decode_exactly_as_the_library_does(doc):
-    fields = encoded_fields(doc)
-    assert shape(clients.decode_document(fields, LIBRARY_CLIENT)) == shape(_helpers.decode_dict(fields, LIBRARY_CLIENT))
-
-
-@settings(max_examples=200, deadline=None)
-@given(doc=ANY_DOCS)
-def test_anything_else_decodes_as_the_library_does_too(doc):
-    fields = encoded_fields(doc)
-    assert shape(clients.decode_document(fields, LIBRARY_CLIENT)) == shape(_helpers.decode_dict(fields, LIBRARY_CLIENT))
-
-
-def test_nanosecond_timestamps_references_and_vectors_decode_as_the_library_does():
-    from google.cloud.firestore_v1.vector import Vector
-
-    doc = {
-        "at": DatetimeWithNanoseconds(2026, 1, 1, tzinfo=timezone.utc, nanosecond=123456789),
-        "ref": LIBRARY_CLIENT.document("clinics/c1"),
-        "v": Vector([1.0, 2.0]),
-        "nested": {"when": [datetime(2026, 3, 8, 7, tzinfo=timezone.utc)]},
-    }
-    fields = encoded_fields(doc)
-    decoded = clients.decode_document(fields, LIBRARY_CLIENT)
-    library = _helpers.decode_dict(fields, LIBRARY_CLIENT)
-    assert isinstance(library, dict)  # the library's decode is typed as any decoded value
-    assert decoded["at"].nanosecond == 123456789 and decoded["ref"].path == "clinics/c1"
-    assert decoded["v"] == library["v"] and decoded["nested"] == library["nested"]
-    assert shape(decoded["at"]) == shape(library["at"])
+    http = clients.twilio().http_client
+    assert isinstance(http.session, sessions._session_class())
+    assert http.timeout == TIMEOUT
+    assert type(http.session.adapters["https://"]) is type(TwilioHttpClient().session.adapters["https://"])

@@ -4,15 +4,17 @@ tests/integration (test_sandbox.py, test_task_handler.py)."""
 
 from __future__ import annotations
 
-import urllib.error
+import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from http.client import RemoteDisconnected
 from typing import Any
 
 import pytest
 import requests
 from python_http_client.exceptions import HTTPError
 from twilio.base.exceptions import TwilioException, TwilioRestException
+from urllib3.exceptions import MaxRetryError, NameResolutionError, NewConnectionError, ProtocolError, ProxyError
 
 from shared.messaging.providers import (
     LOOKUP_LIMIT,
@@ -75,6 +77,35 @@ def twilio(answer: Any = None, listed: list[Listed] | None = None) -> tuple[Twil
     return TwilioSms(Twilio(messages)), messages
 
 
+# What requests raises when no HTTP answer came back, built as requests builds them: the exception type says
+# whether the request can have left this machine (shared.messaging.providers._never_sent).
+# The pool and the connection urllib3 passes are never read by the classification: none is made here.
+NO_POOL: Any = None
+NO_CONNECTION: Any = None
+
+
+def refused() -> requests.ConnectionError:
+    return requests.ConnectionError(
+        MaxRetryError(NO_POOL, "/", NewConnectionError(NO_CONNECTION, "[Errno 111] Connection refused"))
+    )
+
+
+def unresolved() -> requests.ConnectionError:
+    unknown = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    return requests.ConnectionError(
+        MaxRetryError(NO_POOL, "/", NameResolutionError("api.example", NO_CONNECTION, unknown))
+    )
+
+
+def proxy_refused() -> requests.ConnectionError:
+    proxy = ProxyError("Unable to connect to proxy", NewConnectionError(NO_CONNECTION, "refused"))
+    return requests.exceptions.ProxyError(MaxRetryError(NO_POOL, "/", proxy))
+
+
+def dropped(reason: BaseException) -> requests.ConnectionError:
+    return requests.ConnectionError(ProtocolError("Connection aborted.", reason))
+
+
 def send_error(answer: BaseException) -> MedspaError:
     sms, _ = twilio(answer)
     with pytest.raises(MedspaError) as caught:
@@ -107,15 +138,25 @@ def test_a_messaging_service_sends_through_its_sid():
         (TwilioRestException(401, "/Messages.json", code=20003), PermanentError, "twilio_20003"),
         (TwilioRestException(400, "/Messages.json"), PermanentError, "twilio_400"),
         (requests.ConnectTimeout("connect timed out"), RetryableError, "twilio_unreachable"),
-        (requests.ConnectionError("NewConnectionError: Connection refused"), RetryableError, "twilio_unreachable"),
-        (requests.ConnectionError("Failed to resolve 'api.twilio.com'"), RetryableError, "twilio_unreachable"),
+        (refused(), RetryableError, "twilio_unreachable"),
+        (unresolved(), RetryableError, "twilio_unreachable"),
+        (proxy_refused(), RetryableError, "twilio_unreachable"),
         (requests.ReadTimeout("read timed out"), SendUnconfirmed, "twilio_answer_lost"),
-        (requests.ConnectionError("Connection aborted: RemoteDisconnected"), SendUnconfirmed, "twilio_answer_lost"),
+        (dropped(RemoteDisconnected("Remote end closed connection")), SendUnconfirmed, "twilio_answer_lost"),
+        (dropped(ConnectionResetError(104, "reset")), SendUnconfirmed, "twilio_answer_lost"),
+        (requests.exceptions.ChunkedEncodingError(ProtocolError("incomplete")), SendUnconfirmed, "twilio_answer_lost"),
+        (requests.exceptions.SSLError("EOF in violation of protocol"), SendUnconfirmed, "twilio_answer_lost"),
     ],
 )
 def test_every_twilio_answer_is_classified(error, kind, code):
     raised = send_error(error)
     assert type(raised) is kind and raised.code == code
+
+
+def test_the_exceptions_type_decides_never_its_text():
+    # a ConnectionError that wraps no failure to connect may have been sent, whatever its message says
+    assert type(send_error(requests.ConnectionError("NewConnectionError: Connection refused"))) is SendUnconfirmed
+    assert send_error(refused()).code == "twilio_unreachable"
 
 
 def test_throttling_answers_429_and_an_answer_lost_asks_for_a_reconcile_not_a_resend():
@@ -223,12 +264,12 @@ def http_error(status: int, headers: dict[str, str] | None = None) -> HTTPError:
         (http_error(502), RetryableError, "sendgrid_unavailable"),
         (http_error(400), RecipientRejected, "email_rejected"),
         (http_error(401), PermanentError, "sendgrid_401"),
-        (urllib.error.URLError(TimeoutError("timed out")), SendUnconfirmed, "sendgrid_answer_lost"),
-        (urllib.error.URLError(TimeoutError("timed out")), SendUnconfirmed, "sendgrid_answer_lost"),
-        (urllib.error.URLError(ConnectionRefusedError()), RetryableError, "sendgrid_unreachable"),
-        (TimeoutError(), SendUnconfirmed, "sendgrid_answer_lost"),
-        (ConnectionResetError(), SendUnconfirmed, "sendgrid_answer_lost"),
-        (ConnectionRefusedError(), RetryableError, "sendgrid_unreachable"),
+        (requests.ReadTimeout("read timed out"), SendUnconfirmed, "sendgrid_answer_lost"),
+        (dropped(RemoteDisconnected("Remote end closed connection")), SendUnconfirmed, "sendgrid_answer_lost"),
+        (dropped(ConnectionResetError(104, "reset")), SendUnconfirmed, "sendgrid_answer_lost"),
+        (requests.ConnectTimeout("connect timed out"), RetryableError, "sendgrid_unreachable"),
+        (refused(), RetryableError, "sendgrid_unreachable"),
+        (unresolved(), RetryableError, "sendgrid_unreachable"),
     ],
 )
 def test_every_sendgrid_answer_is_classified(error, kind, code):

@@ -1,6 +1,6 @@
-"""SendGrid through the keep-alive transport (shared.platform.clients.keep_alive), against a local HTTP server:
+"""SendGrid through the keep-alive transport (shared.platform.sendgrid_transport), against a local HTTP server:
 the official client's request arrives as urllib sends it (method, path, headers, body), several sends share
-one connection, and every failure is raised, and so classified, as it was over urllib."""
+one connection, an HTTP error is python_http_client's, and every failure is classified as it was over urllib."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import pytest
 from sendgrid import SendGridAPIClient
 
 from shared.messaging.providers import OutgoingEmail, RecipientRejected, SendGridEmail, SendUnconfirmed
-from shared.platform.clients import keep_alive
 from shared.platform.errors import RetryableError
+from shared.platform.sendgrid_transport import keep_alive
 from tests.spare_ports import free_port
 
 EMAIL = OutgoingEmail(
