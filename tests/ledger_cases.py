@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 
 from shared.messaging.keys import dedup_key
-from shared.messaging.ledger import AlreadyDone, Claim, Entry, Ledger, Planned, Reopen, StaleClaim, State
+from shared.messaging.ledger import AlreadyDone, Claim, Entry, Ledger, Planned, StaleClaim, State
 from shared.platform.errors import InvalidDocument, RetryableError
 from shared.platform.store import Store
+from shared.tasks.declaration import Reopen
 from tests.fakes import FixedClock
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)

@@ -92,9 +92,10 @@ class DocReader:
             return default  # type: ignore[return-value]
         if isinstance(value, bool) or not isinstance(value, int) or not INT64[0] <= value <= INT64[1]:
             self.fail(name, "must be an integer")
-        if minimum is not None and value < minimum:
+        number: int = value
+        if minimum is not None and number < minimum:
             self.fail(name, f"must be at least {minimum}")
-        return value
+        return number
 
     @overload
     def instant(self, name: str) -> datetime: ...

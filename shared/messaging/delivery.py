@@ -23,13 +23,14 @@ from shared.contract.models import APPOINTMENTS, CLINICS, PATIENTS, Appointment,
 from shared.messaging.appointment_tasks import AppointmentTask
 from shared.messaging.channels import recipients, unreachable_reason
 from shared.messaging.keys import message_key
-from shared.messaging.ledger import Entry, Ledger, Reopen
+from shared.messaging.ledger import Entry, Ledger
 from shared.messaging.ledger import path as ledger_path
 from shared.messaging.sender import MessageSender, Wording, duplicate_of
 from shared.messaging.templates import render, render_sms
 from shared.platform.clock import Clock
 from shared.platform.errors import PermanentError
 from shared.platform.store import Doc, Store
+from shared.tasks.declaration import Reopen
 from shared.tasks.router import Attempt, Outcome
 
 CLINIC_CACHE_SECONDS = 60.0

@@ -38,7 +38,8 @@ def secret(name: str) -> str:
 
 @functools.cache
 def firestore() -> firestore_module.Client:
-    return client_class()(project=_project())
+    client: firestore_module.Client = client_class()(project=_project())
+    return client
 
 
 @functools.cache
@@ -92,7 +93,7 @@ def _twilio_client(account_sid: str, auth_token: str) -> Any:
 
     base = emulator.sandbox_url()
 
-    class _Http(TwilioHttpClient):
+    class _Http(TwilioHttpClient):  # type: ignore[misc]  # twilio ships no types
         session: Any
 
         def __init__(self, **kwargs: Any) -> None:

@@ -61,7 +61,7 @@ def _timestamp_into(target: Any, value: datetime) -> None:
     from google.api_core.datetime_helpers import DatetimeWithNanoseconds
 
     if isinstance(value, DatetimeWithNanoseconds):
-        target.CopyFrom(value.timestamp_pb())
+        target.CopyFrom(value.timestamp_pb())  # type: ignore[no-untyped-call]  # api-core leaves it unannotated
         return
     delta = (value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)) - _EPOCH
     target.seconds, target.nanos = delta.days * 86400 + delta.seconds, delta.microseconds * 1000
@@ -96,7 +96,7 @@ def decode_value(value: Any) -> Any:
     if kind == "timestamp_value":
         from google.api_core.datetime_helpers import DatetimeWithNanoseconds
 
-        return DatetimeWithNanoseconds.from_timestamp_pb(value.timestamp_value)
+        return DatetimeWithNanoseconds.from_timestamp_pb(value.timestamp_value)  # type: ignore[no-untyped-call]
     if kind == "integer_value":
         return value.integer_value
     if kind == "boolean_value":
@@ -126,7 +126,9 @@ def decode_document(fields: Any, client: Any) -> dict[str, Any]:
     except NotPlain:
         from google.cloud.firestore_v1 import _helpers
 
-        decoded: Any = _helpers.decode_dict(fields, client)
+        decoded = _helpers.decode_dict(fields, client)
+        if not isinstance(decoded, dict):  # a map's fields decode to a dict; the library types it as any value
+            raise TypeError(f"Firestore fields decoded to {type(decoded).__name__}") from None
         return decoded
 
 

@@ -36,7 +36,7 @@ def _client_class() -> type:
     import python_http_client
     from python_http_client.exceptions import HTTPError, err_dict
 
-    class Answer(python_http_client.client.Response):
+    class Answer(python_http_client.client.Response):  # type: ignore[misc]  # the library ships no types
         """A requests.Response as python_http_client's Response: status code, body and headers."""
 
         def __init__(self, response: Any) -> None:  # no super().__init__: it reads a urllib answer
@@ -44,7 +44,7 @@ def _client_class() -> type:
             self._body = bytes(response.content)
             self._headers = response.headers
 
-    class SessionClient(python_http_client.Client):
+    class SessionClient(python_http_client.Client):  # type: ignore[misc]
         session: Any = None
 
         def _build_client(self, name: str | None = None) -> Any:

@@ -14,7 +14,7 @@ from typing import Any
 
 from shared.contract.models import CLINICS, Clinic, FieldProblem
 from shared.messaging.channels import EMAIL, Recipient
-from shared.messaging.ledger import Ledger, Reopen
+from shared.messaging.ledger import Ledger
 from shared.messaging.sender import MessageSender, Wording
 from shared.platform.clock import Clock
 from shared.platform.errors import PermanentError, RetryableError
@@ -23,6 +23,7 @@ from shared.reports import render
 from shared.reports.purchase_orders import PurchaseOrders
 from shared.reports.report_docs import Reports
 from shared.reports.tasks import InventoryAlertTask, ReportEmailTask
+from shared.tasks.declaration import Reopen
 from shared.tasks.router import Attempt, Outcome, Status
 
 

@@ -64,7 +64,9 @@ class CachedCerts:
                 # A page that is not Google's certificates (a proxy's, say) is an outage, not a bad token: retry.
                 from google.auth.exceptions import TransportError
 
-                raise TransportError(f"the certificates at {url} are not a JSON object of keys")
+                raise TransportError(  # type: ignore[no-untyped-call]  # google-auth leaves its exceptions unannotated
+                    f"the certificates at {url} are not a JSON object of keys"
+                )
             with self._lock:
                 self._cache[url] = (time.monotonic(), response)
         return response
@@ -110,8 +112,8 @@ class TaskAuthenticator:
         # Claims before signature: a token naming the wrong caller, audience, issuer or expiry is refused
         # without a certificate fetch, so no refusal depends on the network.
         try:
-            jwt.decode_header(token)
-            claims = jwt.decode(token, verify=False)
+            jwt.decode_header(token)  # type: ignore[no-untyped-call]  # google-auth's jwt is unannotated
+            claims = jwt.decode(token, verify=False)  # type: ignore[no-untyped-call]
         except (ValueError, TypeError, auth_exceptions.GoogleAuthError):
             raise Unauthorized("malformed token") from None
         if token.rpartition(".")[2] == SIGNATURE_REMOVED:

@@ -81,7 +81,8 @@ class CloudTasksQueue:
         self._lock = threading.Lock()
 
     def queue_path(self, queue: str) -> str:
-        return self.client.queue_path(self.settings.project, self.settings.tasks_location, queue)
+        path: str = self.client.queue_path(self.settings.project, self.settings.tasks_location, queue)
+        return path
 
     def _task(self) -> dict[str, Any]:
         return {

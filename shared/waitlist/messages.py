@@ -24,12 +24,13 @@ from shared.contract.models import PATIENTS, Clinic, Patient
 from shared.messaging.channels import Recipient, recipients, unreachable_reason
 from shared.messaging.delivery import ClinicCache
 from shared.messaging.ledger import Entry as LedgerEntry
-from shared.messaging.ledger import Ledger, Reopen
+from shared.messaging.ledger import Ledger
 from shared.messaging.ledger import path as ledger_path
 from shared.messaging.sender import MessageSender, Wording, duplicate_of
 from shared.platform.clock import Clock
 from shared.platform.errors import InvalidDocument, PermanentError
 from shared.platform.store import Doc, Store
+from shared.tasks.declaration import Reopen
 from shared.tasks.router import Attempt, Outcome
 from shared.waitlist import entries as entries_module
 from shared.waitlist import offers as offers_module

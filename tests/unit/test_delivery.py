@@ -12,10 +12,10 @@ from shared.contract.models import Clinic
 from shared.messaging.appointment_tasks import CONFIRMATION, FOLLOWUP, PREP, REMINDER
 from shared.messaging.delivery import ClinicCache
 from shared.messaging.keys import message_key
-from shared.messaging.ledger import Reopen
 from shared.messaging.providers import RecipientRejected
 from shared.platform.errors import PermanentError
 from shared.platform.store import Delete
+from shared.tasks.declaration import Reopen
 from tests.builders import CALLBACK_URL, CLINIC, FIRST_TRY, NOW, World
 
 
