@@ -49,6 +49,10 @@ class InvalidDocument(PermanentError):
         self.doc_id = doc_id
         self.field = field
 
+    def where(self) -> dict[str, str]:
+        """Which document and field, for a log line (ids and a field name: never the value, never PHI)."""
+        return {"collection": self.collection, "doc_id": self.doc_id, "field": self.field, "error_code": self.code}
+
 
 class RetryableError(MedspaError):
     """Transient (timeout, 5xx, rate limit, claim in flight): answer 503/429 with Retry-After."""

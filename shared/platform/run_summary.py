@@ -44,13 +44,7 @@ class RunSummary:
         self.problems[f"invalid_{exc.collection}"] += 1
         if len(self.invalid) < MAX_LISTED:
             self.invalid.append({"collection": exc.collection, "doc_id": exc.doc_id, "field": exc.field})
-        log.warning(
-            "document breaks the contract; skipped",
-            collection=exc.collection,
-            doc_id=exc.doc_id,
-            field=exc.field,
-            error_code=exc.code,
-        )
+        log.warning("document breaks the contract; skipped", **exc.where())
 
     def merge(self, other: Self) -> None:
         """Add a part's figures (a clinic's, a unit's) to this run's."""

@@ -194,10 +194,4 @@ class MessageScheduler:
                 except InvalidDocument as exc:
                     self._patients[pid] = "invalid_patient"
                     self.report.problems["invalid_patient"] += 1
-                    log.warning(
-                        "patient breaks the contract",
-                        collection=exc.collection,
-                        doc_id=exc.doc_id,
-                        field=exc.field,
-                        error_code=exc.code,
-                    )
+                    log.warning("patient breaks the contract", **exc.where())

@@ -143,7 +143,7 @@ class WaitlistMessages:
 
     def offering(self, read: _Read) -> Offering | str:
         """The offer as it may go out now, or why it must not (checked just before sending)."""
-        offer, entry, patient = read.offer, read.entry, read.patient
+        offer, entry = read.offer, read.entry
         if offer is None:
             return "offer_missing"
         if not offer.is_open:
@@ -152,11 +152,10 @@ class WaitlistMessages:
             return "not_offered"
         if entry.offer_expires_at is None or self.clock.now() >= entry.offer_expires_at:
             return "window_over"
-        if patient is None:
-            return "patient_missing"
-        to = recipients(patient, read.clinic)
-        if not to:
-            return unreachable_reason(patient)
+        reach = _reach(read)
+        if isinstance(reach, str):
+            return reach
+        patient, to = reach
         busy = self.bookings.busy([patient.id]).get(patient.id, [])
         if overlaps(busy, offer.start, offer.end, ignore=booked_appointment_id(offer.id)):
             return "busy_then"
@@ -183,7 +182,7 @@ class WaitlistMessages:
 
     def telling(self, task: WaitlistResultTask, read: _Read) -> Telling | str:
         """The result as it may go out now, or why it must not."""
-        offer, entry, patient = read.offer, read.entry, read.patient
+        offer, entry = read.offer, read.entry
         if offer is None:
             return "offer_missing"
         if entry is None or entry.status == Status.REMOVED:
@@ -195,12 +194,8 @@ class WaitlistMessages:
                 return "answered_by_reply"
         elif read.answer is not None and read.answer.get("channel") != offers_module.TOLD:
             return "already_answered"
-        if patient is None:
-            return "patient_missing"
-        to = recipients(patient, read.clinic)
-        if not to:
-            return unreachable_reason(patient)
-        return Telling(offer, patient, to)
+        reach = _reach(read)
+        return reach if isinstance(reach, str) else Telling(offer, *reach)
 
     def deliver_result(self, task: WaitlistResultTask, attempt: Attempt) -> Outcome:
         read = self._read(task)
@@ -226,3 +221,11 @@ class WaitlistMessages:
     def reopen(self, dedup_key: str) -> Reopen:
         """The retry sweep's hook: make the ledger ready for an operator's retry of this message."""
         return self.ledger.reopen(dedup_key)
+
+
+def _reach(read: _Read) -> tuple[Patient, list[Recipient]] | str:
+    """The patient and every channel that reaches them now, or why none does."""
+    if read.patient is None:
+        return "patient_missing"
+    to = recipients(read.patient, read.clinic)
+    return (read.patient, to) if to else unreachable_reason(read.patient)
