@@ -1,10 +1,11 @@
 """Lazy, cached-per-instance clients for Firestore, Cloud Tasks, Pub/Sub, Twilio and SendGrid.
 
 No network and no heavy import happens until a client is first asked for (google-cloud-tasks alone
-imports in ~0.6 s). FIRESTORE_EMULATOR_HOST and PUBSUB_EMULATOR_HOST are honoured by the Google
-libraries themselves; the other local switches come from shared.platform.emulator. The Firestore client
-is the library's with plain documents encoded and decoded directly (shared.platform.firestore_wire); both
-provider clients send over keep-alive sessions (shared.platform.sessions, shared.platform.sendgrid_transport).
+imports in ~0.6 s; a function that sends nothing never imports the providers' transports either).
+FIRESTORE_EMULATOR_HOST and PUBSUB_EMULATOR_HOST are honoured by the Google libraries themselves; the
+other local switches come from shared.platform.emulator. The Firestore client is the library's with
+plain documents encoded and decoded directly (shared.platform.firestore_wire); both provider clients
+send over keep-alive sessions (shared.platform.sessions, shared.platform.sendgrid_transport).
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ from shared.platform import emulator
 from shared.platform import env as envvars
 from shared.platform.errors import ConfigError
 from shared.platform.firestore_wire import client_class
-from shared.platform.sendgrid_transport import keep_alive
-from shared.platform.sessions import session
 from shared.platform.store import FirestoreStore
 
 if TYPE_CHECKING:
@@ -89,6 +88,7 @@ def _twilio_client(account_sid: str, auth_token: str) -> Any:
     from twilio.http.http_client import TwilioHttpClient
     from twilio.rest import Client
 
+    from shared.platform.sessions import session
     from shared.platform.settings import settings
 
     base = emulator.sandbox_url()
@@ -117,6 +117,7 @@ def sendgrid() -> Any:
     """sendgrid.SendGridAPIClient over a keep-alive transport; on the local stack it talks to the sandbox."""
     from sendgrid import SendGridAPIClient
 
+    from shared.platform.sendgrid_transport import keep_alive
     from shared.platform.settings import settings
 
     base = emulator.sandbox_url()
