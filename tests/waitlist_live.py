@@ -8,6 +8,7 @@ and patient) never leak either."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import uuid
@@ -35,6 +36,10 @@ from tests.waitlist_support import Scene
 
 WAIT = 90.0
 _MESSAGE = re.compile(r"<Message>(.*?)</Message>", re.S)
+# Each world's clinic texts from its own number: the inbound webhook finds the clinic by the number a text
+# was sent to, so two worlds sharing one (a random pick among 10,000 met about once in 12 runs) would answer
+# one world's patient as the other clinic's stranger. Consecutive from a random start: unique in a run.
+_SENDERS = itertools.count(uuid.uuid4().int % 10_000)
 
 
 def twiml_text(body: str) -> str | None:
@@ -46,7 +51,7 @@ def twiml_text(body: str) -> str | None:
 class Live:
     def __init__(self, stack: StackConfig, sandbox: Sandbox, store: FirestoreStore, **policy: Any) -> None:
         self.stack, self.sandbox, self.store = stack, sandbox, store
-        sender = f"+1646555{uuid.uuid4().int % 10_000:04d}"
+        sender = f"+1646555{next(_SENDERS) % 10_000:04d}"
         self.scene = Scene(store, now=system_clock.now(), sms_from=sender, **policy)
         self.inbound_url = stack.url("waitlist-inbound-sms")
         self.claim_url = stack.url("waitlist-claim")
