@@ -143,9 +143,8 @@ def run_fanout(
     from shared.contract.events import TickRequest
     from shared.platform.clock import system_clock
     from shared.reminders.coordinator import coordinate_tick
-    from shared.reminders.fanout import Fanout, UnitQueue, run_unit
+    from shared.reminders.fanout import UNIT_BODIES, Fanout, UnitQueue, run_unit
     from shared.reminders.fanout_summary import FanoutSummary
-    from shared.reminders.units import UNIT_BODIES
     from shared.tasks.payload import decode, parse
     from shared.tasks.queue import CloudTasksQueue, Target
 

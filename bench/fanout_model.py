@@ -350,8 +350,8 @@ def memory_process(config: Config, outbox: Any) -> None:
     """Peak RSS of an instance that imported the unit function and ran the largest clinic's units."""
     _clean_env()
     baseline = peak_rss_kib()
-    from shared.reminders.fanout import run_unit
-    from shared.reminders.units import UNIT_BODIES, ClinicDayTask
+    from shared.reminders.fanout import UNIT_BODIES, run_unit
+    from shared.reminders.units import ClinicDayTask
     from shared.tasks.payload import parse
 
     world = World(0.0, seed=3)
@@ -609,8 +609,7 @@ def run_cpu(clinics: int, latency_scale: float = 0.0) -> int:
     _clean_env()
     from shared.contract.events import TickRequest
     from shared.reminders.coordinator import coordinate_tick
-    from shared.reminders.fanout import run_unit
-    from shared.reminders.units import UNIT_BODIES
+    from shared.reminders.fanout import UNIT_BODIES, run_unit
     from shared.tasks.payload import parse
 
     world = World(latency_scale, seed=5)

@@ -1,12 +1,13 @@
 """HTML from Jinja2 templates with autoescape: every value a template writes is escaped (text and
 attributes alike), so a clinic, patient or product name can never become markup.
 
-A template is a file in a `templates/` folder beside the module that renders it (deploy/stage.py ships
-shared/ whole). One Environment per folder, built on the first render rather than at import, so an entry
-point that renders nothing compiles nothing; it is kept for the process and compiles each template once.
-Whitespace between two tags is dropped from the output: a template is laid out for its reader while the
-message stays as compact as hand-joined HTML (Gmail clips a message past ~102 KB). A value is escaped
-before that, so it holds no `<` or `>` and is never touched.
+A template is a file in a folder beside the module that renders it (`reports/templates/`,
+`messaging/patient_emails/`, `waitlist/pages/`; deploy/stage.py ships shared/ whole). One Environment
+per folder, built on the first render rather than at import, so an entry point that renders nothing
+compiles nothing; it is kept for the process and compiles each template once. Whitespace between two
+tags is dropped from the output: a template is laid out for its reader while the message stays as
+compact as hand-joined HTML (Gmail clips a message past ~102 KB). A value is escaped before that, so it
+holds no `<` or `>` and is never touched.
 """
 
 from __future__ import annotations

@@ -222,6 +222,8 @@ UNIT_DECLARATIONS = (
     Declaration(CLINIC_DAY, ClinicDayTask, Queue.FANOUT, FANOUT, _run, redone_elsewhere=UNIT_NOTES[CLINIC_DAY]),
     Declaration(AUDIT, AuditTask, Queue.FANOUT, FANOUT, _run, redone_elsewhere=UNIT_NOTES[AUDIT]),
 )
+# Each unit type's body, for tools that parse a unit as the router does (ops, benchmarks, tests).
+UNIT_BODIES: dict[str, type[ClinicDayTask] | type[AuditTask]] = {d.name: d.body for d in UNIT_DECLARATIONS}
 
 
 def _split(task: ClinicDayTask, clinic: Clinic, windows: list[Window], fanout: Fanout, report: FanoutSummary) -> None:

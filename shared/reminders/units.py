@@ -20,7 +20,6 @@ from shared.tasks.payload import Day, DocId, Instant, InstantCheck, Matches, Tas
 
 CLINIC_DAY = "fanout_clinic_day"
 AUDIT = "fanout_audit"
-UNIT_TYPES = (CLINIC_DAY, AUDIT)
 # What an operator does with a unit that failed for good (the retry sweep re-enqueues only the handler's tasks).
 UNIT_NOTES = {
     CLINIC_DAY: "a fan-out unit: run python -m ops replay-tick --date DATE --clinic CLINIC_ID (both in the payload; "
@@ -138,6 +137,3 @@ class AuditTask(TaskBody):
     @property
     def failure_key(self) -> str:
         return f"fanout-audit-{self.since.strftime('%Y%m%dT%H%M%S')}"
-
-
-UNIT_BODIES: dict[str, type[ClinicDayTask] | type[AuditTask]] = {CLINIC_DAY: ClinicDayTask, AUDIT: AuditTask}

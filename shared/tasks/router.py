@@ -89,10 +89,6 @@ class TaskType(Generic[B]):
         return self.body.from_json(body, self.name)
 
 
-def _run(kind: TaskType[B], task: B, attempt: Attempt) -> Outcome:
-    return kind.run(task, attempt)
-
-
 class Authenticator(Protocol):
     """Who called: the token's claims, or Unauthorized (shared/tasks/auth.py TaskAuthenticator)."""
 
@@ -153,7 +149,7 @@ class TaskRouter:
                 if kind is None:
                     raise PermanentError("unknown task type", code="unknown_type")
                 task = kind.parse(body)
-                outcome = _run(kind, task, attempt)
+                outcome = kind.run(task, attempt)
             except Exception as exc:  # noqa: BLE001 - classified by _failed, never swallowed
                 return self._failed(exc, kind, task, body, raw_body, attempt)
             log.info(

@@ -19,11 +19,20 @@ from shared.messaging.appointment_tasks import REMINDER
 from shared.messaging.keys import message_key
 from shared.platform.errors import ConfigError, PermanentError
 from shared.reminders.coordinator import AUDIT_SLICES, coordinate_tick, run_tick
-from shared.reminders.fanout import AUDIT_LOOKBACK, FANOUT, UNIT_DECLARATIONS, Fanout, UnitQueue, _split, run_unit
+from shared.reminders.fanout import (
+    AUDIT_LOOKBACK,
+    FANOUT,
+    UNIT_BODIES,
+    UNIT_DECLARATIONS,
+    Fanout,
+    UnitQueue,
+    _split,
+    run_unit,
+)
 from shared.reminders.fanout_summary import FanoutSummary
 from shared.reminders.planned_days import PlannedDays
 from shared.reminders.scheduler import Queues
-from shared.reminders.units import AUDIT, CLINIC_DAY, UNIT_BODIES, ClinicDayTask
+from shared.reminders.units import AUDIT, CLINIC_DAY, ClinicDayTask
 from shared.tasks.declaration import bind_all
 from shared.tasks.payload import decode, parse
 from shared.tasks.router import TaskRouter, TaskType
