@@ -13,10 +13,11 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from shared.messaging.keys import is_key
 from shared.messaging.ledger import DELIVERY_RANK, FAILED_BEFORE, FAILED_NOW, Ledger, OnFailed, State, Unrecorded
-from shared.platform import log
+from shared.platform import clients, log
 from shared.platform.errors import Unauthorized
 
 MESSAGE_SID = re.compile(r"(SM|MM)[0-9a-fA-F]{32}")
@@ -30,6 +31,14 @@ def verify_twilio_signature(auth_token: str, url: str, params: Mapping[str, str]
 
     if not signature or not RequestValidator(auth_token).validate(url, dict(params), signature):
         raise Unauthorized("bad or missing X-Twilio-Signature", forbidden=True)
+
+
+def verify_twilio_request(request: Any, public_url: str) -> None:
+    """Raise Unauthorized (403) unless this webhook request (a Flask request: form, query string, headers) is
+    signed by Twilio for `public_url`, the URL as configured in Twilio, with the auth token from Secret Manager."""
+    signed_url = callback_url(public_url, request.query_string)
+    signature = request.headers.get("X-Twilio-Signature")
+    verify_twilio_signature(clients.secret("TWILIO_AUTH_TOKEN"), signed_url, request.form.to_dict(), signature)
 
 
 def callback_url(public_url: str, query_string: bytes) -> str:

@@ -63,12 +63,10 @@ def record_failure(key: str, replayed: bool) -> None:
 
 @functools.cache
 def twilio_status() -> SignedWebhook:
-    from shared.messaging.status_callbacks import apply_status, callback_url, verify_twilio_signature
+    from shared.messaging.status_callbacks import apply_status, verify_twilio_request
 
     def verify(request: Any) -> None:
-        signed_url = callback_url(services().config.status_callback_url, request.query_string)
-        signature = request.headers.get("X-Twilio-Signature")
-        verify_twilio_signature(clients.secret("TWILIO_AUTH_TOKEN"), signed_url, request.form.to_dict(), signature)
+        verify_twilio_request(request, services().config.status_callback_url)
 
     def run(request: Any) -> Response:
         outcome = apply_status(services().ledger, request.args.to_dict(), request.form.to_dict(), record_failure)

@@ -10,7 +10,6 @@ from typing import Any
 from shared.adapters.pubsub_job import PubSubJob, RunResult
 from shared.adapters.signed_webhook import SignedWebhook
 from shared.contract import events
-from shared.platform import clients
 from shared.platform.errors import PermanentError
 from shared.platform.http import Response
 from shared.wiring.services import services
@@ -37,12 +36,10 @@ def _twiml(text: str | None) -> Response:
 def inbound_sms() -> SignedWebhook:
     """Twilio's inbound webhook: verified, then the conversation answers in TwiML (empty when the text can
     never be handled: Twilio must not retry it)."""
-    from shared.messaging.status_callbacks import callback_url, verify_twilio_signature
+    from shared.messaging.status_callbacks import verify_twilio_request
 
     def verify(request: Any) -> None:
-        signed_url = callback_url(services().config.needed("inbound_sms_url"), request.query_string)
-        signature = request.headers.get("X-Twilio-Signature")
-        verify_twilio_signature(clients.secret("TWILIO_AUTH_TOKEN"), signed_url, request.form.to_dict(), signature)
+        verify_twilio_request(request, services().config.needed("inbound_sms_url"))
 
     def run(request: Any) -> Response:
         return _twiml(services().conversations.handle(request.form.to_dict()).text)
