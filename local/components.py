@@ -223,7 +223,8 @@ def _tasks(config: StackConfig, env: dict[str, str]) -> Component:
     return Component(
         "tasks",
         f"tasks:{address}:{max_attempts}:{','.join(QUEUES)}:scale={config.demo_time_scale}"
-        f":backoff={config.tasks_min_backoff}-{config.tasks_max_backoff}:twice={config.duplicate_deliveries}:{code}",
+        f":backoff={config.tasks_min_backoff}-{config.tasks_max_backoff}:twice={config.duplicate_deliveries}"
+        f":rates={config.queue_rates}:{code}",
         f"{address} (gcloud-tasks-emulator; queues {', '.join(QUEUES)})",
         (config.tasks_port,),
         probe=lambda: queues_ready(config),

@@ -24,6 +24,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # Cloud Tasks queues and Pub/Sub topics the local stack creates; deploy.sh creates the same in the cloud.
 QUEUES = ("default", *resources.QUEUES)
 FUNCTION_SETTING_PREFIX = "MEDSPA_FN_"
+# The local queues held to a rate, as deploy.env's defaults hold them in the cloud. The reminders' queues are not:
+# the sandbox stands in for a Twilio that does not throttle, and the demo compresses a day into seconds.
+LOCAL_QUEUE_RATES: dict[str, float] = {}
 TOPICS = resources.TOPICS
 LOCAL_WAITLIST_TOKEN_KEY = "local-stack-waitlist-claim-key"  # signs claim links locally (Secret Manager in the cloud)
 
@@ -72,6 +75,9 @@ class StackConfig:
     # Function settings set for this stack only: MEDSPA_FN_<NAME>=<value> gives every function <NAME>=<value>
     # (e.g. MEDSPA_FN_LEDGER_LEASE_SECONDS=5 for a chaos run); see shared/platform/settings.py for the names.
     function_settings: tuple[tuple[str, str], ...] = ()
+    # Queues dispatched at most N a second, as their max_dispatches_per_second does in the cloud (the Cloud Tasks
+    # wrapper's --rate): MEDSPA_QUEUE_RATES="queue=N,..." over LOCAL_QUEUE_RATES.
+    queue_rates: tuple[tuple[str, float], ...] = ()
 
     @property
     def clock_file(self) -> Path:
@@ -138,6 +144,17 @@ def _number_env(env: Mapping[str, str], name: str, default: float) -> float:
         raise SystemExit(str(exc)) from None
 
 
+def _queue_rates(text: str) -> tuple[tuple[str, float], ...]:
+    rates = dict(LOCAL_QUEUE_RATES)
+    for pair in filter(None, (part.strip() for part in text.split(","))):
+        queue, _, rate = pair.partition("=")
+        try:
+            rates[queue.strip()] = float(rate)
+        except ValueError:
+            raise SystemExit(f"MEDSPA_QUEUE_RATES: {pair!r} is not queue=N") from None
+    return tuple(sorted((queue, rate) for queue, rate in rates.items() if rate > 0))
+
+
 def load(environ: Mapping[str, str] | None = None) -> StackConfig:
     """Read the stack's layout from MEDSPA_* variables, with defaults that fit one developer machine."""
     env = os.environ if environ is None else environ
@@ -173,6 +190,7 @@ def load(environ: Mapping[str, str] | None = None) -> StackConfig:
         tasks_min_backoff=_number_env(env, "MEDSPA_TASKS_MIN_BACKOFF", 0.1),
         tasks_max_backoff=_number_env(env, "MEDSPA_TASKS_MAX_BACKOFF", 1.0),
         duplicate_deliveries=env.get("MEDSPA_DUPLICATE_DELIVERIES", "") == "1",
+        queue_rates=_queue_rates(env.get("MEDSPA_QUEUE_RATES", "")),
         function_settings=tuple(
             sorted(
                 (name[len(FUNCTION_SETTING_PREFIX) :], value)

@@ -41,6 +41,9 @@ branch for any emulator gap):
   every attempt while a crashed sender's claim lease is still live;
 - with --duplicate-deliveries (the chaos run only) every dispatch is sent twice at once, as Cloud Tasks'
   at-least-once delivery may;
+- a queue given a rate (--rate QUEUE=N, the stack's MEDSPA_QUEUE_RATES) starts at most N dispatches a second, as
+  a queue's max_dispatches_per_second does (upstream ignores rate limits); the others dispatch as fast as
+  their one thread can;
 - a dispatch times out after 10 minutes (the cloud's default dispatch deadline; upstream waits forever);
 - serves CreateTask on several threads (upstream: two);
 - a task with an oidc_token is dispatched as Cloud Tasks does it: with `Authorization: Bearer <ID token>` for
@@ -70,7 +73,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -174,7 +177,41 @@ def command(config: StackConfig, queues: tuple[str, ...], max_attempts: int) -> 
         argv.append("--duplicate-deliveries")
     for queue in queues:
         argv += ["--queue", config.queue_path(queue)]
+    for queue, rate in config.queue_rates:
+        argv += ["--rate", f"{queue}={rate:g}"]
     return argv
+
+
+class Pacer:
+    """A queue's max dispatches per second: each queue has one dispatching thread, so spacing the starts of
+    its dispatches is the whole of it (a queue without a rate is not held back)."""
+
+    def __init__(self, rates: dict[str, float], clock: Callable[[], float] = time.monotonic) -> None:
+        self.intervals = {queue: 1.0 / rate for queue, rate in rates.items() if rate > 0}
+        self.clock, self.next_start = clock, dict.fromkeys(self.intervals, 0.0)
+        self.lock = threading.Lock()
+
+    def wait(self, queue: str) -> float:
+        """How long the next dispatch of `queue` must wait, its slot reserved."""
+        interval = self.intervals.get(queue)
+        if interval is None:
+            return 0.0
+        with self.lock:
+            now = self.clock()
+            start = max(now, self.next_start[queue])
+            self.next_start[queue] = start + interval
+            return start - now
+
+
+def parse_rates(values: list[str]) -> dict[str, float]:
+    """`QUEUE=N` pairs (short queue ids) as {queue: dispatches per second}."""
+    rates = {}
+    for value in values:
+        queue, _, rate = value.partition("=")
+        if not queue or float(rate or "0") <= 0:
+            raise ValueError(f"--rate wants QUEUE=N with N > 0, got {value!r}")
+        rates[queue] = float(rate)
+    return rates
 
 
 # ---------------------------------------------------------------- runs inside .venv-tasks from here
@@ -326,6 +363,7 @@ def serve(
     retries: Retries | None = None,
     duplicate_deliveries: bool = False,
     state_dir: Path | None = None,
+    rates: dict[str, float] | None = None,
 ) -> int:
     """Run the emulator in the foreground until SIGTERM/SIGINT."""
     from concurrent import futures
@@ -339,6 +377,7 @@ def serve(
     upstream_request = emulator._make_task_request
     issuer = identity.Issuer.load(state_dir) if state_dir else None
     internal = identity.internal_headers(state_dir) if state_dir else {}
+    pacer = Pacer(rates or {})
 
     def dispatch(queue_name: str, task: Any, target_host: str, target_port: int) -> object:
         eta = names.original_eta.get(task.name)
@@ -354,6 +393,9 @@ def serve(
                 token = issuer.mint(email=oidc.service_account_email, audience=oidc.audience or task.http_request.url)
                 task.http_request.headers["Authorization"] = f"Bearer {token}"
         short = queue_name.rsplit("/", 1)[-1]
+        pause = pacer.wait(short)
+        if pause > 0:
+            time.sleep(pause)
         if duplicate_deliveries:
             twin = (upstream_request, short, type(task)(task), target_host, target_port)
             threading.Thread(target=_quietly, args=twin, daemon=True).start()
@@ -387,7 +429,7 @@ def serve(
     signal.signal(signal.SIGTERM, interrupt)
     print(
         f"tasks emulator on {host}:{port}; queues: {', '.join(queues)}; max attempts {max_attempts}; "
-        f"time scale {time_scale}",
+        f"time scale {time_scale}; rates {rates or 'none'}",
         flush=True,
     )
     server.run()
@@ -415,6 +457,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-backoff", type=float, default=Retries.max_backoff, help="seconds")
     parser.add_argument("--max-doublings", type=int, default=Retries.max_doublings)
     parser.add_argument("--duplicate-deliveries", action="store_true", help="send every dispatch twice (chaos)")
+    parser.add_argument("--rate", action="append", default=[], help="QUEUE=N dispatches per second; repeat")
     parser.add_argument("--state-dir", type=Path, default=None, help="the stack's state dir: its issuer signs tokens")
     args = parser.parse_args(argv)
     handler = logging.StreamHandler(sys.stdout)
@@ -431,6 +474,7 @@ def main(argv: list[str] | None = None) -> int:
         retries,
         args.duplicate_deliveries,
         args.state_dir,
+        parse_rates(args.rate),
     )
 
 
