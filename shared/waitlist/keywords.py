@@ -10,10 +10,10 @@ in) and also claims an offered slot, which is the only thing a patient is ever a
 from __future__ import annotations
 
 import re
-import unicodedata
 from enum import StrEnum
 
-MAX_CHARS = 1600  # Twilio's longest message body
+from shared.consent.revocation import MAX_CHARS as MAX_CHARS  # Twilio's longest message body
+from shared.consent.revocation import fold
 
 OPT_OUT_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"})
 OPT_IN_WORDS = frozenset({"START", "UNSTOP"})  # and YES, which is a claim here (see CLAIM_WORDS)
@@ -41,15 +41,9 @@ class Intent(StrEnum):
     OTHER = "other"
 
 
-def _fold(text: str) -> str:
-    """Lower case, accents dropped, whitespace collapsed (bounded input: at most MAX_CHARS characters)."""
-    plain = unicodedata.normalize("NFKD", text[:MAX_CHARS]).encode("ascii", "ignore").decode("ascii")
-    return " ".join(plain.replace("’", "'").lower().split())
-
-
 def keyword(body: str) -> str:
     """The message as Twilio matches a keyword: trimmed, upper case, accents dropped."""
-    return _fold(body).upper()
+    return fold(body).upper()
 
 
 def classify(body: str) -> Intent:
@@ -66,7 +60,7 @@ def classify(body: str) -> Intent:
         return Intent.CLAIM
     if bare in CONFIRM_WORDS:
         return Intent.CONFIRM
-    text = _fold(body)
+    text = fold(body)
     words = set(_WORD.findall(text))
     if words & _CANCEL_WORDS or any(phrase in text for phrase in _CANT_MAKE):
         return Intent.CANCEL_REQUEST
