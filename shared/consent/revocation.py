@@ -10,7 +10,7 @@ verdict has three answers:
   mensajes", "dejen de escribirme").
 - UNCERTAIN: reads like a wish to stop but not certainly ("not interested", "leave me alone", "wrong
   number", "please no more messages?" (a question), "stop" in a sentence that does not say what, "Cancel
-  please", "Cancelar" alone (a clinic's patient may mean the appointment), 🛑 alone). The caller opts out
+  please" and "Cancelar" as the whole text (a clinic's patient may mean the appointment), 🛑 alone). The caller opts out
   conservatively and lets the front desk look.
 - NONE: anything else, among them "cancel my appointment" (a cancel request: shared.waitlist.keywords),
   "can you stop by at 3?", "I had to stop taking it", "the price is alto", "remove me from the waitlist".
@@ -32,7 +32,7 @@ STOP_EMOJI = frozenset("🛑⛔🚫✋")
 _SENTENCE = re.compile(r"[^,.!?;\n]+[,.!?;\n]*")
 _WORD = re.compile(r"[a-z0-9]+")
 
-# A sentence that is one of these, once courtesy words are set aside, revokes ("cancel" only alone, as Twilio).
+# A sentence that is one of these, once courtesy words are set aside, revokes ("cancel": see verdict()).
 ALONE = frozenset(
     {
         "stop",
@@ -172,6 +172,9 @@ def verdict(text: str) -> Verdict:
     """Whether `text` revokes consent to be texted: certainly, perhaps, or not at all."""
     bounded = text[:MAX_CHARS]
     folded = fold(bounded).replace("'", "")
+    every = _WORD.findall(folded)
+    if _core(every) in (["cancel"], ["cancelar"]):  # the whole text; in a longer one it is the appointment
+        return Verdict.REVOKE if every == ["cancel"] else Verdict.UNCERTAIN
     found = Verdict.NONE
     for match in _SENTENCE.finditer(folded):
         words = _WORD.findall(match.group())
@@ -186,16 +189,11 @@ _RANK = {Verdict.NONE: 0, Verdict.UNCERTAIN: 1, Verdict.REVOKE: 2}
 
 
 def _sentence(words: list[str], *, question: bool) -> Verdict:
-    core = [
-        word for index, word in enumerate(words) if word not in COURTESY and (index == 0 or word != words[index - 1])
-    ]
-    spoken = " ".join(core)
+    spoken = " ".join(_core(words))
     if spoken in ALONE:
         return Verdict.REVOKE
     if spoken in UNCERTAIN_ALONE:
         return Verdict.UNCERTAIN
-    if spoken in ("cancel", "cancelar"):
-        return Verdict.REVOKE if words == ["cancel"] else Verdict.UNCERTAIN
     joined = f" {' '.join(words)} "
     if any(f" {place} " in joined for place in NOT_ABOUT_MESSAGES):
         return Verdict.NONE
@@ -205,6 +203,13 @@ def _sentence(words: list[str], *, question: bool) -> Verdict:
     if any(f" {phrase}" in joined for phrase in UNCERTAIN_PHRASES):
         return Verdict.UNCERTAIN
     return Verdict.UNCERTAIN if _loose_stop(words) else Verdict.NONE
+
+
+def _core(words: list[str]) -> list[str]:
+    """The words that say something: courtesy words and immediate repeats set aside ("stop stop, please")."""
+    return [
+        word for index, word in enumerate(words) if word not in COURTESY and (index == 0 or word != words[index - 1])
+    ]
 
 
 def _aimed_at_messages(words: list[str]) -> bool:

@@ -151,6 +151,8 @@ CORPUS: list[tuple[str, Verdict]] = [
     ("please cancel", U),
     ("Cancelar", U),
     ("cancelar por favor", U),
+    ("I can't make it, please cancel", N),
+    ("No puedo ir. Cancelar por favor", N),
     ("no me interesa", U),
     ("Ya no me interesa", U),
     ("número equivocado", U),
