@@ -1,5 +1,5 @@
 """Consents (shared/consent/consents.py), case by case, written once and run twice: on the in-memory store
-(tests/unit/test_consents.py) and on the Firestore emulator (tests/integration/test_consents.py), so the
+(tests/unit/test_consent_records.py) and on the Firestore emulator (tests/integration/test_consents.py), so the
 history, the replay and the not-older rule hold on Firestore exactly as on the fake."""
 
 from __future__ import annotations
