@@ -19,6 +19,7 @@ from enum import StrEnum
 from typing import Any
 
 from shared.contract.ids import is_doc_id
+from shared.platform import log
 from shared.platform.clock import Clock
 from shared.platform.errors import RetryableError
 from shared.platform.store import Create, Doc, Store, Update, Write
@@ -150,9 +151,12 @@ class ConsentState:
         entries = {}
         for purpose in Purpose:
             for channel in CHANNELS:
-                entry = doc.get(entry_name(purpose, channel))
-                if isinstance(entry, dict) and isinstance(entry.get("at"), datetime):
-                    entries[entry_name(purpose, channel)] = ConsentEvent(
+                name = entry_name(purpose, channel)
+                entry = doc.get(name)
+                if entry is None:
+                    continue
+                try:
+                    entries[name] = ConsentEvent(
                         patient_id=patient_id,
                         clinic_id=clinic_id,
                         purpose=purpose,
@@ -163,6 +167,9 @@ class ConsentState:
                         wording_version=str(entry.get("wording_version") or ""),
                         event_id=str(entry.get("event_id") or ""),
                     )
+                except (AttributeError, KeyError, TypeError, ValueError):
+                    # Hand-edited: read as never recorded (no marketing rests on it); the next event rewrites it.
+                    log.warning("consent entry breaks the contract; read as absent", patient_id=patient_id, field=name)
         return cls(patient_id, entries)
 
 
@@ -217,8 +224,13 @@ class Consents:
 
     def history(self, patient_id: str) -> list[ConsentEvent]:
         """Every event recorded for the patient, oldest first."""
-        docs = self.store.query(f"{COLLECTION}/{patient_id}/{HISTORY}", order_by=[("at", "asc")])
-        return [ConsentEvent.from_history(doc) for doc in docs]
+        events = []
+        for doc in self.store.query(f"{COLLECTION}/{patient_id}/{HISTORY}", order_by=[("at", "asc")]):
+            try:
+                events.append(ConsentEvent.from_history(doc))
+            except (AttributeError, KeyError, TypeError, ValueError):
+                log.warning("consent history doc breaks the contract; skipped", patient_id=patient_id, doc_id=doc.id)
+        return events
 
     def _record(self, events: Sequence[ConsentEvent]) -> list[ConsentEvent]:
         """Record one patient's events in one commit; the ones that were new. A replayed event is dropped;

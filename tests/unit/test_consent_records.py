@@ -48,3 +48,13 @@ def test_the_same_event_racing_is_recorded_once():
 def test_a_naive_time_is_refused():
     with pytest.raises(ValueError):
         event("e1", at=NOW.replace(tzinfo=None))
+
+
+def test_a_hand_broken_entry_reads_as_absent_and_the_next_event_rewrites_it():
+    store = MemoryStore()
+    store.seed("consents/p1", {"clinic_id": "c1", "sms_marketing": {"status": "granted?", "at": "yesterday"}})
+    store.seed("consents/p1/history/bad", {"status": "granted"})
+    owner, _ = consents(store)
+    assert not owner.current("p1").allows_marketing() and owner.history("p1") == []
+    assert owner.record(event("e1"))
+    assert owner.current("p1").marketing_basis() == "consent:e1"
