@@ -153,6 +153,7 @@ UNCERTAIN_PHRASES = (
 # Uncertain only as a whole sentence (within one, "early enough", "basta con llegar").
 UNCERTAIN_ALONE = frozenset({"enough", "enough already", "basta", "ya basta"})
 NOT_ABOUT_MESSAGES = ("waitlist", "wait list", "lista de espera")  # "remove me from the waitlist"
+NEGATIONS = frozenset({"dont", "not", "never", "didnt", "doesnt"})  # before a stop word: the opposite
 STOP_ELSEWHERE = frozenset({"by", "in", "at", "over", "from", "for", "here", "there"})  # "can you stop by?"
 
 
@@ -216,6 +217,8 @@ def _aimed_at_messages(words: list[str]) -> bool:
     """A trigger ("stop", "no more", "no quiero" …), at most WINDOW connecting words ("sending me the"),
     then a word for the messages."""
     for index in range(len(words)):
+        if index and words[index - 1] in NEGATIONS:  # "don't stop the reminders"
+            continue
         for trigger in TRIGGERS:
             end = index + len(trigger)
             if tuple(words[index:end]) == trigger and _names_messages(words[end : end + WINDOW + 1]):
@@ -235,7 +238,7 @@ def _names_messages(following: list[str]) -> bool:
 def _loose_stop(words: list[str]) -> bool:
     """ "stop" in a longer sentence that does not say what, nor means "stop by" or "stop taking"."""
     for index, word in enumerate(words):
-        if word != "stop":
+        if word != "stop" or (index and words[index - 1] in NEGATIONS):
             continue
         following = words[index + 1] if index + 1 < len(words) else ""
         if following in STOP_ELSEWHERE or following.endswith("ing"):

@@ -87,6 +87,7 @@ CORPUS: list[tuple[str, Verdict]] = [
     ("Who is this? Stop", R),
     ("Stop. Wrong number", R),
     ("wrong number, stop texting", R),
+    ("no stop texting me", R),
     # emoji with a stop word
     ("🛑", U),
     ("🛑 STOP", R),
@@ -193,6 +194,9 @@ CORPUS: list[tuple[str, Verdict]] = [
     ("I did not get the text", N),
     ("don't forget my appointment", N),
     ("remove me from the waitlist", N),
+    ("Don't stop the reminders please", N),
+    ("please do not stop texting me, I like the reminders", N),
+    ("I never stop by on weekends", N),
     ("is 10 minutes early enough?", N),
     ("basta con llegar 10 minutos antes?", N),
     ("no me molesta esperar", N),
