@@ -1,5 +1,6 @@
 """python -m ops: list, show (masked) and retry failed tasks; run the retry sweep; say why an appointment's
 patient did or did not get each message; replay a reminders tick; build one clinic report on demand;
+record a consent from the front desk or an import, and show a patient's (ops/consent.py);
 smoke-test the deployed functions without messaging any patient.
 
 Talks to the project in GOOGLE_CLOUD_PROJECT with the caller's credentials, or to the local stack
@@ -21,6 +22,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from ops import consent as consent_commands
 from shared.platform import clients
 from shared.platform.clock import system_clock
 from shared.platform.errors import ConfigError
@@ -354,6 +356,7 @@ def main(argv: list[str] | None = None) -> int:
         help="the functions' region (default: TASKS_LOCATION, else REGION, else us-central1)",
     )
     smoke.set_defaults(run=cmd_smoke)
+    consent_commands.add_parser(sub)
     args = parser.parse_args(argv)
     problem = reachable()
     if problem:

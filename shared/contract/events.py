@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any
 
-from shared.contract.bodies import decode_object
+from shared.contract.bodies import decode_object, is_clean_text
 from shared.contract.ids import is_doc_id
+from shared.contract.models import EARLIEST, LATEST
 from shared.platform.errors import PermanentError
 
 MAX_DATA_BYTES = 16 * 1024
@@ -24,6 +25,27 @@ TICK_FIELDS = ("date", "clinic_id")
 REPORT_PERIODS = ("daily", "weekly")
 REPORT_TICK_FIELDS = ("period", "date", "clinic_id", "partial")
 APPOINTMENT_EVENTS = ("appointment.created", "appointment.rescheduled", "appointment.cancelled")
+# A consent the booking platform took (docs/consent.md, "How the booking platform records a consent").
+CONSENT_RECORDED = "consent.recorded"
+CONSENT_FIELDS = (
+    "event",
+    "event_id",
+    "patient_id",
+    "clinic_id",
+    "purpose",
+    "channel",
+    "status",
+    "at",
+    "source",
+    "wording_version",
+)
+CONSENT_PURPOSES, CONSENT_CHANNELS, CONSENT_STATUSES = (
+    ("transactional", "marketing"),
+    ("sms", "email"),
+    ("granted", "revoked"),
+)
+PLATFORM_CONSENT_SOURCES = ("booking_form", "front_desk", "import")  # the others are this product's own
+MAX_WORDING_CHARS = 100
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 EARLIEST_DATE, LATEST_DATE = date(2000, 1, 1), date(2199, 12, 31)  # anything else is a typo, not a plan
 
@@ -79,6 +101,23 @@ class AppointmentEvent:
     @property
     def is_cancellation(self) -> bool:
         return self.event == "appointment.cancelled"
+
+
+@dataclass(frozen=True)
+class ConsentRecorded:
+    """A consent (or its revocation) the booking platform, the front desk or an import recorded."""
+
+    event_id: str
+    patient_id: str
+    clinic_id: str
+    purpose: str
+    channel: str
+    status: str
+    at: datetime
+    source: str
+    wording_version: str
+    event: str = CONSENT_RECORDED
+    is_cancellation = False
 
 
 def envelope(cloud_event: Any) -> Envelope:
@@ -183,9 +222,64 @@ def parse_inventory_tick(raw: bytes) -> InventoryTick:
     return InventoryTick(date=tick.date, clinic_id=tick.clinic_id)
 
 
+def parse_platform_event(raw: bytes) -> AppointmentEvent | ConsentRecorded:
+    """What the booking platform publishes to appointment-events: an appointment's event or a consent."""
+    body = _object(raw, empty_ok=False)
+    return consent_recorded(body) if body.get("event") == CONSENT_RECORDED else _appointment_event(body)
+
+
+def consent_recorded(body: dict[str, Any]) -> ConsentRecorded:
+    """{"event": "consent.recorded", "event_id", "patient_id", "clinic_id": ids, "purpose", "channel",
+    "status", "at": ISO 8601 with its offset, "source": booking_form|front_desk|import, "wording_version"
+    (required for a grant)}; every field checked, no other key taken."""
+    unknown = sorted(set(body) - set(CONSENT_FIELDS))
+    if unknown:
+        raise EventRejected(f"{len(unknown)} unknown consent field(s)", code="unknown_field")
+    choices = {
+        "purpose": CONSENT_PURPOSES,
+        "channel": CONSENT_CHANNELS,
+        "status": CONSENT_STATUSES,
+        "source": PLATFORM_CONSENT_SOURCES,
+    }
+    for name, options in choices.items():
+        if body.get(name) not in options:
+            raise EventRejected(f"'{name}' must be one of {', '.join(options)}", code=f"bad_{name}")
+    wording = body.get("wording_version", "")
+    if not isinstance(wording, str) or len(wording) > MAX_WORDING_CHARS or not is_clean_text(wording):
+        raise EventRejected(f"'wording_version' must be text of at most {MAX_WORDING_CHARS}", code="bad_wording")
+    if body["status"] == "granted" and not wording.strip():
+        raise EventRejected("a grant names the wording the patient agreed to", code="bad_wording")
+    return ConsentRecorded(
+        event_id=_id(body, "event_id", code="bad_event_id"),
+        patient_id=_id(body, "patient_id", code="bad_patient_id"),
+        clinic_id=_id(body, "clinic_id", code="bad_clinic_id"),
+        purpose=body["purpose"],
+        channel=body["channel"],
+        status=body["status"],
+        at=_instant(body.get("at")),
+        source=body["source"],
+        wording_version=wording.strip(),
+    )
+
+
+def _instant(value: Any) -> datetime:
+    try:
+        if not isinstance(value, str) or len(value) > 40:
+            raise ValueError
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise EventRejected("'at' must be an ISO 8601 time with its offset", code="bad_at") from None
+    if moment.tzinfo is None or not EARLIEST <= moment < LATEST:
+        raise EventRejected("'at' must be an ISO 8601 time with its offset, 2000-2199", code="bad_at")
+    return moment.astimezone(timezone.utc)
+
+
 def parse_appointment_event(raw: bytes) -> AppointmentEvent:
     """{"event": one of APPOINTMENT_EVENTS, "appointment_id": id}; other keys are the booking app's, ignored."""
-    body = _object(raw, empty_ok=False)
+    return _appointment_event(_object(raw, empty_ok=False))
+
+
+def _appointment_event(body: dict[str, Any]) -> AppointmentEvent:
     event = body.get("event")
     if event not in APPOINTMENT_EVENTS:
         raise EventRejected("unknown or missing 'event'", code="unknown_event")

@@ -186,6 +186,50 @@ class WaitlistPolicy:
     min_lead_minutes: int = 120  # a freed slot starting sooner than this is not offered
 
 
+# Words a clinic's marketing keyword may not be: Twilio's own (opt-out, opt-in, help) and the product's replies.
+RESERVED_KEYWORDS = frozenset(
+    "STOP STOPALL UNSUBSCRIBE CANCEL END QUIT REVOKE OPTOUT START UNSTOP YES HELP INFO Y SI C CONFIRM CONFIRMAR".split()
+)
+MARKETING_KEYWORD = re.compile(r"[A-Z0-9]{2,20}")
+
+
+@dataclass(frozen=True)
+class Marketing:
+    """A clinic's marketing program as patients see it (docs/consent.md): the keyword that opts in by text,
+    the program's name and frequency for the CTIA confirmation and HELP, the wording's version recorded
+    with each keyword consent."""
+
+    keyword: str = "JOIN"
+    program_name: str | None = None  # None: the clinic's name
+    frequency: str = "Up to 4 msgs/month"
+    wording_version: str = "keyword-v1"
+
+
+def _marketing(data: Any, problems: list[FieldProblem]) -> Marketing:
+    """The clinic's `marketing` map; a bad field is noted and its default used (reminders never depend on it)."""
+    if data is None:
+        return Marketing()
+    if not isinstance(data, dict):
+        problems.append(FieldProblem("marketing", "is not a map"))
+        return Marketing()
+    values: dict[str, str] = {}
+    for name in ("keyword", "program_name", "frequency", "wording_version"):
+        value = data.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str) or not value.strip() or len(value) > 60 or not is_clean_text(value):
+            problems.append(FieldProblem(f"marketing.{name}", "is not a short text"))
+            continue
+        values[name] = " ".join(value.split())
+    keyword = values.pop("keyword", "JOIN").upper()
+    if not MARKETING_KEYWORD.fullmatch(keyword) or keyword in RESERVED_KEYWORDS:
+        problems.append(
+            FieldProblem("marketing.keyword", "must be one word of 2-20 letters or digits, not a reserved one")
+        )
+        keyword = "JOIN"
+    return Marketing(keyword=keyword, **values)
+
+
 @dataclass(frozen=True)
 class Clinic:
     id: str
@@ -203,6 +247,7 @@ class Clinic:
     # Reserved for `python -m ops smoke`: SMS only with Twilio's test credentials, email in SendGrid's sandbox mode.
     smoke_test: bool = False
     currency: str | None = "USD"  # ISO 4217; None when the clinic's setting is not a code (noted in problems)
+    marketing: Marketing = field(default_factory=Marketing)
     # Fields skipped rather than refused (a bad staff address, currency): the reports record them.
     problems: tuple[FieldProblem, ...] = ()
 
@@ -241,6 +286,7 @@ class Clinic:
             isinstance(o, int) and not isinstance(o, bool) and 0 < o <= 24 * 14 for o in offsets
         ):
             r.fail("reminder_offsets_hours", "must be a list of whole hours between 1 and 336")
+        marketing = _marketing(r.raw("marketing", required=False), problems)
         quiet = r.map("quiet_hours")
         policy = r.map("waitlist")
         waitlist_reader = DocReader("clinics", doc_id, policy)
@@ -269,6 +315,7 @@ class Clinic:
             ),
             smoke_test=r.flag("smoke_test"),
             currency=currency,
+            marketing=marketing,
             problems=tuple(problems),
         )
 

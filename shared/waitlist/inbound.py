@@ -5,9 +5,12 @@ to its one effect and its TwiML reply (docs/waitlist.md, "Inbound SMS").
   clinic's patient with the sender's number.
 - The text's intent (shared.waitlist.keywords) routes it: YES claims the offer the patient holds (their
   latest pending prompt of that kind); C / CONFIRM confirms their next booked appointment; Twilio's
-  opt-out and opt-in words are recorded on the patient; HELP answers with the clinic's name and phone;
-  a request to reschedule or cancel becomes a patient_requests doc for the front desk; anything else
-  gets a short help text.
+  opt-out and opt-in words are recorded on the patient and in consents/ (shared.messaging.opt_outs), and
+  so is any other text that revokes (shared.consent.revocation), answered with the opt-out confirmation
+  Twilio did not send; a text that may revoke opts out too and lands in patient_requests for the front
+  desk; the clinic's marketing keyword (JOIN) records a marketing SMS grant and answers the CTIA
+  confirmation; HELP answers as CTIA expects; a request to reschedule or cancel becomes a
+  patient_requests doc for the front desk; anything else gets a short help text.
 - Idempotent on Twilio's retries: inbound_sms/{MessageSid} (this module is its only writer) records the
   outcome, and a delivery of a MessageSid seen before answers the same reply and changes nothing.
   Every effect is itself idempotent too, so two deliveries racing have one effect.
@@ -25,6 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from shared.consent.consents import ConsentEvent, Consents, ConsentStatus, Purpose
 from shared.contract.bodies import safe_text
 from shared.contract.models import CLINICS, E164, LATEST, MESSAGING_SERVICE_SID, PATIENTS, Clinic, Patient
 from shared.messaging.opt_outs import OptOuts
@@ -127,6 +131,7 @@ class Conversations:
         self.store, self.clock, self.claims = store, clock, claims
         self.clinics = clinics or ClinicsBySender(store)
         self.opt_outs, self.requests = OptOuts(store, clock), PatientRequests(store, clock)
+        self.consents = Consents(store, clock)
         self.entries, self.bookings = WaitlistEntries(store, clock), Bookings(store, clock)
 
     def handle(self, form: Mapping[str, str]) -> Reply:
@@ -145,7 +150,7 @@ class Conversations:
                 outcome, start = str(seen.get("outcome") or "other"), seen.get("start")
                 log.info("inbound SMS seen before; same answer", outcome=outcome)
                 return self._reply(outcome, clinic, patients, start if isinstance(start, datetime) else None)
-            intent = keywords.classify(message.body)
+            intent = keywords.classify(message.body, clinic.marketing.keyword)
             outcome, start = self._act(intent, message, clinic, patients)
             self.store.create(
                 f"{COLLECTION}/{message.message_sid}",
@@ -183,15 +188,29 @@ class Conversations:
         self, intent: Intent, message: InboundSms, clinic: Clinic, patients: list[Patient]
     ) -> tuple[str, datetime | None]:
         """Do what the text asks; returns (outcome, the time it is about)."""
-        if intent in (Intent.OPT_OUT, Intent.OPT_IN):
-            # Twilio stops (or resumes) delivery to this number whoever we match; record it on each patient.
-            for patient in patients:
-                self.opt_outs.set_sms_opt_out(patient.id, intent == Intent.OPT_OUT, source=f"sms_{intent.value}")
-            return ("opted_out" if intent == Intent.OPT_OUT else "opted_in"), None
-        if not patients:
-            return "unknown_patient", None
+        if intent in (Intent.OPT_OUT, Intent.UNCERTAIN_OPT_OUT, Intent.OPT_IN):
+            return self._opt_out_or_in(intent, message, clinic, patients), None
         if intent == Intent.HELP:
             return "help", None
+        if not patients:
+            return "unknown_patient", None
+        if intent == Intent.MARKETING_OPT_IN:
+            for patient in patients:  # the number's owner said JOIN: a family sharing it shares the answer
+                self.consents.record(
+                    ConsentEvent(
+                        patient_id=patient.id,
+                        clinic_id=clinic.id,
+                        purpose=Purpose.MARKETING,
+                        channel="sms",
+                        status=ConsentStatus.GRANTED,
+                        at=self.clock.now(),
+                        source="keyword",
+                        wording_version=clinic.marketing.wording_version,
+                        event_id=message.message_sid,
+                        message_sid=message.message_sid,
+                    )
+                )
+            return "joined", None
         if intent == Intent.CLAIM:
             return self._claim(message, clinic, patients)
         if intent == Intent.CONFIRM:
@@ -213,11 +232,43 @@ class Conversations:
             return "request", None
         return "other", None
 
+    def _opt_out_or_in(self, intent: Intent, message: InboundSms, clinic: Clinic, patients: list[Patient]) -> str:
+        """Record the opt-out (or its end) on each patient with the number: Twilio stops (or resumes) delivery
+        to the number whoever we match. The outcome says whether Twilio already answered the text."""
+        opted_out, sid = intent != Intent.OPT_IN, message.message_sid
+        by_twilio = keywords.answered_by_twilio(message.body) or intent == Intent.OPT_IN
+        source = "keyword" if by_twilio else "revocation_text"
+        for patient in patients:
+            self.opt_outs.set_sms_opt_out(
+                patient.id,
+                opted_out,
+                source="sms_opt_out" if opted_out else "sms_opt_in",
+                event_id=sid,
+                message_sid=sid,
+                consent_source=source,
+            )
+        if intent == Intent.UNCERTAIN_OPT_OUT:
+            if patients:
+                self.requests.record(
+                    clinic_id=clinic.id,
+                    patient_id=patients[0].id,
+                    kind=Kind.OPT_OUT_REVIEW,
+                    message_sid=sid,
+                    appointment_id=None,
+                )
+            return "opted_out_uncertain"
+        if not opted_out:
+            return "opted_in"
+        return "opted_out" if by_twilio else "revoked"
+
     def _claim(self, message: InboundSms, clinic: Clinic, patients: list[Patient]) -> tuple[str, datetime | None]:
         if keywords.opts_back_in(message.body):
             for patient in patients:  # Twilio treats YES as opting back in: so do we
                 if patient.sms_opt_out:
-                    self.opt_outs.set_sms_opt_out(patient.id, False, source="sms_yes")
+                    sid = message.message_sid
+                    self.opt_outs.set_sms_opt_out(
+                        patient.id, False, source="sms_yes", event_id=sid, message_sid=sid, consent_source="keyword"
+                    )
         target = answered_offer(self.entries.of_patients([p.id for p in patients]), clinic.id)
         if target is None:
             return "no_offer", None

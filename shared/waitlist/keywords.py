@@ -5,15 +5,19 @@ STOP, STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT, REVOKE, OPTOUT; opt-in START, UNS
 INFO. Only a message that is the single word counts, as with Twilio. We record what Twilio did (opt-out
 and opt-in) and never use those words as commands of our own; YES keeps its Twilio meaning (opt back
 in) and also claims an offered slot, which is the only thing a patient is ever asked to answer YES to.
+Any other text that revokes consent (shared.consent.revocation: "stop texting me", "no más") is an
+opt-out Twilio did not see; one that may revoke is an uncertain opt-out. The clinic's marketing keyword
+(JOIN) opts in to marketing; START never does.
 """
 
 from __future__ import annotations
 
 import re
-import unicodedata
 from enum import StrEnum
 
-MAX_CHARS = 1600  # Twilio's longest message body
+from shared.consent import revocation
+from shared.consent.revocation import MAX_CHARS as MAX_CHARS  # Twilio's longest message body
+from shared.consent.revocation import Verdict, fold
 
 OPT_OUT_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"})
 OPT_IN_WORDS = frozenset({"START", "UNSTOP"})  # and YES, which is a claim here (see CLAIM_WORDS)
@@ -31,8 +35,10 @@ _CANT_MAKE = ("can't make", "cant make", "cannot make", "no puedo ir", "no podre
 
 
 class Intent(StrEnum):
-    OPT_OUT = "opt_out"
+    OPT_OUT = "opt_out"  # a certain revocation: Twilio's word, or free text (shared.consent.revocation)
+    UNCERTAIN_OPT_OUT = "uncertain_opt_out"  # reads like a revocation, not certainly: opted out, front desk looks
     OPT_IN = "opt_in"
+    MARKETING_OPT_IN = "marketing_opt_in"  # the clinic's marketing keyword (JOIN)
     HELP = "help"
     CLAIM = "claim"
     CONFIRM = "confirm"
@@ -41,19 +47,13 @@ class Intent(StrEnum):
     OTHER = "other"
 
 
-def _fold(text: str) -> str:
-    """Lower case, accents dropped, whitespace collapsed (bounded input: at most MAX_CHARS characters)."""
-    plain = unicodedata.normalize("NFKD", text[:MAX_CHARS]).encode("ascii", "ignore").decode("ascii")
-    return " ".join(plain.replace("’", "'").lower().split())
-
-
 def keyword(body: str) -> str:
     """The message as Twilio matches a keyword: trimmed, upper case, accents dropped."""
-    return _fold(body).upper()
+    return fold(body).upper()
 
 
-def classify(body: str) -> Intent:
-    """The intent of one inbound text."""
+def classify(body: str, marketing_keyword: str | None = None) -> Intent:
+    """The intent of one inbound text (`marketing_keyword`: the clinic's, e.g. JOIN)."""
     word = keyword(body)
     bare = word.strip(".!?,;: ")
     if word in OPT_OUT_WORDS or bare in OPT_OUT_WORDS:  # honour "Stop." too: sending less is always safe
@@ -62,17 +62,27 @@ def classify(body: str) -> Intent:
         return Intent.OPT_IN
     if bare in HELP_WORDS:
         return Intent.HELP
+    if marketing_keyword and bare == marketing_keyword:
+        return Intent.MARKETING_OPT_IN
     if bare in CLAIM_WORDS:
         return Intent.CLAIM
     if bare in CONFIRM_WORDS:
         return Intent.CONFIRM
-    text = _fold(body)
+    judged = revocation.verdict(body)
+    if judged != Verdict.NONE:
+        return Intent.OPT_OUT if judged == Verdict.REVOKE else Intent.UNCERTAIN_OPT_OUT
+    text = fold(body)
     words = set(_WORD.findall(text))
     if words & _CANCEL_WORDS or any(phrase in text for phrase in _CANT_MAKE):
         return Intent.CANCEL_REQUEST
     if words & _CHANGE_WORDS or any(w.startswith("reschedul") for w in words):
         return Intent.RESCHEDULE_REQUEST
     return Intent.OTHER
+
+
+def answered_by_twilio(body: str) -> bool:
+    """True when Twilio answered the text itself: one of its opt-out words, alone (it matches no other form)."""
+    return keyword(body) in OPT_OUT_WORDS
 
 
 def opts_back_in(body: str) -> bool:

@@ -1,4 +1,5 @@
-"""patient_requests/{id}: what the front desk must act on (a patient texted to reschedule or cancel).
+"""patient_requests/{id}: what the front desk must act on (a patient texted to reschedule or cancel, or
+a text that may revoke their consent to be texted: they were opted out, and the front desk checks).
 The only writer of the collection; never an automatic change to an appointment.
 
 One document per inbound message (its id from the MessageSid), so a Twilio retry records nothing twice.
@@ -18,6 +19,7 @@ COLLECTION = "patient_requests"
 class Kind(StrEnum):
     RESCHEDULE = "reschedule"
     CANCEL = "cancel"
+    OPT_OUT_REVIEW = "opt_out_review"  # a text that may revoke consent: opted out, the front desk checks
     OTHER = "other"
 
 

@@ -3,7 +3,8 @@
 Like the reminders (shared.messaging.templates): first name, clinic name and phone, the local date and
 time; never the treatment (an SMS shows on a lock screen, and an email offer names no more). SMS stays
 GSM-7 and within 2 segments. The product asks only for YES, C and HELP: STOP and CANCEL are Twilio's
-opt-out keywords, named once, in the HELP answer, because carriers want it to say how to opt out.
+opt-out keywords; STOP is named in the HELP answer and the marketing opt-in's confirmation, because
+carriers (CTIA) want both to say how to opt out, and CANCEL never as a word to reply.
 """
 
 from __future__ import annotations
@@ -70,8 +71,15 @@ _REPLIES: dict[str, dict[str, str]] = {
         "confirmed": "Thank you, your appointment at {clinic} on {when} is confirmed.",
         "already_confirmed": "Your appointment at {clinic} on {when} is already confirmed.",
         "no_appointment": "We found no upcoming appointment to confirm. Questions: call {phone}.",
-        "help": "{clinic}: call {phone}. Reply YES to take an offered opening, C to confirm an appointment. "
-        "Reply STOP to opt out.",
+        "help": "{clinic}: call {phone} for help. Appointment texts, and {program} offers if you joined "
+        "({frequency}). Msg & data rates may apply. Reply YES to take an offered opening, C to confirm an "
+        "appointment. Reply STOP to opt out.",
+        "joined": "{program}: you're subscribed to offers from {clinic}, {frequency}. Msg & data rates may apply. "
+        "Reply HELP for help, STOP to cancel.",
+        "revoked": "{clinic}: you're unsubscribed and will get no more texts from us. Reply START to get "
+        "appointment texts again, or call {phone}.",
+        "opted_out_uncertain": "{clinic}: we've stopped texting you. If you didn't mean that, reply START to get "
+        "appointment texts again. Questions: call {phone}.",
         "request": "Thanks, {clinic} will contact you about changing your appointment. You can also call {phone}.",
         "other": "{clinic}: reply YES to take an offered opening, C to confirm an appointment, HELP for help. "
         "Or call {phone}.",
@@ -88,8 +96,15 @@ _REPLIES: dict[str, dict[str, str]] = {
         "confirmed": "Gracias, su cita en {clinic} el {when} está confirmada.",
         "already_confirmed": "Su cita en {clinic} el {when} ya está confirmada.",
         "no_appointment": "No encontramos ninguna cita próxima que confirmar. Preguntas: llame al {phone}.",
-        "help": "{clinic}: llame al {phone}. Responda YES para aceptar un hueco ofrecido, C para confirmar una "
-        "cita. Responda STOP para darse de baja.",
+        "help": "{clinic}: llame al {phone} para ayuda. Mensajes de sus citas, y ofertas de {program} si se "
+        "suscribió ({frequency}). Pueden aplicarse tarifas de mensajes y datos. Responda YES para aceptar un hueco "
+        "ofrecido, C para confirmar una cita. Responda STOP para darse de baja.",
+        "joined": "{program}: se ha suscrito a las ofertas de {clinic}, {frequency}. Pueden aplicarse tarifas de "
+        "mensajes y datos. Responda HELP para ayuda, STOP para cancelar.",
+        "revoked": "{clinic}: se ha dado de baja y no recibirá más mensajes nuestros. Responda START para volver "
+        "a recibir los mensajes de sus citas, o llame al {phone}.",
+        "opted_out_uncertain": "{clinic}: hemos dejado de enviarle mensajes. Si no era su intención, responda "
+        "START para volver a recibir los mensajes de sus citas. Preguntas: llame al {phone}.",
         "request": "Gracias, {clinic} le contactará para cambiar su cita. También puede llamar al {phone}.",
         "other": "{clinic}: responda YES para aceptar un hueco ofrecido, C para confirmar una cita, HELP para "
         "ayuda. O llame al {phone}.",
@@ -120,6 +135,8 @@ def _values(clinic: Clinic, patient: Patient | None, start: datetime | None, loc
         "clinic": clinic.name,
         "phone": clinic.phone,
         "when": format_local(start, clinic.zone, locale) if start else "",
+        "program": clinic.marketing.program_name or clinic.name,
+        "frequency": clinic.marketing.frequency,
     }
 
 

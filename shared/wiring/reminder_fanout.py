@@ -1,5 +1,6 @@
 """reminder_fanout's composition root: the reminders tick's coordinator, its units behind their own
-router, and appointment events (functions/reminder_fanout/main.py names them)."""
+router, and appointment events, among them the platform's consent.recorded (shared/consent/intake.py;
+functions/reminder_fanout/main.py names them)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,11 @@ def _tick(request: events.TickRequest, now: datetime) -> RunResult:
     return coordinate_tick(request, services().fanout(units=True), now=now)
 
 
-def _appointment_event(event: events.AppointmentEvent, now: datetime) -> RunResult:
+def _appointment_event(event: events.AppointmentEvent | events.ConsentRecorded, now: datetime) -> RunResult:
+    if isinstance(event, events.ConsentRecorded):
+        from shared.consent.intake import record_platform_consent
+
+        return record_platform_consent(event, store=services().store, clock=services().clock)
     return fanout.handle_appointment_event(event, services().fanout(units=False), now=now)
 
 
@@ -34,9 +39,13 @@ REMINDERS_TICK = PubSubJob(
 )
 APPOINTMENT_EVENT = PubSubJob(
     "appointment event",
-    events.parse_appointment_event,
+    events.parse_platform_event,
     _appointment_event,
-    describe=lambda event: {"appointment_id": event.appointment_id},
+    describe=lambda event: (
+        {"appointment_id": event.appointment_id}
+        if isinstance(event, events.AppointmentEvent)
+        else {"consent_event_id": event.event_id, "patient_id": event.patient_id}
+    ),
 )
 
 

@@ -17,13 +17,13 @@ from shared.wiring.services import services
 MAX_FORM_BYTES = 64 * 1024  # Twilio's inbound form is a few kilobytes
 
 
-def _cancelled(event: events.AppointmentEvent, now: datetime) -> RunResult:
+def _cancelled(event: events.AppointmentEvent | events.ConsentRecorded, now: datetime) -> RunResult:
     from shared.waitlist.cancellations import open_offer
 
     return open_offer(event, services().waves, now=now)
 
 
-APPOINTMENT_CANCELLED = PubSubJob("appointment event", events.parse_appointment_event, _cancelled)
+APPOINTMENT_CANCELLED = PubSubJob("appointment event", events.parse_platform_event, _cancelled)
 
 
 def _twiml(text: str | None) -> Response:

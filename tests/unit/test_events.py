@@ -168,6 +168,9 @@ def post(test_client, payload: bytes):
         ("on_appointment_event", b'{"event": "appointment.created", "appointment_id": "__x__"}', "bad_appointment_id"),
         ("on_appointment_event", b'{"event": "appointment.created", "appointment_id": "a1\\n"}', "bad_appointment_id"),
         ("on_appointment_event", b'{"a": ' * 1000 + b"1" + b"}" * 1000, "too_deep"),
+        # a consent the platform published that can never be recorded (docs/consent.md)
+        ("on_appointment_event", b'{"event": "consent.recorded", "purpose": "promo"}', "bad_purpose"),
+        ("on_appointment_event", b'{"event": "consent.recorded", "patientId": "p1"}', "unknown_field"),
     ],
 )
 def test_entry_points_acknowledge_malformed_events_and_log_why(client, capsys, monkeypatch, target, payload, code):

@@ -155,3 +155,30 @@ def test_waitlist_entry_rejects_an_inverted_window():
     with pytest.raises(InvalidDocument) as caught:
         WaitlistEntry.from_doc("w1", doc)
     assert caught.value.field == "latest"
+
+
+def test_a_clinic_without_a_marketing_map_has_the_join_keyword_and_default_wording():
+    marketing = Clinic.from_doc("c1", clinic_doc()).marketing
+    assert (marketing.keyword, marketing.program_name, marketing.frequency) == ("JOIN", None, "Up to 4 msgs/month")
+
+
+def test_a_clinics_marketing_keyword_is_one_word_upper_case():
+    doc = clinic_doc(marketing={"keyword": " glow26 ", "program_name": "Glow  Perks", "wording_version": "v7"})
+    marketing = Clinic.from_doc("c1", doc).marketing
+    assert (marketing.keyword, marketing.program_name, marketing.wording_version) == ("GLOW26", "Glow Perks", "v7")
+
+
+@pytest.mark.parametrize(
+    ("marketing", "field"),
+    [
+        ({"keyword": "STOP"}, "marketing.keyword"),
+        ({"keyword": "join now"}, "marketing.keyword"),
+        ({"keyword": 7}, "marketing.keyword"),
+        ({"frequency": "x" * 61}, "marketing.frequency"),
+        ("JOIN", "marketing"),
+    ],
+)
+def test_a_bad_marketing_field_is_noted_and_its_default_used(marketing, field):
+    clinic = Clinic.from_doc("c1", clinic_doc(marketing=marketing))
+    assert clinic.marketing.keyword == "JOIN"
+    assert [problem.field for problem in clinic.problems] == [field]

@@ -52,7 +52,10 @@ def text(scene: Scene, patient_id: str, body: str, sid: str | None = None, **ext
         ("Quiero cancelar mi cita", Intent.CANCEL_REQUEST),
         ("Can I reschedule to Friday?", Intent.RESCHEDULE_REQUEST),
         ("could we move it to next week", Intent.RESCHEDULE_REQUEST),
-        ("stop texting me please", Intent.OTHER),  # not a Twilio keyword: only the single word is
+        ("stop texting me please", Intent.OPT_OUT),  # not a Twilio keyword, but a revocation all the same
+        ("no más", Intent.OPT_OUT),
+        ("not interested", Intent.UNCERTAIN_OPT_OUT),
+        ("JOIN", Intent.OTHER),  # a marketing keyword only when the clinic's (see the test below)
         ("thanks!", Intent.OTHER),
         ("", Intent.OTHER),
         ("\ud800" * 3, Intent.OTHER),
@@ -61,6 +64,14 @@ def text(scene: Scene, patient_id: str, body: str, sid: str | None = None, **ext
 )
 def test_keywords_as_twilio_reads_them(body, intent):
     assert classify(body) == intent
+
+
+def test_the_clinics_marketing_keyword_opts_in_and_never_overrides_twilios_words():
+    assert classify("join", "JOIN") == Intent.MARKETING_OPT_IN
+    assert classify("Join!", "JOIN") == Intent.MARKETING_OPT_IN
+    assert classify("JOIN", "GLOW") == Intent.OTHER
+    assert classify("START", "JOIN") == Intent.OPT_IN  # never a marketing consent
+    assert classify("join me at 3", "JOIN") == Intent.OTHER
 
 
 def test_yes_claims_the_offer_the_patient_holds_and_the_reply_confirms(scene):

@@ -295,17 +295,29 @@ def test_every_waitlist_text_is_gsm7_within_two_segments_and_never_asks_for_canc
     texts += [reply_text(kind, clinic=CLINIC_DOC, patient=patient, start=start) for kind in REPLY_KINDS]
     for body in texts:
         assert sms_segments(body) <= 2, body
-        assert "CANCEL" not in body.upper(), body
+        assert "CANCEL" not in body and "reply cancel" not in body.lower(), body  # never a keyword to reply
     email = offer_email(
         clinic=CLINIC_DOC, patient=patient, start=start, deadline=start, link="https://x.test/?t=a&b=<c>"
     )
     assert "&lt;c&gt;" in email.html and "<c>" not in email.html
 
 
-def test_only_the_help_answer_names_stop():
+def test_only_the_help_answer_and_the_marketing_opt_in_confirmation_name_stop():
     patient = Patient.from_doc("p1", {"clinic_id": "c1", "first_name": "Ana"})
     naming = [kind for kind in REPLY_KINDS if "STOP" in reply_text(kind, clinic=CLINIC_DOC, patient=patient)]
-    assert naming == ["help"]
+    assert naming == ["help", "joined"]
+
+
+@pytest.mark.parametrize("kind", ["help", "joined"])
+def test_help_and_the_opt_in_confirmation_say_what_ctia_asks(kind):
+    clinic = Clinic.from_doc(
+        "c1", {**CLINIC, "marketing": {"program_name": "Glow Perks", "frequency": "Up to 2 msgs/month"}}
+    )
+    patient = Patient.from_doc("p1", {"clinic_id": "c1", "first_name": "Ana"})
+    body = reply_text(kind, clinic=clinic, patient=patient)
+    for part in ("Glow Perks", "Up to 2 msgs/month", "Msg & data rates may apply", "Reply", "STOP"):
+        assert part in body, (part, body)
+    assert ("HELP for help" in body) if kind == "joined" else (CLINIC["phone"] in body)
 
 
 @pytest.mark.parametrize(("status", "asks"), [("booked", True), ("confirmed", False)])

@@ -1,0 +1,1 @@
+"""Consent and its revocation: who may be sent what (docs/consent.md)."""
