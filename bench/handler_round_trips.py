@@ -4,8 +4,8 @@
 
 Runs the real delivery service (shared.messaging.delivery) in-process against the Firestore emulator and the
 provider sandbox, with every RPC of the official Firestore client counted, and prints the count for a
-delivered reminder (clinic not cached / cached), a duplicate delivery and a skip. Targets: at most 3
-for a delivered reminder, 1 for a duplicate, 2 for a skip.
+delivered reminder (clinic not cached / cached), a duplicate delivery and a skip. Targets: at most 4
+for a delivered reminder, 1 for a duplicate, 3 for a skip (each outcome's send record is one of them).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from collections import Counter
 from datetime import timedelta
 from typing import Any
 
+from shared.consent.evidence import SendRecords
 from shared.messaging.appointment_tasks import AppointmentTask
 from shared.messaging.delivery import AppointmentMessages, ClinicCache
 from shared.messaging.keys import message_key
@@ -129,6 +130,7 @@ def main() -> int:
         email=SendGridEmail(clients.sendgrid()),
         clock=system_clock,
         opt_outs=OptOuts(store, system_clock),
+        evidence=SendRecords(store, system_clock),
     )
     service = AppointmentMessages(store=store, ledger=ledger, sender=sender, clock=system_clock, clinics=ClinicCache())
     clinic_id, patient_id = _world(db)
@@ -140,10 +142,10 @@ def main() -> int:
     counter = CountingFirestore(db)
     rows = []
     for label, task, target in (
-        ("delivered reminder, clinic not cached", fresh, 3),
-        ("delivered reminder, clinic cached", cached, 3),
+        ("delivered reminder, clinic not cached", fresh, 4),
+        ("delivered reminder, clinic cached", cached, 4),
         ("duplicate delivery of a sent reminder", cached, 1),
-        ("skip (appointment cancelled)", cancelled, 2),
+        ("skip (appointment cancelled)", cancelled, 3),
     ):
         outcome = service.deliver(task, Attempt(task_name=None, retry_count=0, queue=None))
         calls = counter.take()

@@ -1,7 +1,7 @@
 """python -m ops: list, show (masked) and retry failed tasks; run the retry sweep; say why an appointment's
-patient did or did not get each message; replay a reminders tick; build one clinic report on demand;
-record a consent from the front desk or an import, and show a patient's (ops/consent.py);
-smoke-test the deployed functions without messaging any patient.
+patient did or did not get each message; export one patient's compliance evidence; replay a reminders
+tick; build one clinic report on demand; record a consent from the front desk or an import, and show a
+patient's (ops/consent.py); smoke-test the deployed functions without messaging any patient.
 
 Talks to the project in GOOGLE_CLOUD_PROJECT with the caller's credentials, or to the local stack
 (`. .local/env.sh` first, or the env.sh in the MEDSPA_STATE_DIR the stack was started with). Output
@@ -170,6 +170,24 @@ def cmd_why(args: argparse.Namespace) -> int:
     return 0 if timeline.found or timeline.messages else 1
 
 
+def cmd_compliance(args: argparse.Namespace) -> int:
+    """One patient's consent history, messages with their basis and delivery, and revocations honoured."""
+    from dataclasses import asdict
+
+    from ops import compliance
+    from shared.contract.ids import is_doc_id
+
+    if not is_doc_id(args.patient):
+        print(f"not a patient id: {scrub(args.patient)[:80]}", file=sys.stderr)
+        return 2
+    evidence = compliance.patient_evidence(clients.store(), system_clock, args.patient)
+    if args.format == "json":
+        print(json.dumps(_json_value(asdict(evidence)), indent=2))
+    else:
+        print(compliance.render(evidence))
+    return 0 if evidence.found else 1
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     from shared.platform import resources
     from shared.reminders.units import UNIT_NOTES
@@ -327,6 +345,10 @@ def main(argv: list[str] | None = None) -> int:
     explain.add_argument("--appointment", required=True, help="the appointment id")
     explain.add_argument("--json", action="store_true", help="the timeline as JSON")
     explain.set_defaults(run=cmd_why)
+    export = sub.add_parser("compliance", help="one patient's consent and message evidence (masked)")
+    export.add_argument("--patient", required=True, help="the patient id")
+    export.add_argument("--format", choices=("text", "json"), default="text")
+    export.set_defaults(run=cmd_compliance)
     sweep = sub.add_parser("sweep", help="re-enqueue every failed task marked retry, now")
     sweep.set_defaults(run=cmd_sweep)
     replay = sub.add_parser("replay-tick", help="run the reminders fan-out for one local date (and clinic)")

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from shared.consent.evidence import SendRecords
 from shared.messaging.appointment_tasks import CONFIRMATION, FOLLOWUP, PREP, REMINDER, AppointmentTask
 from shared.messaging.delivery import AppointmentMessages
 from shared.messaging.keys import message_key
@@ -158,6 +159,7 @@ class World:
             opt_outs=OptOuts(self.store, self.clock),
             status_callback_url=CALLBACK_URL,
             test_sms=self.test_sms,
+            evidence=SendRecords(self.store, self.clock),
         )
         return AppointmentMessages(store=self.store, ledger=ledger, sender=sender, clock=self.clock)
 

@@ -18,13 +18,16 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.contract.bodies import check_value
 from shared.messaging.keys import is_key
-from shared.messaging.ledger import FAILED_BEFORE, FAILED_NOW, Ledger, OnFailed
+from shared.messaging.ledger import FAILED_BEFORE, FAILED_NOW, Ledger, OnFailed, State
 from shared.platform import log
 from shared.platform.errors import ConfigError, PermanentError, RetryableError, Unauthorized
+
+if TYPE_CHECKING:
+    from shared.consent.evidence import SendRecords
 
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
@@ -125,9 +128,12 @@ def parse_event(event: Any) -> EmailEvent | Unnamed:
     return EmailEvent(key, int(generation), message_id.split(".", 1)[0], status)
 
 
-def apply_events(ledger: Ledger, body: bytes, on_failed: OnFailed | None = None) -> dict[str, int]:
+def apply_events(
+    ledger: Ledger, body: bytes, on_failed: OnFailed | None = None, evidence: SendRecords | None = None
+) -> dict[str, int]:
     """Record every event of an (authenticated) batch; returns counts by outcome, for the answer.
-    `on_failed(key, replayed)` makes a message an event failed (bounce, dropped) visible in failed_tasks."""
+    `on_failed(key, replayed)` makes a message an event failed (bounce, dropped) visible in failed_tasks; a
+    status the ledger took as newer also goes on the message's send record (`evidence`)."""
     if len(body) > MAX_BODY_BYTES:
         log.warning("email event batch too large; acknowledged", bytes=len(body))
         return {Unnamed.OVERSIZED: 1}
@@ -153,6 +159,8 @@ def apply_events(ledger: Ledger, body: bytes, on_failed: OnFailed | None = None)
             error_code=None,
         )
         outcomes[outcome] += 1
+        if evidence is not None and isinstance(outcome, State):
+            evidence.delivery(parsed.ledger_key, parsed.status, None)
         if on_failed is not None and outcome in (FAILED_NOW, FAILED_BEFORE):
             on_failed(parsed.ledger_key, outcome == FAILED_BEFORE)
     if len(events) > MAX_EVENTS:

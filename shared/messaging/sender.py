@@ -12,6 +12,9 @@ through `MessageSender.deliver` once its service has decided the message must go
   Twilio's 21610 also records the patient's SMS opt-out;
 - a transient failure releases the claim for the retry, or on the queue's last attempt marks the
   message failed; a permanent one marks it failed; an answer lost marks it unconfirmed;
+- with `evidence` (shared.consent.evidence.SendRecords), every patient message's outcome (sent, skipped,
+  failed, unconfirmed) is also written to its send record, with the purpose and basis its fields name
+  (transactional when they name none): the compliance evidence that outlives the ledger;
 - a message of the smoke test's clinic (`smoke_test` on its content) goes out only through the test
   providers: SMS with Twilio's test credentials (none configured: a permanent failure, never the live
   ones), email in SendGrid's sandbox mode.
@@ -22,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlencode
 
 from shared.messaging.channels import EMAIL, SMS, Channel, Recipient
@@ -40,6 +43,9 @@ from shared.platform import log
 from shared.platform.clock import Clock
 from shared.platform.errors import FailedEarlier, PermanentError, RetryableError
 from shared.tasks.router import Attempt, Outcome, Status
+
+if TYPE_CHECKING:
+    from shared.consent.evidence import SendOutcome, SendRecords
 
 DEFAULT_UNCONFIRMED_WAIT = timedelta(seconds=60)
 PROVIDER_CLOCK_SLACK = timedelta(seconds=5)  # Twilio's clock, and its whole-second date_created
@@ -111,11 +117,13 @@ class MessageSender:
         status_callback_url: str = "",
         unconfirmed_wait: timedelta = DEFAULT_UNCONFIRMED_WAIT,
         test_sms: SmsSender | None = None,
+        evidence: SendRecords | None = None,
     ) -> None:
-        """`test_sms` sends the smoke test clinic's SMS (Twilio's test credentials); without it they fail."""
+        """`test_sms` sends the smoke test clinic's SMS (Twilio's test credentials); without it they fail.
+        `evidence` records each patient message's outcome (docs/compliance.md)."""
         self.ledger, self.sms, self.email, self.clock, self.opt_outs = ledger, sms, email, clock, opt_outs
         self.status_callback_url, self.unconfirmed_wait = status_callback_url, unconfirmed_wait
-        self.test_sms = test_sms
+        self.test_sms, self.evidence = test_sms, evidence
 
     def sms_sender(self, recipient: Recipient) -> SmsSender:
         """The live sender, or for the smoke test's clinic the test one: never the live one, whatever is configured."""
@@ -131,7 +139,32 @@ class MessageSender:
     def skip(self, key: str, entry: Entry | None, reason: str, fields: Mapping[str, Any]) -> Outcome:
         """Record that the message `key` must not go out (a duplicate if another attempt settled it first)."""
         state = self.ledger.skip(key, entry, reason, fields)
-        return Outcome(Status.SKIPPED if state == State.SKIPPED else Status.DUPLICATE, reason=reason)
+        if state != State.SKIPPED:
+            return Outcome(Status.DUPLICATE, reason=reason)
+        self._record(key, fields, "skipped", reason=reason)
+        return Outcome(Status.SKIPPED, reason=reason)
+
+    def _record(self, key: str, fields: Mapping[str, Any], outcome: SendOutcome | str, **details: str | None) -> None:
+        """The send record of this outcome (`details`: channel, reason, provider_message_id). Its write failing
+        never undoes or repeats the message: logged (no PHI), and the ledger still says what happened."""
+        if self.evidence is None:
+            return
+        try:
+            self.evidence.record(key, fields, outcome, **details)
+        except Exception as exc:  # noqa: BLE001 - the message's own outcome stands; the gap is logged
+            log.error("send record not written", dedup_key=key, outcome=str(outcome), error=type(exc).__name__)
+
+    def _recorded(self, key: str, fields: Mapping[str, Any], outcome: Outcome) -> Outcome:
+        """A message that went: its send record, then the outcome as it was."""
+        self._record(
+            key,
+            fields,
+            "sent",
+            channel=outcome.channel or None,
+            reason=outcome.reason or None,
+            provider_message_id=outcome.provider_message_id or None,
+        )
+        return outcome
 
     def deliver(
         self,
@@ -150,13 +183,13 @@ class MessageSender:
             return duplicate_of(entry)
         proven = self._proven(entry) if entry is not None else None
         if proven is not None:
-            return proven
+            return self._recorded(key, fields, proven)
         # A lost answer, or a sender that died mid-send (its lease ran out): the message may already exist.
         abandoned = entry is not None and entry.state == State.SENDING and not entry.live_claim(self.clock.now())
         if entry is not None and (entry.state == State.UNCONFIRMED or abandoned):
             found = self._reconcile(entry, recipients, wording)
             if found is not None:
-                return found
+                return self._recorded(key, fields, found)
             if entry.state == State.UNCONFIRMED:
                 self._await_evidence(entry, attempt)
         try:
@@ -166,7 +199,7 @@ class MessageSender:
         except RetryableError:
             raise  # on the last attempt the router records it: the concurrent winner may still give it back
         try:
-            return self._send_all(claim, recipients, wording, patient_id)
+            return self._recorded(key, fields, self._send_all(claim, recipients, wording, patient_id))
         except StaleClaim as stale:
             log.warning("a takeover finished this message first; its result stands", dedup_key=key, error=str(stale))
             return Outcome(Status.SUPERSEDED)
@@ -177,22 +210,26 @@ class MessageSender:
                 self.ledger.mark_unconfirmed(claim, channel=exc.channel, reason=exc.code)
             except StaleClaim:
                 pass  # a takeover moved on meanwhile; the retry sees its result
+            else:
+                self._record(key, fields, "unconfirmed", channel=exc.channel, reason=exc.code)
             raise
         except RetryableError as exc:
-            self._give_back(claim, exc.code, attempt)
+            self._give_back(claim, fields, exc.code, attempt)
             raise
         except PermanentError as exc:
             self.ledger.fail(claim, exc.code)
+            self._record(key, fields, "failed", reason=exc.code)
             raise
         except Exception as exc:
-            self._give_back(claim, type(exc).__name__, attempt)
+            self._give_back(claim, fields, type(exc).__name__, attempt)
             raise
 
-    def _give_back(self, claim: Claim, code: str, attempt: Attempt) -> None:
+    def _give_back(self, claim: Claim, fields: Mapping[str, Any], code: str, attempt: Attempt) -> None:
         """A transient failure: the retry claims again; on the last attempt the ledger says failed."""
         try:
             if attempt.last:
                 self.ledger.fail(claim, code)
+                self._record(claim.key, fields, "failed", reason=code)
             else:
                 self.ledger.release(claim, code)
         except StaleClaim:

@@ -13,12 +13,15 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.messaging.keys import is_key
 from shared.messaging.ledger import DELIVERY_RANK, FAILED_BEFORE, FAILED_NOW, Ledger, OnFailed, State, Unrecorded
 from shared.platform import clients, log
 from shared.platform.errors import Unauthorized
+
+if TYPE_CHECKING:
+    from shared.consent.evidence import SendRecords
 
 MESSAGE_SID = re.compile(r"(SM|MM)[0-9a-fA-F]{32}")
 ERROR_CODE = re.compile(r"\d{1,10}")
@@ -91,10 +94,15 @@ def parse_callback(query: Mapping[str, str], form: Mapping[str, str]) -> StatusC
 
 
 def apply_status(
-    ledger: Ledger, query: Mapping[str, str], form: Mapping[str, str], on_failed: OnFailed | None = None
+    ledger: Ledger,
+    query: Mapping[str, str],
+    form: Mapping[str, str],
+    on_failed: OnFailed | None = None,
+    evidence: SendRecords | None = None,
 ) -> Unnamed | State | Unrecorded:
     """Record one (already authenticated) callback on the ledger; returns what happened, for the answer.
-    `on_failed(key, replayed)` makes a message the callback failed visible in failed_tasks."""
+    `on_failed(key, replayed)` makes a message the callback failed visible in failed_tasks; a status the
+    ledger took as newer also goes on the message's send record (`evidence`)."""
     callback = parse_callback(query, form)
     if isinstance(callback, Unnamed):
         log.warning("status callback names nothing; acknowledged", outcome=callback)
@@ -109,6 +117,8 @@ def apply_status(
     log.info(
         "delivery status recorded", ledger_key=callback.ledger_key, provider_status=callback.status, outcome=outcome
     )
+    if evidence is not None and isinstance(outcome, State):
+        evidence.delivery(callback.ledger_key, callback.status, callback.error_code)
     if on_failed is not None and outcome in (FAILED_NOW, FAILED_BEFORE):
         on_failed(callback.ledger_key, outcome == FAILED_BEFORE)
     return outcome

@@ -16,6 +16,7 @@ from shared.platform.settings import Settings, settings
 from shared.tasks.queue import CloudTasksQueue, Target
 
 if TYPE_CHECKING:
+    from shared.consent.evidence import SendRecords
     from shared.messaging.delivery import AppointmentMessages
     from shared.messaging.ledger import Ledger
     from shared.messaging.sender import MessageSender
@@ -76,7 +77,15 @@ class Services:
             status_callback_url=self.config.status_callback_url,
             unconfirmed_wait=timedelta(seconds=self.config.unconfirmed_wait_seconds),
             test_sms=TwilioTestSms(clients.twilio_test),  # its client is built on the smoke clinic's first SMS
+            evidence=self.evidence,
         )
+
+    @functools.cached_property
+    def evidence(self) -> SendRecords:
+        """Every patient message's send record (docs/compliance.md), written by the sender and the callbacks."""
+        from shared.consent.evidence import SendRecords
+
+        return SendRecords(self.store, self.clock)
 
     @functools.cached_property
     def appointment_messages(self) -> AppointmentMessages:

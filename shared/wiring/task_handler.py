@@ -69,7 +69,10 @@ def twilio_status() -> SignedWebhook:
         verify_twilio_request(request, services().config.status_callback_url)
 
     def run(request: Any) -> Response:
-        outcome = apply_status(services().ledger, request.args.to_dict(), request.form.to_dict(), record_failure)
+        wired = services()
+        outcome = apply_status(
+            wired.ledger, request.args.to_dict(), request.form.to_dict(), record_failure, wired.evidence
+        )
         return json_response({"outcome": outcome})
 
     return SignedWebhook("status callback", verify, run)
@@ -84,7 +87,10 @@ def sendgrid_events() -> SignedWebhook:
         verify_sendgrid_signature(verification_key(clients.secret), body, *headers_of(request.headers))
 
     def run(request: Any) -> Response:
-        return json_response({"outcomes": apply_events(services().ledger, request.get_data(), record_failure)})
+        wired = services()
+        return json_response(
+            {"outcomes": apply_events(wired.ledger, request.get_data(), record_failure, wired.evidence)}
+        )
 
     return SignedWebhook("email event batch", verify, run)
 
