@@ -16,6 +16,7 @@ from shared.platform.settings import Settings, settings
 from shared.tasks.queue import CloudTasksQueue, Target
 
 if TYPE_CHECKING:
+    from shared.campaigns.links import CampaignLinks
     from shared.messaging.delivery import AppointmentMessages
     from shared.messaging.ledger import Ledger
     from shared.messaging.sender import MessageSender
@@ -143,6 +144,20 @@ class Services:
         from shared.waitlist.claim_link import ClaimLinks
 
         return ClaimLinks(store=self.store, clock=self.clock, claims=self.claims, token_key=self.waitlist_token_key)
+
+    # ------------------------------------------------------------------------------------- campaigns
+
+    @functools.cached_property
+    def campaign_links(self) -> CampaignLinks:
+        """Signs a campaign message's link (the task handler) and follows it (campaign-click)."""
+        from shared.campaigns.links import CampaignLinks
+
+        return CampaignLinks(
+            store=self.store,
+            clock=self.clock,
+            click_url=self.config.needed("campaign_click_url"),
+            key=clients.secret("CAMPAIGN_LINK_KEY").encode("utf-8"),
+        )
 
     # ------------------------------------------------------------------------------------- reminders
 

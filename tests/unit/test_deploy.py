@@ -37,6 +37,7 @@ SECRETS = {
     "SENDGRID_API_KEY": "sendgrid-api-key",
     "SENDGRID_WEBHOOK_PUBLIC_KEY": "sendgrid-webhook-public-key",
     "WAITLIST_TOKEN_KEY": "waitlist-token-key",
+    "CAMPAIGN_LINK_KEY": "campaign-link-key",
     "TWILIO_TEST_ACCOUNT_SID": "twilio-test-account-sid",
     "TWILIO_TEST_AUTH_TOKEN": "twilio-test-auth-token",
 }
@@ -45,11 +46,13 @@ TASK_HANDLER_SECRETS = (
     "TWILIO_AUTH_TOKEN",
     "SENDGRID_API_KEY",
     "WAITLIST_TOKEN_KEY",
+    "CAMPAIGN_LINK_KEY",
     "TWILIO_TEST_ACCOUNT_SID",
     "TWILIO_TEST_AUTH_TOKEN",
 )
-# The webhooks providers call (they verify signatures themselves) and the waitlist's claim link (its signed token).
-PUBLIC = {"twilio-status", "sendgrid-events", "waitlist-inbound-sms", "waitlist-claim"}
+# The webhooks providers call (they verify signatures themselves), the waitlist's claim link and a campaign's
+# tracked link (each checks its signed token).
+PUBLIC = {"twilio-status", "sendgrid-events", "waitlist-inbound-sms", "waitlist-claim", "campaign-click"}
 ENTRY_POINTS = FUNCTIONS
 HTTP = [entry for entry in ENTRY_POINTS if entry.signature == "http"]
 EVENTS = [entry for entry in ENTRY_POINTS if entry.signature != "http"]
@@ -460,6 +463,7 @@ def test_secrets_are_created_empty_and_readable_only_by_the_functions_that_map_t
         ("sendgrid-webhook-public-key", f"serviceAccount:{fn_sa('sendgrid-events')}", accessor),
         ("twilio-auth-token", f"serviceAccount:{fn_sa('waitlist-inbound-sms')}", accessor),
         ("waitlist-token-key", f"serviceAccount:{fn_sa('waitlist-claim')}", accessor),
+        ("campaign-link-key", f"serviceAccount:{fn_sa('campaign-click')}", accessor),
     }
 
 
