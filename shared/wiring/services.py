@@ -17,6 +17,7 @@ from shared.tasks.queue import CloudTasksQueue, Target
 
 if TYPE_CHECKING:
     from shared.campaigns.links import CampaignLinks
+    from shared.campaigns.report_email import CampaignReportEmails
     from shared.messaging.delivery import AppointmentMessages
     from shared.messaging.ledger import Ledger
     from shared.messaging.sender import MessageSender
@@ -158,6 +159,14 @@ class Services:
             click_url=self.config.needed("campaign_click_url"),
             key=clients.secret("CAMPAIGN_LINK_KEY").encode("utf-8"),
         )
+
+    @functools.cached_property
+    def campaign_report_emails(self) -> CampaignReportEmails:
+        """A campaign's report, built and emailed to its clinic's managers like the clinic reports."""
+        from shared.campaigns.report import CampaignReports
+        from shared.campaigns.report_email import CampaignReportEmails
+
+        return CampaignReportEmails(reports=CampaignReports(self.store), emails=self.staff_emails, clock=self.clock)
 
     # ------------------------------------------------------------------------------------- reminders
 
