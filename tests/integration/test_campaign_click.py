@@ -50,6 +50,8 @@ def test_the_stacks_click_function_redirects_and_counts_each_click(stack: StackC
     assert (doc["count"], doc["patient_id"], doc["clinic_id"]) == (2, "pat-1", "clinic-a")
     assert requests.head(link, allow_redirects=False, timeout=30).status_code == 302
     assert click_doc(store, key)["count"] == 2  # a preview's HEAD is not a click
+    assert requests.post(link, timeout=30).status_code == 405
+    assert click_doc(store, key)["count"] == 2
 
 
 def test_the_stacks_click_function_refuses_forged_and_expired_links_without_a_5xx(
