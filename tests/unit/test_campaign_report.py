@@ -4,14 +4,12 @@ and the campaign_report task: built, stored, emailed once per manager and editio
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 
 import pytest
 
 from shared.campaigns.report import CampaignReports
 from shared.campaigns.report_email import CampaignReportEmails, CampaignReportTask
-from shared.messaging import ledger
-from shared.messaging.keys import dedup_key
 from shared.messaging.ledger import Ledger
 from shared.messaging.opt_outs import OptOuts
 from shared.messaging.sender import MessageSender
@@ -19,109 +17,25 @@ from shared.platform.errors import PermanentError
 from shared.reports.emails import StaffEmails
 from shared.tasks.router import Attempt
 from tests.bodies import parse_task
+from tests.campaign_report_cases import (
+    CAMPAIGN,
+    MANAGERS,
+    NOW,
+    PATIENT_NAME,
+    PATIENT_PHONE,
+    SENT,
+    booked,
+    revoked,
+    seed_campaign,
+)
 from tests.fakes import FixedClock, MemoryStore, RecordingEmail, RecordingSms
 
-UTC = timezone.utc
-SENT = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
-NOW = SENT + timedelta(days=20)
-CAMPAIGN = "camp-spring"
-MANAGERS = ["a@glow.example.com", "b@glow.example.com"]
 FIRST = Attempt(task_name="t", retry_count=0, queue="reports")
-PATIENT_NAME = "Jane Roe"
-PATIENT_PHONE = "+12125550199"
-
-
-def entry(store: MemoryStore, patient_id: str, state: str, *, campaign: str = CAMPAIGN, **fields) -> None:
-    key = dedup_key("campaign_message", campaign, patient_id)
-    sent = (
-        {"sent_at": SENT} if state in ("sent", "delivered") or fields.get("reason", "").startswith("provider_") else {}
-    )
-    store.seed(
-        ledger.path(key),
-        {
-            "kind": "campaign_message",
-            "clinic_id": "c1",
-            "patient_id": patient_id,
-            "campaign_id": campaign,
-            "purpose": "marketing",
-            "state": state,
-            **sent,
-            **fields,
-        },
-    )
-
-
-def revoked(store: MemoryStore, patient_id: str, at: datetime, *, channel: str = "sms") -> None:
-    store.seed(
-        f"consents/{patient_id}",
-        {
-            "clinic_id": "c1",
-            "patient_id": patient_id,
-            "updated_at": at,
-            "sms_marketing": {"status": "revoked", "at": at},
-        },
-    )
-    store.seed(
-        f"consents/{patient_id}/history/ev-{patient_id}",
-        {
-            "clinic_id": "c1",
-            "patient_id": patient_id,
-            "purpose": "marketing",
-            "channel": channel,
-            "status": "revoked",
-            "at": at,
-        },
-    )
-
-
-def booked(store: MemoryStore, appointment_id: str, patient_id: str, created_at: datetime, clinic: str = "c1") -> None:
-    store.seed(
-        f"appointments/{appointment_id}",
-        {
-            "clinic_id": clinic,
-            "patient_id": patient_id,
-            "created_at": created_at,
-            "start": created_at,
-            "status": "booked",
-        },
-    )
 
 
 @pytest.fixture
 def store() -> MemoryStore:
-    store = MemoryStore()
-    store.seed(
-        "clinics/c1",
-        {
-            "name": "Glow Spa",
-            "timezone": "America/New_York",
-            "phone": "+12125550142",
-            "email_from": "hi@glow.example.com",
-            "manager_emails": MANAGERS,
-            "marketing": {"price_per_segment_cents": 0.79},
-        },
-    )
-    store.seed(
-        f"campaigns/{CAMPAIGN}",
-        {
-            "clinic_id": "c1",
-            "name": "Spring glow",
-            "status": "done",
-            "message": {"template": "Hi {first_name}", "link": "https://glow.example.com/spring"},
-            "estimate": {"recipients": 6, "segments": 12, "cost_cents": 10},
-            "planning": {"audience": 9, "excluded": {"no_consent": 2, "opted_out": 1}},
-        },
-    )
-    store.seed("patients/p1", {"first_name": PATIENT_NAME, "phone": PATIENT_PHONE})
-    entry(store, "p1", "delivered")
-    entry(store, "p2", "delivered", segments=3)
-    entry(store, "p3", "sent")
-    entry(store, "p4", "failed", reason="provider_30007", delivery_error_code="30007")
-    entry(store, "p5", "failed", reason="invalid_phone")  # the sender gave up: never went out
-    entry(store, "p6", "skipped", reason="at_cap")
-    entry(store, "p7", "scheduled")
-    entry(store, "p1", "delivered", campaign="camp-other")  # another campaign's recipient: never counted
-    return store
+    return seed_campaign(MemoryStore())
 
 
 def build(store: MemoryStore):
@@ -147,7 +61,7 @@ def test_cost_is_segments_sent_times_the_clinics_price(store):
 
 
 def test_without_a_price_the_cost_is_unknown(store):
-    store.seed("clinics/c1", {"name": "Glow Spa", "timezone": "America/New_York"})
+    store.put("clinics/c1", {"name": "Glow Spa", "timezone": "America/New_York"})
     assert build(store).cost_cents is None
 
 
@@ -161,9 +75,9 @@ def test_opt_outs_count_sms_revocations_within_72_hours_of_the_message(store):
 
 
 def test_clicks_are_every_get_and_the_recipients_who_clicked(store):
-    store.seed(f"campaign_clicks/{CAMPAIGN}~k1", {"campaign_id": CAMPAIGN, "count": 3})
-    store.seed(f"campaign_clicks/{CAMPAIGN}~k2", {"campaign_id": CAMPAIGN, "count": 1})
-    store.seed("campaign_clicks/camp-other~k3", {"campaign_id": "camp-other", "count": 5})
+    store.put(f"campaign_clicks/{CAMPAIGN}~k1", {"campaign_id": CAMPAIGN, "count": 3})
+    store.put(f"campaign_clicks/{CAMPAIGN}~k2", {"campaign_id": CAMPAIGN, "count": 1})
+    store.put("campaign_clicks/camp-other~k3", {"campaign_id": "camp-other", "count": 5})
     report = build(store)
     assert (report.clicks, report.clickers) == (4, 2)
 
