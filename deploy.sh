@@ -235,7 +235,7 @@ load_env_file() {
     value=${value%"${value##*[![:space:]]}"}  # trailing blanks
     if [[ $value =~ ^\"(.*)\"$ || $value =~ ^\'(.*)\'$ ]]; then value=${BASH_REMATCH[1]}; fi
     case $key in
-      TWILIO_ACCOUNT_SID | TWILIO_AUTH_TOKEN | SENDGRID_API_KEY | WAITLIST_TOKEN_KEY)
+      TWILIO_ACCOUNT_SID | TWILIO_AUTH_TOKEN | SENDGRID_API_KEY | WAITLIST_TOKEN_KEY | CAMPAIGN_LINK_KEY)
         problem "$file line $n: $key is a secret value; secrets live only in Secret Manager (gcloud secrets versions add NAME --data-file=-), never in $file"
         continue ;;
     esac
@@ -385,6 +385,7 @@ FANOUT_UNIT=""
 STATUS_CALLBACK=""
 INBOUND_SMS=""
 CLAIM_LINK=""
+CAMPAIGN_CLICK=""
 EMAIL_EVENTS=""
 QUEUE_ENV=""
 RUNTIME=""  # deploy/registry.py RUNTIME: the Python the functions run on (and the local stack serves them with)
@@ -465,6 +466,7 @@ read_plan() {
       status_callback) STATUS_CALLBACK=$value ;;
       inbound_sms) INBOUND_SMS=$value ;;
       claim_link) CLAIM_LINK=$value ;;
+      campaign_click) CAMPAIGN_CLICK=$value ;;
       email_events) EMAIL_EVENTS=$value ;;
       queue_env) QUEUE_ENV=$value ;;
       runtime) RUNTIME=$value ;;
@@ -823,6 +825,8 @@ function_env() {  # function name → its --set-env-vars value
   # The URL Twilio signs inbound webhooks with, and the one email offers' claim links start with.
   if [[ -n ${URL[$INBOUND_SMS]:-} ]]; then vars+=",INBOUND_SMS_URL=${URL[$INBOUND_SMS]}"; fi
   if [[ -n ${URL[$CLAIM_LINK]:-} ]]; then vars+=",WAITLIST_CLAIM_URL=${URL[$CLAIM_LINK]}"; fi
+  # The start of every campaign message's tracked link (campaign-click, public).
+  if [[ -n ${URL[$CAMPAIGN_CLICK]:-} ]]; then vars+=",CAMPAIGN_CLICK_URL=${URL[$CAMPAIGN_CLICK]}"; fi
   printf '%s' "$vars"
 }
 

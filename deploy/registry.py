@@ -32,6 +32,7 @@ SECRET_SENDGRID_KEY = "SENDGRID_API_KEY"  # noqa: S105
 # the others so an operator pastes it in one place.
 SECRET_SENDGRID_WEBHOOK_KEY = "SENDGRID_WEBHOOK_PUBLIC_KEY"  # noqa: S105
 SECRET_WAITLIST_TOKEN_KEY = "WAITLIST_TOKEN_KEY"  # noqa: S105 - signs the waitlist's claim links
+SECRET_CAMPAIGN_LINK_KEY = "CAMPAIGN_LINK_KEY"  # noqa: S105 - signs campaign messages' tracked links
 # Twilio's test credentials (Console → Account → API keys & tokens → Test credentials): the smoke test's clinic
 # sends its SMS with these only (`python -m ops smoke`, docs/runbook.md). Optional: without them the smoke SMS is
 # recorded as a permanent failure, never sent with the live credentials.
@@ -43,6 +44,7 @@ SECRETS = (
     SECRET_SENDGRID_KEY,
     SECRET_SENDGRID_WEBHOOK_KEY,
     SECRET_WAITLIST_TOKEN_KEY,
+    SECRET_CAMPAIGN_LINK_KEY,
     SECRET_TWILIO_TEST_SID,
     SECRET_TWILIO_TEST_TOKEN,
 )
@@ -172,6 +174,7 @@ FUNCTIONS: tuple[Function, ...] = (
             SECRET_TWILIO_TOKEN,
             SECRET_SENDGRID_KEY,
             SECRET_WAITLIST_TOKEN_KEY,
+            SECRET_CAMPAIGN_LINK_KEY,  # a campaign message's link is signed as it is sent
             SECRET_TWILIO_TEST_SID,
             SECRET_TWILIO_TEST_TOKEN,
         ),
@@ -253,6 +256,10 @@ FUNCTIONS: tuple[Function, ...] = (
         publishes=(r.TOPIC_APPOINTMENT_EVENTS,),
         local_slot=6,
     ),
+    # Public: a patient's phone follows a campaign message's link; the signed token is the check.
+    Function(
+        "campaign-click", "campaigns", "campaign_click", public=True, secrets=(SECRET_CAMPAIGN_LINK_KEY,), local_slot=12
+    ),
     Function(
         "retry-sweep",
         "task_handler",
@@ -325,6 +332,7 @@ FANOUT_UNIT = "reminder-fanout-unit"  # Cloud Tasks calls it too (OIDC); the coo
 STATUS_CALLBACK = "twilio-status"  # its URL goes out with every SMS as StatusCallback
 INBOUND_SMS = "waitlist-inbound-sms"  # its URL is what Twilio signs inbound webhooks with (INBOUND_SMS_URL)
 CLAIM_LINK = "waitlist-claim"  # its URL starts every email offer's claim link (WAITLIST_CLAIM_URL)
+CAMPAIGN_CLICK = "campaign-click"  # its URL starts every campaign message's tracked link (CAMPAIGN_CLICK_URL)
 EMAIL_EVENTS = "sendgrid-events"  # its URL is SendGrid's Event Webhook URL (set in SendGrid; printed by deploy.sh)
 
 
@@ -358,6 +366,7 @@ def as_json() -> str:
             "status_callback": STATUS_CALLBACK,
             "inbound_sms": INBOUND_SMS,
             "claim_link": CLAIM_LINK,
+            "campaign_click": CAMPAIGN_CLICK,
             "email_events": EMAIL_EVENTS,
         },
         indent=2,

@@ -29,6 +29,7 @@ FUNCTION_SETTING_PREFIX = "MEDSPA_FN_"
 LOCAL_QUEUE_RATES: dict[str, float] = {}
 TOPICS = resources.TOPICS
 LOCAL_WAITLIST_TOKEN_KEY = "local-stack-waitlist-claim-key"  # signs claim links locally (Secret Manager in the cloud)
+LOCAL_CAMPAIGN_LINK_KEY = "local-stack-campaign-link-key"  # signs campaign links locally (Secret Manager in the cloud)
 
 
 def is_loopback(host: str) -> bool:
@@ -125,6 +126,8 @@ class StackConfig:
             "INBOUND_SMS_URL": self.url(registry.INBOUND_SMS),
             "WAITLIST_CLAIM_URL": self.url(registry.CLAIM_LINK),
             "WAITLIST_TOKEN_KEY": LOCAL_WAITLIST_TOKEN_KEY,
+            "CAMPAIGN_CLICK_URL": self.url(registry.CAMPAIGN_CLICK),
+            "CAMPAIGN_LINK_KEY": LOCAL_CAMPAIGN_LINK_KEY,
         }
 
 
@@ -160,8 +163,10 @@ def load(environ: Mapping[str, str] | None = None) -> StackConfig:
     env = os.environ if environ is None else environ
     base = _int_env(env, "MEDSPA_PORT_BASE", 8600)
     host = "127.0.0.1"
-    # Each function's URL at +20 + its slot; a private one's functions-framework at +32 + its slot, the front
-    # before it (local/front.py). The whole layout stays within +1…+43 (tests/spare_ports.py relies on it).
+    # Each function's URL at +20 + its slot; a private one's functions-framework just past the last URL (+33 +
+    # its slot with 13 slots), the front before it (local/front.py). The whole layout stays within +1…+44
+    # (tests/spare_ports.py relies on it).
+    backends = 21 + max(fn.local_slot for fn in registry.FUNCTIONS)
     entry_points = tuple(
         EntryPoint(
             fn.name,
@@ -170,7 +175,7 @@ def load(environ: Mapping[str, str] | None = None) -> StackConfig:
             fn.signature,
             base + 20 + fn.local_slot,
             topic=fn.topic,
-            backend_port=base + (32 if fn.behind_iam else 20) + fn.local_slot,
+            backend_port=base + (backends if fn.behind_iam else 20) + fn.local_slot,
             behind_iam=fn.behind_iam,
         )
         for fn in registry.FUNCTIONS

@@ -51,7 +51,10 @@ WEBHOOKS = {
     "sendgrid-events": "POST",
     "waitlist-inbound-sms": "POST",
     "waitlist-claim": "GET",
+    "campaign-click": "GET",
 }
+# What refuses such a request, when not 401 or 403: a campaign link without its token is a 404 page.
+REFUSED = {"campaign-click": (404,)}
 POLL_SECONDS = 2.0
 MAX_BATCH = 400
 
@@ -235,7 +238,7 @@ def retried_and_recorded_again(key: str) -> Callable[[Evidence], bool]:
 def webhook_check(name: str, status: int | None, error: str = "") -> Check:
     """A public webhook refusing an unsigned request: it is up and checks its caller before anything else."""
     detail = f"unsigned {WEBHOOKS[name]} answered {status}" if status is not None else f"no answer: {error[:80]}"
-    return Check(f"webhook {name}", status in (401, 403), detail, (name,))
+    return Check(f"webhook {name}", status in REFUSED.get(name, (401, 403)), detail, (name,))
 
 
 # --------------------------------------------------------------------------------------------- the run

@@ -25,6 +25,7 @@ ADAPTERS = {
     "shared/wiring/reminder_fanout.py": "wiring of real adapters (emulator tests)",
     "shared/wiring/report_builder.py": "wiring of real adapters (emulator tests)",
     "shared/wiring/waitlist.py": "wiring of real adapters (emulator tests)",
+    "shared/wiring/campaigns.py": "wiring of real adapters (emulator tests)",
 }
 ROOT = Path(__file__).resolve().parent.parent
 

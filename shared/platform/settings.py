@@ -20,6 +20,7 @@ _NEEDED = {
     "fanout_unit_url": ("FANOUT_UNIT_URL", " (the reminder-fanout-unit URL)"),
     "inbound_sms_url": ("INBOUND_SMS_URL", " (the waitlist-inbound-sms URL)"),
     "claim_url": ("WAITLIST_CLAIM_URL", " (the waitlist-claim URL)"),
+    "campaign_click_url": ("CAMPAIGN_CLICK_URL", " (the campaign-click URL)"),
 }
 
 
@@ -51,6 +52,7 @@ class Settings:
     fanout_unit_url: str  # the reminder-fanout-unit function's URL: units are POSTed there, its audience
     inbound_sms_url: str  # the waitlist-inbound-sms URL exactly as configured in Twilio (signatures cover it)
     claim_url: str  # the waitlist-claim URL; email offers link to it
+    campaign_click_url: str  # the campaign-click URL; every campaign message's tracked link starts with it
 
     def queue(self, role: str) -> str:
         """The deployed name of the queue with this role (shared/tasks/declaration.py Queue)."""

@@ -56,6 +56,25 @@ class StaffEmails:
         managers = (clinic.manager_emails, clinic.problems_of("manager_emails"))
         return self._send_all(clinic, managers, task.recipient_key, fields, email, attempt, "no_managers")
 
+    def deliver_to_managers(
+        self,
+        clinic_id: str,
+        key_of: Callable[[str], str],
+        fields: dict[str, Any],
+        email_of: Callable[[Clinic], render.Email],
+        attempt: Attempt,
+    ) -> Outcome:
+        """Another domain's report (a campaign's) to the clinic's managers, exactly as a clinic report goes."""
+        clinic = self._clinic(clinic_id)
+        managers = (clinic.manager_emails, clinic.problems_of("manager_emails"))
+        fields = {**fields, "clinic_id": clinic.id}
+        return self._send_all(clinic, managers, key_of, fields, email_of(clinic), attempt, "no_managers")
+
+    def manager_keys(self, clinic_id: str, key_of: Callable[[str], str]) -> list[str]:
+        """The ledger keys deliver_to_managers writes for this clinic's managers (the retry sweep reopens them)."""
+        clinic = self._clinic(clinic_id)
+        return _keys(key_of, clinic.manager_emails, clinic.problems_of("manager_emails"))
+
     def deliver_inventory_alert(self, task: InventoryAlertTask, attempt: Attempt) -> Outcome:
         doc = PurchaseOrders(self.store).read(task.order_id)
         if doc is None:
@@ -133,8 +152,7 @@ class StaffEmails:
         return Reopen.REOPENED
 
     def report_keys(self, task: ReportEmailTask) -> list[str]:
-        clinic = self._clinic(task.clinic_id)
-        return _keys(task.recipient_key, clinic.manager_emails, clinic.problems_of("manager_emails"))
+        return self.manager_keys(task.clinic_id, task.recipient_key)
 
     def alert_keys(self, task: InventoryAlertTask) -> list[str]:
         clinic = self._clinic(task.clinic_id)

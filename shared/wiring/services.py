@@ -16,6 +16,8 @@ from shared.platform.settings import Settings, settings
 from shared.tasks.queue import CloudTasksQueue, Target
 
 if TYPE_CHECKING:
+    from shared.campaigns.links import CampaignLinks
+    from shared.campaigns.report_email import CampaignReportEmails
     from shared.consent.evidence import SendRecords
     from shared.messaging.delivery import AppointmentMessages
     from shared.messaging.ledger import Ledger
@@ -152,6 +154,28 @@ class Services:
         from shared.waitlist.claim_link import ClaimLinks
 
         return ClaimLinks(store=self.store, clock=self.clock, claims=self.claims, token_key=self.waitlist_token_key)
+
+    # ------------------------------------------------------------------------------------- campaigns
+
+    @functools.cached_property
+    def campaign_links(self) -> CampaignLinks:
+        """Signs a campaign message's link (the task handler) and follows it (campaign-click)."""
+        from shared.campaigns.links import CampaignLinks
+
+        return CampaignLinks(
+            store=self.store,
+            clock=self.clock,
+            click_url=self.config.needed("campaign_click_url"),
+            key=clients.secret("CAMPAIGN_LINK_KEY").encode("utf-8"),
+        )
+
+    @functools.cached_property
+    def campaign_report_emails(self) -> CampaignReportEmails:
+        """A campaign's report, built and emailed to its clinic's managers like the clinic reports."""
+        from shared.campaigns.report import CampaignReports
+        from shared.campaigns.report_email import CampaignReportEmails
+
+        return CampaignReportEmails(reports=CampaignReports(self.store), emails=self.staff_emails, clock=self.clock)
 
     # ------------------------------------------------------------------------------------- reminders
 

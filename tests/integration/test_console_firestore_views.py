@@ -169,3 +169,40 @@ def test_every_failed_task_is_listed_a_page_at_a_time(console: FlaskClient, fire
         path = next_link(html)
 
     assert seen == [f"failed-{n:03}" for n in reversed(range(230))]
+
+
+def test_the_campaigns_page_lists_each_campaign_with_its_report_figures(
+    console: FlaskClient, firestore_client: Any
+) -> None:
+    created = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    campaigns = firestore_client.collection("campaigns")
+    campaigns.document("camp-done").set(
+        {"clinic_id": "clinic-c", "name": "Spring glow", "status": "done", "created_at": created}
+    )
+    campaigns.document("camp-draft").set(
+        {"clinic_id": "clinic-c", "name": "Summer", "status": "draft", "created_at": created + timedelta(days=1)}
+    )
+    firestore_client.collection("campaign_reports").document("camp-done").set(
+        {
+            "campaign_id": "camp-done",
+            "planned": 1200,
+            "sent": 1190,
+            "delivered": 1175,
+            "failed": 15,
+            "opted_out_72h": 7,
+            "clicks": 311,
+            "bookings": 23,
+            "cost_cents": 1880,
+            "built_at": created + timedelta(days=3),
+        }
+    )
+
+    html = page(console, "/campaigns")
+
+    done = html.split('data-id="camp-done"', 1)[1].split("</tr>", 1)[0]
+    cells = re.findall(r'<td class="num">([^<]*)</td>', done)
+    assert cells == ["1200", "1190", "1175", "15", "7", "311", "23", "18.80"]
+    assert "Spring glow" in done and ">done<" in done
+    draft = html.split('data-id="camp-draft"', 1)[1].split("</tr>", 1)[0]
+    assert "no report yet" in draft and ">draft<" in draft
+    assert html.index('data-id="camp-draft"') < html.index('data-id="camp-done"')  # newest first

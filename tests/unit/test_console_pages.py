@@ -76,7 +76,7 @@ def table_rows(html: str) -> list[str]:
 
 def test_every_page_of_the_navigation_answers_with_one_nav_bar_and_no_outside_resource(client: FlaskClient) -> None:
     send_sms(client, "Reminder: your appointment is tomorrow at 10:00.")
-    for path in ("/", "/conversations", "/operations", "/faults", "/reports", "/operations/ledger"):
+    for path in ("/", "/conversations", "/operations", "/faults", "/reports", "/campaigns", "/operations/ledger"):
         response = client.get(path)
         html = response.get_data(as_text=True)
         assert response.status_code == 200, path
@@ -232,6 +232,7 @@ def test_a_form_from_another_site_and_a_foreign_host_are_refused(client: FlaskCl
 def test_firestore_views_say_what_is_missing_instead_of_failing(client: FlaskClient) -> None:
     assert "Firestore not configured" in page(client, "/operations")
     assert "Firestore not configured" in page(client, "/reports")
+    assert "Firestore not configured" in page(client, "/campaigns")
     retry = client.post(
         "/operations/failed/abc/status", data={"status": "retry"}, headers={"Accept": "application/json"}
     )

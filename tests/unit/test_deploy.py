@@ -37,6 +37,7 @@ SECRETS = {
     "SENDGRID_API_KEY": "sendgrid-api-key",
     "SENDGRID_WEBHOOK_PUBLIC_KEY": "sendgrid-webhook-public-key",
     "WAITLIST_TOKEN_KEY": "waitlist-token-key",
+    "CAMPAIGN_LINK_KEY": "campaign-link-key",
     "TWILIO_TEST_ACCOUNT_SID": "twilio-test-account-sid",
     "TWILIO_TEST_AUTH_TOKEN": "twilio-test-auth-token",
 }
@@ -45,11 +46,13 @@ TASK_HANDLER_SECRETS = (
     "TWILIO_AUTH_TOKEN",
     "SENDGRID_API_KEY",
     "WAITLIST_TOKEN_KEY",
+    "CAMPAIGN_LINK_KEY",
     "TWILIO_TEST_ACCOUNT_SID",
     "TWILIO_TEST_AUTH_TOKEN",
 )
-# The webhooks providers call (they verify signatures themselves) and the waitlist's claim link (its signed token).
-PUBLIC = {"twilio-status", "sendgrid-events", "waitlist-inbound-sms", "waitlist-claim"}
+# The webhooks providers call (they verify signatures themselves), the waitlist's claim link and a campaign's
+# tracked link (each checks its signed token).
+PUBLIC = {"twilio-status", "sendgrid-events", "waitlist-inbound-sms", "waitlist-claim", "campaign-click"}
 ENTRY_POINTS = FUNCTIONS
 HTTP = [entry for entry in ENTRY_POINTS if entry.signature == "http"]
 EVENTS = [entry for entry in ENTRY_POINTS if entry.signature != "http"]
@@ -460,6 +463,7 @@ def test_secrets_are_created_empty_and_readable_only_by_the_functions_that_map_t
         ("sendgrid-webhook-public-key", f"serviceAccount:{fn_sa('sendgrid-events')}", accessor),
         ("twilio-auth-token", f"serviceAccount:{fn_sa('waitlist-inbound-sms')}", accessor),
         ("waitlist-token-key", f"serviceAccount:{fn_sa('waitlist-claim')}", accessor),
+        ("campaign-link-key", f"serviceAccount:{fn_sa('campaign-click')}", accessor),
     }
 
 
@@ -607,8 +611,8 @@ def test_ledger_timestamps_lose_their_single_field_indexes_and_the_queried_field
     spec = json.loads((REPO / "firestore.indexes.json").read_text())
     queried = {f["fieldPath"] for i in spec["indexes"] if i["collectionGroup"] == "notifications" for f in i["fields"]}
     # a composite index is its own; only the single-field index of a field queried alone would be missed
-    assert exempt.isdisjoint({"clinic_id", "appointment_id", "provider_message_id", "state", "send_at"})
-    assert queried - exempt == {"clinic_id", "kind", "channel", "state", "send_at"}
+    assert exempt.isdisjoint({"clinic_id", "appointment_id", "provider_message_id", "state", "send_at", "campaign_id"})
+    assert queried - exempt == {"clinic_id", "kind", "channel", "state", "send_at", "campaign_id"}
 
 
 def test_a_field_override_with_its_own_indexes_is_refused_before_any_gcloud_call(tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ from tests.unit.test_deploy import (
     words,
 )
 
-PUBLIC = ("twilio-status", "sendgrid-events", "waitlist-inbound-sms", "waitlist-claim")
+PUBLIC = ("twilio-status", "sendgrid-events", "waitlist-inbound-sms", "waitlist-claim", "campaign-click")
 
 
 class Waits(TypedDict):

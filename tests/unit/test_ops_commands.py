@@ -4,7 +4,7 @@ sentence per retry, and the way to the environment wherever the stack keeps it."
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -135,3 +135,43 @@ def test_help_describes_ops_in_whole_sentences(capsys):
     assert exit_.value.code == 0
     description = " ".join(capsys.readouterr().out.split("\n\n")[1].split())
     assert description.endswith("without messaging any patient.")
+
+
+# --------------------------------------------------------------------------------- campaign report
+
+CAMPAIGN_SENT = datetime(2026, 3, 2, 15, tzinfo=timezone.utc)
+
+
+def campaign(store: MemoryStore) -> None:
+    store.seed("campaigns/camp-1", {"clinic_id": "c1", "name": "Spring", "status": "done"})
+    store.seed(
+        "notifications/campaign_message-" + "a" * 40,
+        {
+            "kind": "campaign_message",
+            "campaign_id": "camp-1",
+            "patient_id": "p1",
+            "state": "delivered",
+            "sent_at": CAMPAIGN_SENT,
+        },
+    )
+
+
+def test_campaign_report_before_a_build_says_how_to_build_it(store, capsys):
+    campaign(store)
+    assert main(["campaign", "report", "camp-1"]) == 1
+    assert "--rebuild" in capsys.readouterr().err
+
+
+def test_campaign_report_rebuild_stores_the_report_and_prints_its_figures(store, capsys):
+    campaign(store)
+    assert main(["campaign", "report", "camp-1", "--rebuild"]) == 0
+    printed = json.loads(capsys.readouterr().out)["report"]
+    assert (printed["campaign_id"], printed["sent"], printed["delivered"]) == ("camp-1", 1, 1)
+    assert store.docs("campaign_reports")["camp-1"]["delivered"] == 1
+    assert main(["campaign", "report", "camp-1"]) == 0
+    assert json.loads(capsys.readouterr().out)["report"]["delivered"] == 1
+
+
+def test_campaign_report_of_an_unknown_campaign_is_an_error_naming_its_code(store, capsys):
+    assert main(["campaign", "report", "camp-none", "--rebuild"]) == 1
+    assert "campaign_missing" in capsys.readouterr().err

@@ -115,6 +115,12 @@ def test_a_webhook_passes_only_when_it_refuses_the_unsigned_request():
     assert not smoke.webhook_check("sendgrid-events", None, "ConnectionError").passed
 
 
+def test_the_campaign_click_passes_only_when_a_tokenless_link_is_a_404_page():
+    assert smoke.webhook_check("campaign-click", 404).passed
+    assert not smoke.webhook_check("campaign-click", 302).passed
+    assert not smoke.webhook_check("campaign-click", 503).passed
+
+
 def test_the_report_has_one_line_per_check_and_a_verdict():
     text = smoke.report(
         [smoke.Check("seed", True, "clinic smoke-1"), smoke.Check("retry sweep", False, "no failed_tasks record")],

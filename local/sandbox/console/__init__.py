@@ -8,6 +8,7 @@ Pages, one module each, in one navigation bar (layout.py):
   /operations/collections/<name>  (collections_page.py): slot_offers, patient_requests, purchase_orders, paged
   /faults           Faults (faults_page.py): break Twilio or SendGrid on purpose
   /reports          Reports (reports_page.py): stored reports and the emails they went out as
+  /campaigns        Campaigns (campaigns_page.py): every campaign, its status and its report's figures
   /logs             Logs (logs_page.py): each stack component's log file, its tail filtered by severity and text
   /events           server-sent events: "something changed" for the live views
 
@@ -27,6 +28,7 @@ from flask import Blueprint, Response, request, stream_with_context
 
 from local.config import is_loopback
 from local.sandbox.console import (
+    campaigns_page,
     collections_page,
     conversations,
     faults_page,
@@ -43,7 +45,16 @@ if TYPE_CHECKING:
 
 STREAM_SECONDS = 300.0  # an event stream ends after this (the browser reconnects): no thread is held forever
 KEEPALIVE_SECONDS = 15.0
-PAGES = (outbox_view, conversations, operations, collections_page, faults_page, reports_page, logs_page)
+PAGES = (
+    outbox_view,
+    conversations,
+    operations,
+    collections_page,
+    faults_page,
+    reports_page,
+    campaigns_page,
+    logs_page,
+)
 
 
 @dataclass(frozen=True)

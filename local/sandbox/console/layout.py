@@ -30,6 +30,7 @@ NAV = (
     ("operations", "/operations", "Operations"),
     ("faults", "/faults", "Faults"),
     ("reports", "/reports", "Reports"),
+    ("campaigns", "/campaigns", "Campaigns"),
     ("logs", "/logs", "Logs"),
 )
 
