@@ -1,6 +1,6 @@
 """python -m ops: list, show (masked) and retry failed tasks; run the retry sweep; say why an appointment's
 patient did or did not get each message; replay a reminders tick; build one clinic report on demand;
-smoke-test the deployed functions without messaging any patient.
+create and steer a campaign (ops/campaign.py); smoke-test the deployed functions without messaging any patient.
 
 Talks to the project in GOOGLE_CLOUD_PROJECT with the caller's credentials, or to the local stack
 (`. .local/env.sh` first, or the env.sh in the MEDSPA_STATE_DIR the stack was started with). Output
@@ -21,6 +21,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from ops import campaign
 from shared.platform import clients
 from shared.platform.clock import system_clock
 from shared.platform.errors import ConfigError
@@ -354,6 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         help="the functions' region (default: TASKS_LOCATION, else REGION, else us-central1)",
     )
     smoke.set_defaults(run=cmd_smoke)
+    campaign.add_parser(sub)
     args = parser.parse_args(argv)
     problem = reachable()
     if problem:

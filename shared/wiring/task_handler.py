@@ -7,6 +7,7 @@ import functools
 from typing import Any
 
 from shared.adapters.signed_webhook import SignedWebhook
+from shared.campaigns import tasks as campaign_tasks
 from shared.messaging import appointment_tasks
 from shared.platform import clients, log
 from shared.platform.http import Response, json_response
@@ -21,6 +22,7 @@ DECLARATIONS: tuple[Declaration[Any, Any], ...] = (
     *appointment_tasks.DECLARATIONS,
     *waitlist_tasks.DECLARATIONS,
     *report_tasks.DECLARATIONS,
+    *campaign_tasks.DECLARATIONS,
 )
 
 
@@ -31,6 +33,8 @@ def bind(wired: Services) -> dict[str, TaskType[Any]]:
         waitlist_tasks.WAITLIST_MESSAGES: lambda: wired.waitlist_messages,
         waitlist_tasks.WAVES: lambda: wired.waves,
         report_tasks.STAFF_EMAILS: lambda: wired.staff_emails,
+        campaign_tasks.CAMPAIGN_PLANNER: lambda: wired.campaign_planner,
+        campaign_tasks.CAMPAIGN_MESSAGES: lambda: wired.campaign_messages,
     }
     return bind_all(DECLARATIONS, providers, wired.config.queue)
 
