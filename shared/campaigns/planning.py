@@ -9,7 +9,8 @@ its finish marks it done. Run from the planning queue by the task handler (share
   from the round's start, inside the campaign's window (never timed outside; one that cannot fit is
   skipped "window_ended"); then the next batch, or at the end `batched` and the first finish;
 - finish: done when no message of the campaign is pending, or once the window closed (what is left is
-  skipped when its task runs); else it looks again in FINISH_EVERY.
+  skipped when its task runs); else it looks again, 15 s after the last batch and then twice as long each
+  time, at most every FINISH_EVERY.
 
 A replayed plan or batch creates nothing twice: entries are created once, tasks are named by campaign,
 round, page and slot. A stopped campaign (paused, cancelled) plans nothing more; a resume starts a new
@@ -38,6 +39,7 @@ from shared.tasks.queue import TaskQueue, TaskSpec, create_all
 from shared.tasks.router import Outcome
 from shared.tasks.router import Status as TaskStatus
 
+FINISH_FIRST = timedelta(seconds=15)
 FINISH_EVERY = timedelta(minutes=5)
 FINISH_GRACE = timedelta(minutes=10)  # after the window: the last messages' tasks have run (or been skipped)
 WINDOW_ENDED = "window_ended"
@@ -190,7 +192,9 @@ class CampaignPlanner:
         return Planned(message_key(campaign.id, recipient.patient_id), fields, skipped_reason=skipped)
 
     def _finish_at(self, check: int) -> datetime:
-        return self.clock.now() + FINISH_EVERY if check else self.clock.now() + FINISH_EVERY / 5
+        """The `check`th look: 15 s after the last batch, then twice as long each time, at most FINISH_EVERY."""
+        wait: timedelta = min(FINISH_FIRST * (1 << min(check, 10)), FINISH_EVERY)
+        return self.clock.now() + wait
 
     def _enqueue_plan(self, campaign: Campaign, *, at: datetime | None) -> None:
         plan = PlanTask(campaign.id, campaign.clinic_id, round=campaign.round)
