@@ -12,6 +12,7 @@ from datetime import datetime, time
 from enum import StrEnum
 from typing import Any
 
+from shared.campaigns.wording import TemplateError, check_template
 from shared.contract.models import MAX_LIST_ITEMS, DocReader
 from shared.platform.errors import InvalidDocument
 
@@ -121,6 +122,11 @@ class Campaign:
         link = message.text("link", required=False) or None
         if link is not None and not _URL.fullmatch(link):
             r.fail("message.link", "must be an http(s) URL")
+        template = message.text("template", max_chars=MAX_TEMPLATE_CHARS)
+        try:  # a template the platform wrote is checked as ops checks one: only our merge fields, no format
+            check_template(template, has_link=link is not None)
+        except TemplateError as bad:
+            r.fail("message.template", str(bad))
         days = audience.raw("last_visit_within_days", required=False)
         if days is not None:
             days = audience.integer("last_visit_within_days", minimum=1)
@@ -131,7 +137,7 @@ class Campaign:
             name=r.text("name", required=False),
             status=status,
             audience=Audience(days, _words(audience, "services"), _words(audience, "tags")),
-            template=message.text("template", max_chars=MAX_TEMPLATE_CHARS),
+            template=template,
             link=link,
             window=Window(start, end),
             history=tuple(_history(r)),

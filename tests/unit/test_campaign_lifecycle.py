@@ -35,6 +35,8 @@ def test_a_campaign_doc_is_parsed_whole():
         ({"window": {"start": NOW}}, "end"),
         ({"message": {"template": "", "link": None}}, "template"),
         ({"message": {"template": "Hi", "link": "javascript:alert(1)"}}, "message.link"),
+        ({"message": {"template": "Hi {first_name.__class__}", "link": None}}, "message.template"),
+        ({"message": {"template": "See {link}", "link": None}}, "message.template"),
         ({"audience": {"tags": "vip"}}, "tags"),
         ({"audience": {"last_visit_within_days": 0}}, "last_visit_within_days"),
         ({"history": [{"status": "draft"}]}, "history[0]"),
