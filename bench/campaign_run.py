@@ -111,7 +111,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"campaign {live.campaign_id}: {status}; {len(sent)} messages sent")
         if planned_at is not None:
             print(f"  planned (every batch ran) {planned_at - seeded:.1f} s after schedule")
-        print(f"  first message to the end: {sending:.1f} s ({len(sent) / sending if sending else 0:.1f} messages/s)")
+        created = sorted(datetime.fromisoformat(m["created_at"]) for m in sent)
+        span = (created[-1] - created[0]).total_seconds() if len(created) > 1 else 0.0
+        print(f"  first to last message (sandbox, stack clock): {span:.1f} s ({len(sent) / span if span else 0:.1f}/s)")
+        print(f"  first message seen to the campaign's end (with its finish check): {sending:.1f} s")
         print(f"  schedule to the end: {ended - seeded:.1f} s")
         for problem in problems:
             print(f"  FAIL {problem}")
