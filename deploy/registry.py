@@ -178,8 +178,9 @@ FUNCTIONS: tuple[Function, ...] = (
             SECRET_TWILIO_TEST_SID,
             SECRET_TWILIO_TEST_TOKEN,
         ),
-        # waitlist waves: offers and results into the waitlist queue, a winner's appointment.created
-        enqueues=(r.QUEUE_WAITLIST,),
+        # waitlist waves: offers and results into the waitlist queue, a winner's appointment.created;
+        # a campaign's plan and batches into the planning queue, its messages into the campaigns queue
+        enqueues=(r.QUEUE_WAITLIST, r.QUEUE_CAMPAIGN_PLANNING, r.QUEUE_CAMPAIGNS),
         publishes=(r.TOPIC_APPOINTMENT_EVENTS,),
         invokers=(TASKS_INVOKER,),
         local_slot=2,
@@ -277,6 +278,9 @@ QUEUES: tuple[Queue, ...] = (
     Queue(r.QUEUE_EMAIL, "EMAIL_MAX_PER_SECOND", concurrency_setting="EMAIL_MAX_CONCURRENT"),
     Queue(r.QUEUE_WAITLIST, "WAITLIST_MAX_PER_SECOND", max_concurrent=2),
     Queue(r.QUEUE_REPORTS, "REPORTS_MAX_PER_SECOND", max_concurrent=5),
+    # Marketing SMS, apart from the reminders' queue: a campaign never delays a reminder (docs/campaigns.md).
+    Queue(r.QUEUE_CAMPAIGNS, "CAMPAIGN_MPS", max_concurrent=4),
+    Queue(r.QUEUE_CAMPAIGN_PLANNING, "CAMPAIGN_PLANNING_MAX_PER_SECOND", max_concurrent=2),
     # The tick's units: as many at once as the unit function may have instances; a failed unit is retried
     # within seconds, not minutes (its retry only fills the gap), and the tick is done well inside an hour.
     Queue(

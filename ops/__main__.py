@@ -1,8 +1,8 @@
 """python -m ops: list, show (masked) and retry failed tasks; run the retry sweep; say why an appointment's
 patient did or did not get each message; export one patient's compliance evidence; replay a reminders
-tick; build one clinic report on demand; print or rebuild a campaign's report; record a consent from the
-front desk or an import, and show a patient's (ops/consent.py); smoke-test the deployed functions without
-messaging any patient.
+tick; build one clinic report on demand; create and steer a campaign and print or rebuild its report
+(ops/campaign.py, ops/campaign_report.py); record a consent from the front desk or an import, and show a
+patient's (ops/consent.py); smoke-test the deployed functions without messaging any patient.
 
 Talks to the project in GOOGLE_CLOUD_PROJECT with the caller's credentials, or to the local stack
 (`. .local/env.sh` first, or the env.sh in the MEDSPA_STATE_DIR the stack was started with). Output
@@ -23,7 +23,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from ops import campaign_report
+from ops import campaign
 from ops import consent as consent_commands
 from shared.platform import clients
 from shared.platform.clock import system_clock
@@ -372,8 +372,6 @@ def main(argv: list[str] | None = None) -> int:
         help="build a period that has not ended yet (refused otherwise); the report and its email say so",
     )
     build.set_defaults(run=cmd_report)
-    campaign = sub.add_parser("campaign", help="campaigns: report")
-    campaign_report.add_to(campaign.add_subparsers(dest="campaign_command", required=True))
     smoke = sub.add_parser("smoke", help="smoke-test the deployed functions (messages no patient), then clean up")
     smoke.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for each stage (default 300)")
     smoke.add_argument(
@@ -383,6 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     smoke.set_defaults(run=cmd_smoke)
     consent_commands.add_parser(sub)
+    campaign.add_parser(sub)
     args = parser.parse_args(argv)
     problem = reachable()
     if problem:

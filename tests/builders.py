@@ -148,10 +148,9 @@ class World:
     def ledger(self) -> Ledger:
         return Ledger(self.store, self.clock)
 
-    def messages(self) -> AppointmentMessages:
-        """A fresh service (its own clinic cache), as a new function instance would have."""
-        ledger = self.ledger()
-        sender = MessageSender(
+    def sender(self, ledger: Ledger) -> MessageSender:
+        """The one MessageSender of an instance, on the recording providers."""
+        return MessageSender(
             ledger=ledger,
             sms=self.sms,
             email=self.email,
@@ -161,7 +160,11 @@ class World:
             test_sms=self.test_sms,
             evidence=SendRecords(self.store, self.clock),
         )
-        return AppointmentMessages(store=self.store, ledger=ledger, sender=sender, clock=self.clock)
+
+    def messages(self) -> AppointmentMessages:
+        """A fresh service (its own clinic cache), as a new function instance would have."""
+        ledger = self.ledger()
+        return AppointmentMessages(store=self.store, ledger=ledger, sender=self.sender(ledger), clock=self.clock)
 
     def entry(self, key: str) -> dict[str, Any]:
         return self.store.doc(f"notifications/{key}") or {}

@@ -1,1 +1,1 @@
-"""campaigns"""
+"""SMS campaigns: a clinic's marketing message to a filtered audience, sent once per recipient (docs/campaigns.md)."""

@@ -219,6 +219,20 @@ def next_allowed(at: datetime, place: Place, clinic_hours: tuple[time, time] | N
     raise PermanentError("the recipient's candidate zones share no allowed time", code="no_recipient_window")
 
 
+def next_allowed_before(
+    at: datetime, place: Place, clinic_hours: tuple[time, time] | None, until: datetime
+) -> datetime | None:
+    """`next_allowed` when it comes before `until`; None when it does not, or when the recipient has no
+    allowed time at all (a campaign skips that recipient rather than fail the rest of its batch)."""
+    try:
+        moment = next_allowed(at, place, clinic_hours)
+    except PermanentError as exc:
+        if exc.code == "no_recipient_window":
+            return None
+        raise
+    return moment if moment < until else None
+
+
 def _openings(start: datetime, zones: list[ZoneInfo], week: Week) -> Iterator[datetime]:
     """`start` and each day's local opening in every zone. Every window opens at 08:00 or later (the law's
     earliest; clinic hours only narrow it), never in an hour a change of clock skips or repeats, so each

@@ -58,6 +58,14 @@ class SentNotRecorded(RetryableError):
         super().__init__(f"{channel} message sent but not recorded", retry_after_seconds=30, code="sent_not_recorded")
 
 
+class Withdrawn(Exception):  # noqa: N818 - a verdict, not an error: the message must not go out after all
+    """Raised by a `before_send` check after the claim: the claim is given back and nothing is sent."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class Rendered(Protocol):
     """An email as a template renders it (shared.messaging.templates.Message and its kin)."""
 
@@ -176,9 +184,11 @@ class MessageSender:
         attempt: Attempt,
         *,
         patient_id: str | None = None,
+        before_send: Callable[[], None] | None = None,
     ) -> Outcome:
         """Send the message `key` to the first of `recipients` (preferred first) that takes it; `entry` is the
-        ledger doc as read."""
+        ledger doc as read. `before_send` runs once the claim is held, just before the provider call, and may
+        raise Withdrawn (a campaign stopped meanwhile: docs/campaigns.md, "Pause and cancel")."""
         if entry is not None and entry.is_done:
             return duplicate_of(entry)
         proven = self._proven(entry) if entry is not None else None
@@ -199,7 +209,15 @@ class MessageSender:
         except RetryableError:
             raise  # on the last attempt the router records it: the concurrent winner may still give it back
         try:
+            if before_send is not None:
+                before_send()
             return self._recorded(key, fields, self._send_all(claim, recipients, wording, patient_id))
+        except Withdrawn as withdrawn:
+            try:
+                self.ledger.release(claim, withdrawn.reason)
+            except StaleClaim:
+                pass  # a takeover moved on meanwhile; it runs the same check
+            raise
         except StaleClaim as stale:
             log.warning("a takeover finished this message first; its result stands", dedup_key=key, error=str(stale))
             return Outcome(Status.SUPERSEDED)

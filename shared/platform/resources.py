@@ -11,7 +11,9 @@ QUEUE_EMAIL = "reminders-email"
 QUEUE_WAITLIST = "waitlist"  # slow on purpose: offers go out in waves, the first reply wins
 QUEUE_REPORTS = "reports"
 QUEUE_FANOUT = "reminders-fanout"  # the reminders tick's units: one clinic-day (or shard) per task
-QUEUES = (QUEUE_SMS, QUEUE_EMAIL, QUEUE_WAITLIST, QUEUE_REPORTS, QUEUE_FANOUT)
+QUEUE_CAMPAIGNS = "campaigns"  # marketing SMS, its own rate (CAMPAIGN_MPS): a campaign never delays a reminder
+QUEUE_CAMPAIGN_PLANNING = "campaign-planning"  # a campaign's plan and its batches of recipients
+QUEUES = (QUEUE_SMS, QUEUE_EMAIL, QUEUE_WAITLIST, QUEUE_REPORTS, QUEUE_FANOUT, QUEUE_CAMPAIGNS, QUEUE_CAMPAIGN_PLANNING)
 
 TOPIC_REMINDERS_TICK = "reminders-tick"
 TOPIC_APPOINTMENT_EVENTS = "appointment-events"

@@ -38,6 +38,8 @@ class Settings:
     queue_waitlist: str
     queue_reports: str
     queue_fanout: str  # the reminders tick's units
+    queue_campaigns: str  # campaign messages (docs/campaigns.md)
+    queue_campaign_planning: str  # a campaign's plan and batches
     queue_max_attempts: int
     status_callback_url: str  # the twilio-status function's public URL; empty → no delivery callbacks
     max_event_age_seconds: int  # a scheduled tick older than this is acknowledged and logged, not run
@@ -62,6 +64,8 @@ class Settings:
             "waitlist": self.queue_waitlist,
             "reports": self.queue_reports,
             "fanout": self.queue_fanout,
+            "campaigns": self.queue_campaigns,
+            "campaign_planning": self.queue_campaign_planning,
         }[role]
 
     def needed(self, name: str) -> str:
@@ -87,6 +91,8 @@ class Settings:
             queue_waitlist=envvars.text(env, "QUEUE_WAITLIST", resources.QUEUE_WAITLIST),
             queue_reports=envvars.text(env, "QUEUE_REPORTS", resources.QUEUE_REPORTS),
             queue_fanout=envvars.text(env, "QUEUE_FANOUT", resources.QUEUE_FANOUT),
+            queue_campaigns=envvars.text(env, "QUEUE_CAMPAIGNS", resources.QUEUE_CAMPAIGNS),
+            queue_campaign_planning=envvars.text(env, "QUEUE_CAMPAIGN_PLANNING", resources.QUEUE_CAMPAIGN_PLANNING),
             queue_max_attempts=envvars.integer(env, "QUEUE_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS, minimum=1, maximum=100),
             status_callback_url=envvars.text(env, "STATUS_CALLBACK_URL"),
             max_event_age_seconds=envvars.integer(

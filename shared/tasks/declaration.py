@@ -47,6 +47,8 @@ class Queue(StrEnum):
     WAITLIST = "waitlist"
     REPORTS = "reports"
     FANOUT = "fanout"
+    CAMPAIGNS = "campaigns"  # one marketing SMS per task, at the campaign rate
+    CAMPAIGN_PLANNING = "campaign_planning"  # a campaign's plan and its batches of recipients
 
 
 @dataclass(frozen=True)

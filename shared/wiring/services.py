@@ -16,8 +16,12 @@ from shared.platform.settings import Settings, settings
 from shared.tasks.queue import CloudTasksQueue, Target
 
 if TYPE_CHECKING:
+    from shared.campaigns.lifecycle import Lifecycle
     from shared.campaigns.links import CampaignLinks
+    from shared.campaigns.planning import CampaignPlanner
     from shared.campaigns.report_email import CampaignReportEmails
+    from shared.campaigns.sending import CampaignMessages
+    from shared.consent.consents import Consents
     from shared.consent.evidence import SendRecords
     from shared.messaging.delivery import AppointmentMessages
     from shared.messaging.ledger import Ledger
@@ -210,6 +214,54 @@ class Services:
         """Where units are POSTed, and the audience their tokens name (the unit function's own URL)."""
         url = self.config.needed("fanout_unit_url")
         return Target(url=url, audience=url)
+
+    # ------------------------------------------------------------------------------------- campaigns
+
+    @functools.cached_property
+    def consents(self) -> Consents:
+        from shared.consent.consents import Consents
+
+        return Consents(self.store, self.clock)
+
+    @functools.cached_property
+    def campaign_lifecycle(self) -> Lifecycle:
+        from shared.campaigns.lifecycle import Lifecycle
+
+        return Lifecycle(self.store, self.clock)
+
+    @functools.cached_property
+    def campaign_planner(self) -> CampaignPlanner:
+        """A campaign's plan, batches and finish (docs/campaigns.md)."""
+        from shared.campaigns.audience import Audiences
+        from shared.campaigns.planning import CampaignPlanner
+
+        return CampaignPlanner(
+            store=self.store,
+            ledger=self.ledger,
+            tasks=self.tasks,
+            queues=self.config.queue,
+            clock=self.clock,
+            lifecycle=self.campaign_lifecycle,
+            audiences=Audiences(self.store, self.consents),
+        )
+
+    @functools.cached_property
+    def campaign_messages(self) -> CampaignMessages:
+        """One campaign message per task, through the same ledger and sender as every other message."""
+        from shared.campaigns.sending import CampaignMessages
+        from shared.consent.caps import MarketingCaps
+        from shared.consent.evidence import SendRecords
+
+        return CampaignMessages(
+            store=self.store,
+            ledger=self.ledger,
+            sender=self.sender,
+            tasks=self.tasks,
+            queues=self.config.queue,
+            clock=self.clock,
+            consents=self.consents,
+            caps=MarketingCaps(SendRecords(self.store, self.clock)),
+        )
 
     # --------------------------------------------------------------------------------------- reports
 

@@ -62,7 +62,8 @@ BUILD_SA = f"functions-build@{PROJECT}.iam.gserviceaccount.com"  # Cloud Build b
 BUILD_ROLES = ("roles/logging.logWriter", "roles/artifactregistry.writer", "roles/storage.objectAdmin")
 REMINDER_QUEUES = {resources.QUEUE_SMS, resources.QUEUE_EMAIL}
 # The task handler's queues some function enqueues into (what the retry sweep may put tasks back into).
-HANDLER_QUEUES = {*REMINDER_QUEUES, resources.QUEUE_WAITLIST, resources.QUEUE_REPORTS}
+CAMPAIGN_QUEUES = {resources.QUEUE_CAMPAIGNS, resources.QUEUE_CAMPAIGN_PLANNING}  # the task handler feeds both
+HANDLER_QUEUES = {*REMINDER_QUEUES, resources.QUEUE_WAITLIST, resources.QUEUE_REPORTS, *CAMPAIGN_QUEUES}
 FED_QUEUES = {*HANDLER_QUEUES, resources.QUEUE_FANOUT}  # what some function enqueues into
 WAITLIST_ENQUEUERS = ("task-handler", "waitlist-cancellations", "waitlist-inbound-sms", "waitlist-claim")
 TASK_CREATORS = (
@@ -364,10 +365,12 @@ def test_the_functions_hold_these_roles_and_no_others(two_runs: TwoRuns) -> None
     accessor = "roles/secretmanager.secretAccessor"
     waitlist = ("queue", resources.QUEUE_WAITLIST, "roles/cloudtasks.enqueuer")
     publish = ("topic", "appointment-events", "roles/pubsub.publisher")
+    campaigns = {("queue", q, "roles/cloudtasks.enqueuer") for q in CAMPAIGN_QUEUES}
     assert held_by(calls, f"serviceAccount:{fn_sa('task-handler')}") == {
         datastore,
         *(("secret", SECRETS[env], accessor) for env in TASK_HANDLER_SECRETS),
         waitlist,
+        *campaigns,
         act_as,
         publish,
     }
@@ -386,7 +389,14 @@ def test_the_functions_hold_these_roles_and_no_others(two_runs: TwoRuns) -> None
     assert held_by(calls, f"serviceAccount:{fn_sa('appointment-events')}") == {datastore, *enqueue, act_as}
     for name in ("report-builder", "inventory-check"):
         assert held_by(calls, f"serviceAccount:{fn_sa(name)}") == {datastore, reports, act_as}, name
-    assert held_by(calls, f"serviceAccount:{fn_sa('retry-sweep')}") == {datastore, *enqueue, reports, waitlist, act_as}
+    assert held_by(calls, f"serviceAccount:{fn_sa('retry-sweep')}") == {
+        datastore,
+        *enqueue,
+        reports,
+        waitlist,
+        *campaigns,
+        act_as,
+    }
     assert held_by(calls, f"serviceAccount:{fn_sa('waitlist-cancellations')}") == {datastore, waitlist, act_as}
     assert held_by(calls, f"serviceAccount:{fn_sa('waitlist-inbound-sms')}") == {
         datastore,
@@ -501,6 +511,11 @@ def test_queues_have_their_rates_and_retry_config(two_runs: TwoRuns) -> None:
     )
     fanout = created[resources.QUEUE_FANOUT]
     assert (fanout["max-dispatches-per-second"], fanout["max-concurrent-dispatches"]) == ("100", "100")
+    # Campaign messages on their own queue at CAMPAIGN_MPS (default 1/s), never the reminders' queue.
+    campaigns = created[resources.QUEUE_CAMPAIGNS]
+    assert (campaigns["max-dispatches-per-second"], campaigns["max-concurrent-dispatches"]) == ("1", "4")
+    planning = created[resources.QUEUE_CAMPAIGN_PLANNING]
+    assert (planning["max-dispatches-per-second"], planning["max-concurrent-dispatches"]) == ("5", "2")
     # The units' own backoff (registry), the others' from deploy.env's defaults.
     assert (fanout["min-backoff"], fanout["max-backoff"]) == ("2s", "60s")
     for name, queue in created.items():
@@ -525,6 +540,11 @@ def test_enqueue_rights_per_queue_for_the_fanouts_and_the_sweep_only(two_runs: T
         *(
             (resources.QUEUE_REPORTS, f"serviceAccount:{fn_sa(name)}", "roles/cloudtasks.enqueuer")
             for name in ("report-builder", "inventory-check", "retry-sweep")
+        ),
+        *(
+            (queue, f"serviceAccount:{fn_sa(name)}", "roles/cloudtasks.enqueuer")
+            for queue in CAMPAIGN_QUEUES
+            for name in ("task-handler", "retry-sweep")
         ),
         *(
             (resources.QUEUE_WAITLIST, f"serviceAccount:{fn_sa(name)}", "roles/cloudtasks.enqueuer")
@@ -917,6 +937,7 @@ def test_a_new_registry_row_brings_its_queue_topic_jobs_and_exact_roles(deployme
         *REMINDER_QUEUES,
         "waitlist",
         "reports",
+        *CAMPAIGN_QUEUES,
     }
     (inbound,) = deploys(calls, "waitlist-inbound")[-1:]
     assert inbound["ingress-settings"] == "all" and "allow-unauthenticated" in inbound
@@ -1228,8 +1249,9 @@ def test_an_entry_point_not_written_yet_is_skipped_with_a_note_and_so_are_its_re
     assert topics == {*kept, *(resources.dead_letter_topic(t) for t in kept), "appointment-events"}
     jobs = {words(c)[4] for c in matching(calls, "scheduler", "jobs", "create", "pubsub")}
     assert jobs == {"failed-tasks-sweep", "reports-daily", "reports-weekly", "inventory-check"}
-    # the waitlist's queue (fed by the task handler) and the reports' are all the sweep may put tasks back on
-    fed = {resources.QUEUE_WAITLIST, resources.QUEUE_REPORTS}
+    # the waitlist's and the campaigns' queues (fed by the task handler) and the reports' are all the sweep may
+    # put tasks back on
+    fed = {resources.QUEUE_WAITLIST, resources.QUEUE_REPORTS, *CAMPAIGN_QUEUES}
     assert {words(c)[3] for c in matching(calls, "tasks", "queues", "create")} == fed
     assert {q for kind, q, _ in held_by(calls, f"serviceAccount:{fn_sa('retry-sweep')}") if kind == "queue"} == fed
 

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shared.consent import recipient_time
-from shared.consent.recipient_time import Place, allowed, daily_cap, next_allowed, place_of
+from shared.consent.recipient_time import Place, allowed, daily_cap, next_allowed, next_allowed_before, place_of
 from shared.platform.errors import PermanentError
 
 DATA = Path(recipient_time.__file__).resolve().parent
@@ -188,6 +188,17 @@ def test_zones_that_share_no_minute_are_refused_rather_than_sent_outside() -> No
     with pytest.raises(PermanentError) as refused:
         next_allowed(local(NY, 2026, 12, 8, 12, 0), far, (time(10, 0), time(12, 0)))
     assert refused.value.code == "no_recipient_window"
+    # A campaign asks "before the window ends?": no allowed time at all is None, never a failed batch.
+    until = local(NY, 2026, 12, 20, 0, 0)
+    assert next_allowed_before(local(NY, 2026, 12, 8, 12, 0), far, (time(10, 0), time(12, 0)), until) is None
+
+
+def test_next_allowed_before_says_none_past_the_deadline() -> None:
+    friday_night = local(NY, 2026, 12, 11, 22, 0)  # the next allowed moment is Saturday 8:00 in New York
+    saturday_eight = local(NY, 2026, 12, 12, 8, 0)
+    new_york = Place(zones=("America/New_York",), regions=("NY",), known=True)
+    assert next_allowed_before(friday_night, new_york, None, saturday_eight + timedelta(minutes=1)) == saturday_eight
+    assert next_allowed_before(friday_night, new_york, None, saturday_eight) is None
 
 
 def test_a_naive_time_is_refused() -> None:
