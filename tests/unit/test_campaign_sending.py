@@ -29,9 +29,10 @@ def scene() -> Scene:
 
 
 def in_window(moment) -> bool:
-    """Independently of the code under test: 09:00-20:00 in New York (the window of an unknown place)."""
+    """Independently of the code under test: 08:00-21:00 in New York, the federal window (a +1 212 number is in
+    New York, which adds no rule of its own)."""
     local = moment.astimezone(NEW_YORK)
-    return 9 <= local.hour < 20
+    return 8 <= local.hour < 21
 
 
 def visit(scene: Scene, patient_id: str, days_ago: int, service: str = "Botox", status: str = "completed") -> None:
@@ -133,7 +134,7 @@ def test_the_plan_waits_for_the_window_and_messages_wait_for_the_recipients_morn
     scene.run_next()  # plan
     scene.run_next()  # the one batch
     (message,) = [spec for spec in scene.queue.created if spec.queue == "campaigns"]
-    assert message.schedule_time is not None and message.schedule_time.astimezone(NEW_YORK).hour == 9
+    assert message.schedule_time is not None and message.schedule_time.astimezone(NEW_YORK).hour == 8
 
 
 def test_a_replayed_batch_creates_nothing_twice(scene):
@@ -213,7 +214,7 @@ def test_a_message_due_outside_its_recipients_window_is_moved_to_its_next_openin
     outcome = scene.campaign_messages().deliver(message_task(scene, "p-1"), ATTEMPT)
     assert (outcome.status, outcome.reason) == ("done", "moved") and scene.sms.sent == []
     (moved,) = scene.queue.created
-    assert moved.schedule_time is not None and moved.schedule_time.astimezone(NEW_YORK).hour == 9
+    assert moved.schedule_time is not None and moved.schedule_time.astimezone(NEW_YORK).hour == 8
     assert moved.payload["send_at"] == moved.schedule_time.isoformat()
 
 
