@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             campaign = lifecycle.read(live.campaign_id)
             if planned_at is None and campaign.batched:
                 planned_at = time.monotonic()
-            count = len(live.sent(sandbox))
+            count = live.sent_count()  # one aggregation query: the sandbox's whole list only at the end
             if sent_first is None and count:
                 sent_first = time.monotonic()
             if target is not None and ack is None and count >= target:

@@ -105,5 +105,10 @@ class LiveCampaign:
             entries += self.services.ledger.read_many(keys[at : at + 300]).values()
         return entries
 
+    def sent_count(self) -> int:
+        """The campaign's messages the ledger says went out (one aggregation query)."""
+        where = [("campaign_id", "==", self.campaign_id), ("state", "in", ["sent", "delivered"])]
+        return self.services.store.count("notifications", where=where)
+
     def sent_by_ledger(self) -> set[str]:
         return {e.provider_message_id for e in self.ledger() if e.state in ("sent", "delivered")}
