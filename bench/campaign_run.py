@@ -12,7 +12,8 @@ rate, and the checks: each consenting recipient messaged exactly once (none when
 the excluded), none outside its window (the federal 08:00-21:00 in New York, computed here), no message
 created after the cancel's acknowledgement, the sandbox's message ids exactly the ledger's. Exit 1 when a
 check fails. The stack's clock is put back and the campaign queues are purged afterwards. The local
-campaigns queue runs one task at a time without rate limits, so the rate is the handler's, not CAMPAIGN_MPS.
+campaigns queue runs one task at a time at the stack's rate for it (LOCAL_QUEUE_RATES, or MEDSPA_QUEUE_RATES),
+so the pace is that rate or the handler's, whichever is lower.
 """
 
 from __future__ import annotations

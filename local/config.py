@@ -24,9 +24,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # Cloud Tasks queues and Pub/Sub topics the local stack creates; deploy.sh creates the same in the cloud.
 QUEUES = ("default", *resources.QUEUES)
 FUNCTION_SETTING_PREFIX = "MEDSPA_FN_"
-# The local queues held to a rate, as deploy.env's defaults hold them in the cloud. The reminders' queues are not:
-# the sandbox stands in for a Twilio that does not throttle, and the demo compresses a day into seconds.
-LOCAL_QUEUE_RATES: dict[str, float] = {}
+# The local queues held to a rate, as deploy.env holds them in the cloud: the campaigns' at a toll-free sender's
+# 10/s (below what the local handler answers, so the pacing is the queue's; docs/campaigns.md). The reminders'
+# queues are not: the sandbox stands in for a Twilio that does not throttle, and the demo compresses a day.
+LOCAL_QUEUE_RATES: dict[str, float] = {resources.QUEUE_CAMPAIGNS: 10.0}
 TOPICS = resources.TOPICS
 LOCAL_WAITLIST_TOKEN_KEY = "local-stack-waitlist-claim-key"  # signs claim links locally (Secret Manager in the cloud)
 LOCAL_CAMPAIGN_LINK_KEY = "local-stack-campaign-link-key"  # signs campaign links locally (Secret Manager in the cloud)

@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import Any
 
 from ops import campaign_report
-from shared.platform.clock import system_clock
 from shared.platform.errors import PermanentError
 from shared.platform.masking import scrub
 
@@ -44,29 +43,15 @@ def _print(data: dict[str, Any]) -> None:
 
 
 def _estimate(wired: Any, campaign: Any) -> dict[str, Any]:
-    """Recipients now (excluded by reason), segments of the message and the cost (shared/campaigns/wording.py)."""
-    from shared.campaigns import wording
-    from shared.campaigns.audience import Audiences
-    from shared.campaigns.model import Estimate, Marketing
-    from shared.contract.models import CLINICS, Clinic
-
-    doc = wired.store.get(f"{CLINICS}/{campaign.clinic_id}")
-    if doc is None:
-        raise PermanentError("clinic not found", code="clinic_missing")
-    clinic, marketing = Clinic.from_doc(doc.id, doc.data), Marketing.of_clinic(doc.id, doc.data)
-    recipients, excluded = Audiences(wired.store, wired.consents).count(
-        campaign.clinic_id, campaign.audience, system_clock.now()
-    )
-    sample = wording.segments(wording.sample(campaign.template, clinic.name, campaign.link))
-    cost = wording.estimate_cost_cents(sample.count, recipients, marketing.price_per_segment_cents)
-    wired.campaign_lifecycle.record_estimate(campaign.id, Estimate(recipients, sample.count, cost))
+    """Recipients now (excluded by reason), the message's segments and the cost, recorded on the campaign."""
+    priced = wired.campaign_planner.estimate(campaign)
     return {
-        "recipients": recipients,
-        "excluded": dict(excluded),
-        "encoding": sample.encoding,
-        "segments": sample.count,
-        "price_per_segment_cents": marketing.price_per_segment_cents,
-        "cost_cents": cost,
+        "recipients": priced.recipients,
+        "excluded": dict(priced.excluded),
+        "encoding": priced.encoding,
+        "segments": priced.segments,
+        "price_per_segment_cents": priced.price_per_segment_cents,
+        "cost_cents": priced.cost_cents,
     }
 
 

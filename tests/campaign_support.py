@@ -10,6 +10,7 @@ from typing import Any
 
 from shared.campaigns.audience import Audiences
 from shared.campaigns.lifecycle import Lifecycle
+from shared.campaigns.links import CampaignLinks
 from shared.campaigns.planning import CampaignPlanner
 from shared.campaigns.sending import CampaignMessages
 from shared.campaigns.tasks import DECLARATIONS
@@ -24,10 +25,11 @@ from shared.tasks.router import Attempt, Outcome
 from tests.builders import NOW, World
 from tests.fakes import RecordingQueue
 
-# NOW is 07:00 in New York: before the recipients' window (09:00-20:00 while their place is unknown).
+# NOW is 07:00 in New York: before the recipients' window (08:00-21:00 for a +1 212 number).
 WINDOW = (NOW, NOW + timedelta(days=2))
 BODIES = {declaration.name: declaration.body for declaration in DECLARATIONS}
 QUEUE_NAMES = {Queue.CAMPAIGNS: "campaigns", Queue.CAMPAIGN_PLANNING: "campaign-planning"}
+CLICK_URL, LINK_KEY = "https://click.example/c", b"campaign-test-link-key"
 ATTEMPT = Attempt(task_name="t-1", retry_count=0, queue="campaigns", last=False)
 
 
@@ -97,6 +99,7 @@ class Scene(World):
             clock=self.clock,
             lifecycle=self.lifecycle(),
             audiences=Audiences(self.store, consents),
+            click_url=CLICK_URL,
         )
 
     def campaign_messages(self) -> CampaignMessages:
@@ -111,7 +114,11 @@ class Scene(World):
             clock=self.clock,
             consents=Consents(self.store, self.clock),
             caps=self.caps or MarketingCaps(SendRecords(self.store, self.clock)),
+            links=self.links,
         )
+
+    def links(self) -> CampaignLinks:
+        return CampaignLinks(store=self.store, clock=self.clock, click_url=CLICK_URL, key=LINK_KEY)
 
     def pending(self) -> list[TaskSpec]:
         done = set(self.ran)

@@ -70,6 +70,18 @@ def link_expiry(window_end: datetime) -> datetime:
     return window_end + LINK_LIFETIME_AFTER_WINDOW
 
 
+# Signs only the segment estimate's sample link: a token's length depends on the ids and the expiry's digits, never
+# on the key, so a sample signed with it is exactly as long as every recipient's real link.
+_SAMPLE_KEY = b"segment-estimate-only"
+_SAMPLE_LEDGER_KEY = "campaign_message-" + "0" * 40
+
+
+def sample_link(click_url: str, campaign_id: str, window_end: datetime) -> str:
+    """A tracked link as long as each recipient's will be: what the segment estimate counts."""
+    token = LINK_TOKENS.sign(_SAMPLE_KEY, (campaign_id, _SAMPLE_LEDGER_KEY), link_expiry(window_end))
+    return f"{click_url.rstrip('/')}/{token}"
+
+
 def click_path(campaign_id: str, ledger_key: str) -> str:
     return f"{CLICKS}/{campaign_id}~{ledger_key}"
 

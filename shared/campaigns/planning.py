@@ -19,12 +19,15 @@ round (docs/campaigns.md).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from shared.campaigns import wording
 from shared.campaigns.audience import Audiences, Recipient
 from shared.campaigns.lifecycle import Lifecycle
+from shared.campaigns.links import sample_link
 from shared.campaigns.model import Campaign, Estimate, Marketing, Status
 from shared.campaigns.tasks import BatchTask, FinishTask, MessageTask, PlanTask, message_key
 from shared.consent.recipient_time import next_allowed_before, place_of
@@ -45,6 +48,18 @@ FINISH_GRACE = timedelta(minutes=10)  # after the window: the last messages' tas
 WINDOW_ENDED = "window_ended"
 
 
+@dataclass(frozen=True)
+class Priced:
+    """A campaign's audience counted and its message priced (shared/campaigns/wording.py)."""
+
+    recipients: int
+    excluded: Counter[str]
+    encoding: str
+    segments: int
+    price_per_segment_cents: float
+    cost_cents: int
+
+
 class CampaignPlanner:
     def __init__(
         self,
@@ -56,9 +71,12 @@ class CampaignPlanner:
         clock: Clock,
         lifecycle: Lifecycle,
         audiences: Audiences,
+        click_url: str = "",
     ) -> None:
+        """`click_url`: the campaign-click function's URL, so the estimate counts a tracked link at its length
+        (empty: the link as written, shorter than what goes out)."""
         self.store, self.ledger, self.tasks, self.queues, self.clock = store, ledger, tasks, queues, clock
-        self.lifecycle, self.audiences = lifecycle, audiences
+        self.lifecycle, self.audiences, self.click_url = lifecycle, audiences, click_url
 
     # ------------------------------------------------------------------------------- operator's verbs
 
@@ -83,6 +101,21 @@ class CampaignPlanner:
         self._enqueue_plan(campaign, at=None)
         return campaign
 
+    def estimate(self, campaign: Campaign) -> Priced:
+        """Count the audience now and price the message as it will go out (its tracked link at full length), and
+        record the estimate on the campaign: what `ops campaign create|estimate` prints and the plan stores."""
+        clinic_doc = self._clinic_doc(campaign.clinic_id)
+        clinic = Clinic.from_doc(campaign.clinic_id, clinic_doc)
+        marketing = Marketing.of_clinic(campaign.clinic_id, clinic_doc)
+        recipients, excluded = self.audiences.count(campaign.clinic_id, campaign.audience, self.clock.now())
+        link = campaign.link and (
+            sample_link(self.click_url, campaign.id, campaign.window.end) if self.click_url else campaign.link
+        )
+        sample = wording.segments(wording.sample(campaign.template, clinic.name, link))
+        cost = wording.estimate_cost_cents(sample.count, recipients, marketing.price_per_segment_cents)
+        self.lifecycle.record_estimate(campaign.id, Estimate(recipients, sample.count, cost))
+        return Priced(recipients, excluded, sample.encoding, sample.count, marketing.price_per_segment_cents, cost)
+
     # ---------------------------------------------------------------------------------------- tasks
 
     def plan(self, task: PlanTask) -> Outcome:
@@ -91,14 +124,13 @@ class CampaignPlanner:
             campaign = self.lifecycle.start(campaign.id, by="window")
         if campaign.status != Status.SENDING:
             return Outcome(TaskStatus.DONE, reason=f"campaign_{campaign.status}")
-        clinic_doc = self._clinic_doc(campaign.clinic_id)
-        clinic = Clinic.from_doc(campaign.clinic_id, clinic_doc)
-        marketing = Marketing.of_clinic(campaign.clinic_id, clinic_doc)
-        recipients, excluded = self.audiences.count(campaign.clinic_id, campaign.audience, self.clock.now())
-        segments = wording.segments(wording.sample(campaign.template, clinic.name, campaign.link)).count
-        cost = wording.estimate_cost_cents(segments, recipients, marketing.price_per_segment_cents)
-        self.lifecycle.record_estimate(campaign.id, Estimate(recipients, segments, cost))
-        log.info("campaign planned", campaign_id=campaign.id, recipients=recipients, excluded=sum(excluded.values()))
+        found = self.estimate(campaign)
+        log.info(
+            "campaign planned",
+            campaign_id=campaign.id,
+            recipients=found.recipients,
+            excluded=sum(found.excluded.values()),
+        )
         first = BatchTask(campaign.id, campaign.clinic_id, not_before=self._round_start(campaign), round=campaign.round)
         self._create([self._spec(Queue.CAMPAIGN_PLANNING, first.business_key, first.to_json(), None)])
         return Outcome(TaskStatus.DONE, reason="planned")

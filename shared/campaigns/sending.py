@@ -21,6 +21,7 @@ from datetime import datetime
 
 from shared.campaigns import wording
 from shared.campaigns.lifecycle import path as campaign_path
+from shared.campaigns.links import CampaignLinks, link_expiry
 from shared.campaigns.model import Campaign, Marketing, Status
 from shared.campaigns.tasks import MessageTask
 from shared.consent.caps import WINDOW as CAP_PERIOD
@@ -61,9 +62,11 @@ class CampaignMessages:
         clock: Clock,
         consents: Consents,
         caps: MarketingCaps,
+        links: Callable[[], CampaignLinks] | None = None,
     ) -> None:
+        """`links` provides the signer of tracked links, needed only by a campaign with a link."""
         self.store, self.ledger, self.sender, self.tasks, self.queues = store, ledger, sender, tasks, queues
-        self.clock, self.consents, self.caps = clock, consents, caps
+        self.clock, self.consents, self.caps, self.links = clock, consents, caps, links
 
     def deliver(self, task: MessageTask, attempt: Attempt) -> Outcome:
         paths = {
@@ -120,7 +123,7 @@ class CampaignMessages:
             return self._move(
                 task, campaign, self._after_cap(now, place, marketing, campaign.window.end), skip, reason=DAILY_CAP
             )
-        values = {"first_name": patient.first_name, "clinic_name": clinic.name, "link": campaign.link or ""}
+        values = {"first_name": patient.first_name, "clinic_name": clinic.name, "link": self._link(campaign, task)}
         text = wording.render(campaign.template, values)
         recipient = Recipient(SMS, patient.phone, clinic.sms_from, clinic.smoke_test)
 
@@ -146,6 +149,14 @@ class CampaignMessages:
             if withdrawn.reason == CANCELLED:
                 return self.sender.skip(task.dedup_key, None, CANCELLED, fields)
             return Outcome(TaskStatus.DONE, reason=PAUSED)
+
+    def _link(self, campaign: Campaign, task: MessageTask) -> str:
+        """The recipient's tracked link (campaign id and ledger key, signed: no PHI in the URL), or "" without one."""
+        if not campaign.link:
+            return ""
+        if self.links is None:
+            raise PermanentError("the campaign has a link and no link signer is configured", code="no_link_signer")
+        return self.links().link_for(campaign.id, task.dedup_key, link_expiry(campaign.window.end))
 
     def _after_cap(self, now: datetime, place: Place, marketing: Marketing, end: datetime) -> datetime:
         """The first allowed moment once a full cap period has passed (no send counted now is in it)."""

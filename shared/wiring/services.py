@@ -243,6 +243,7 @@ class Services:
             clock=self.clock,
             lifecycle=self.campaign_lifecycle,
             audiences=Audiences(self.store, self.consents),
+            click_url=self.config.campaign_click_url,
         )
 
     @functools.cached_property
@@ -261,6 +262,7 @@ class Services:
             clock=self.clock,
             consents=self.consents,
             caps=MarketingCaps(SendRecords(self.store, self.clock)),
+            links=lambda: self.campaign_links,
         )
 
     # --------------------------------------------------------------------------------------- reports

@@ -14,11 +14,11 @@ from shared.campaigns.audience import Audiences, Excluded
 from shared.campaigns.lifecycle import Acknowledgement
 from shared.campaigns.model import Audience, Status
 from shared.campaigns.tasks import MessageTask, message_key
-from shared.campaigns.wording import STOP_LINE
+from shared.campaigns.wording import STOP_LINE, segments
 from shared.consent.consents import Consents, ConsentStatus
 from shared.messaging.ledger import Ledger
 from tests.builders import NOW, appointment_doc
-from tests.campaign_support import ATTEMPT, WINDOW, CapsAt, Scene
+from tests.campaign_support import ATTEMPT, CLICK_URL, WINDOW, CapsAt, Scene
 
 NEW_YORK = ZoneInfo("America/New_York")
 
@@ -123,6 +123,26 @@ def test_each_consenting_recipient_gets_exactly_one_message_inside_their_window_
     campaign = scene.lifecycle().read("camp-1")
     assert (campaign.status, campaign.planned, campaign.batched) == (Status.DONE, 450, True)
     assert campaign.estimate is not None and campaign.estimate.recipients == 450
+
+
+def test_each_message_carries_its_recipients_tracked_link_and_the_estimate_counts_it_at_full_length(scene):
+    for n in range(3):
+        scene.consenting(f"p-{n}", first_name=f"Ana{n}", phone=f"+1212555000{n}")
+    scene.campaign()
+    scene.planner().schedule("camp-1", by="ops")
+    scene.run_all()
+    bodies = {message.to: message.body for message in scene.sms.sent}
+    assert len(bodies) == 3 and not any("g.example" in body for body in bodies.values())  # never the raw link
+    links = scene.links()
+    for n in range(3):
+        (url,) = [word for word in bodies[f"+1212555000{n}"].split() if word.startswith(CLICK_URL)]
+        answer = links.follow(url.rsplit("/", 1)[1])
+        assert (answer.status, answer.location) == (302, "https://g.example/x")
+        clicks = scene.store.get(f"campaign_clicks/camp-1~{message_key('camp-1', f'p-{n}')}")
+        assert clicks is not None and clicks.data["patient_id"] == f"p-{n}"
+    campaign = scene.lifecycle().read("camp-1")
+    longest = max(segments(body).count for body in bodies.values())
+    assert campaign.estimate is not None and campaign.estimate.segments == longest == 2
 
 
 def test_the_plan_waits_for_the_window_and_messages_wait_for_the_recipients_morning(scene):
