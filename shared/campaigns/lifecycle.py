@@ -15,7 +15,7 @@ the acknowledgement nothing of the campaign is sent (docs/campaigns.md, "Pause a
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -126,8 +126,11 @@ class Lifecycle:
     def cancel(self, campaign_id: str, *, by: str) -> Acknowledgement:
         return self._stop(campaign_id, Status.CANCELLED, by)
 
-    def record_estimate(self, campaign_id: str, estimate: Estimate) -> Campaign:
-        return self._write(campaign_id, lambda c: {"estimate": estimate.to_doc()})
+    def record_estimate(self, campaign_id: str, estimate: Estimate, excluded: Mapping[str, int]) -> Campaign:
+        """The estimate, and the planning counts the report reads: the patients the filter matched and those
+        left out by reason (docs/campaigns.md)."""
+        planning = {"audience": estimate.recipients + sum(excluded.values()), "excluded": dict(excluded)}
+        return self._write(campaign_id, lambda c: {"estimate": estimate.to_doc(), "planning": planning})
 
     def record_batched(self, campaign_id: str) -> Campaign:
         """The last batch ran: every recipient has its ledger entry; `planned` says how many."""

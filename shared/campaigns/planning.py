@@ -113,7 +113,7 @@ class CampaignPlanner:
         )
         sample = wording.segments(wording.sample(campaign.template, clinic.name, link))
         cost = wording.estimate_cost_cents(sample.count, recipients, marketing.price_per_segment_cents)
-        self.lifecycle.record_estimate(campaign.id, Estimate(recipients, sample.count, cost))
+        self.lifecycle.record_estimate(campaign.id, Estimate(recipients, sample.count, cost), excluded)
         return Priced(recipients, excluded, sample.encoding, sample.count, marketing.price_per_segment_cents, cost)
 
     # ---------------------------------------------------------------------------------------- tasks

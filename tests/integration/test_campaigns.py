@@ -1,9 +1,12 @@
 """A campaign through the real local stack: documents on the Firestore emulator, its plan, batches and
 messages as Cloud Tasks run by the task handler, every SMS through the Twilio sandbox (tests/campaign_live.py).
 
-The stack's clock is set to 10:30-11:30 in New York on a day ahead and the campaign's window is the next six
-hours, so every message is due at once and the local campaigns queue (one task at a time) runs them back to
-back. Each test has its own clinic and sender number; bench/campaign_run.py runs the same at 10,000.
+The stack's clock is set to a weekday evening ahead (tests/campaign_live.py stack_instant) and the recipients'
+numbers are in five states: New York, Florida, Texas and California are open then, so their messages are due at
+once and the local campaigns queue runs them at its rate; Rhode Island closed at 18:00 and stays closed past the
+campaign's six hours, so its recipients get nothing (skipped "window_ended"), checked against a table of the
+states' hours written in the test, not read from the code. Each test has its own clinic and sender number;
+bench/campaign_run.py runs the same at 10,000.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import pytest
 from local.config import StackConfig
 from local.processes import wait_until
 from shared.campaigns.model import Status
+from shared.campaigns.tasks import message_key
 from shared.platform import clients
 from shared.platform.clock import system_clock
 from shared.platform.emulator import set_local_clock
@@ -31,7 +35,7 @@ WAIT = 90.0
 
 @pytest.fixture
 def live(stack: StackConfig, firestore_client) -> Iterator[LiveCampaign]:
-    """A scheduled campaign of RECIPIENTS, on the stack's clock moved into New York's morning; afterwards the
+    """A scheduled campaign of RECIPIENTS, on the stack's clock moved to a weekday evening; afterwards the
     clock is real again and the campaign queues are empty (no finish check runs against a later test)."""
     clock = stack.state_dir / "clock.json"
     start = stack_instant()
@@ -48,9 +52,11 @@ def test_each_consenting_recipient_is_messaged_once_inside_their_window_and_the_
     lifecycle = live.services.campaign_lifecycle
     assert wait_until(lambda: lifecycle.read(live.campaign_id).status == Status.DONE, WAIT), len(live.sent(sandbox))
     sent = live.sent(sandbox)
-    assert sorted(m["to"] for m in sent) == sorted(live.consenting.values())  # each exactly once
-    assert not {m["to"] for m in sent} & live.excluded
+    assert live.closed and sorted(m["to"] for m in sent) == live.reachable()  # each reachable one exactly once
+    assert not {m["to"] for m in sent} & (live.excluded | live.closed)
     assert live.outside_window(sent) == []
+    closed_keys = {message_key(live.campaign_id, p) for p, phone in live.consenting.items() if phone in live.closed}
+    assert {e.reason for e in live.ledger() if e.key in closed_keys} == {"window_ended"}
     assert all(m["body"].endswith(STOP_LINE) for m in sent)
     assert live.sent_by_ledger() == {m["id"] for m in sent}
     campaign = lifecycle.read(live.campaign_id)
@@ -66,9 +72,10 @@ def test_a_cancel_half_way_stops_the_campaign_and_nothing_is_sent_after_its_ackn
     # every message task still queued runs, finds the campaign cancelled and skips: nothing is left pending
     assert wait_until(lambda: lifecycle.pending(live.campaign_id) == 0, WAIT), lifecycle.pending(live.campaign_id)
     sent = live.sent(sandbox)
-    assert RECIPIENTS // 3 <= len(sent) < RECIPIENTS  # it stopped half-way
+    assert RECIPIENTS // 3 <= len(sent) < len(live.reachable())  # it stopped half-way
+    assert live.outside_window(sent) == []
     assert all(datetime.fromisoformat(m["created_at"]) <= ack.acknowledged_at for m in sent)
     assert live.sent_by_ledger() == {m["id"] for m in sent}  # the sandbox's messages are exactly the ledger's
     skipped = [e for e in live.ledger() if e.state == "skipped"]
-    assert skipped and {e.reason for e in skipped} == {"campaign_cancelled"}
+    assert skipped and {e.reason for e in skipped} == {"campaign_cancelled", "window_ended"}
     assert len(sent) + len(skipped) == RECIPIENTS

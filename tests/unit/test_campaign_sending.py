@@ -123,6 +123,8 @@ def test_each_consenting_recipient_gets_exactly_one_message_inside_their_window_
     campaign = scene.lifecycle().read("camp-1")
     assert (campaign.status, campaign.planned, campaign.batched) == (Status.DONE, 450, True)
     assert campaign.estimate is not None and campaign.estimate.recipients == 450
+    planning = scene.store.get("campaigns/camp-1").data["planning"]  # what the report reads
+    assert planning == {"audience": 452, "excluded": {"sms_opt_out": 1, "no_marketing_consent": 1}}
 
 
 def test_each_message_carries_its_recipients_tracked_link_and_the_estimate_counts_it_at_full_length(scene):
