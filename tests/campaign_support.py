@@ -28,7 +28,7 @@ from tests.fakes import RecordingQueue
 # NOW is 07:00 in New York: before the recipients' window (08:00-21:00 for a +1 212 number).
 WINDOW = (NOW, NOW + timedelta(days=2))
 BODIES = {declaration.name: declaration.body for declaration in DECLARATIONS}
-QUEUE_NAMES = {Queue.CAMPAIGNS: "campaigns", Queue.CAMPAIGN_PLANNING: "campaign-planning"}
+QUEUE_NAMES = {Queue.CAMPAIGNS: "campaigns", Queue.CAMPAIGN_PLANNING: "campaign-planning", Queue.REPORTS: "reports"}
 CLICK_URL, LINK_KEY = "https://click.example/c", b"campaign-test-link-key"
 ATTEMPT = Attempt(task_name="t-1", retry_count=0, queue="campaigns", last=False)
 
@@ -121,8 +121,12 @@ class Scene(World):
         return CampaignLinks(store=self.store, clock=self.clock, click_url=CLICK_URL, key=LINK_KEY)
 
     def pending(self) -> list[TaskSpec]:
+        """The campaign's own tasks not run yet (the report's editions, on the reports queue, are only queued)."""
         done = set(self.ran)
-        return [spec for spec in self.queue.created if spec.business_key not in done]
+        return [s for s in self.queue.created if s.business_key not in done and s.queue != "reports"]
+
+    def report_editions(self) -> list[TaskSpec]:
+        return [spec for spec in self.queue.created if spec.queue == "reports"]
 
     def run_next(self) -> Outcome | None:
         """Run the earliest due task (the clock moves to its schedule time), as the queues would."""

@@ -46,6 +46,7 @@ FINISH_FIRST = timedelta(seconds=15)
 FINISH_EVERY = timedelta(minutes=5)
 FINISH_GRACE = timedelta(minutes=10)  # after the window: the last messages' tasks have run (or been skipped)
 WINDOW_ENDED = "window_ended"
+REPORT_AFTER = timedelta(minutes=1)  # the report's first edition, once the finish's status write has landed
 
 
 @dataclass(frozen=True)
@@ -182,6 +183,7 @@ class CampaignPlanner:
         now = self.clock.now()
         pending = self.lifecycle.pending(campaign.id)
         if pending == 0 or now >= campaign.window.end + FINISH_GRACE:
+            self._report_editions(campaign, now)  # first: a retry after a failed create finds it still sending
             self.lifecycle.finish(campaign.id, by="finish")
             log.info("campaign done", campaign_id=campaign.id, pending=pending)
             return Outcome(TaskStatus.DONE, reason="campaign_done")
@@ -191,6 +193,18 @@ class CampaignPlanner:
         return Outcome(TaskStatus.DONE, reason=f"pending_{pending}")
 
     # ---------------------------------------------------------------------------------------- parts
+
+    def _report_editions(self, campaign: Campaign, now: datetime) -> None:
+        """The report emailed to the clinic's managers a minute after the campaign is done, and again once the
+        14 days in which its recipients' bookings count have passed (named tasks: a replay queues nothing twice)."""
+        from shared.campaigns.report import BOOKING_WINDOW
+        from shared.campaigns.report_email import CampaignReportTask
+
+        specs = []
+        for at in (now + REPORT_AFTER, campaign.window.end + BOOKING_WINDOW + REPORT_AFTER):
+            edition = CampaignReportTask(campaign_id=campaign.id, clinic_id=campaign.clinic_id, date=at.date())
+            specs.append(self._spec(Queue.REPORTS, edition.failure_key, edition.to_json(), at))
+        self._create(specs)
 
     def _campaign(self, campaign_id: str, clinic_id: str) -> Campaign:
         campaign = self.lifecycle.read(campaign_id)

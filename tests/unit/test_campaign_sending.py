@@ -122,6 +122,10 @@ def test_each_consenting_recipient_gets_exactly_one_message_inside_their_window_
     assert all(e.data["purpose"] == "marketing" and e.data["campaign_id"] == "camp-1" for e in entries.values())
     campaign = scene.lifecycle().read("camp-1")
     assert (campaign.status, campaign.planned, campaign.batched) == (Status.DONE, 450, True)
+    # its report is emailed to the managers a minute after it is done, and again once the 14 days of bookings are in
+    editions = scene.report_editions()
+    assert [spec.payload["type"] for spec in editions] == ["campaign_report", "campaign_report"]
+    assert editions[1].schedule_time == campaign.window.end + timedelta(days=14, minutes=1)
     assert campaign.estimate is not None and campaign.estimate.recipients == 450
     planning = scene.store.get("campaigns/camp-1").data["planning"]  # what the report reads
     assert planning == {"audience": 452, "excluded": {"sms_opt_out": 1, "no_marketing_consent": 1}}
