@@ -68,6 +68,11 @@ DEMO_COLLECTIONS = (
     "reports",
     "report_runs",
     "purchase_orders",
+    "consents",
+    "send_records",
+    "campaigns",
+    "campaign_reports",
+    "campaign_clicks",
 )
 IN_FLIGHT = ("scheduled", "sending", "unconfirmed")
 DAY_SCALE = 2880  # one day of waiting in 30 s
@@ -79,6 +84,8 @@ STAND_ON = wall_time(12, 0)  # UTC: the demo's "now" on today's date, so every r
 SETTLED_SECONDS = 3.0  # nothing moved in the ledger for this long: the dispatch is over
 POLL_SECONDS = 0.25
 WAITLIST_CLINIC = "nyc"
+CAMPAIGN_KEYWORD = "JOIN"  # the clinic's marketing keyword (the default)
+CAMPAIGN_CONSENTS = 6  # patients who texted: one JOINs, four consent on the booking form, one of them revokes
 SUMMARY_PREFIX = "DEMO_SUMMARY "  # the last line of a finished story: its counts as JSON (summary_line)
 KIND_WORDS = {
     "appointment_reminder": "reminders",
@@ -198,6 +205,7 @@ class World:
         for collection in DEMO_COLLECTIONS:
             self._delete(self.db.collection(collection))
         self._delete(self.db.collection_group("answers"))
+        self._delete(self.db.collection_group("history"))  # consents/{patient}/history
 
     def _delete(self, query: Any) -> None:
         while documents := list(query.limit(400).stream()):
@@ -654,6 +662,123 @@ class Story:
             report_emails_delivered=sum(1 for doc in sent if doc.get("state") == "delivered"),
         )
 
+    # 9 -----------------------------------------------------------------------------------------------
+    def campaigned(self) -> None:
+        """Consent by text and from the booking platform, a revocation in free text, then a promotion to the
+        clinic's consenting patients: each messaged once inside their window, a click on the tracked link, and
+        the report. Later in the day (10:30 in New York), inside the recipients' marketing window."""
+        from shared.campaigns.model import Status
+        from shared.campaigns.report import CampaignReports
+        from shared.platform.clock import system_clock
+        from shared.platform.emulator import set_local_clock
+        from shared.platform.settings import settings
+        from shared.wiring.services import Services
+
+        world = self.world
+        clinic_id = f"clinic-{WAITLIST_CLINIC}"
+        clinic = world.clinics[clinic_id]
+        later = self.now.replace(hour=15, minute=30)  # 10:30 in New York in winter, 11:30 in summer
+        set_local_clock(world.config.clock_file, later)
+        texted = self._texted(clinic_id)
+        joiner, revoker = texted[0], texted[1]
+        world.console(f"/conversations/{joiner[1]}/reply", body=CAMPAIGN_KEYWORD)
+        wait_for("the JOIN to be recorded", lambda: self._consent(joiner[0]) == "granted", world.timeout)
+        self.say(f"a patient at {mask_address(joiner[2])} texted {CAMPAIGN_KEYWORD}: marketing consent recorded")
+        others = [patient_id for patient_id, _, _ in texted[1:CAMPAIGN_CONSENTS]]
+        for patient_id in others:
+            world.publish(
+                "appointment-events",
+                {
+                    "event": "consent.recorded",
+                    "event_id": f"demo-form-{patient_id}",
+                    "patient_id": patient_id,
+                    "clinic_id": clinic_id,
+                    "purpose": "marketing",
+                    "channel": "sms",
+                    "status": "granted",
+                    "at": (later - timedelta(days=30)).isoformat(),
+                    "source": "booking_form",
+                    "wording_version": "booking-form-2026-03",
+                },
+            )
+        wait_for(
+            "the booking platform's consents",
+            lambda: all(self._consent(patient_id) == "granted" for patient_id in others),
+            world.timeout,
+        )
+        self.say(f"the booking platform published {len(others)} more (consent.recorded, its form's checkbox)")
+        world.console(f"/conversations/{revoker[1]}/reply", body="Please stop texting me")
+        wait_for("the revocation", lambda: self._consent(revoker[0]) == "revoked", world.timeout)
+        self.say(f'the patient at {mask_address(revoker[2])} then texted "Please stop texting me": revoked')
+
+        services = Services(settings(), system_clock)
+        campaign_id = f"demo-glow-{int(time.time())}"
+        campaign = services.campaign_lifecycle.create(
+            campaign_id,
+            {
+                "clinic_id": clinic_id,
+                "name": "Winter glow",
+                "audience": {"last_visit_within_days": None, "services": [], "tags": []},
+                "message": {
+                    "template": "Hi {first_name}, our winter glow facial is 20% off at {clinic_name} this week: {link}",
+                    "link": f"https://{str(clinic.get('email_from', '@clinic.example.com')).partition('@')[2]}/glow",
+                },
+                "window": {"start": later - timedelta(minutes=1), "end": later + timedelta(hours=6)},
+            },
+            by="demo",
+        )
+        priced = services.campaign_planner.estimate(campaign)
+        self.say(
+            f"campaign Winter glow: {priced.recipients} recipients ({counted(priced.excluded)} left out), "
+            f"{priced.segments} {priced.encoding} segments each, estimate {priced.cost_cents / 100:.2f}"
+        )
+        services.campaign_planner.schedule(campaign_id, by="demo")
+        lifecycle = services.campaign_lifecycle
+        wait_for("the campaign to be done", lambda: lifecycle.read(campaign_id).status == Status.DONE, world.timeout)
+        sent = [m for m in world.messages(channel="sms") if "winter glow" in str(m.get("body"))]
+        link = next(
+            word for word in str(sent[0]["body"]).split() if word.startswith(world.config.url("campaign-click"))
+        )
+        click = world.http.get(link, allow_redirects=False, timeout=30)
+        if click.status_code != 302:
+            raise DemoError(f"the campaign link answered {click.status_code}, not a redirect")
+        reports = CampaignReports(services.store)
+        report = wait_for(
+            "the campaign's deliveries",
+            lambda: (r := reports.build(campaign_id, now=system_clock.now())).delivered == r.sent and r,
+            world.timeout,
+        )
+        self.say(
+            f"sent {report.sent} (each once, inside the recipient's window, from the campaigns queue), delivered "
+            f"{report.delivered}; one tracked link followed (302, {report.clicks} click counted); cost "
+            f"{(report.cost_cents or 0) / 100:.2f}"
+        )
+        self.say("its report is stored (campaign_reports) and emailed to the managers a minute after it is done")
+        self.figures.update(
+            campaign_recipients=priced.recipients,
+            campaign_excluded=sum(priced.excluded.values()),
+            campaign_sent=report.sent,
+            campaign_delivered=report.delivered,
+            campaign_clicks=report.clicks,
+            campaign_messages_seen=len(sent),
+        )
+
+    def _texted(self, clinic_id: str) -> list[tuple[str, str, str]]:
+        """(patient id, conversation, phone) of the clinic's patients who got an SMS, by patient id."""
+        phones = {str(doc.get("phone")): doc_id for doc_id, doc in self.world.docs("patients", clinic_id=clinic_id)}
+        found = {}
+        for message in self.world.messages(channel="sms", direction="outbound"):
+            patient_id = phones.get(str(message.get("to")))
+            if patient_id is not None:
+                found[patient_id] = (patient_id, thread_id(message), str(message["to"]))
+        if len(found) < CAMPAIGN_CONSENTS:
+            raise DemoError(f"only {len(found)} patients of {clinic_id} got an SMS to answer")
+        return [found[patient_id] for patient_id in sorted(found)]
+
+    def _consent(self, patient_id: str) -> str | None:
+        current = self.world.doc(f"consents/{patient_id}") or {}
+        return (current.get("sms_marketing") or {}).get("status")
+
 
 def run(quick: bool, timeout: float) -> int:
     base = stack_config.load()
@@ -691,6 +816,8 @@ def run(quick: bool, timeout: float) -> int:
             story.confirmed()
         with narrator.step("Reported: the day's figures emailed to the managers", "/reports"):
             story.reported()
+        with narrator.step("Campaign: consent, a promotion to those who gave it, its report", "/campaigns"):
+            story.campaigned()
     except DemoError as exc:
         print(f"\ndemo: {exc}", file=sys.stderr)
         return 1

@@ -1,7 +1,7 @@
 """campaigns: the tracked link of a campaign message (campaign_click, public HTTP).
 
 Wired by shared/wiring/campaigns.py: the signed token in the path is verified, the click counted in
-campaign_clicks, and the patient redirected to the campaign's link (docs/campaign-links-and-report.md).
+campaign_clicks, and the patient redirected to the campaign's link (docs/campaigns.md).
 """
 
 from __future__ import annotations

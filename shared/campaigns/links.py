@@ -5,7 +5,7 @@ campaign id and the recipient's ledger key, nothing else, and expires 30 days af
 ends. Following it: verify → read the campaign's link → count the click in
 `campaign_clicks/{campaign_id}~{ledger_key}` → 302 to the link. A forged or malformed token answers 404, an
 expired one 410, each with a classified log line and before anything is read; a campaign that is gone or has
-no link answers 404. docs/campaign-links-and-report.md.
+no link answers 404. docs/campaigns.md.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@
 - bookings: the clinic's appointments created by a recipient within 14 days after their message;
 - cost: segments sent × the clinic's `marketing.price_per_segment_cents`.
 
-No name, phone, email or message text is read into the report. docs/campaign-links-and-report.md.
+No name, phone, email or message text is read into the report. docs/campaigns.md.
 """
 
 from __future__ import annotations

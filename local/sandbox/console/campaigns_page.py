@@ -1,5 +1,5 @@
 """Campaigns: every campaigns/{id} document with its status and window, beside its report's figures
-(campaign_reports/{id}, shared/campaigns/report.py; docs/campaign-links-and-report.md). Numbers only."""
+(campaign_reports/{id}, shared/campaigns/report.py; docs/campaigns.md). Numbers only."""
 
 from __future__ import annotations
 
