@@ -50,6 +50,8 @@ branch for any emulator gap):
   the token's service account and audience (the task's URL when it names none), signed by the stack's
   issuer (local/identity.py), from inside the project (the ingress header), so the front before a private
   function checks it as Cloud Run would (local/front.py);
+- a purge while the queue's thread walks its copy of the task list skips the purged tasks (upstream raises
+  NotFound for each, which ends the queue's thread: the queue then never dispatched again);
 - ListTasks lists every task not yet done: upstream takes a task out of its queue each time it looks at it
   (every 0.1 s for a future task) and while it dispatches it, and a listing in that window missed it;
 - drops the per-0.1 s "scheduled for future execution" log lines.
@@ -307,6 +309,11 @@ class CloudLikeQueues:
             # the end: meanwhile a listing would miss it. Cloud Tasks lists every task not yet done.
             queue_name = task_name.rsplit("/", 2)[0]
             held = next((t for t in list(state._queue_tasks.get(queue_name, ())) if t.name == task_name), None)
+            if held is None and not force_run:
+                # Purged (or run) since the queue's thread copied its task list: nothing to run. Upstream raises
+                # NotFound here, which ends that queue's only thread and leaves the queue dispatching nothing
+                # again; a purged Cloud Tasks queue goes on taking and running new tasks.
+                return None
             before = int(held.dispatch_count) if held is not None else 0
             if held is not None:
                 self.in_transit[task_name] = (queue_name, held)

@@ -110,3 +110,13 @@ def test_a_task_upstream_holds_out_of_its_queue_is_still_listed():
     upstream.submit_task(f"{QUEUE}/tasks/later")
     assert upstream.meanwhile == [{"later", "other"}]
     assert listed(upstream, QUEUE) == {"later", "other"}
+
+
+def test_a_task_purged_while_its_queue_walked_a_copy_of_the_list_is_skipped_and_the_queue_goes_on(state):
+    state.create_task(QUEUE, task("a"))
+    state.create_task(QUEUE, task("b"))
+    snapshot = list(state._queue_tasks[QUEUE])  # what the queue's thread walks
+    state.purge_queue(QUEUE)
+    assert [state.submit_task(t.name) for t in snapshot] == [None, None]  # upstream: NotFound, thread gone
+    state.create_task(QUEUE, task("c"))
+    assert state.submit_task(f"{QUEUE}/tasks/c").name.endswith("/c")
