@@ -17,7 +17,7 @@ from enum import StrEnum
 from typing import Any
 
 from shared.platform.clock import Clock
-from shared.platform.store import Store
+from shared.platform.store import Put, Store
 
 COLLECTION = "send_records"
 # 4 years (one leap day among them) and 60 days: a claim filed on the window's last day is still answered.
@@ -93,9 +93,29 @@ class SendRecords:
         """Write what became of the message `key` (a later outcome replaces an earlier one: unconfirmed →
         sent). `fields` are the ledger fields the service gave the sender. False: not a patient's message
         (staff emails carry no patient_id), nothing recorded."""
+        write = self.write_for(
+            key, fields, outcome, channel=channel, reason=reason, provider_message_id=provider_message_id
+        )
+        if write is None:
+            return False
+        self.store.put(write.path, write.data, merge=write.merge)
+        return True
+
+    def write_for(
+        self,
+        key: str,
+        fields: Mapping[str, Any],
+        outcome: SendOutcome | str,
+        *,
+        channel: str | None = None,
+        reason: str | None = None,
+        provider_message_id: str | None = None,
+    ) -> Put | None:
+        """The record's write, for a caller that commits it with its own (the ledger's "sent", all or nothing);
+        None for a message that is not a patient's."""
         patient_id = fields.get("patient_id")
         if not patient_id:
-            return False
+            return None
         purpose = str(fields.get("purpose") or TRANSACTIONAL)
         basis = fields.get("basis") or (TRANSACTIONAL if purpose == TRANSACTIONAL else MISSING_BASIS)
         now = self.clock.now()
@@ -113,8 +133,7 @@ class SendRecords:
             "at": now,
             "expire_at": now + RETENTION,
         }
-        self.store.put(path(key), record, merge=True)  # merge: a delivery callback may have come first
-        return True
+        return Put(path(key), record, merge=True)  # merge: a delivery callback may have come first
 
     def delivery(self, key: str, status: str, error_code: str | None) -> None:
         """A provider's callback the ledger accepted as newer (the ledger orders them): its status here too."""

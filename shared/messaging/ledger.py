@@ -30,7 +30,7 @@ from shared.messaging.channels import Channel
 from shared.platform import log
 from shared.platform.clock import Clock
 from shared.platform.errors import InvalidDocument, RetryableError
-from shared.platform.store import Create, Doc, Store
+from shared.platform.store import Create, Doc, Store, Update, Write
 from shared.tasks.declaration import Reopen
 
 COLLECTION = "notifications"
@@ -395,8 +395,16 @@ class Ledger:
             written=Entry.from_doc(Doc(path(key), data, won)) if current is None else current.with_fields(claimed, won),
         )
 
-    def _as_claimant(self, claim: Claim, allowed: frozenset[State], fields: Callable[[Entry], dict[str, Any]]) -> None:
-        """Apply `fields(entry)` while the doc still holds this claim's generation in an allowed state."""
+    def _as_claimant(
+        self,
+        claim: Claim,
+        allowed: frozenset[State],
+        fields: Callable[[Entry], dict[str, Any]],
+        *,
+        also: Write | None = None,
+    ) -> None:
+        """Apply `fields(entry)` while the doc still holds this claim's generation in an allowed state (with
+        `also` in the same commit)."""
 
         def change(entry: Entry) -> dict[str, Any] | None:
             if entry.generation != claim.generation or entry.state not in allowed:
@@ -406,15 +414,18 @@ class Ledger:
                 )
             return fields(entry)
 
-        self._transition(claim.key, change, first=claim.written)  # a callback in between: the version check re-reads
+        # a callback in between: the version check re-reads
+        self._transition(claim.key, change, first=claim.written, also=also)
 
-    def mark_sent(self, claim: Claim, *, channel: str, provider_message_id: str) -> None:
-        """Sent; if the provider's final callback for this very message overtook us, its verdict stands."""
+    def mark_sent(self, claim: Claim, *, channel: str, provider_message_id: str, also: Write | None = None) -> None:
+        """Sent; if the provider's final callback for this very message overtook us, its verdict stands. `also`:
+        one more write committed with it, all or nothing (the message's send record, shared/consent/evidence.py)."""
         now = self.clock.now()
         self._as_claimant(
             claim,
             frozenset({State.SENDING, State.UNCONFIRMED}),
             lambda entry: _sent_fields(entry, channel, provider_message_id, now),
+            also=also,
         )
 
     def mark_unconfirmed(self, claim: Claim, *, channel: str, reason: str) -> None:
@@ -578,11 +589,16 @@ class Ledger:
     # ---------------------------------------------------------------------------------- the machinery
 
     def _transition(
-        self, key: str, change: Callable[[Entry], dict[str, Any] | None], *, first: Entry | None = None
+        self,
+        key: str,
+        change: Callable[[Entry], dict[str, Any] | None],
+        *,
+        first: Entry | None = None,
+        also: Write | None = None,
     ) -> Entry | None:
         """Read → decide → write at the version read, again if a concurrent writer got in between.
-        `change` returns the fields to write, or None for no change. Returns the entry as left (None
-        when the doc does not exist)."""
+        `change` returns the fields to write, or None for no change; `also` is committed with that write.
+        Returns the entry as left (None when the doc does not exist)."""
         entry = first
         for attempt in range(CAS_ATTEMPTS):
             if entry is None or attempt > 0:
@@ -593,7 +609,11 @@ class Ledger:
             if fields is None:
                 return entry
             fields = {**fields, "updated_at": fields.get("updated_at", self.clock.now())}
-            version = self.store.update(path(key), fields, version=entry.version)
+            if also is None:
+                version = self.store.update(path(key), fields, version=entry.version)
+            else:
+                versions = self.store.commit([Update(path(key), fields, entry.version), also])
+                version = versions[0] if versions else None
             if version is not None:
                 return entry.with_fields(fields, version)
         raise RetryableError(

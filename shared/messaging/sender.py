@@ -211,7 +211,7 @@ class MessageSender:
         try:
             if before_send is not None:
                 before_send()
-            return self._recorded(key, fields, self._send_all(claim, recipients, wording, patient_id))
+            return self._send_all(claim, recipients, wording, patient_id, fields)
         except Withdrawn as withdrawn:
             try:
                 self.ledger.release(claim, withdrawn.reason)
@@ -254,7 +254,12 @@ class MessageSender:
             pass  # a takeover already moved it on; its result stands
 
     def _send_all(
-        self, claim: Claim, recipients: Sequence[Recipient], wording: Wording, patient_id: str | None
+        self,
+        claim: Claim,
+        recipients: Sequence[Recipient],
+        wording: Wording,
+        patient_id: str | None,
+        fields: Mapping[str, Any],
     ) -> Outcome:
         rejected: RecipientRejected | None = None
         for recipient in recipients:
@@ -273,7 +278,13 @@ class MessageSender:
                 )
                 continue
             try:
-                self.ledger.mark_sent(claim, channel=channel, provider_message_id=provider_id)
+                # its send record in the same commit: one round trip, and never "sent" without its evidence
+                record = None
+                if self.evidence is not None:
+                    record = self.evidence.write_for(
+                        claim.key, fields, "sent", channel=channel, provider_message_id=provider_id
+                    )
+                self.ledger.mark_sent(claim, channel=channel, provider_message_id=provider_id, also=record)
             except StaleClaim:
                 raise
             except Exception as exc:

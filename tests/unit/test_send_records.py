@@ -14,7 +14,7 @@ from shared.consent.recipient_time import Place
 from shared.messaging.channels import Channel, Recipient
 from shared.messaging.email_events import apply_events
 from shared.messaging.providers import SendUnconfirmed
-from shared.messaging.sender import Wording
+from shared.messaging.sender import SentNotRecorded, Wording
 from shared.messaging.status_callbacks import apply_status
 from shared.messaging.templates import Message
 from shared.platform.errors import PermanentError
@@ -117,15 +117,20 @@ def test_a_staff_email_has_no_send_record(world):
     assert world.store.docs("send_records") == {}
 
 
-def test_a_send_record_that_cannot_be_written_never_undoes_the_send(world):
+def test_the_send_record_is_committed_with_the_ledgers_sent_both_or_neither(world):
     task = world.task(world.appointment(world.patient()))
     service = world.messages()
-    service.deliver(task, FIRST_TRY)  # warm: the clinic is cached, so the next put is the send record's
+    service.deliver(task, FIRST_TRY)  # warm: the clinic is cached
     second = world.task(world.appointment(world.patient()))
-    world.store.fail_next("put")
-    outcome = service.deliver(second, FIRST_TRY)
-    assert outcome.status == "sent" and world.entry(second.dedup_key)["state"] == "sent"
-    assert record(world, second.dedup_key) == {}
+    world.store.fail_next("commit")  # the one commit of "sent" and its record
+    with pytest.raises(SentNotRecorded):
+        service.deliver(second, FIRST_TRY)
+    assert world.entry(second.dedup_key)["state"] == "unconfirmed" and record(world, second.dedup_key) == {}
+    third = world.task(world.appointment(world.patient()))
+    world.store.round_trips = 0
+    assert service.deliver(third, FIRST_TRY).status == "sent"
+    assert world.store.round_trips == 3  # the batched read, the claim, "sent" with its record in one commit
+    assert world.entry(third.dedup_key)["state"] == "sent" and record(world, third.dedup_key)["outcome"] == "sent"
 
 
 def test_a_status_callback_the_ledger_takes_updates_the_record_and_a_stale_one_does_not(world):
