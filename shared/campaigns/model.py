@@ -184,12 +184,13 @@ def _estimate(reader: DocReader) -> Estimate:
 
 @dataclass(frozen=True)
 class Marketing:
-    """A clinic's marketing settings (clinics/{id}.marketing; each optional)."""
+    """The sending side of a clinic's `marketing` settings (clinics/{id}.marketing; each optional): its cap,
+    hours and price. The texting side (keyword, program name, frequency) is shared/contract/models.py's
+    Marketing, read with the clinic; each field is read in one place."""
 
     daily_cap: int = DEFAULT_DAILY_CAP
     hours: tuple[time, time] | None = None  # recipient-local; narrows the legal window
     price_per_segment_cents: float = 0.0
-    program_name: str = ""
 
     @classmethod
     def of_clinic(cls, clinic_id: str, data: Any) -> Marketing:
@@ -210,7 +211,6 @@ class Marketing:
             daily_cap=r.integer("daily_cap", default=DEFAULT_DAILY_CAP, minimum=1),
             hours=window,
             price_per_segment_cents=float(price or 0),
-            program_name=r.text("program_name", required=False),
         )
 
 
