@@ -60,6 +60,8 @@ ENV = {
     "INBOUND_SMS_URL": "https://waitlist-inbound-sms.cold.invalid/",
     "WAITLIST_CLAIM_URL": "https://waitlist-claim.cold.invalid/",
     "WAITLIST_TOKEN_KEY": "cold-start-claim-key",
+    "CAMPAIGN_CLICK_URL": "https://campaign-click.cold.invalid/",
+    "CAMPAIGN_LINK_KEY": "cold-start-campaign-link-key",
 }
 
 # The client libraries an entry point may need: how the floor imports each and constructs its client.
@@ -138,6 +140,8 @@ SPECS: dict[str, Spec] = {
         "bad-twilio-signature",
     ),
     "waitlist-claim": Spec(("firestore", "tasks"), "main.services().claim_links", "bad-claim-token"),
+    # A campaign message's tracked link: the token check, then one batched read and the click's write.
+    "campaign-click": Spec(("firestore",), "main.wiring.services().campaign_links", "bad-link-token"),
     "retry-sweep": Spec(
         ("firestore", "tasks"),
         "main.wiring.task_types()\nclients.store()\nclients.tasks()",
@@ -180,6 +184,7 @@ REQUESTS: dict[str, tuple[str, str, dict[str, str], bytes]] = {
         b"[]",
     ),
     "bad-claim-token": ("GET", "/?t=not-a-token", {}, b""),
+    "bad-link-token": ("GET", "/not-a-token", {}, b""),
 }
 
 

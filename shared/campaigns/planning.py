@@ -198,7 +198,7 @@ class CampaignPlanner:
         """The report emailed to the clinic's managers a minute after the campaign is done, and again once the
         14 days in which its recipients' bookings count have passed (named tasks: a replay queues nothing twice)."""
         from shared.campaigns.report import BOOKING_WINDOW
-        from shared.campaigns.report_email import CampaignReportTask
+        from shared.campaigns.tasks import CampaignReportTask
 
         specs = []
         for at in (now + REPORT_AFTER, campaign.window.end + BOOKING_WINDOW + REPORT_AFTER):

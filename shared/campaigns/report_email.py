@@ -1,4 +1,5 @@
-"""The campaign_report task: build a campaign's report (shared.campaigns.report) and email it to the clinic's
+"""The campaign_report task's service (its body and declaration: shared/campaigns/tasks.py): build a
+campaign's report (shared.campaigns.report) and email it to the clinic's
 managers through the staff emails' path (shared.reports.emails: one ledger entry per manager and edition).
 
 A body carries ids and the edition's day only: a redelivered task rebuilds the same document and finds its
@@ -7,44 +8,20 @@ emails sent; the next day's edition (bookings keep arriving for 14 days) is a ne
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from shared.campaigns.report import CampaignReport, CampaignReports
+from shared.campaigns.tasks import CampaignReportTask
 from shared.contract.models import Clinic
-from shared.messaging.keys import dedup_key
 from shared.platform.clock import Clock
 from shared.platform.errors import PermanentError
 from shared.platform.html_templates import render_html
 from shared.reports.render import TEMPLATES, Email
-from shared.reports.tasks import recipient_slot
-from shared.tasks.declaration import Declaration, Queue, Service
-from shared.tasks.payload import Day, DocId, TaskBody
 
 if TYPE_CHECKING:
     from shared.reports.emails import StaffEmails
     from shared.tasks.declaration import Reopen
     from shared.tasks.router import Attempt, Outcome
-
-CAMPAIGN_REPORT = "campaign_report"
-
-
-@dataclass(frozen=True)
-class CampaignReportTask(TaskBody):
-    """Build campaign_reports/{campaign_id} and email it to the clinic's managers (one edition per day)."""
-
-    campaign_id: DocId
-    clinic_id: DocId
-    date: Day  # the edition's day (UTC)
-    type: str = CAMPAIGN_REPORT
-
-    @property
-    def failure_key(self) -> str:
-        return dedup_key(CAMPAIGN_REPORT, self.campaign_id, self.date.isoformat())
-
-    def recipient_key(self, address: str) -> str:
-        """The ledger key of this edition's email to one manager."""
-        return dedup_key(CAMPAIGN_REPORT, self.campaign_id, recipient_slot(self.date.isoformat(), address))
 
 
 def _count(value: int | None) -> str:
@@ -123,19 +100,3 @@ class CampaignReportEmails:
 
     def reopen(self, task: CampaignReportTask) -> Reopen:
         return self.emails.reopen(self.emails.manager_keys(task.clinic_id, task.recipient_key))
-
-
-CAMPAIGN_REPORT_EMAILS: Service[CampaignReportEmails] = Service("campaign_report_emails")
-
-
-def _deliver(service: CampaignReportEmails, task: CampaignReportTask, attempt: Attempt) -> Outcome:
-    return service.deliver(task, attempt)
-
-
-def _reopen(service: CampaignReportEmails, task: CampaignReportTask) -> Reopen:
-    return service.reopen(task)
-
-
-DECLARATIONS = (
-    Declaration(CAMPAIGN_REPORT, CampaignReportTask, Queue.REPORTS, CAMPAIGN_REPORT_EMAILS, _deliver, _reopen),
-)

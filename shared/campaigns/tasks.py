@@ -22,11 +22,13 @@ from shared.contract.ids import is_doc_id
 from shared.messaging.appointment_tasks import LedgerKey
 from shared.messaging.keys import dedup_key
 from shared.platform.errors import PermanentError
+from shared.reports.tasks import recipient_slot
 from shared.tasks.declaration import Declaration, Queue, Service
-from shared.tasks.payload import DocId, Instant, TaskBody, Whole, bad
+from shared.tasks.payload import Day, DocId, Instant, TaskBody, Whole, bad
 
 if TYPE_CHECKING:
     from shared.campaigns.planning import CampaignPlanner
+    from shared.campaigns.report_email import CampaignReportEmails
     from shared.campaigns.sending import CampaignMessages
     from shared.tasks.declaration import Reopen
     from shared.tasks.router import Attempt, Outcome
@@ -169,8 +171,30 @@ class MessageTask(TaskBody):
             return None
 
 
+CAMPAIGN_REPORT = "campaign_report"
+
+
+@dataclass(frozen=True)
+class CampaignReportTask(TaskBody):
+    """Build campaign_reports/{campaign_id} and email it to the clinic's managers (one edition per day)."""
+
+    campaign_id: DocId
+    clinic_id: DocId
+    date: Day  # the edition's day (UTC)
+    type: str = CAMPAIGN_REPORT
+
+    @property
+    def failure_key(self) -> str:
+        return dedup_key(CAMPAIGN_REPORT, self.campaign_id, self.date.isoformat())
+
+    def recipient_key(self, address: str) -> str:
+        """The ledger key of this edition's email to one manager."""
+        return dedup_key(CAMPAIGN_REPORT, self.campaign_id, recipient_slot(self.date.isoformat(), address))
+
+
 CAMPAIGN_PLANNER: Service[CampaignPlanner] = Service("campaign_planner")
 CAMPAIGN_MESSAGES: Service[CampaignMessages] = Service("campaign_messages")
+CAMPAIGN_REPORT_EMAILS: Service[CampaignReportEmails] = Service("campaign_report_emails")
 
 
 def _plan(planner: CampaignPlanner, task: PlanTask, attempt: Attempt) -> Outcome:
@@ -194,9 +218,18 @@ def _reopen(messages: CampaignMessages, task: MessageTask) -> Reopen:
 
 
 # Plan, batch and finish are idempotent (named tasks, ledger creates): nothing to reopen.
+def _report(service: CampaignReportEmails, task: CampaignReportTask, attempt: Attempt) -> Outcome:
+    return service.deliver(task, attempt)
+
+
+def _reopen_report(service: CampaignReportEmails, task: CampaignReportTask) -> Reopen:
+    return service.reopen(task)
+
+
 DECLARATIONS = (
     Declaration(PLAN, PlanTask, Queue.CAMPAIGN_PLANNING, CAMPAIGN_PLANNER, _plan),
     Declaration(BATCH, BatchTask, Queue.CAMPAIGN_PLANNING, CAMPAIGN_PLANNER, _batch),
     Declaration(FINISH, FinishTask, Queue.CAMPAIGN_PLANNING, CAMPAIGN_PLANNER, _finish),
     Declaration(MESSAGE, MessageTask, Queue.CAMPAIGNS, CAMPAIGN_MESSAGES, _message, _reopen, MessageTask.from_ledger),
+    Declaration(CAMPAIGN_REPORT, CampaignReportTask, Queue.REPORTS, CAMPAIGN_REPORT_EMAILS, _report, _reopen_report),
 )

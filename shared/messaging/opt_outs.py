@@ -9,10 +9,15 @@ an opt-back-in (START, UNSTOP, YES) grants transactional SMS again and never mar
 
 from __future__ import annotations
 
-from shared.consent.consents import SOURCES, ConsentEvent, Consents, ConsentStatus, Purpose
+import functools
+from typing import TYPE_CHECKING
+
 from shared.contract.models import PATIENTS
 from shared.platform.clock import Clock
 from shared.platform.store import Store
+
+if TYPE_CHECKING:
+    from shared.consent.consents import Consents
 
 OPT_IN_WORDING = "twilio_opt_in"  # the wording of an opt back in is Twilio's keyword, not a form of ours
 
@@ -20,7 +25,13 @@ OPT_IN_WORDING = "twilio_opt_in"  # the wording of an opt back in is Twilio's ke
 class OptOuts:
     def __init__(self, store: Store, clock: Clock) -> None:
         self.store, self.clock = store, clock
-        self.consents = Consents(store, clock)
+
+    @functools.cached_property
+    def consents(self) -> Consents:
+        """Imported on the first opt-out, not when a sender is built (docs/performance.md, cold starts)."""
+        from shared.consent.consents import Consents
+
+        return Consents(self.store, self.clock)
 
     def set_sms_opt_out(
         self,
@@ -35,6 +46,8 @@ class OptOuts:
         """Record the opt-out (or its end) on the patient and in consents/; False when the patient doc does
         not exist. `event_id` (an inbound MessageSid) makes a replay record nothing twice; without one (a
         21610), a revocation already in force is not recorded again."""
+        from shared.consent.consents import SOURCES, ConsentEvent, ConsentStatus, Purpose
+
         patient = self.store.get(f"{PATIENTS}/{patient_id}")
         now = self.clock.now()
         fields = {"sms_opt_out": opted_out, "sms_opt_out_source": source, "sms_opt_out_at": now}

@@ -13,6 +13,7 @@ it belongs on, and (for the retry sweep) how to get its state ready for an opera
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -126,8 +127,13 @@ class TaskRouter:
     ) -> None:
         self.authenticator, self.failures, self.max_attempts = authenticator, failures, max_attempts
         self.types = dict(types)
+
+    @functools.cached_property
+    def known_fields(self) -> tuple[str, ...]:
+        """Every field name some task type declares: a body that cannot be parsed is recorded by these only.
+        Worked out on the first such body, not at start: it reads every body's annotations (cold starts)."""
         names = {name for t in self.types.values() for name in t.body.field_names()}
-        self.known_fields = tuple(sorted({"type", "v", *names}))
+        return tuple(sorted({"type", "v", *names}))
 
     def handle(self, headers: Mapping[str, str], raw_body: bytes) -> Response:
         attempt = Attempt.from_headers(headers, self.max_attempts)

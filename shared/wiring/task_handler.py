@@ -7,7 +7,6 @@ import functools
 from typing import Any
 
 from shared.adapters.signed_webhook import SignedWebhook
-from shared.campaigns import report_email as campaign_report_tasks
 from shared.campaigns import tasks as campaign_tasks
 from shared.messaging import appointment_tasks
 from shared.platform import clients, log
@@ -23,7 +22,6 @@ DECLARATIONS: tuple[Declaration[Any, Any], ...] = (
     *appointment_tasks.DECLARATIONS,
     *waitlist_tasks.DECLARATIONS,
     *report_tasks.DECLARATIONS,
-    *campaign_report_tasks.DECLARATIONS,
     *campaign_tasks.DECLARATIONS,
 )
 
@@ -35,7 +33,7 @@ def bind(wired: Services) -> dict[str, TaskType[Any]]:
         waitlist_tasks.WAITLIST_MESSAGES: lambda: wired.waitlist_messages,
         waitlist_tasks.WAVES: lambda: wired.waves,
         report_tasks.STAFF_EMAILS: lambda: wired.staff_emails,
-        campaign_report_tasks.CAMPAIGN_REPORT_EMAILS: lambda: wired.campaign_report_emails,
+        campaign_tasks.CAMPAIGN_REPORT_EMAILS: lambda: wired.campaign_report_emails,
         campaign_tasks.CAMPAIGN_PLANNER: lambda: wired.campaign_planner,
         campaign_tasks.CAMPAIGN_MESSAGES: lambda: wired.campaign_messages,
     }
