@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _queue_email(campaign_id: str, clinic_id: str, now: Any) -> str:
-    from shared.campaigns.report_email import CampaignReportTask
+    from shared.campaigns.tasks import CampaignReportTask
     from shared.platform.settings import settings
     from shared.tasks.queue import CloudTasksQueue, TaskSpec
 

@@ -9,7 +9,8 @@ from datetime import date, timedelta
 import pytest
 
 from shared.campaigns.report import CampaignReports
-from shared.campaigns.report_email import CampaignReportEmails, CampaignReportTask
+from shared.campaigns.report_email import CampaignReportEmails
+from shared.campaigns.tasks import CampaignReportTask
 from shared.messaging.ledger import Ledger
 from shared.messaging.opt_outs import OptOuts
 from shared.messaging.sender import MessageSender
