@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ops.smoke_plan import SmokePlan
+from shared.consent import evidence
 from shared.contract.models import APPOINTMENTS, CLINICS, PATIENTS, PRODUCTS, WAITLIST
 from shared.messaging import ledger
 from shared.platform import resources
@@ -43,6 +44,7 @@ RUN_COLLECTIONS = (
     report_docs.COLLECTION,
     purchase_orders.COLLECTION,
     offers.COLLECTION,
+    evidence.COLLECTION,  # the smoke clinic's send records: test messages, no patient's evidence
 )
 SEEDED_COLLECTIONS = (PATIENTS, APPOINTMENTS, PRODUCTS, WAITLIST)
 # The public webhooks and the request each must refuse: an unsigned (or token-less) one.
