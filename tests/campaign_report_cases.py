@@ -99,7 +99,7 @@ def seed_campaign(store: S) -> S:
             "name": "Spring glow",
             "status": "done",
             "message": {"template": "Hi {first_name}", "link": "https://glow.example.com/spring"},
-            "estimate": {"recipients": 6, "segments": 12, "cost_cents": 10},
+            "estimate": {"recipients": 6, "segments": 2, "cost_cents": 10},  # segments: of one message
             "planning": {"audience": 9, "excluded": {"no_consent": 2, "opted_out": 1}},
         },
     )

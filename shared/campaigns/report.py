@@ -244,7 +244,6 @@ class CampaignReports:
 
 
 def _segments_per_message(campaign: Mapping[str, Any]) -> int:
-    """A message's segments when its ledger entry does not say: the campaign estimate's average, rounded up."""
-    estimate = _map(campaign.get("estimate"))
-    recipients, segments = count_or_zero(estimate.get("recipients")), count_or_zero(estimate.get("segments"))
-    return max(1, math.ceil(segments / recipients)) if recipients else 1
+    """A message's segments when its ledger entry does not say: the campaign estimate's, which counts one message
+    (shared/campaigns/model.py Estimate)."""
+    return max(1, count_or_zero(_map(campaign.get("estimate")).get("segments")))

@@ -125,6 +125,7 @@ class CampaignMessages:
             )
         values = {"first_name": patient.first_name, "clinic_name": clinic.name, "link": self._link(campaign, task)}
         text = wording.render(campaign.template, values)
+        fields["segments"] = wording.segments(text).count  # on its ledger entry: the report's exact cost
         recipient = Recipient(SMS, patient.phone, clinic.sms_from, clinic.smoke_test)
 
         def still_sending() -> None:
