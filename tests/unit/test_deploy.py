@@ -617,7 +617,15 @@ def test_firestore_indexes_from_the_file_and_ttl_on_the_ledger(two_runs: TwoRuns
     ) in created
     ttl_updates = matching(calls, "firestore", "fields", "ttls", "update")
     ttls = {(words(c)[4], flags(c)["collection-group"]) for c in ttl_updates}
-    groups = {"notifications", "fanout_runs", "answers", "waitlist_offer_counts", "inbound_sms", "send_records", "history"}
+    groups = {
+        "notifications",
+        "fanout_runs",
+        "answers",
+        "waitlist_offer_counts",
+        "inbound_sms",
+        "send_records",
+        "history",
+    }
     assert ttls == {("expire_at", group) for group in groups}
 
 
