@@ -13,6 +13,8 @@ from deploy.registry import RUNTIME
 from local import runtime
 from local.components import functions_framework_command
 
+pytestmark = pytest.mark.dev_python  # run by make test on .venv's Python too (see the Makefile)
+
 HERE = ".".join(map(str, sys.version_info[:2]))
 
 
