@@ -38,7 +38,7 @@ from shared.platform.clock import Clock
 from shared.platform.errors import PermanentError, RetryableError
 from shared.platform.store import Store
 from shared.tasks.declaration import Queue
-from shared.tasks.queue import TaskQueue, TaskSpec, create_all
+from shared.tasks.queue import MAX_SCHEDULE_AHEAD, TaskQueue, TaskSpec, create_all
 from shared.tasks.router import Outcome
 from shared.tasks.router import Status as TaskStatus
 
@@ -46,6 +46,7 @@ FINISH_FIRST = timedelta(seconds=15)
 FINISH_EVERY = timedelta(minutes=5)
 FINISH_GRACE = timedelta(minutes=10)  # after the window: the last messages' tasks have run (or been skipped)
 WINDOW_ENDED = "window_ended"
+SCHEDULE_MARGIN = timedelta(days=1)  # a plan task's create may be retried; never brush the limit
 REPORT_AFTER = timedelta(minutes=1)  # the report's first edition, once the finish's status write has landed
 
 
@@ -82,7 +83,16 @@ class CampaignPlanner:
     # ------------------------------------------------------------------------------- operator's verbs
 
     def schedule(self, campaign_id: str, *, by: str) -> Campaign:
-        """draft → scheduled; its plan task waits for the window to open."""
+        """draft → scheduled; its plan task waits for the window to open. A window opening further ahead than
+        Cloud Tasks schedules a task (MAX_SCHEDULE_AHEAD, less a day's margin) is refused before anything
+        changes: schedule it nearer the time."""
+        found = self.lifecycle.read(campaign_id)
+        if found.window.start > self.clock.now() + MAX_SCHEDULE_AHEAD - SCHEDULE_MARGIN:
+            raise PermanentError(
+                f"the window opens more than {(MAX_SCHEDULE_AHEAD - SCHEDULE_MARGIN).days} days ahead; "
+                "schedule the campaign nearer its start",
+                code="window_too_far",
+            )
         campaign = self.lifecycle.schedule(campaign_id, by=by)
         self._enqueue_plan(campaign, at=campaign.window.start)
         return campaign
@@ -196,12 +206,15 @@ class CampaignPlanner:
 
     def _report_editions(self, campaign: Campaign, now: datetime) -> None:
         """The report emailed to the clinic's managers a minute after the campaign is done, and again once the
-        14 days in which its recipients' bookings count have passed (named tasks: a replay queues nothing twice)."""
+        14 days in which its recipients' bookings count have passed for the last of them (named tasks: a replay
+        queues nothing twice)."""
         from shared.campaigns.report import BOOKING_WINDOW
         from shared.campaigns.tasks import CampaignReportTask
 
         specs = []
-        for at in (now + REPORT_AFTER, campaign.window.end + BOOKING_WINDOW + REPORT_AFTER):
+        # Every message went out by now (nothing is pending, or the window has closed): its recipient's 14 days
+        # end by now + 14 days, well inside what Cloud Tasks schedules; the window's end + 14 days need not be.
+        for at in (now + REPORT_AFTER, now + BOOKING_WINDOW + REPORT_AFTER):
             edition = CampaignReportTask(campaign_id=campaign.id, clinic_id=campaign.clinic_id, date=at.date())
             specs.append(self._spec(Queue.REPORTS, edition.failure_key, edition.to_json(), at))
         self._create(specs)

@@ -29,6 +29,9 @@ from typing import Any, Protocol
 from shared.platform.settings import Settings
 
 DISPATCH_DEADLINE = timedelta(seconds=60)
+# Cloud Tasks refuses a schedule_time more than 720 h (30 days) ahead with INVALID_ARGUMENT (docs/campaigns.md,
+# "What Google Cloud does that this relies on"): a task due later must be created later.
+MAX_SCHEDULE_AHEAD = timedelta(days=30)
 DEFAULT_CONCURRENCY = 32
 CREATE_RETRY_SECONDS = 30.0  # total budget for one task's transient CreateTask errors
 

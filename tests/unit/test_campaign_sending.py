@@ -17,6 +17,8 @@ from shared.campaigns.tasks import MessageTask, message_key
 from shared.campaigns.wording import STOP_LINE, segments
 from shared.consent.consents import Consents, ConsentStatus
 from shared.messaging.ledger import Ledger
+from shared.platform.errors import PermanentError
+from shared.tasks.queue import MAX_SCHEDULE_AHEAD
 from tests.builders import NOW, appointment_doc
 from tests.campaign_support import ATTEMPT, CLICK_URL, WINDOW, CapsAt, Scene
 
@@ -125,10 +127,30 @@ def test_each_consenting_recipient_gets_exactly_one_message_inside_their_window_
     # its report is emailed to the managers a minute after it is done, and again once the 14 days of bookings are in
     editions = scene.report_editions()
     assert [spec.payload["type"] for spec in editions] == ["campaign_report", "campaign_report"]
-    assert editions[1].schedule_time == campaign.window.end + timedelta(days=14, minutes=1)
+    first, final = (spec.schedule_time for spec in editions)
+    assert first is not None and final == first + timedelta(days=14)  # the last recipient's 14 days, from the finish
     assert campaign.estimate is not None and campaign.estimate.recipients == 450
     planning = scene.store.get("campaigns/camp-1").data["planning"]  # what the report reads
     assert planning == {"audience": 452, "excluded": {"sms_opt_out": 1, "no_marketing_consent": 1}}
+
+
+def test_a_long_window_still_gets_its_final_report_within_what_cloud_tasks_schedules(scene):
+    scene.consenting("p-1")
+    scene.campaign(window={"start": NOW, "end": NOW + timedelta(days=25)})
+    scene.planner().schedule("camp-1", by="ops")
+    scene.run_all()
+    assert scene.lifecycle().read("camp-1").status == Status.DONE
+    final = scene.report_editions()[1].schedule_time
+    assert final is not None and final - scene.clock.now() <= MAX_SCHEDULE_AHEAD  # window end + 14 d was 39 days
+
+
+def test_a_window_opening_beyond_what_cloud_tasks_schedules_is_refused_before_anything_changes(scene):
+    scene.consenting("p-1")
+    scene.campaign(window={"start": NOW + timedelta(days=40), "end": NOW + timedelta(days=41)})
+    with pytest.raises(PermanentError) as refused:
+        scene.planner().schedule("camp-1", by="ops")
+    assert refused.value.code == "window_too_far"
+    assert scene.lifecycle().read("camp-1").status == Status.DRAFT and scene.queue.created == []
 
 
 def test_each_message_carries_its_recipients_tracked_link_and_the_estimate_counts_it_at_full_length(scene):
