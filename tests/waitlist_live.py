@@ -120,11 +120,17 @@ class Live:
         return self.sandbox.messages(to=self.email(patient_id), channel="email")
 
     def wait_messages(self, count: int, channel: str = "sms", contains: str = "") -> list[dict[str, Any]]:
+        # SMS are this world's only: its clinic's sender is its own, and a wave an earlier test left in flight
+        # may still text that test's patients after the sandbox was cleared (it made two tests read the
+        # other's offer). Emails share the clinic's address; the tests that count them run alone in theirs.
+        def ours(message: dict[str, Any]) -> bool:
+            return channel != "sms" or message["from"] == self.scene.sms_from
+
         def found() -> list[dict[str, Any]]:
             return [
                 m
                 for m in self.sandbox.messages(channel=channel)
-                if m["direction"] == "outbound" and contains in (m["body"] or m["text"] or "")
+                if m["direction"] == "outbound" and ours(m) and contains in (m["body"] or m["text"] or "")
             ]
 
         assert wait_until(lambda: len(found()) >= count, WAIT), f"{len(found())} of {count} {channel} messages"
