@@ -372,6 +372,7 @@ class Appointment:
     status: str
     price_cents: int
     updated_at: datetime | None
+    group_id: str | None = None  # a seat of groups/{group_id} (docs/groups.md)
 
     @property
     def is_active(self) -> bool:
@@ -399,6 +400,7 @@ class Appointment:
             status=r.choice("status", APPOINTMENT_STATUSES),
             price_cents=r.integer("price_cents", default=0, minimum=0),
             updated_at=r.instant("updated_at", required=False),
+            group_id=r.text("group_id", required=False) or None,
         )
 
 

@@ -1,5 +1,6 @@
-"""The task types of appointment messages: reminders, prep instructions, booking confirmations and
-follow-ups. Written by the reminder planner, run by shared/messaging/delivery.py's AppointmentMessages."""
+"""The task types of appointment messages: reminders, prep instructions, booking confirmations,
+follow-ups and group bookings' messages (docs/groups.md). Written by the reminder planner, run by
+shared/messaging/delivery.py's AppointmentMessages."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ REMINDER = "appointment_reminder"
 PREP = "prep_instructions"
 CONFIRMATION = "booking_confirmation"
 FOLLOWUP = "followup"
-APPOINTMENT_TASK_TYPES = (REMINDER, CONFIRMATION, PREP, FOLLOWUP)
+GROUP = "group_reminder"  # a seat of a group booking: organizer 72 h, every seat 24 h and 2 h
+APPOINTMENT_TASK_TYPES = (REMINDER, CONFIRMATION, PREP, FOLLOWUP, GROUP)
 
 
 class LedgerKeyCheck:
@@ -51,10 +53,13 @@ class AppointmentTask(TaskBody):
     send_at: Instant
     appointment_start: Instant  # the start when this was scheduled; a different start now means "moved"
     offset_hours: Annotated[int, Whole(1, 24 * 14)] | None = None
+    group_id: DocId | None = None  # a group message's group (GROUP only)
 
     def ledger_fields(self, channel: str | None = None) -> dict[str, Any]:
         """What its ledger doc records: enough for an operator to read, and to rebuild this task from."""
+        group = {"group_id": self.group_id} if self.group_id is not None else {}
         return {
+            **group,
             "kind": self.type,
             "offset_hours": self.offset_hours,
             "channel": channel,
@@ -74,6 +79,7 @@ class AppointmentTask(TaskBody):
         body = {
             "dedup_key": key,
             **{name: doc.get(name) for name in ("appointment_id", "clinic_id", "patient_id", "offset_hours")},
+            "group_id": doc.get("group_id"),
             **{
                 name: doc[name].isoformat()
                 for name in ("send_at", "appointment_start")
@@ -84,6 +90,10 @@ class AppointmentTask(TaskBody):
             return cls.from_json({k: v for k, v in body.items() if v is not None}, str(kind))
         except PermanentError:
             return None
+
+    def validate(self) -> None:
+        if (self.type == GROUP) != (self.group_id is not None):
+            raise bad("task field 'group_id' belongs to group messages only, and each names its group")
 
     @property
     def failure_key(self) -> str:

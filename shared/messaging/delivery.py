@@ -4,6 +4,11 @@ Firestore round trips per task, counted at the client: one batched read (ledger 
 patient, + clinic when not cached); a skip or a duplicate ends with at most one write; a send adds the
 claim and the final "sent" update: 3 in all.
 
+A group message (docs/groups.md) also reads its group in the same batched read and is skipped when the
+group is missing, broken or cancelled, the seat left it or is cancelled, or its offset is no longer one
+the seat's role allows (`shared.groups.model.send_problem`); it is rendered from the recipient's own
+patient and appointment only.
+
 Nothing in the task body is trusted beyond its ids: the ledger key is derived again from the
 appointment as re-read (kind, id, start, an offset the clinic really uses), and a body whose key does
 not match is refused. Once the message must go, shared.messaging.sender does the rest (claim, send,
@@ -20,7 +25,8 @@ from functools import partial
 from typing import Any
 
 from shared.contract.models import APPOINTMENTS, CLINICS, PATIENTS, Appointment, Clinic, Patient
-from shared.messaging.appointment_tasks import AppointmentTask
+from shared.groups.model import GROUP_CANCELLED, GROUP_OFFSETS, GROUPS, WORDING, parse_group, send_problem
+from shared.messaging.appointment_tasks import GROUP, AppointmentTask
 from shared.messaging.channels import recipients, unreachable_reason
 from shared.messaging.keys import message_key
 from shared.messaging.ledger import Entry, Ledger
@@ -96,6 +102,8 @@ def check_task(task: AppointmentTask, appointment: Appointment, clinic: Clinic) 
         offsets_ok = task.offset_hours in clinic.reminder_offsets_hours
     elif task.type == "prep_instructions":
         offsets_ok = task.offset_hours == PREP_LEAD_HOURS
+    elif task.type == GROUP:
+        offsets_ok = task.offset_hours in GROUP_OFFSETS
     else:
         offsets_ok = task.offset_hours is None
     if not offsets_ok:
@@ -110,6 +118,7 @@ class _Read:
     appointment: Any
     patient: Any
     clinic: Clinic
+    group: Any = None
 
 
 class AppointmentMessages:
@@ -129,9 +138,12 @@ class AppointmentMessages:
             "appointment": f"{APPOINTMENTS}/{task.appointment_id}",
             "patient": f"{PATIENTS}/{task.patient_id}",
         }
+        if task.group_id is not None:
+            paths["group"] = f"{GROUPS}/{task.group_id}"
         found, clinic = self.clinics.read(self.store, task.clinic_id, paths)
         ledger_doc = found["ledger"]
-        return _Read(Entry.from_doc(ledger_doc) if ledger_doc else None, found["appointment"], found["patient"], clinic)
+        entry = Entry.from_doc(ledger_doc) if ledger_doc else None
+        return _Read(entry, found["appointment"], found["patient"], clinic, found.get("group"))
 
     def deliver(self, task: AppointmentTask, attempt: Attempt) -> Outcome:
         read = self._read(task)
@@ -148,6 +160,11 @@ class AppointmentMessages:
         appointment = Appointment.from_doc(read.appointment.id, read.appointment.data)
         check_task(task, appointment, clinic)
         reason = skip_reason(task, appointment, self.clock.now())
+        if task.group_id is not None:  # a cancelled group says why first: every seat's message stops for it
+            group = parse_group(task.group_id, read.group.data if read.group is not None else None)
+            group_reason = send_problem(group, appointment, task.offset_hours)
+            if group_reason == GROUP_CANCELLED or not reason:
+                reason = group_reason or reason
         if reason:
             return skip(reason)
         if read.patient is None:
@@ -156,13 +173,13 @@ class AppointmentMessages:
         reachable = recipients(patient, clinic)
         if not reachable:
             return skip(unreachable_reason(patient))
+        # A group message's words depend on its offset (organizer, member, starting soon); its values come
+        # from this patient and this appointment only.
+        copy = WORDING.get(task.offset_hours or 0, task.type) if task.type == GROUP else task.type
+        at = task.send_at
         wording = Wording(
-            sms=partial(
-                render_sms, task.type, clinic=clinic, patient=patient, appointment=appointment, send_at=task.send_at
-            ),
-            email=partial(
-                render, task.type, clinic=clinic, patient=patient, appointment=appointment, send_at=task.send_at
-            ),
+            sms=partial(render_sms, copy, clinic=clinic, patient=patient, appointment=appointment, send_at=at),
+            email=partial(render, copy, clinic=clinic, patient=patient, appointment=appointment, send_at=at),
         )
         return self.sender.deliver(task.dedup_key, entry, fields, reachable, wording, attempt, patient_id=patient.id)
 

@@ -178,6 +178,20 @@ _COPY: dict[str, dict[str, Any]] = {
             "Hi {first}, thank you for visiting {clinic}. How are you feeling after your treatment? "
             "We're here if you have any questions.",
         ),
+        # Group bookings (docs/groups.md): each seat's own words, never another member's.
+        "group_organizer": (
+            "Your group booking",
+            "Hi {first}, your group's booking at {clinic} is {reminder_when}. "
+            "Please let us know of any changes before then.",
+        ),
+        "group_member": (
+            "Appointment reminder",
+            "Hi {first}, a reminder of your group appointment at {clinic} {reminder_when}.",
+        ),
+        "group_soon": (
+            "Starting soon",
+            "Hi {first}, your group appointment at {clinic} starts soon: {reminder_when}.",
+        ),
         "contact": "Questions or changes: call {phone}.",
         "sms_footer": "Reply HELP for help.",
         "confirm_footer": "Reply C to confirm, HELP for help.",
@@ -200,6 +214,19 @@ _COPY: dict[str, dict[str, Any]] = {
             "¿Cómo se siente?",
             "Hola {first}, gracias por visitar {clinic}. ¿Cómo se siente después de su tratamiento? "
             "Estamos aquí si tiene alguna pregunta.",
+        ),
+        "group_organizer": (
+            "Su reserva de grupo",
+            "Hola {first}, la reserva de su grupo en {clinic} es {reminder_when}. "
+            "Avísenos de cualquier cambio antes de esa fecha.",
+        ),
+        "group_member": (
+            "Recordatorio de su cita",
+            "Hola {first}, le recordamos su cita de grupo en {clinic} {reminder_when}.",
+        ),
+        "group_soon": (
+            "Su cita empieza pronto",
+            "Hola {first}, su cita de grupo en {clinic} empieza pronto: {reminder_when}.",
         ),
         "contact": "Preguntas o cambios: llame al {phone}.",
         "sms_footer": "Responda HELP para ayuda.",

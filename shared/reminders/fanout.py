@@ -13,6 +13,10 @@ split. Problems with what was sent (unknown clinic, missing appointment, a date 
 counted in the summary, which the entry point raises after logging, so the redelivered event or unit
 fills exactly the gap.
 
+A group booking's seats (docs/groups.md) are planned with their group, read in one batched read per unit or
+event; a seat whose group is missing or broken is counted in the summary's problems (the tick) or rejected
+with its code (an event), a cancelled group's seats are skipped: never a 5xx.
+
 Appointments are read with the fields the plan needs only (`PLAN_FIELDS`): a document whose other
 fields break the contract is caught where they are read, at send time (the handler's failed_tasks).
 """
@@ -28,6 +32,7 @@ from shared.contract.clinic_time import local_day_range
 from shared.contract.clinics import named_clinic
 from shared.contract.events import AppointmentEvent, EventRejected
 from shared.contract.models import APPOINTMENTS, Appointment, Clinic
+from shared.groups.model import GROUP_CANCELLED, Group, read_groups, seat_problem
 from shared.messaging.ledger import Ledger
 from shared.platform import log
 from shared.platform.clock import Clock
@@ -70,7 +75,7 @@ AUDIT_LOOKBACK = timedelta(hours=36)  # appointments written since then are chec
 MAX_DAY_APPOINTMENTS = 2000
 SHARD_APPOINTMENTS = 1500
 CREATE_CONCURRENCY = 32  # CreateTask calls in flight per unit (docs/deploy.md, "Fan-out sizes")
-PLAN_FIELDS = ("clinic_id", "patient_id", "service_name", "requires_prep", "start", "end", "status")
+PLAN_FIELDS = ("clinic_id", "patient_id", "service_name", "requires_prep", "start", "end", "status", "group_id")
 AUDIT_FIELDS = ("clinic_id", "start")
 
 
@@ -145,10 +150,17 @@ def _plan(
     stream left open while chunks flush can time out)."""
     horizon = reminder_window(clinic, day)[2]
     scheduler = fanout.scheduler(report, {clinic.id: clinic})
+    seats = [a for w, appointments in windows if w.kind == REMINDERS for a in appointments if a.group_id]
+    groups = read_groups(fanout.store, [a.group_id for a in seats if a.group_id])
+    for seat in seats:
+        problem = seat_problem(groups.get(seat.group_id or ""), seat) if seat.is_active else None
+        if problem is not None:
+            count_seat_problem(report, problem, seat)
     for window, appointments in windows:
         for appointment in appointments:
             if window.kind == REMINDERS:
-                planned = plan_reminders(appointment, clinic, now=now, horizon=horizon)
+                group = groups.get(appointment.group_id) if appointment.group_id else None
+                planned = plan_reminders(appointment, clinic, now=now, horizon=horizon, group=group)
                 report.appointments += bool(planned)
                 scheduler.add_all(planned)
             else:
@@ -294,15 +306,39 @@ def handle_appointment_event(event: AppointmentEvent, fanout: Fanout, *, now: da
     if not appointment.is_active:
         report.skipped[f"status_{appointment.status}"] += 1
         return report
+    group: Group | None = None
+    if appointment.group_id is not None:
+        read = read_groups(fanout.store, [appointment.group_id]).get(appointment.group_id)
+        problem = seat_problem(read, appointment)
+        if problem == GROUP_CANCELLED:
+            report.skipped[problem] += 1
+            return report
+        if problem is not None:
+            raise EventRejected(f"appointment {appointment.id}: its group cannot be planned ({problem})", code=problem)
+        group = read if isinstance(read, Group) else None
     report.appointments = 1
     scheduler = fanout.scheduler(report, {clinic.id: clinic})
-    scheduler.add_all(plan_reminders(appointment, clinic, now=now, horizon=event_horizon(clinic, now)))
+    scheduler.add_all(plan_reminders(appointment, clinic, now=now, horizon=event_horizon(clinic, now), group=group))
     if event.event == "appointment.created":
         scheduler.add(plan_confirmation(appointment, clinic, now=now))
     return scheduler.finish()
 
 
 # ------------------------------------------------------------------------------------------ reads
+
+
+def count_seat_problem(report: FanoutSummary, problem: str, seat: Appointment) -> None:
+    """A seat the tick plans no group messages for, counted by code; anything but a cancelled group is a
+    problem to fix in the group's document (logged with ids and the code only)."""
+    report.problems[problem] += 1
+    if problem == GROUP_CANCELLED:
+        return
+    log.warning(
+        "group seat without messages; fix the group document",
+        appointment_id=seat.id,
+        group_id=seat.group_id,
+        error_code=problem,
+    )
 
 
 class _Counted:

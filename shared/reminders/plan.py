@@ -23,6 +23,11 @@ Timing rules:
   goes); a follow-up up to a day late. Otherwise it is recorded in the ledger as skipped with reason
   "past", like every other skip: nothing is dropped silently.
 
+Group bookings (docs/groups.md): a seat (an appointment with `group_id`) gets its group's offsets instead
+of the clinic's reminder offsets (organizer 72 h, every seat 24 h and 2 h: shared.groups.model), as
+`group_reminder` messages under exactly these rules; a seat whose group is missing, broken or cancelled
+gets none (the callers classify why).
+
 Dedup keys include the appointment's start instant: a rescheduled appointment gets new keys (new
 reminders), while the old ledger docs stay and their tasks are skipped at send time as "moved".
 """
@@ -34,7 +39,8 @@ from datetime import date, datetime, timedelta, timezone
 
 from shared.contract.clinic_time import local_date, local_day_range, shift_out_of_quiet_hours
 from shared.contract.models import Appointment, Clinic
-from shared.messaging.appointment_tasks import CONFIRMATION, FOLLOWUP, PREP, REMINDER, AppointmentTask
+from shared.groups.model import ORGANIZER_HOURS, Read, seat_offsets
+from shared.messaging.appointment_tasks import CONFIRMATION, FOLLOWUP, GROUP, PREP, REMINDER, AppointmentTask
 from shared.messaging.keys import message_key
 
 PREP_LEAD_HOURS = 48
@@ -43,6 +49,7 @@ CONFIRMATION_DELAY = timedelta(hours=1)
 FOLLOWUP_AFTER_DAYS = 7
 FOLLOWUP_GRACE = timedelta(days=1)
 LATER_REMINDER_COVERS = timedelta(hours=1)
+REMINDER_KINDS = (REMINDER, GROUP)  # the catch-up rule's "reminders"
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,7 @@ def _message(
             send_at=send_at,
             appointment_start=appointment.start,
             offset_hours=offset_hours,
+            group_id=appointment.group_id if kind == GROUP else None,
         ),
         skipped,
     )
@@ -83,9 +91,10 @@ def catch_up_time(clinic: Clinic, now: datetime, latest: datetime) -> datetime |
 
 
 def plan_reminders(
-    appointment: Appointment, clinic: Clinic, *, now: datetime, horizon: datetime
+    appointment: Appointment, clinic: Clinic, *, now: datetime, horizon: datetime, group: Read | None = None
 ) -> list[PlannedMessage]:
-    """Reminders (one per clinic offset) and prep instructions sending before `horizon`.
+    """Reminders (one per clinic offset; for a group's seat, one per offset its role in `group` has) and
+    prep instructions sending before `horizon`.
 
     Messages whose (quiet-hours-adjusted) send time is at or after the horizon belong to a later tick
     and are left out. Overdue ones follow the catch-up rule of the module doc.
@@ -93,7 +102,10 @@ def plan_reminders(
     if not appointment.is_active:
         return []
     latest = appointment.start - LATEST_BEFORE_START
-    leads = [(REMINDER, hours) for hours in clinic.reminder_offsets_hours]
+    if appointment.group_id is None:
+        leads = [(REMINDER, hours) for hours in clinic.reminder_offsets_hours]
+    else:
+        leads = [(GROUP, hours) for hours in seat_offsets(group, appointment)]
     if appointment.requires_prep:
         leads.append((PREP, PREP_LEAD_HOURS))
     timed = []
@@ -108,7 +120,7 @@ def plan_reminders(
     reminder_times = {
         hours: (send_at if send_at >= now else catch_up)
         for kind, hours, _, send_at in timed
-        if kind == REMINDER and send_at <= latest
+        if kind in REMINDER_KINDS and send_at <= latest
     }
     planned: list[PlannedMessage] = []
     for kind, hours, nominal, send_at in timed:
@@ -120,7 +132,7 @@ def plan_reminders(
             planned.append(_message(kind, appointment, send_at, hours))
         else:
             covered = (
-                kind == REMINDER
+                kind in REMINDER_KINDS
                 and catch_up is not None
                 and any(
                     later is not None and later - catch_up < LATER_REMINDER_COVERS
@@ -168,8 +180,9 @@ def plan_followup(appointment: Appointment, clinic: Clinic, *, now: datetime) ->
 
 
 def max_lead(clinic: Clinic) -> timedelta:
-    """The longest time between a message and its appointment for this clinic (offsets, prep)."""
-    return timedelta(hours=max((*clinic.reminder_offsets_hours, PREP_LEAD_HOURS)))
+    """The longest time between a message and its appointment for this clinic (offsets, prep, a group's
+    organizer)."""
+    return timedelta(hours=max((*clinic.reminder_offsets_hours, PREP_LEAD_HOURS, ORGANIZER_HOURS)))
 
 
 def reminder_window(clinic: Clinic, day: date) -> tuple[datetime, datetime, datetime]:
@@ -178,7 +191,7 @@ def reminder_window(clinic: Clinic, day: date) -> tuple[datetime, datetime, date
 
     Why horizon + max_lead is enough: without a quiet-hours move, or moved forward, a message sends at or
     after start - lead. Moved back, it sends 15 min before a quiet window that ends after start - 30 min,
-    so less than 24 h 45 min before the start; max_lead is at least the 48 h prep lead.
+    so less than 24 h 45 min before the start; max_lead is at least the 72 h group organizer's lead.
     """
     first, horizon = local_day_range(day, clinic.zone)
     return first, horizon + max_lead(clinic), horizon

@@ -1,0 +1,1 @@
+"""groups: group bookings (docs/groups.md)"""
