@@ -16,6 +16,9 @@
 7. confirms an appointment with a patient's C;
 8. publishes the daily reports tick and shows the reports emailed to the clinics' managers.
 
+Then a campaign, and a group booking (docs/groups.md): a party of three whose seats each get their own
+"starting soon" text, one seat cancelled before it is due.
+
 Each step names the console page where it can be seen. The demo stands the stack's clock on 12:00 UTC
 of today (the same plan every run) and puts it back when it ends. Output holds clinic names, ids, counts
 and masked numbers only. Durations are measured and printed. The last line of a finished story,
@@ -84,6 +87,8 @@ STAND_ON = wall_time(12, 0)  # UTC: the demo's "now" on today's date, so every r
 SETTLED_SECONDS = 3.0  # nothing moved in the ledger for this long: the dispatch is over
 POLL_SECONDS = 0.25
 WAITLIST_CLINIC = "nyc"
+GROUP_NAMES = ("Ottilie", "Bronwyn", "Ines")  # the demo's group booking: the organizer first
+GROUP_LEAD_SECONDS = 20  # the party's "starting soon" is due this long after its seats are booked
 CAMPAIGN_KEYWORD = "JOIN"  # the clinic's marketing keyword (the default)
 CAMPAIGN_FORMS = 4  # consents from the booking platform's form; one of these patients then revokes by text
 SUMMARY_PREFIX = "DEMO_SUMMARY "  # the last line of a finished story: its counts as JSON (summary_line)
@@ -766,6 +771,72 @@ class Story:
             campaign_messages_seen=len(sent),
         )
 
+    # 10 ----------------------------------------------------------------------------------------------
+    def grouped(self) -> None:
+        """A bridal party of three booked together (docs/groups.md), starting two hours from now: the events
+        plan each seat's "starting soon" (the 72 h and 24 h ones are past, covered by it); a bridesmaid cancels
+        before it is due and gets nothing; the others each read their own name only."""
+        from shared.platform.clock import system_clock
+
+        world = self.world
+        clinic_id = f"clinic-{WAITLIST_CLINIC}"
+        run = int(time.time())
+        start = (system_clock.now() + timedelta(hours=2, seconds=GROUP_LEAD_SECONDS)).replace(microsecond=0)
+        group_id, seats = f"demo-party-{run}", {}
+        for index, name in enumerate(GROUP_NAMES):
+            patient_id = f"demo-party-{run}-{index}"
+            phone = f"+1212555{(run + index) % 10_000:04d}"
+            world.db.document(f"patients/{patient_id}").set(
+                {"clinic_id": clinic_id, "first_name": name, "last_name": "Party", "phone": phone}
+            )
+            seats[patient_id] = (f"{group_id}-seat-{index}", phone, name)
+        members = list(seats)
+        world.db.document(f"groups/{group_id}").set(
+            {
+                "clinic_id": clinic_id,
+                "organizer_patient_id": members[0],
+                "member_patient_ids": members,
+                "start": start,
+                "status": "active",
+            }
+        )
+        for patient_id, (appointment_id, _, _) in seats.items():
+            world.db.document(f"appointments/{appointment_id}").set(
+                {
+                    "clinic_id": clinic_id,
+                    "patient_id": patient_id,
+                    "service_name": "Bridal glow facial",
+                    "start": start,
+                    "end": start + timedelta(hours=1),
+                    "status": "booked",
+                    "group_id": group_id,
+                }
+            )
+            world.publish("appointment-events", {"event": "appointment.created", "appointment_id": appointment_id})
+
+        def soon() -> list[dict[str, Any]]:
+            docs = [doc for _, doc in world.docs("notifications", group_id=group_id)]
+            return [doc for doc in docs if doc.get("offset_hours") == 2]
+
+        wait_for("the party's messages to be planned", lambda: len(soon()) == len(seats), world.timeout)
+        self.say(f"a party of {len(seats)} booked together: each seat's 'starting soon' planned (ids only)")
+        maid_appointment, maid_phone, _ = seats[members[1]]
+        world.db.document(f"appointments/{maid_appointment}").update({"status": "cancelled"})
+        self.say("a bridesmaid cancels her own seat before it is due")
+        done = ("sent", "delivered", "skipped", "failed")
+        wait_for("the party's messages", lambda: all(doc.get("state") in done for doc in soon()), world.timeout)
+        sent = [doc for doc in soon() if doc.get("state") in ("sent", "delivered")]
+        skipped = [doc for doc in soon() if doc.get("reason") == "cancelled"]
+        texts = {phone: name for _, phone, name in seats.values()}
+        bodies = [m for m in world.messages(channel="sms", direction="outbound") if m.get("to") in texts]
+        crossed = [m for m in bodies if any(n in str(m.get("body")) for n in GROUP_NAMES if n != texts[m["to"]])]
+        if len(sent) != len(seats) - 1 or len(skipped) != 1 or crossed or maid_phone in {m["to"] for m in bodies}:
+            raise DemoError("the party's messages did not end as planned")
+        self.say(
+            f"{len(sent)} 'starting soon' texts sent, each naming only its recipient; the cancelled seat's skipped"
+        )
+        self.figures.update(group_seats=len(seats), group_sent=len(sent), group_seat_cancelled=len(skipped))
+
     def _texted(self, clinic_id: str) -> list[tuple[str, str, str]]:
         """(patient id, conversation, phone) of the clinic's patients who got an SMS, by patient id."""
         phones = {str(doc.get("phone")): doc_id for doc_id, doc in self.world.docs("patients", clinic_id=clinic_id)}
@@ -821,6 +892,8 @@ def run(quick: bool, timeout: float) -> int:
             story.reported()
         with narrator.step("Campaign: consent, a promotion to those who gave it, its report", "/campaigns"):
             story.campaigned()
+        with narrator.step("Group booking: a party's own reminders, a seat cancelled", "/conversations"):
+            story.grouped()
     except DemoError as exc:
         print(f"\ndemo: {exc}", file=sys.stderr)
         return 1

@@ -25,6 +25,7 @@ STEPS = (
     "Confirmed by text",
     "Reported",
     "Campaign",
+    "Group booking",
 )
 
 
@@ -61,6 +62,8 @@ def test_the_quick_demo_tells_every_step_and_its_numbers_add_up(quick_demo: subp
     # one JOIN and four booking-form consents, one of them revoked by text: four recipients, each messaged once
     assert figures["campaign_recipients"] == figures["campaign_sent"] == figures["campaign_messages_seen"] == 4
     assert figures["campaign_delivered"] == 4 and figures["campaign_excluded"] >= 1 and figures["campaign_clicks"] == 1
+    # a party of three: two "starting soon" texts, the seat cancelled before it was due skipped
+    assert (figures["group_seats"], figures["group_sent"], figures["group_seat_cancelled"]) == (3, 2, 1)
 
 
 def test_the_quick_demo_names_clinics_and_never_a_patient(quick_demo: subprocess.CompletedProcess[str]) -> None:
