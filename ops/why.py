@@ -27,7 +27,7 @@ from ops.outbox import Outbox, ProviderMessage
 from shared.contract.clinic_time import shift_out_of_quiet_hours
 from shared.contract.models import APPOINTMENTS, CLINICS, PATIENTS, Clinic, count_or_zero
 from shared.messaging import ledger
-from shared.messaging.appointment_tasks import CONFIRMATION, FOLLOWUP, PREP, REMINDER
+from shared.messaging.appointment_tasks import CONFIRMATION, FOLLOWUP, GROUP, PREP, REMINDER
 from shared.platform.errors import InvalidDocument
 from shared.platform.masking import scrub
 from shared.platform.store import Doc, Store
@@ -39,6 +39,7 @@ KIND_WORDS = {
     PREP: "prep instructions",
     CONFIRMATION: "booking confirmation",
     FOLLOWUP: "follow-up",
+    GROUP: "group booking message",
 }
 SKIP_REASONS = {
     "past": "its time had passed when it was planned, or the appointment had begun when its task ran",
@@ -49,6 +50,9 @@ SKIP_REASONS = {
     "no_contact": "the patient has no phone number or email address a message could use",
     "already_confirmed": "the appointment was already confirmed",
     "appointment_missing": "the appointment no longer exists",
+    "group_cancelled": "the group booking was cancelled (docs/groups.md)",
+    "left_group": "the appointment no longer belongs to this group",
+    "not_organizer": "the patient is no longer the group's organizer",
 }
 PROVIDERS = {"sms": "Twilio", "email": "SendGrid"}
 MAX_TEXT = 160

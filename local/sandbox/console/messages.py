@@ -17,6 +17,7 @@ KIND_LABELS = {
     "booking_confirmation": "booking confirmation",
     "prep_instructions": "prep instructions",
     "followup": "follow-up",
+    "group_reminder": "group booking message",
     "waitlist_offer": "waitlist offer",
     "waitlist_result": "waitlist result",
     "report_email": "report",
