@@ -22,7 +22,7 @@ from shared.platform.errors import PermanentError
 from shared.platform.store import Delete
 from shared.reminders.coordinator import run_tick
 from shared.reminders.fanout import Fanout, handle_appointment_event
-from shared.reminders.plan import plan_reminders
+from shared.reminders.plan import plan_reminders, reminder_window
 from shared.reminders.scheduler import Queues
 from shared.reports.periods import period_of
 from tests.builders import CLINIC, CLINIC_ID, FIRST_TRY, NOW, World, appointment_task
@@ -124,6 +124,19 @@ def test_group_messages_move_out_of_quiet_hours_like_reminders():
     times = plan(seat("p1", start), group, start - timedelta(days=5))
     assert times[2] == ny(DST + timedelta(days=2), 20, 45)  # 08:00 is too late: the evening before
     assert not any(in_quiet_hours(at, NY, CLINIC_NY.quiet_hours) for at in times.values())
+
+
+@pytest.mark.parametrize("quiet", [("21:00", "08:00"), ("12:00", "11:30")])
+def test_a_ticks_window_reaches_the_organizers_72_hour_lead_and_no_further(quiet):
+    clinic = Clinic.from_doc(CLINIC_ID, {**CLINIC, "quiet_hours": {"start": quiet[0], "end": quiet[1]}})
+    _, end, horizon = reminder_window(clinic, DST)
+    group = parse_group("grp-1", group_doc("p1", ["p1"], end))
+    for minutes in range(0, 24 * 60, 15):
+        late = seat("p1", end + timedelta(minutes=minutes))
+        assert plan_reminders(late, clinic, now=horizon - timedelta(days=4), horizon=horizon, group=group) == []
+    last = seat("p1", end - timedelta(minutes=1))
+    planned = plan_reminders(last, clinic, now=horizon - timedelta(days=4), horizon=horizon, group=group)
+    assert [m.task.offset_hours for m in planned] == [72]  # due just before the horizon, planned by this tick
 
 
 def test_each_seat_and_offset_has_its_own_ledger_key_and_a_payload_of_ids_only():
