@@ -13,11 +13,12 @@ import pytest
 
 from shared.contract.clinic_time import in_quiet_hours
 from shared.contract.events import AppointmentEvent, EventRejected, TickRequest
-from shared.contract.models import Appointment, Clinic
+from shared.contract.models import Appointment, Clinic, Patient
 from shared.groups.figures import report_figures
-from shared.groups.model import Group, parse_group, read_groups
+from shared.groups.model import WORDING, Group, parse_group, read_groups
 from shared.messaging.appointment_tasks import GROUP, REMINDER, AppointmentTask
 from shared.messaging.keys import message_key
+from shared.messaging.templates import gsm7_safe, render, render_sms, sms_segments
 from shared.platform.errors import PermanentError
 from shared.platform.store import Delete
 from shared.reminders.coordinator import run_tick
@@ -194,6 +195,21 @@ def test_group_id_belongs_to_group_messages_only():
         AppointmentTask.from_json({**body, "group_id": "grp-1"}, REMINDER)
     with pytest.raises(PermanentError):
         AppointmentTask.from_json(body, GROUP)
+
+
+@pytest.mark.parametrize("offset", [72, 24, 2])
+@pytest.mark.parametrize("locale", ["en", "es"])
+def test_each_group_wording_is_gsm7_two_segments_and_names_no_treatment(offset, locale):
+    clinic = Clinic.from_doc(CLINIC_ID, {**CLINIC, "name": "Lumen Skin & Laser Aesthetics of Upper Manhattan"})
+    patient = Patient.from_doc("p1", {"clinic_id": CLINIC_ID, "first_name": "Maximiliana", "locale": locale})
+    appointment = seat("p1", ny(DST, 10))
+    sms = render_sms(WORDING[offset], clinic=clinic, patient=patient, appointment=appointment,
+                     send_at=appointment.start - timedelta(hours=offset))  # fmt: skip
+    assert gsm7_safe(sms) == sms and sms_segments(sms) <= 2 and not sms.endswith("...")
+    assert "STOP" not in sms.upper() and "CANCEL" not in sms.upper() and "HydraFacial" not in sms
+    assert sms.startswith("Hola Maximiliana," if locale == "es" else "Hi Maximiliana,")
+    email = render(WORDING[offset], clinic=clinic, patient=patient, appointment=appointment)
+    assert "Maximiliana" in email.text and "<p>" in email.html
 
 
 # ------------------------------------------------------------------------------------ at send time
