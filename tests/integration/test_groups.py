@@ -11,7 +11,7 @@ every seat its 24 h and 2 h messages, except the bridesmaid who cancels after he
 (skipped at send time, nothing after). The couple: the organizer cancels the whole group after its 24 h
 messages were planned: both skipped, no 2 h message planned. Nobody's message names anyone else, each message
 goes exactly once, a redelivered event changes nothing, and a seat of a group without members is acknowledged
-with its code, never a 5xx.
+with its code, never a 5xx. The report's group figures are then read from the emulator's ledger.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from local.config import StackConfig
 from local.processes import wait_until
 from shared.contract.events import TickRequest
+from shared.groups.figures import report_figures
 from shared.messaging.appointment_tasks import AppointmentTask
 from shared.platform import clients
 from shared.platform.clock import system_clock
@@ -37,6 +38,7 @@ from shared.platform.settings import settings
 from shared.reminders.coordinator import run_tick
 from shared.reminders.fanout import Fanout
 from shared.reminders.scheduler import Queues
+from shared.reports.periods import period_of
 from shared.tasks.queue import CloudTasksQueue
 from tests.handler_support import post
 from tests.integration.test_fanout import spring_forward_day
@@ -262,3 +264,14 @@ def test_a_group_gets_the_right_messages_to_the_right_people_exactly_once(stack,
             assert not [word for name in strangers for word in name.split() if word in body]
     assert sum("group's booking" in m["body"] for m in messages) == 2  # organizers only
     assert sum("starts soon" in m["body"] for m in messages) == 2
+
+    # The report's section, from the emulator's ledger: the week of the spring-forward Sunday.
+    figures = report_figures(clients.store(), party.clinic, period_of("weekly", DST, NY)).as_doc()
+    assert figures == {
+        "groups_messaged": 2,
+        "seats_reminded": 3,
+        "messages_sent": 6,
+        "organizer_reminders": 2,
+        "member_cancellations": 1,
+        "groups_cancelled": 1,
+    }
