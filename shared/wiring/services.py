@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from shared.messaging.ledger import Ledger
     from shared.messaging.sender import MessageSender
     from shared.platform.store import FirestoreStore
+    from shared.rebooking.sending import RebookingMessages
     from shared.reminders.fanout import Fanout
     from shared.reports.builder import ReportBuilder
     from shared.reports.emails import StaffEmails
@@ -263,6 +264,24 @@ class Services:
             consents=self.consents,
             caps=MarketingCaps(SendRecords(self.store, self.clock)),
             links=lambda: self.campaign_links,
+        )
+
+    @functools.cached_property
+    def rebooking_messages(self) -> RebookingMessages:
+        """Rebooking nudges (marketing) and "we missed you" (transactional), through the same ledger and sender."""
+        from shared.consent.caps import MarketingCaps
+        from shared.consent.evidence import SendRecords
+        from shared.rebooking.sending import RebookingMessages
+
+        return RebookingMessages(
+            store=self.store,
+            ledger=self.ledger,
+            sender=self.sender,
+            tasks=self.tasks,
+            queues=self.config.queue,
+            clock=self.clock,
+            consents=self.consents,
+            caps=MarketingCaps(SendRecords(self.store, self.clock)),
         )
 
     # --------------------------------------------------------------------------------------- reports
