@@ -8,7 +8,8 @@ renders them in the email and on the console's report page, in this order.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -39,4 +40,25 @@ class JourneyFigures:
 
 Provider = Callable[["Store", str, "ReportPeriod"], JourneyFigures]
 
-PROVIDERS: tuple[Provider, ...] = ()
+
+def provider(module: str, name: str = "report_figures") -> Provider:
+    """A flow's provider, imported when a report is first built: a flow's figures module imports this one (for
+    `Figure`), so listing it here by name keeps the two free of an import cycle."""
+
+    def figures(store: Store, clinic_id: str, period: ReportPeriod) -> JourneyFigures:
+        found: Provider = getattr(importlib.import_module(module), name)
+        return found(store, clinic_id, period)
+
+    figures.__qualname__ = f"{module}.{name}"
+    return figures
+
+
+PROVIDERS: tuple[Provider, ...] = (provider("shared.rebooking.figures"),)
+
+
+def journey_figures(
+    store: Store, clinic_id: str, period: ReportPeriod, providers: Sequence[Provider] = PROVIDERS
+) -> list[JourneyFigures]:
+    """Every provider's section for one clinic's period, in the providers' order. A provider's failure is the
+    report's (the builder counts it and the redelivered tick rebuilds the report whole)."""
+    return [figures(store, clinic_id, period) for figures in providers]
