@@ -178,8 +178,9 @@ class RebookingMessages:
         """Re-time the nudge to `at`: a new named task, and the ledger's send_at with it (the stuck-message
         sweep looks for scheduled entries past their send_at)."""
         moved = dataclasses.replace(task, send_at=at)
+        if not self.ledger.retime(task.dedup_key, at):
+            return Outcome(Status.DUPLICATE, reason="not_scheduled")  # another delivery settled it meanwhile
         try:
-            self.store.put(ledger_path(task.dedup_key), {"send_at": at}, merge=True)
             spec = TaskSpec(self.queues(Queue.SMS), f"{task.dedup_key}@{at.isoformat()}", moved.to_json(), at)
             self.tasks.create(spec)
         except Exception as exc:

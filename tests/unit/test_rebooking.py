@@ -9,10 +9,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from shared.consent.caps import MarketingCaps
 from shared.consent.consents import Consents
+from shared.consent.evidence import SendRecords
 from shared.contract.models import Appointment, Clinic, Patient
 from shared.messaging.appointment_tasks import AppointmentTask
 from shared.messaging.keys import message_key
+from shared.messaging.ledger import Planned
 from shared.messaging.templates import fit_with_footer, gsm7_safe, render_sms, sms_segments
 from shared.platform.errors import PermanentError
 from shared.platform.store import Delete
@@ -161,13 +164,13 @@ class RebookScene(Scene):
             queues=lambda queue: QUEUE_NAMES.get(queue, "reminders-sms"),
             clock=self.clock,
             consents=Consents(self.store, self.clock),
-            caps=self.caps or CapsAt(),
+            caps=self.caps or MarketingCaps(SendRecords(self.store, self.clock)),
         )
 
     def visit(self, patient_id: str, start: datetime, status: str = "completed", **fields: Any) -> dict[str, Any]:
         return self.appointment(patient_id, start=start, status=status, service_name="Botox", **fields)
 
-    def task(self, appointment: dict[str, Any], kind: str = REBOOK, **overrides: Any) -> AppointmentTask:  # type: ignore[override]
+    def task(self, appointment: dict[str, Any], kind: str = REBOOK, **overrides: Any) -> AppointmentTask:
         values = {
             "type": kind,
             "appointment_id": appointment["id"],
@@ -179,6 +182,12 @@ class RebookScene(Scene):
             **overrides,
         }
         return AppointmentTask(**values)
+
+    def planned(self, appointment: dict[str, Any]) -> AppointmentTask:
+        """The nudge as the tick leaves it: its ledger doc scheduled, its task about to run."""
+        task = self.task(appointment)
+        self.ledger().schedule([Planned(task.dedup_key, task.ledger_fields("sms"))])
+        return task
 
 
 @pytest.fixture
@@ -248,7 +257,7 @@ def test_outside_the_recipients_window_the_nudge_moves_to_its_opening_and_the_le
     scene.clock.instant = NOW  # 07:00 in New York: the window opens at 08:00
     patient = scene.consenting("p-early")
     visit = scene.visit(patient, NOW - timedelta(days=90))
-    task = scene.task(visit)
+    task = scene.planned(visit)
     assert scene.service().deliver(task, ATTEMPT).reason == "moved"
     (moved,) = scene.queue.created
     opening = NOW + timedelta(hours=1)
@@ -257,11 +266,18 @@ def test_outside_the_recipients_window_the_nudge_moves_to_its_opening_and_the_le
     assert not scene.sms.sent
 
 
+def test_a_nudge_settled_meanwhile_is_not_moved(scene):
+    scene.clock.instant = NOW  # before the window opens
+    visit = scene.visit(scene.consenting("p-late"), NOW - timedelta(days=90))
+    task = scene.task(visit)  # no scheduled ledger doc: nothing to move
+    assert scene.service().deliver(task, ATTEMPT).reason == "not_scheduled" and not scene.queue.created
+
+
 def test_at_the_daily_cap_the_nudge_moves_a_day(scene):
     patient = scene.consenting("p-capped")
     scene.caps = CapsAt({patient})
     visit = scene.visit(patient, NOW - timedelta(days=90))
-    assert scene.service().deliver(scene.task(visit), ATTEMPT).reason == "moved"
+    assert scene.service().deliver(scene.planned(visit), ATTEMPT).reason == "moved"
     (moved,) = scene.queue.created
     assert moved.schedule_time is not None and moved.schedule_time >= scene.clock.now() + timedelta(days=1)
 
