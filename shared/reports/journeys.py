@@ -2,8 +2,11 @@
 rebooking and no-shows), each computed by its own domain from its own collections (docs/reports.md).
 
 A flow contributes a `JourneyFigures` through a provider `(store, clinic_id, period) -> JourneyFigures`
-listed in `PROVIDERS`; the report builder stores every section in the report doc under `journeys` and
-renders them in the email and on the console's report page, in this order.
+listed in `PROVIDERS` by module name (`provider("shared.<flow>.figures")`: the flow's module imports this one
+for `Figure`); the report builder (shared/reports/builder.py, `journey_figures`) stores every section in the
+report doc under `journeys` (values) and `journey_sections` (titles and labels, shared/reports/report_docs.py)
+and renders them in the email and on the console's report page, in this order (shared/reports/render.py,
+`journey_rows`).
 """
 
 from __future__ import annotations
