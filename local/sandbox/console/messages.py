@@ -17,6 +17,8 @@ KIND_LABELS = {
     "booking_confirmation": "booking confirmation",
     "prep_instructions": "prep instructions",
     "followup": "follow-up",
+    "rebook_nudge": "rebooking nudge",
+    "no_show_message": "we missed you",
     "waitlist_offer": "waitlist offer",
     "waitlist_result": "waitlist result",
     "report_email": "report",
