@@ -766,6 +766,17 @@ class Story:
             campaign_messages_seen=len(sent),
         )
 
+    # 10 ----------------------------------------------------------------------------------------------
+    def rebooked(self) -> None:
+        """Rebooking nudges and "we missed you" (local/demo_rebooking.py, docs/rebooking.md)."""
+        from local.demo_rebooking import rebooked
+
+        clinic_id = f"clinic-{WAITLIST_CLINIC}"
+        texted = [patient_id for patient_id, _, _ in self._texted(clinic_id)]
+        consenting = [patient_id for patient_id in texted if self._consent(patient_id) == "granted"]
+        others = [patient_id for patient_id in texted if self._consent(patient_id) is None]  # never asked
+        self.figures.update(rebooked(self.world, self.say, wait_for, clinic_id, consenting, others[0]))
+
     def _texted(self, clinic_id: str) -> list[tuple[str, str, str]]:
         """(patient id, conversation, phone) of the clinic's patients who got an SMS, by patient id."""
         phones = {str(doc.get("phone")): doc_id for doc_id, doc in self.world.docs("patients", clinic_id=clinic_id)}
@@ -821,6 +832,8 @@ def run(quick: bool, timeout: float) -> int:
             story.reported()
         with narrator.step("Campaign: consent, a promotion to those who gave it, its report", "/campaigns"):
             story.campaigned()
+        with narrator.step("Rebooking: a nudge 90 days after a Botox visit, and we missed you", "/operations/ledger"):
+            story.rebooked()
     except DemoError as exc:
         print(f"\ndemo: {exc}", file=sys.stderr)
         return 1

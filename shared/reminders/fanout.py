@@ -128,8 +128,9 @@ def day_windows(
     windows = [Window(REMINDERS, first, end)]
     followup_days = [followup_day(day)]
     missed = catch_up_window(clinic, day, now)
-    caught_up = missed is not None and not planned_days.completed(clinic.id, day - timedelta(days=1))
-    if missed is not None and caught_up:
+    caught_up = False
+    if missed is not None and not planned_days.completed(clinic.id, day - timedelta(days=1)):
+        caught_up = True
         windows.insert(0, Window(REMINDERS, *missed))
         followup_days.insert(0, followup_day(day - timedelta(days=1)))
         report.problems["caught_up_missed_tick"] += 1

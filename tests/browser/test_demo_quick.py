@@ -25,6 +25,7 @@ STEPS = (
     "Confirmed by text",
     "Reported",
     "Campaign",
+    "Rebooking",
 )
 
 
@@ -61,6 +62,12 @@ def test_the_quick_demo_tells_every_step_and_its_numbers_add_up(quick_demo: subp
     # one JOIN and four booking-form consents, one of them revoked by text: four recipients, each messaged once
     assert figures["campaign_recipients"] == figures["campaign_sent"] == figures["campaign_messages_seen"] == 4
     assert figures["campaign_delivered"] == 4 and figures["campaign_excluded"] >= 1 and figures["campaign_clicks"] == 1
+    # 90 days on: one nudge (consent), one skipped (booked again since), one "we missed you"
+    assert (figures["rebook_nudges_sent"], figures["rebook_skipped_rebooked"], figures["no_show_messages_sent"]) == (
+        1,
+        1,
+        1,
+    )
 
 
 def test_the_quick_demo_names_clinics_and_never_a_patient(quick_demo: subprocess.CompletedProcess[str]) -> None:
