@@ -774,8 +774,14 @@ class Story:
         clinic_id = f"clinic-{WAITLIST_CLINIC}"
         texted = [patient_id for patient_id, _, _ in self._texted(clinic_id)]
         consenting = [patient_id for patient_id in texted if self._consent(patient_id) == "granted"]
-        others = [patient_id for patient_id in texted if self._consent(patient_id) is None]  # never asked
-        self.figures.update(rebooked(self.world, self.say, wait_for, clinic_id, consenting, others[0]))
+        reachable = [
+            patient_id
+            for patient_id, doc in sorted(self.world.docs("patients", clinic_id=clinic_id))
+            if patient_id not in texted
+            and doc.get("phone")
+            and not (doc.get("sms_opt_out") or doc.get("email_opt_out"))
+        ]
+        self.figures.update(rebooked(self.world, self.say, wait_for, clinic_id, consenting, reachable[0]))
 
     def _texted(self, clinic_id: str) -> list[tuple[str, str, str]]:
         """(patient id, conversation, phone) of the clinic's patients who got an SMS, by patient id."""

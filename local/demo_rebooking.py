@@ -1,6 +1,7 @@
 """The demo's rebooking step (local/demo.py, docs/rebooking.md): 90 days after a Botox visit, the patient who gave
 marketing consent gets a rebooking nudge; one who has booked again since gets nothing (skipped "rebooked"); a
-patient who missed a visit two days ago gets "we missed you". The stack's clock moves 90 days on and the clinic's
+patient who missed a visit two days ago gets "we missed you". The visits are a month after the demo's day (after
+every seeded appointment, which would count as booked since); the stack's clock moves 90 days past them and the clinic's
 tick for that day is run as `python -m ops replay-tick` runs it (the units of the reminder-fanout functions), so
 the messages go through the real task handler, ledger and Twilio sandbox seconds later.
 """
@@ -26,6 +27,7 @@ from shared.reminders.scheduler import Queues
 from shared.tasks.queue import CloudTasksQueue
 
 REBOOK_AFTER_DAYS = 90
+VISIT_IN_DAYS = 30  # the demo's Botox visits: a month after the demo's day, after every seeded appointment
 NUDGE_IN = timedelta(seconds=15)  # the nudge falls due this long after the tick
 SETTLED = ("sent", "delivered", "skipped", "failed")
 
@@ -45,7 +47,8 @@ def rebooked(
     world.db.document(f"clinics/{clinic_id}").set(
         {"services": {"Botox": {"rebook_after_days": REBOOK_AFTER_DAYS}}, "no_show_message": True}, merge=True
     )
-    now = (system_clock.now() + timedelta(days=REBOOK_AFTER_DAYS)).replace(microsecond=0)
+    # the visits after every seeded appointment (three weeks ahead at most), whose bookings are older
+    now = (system_clock.now() + timedelta(days=VISIT_IN_DAYS + REBOOK_AFTER_DAYS)).replace(microsecond=0)
     set_local_clock(world.config.clock_file, now)
     local = now.astimezone(zone)
     # wall-clock arithmetic in the clinic's zone, as the planner's: the nudge falls due NUDGE_IN after now
@@ -66,7 +69,7 @@ def rebooked(
     )
     tick = run_tick(TickRequest(date=local.date(), clinic_id=clinic_id), fanout, now=now)
     say(
-        f"{REBOOK_AFTER_DAYS} days on ({local:%a %d %b}): the clinic's services say Botox → rebook after "
+        f"{REBOOK_AFTER_DAYS} days after a Botox visit ({local:%a %d %b}): the clinic's services say Botox: rebook after "
         f"{REBOOK_AFTER_DAYS} days, and no_show_message is on; its tick for the day planned {tick.created} messages"
     )
     ledger = {
