@@ -69,8 +69,9 @@ def rebooked(
     )
     tick = run_tick(TickRequest(date=local.date(), clinic_id=clinic_id), fanout, now=now)
     say(
-        f"{REBOOK_AFTER_DAYS} days after a Botox visit ({local:%a %d %b}): the clinic's services say Botox: rebook after "
-        f"{REBOOK_AFTER_DAYS} days, and no_show_message is on; its tick for the day planned {tick.created} messages"
+        f"{REBOOK_AFTER_DAYS} days after a Botox visit ({local:%a %d %b}): the clinic's services say Botox: rebook "
+        f"after {REBOOK_AFTER_DAYS} days, and no_show_message is on; its tick for the day planned {tick.created} "
+        "messages"
     )
     ledger = {
         name: message_key(kind, appointment_id, start, None) for name, (kind, (appointment_id, start)) in keys.items()
