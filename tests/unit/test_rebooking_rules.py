@@ -351,3 +351,15 @@ def test_the_texts_are_gsm7_within_two_segments_and_never_name_the_treatment(kin
 def test_a_footer_is_never_cut_the_body_is():
     text = fit_with_footer("word " * 200, STOP_LINE)
     assert text.endswith(f"... {STOP_LINE}") and sms_segments(text) == 2
+
+
+def test_ops_why_names_a_nudge_and_says_why_it_was_skipped(scene):
+    from ops.why import appointment_timeline, render
+
+    patient = scene.consenting("p-why")
+    visit = scene.visit(patient, NOW - timedelta(days=90))
+    scene.appointment(patient, start=NOW + timedelta(days=3), status="booked")
+    task = scene.planned(visit)
+    scene.service().deliver(task, ATTEMPT)
+    text = render(appointment_timeline(scene.store, visit["id"]))
+    assert "rebooking nudge" in text and "rebooked: the patient booked at the clinic again after the visit" in text
