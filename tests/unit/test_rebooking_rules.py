@@ -3,15 +3,18 @@ each decided at send time on the fakes (skips, consent, the recipient's window, 
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from ops.why import appointment_timeline, render
 from shared.consent.caps import MarketingCaps
 from shared.consent.consents import Consents
 from shared.consent.evidence import SendRecords
+from shared.contract.events import TickRequest
 from shared.contract.models import Appointment, Clinic, Patient
 from shared.messaging.appointment_tasks import AppointmentTask
 from shared.messaging.keys import message_key
@@ -22,9 +25,14 @@ from shared.platform.store import Delete
 from shared.rebooking.plan import no_show_days, plan_no_show, plan_rebook, rebook_days
 from shared.rebooking.sending import RebookingMessages
 from shared.rebooking.tasks import DECLARATIONS, NO_SHOW, REBOOK
+from shared.reminders.coordinator import coordinate_tick
+from shared.reminders.fanout import UNIT_BODIES, Fanout, UnitQueue, run_unit
+from shared.reminders.scheduler import Queues
 from shared.reminders.units import REBOOKS, ClinicDayTask, Window
-from tests.builders import CLINIC, NOW, appointment_doc
+from shared.tasks.payload import decode, parse
+from tests.builders import CLINIC, NOW, World, appointment_doc
 from tests.campaign_support import ATTEMPT, QUEUE_NAMES, CapsAt, Scene
+from tests.fakes import RecordingQueue
 
 UTC = timezone.utc
 NY = ZoneInfo("America/New_York")
@@ -354,8 +362,6 @@ def test_a_footer_is_never_cut_the_body_is():
 
 
 def test_ops_why_names_a_nudge_and_says_why_it_was_skipped(scene):
-    from ops.why import appointment_timeline, render
-
     patient = scene.consenting("p-why")
     visit = scene.visit(patient, NOW - timedelta(days=90))
     scene.appointment(patient, start=NOW + timedelta(days=3), status="booked")
@@ -363,3 +369,39 @@ def test_ops_why_names_a_nudge_and_says_why_it_was_skipped(scene):
     scene.service().deliver(task, ATTEMPT)
     text = render(appointment_timeline(scene.store, visit["id"]))
     assert "rebooking nudge" in text and "rebooked: the patient booked at the clinic again after the visit" in text
+
+
+def test_a_large_clinic_day_split_into_shards_plans_each_nudge_and_we_missed_you_once():
+    world = World()
+    world.clinic(services={"Botox": {"rebook_after_days": 90}}, no_show_message=True)
+    tomorrow = date(2026, 11, 26)  # New York's tomorrow at NOW
+    visits = [
+        world.appointment(world.patient(), start=ny(tomorrow - timedelta(days=90), 8) + timedelta(minutes=6 * n))
+        for n in range(60)
+    ]
+    for visit in visits:
+        world.store.seed(f"appointments/{visit['id']}", {**visit, "status": "completed", "service_name": "Botox"})
+    missed = [
+        world.appointment(world.patient(), start=ny(tomorrow - timedelta(days=2), 9, 7 * n), status="no_show")
+        for n in range(5)
+    ]
+    tasks, units = RecordingQueue(), RecordingQueue()
+    fanout = Fanout(
+        store=world.store,
+        tasks=tasks,
+        queues=Queues("reminders-sms", "reminders-email"),
+        clock=world.clock,
+        units=UnitQueue(units, "reminders-fanout"),
+        max_day_appointments=40,
+        shard_appointments=25,
+    )
+    coordinate_tick(TickRequest(), fanout, now=NOW)
+    done = 0
+    while done < len(units.created):
+        spec = units.created[done]
+        done += 1
+        run_unit(parse(decode(json.dumps(spec.payload).encode()), UNIT_BODIES), fanout)
+    assert any(spec.payload.get("shards") for spec in units.created)  # the day was split
+    kinds = [spec.payload["type"] for spec in tasks.created]
+    assert kinds.count(REBOOK) == 60 and kinds.count(NO_SHOW) == 5 and len(tasks.created) == len(set(tasks.keys()))
+    assert {spec.payload["appointment_id"] for spec in tasks.created} == {a["id"] for a in visits + missed}
