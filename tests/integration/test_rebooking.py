@@ -23,6 +23,9 @@ import pytest
 
 from local.config import StackConfig
 from local.processes import wait_until
+from local.sandbox.server import make_app
+from local.sandbox.settings import SandboxSettings
+from local.sandbox.state import Sandbox
 from shared.campaigns.wording import STOP_LINE
 from shared.consent.consents import ConsentEvent, Consents, ConsentStatus, Purpose
 from shared.contract.events import TickRequest
@@ -223,3 +226,11 @@ def test_nudges_and_we_missed_you_go_once_and_skip_who_rebooked(stack, firestore
         "rebookings_after_no_show": 0,
     }
     assert "Rebooking and no-shows" in report_text(report, "Glow Aesthetics")
+    # the console's report page shows the section as the email does
+    box = Sandbox(SandboxSettings(account_sid="AC" + "ef" * 16, auth_token="t", sendgrid_api_key="SG.x"))
+    try:
+        page = make_app(box).test_client().get(f"/reports/{report.id}").get_data(as_text=True)
+    finally:
+        box.close()
+    section = page.split('<div id="journeys">', 1)[1].split("</div>", 1)[0]
+    assert "Rebooking and no-shows" in section and '<td>Rebooking nudges sent</td><td class="mono">1</td>' in section
