@@ -44,7 +44,7 @@ from shared.reports.periods import Period, period_of
 from shared.reports.render import report_text
 from shared.reports.report_docs import Reports
 from shared.tasks.queue import CloudTasksQueue
-from tests.builders import patient_doc
+from tests.builders import appointment_doc, patient_doc
 
 pytestmark = pytest.mark.integration
 
@@ -112,21 +112,10 @@ class Scene:
 
     def visit(self, patient_id: str, start: datetime, status: str, service: str = "Botox", **fields: Any) -> str:
         appointment_id = f"appt-{uuid.uuid4().hex[:10]}"
-        doc = {
-            "clinic_id": self.clinic,
-            "patient_id": patient_id,
-            "provider_id": "dr-a",
-            "provider_name": "Dr. A",
-            "service_name": service,
-            "requires_prep": False,
-            "prep_instructions": "",
-            "start": start,
-            "end": start + timedelta(hours=1),
-            "status": status,
-            "price_cents": 42000,
-            "created_at": start - timedelta(days=7),
-            **fields,
-        }
+        created = start - timedelta(days=7)
+        doc = appointment_doc(
+            self.clinic, patient_id, start, service_name=service, status=status, **{"created_at": created, **fields}
+        )
         self.db.collection("appointments").document(appointment_id).set(doc)
         return appointment_id
 
