@@ -837,6 +837,22 @@ class Story:
         )
         self.figures.update(group_seats=len(seats), group_sent=len(sent), group_seat_cancelled=len(skipped))
 
+    def rebooked(self) -> None:
+        """Rebooking nudges and "we missed you" (local/demo_rebooking.py, docs/rebooking.md)."""
+        from local.demo_rebooking import rebooked
+
+        clinic_id = f"clinic-{WAITLIST_CLINIC}"
+        texted = [patient_id for patient_id, _, _ in self._texted(clinic_id)]
+        consenting = [patient_id for patient_id in texted if self._consent(patient_id) == "granted"]
+        reachable = [
+            patient_id
+            for patient_id, doc in sorted(self.world.docs("patients", clinic_id=clinic_id))
+            if patient_id not in texted
+            and doc.get("phone")
+            and not (doc.get("sms_opt_out") or doc.get("email_opt_out"))
+        ]
+        self.figures.update(rebooked(self.world, self.say, wait_for, clinic_id, consenting, reachable[0]))
+
     def _texted(self, clinic_id: str) -> list[tuple[str, str, str]]:
         """(patient id, conversation, phone) of the clinic's patients who got an SMS, by patient id."""
         phones = {str(doc.get("phone")): doc_id for doc_id, doc in self.world.docs("patients", clinic_id=clinic_id)}
@@ -894,6 +910,8 @@ def run(quick: bool, timeout: float) -> int:
             story.campaigned()
         with narrator.step("Group booking: a party's own reminders, a seat cancelled", "/conversations"):
             story.grouped()
+        with narrator.step("Rebooking: a nudge 90 days after a Botox visit, and we missed you", "/operations/ledger"):
+            story.rebooked()
     except DemoError as exc:
         print(f"\ndemo: {exc}", file=sys.stderr)
         return 1

@@ -31,6 +31,7 @@ from shared.messaging.appointment_tasks import CONFIRMATION, FOLLOWUP, GROUP, PR
 from shared.platform.errors import InvalidDocument
 from shared.platform.masking import scrub
 from shared.platform.store import Doc, Store
+from shared.rebooking.tasks import NO_SHOW, REBOOK
 from shared.reminders.plan import LATEST_BEFORE_START
 from shared.tasks import failed_tasks
 
@@ -40,6 +41,8 @@ KIND_WORDS = {
     CONFIRMATION: "booking confirmation",
     FOLLOWUP: "follow-up",
     GROUP: "group booking message",
+    REBOOK: "rebooking nudge",
+    NO_SHOW: '"we missed you"',
 }
 SKIP_REASONS = {
     "past": "its time had passed when it was planned, or the appointment had begun when its task ran",
@@ -53,6 +56,14 @@ SKIP_REASONS = {
     "group_cancelled": "the group booking was cancelled (docs/groups.md)",
     "left_group": "the appointment no longer belongs to this group",
     "not_organizer": "the patient is no longer the group's organizer",
+    # rebooking nudges and "we missed you" (docs/rebooking.md)
+    "rebooked": "the patient booked at the clinic again after the visit",
+    "setting_removed": "the clinic's setting for it was removed after it was planned",
+    "no_marketing_consent": "a rebooking nudge is marketing, and the patient has no marketing SMS consent",
+    "sms_opt_out": "the patient opted out of SMS (a rebooking nudge goes by SMS only)",
+    "no_phone": "no mobile number, or the clinic has no SMS sender",
+    "window_ended": "the patient's marketing window never opened within 7 days of its planned time",
+    "daily_cap": "the patient was at the daily marketing cap through 7 days after its planned time",
 }
 PROVIDERS = {"sms": "Twilio", "email": "SendGrid"}
 MAX_TEXT = 160

@@ -230,6 +230,56 @@ def _marketing(data: Any, problems: list[FieldProblem]) -> Marketing:
     return Marketing(keyword=keyword, **values)
 
 
+MAX_REBOOK_DAYS = 730  # a rebooking nudge at most two years after the visit (docs/rebooking.md)
+MAX_SERVICES = 200
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """One service's settings on clinics/{id}.services (docs/rebooking.md): when to nudge a rebooking."""
+
+    name: str
+    rebook_after_days: int | None = None  # None: no nudge for this service
+
+
+def service_key(name: str) -> str:
+    """How a service's name is matched against an appointment's `service_name`: case and spacing aside."""
+    return " ".join(name.split()).casefold()
+
+
+def _services(data: Any, problems: list[FieldProblem]) -> tuple[ServiceSettings, ...]:
+    """The clinic's `services` map (name → {rebook_after_days}); a bad entry is noted and left out: reminders
+    never depend on it."""
+    if data is None:
+        return ()
+    if not isinstance(data, dict):
+        problems.append(FieldProblem("services", "is not a map of service name to settings"))
+        return ()
+    found: list[ServiceSettings] = []
+    for name, settings in list(data.items())[:MAX_SERVICES]:
+        where = f"services.{str(name)[:40]}"
+        if not isinstance(name, str) or not name.strip() or not isinstance(settings, dict):
+            problems.append(FieldProblem(where, "is not a service name with a map of settings"))
+            continue
+        days = settings.get("rebook_after_days")
+        if days is not None and (
+            isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_REBOOK_DAYS
+        ):
+            problems.append(
+                FieldProblem(f"{where}.rebook_after_days", f"must be whole days from 1 to {MAX_REBOOK_DAYS}")
+            )
+            days = None
+        found.append(ServiceSettings(" ".join(name.split()), days))
+    return tuple(found)
+
+
+def _no_show_message(data: Any, problems: list[FieldProblem]) -> bool:
+    if data is None or isinstance(data, bool):
+        return bool(data)
+    problems.append(FieldProblem("no_show_message", "must be true or false"))
+    return False
+
+
 @dataclass(frozen=True)
 class Clinic:
     id: str
@@ -248,6 +298,8 @@ class Clinic:
     smoke_test: bool = False
     currency: str | None = "USD"  # ISO 4217; None when the clinic's setting is not a code (noted in problems)
     marketing: Marketing = field(default_factory=Marketing)
+    services: tuple[ServiceSettings, ...] = ()  # per service: rebook_after_days (docs/rebooking.md)
+    no_show_message: bool = False  # "we missed you" the day after a no-show (docs/rebooking.md)
     # Fields skipped rather than refused (a bad staff address, currency): the reports record them.
     problems: tuple[FieldProblem, ...] = ()
 
@@ -258,6 +310,16 @@ class Clinic:
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    def rebook_after_days(self, service_name: str) -> int | None:
+        """Days after a completed visit of this service its rebooking nudge goes; None: no nudge."""
+        wanted = service_key(service_name)
+        return next((s.rebook_after_days for s in self.services if service_key(s.name) == wanted), None)
+
+    @property
+    def rebook_days(self) -> tuple[int, ...]:
+        """The distinct rebook_after_days the clinic uses, ascending."""
+        return tuple(sorted({s.rebook_after_days for s in self.services if s.rebook_after_days is not None}))
 
     @classmethod
     def from_doc(cls, doc_id: str, data: Any) -> Clinic:
@@ -316,6 +378,8 @@ class Clinic:
             smoke_test=r.flag("smoke_test"),
             currency=currency,
             marketing=marketing,
+            services=_services(r.raw("services", required=False), problems),
+            no_show_message=_no_show_message(r.raw("no_show_message", required=False), problems),
             problems=tuple(problems),
         )
 

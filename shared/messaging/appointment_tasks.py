@@ -71,10 +71,12 @@ class AppointmentTask(TaskBody):
         }
 
     @classmethod
-    def from_ledger(cls, key: str, doc: dict[str, Any]) -> AppointmentTask | None:
-        """The task a ledger doc was written for (None when the doc does not hold enough to say)."""
+    def from_ledger(
+        cls, key: str, doc: dict[str, Any], kinds: tuple[str, ...] = APPOINTMENT_TASK_TYPES
+    ) -> AppointmentTask | None:
+        """The task a ledger doc of one of `kinds` was written for (None when the doc does not hold enough to say)."""
         kind = doc.get("kind")
-        if kind not in APPOINTMENT_TASK_TYPES:
+        if kind not in kinds:
             return None
         body = {
             "dedup_key": key,

@@ -460,6 +460,12 @@ class Ledger:
             lambda entry: {"state": State.FAILED.value, "reason": reason, "lease_until": None, "failed_at": now},
         )
 
+    def retime(self, key: str, send_at: datetime) -> bool:
+        """A scheduled message moved to a later task (a marketing message outside its recipient's window): its
+        `send_at` follows, so the stuck-message sweep waits for the new time. False: no longer scheduled."""
+        left = self._transition(key, lambda entry: {"send_at": send_at} if entry.state == State.SCHEDULED else None)
+        return left is not None and left.state == State.SCHEDULED
+
     def skip(self, key: str, current: Entry | None, reason: str, fields: Mapping[str, Any]) -> State:
         """Record a message that must not go out (cancelled, moved, opted out, past). Only a scheduled (or
         missing) message is skipped; returns the state the ledger holds afterwards."""

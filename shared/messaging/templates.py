@@ -150,6 +150,16 @@ def fit_segments(text: str, max_segments: int = SMS_MAX_SEGMENTS) -> str:
     return text[:best] + ELLIPSIS
 
 
+def fit_with_footer(body: str, footer: str, max_segments: int = SMS_MAX_SEGMENTS) -> str:
+    """`body footer` within max_segments, the body cut at a word (marked '...') so the footer stays whole."""
+    words = body.split(" ")
+    text = f"{body} {footer}"
+    while sms_segments(text) > max_segments and len(words) > 1:
+        words.pop()
+        text = f"{' '.join(words)}{ELLIPSIS} {footer}"
+    return text
+
+
 @dataclass(frozen=True)
 class Message:
     """A rendered message: SMS uses `text`; email uses subject, text and html."""
@@ -192,6 +202,14 @@ _COPY: dict[str, dict[str, Any]] = {
             "Starting soon",
             "Hi {first}, your group appointment at {clinic} starts soon: {reminder_when}.",
         ),
+        "rebook_nudge": (
+            "Time for your next visit",
+            "Hi {first}, it's about time for your next visit to {clinic}. We'd love to see you again: call us to book.",
+        ),
+        "no_show_message": (
+            "We missed you",
+            "Hi {first}, we missed you at {clinic} on {when}. We'd be glad to find you a new time.",
+        ),
         "contact": "Questions or changes: call {phone}.",
         "sms_footer": "Reply HELP for help.",
         "confirm_footer": "Reply C to confirm, HELP for help.",
@@ -227,6 +245,15 @@ _COPY: dict[str, dict[str, Any]] = {
         "group_soon": (
             "Su cita empieza pronto",
             "Hola {first}, su cita de grupo en {clinic} empieza pronto: {reminder_when}.",
+        ),
+        "rebook_nudge": (
+            "Es momento de su próxima visita",
+            "Hola {first}, ya es momento de su próxima visita a {clinic}. Nos encantará verle de nuevo: "
+            "llámenos para reservar.",
+        ),
+        "no_show_message": (
+            "Le echamos de menos",
+            "Hola {first}, le echamos de menos en {clinic} el {when}. Con gusto le buscamos una nueva cita.",
         ),
         "contact": "Preguntas o cambios: llame al {phone}.",
         "sms_footer": "Responda HELP para ayuda.",
@@ -267,13 +294,22 @@ CONFIRMABLE = ("appointment_reminder", "booking_confirmation")
 
 
 def render_sms(
-    kind: str, *, clinic: Clinic, patient: Patient, appointment: Appointment, send_at: datetime | None = None
+    kind: str,
+    *,
+    clinic: Clinic,
+    patient: Patient,
+    appointment: Appointment,
+    send_at: datetime | None = None,
+    footer: str | None = None,
 ) -> str:
     """The SMS body: GSM-7 safe, at most 2 segments. A booked appointment's reminder asks for C (the
-    inbound-SMS webhook confirms it); once confirmed, its later reminders no longer ask."""
+    inbound-SMS webhook confirms it); once confirmed, its later reminders no longer ask. A `footer` given
+    (a marketing message's STOP line) replaces the usual one and is never cut: the body is shortened instead."""
     locale = locale_for(patient, clinic)
     copy = _COPY.get(locale, _COPY["en"])
     message = render(kind, clinic=clinic, patient=patient, appointment=appointment, send_at=send_at)
     body = message.text.replace("\n", " ")
+    if footer is not None:
+        return fit_with_footer(gsm7_safe(body), gsm7_safe(footer))
     footer = copy["confirm_footer"] if kind in CONFIRMABLE and appointment.status == "booked" else copy["sms_footer"]
     return fit_segments(gsm7_safe(f"{body} {footer}"))

@@ -38,6 +38,7 @@ from shared.platform import log
 from shared.platform.clock import Clock
 from shared.platform.errors import ConfigError, InvalidDocument, PermanentError
 from shared.platform.store import Store
+from shared.rebooking.plan import no_show_days, plan_no_show, plan_rebook, rebook_days
 from shared.reminders.fanout_summary import FanoutSummary
 from shared.reminders.plan import (
     catch_up_window,
@@ -56,6 +57,8 @@ from shared.reminders.units import (
     CLINIC_DAY,
     FOLLOWUPS,
     MAX_SHARDS,
+    NO_SHOWS,
+    REBOOKS,
     REMINDERS,
     UNIT_NOTES,
     AuditTask,
@@ -130,11 +133,18 @@ def day_windows(
     windows = [Window(REMINDERS, first, end)]
     followup_days = [followup_day(day)]
     missed = catch_up_window(clinic, day, now)
+    caught_up = False
     if missed is not None and not planned_days.completed(clinic.id, day - timedelta(days=1)):
+        caught_up = True
         windows.insert(0, Window(REMINDERS, *missed))
         followup_days.insert(0, followup_day(day - timedelta(days=1)))
         report.problems["caught_up_missed_tick"] += 1
-    return windows + [Window(FOLLOWUPS, *local_day_range(d, clinic.zone)) for d in followup_days]
+    return (
+        windows
+        + [Window(FOLLOWUPS, *local_day_range(d, clinic.zone)) for d in followup_days]
+        + [Window(REBOOKS, *local_day_range(d, clinic.zone)) for d in rebook_days(clinic, day, caught_up=caught_up)]
+        + [Window(NO_SHOWS, *local_day_range(d, clinic.zone)) for d in no_show_days(day, caught_up=caught_up)]
+    )
 
 
 def _plan(
@@ -163,6 +173,14 @@ def _plan(
                 planned = plan_reminders(appointment, clinic, now=now, horizon=horizon, group=group)
                 report.appointments += bool(planned)
                 scheduler.add_all(planned)
+            elif window.kind == REBOOKS:
+                nudge = plan_rebook(appointment, clinic, day=day, now=now)
+                report.appointments += nudge is not None
+                scheduler.add(nudge)
+            elif window.kind == NO_SHOWS:
+                missed_you = plan_no_show(appointment, clinic, now=now)
+                report.appointments += missed_you is not None
+                scheduler.add(missed_you)
             else:
                 followup = plan_followup(appointment, clinic, now=now)
                 report.appointments += followup is not None

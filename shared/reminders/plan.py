@@ -168,15 +168,23 @@ def plan_followup(appointment: Appointment, clinic: Clinic, *, now: datetime) ->
     """A follow-up a week after a completed appointment, same local wall time; up to a day late is fine."""
     if appointment.status != "completed":
         return None
+    return plan_after_visit(FOLLOWUP, appointment, clinic, appointment.end, FOLLOWUP_AFTER_DAYS, now=now)
+
+
+def plan_after_visit(
+    kind: str, appointment: Appointment, clinic: Clinic, anchor: datetime, days: int, *, now: datetime
+) -> PlannedMessage:
+    """A message `days` after `anchor` (a visit's start or end), same local wall time, moved out of quiet
+    hours; overdue, it goes now (out of quiet hours) up to FOLLOWUP_GRACE late, else it is skipped "past"."""
     zone = clinic.zone
     # Aware + timedelta is wall-clock arithmetic in `zone`: 10:00 stays 10:00 across a DST change.
-    nominal = (appointment.end.astimezone(zone) + timedelta(days=FOLLOWUP_AFTER_DAYS)).astimezone(timezone.utc)
+    nominal = (anchor.astimezone(zone) + timedelta(days=days)).astimezone(timezone.utc)
     send_at = shift_out_of_quiet_hours(nominal, zone, clinic.quiet_hours)
     if send_at >= now:
-        return _message(FOLLOWUP, appointment, send_at, None)
+        return _message(kind, appointment, send_at, None)
     if now - send_at > FOLLOWUP_GRACE:
-        return _message(FOLLOWUP, appointment, send_at, None, skipped="past")
-    return _message(FOLLOWUP, appointment, shift_out_of_quiet_hours(now, zone, clinic.quiet_hours), None)
+        return _message(kind, appointment, send_at, None, skipped="past")
+    return _message(kind, appointment, shift_out_of_quiet_hours(now, zone, clinic.quiet_hours), None)
 
 
 def max_lead(clinic: Clinic) -> timedelta:

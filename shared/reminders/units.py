@@ -28,9 +28,10 @@ UNIT_NOTES = {
     "resolve",
 }
 REMINDERS, FOLLOWUPS = "reminders", "followups"  # what a window's appointments are planned for
-KINDS = (REMINDERS, FOLLOWUPS)
+REBOOKS, NO_SHOWS = "rebooks", "no_shows"  # rebooking nudges and "we missed you" (docs/rebooking.md)
+KINDS = (REMINDERS, FOLLOWUPS, REBOOKS, NO_SHOWS)
 MAX_SHARDS = 1000
-MAX_WINDOWS = 16  # per shard: a split never cuts a day into more pieces than this per shard
+MAX_WINDOWS = 32  # per shard: a split never cuts a day into more pieces than this per shard
 _PLAN = re.compile(r"[0-9a-f]{1,16}")
 _INSTANT = InstantCheck()
 
@@ -39,7 +40,7 @@ _INSTANT = InstantCheck()
 class Window:
     """Appointments starting in [start, end), and what to plan for them."""
 
-    kind: str  # REMINDERS | FOLLOWUPS
+    kind: str  # REMINDERS | FOLLOWUPS | REBOOKS | NO_SHOWS
     start: datetime
     end: datetime
 

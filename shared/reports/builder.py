@@ -11,6 +11,7 @@ same document, and the email task's name and ledger keys make sure no manager is
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,6 +24,7 @@ from shared.platform.errors import InvalidDocument
 from shared.platform.masking import mask_email
 from shared.platform.run_summary import RunSummary
 from shared.platform.store import Store
+from shared.reports.journeys import PROVIDERS, Provider, journey_figures
 from shared.reports.metrics import MetricsReader
 from shared.reports.periods import Period, ReportPeriod, last_full_period, period_of
 from shared.reports.report_docs import Reports
@@ -37,6 +39,7 @@ class ReportBuilder:
     store: Store
     tasks: TaskQueue
     queue: str  # the reports queue the email tasks go on
+    journeys: Sequence[Provider] = PROVIDERS  # the patient-journey flows' sections (shared/reports/journeys.py)
 
     def run_tick(self, tick: ReportTick, *, now: datetime) -> RunSummary:
         if tick.date is not None and tick.date > now.date() + timedelta(days=1):
@@ -91,6 +94,7 @@ class ReportBuilder:
         try:
             with log.bound(clinic_id=clinic.id, period=period.kind.value, start_date=period.start_date):
                 metrics = MetricsReader(self.store).build(clinic.id, period)
+                journeys = journey_figures(self.store, clinic.id, period, self.journeys)
                 recipients = [mask_email(address) for address in clinic.manager_emails] if email else []
                 skipped_settings(clinic, "currency", report, code="invalid_setting")
                 doc_id = Reports(self.store).save(
@@ -102,6 +106,7 @@ class ReportBuilder:
                     currency=clinic.currency,
                     locale=clinic.locale,
                     partial=unfinished,
+                    journeys=journeys,
                 )
                 report.counts["reports"] += 1
                 report.counts["empty_reports"] += metrics.empty

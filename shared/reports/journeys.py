@@ -2,13 +2,17 @@
 rebooking and no-shows), each computed by its own domain from its own collections (docs/reports.md).
 
 A flow contributes a `JourneyFigures` through a provider `(store, clinic_id, period) -> JourneyFigures`
-listed in `PROVIDERS`; the report builder stores every section in the report doc under `journeys` and
-renders them in the email and on the console's report page, in this order.
+listed in `PROVIDERS` by module name (`provider("shared.<flow>.figures")`: the flow's module imports this one
+for `Figure`); the report builder (shared/reports/builder.py, `journey_figures`) stores every section in the
+report doc under `journeys` (values) and `journey_sections` (titles and labels, shared/reports/report_docs.py)
+and renders them in the email and on the console's report page, in this order (shared/reports/render.py,
+`journey_rows`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -40,10 +44,27 @@ class JourneyFigures:
 Provider = Callable[["Store", str, "ReportPeriod"], JourneyFigures]
 
 
-def _group_bookings(store: Store, clinic_id: str, period: ReportPeriod) -> JourneyFigures:
-    from shared.groups.figures import report_figures  # the flow's module imports this one
+def provider(module: str, name: str = "report_figures") -> Provider:
+    """A flow's provider, imported when a report is first built: a flow's figures module imports this one (for
+    `Figure`), so listing it here by name keeps the two free of an import cycle."""
 
-    return report_figures(store, clinic_id, period)
+    def figures(store: Store, clinic_id: str, period: ReportPeriod) -> JourneyFigures:
+        found: Provider = getattr(importlib.import_module(module), name)
+        return found(store, clinic_id, period)
+
+    figures.__qualname__ = f"{module}.{name}"
+    return figures
 
 
-PROVIDERS: tuple[Provider, ...] = (_group_bookings,)
+PROVIDERS: tuple[Provider, ...] = (
+    provider("shared.groups.figures"),
+    provider("shared.rebooking.figures"),
+)
+
+
+def journey_figures(
+    store: Store, clinic_id: str, period: ReportPeriod, providers: Sequence[Provider] = PROVIDERS
+) -> list[JourneyFigures]:
+    """Every provider's section for one clinic's period, in the providers' order. A provider's failure is the
+    report's (the builder counts it and the redelivered tick rebuilds the report whole)."""
+    return [figures(store, clinic_id, period) for figures in providers]

@@ -21,7 +21,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from shared.platform.html_templates import render_html
 from shared.reports.money import format_money
-from shared.reports.report_docs import AppointmentCounts, Change, ProviderFigures, Report, ReportMetrics
+from shared.reports.report_docs import (
+    AppointmentCounts,
+    Change,
+    FigureLabel,
+    JourneySection,
+    ProviderFigures,
+    Report,
+    ReportMetrics,
+)
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 BAR_COLOUR = "#2f6fde"  # the bars' colour (tests/integration/test_reports.py looks for it in the screenshot)
@@ -202,6 +210,38 @@ def partial_notice(report: Report) -> str | None:
     )
 
 
+@dataclass(frozen=True)
+class JourneyRows:
+    """One patient-journey section as the email and the console show it: its title and (label, value) rows."""
+
+    key: str
+    title: str
+    rows: tuple[tuple[str, str], ...]
+
+
+def journey_rows(report: Report) -> list[JourneyRows]:
+    """Every journey section stored in the report, in the providers' order, each figure as text (a section
+    stored without its labels reads by its keys)."""
+    values = report.journeys or {}
+    sections = list(report.journey_sections)
+    sections += [
+        JourneySection(key, key.replace("_", " ").capitalize(), tuple(FigureLabel(f, f) for f in figures))
+        for key, figures in values.items()
+        if key not in {s.key for s in sections}
+    ]
+    return [
+        JourneyRows(
+            section.key,
+            section.title,
+            tuple(
+                (f.label, (percent if f.percent else number)(values.get(section.key, {}).get(f.key)))
+                for f in section.figures
+            ),
+        )
+        for section in sections
+    ]
+
+
 def report_email(report: Report, clinic_name: str) -> Email:
     kind = report.period.value
     subject = f"{clinic_name}: {kind} report, {period_label(report)}"
@@ -274,6 +314,8 @@ def report_text(report: Report, clinic_name: str) -> str:
         f"median time to fill {_median(wait.median_minutes_to_fill)}",
         f"Open failed tasks: {metrics.open_failed_tasks}",
     ]
+    for journey in journey_rows(report):
+        lines += ["", journey.title, *(f"  {label}: {value}" for label, value in journey.rows)]
     if metrics.change is not None:
         lines += ["", "Against the week before (this week / week before / change)"]
         for label, current, previous, change in _changes(metrics.change, money):
@@ -338,6 +380,7 @@ def report_html(report: Report, clinic_name: str) -> str:
             ("Open failed tasks", number(metrics.open_failed_tasks)),
         ],
         changes=_changes(metrics.change, money) if metrics.change is not None else [],
+        journeys=journey_rows(report),
     )
 
 
@@ -393,6 +436,8 @@ def csv_rows(report: Report) -> list[tuple[str, str, str, Any]]:
         ("failed_tasks", "", "open", m.open_failed_tasks),
         ("quality", "", "invalid_documents", m.invalid_documents),
     ]
+    values = report.journeys or {}
+    rows += [("journeys", section, key, value) for section, figures in values.items() for key, value in figures.items()]
     changes = m.change or {}
     for key in CHANGE_LABELS if changes else ():
         change = changes[key]

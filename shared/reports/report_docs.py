@@ -21,6 +21,7 @@ from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from shared.platform.errors import InvalidDocument
 from shared.platform.store import Doc, Store
+from shared.reports.journeys import JourneyFigures
 from shared.reports.money import DEFAULT_CURRENCY
 from shared.reports.periods import Period, ReportPeriod
 
@@ -153,6 +154,27 @@ class ReportMetrics:
 
 
 @dataclass(frozen=True)
+class FigureLabel:
+    """How a journey figure reads in the email and on the console: its key, label, and whether a percentage."""
+
+    key: str
+    label: str
+    percent: bool = False
+
+
+@dataclass(frozen=True)
+class JourneySection:
+    """One flow's section of the report (shared/reports/journeys.py): its key, title and figures in order."""
+
+    key: str
+    title: str
+    figures: tuple[FigureLabel, ...]
+
+
+JourneyValues = Mapping[str, Mapping[str, float | None]]  # section key → figure key → value
+
+
+@dataclass(frozen=True)
 class Report:
     """A stored report: the clinic, its period in local days and UTC instants, and the figures."""
 
@@ -170,6 +192,11 @@ class Report:
     currency: str | None = DEFAULT_CURRENCY  # how the email writes the amounts (the clinic's, as it was)
     locale: str = "en"
     partial: bool = False  # built before the period ended (asked for explicitly)
+    # The patient-journey flows' figures (docs/reports.md, "Journeys"): `journeys` is the contract's
+    # {section: {figure: value}}, `journey_sections` how each reads (titles, labels, order). None: a report
+    # stored before the section existed.
+    journeys: JourneyValues | None = None
+    journey_sections: tuple[JourneySection, ...] = ()
 
     @property
     def id(self) -> str:
@@ -201,6 +228,7 @@ class Reports:
         currency: str | None,
         locale: str,
         partial: bool = False,
+        journeys: Sequence[JourneyFigures] = (),
     ) -> str:
         """Write (or overwrite) the report; returns its document id."""
         report = Report(
@@ -218,6 +246,13 @@ class Reports:
             currency=currency,
             locale=locale,
             partial=partial,
+            journeys={section.key: section.as_doc() for section in journeys},
+            journey_sections=tuple(
+                JourneySection(
+                    section.key, section.title, tuple(FigureLabel(f.key, f.label, f.percent) for f in section.figures)
+                )
+                for section in journeys
+            ),
         )
         self.store.put(path(report.id), report.to_doc())
         return report.id

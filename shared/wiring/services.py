@@ -21,12 +21,14 @@ if TYPE_CHECKING:
     from shared.campaigns.planning import CampaignPlanner
     from shared.campaigns.report_email import CampaignReportEmails
     from shared.campaigns.sending import CampaignMessages
+    from shared.consent.caps import MarketingCaps
     from shared.consent.consents import Consents
     from shared.consent.evidence import SendRecords
     from shared.messaging.delivery import AppointmentMessages
     from shared.messaging.ledger import Ledger
     from shared.messaging.sender import MessageSender
     from shared.platform.store import FirestoreStore
+    from shared.rebooking.sending import RebookingMessages
     from shared.reminders.fanout import Fanout
     from shared.reports.builder import ReportBuilder
     from shared.reports.emails import StaffEmails
@@ -250,8 +252,6 @@ class Services:
     def campaign_messages(self) -> CampaignMessages:
         """One campaign message per task, through the same ledger and sender as every other message."""
         from shared.campaigns.sending import CampaignMessages
-        from shared.consent.caps import MarketingCaps
-        from shared.consent.evidence import SendRecords
 
         return CampaignMessages(
             store=self.store,
@@ -261,8 +261,31 @@ class Services:
             queues=self.config.queue,
             clock=self.clock,
             consents=self.consents,
-            caps=MarketingCaps(SendRecords(self.store, self.clock)),
+            caps=self.marketing_caps,
             links=lambda: self.campaign_links,
+        )
+
+    @functools.cached_property
+    def marketing_caps(self) -> MarketingCaps:
+        """The daily marketing cap every marketing message checks (campaign messages, rebooking nudges)."""
+        from shared.consent.caps import MarketingCaps
+
+        return MarketingCaps(self.evidence)
+
+    @functools.cached_property
+    def rebooking_messages(self) -> RebookingMessages:
+        """Rebooking nudges (marketing) and "we missed you" (transactional), through the same ledger and sender."""
+        from shared.rebooking.sending import RebookingMessages
+
+        return RebookingMessages(
+            store=self.store,
+            ledger=self.ledger,
+            sender=self.sender,
+            tasks=self.tasks,
+            queues=self.config.queue,
+            clock=self.clock,
+            consents=self.consents,
+            caps=self.marketing_caps,
         )
 
     # --------------------------------------------------------------------------------------- reports

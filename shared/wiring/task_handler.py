@@ -11,6 +11,7 @@ from shared.campaigns import tasks as campaign_tasks
 from shared.messaging import appointment_tasks
 from shared.platform import clients, log
 from shared.platform.http import Response, json_response
+from shared.rebooking import tasks as rebooking_tasks
 from shared.reports import tasks as report_tasks
 from shared.tasks.declaration import Declaration, bind_all
 from shared.tasks.router import TaskRouter, TaskType
@@ -23,6 +24,7 @@ DECLARATIONS: tuple[Declaration[Any, Any], ...] = (
     *waitlist_tasks.DECLARATIONS,
     *report_tasks.DECLARATIONS,
     *campaign_tasks.DECLARATIONS,
+    *rebooking_tasks.DECLARATIONS,
 )
 
 
@@ -36,6 +38,7 @@ def bind(wired: Services) -> dict[str, TaskType[Any]]:
         campaign_tasks.CAMPAIGN_REPORT_EMAILS: lambda: wired.campaign_report_emails,
         campaign_tasks.CAMPAIGN_PLANNER: lambda: wired.campaign_planner,
         campaign_tasks.CAMPAIGN_MESSAGES: lambda: wired.campaign_messages,
+        rebooking_tasks.REBOOKING_MESSAGES: lambda: wired.rebooking_messages,
     }
     return bind_all(DECLARATIONS, providers, wired.config.queue)
 

@@ -26,6 +26,7 @@ STEPS = (
     "Reported",
     "Campaign",
     "Group booking",
+    "Rebooking",
 )
 
 
@@ -64,6 +65,12 @@ def test_the_quick_demo_tells_every_step_and_its_numbers_add_up(quick_demo: subp
     assert figures["campaign_delivered"] == 4 and figures["campaign_excluded"] >= 1 and figures["campaign_clicks"] == 1
     # a party of three: two "starting soon" texts, the seat cancelled before it was due skipped
     assert (figures["group_seats"], figures["group_sent"], figures["group_seat_cancelled"]) == (3, 2, 1)
+    # 90 days on: one nudge (consent), one skipped (booked again since), one "we missed you"
+    assert (figures["rebook_nudges_sent"], figures["rebook_skipped_rebooked"], figures["no_show_messages_sent"]) == (
+        1,
+        1,
+        1,
+    )
 
 
 def test_the_quick_demo_names_clinics_and_never_a_patient(quick_demo: subprocess.CompletedProcess[str]) -> None:

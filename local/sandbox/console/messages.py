@@ -18,6 +18,8 @@ KIND_LABELS = {
     "prep_instructions": "prep instructions",
     "followup": "follow-up",
     "group_reminder": "group booking message",
+    "rebook_nudge": "rebooking nudge",
+    "no_show_message": "we missed you",
     "waitlist_offer": "waitlist offer",
     "waitlist_result": "waitlist result",
     "report_email": "report",

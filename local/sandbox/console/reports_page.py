@@ -10,6 +10,9 @@ from flask import Blueprint, Response
 from local.sandbox.console.data import LEDGER, REPORTS, ConsoleDataError, plain
 from local.sandbox.console.layout import html_response, render
 from local.sandbox.console.messages import Enricher, ledger_key
+from shared.platform.errors import InvalidDocument
+from shared.reports.render import JourneyRows, journey_rows
+from shared.reports.report_docs import Report
 
 if TYPE_CHECKING:
     from local.sandbox.console import Console
@@ -23,6 +26,17 @@ REPORT = "report.html"
 
 def _money(cents: Any) -> str:
     return f"{cents / 100:,.2f}" if isinstance(cents, int | float) else "—"
+
+
+def _journeys(report_id: str, doc: dict[str, Any] | None) -> list[JourneyRows]:
+    """The report's patient-journey sections as the email shows them (none for a document that breaks its shape:
+    the raw document is one click away)."""
+    if doc is None:
+        return []
+    try:
+        return journey_rows(Report.from_doc(report_id, doc))
+    except InvalidDocument:
+        return []
 
 
 def routes(blueprint: Blueprint, console: Console) -> None:
@@ -55,10 +69,11 @@ def routes(blueprint: Blueprint, console: Console) -> None:
     def report_page(report_id: str) -> Response:
         import json
 
-        problem, report, ledger = None, None, []
+        problem, report, ledger, journeys = None, None, [], []
         try:
             found = data.document(REPORTS, report_id)
             report = {name: plain(value) for name, value in found.items()} if found else None
+            journeys = _journeys(report_id, found)
             ledger = data.listing(LEDGER, [("report_id", report_id)], order="updated_at", limit=100)
         except ConsoleDataError as error:
             problem = str(error)
@@ -82,6 +97,7 @@ def routes(blueprint: Blueprint, console: Console) -> None:
             states=states,
             ledger_count=len(states),
             html=html,
+            journeys=journeys,
             problem=problem,
             pretty=lambda value: json.dumps(value, indent=2, ensure_ascii=False, default=str),
         )

@@ -1,0 +1,1 @@
+"""Rebooking nudges and "we missed you" after a no-show (docs/rebooking.md)."""
