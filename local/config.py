@@ -31,6 +31,9 @@ LOCAL_QUEUE_RATES: dict[str, float] = {resources.QUEUE_CAMPAIGNS: 10.0}
 TOPICS = resources.TOPICS
 LOCAL_WAITLIST_TOKEN_KEY = "local-stack-waitlist-claim-key"  # signs claim links locally (Secret Manager in the cloud)
 LOCAL_CAMPAIGN_LINK_KEY = "local-stack-campaign-link-key"  # signs campaign links locally (Secret Manager in the cloud)
+LOCAL_BOOKING_LINK_KEY = (
+    "local-stack-booking-link-key"  # signs booking restore links locally (Secret Manager in the cloud)
+)
 
 
 def is_loopback(host: str) -> bool:
@@ -129,6 +132,8 @@ class StackConfig:
             "WAITLIST_TOKEN_KEY": LOCAL_WAITLIST_TOKEN_KEY,
             "CAMPAIGN_CLICK_URL": self.url(registry.CAMPAIGN_CLICK),
             "CAMPAIGN_LINK_KEY": LOCAL_CAMPAIGN_LINK_KEY,
+            "BOOKING_RESTORE_URL": self.url(registry.BOOKING_RESTORE),
+            "BOOKING_LINK_KEY": LOCAL_BOOKING_LINK_KEY,
         }
 
 

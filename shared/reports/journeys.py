@@ -39,4 +39,11 @@ class JourneyFigures:
 
 Provider = Callable[["Store", str, "ReportPeriod"], JourneyFigures]
 
-PROVIDERS: tuple[Provider, ...] = ()
+
+def _booking_recovery(store: Store, clinic_id: str, period: ReportPeriod) -> JourneyFigures:
+    from shared.booking_recovery.figures import report_figures  # imports this module: bound on first use
+
+    return report_figures(store, clinic_id, period)
+
+
+PROVIDERS: tuple[Provider, ...] = (_booking_recovery,)
