@@ -14,7 +14,7 @@ recipient's allowed window (shared/consent/recipient_time.py, the clinic's marke
 daily marketing cap (shared/consent/caps.py), the nudge is marketing: it offers the code, ends with the STOP
 line, and its send record says purpose marketing on that consent. Otherwise it goes transactional without the
 code, at its planned time (already outside the clinic's quiet hours). A retry keeps the first attempt's choice
-(its ledger fields), so an answer lost is reconciled against the same text.
+(the purpose its send record holds), so an answer lost is reconciled against the same text.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ from shared.booking_recovery.wording import Nudge
 from shared.campaigns.model import Marketing
 from shared.consent.caps import MarketingCaps
 from shared.consent.consents import Consents
+from shared.consent.evidence import SendRecord
+from shared.consent.evidence import path as record_path
 from shared.consent.recipient_time import allowed, place_of
 from shared.contract.models import APPOINTMENTS, CLINICS, PATIENTS, Appointment, Clinic, Patient
 from shared.messaging.channels import SMS, Recipient, recipients, unreachable_reason
@@ -107,6 +109,7 @@ class BookingNudges:
             "recovery": recovery_path(task.session_id),
             "patient": f"{PATIENTS}/{task.patient_id}",
             "clinic": f"{CLINICS}/{task.clinic_id}",
+            "record": record_path(task.dedup_key),  # an earlier attempt's send record: its purpose stands
         }
         docs = self.store.get_all(list(paths.values()))
         found = {name: docs.get(doc_path) for name, doc_path in paths.items()}
@@ -139,7 +142,8 @@ class BookingNudges:
         reachable = recipients(patient, clinic)
         if not reachable:
             return skip(unreachable_reason(patient))
-        code = self._discount(clinic, clinic_doc, patient, reachable[0], entry, fields)
+        earlier = SendRecord.of(task.dedup_key, found["record"].data).purpose if found["record"] else None
+        code = self._discount(clinic, clinic_doc, patient, reachable[0], earlier, fields)
         if code is not None:
             reachable = reachable[:1]  # the consent is the SMS channel's: a marketing nudge goes by SMS only
         nudge = Nudge(clinic, patient, session, task.nudge, self.links().link_for(session, task.nudge), code)
@@ -178,12 +182,12 @@ class BookingNudges:
         clinic_doc: Doc,
         patient: Patient,
         first: Recipient,
-        entry: Entry | None,
+        earlier: str | None,
         fields: dict[str, Any],
     ) -> str | None:
-        """The discount code when this nudge may be marketing (and `fields` say so), else None (transactional)."""
+        """The discount code when this nudge may be marketing (and `fields` say so), else None (transactional).
+        `earlier`: the purpose an earlier attempt's send record holds (an answer lost): that choice stands."""
         code = clinic.booking_recovery.discount_code
-        earlier = entry.data.get("purpose") if entry is not None else None  # an earlier attempt's choice stands
         basis = None
         if code and first.channel == SMS and earlier in (None, MARKETING):
             basis = self.consents.current(patient.id).marketing_basis("sms")
