@@ -25,6 +25,7 @@ STEPS = (
     "Confirmed by text",
     "Reported",
     "Campaign",
+    "Recovered",
 )
 
 
@@ -61,6 +62,8 @@ def test_the_quick_demo_tells_every_step_and_its_numbers_add_up(quick_demo: subp
     # one JOIN and four booking-form consents, one of them revoked by text: four recipients, each messaged once
     assert figures["campaign_recipients"] == figures["campaign_sent"] == figures["campaign_messages_seen"] == 4
     assert figures["campaign_delivered"] == 4 and figures["campaign_excluded"] >= 1 and figures["campaign_clicks"] == 1
+    # an abandoned booking: one nudge at once, its restore link followed, then completed (docs/booking-recovery.md)
+    assert figures["booking_nudged"] == figures["booking_recovered"] == 1
 
 
 def test_the_quick_demo_names_clinics_and_never_a_patient(quick_demo: subprocess.CompletedProcess[str]) -> None:
