@@ -18,7 +18,7 @@ from shared.booking_recovery.links import RESTORE_TOKENS, RestoreLinks
 from shared.booking_recovery.nudges import BookingNudges
 from shared.booking_recovery.plan import plan_nudges
 from shared.booking_recovery.sessions import BookingSession
-from shared.booking_recovery.tasks import NUDGE, NudgeTask, nudge_key
+from shared.booking_recovery.tasks import DECLARATIONS, NUDGE, NudgeTask, nudge_key
 from shared.booking_recovery.wording import Nudge
 from shared.campaigns.wording import STOP_LINE
 from shared.consent.caps import MarketingCaps
@@ -32,6 +32,7 @@ from shared.platform.store import Delete
 from shared.reminders.fanout import Fanout
 from shared.reminders.scheduler import Queues
 from shared.reports.periods import period_of
+from shared.tasks.declaration import Reopen
 from shared.tasks.router import Status
 from tests.builders import CLINIC, CLINIC_ID, FIRST_TRY, World
 from tests.fakes import FixedClock, RecordingQueue
@@ -458,3 +459,26 @@ def test_the_figures_count_sessions_nudged_and_recovered_after_a_nudge(scene):
     assert figures.as_doc() == {"sessions": 4, "nudged": 2, "recovered": 1, "conversion": 0.5}
     empty = report_figures(scene.store, CLINIC_ID, period.previous())
     assert empty.as_doc() == {"sessions": 0, "nudged": 0, "recovered": 0, "conversion": None}
+
+
+# --------------------------------------------------------------------------- the task type and the sweep
+
+
+def test_a_nudges_task_is_rebuilt_from_its_ledger_doc_and_runs_through_its_declaration(scene):
+    first, _ = started(scene)
+    entry = scene.entry(first.dedup_key)
+    assert NudgeTask.from_ledger(first.dedup_key, entry) == first and first.failure_key == first.dedup_key
+    assert NudgeTask.from_ledger(first.dedup_key, {**entry, "kind": "followup"}) is None
+    assert NudgeTask.from_ledger(first.dedup_key, {**entry, "nudge": 9}) is None
+    (declaration,) = DECLARATIONS
+    nudges = scene.nudges()
+    scene.clock.instant = first.send_at
+    assert declaration.handle(nudges, first, FIRST_TRY).status == Status.SENT
+    assert declaration.reopen is not None and declaration.reopen(nudges, first) == Reopen.ALREADY_DONE
+
+
+def test_a_clinic_with_recovery_off_records_the_session_and_plans_nothing(scene):
+    scene.clinic(booking_recovery={"enabled": False})
+    scene.session(scene.patient("pat-1"))
+    assert scene.event("booking.started").skipped["recovery_off"] == 1
+    assert scene.queue.created == [] and scene.store.stored("booking_recoveries/sess-1")["status"] == "started"
