@@ -169,9 +169,9 @@ def load(environ: Mapping[str, str] | None = None) -> StackConfig:
     env = os.environ if environ is None else environ
     base = _int_env(env, "MEDSPA_PORT_BASE", 8600)
     host = "127.0.0.1"
-    # Each function's URL at +20 + its slot; a private one's functions-framework just past the last URL (+33 +
-    # its slot with 13 slots), the front before it (local/front.py). The whole layout stays within +1…+44
-    # (tests/spare_ports.py relies on it).
+    # Each function's URL at +20 + its slot; a private one's functions-framework just past the last URL (+34 +
+    # its slot with 14 slots), the front before it (local/front.py). The whole layout stays within +1…+49
+    # (tests/spare_ports.py relies on it: a test's second stack starts at +50).
     backends = 21 + max(fn.local_slot for fn in registry.FUNCTIONS)
     entry_points = tuple(
         EntryPoint(

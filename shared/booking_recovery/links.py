@@ -11,8 +11,6 @@ the link holds (docs/booking-recovery.md, "The restore link").
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from shared.booking_recovery.recoveries import Recoveries
 from shared.booking_recovery.sessions import BookingSession
 from shared.booking_recovery.sessions import path as session_path
@@ -69,14 +67,14 @@ class RestoreLinks:
             log.warning("clinic has no booking page to restore to", clinic_id=clinic.id, error_code=exc.code)
             return Answer(404, "no_link")
         if record:
-            self._count(session, nudge, at=self.clock.now())
+            self._count(session, nudge)
         return Answer(302, "redirected", link)
 
-    def _count(self, session: BookingSession, nudge: str, *, at: datetime) -> None:
+    def _count(self, session: BookingSession, nudge: str) -> None:
         """One more click on the session's links; a click the store could not count still redirects."""
         try:
             Recoveries(self.store, self.clock).clicked(session)
         except RetryableError as exc:
             log.warning("booking restore click not counted", session_id=session.id, error_code=exc.code)
             return
-        log.info("booking restore link followed", session_id=session.id, nudge=nudge, at=at)
+        log.info("booking restore link followed", session_id=session.id, nudge=nudge)
