@@ -16,6 +16,7 @@ import pytest
 
 from tests.unit.test_deploy import (
     PROJECT,
+    PUBLIC,
     SECRETS,
     SETTINGS,
     Deployment,
@@ -25,15 +26,6 @@ from tests.unit.test_deploy import (
     make_deployment,
     matching,
     words,
-)
-
-PUBLIC = (
-    "twilio-status",
-    "sendgrid-events",
-    "waitlist-inbound-sms",
-    "waitlist-claim",
-    "campaign-click",
-    "booking-restore",
 )
 
 
