@@ -236,7 +236,7 @@ load_env_file() {
     value=${value%"${value##*[![:space:]]}"}  # trailing blanks
     if [[ $value =~ ^\"(.*)\"$ || $value =~ ^\'(.*)\'$ ]]; then value=${BASH_REMATCH[1]}; fi
     case $key in
-      TWILIO_ACCOUNT_SID | TWILIO_AUTH_TOKEN | SENDGRID_API_KEY | WAITLIST_TOKEN_KEY | CAMPAIGN_LINK_KEY)
+      TWILIO_ACCOUNT_SID | TWILIO_AUTH_TOKEN | SENDGRID_API_KEY | WAITLIST_TOKEN_KEY | CAMPAIGN_LINK_KEY | BOOKING_LINK_KEY)
         problem "$file line $n: $key is a secret value; secrets live only in Secret Manager (gcloud secrets versions add NAME --data-file=-), never in $file"
         continue ;;
     esac
@@ -389,6 +389,7 @@ STATUS_CALLBACK=""
 INBOUND_SMS=""
 CLAIM_LINK=""
 CAMPAIGN_CLICK=""
+BOOKING_RESTORE=""
 EMAIL_EVENTS=""
 QUEUE_ENV=""
 RUNTIME=""  # deploy/registry.py RUNTIME: the Python the functions run on (and the local stack serves them with)
@@ -470,6 +471,7 @@ read_plan() {
       inbound_sms) INBOUND_SMS=$value ;;
       claim_link) CLAIM_LINK=$value ;;
       campaign_click) CAMPAIGN_CLICK=$value ;;
+      booking_restore) BOOKING_RESTORE=$value ;;
       email_events) EMAIL_EVENTS=$value ;;
       queue_env) QUEUE_ENV=$value ;;
       runtime) RUNTIME=$value ;;
@@ -830,6 +832,8 @@ function_env() {  # function name → its --set-env-vars value
   if [[ -n ${URL[$CLAIM_LINK]:-} ]]; then vars+=",WAITLIST_CLAIM_URL=${URL[$CLAIM_LINK]}"; fi
   # The start of every campaign message's tracked link (campaign-click, public).
   if [[ -n ${URL[$CAMPAIGN_CLICK]:-} ]]; then vars+=",CAMPAIGN_CLICK_URL=${URL[$CAMPAIGN_CLICK]}"; fi
+  # The start of every booking nudge's restore link (booking-restore, public; docs/booking-recovery.md).
+  if [[ -n ${URL[$BOOKING_RESTORE]:-} ]]; then vars+=",BOOKING_RESTORE_URL=${URL[$BOOKING_RESTORE]}"; fi
   printf '%s' "$vars"
 }
 

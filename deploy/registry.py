@@ -33,6 +33,7 @@ SECRET_SENDGRID_KEY = "SENDGRID_API_KEY"  # noqa: S105
 SECRET_SENDGRID_WEBHOOK_KEY = "SENDGRID_WEBHOOK_PUBLIC_KEY"  # noqa: S105
 SECRET_WAITLIST_TOKEN_KEY = "WAITLIST_TOKEN_KEY"  # noqa: S105 - signs the waitlist's claim links
 SECRET_CAMPAIGN_LINK_KEY = "CAMPAIGN_LINK_KEY"  # noqa: S105 - signs campaign messages' tracked links
+SECRET_BOOKING_LINK_KEY = "BOOKING_LINK_KEY"  # noqa: S105 - signs booking nudges' restore links
 # Twilio's test credentials (Console → Account → API keys & tokens → Test credentials): the smoke test's clinic
 # sends its SMS with these only (`python -m ops smoke`, docs/runbook.md). Optional: without them the smoke SMS is
 # recorded as a permanent failure, never sent with the live credentials.
@@ -45,6 +46,7 @@ SECRETS = (
     SECRET_SENDGRID_WEBHOOK_KEY,
     SECRET_WAITLIST_TOKEN_KEY,
     SECRET_CAMPAIGN_LINK_KEY,
+    SECRET_BOOKING_LINK_KEY,
     SECRET_TWILIO_TEST_SID,
     SECRET_TWILIO_TEST_TOKEN,
 )
@@ -175,6 +177,7 @@ FUNCTIONS: tuple[Function, ...] = (
             SECRET_SENDGRID_KEY,
             SECRET_WAITLIST_TOKEN_KEY,
             SECRET_CAMPAIGN_LINK_KEY,  # a campaign message's link is signed as it is sent
+            SECRET_BOOKING_LINK_KEY,  # a booking nudge's restore link, likewise
             SECRET_TWILIO_TEST_SID,
             SECRET_TWILIO_TEST_TOKEN,
         ),
@@ -261,6 +264,15 @@ FUNCTIONS: tuple[Function, ...] = (
     Function(
         "campaign-click", "campaigns", "campaign_click", public=True, secrets=(SECRET_CAMPAIGN_LINK_KEY,), local_slot=12
     ),
+    # Public: a patient follows a booking nudge's restore link (docs/booking-recovery.md); the token is the check.
+    Function(
+        "booking-restore",
+        "patient_links",
+        "booking_restore",
+        public=True,
+        secrets=(SECRET_BOOKING_LINK_KEY,),
+        local_slot=13,
+    ),
     Function(
         "retry-sweep",
         "task_handler",
@@ -337,6 +349,7 @@ STATUS_CALLBACK = "twilio-status"  # its URL goes out with every SMS as StatusCa
 INBOUND_SMS = "waitlist-inbound-sms"  # its URL is what Twilio signs inbound webhooks with (INBOUND_SMS_URL)
 CLAIM_LINK = "waitlist-claim"  # its URL starts every email offer's claim link (WAITLIST_CLAIM_URL)
 CAMPAIGN_CLICK = "campaign-click"  # its URL starts every campaign message's tracked link (CAMPAIGN_CLICK_URL)
+BOOKING_RESTORE = "booking-restore"  # its URL starts every booking nudge's restore link (BOOKING_RESTORE_URL)
 EMAIL_EVENTS = "sendgrid-events"  # its URL is SendGrid's Event Webhook URL (set in SendGrid; printed by deploy.sh)
 
 
@@ -371,6 +384,7 @@ def as_json() -> str:
             "inbound_sms": INBOUND_SMS,
             "claim_link": CLAIM_LINK,
             "campaign_click": CAMPAIGN_CLICK,
+            "booking_restore": BOOKING_RESTORE,
             "email_events": EMAIL_EVENTS,
         },
         indent=2,

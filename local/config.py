@@ -31,6 +31,9 @@ LOCAL_QUEUE_RATES: dict[str, float] = {resources.QUEUE_CAMPAIGNS: 10.0}
 TOPICS = resources.TOPICS
 LOCAL_WAITLIST_TOKEN_KEY = "local-stack-waitlist-claim-key"  # signs claim links locally (Secret Manager in the cloud)
 LOCAL_CAMPAIGN_LINK_KEY = "local-stack-campaign-link-key"  # signs campaign links locally (Secret Manager in the cloud)
+LOCAL_BOOKING_LINK_KEY = (
+    "local-stack-booking-link-key"  # signs booking restore links locally (Secret Manager in the cloud)
+)
 
 
 def is_loopback(host: str) -> bool:
@@ -129,6 +132,8 @@ class StackConfig:
             "WAITLIST_TOKEN_KEY": LOCAL_WAITLIST_TOKEN_KEY,
             "CAMPAIGN_CLICK_URL": self.url(registry.CAMPAIGN_CLICK),
             "CAMPAIGN_LINK_KEY": LOCAL_CAMPAIGN_LINK_KEY,
+            "BOOKING_RESTORE_URL": self.url(registry.BOOKING_RESTORE),
+            "BOOKING_LINK_KEY": LOCAL_BOOKING_LINK_KEY,
         }
 
 
@@ -164,9 +169,9 @@ def load(environ: Mapping[str, str] | None = None) -> StackConfig:
     env = os.environ if environ is None else environ
     base = _int_env(env, "MEDSPA_PORT_BASE", 8600)
     host = "127.0.0.1"
-    # Each function's URL at +20 + its slot; a private one's functions-framework just past the last URL (+33 +
-    # its slot with 13 slots), the front before it (local/front.py). The whole layout stays within +1…+44
-    # (tests/spare_ports.py relies on it).
+    # Each function's URL at +20 + its slot; a private one's functions-framework just past the last URL (+34 +
+    # its slot with 14 slots), the front before it (local/front.py). The whole layout stays within +1…+49
+    # (tests/spare_ports.py relies on it: a test's second stack starts at +50).
     backends = 21 + max(fn.local_slot for fn in registry.FUNCTIONS)
     entry_points = tuple(
         EntryPoint(

@@ -76,6 +76,8 @@ DEMO_COLLECTIONS = (
     "campaigns",
     "campaign_reports",
     "campaign_clicks",
+    "booking_sessions",
+    "booking_recoveries",
 )
 IN_FLIGHT = ("scheduled", "sending", "unconfirmed")
 DAY_SCALE = 2880  # one day of waiting in 30 s
@@ -853,6 +855,88 @@ class Story:
         ]
         self.figures.update(rebooked(self.world, self.say, wait_for, clinic_id, consenting, reachable[0]))
 
+    def recovered(self) -> None:
+        """A booking the JOIN patient started on the clinic's booking page and left 70 minutes ago: the
+        platform's booking.abandoned plans the clinic's two nudges; the first, already due, goes at once with
+        the clinic's discount (the patient gave marketing consent) and a restore link; the patient follows it
+        (302 to the clinic's booking page) and completes the booking; the report's figures count it."""
+        from shared.booking_recovery.figures import report_figures
+        from shared.booking_recovery.tasks import nudge_key
+        from shared.platform.clock import system_clock
+        from shared.platform.settings import settings
+        from shared.reports.periods import period_of
+        from shared.wiring.services import Services
+
+        world = self.world
+        clinic_id = f"clinic-{WAITLIST_CLINIC}"
+        clinic = world.clinics[clinic_id]
+        page = f"https://{str(clinic.get('email_from', '@clinic.example.com')).partition('@')[2]}/book?s={{session_id}}"
+        world.db.document(f"clinics/{clinic_id}").set(
+            {
+                "booking_recovery": {"enabled": True, "restore_url": page, "discount_code": "GLOW10"},
+                "marketing": {"daily_cap": 2},  # the campaign's text today was one; the discounted nudge is a second
+            },
+            merge=True,
+        )
+        patient_id = self._texted(clinic_id)[0][0]  # the patient who texted JOIN in step 9
+        now = system_clock.now()
+        session_id = f"demo-booking-{int(time.time())}"
+        world.db.document(f"booking_sessions/{session_id}").set(
+            {
+                "clinic_id": clinic_id,
+                "patient_id": patient_id,
+                "service_name": "HydraFacial",
+                "slot_start": now + timedelta(days=2),
+                "started_at": now - timedelta(minutes=70),
+                "status": "abandoned",
+            }
+        )
+        world.publish("appointment-events", {"event": "booking.abandoned", "session_id": session_id})
+        first, second = nudge_key(session_id, 1), nudge_key(session_id, 2)
+        wait_for(
+            "the first nudge",
+            lambda: (world.doc(f"notifications/{first}") or {}).get("state") in ("sent", "delivered"),
+            world.timeout,
+        )
+        phone = str((world.doc(f"patients/{patient_id}") or {}).get("phone"))
+        nudge = next(
+            m
+            for m in world.messages(channel="sms", direction="outbound")
+            if m.get("to") == phone and world.config.url("booking-restore") in str(m.get("body"))
+        )
+        offer = (
+            "with the clinic's code (marketing: the patient texted JOIN)"
+            if "GLOW10" in str(nudge["body"])
+            else "without the code (the patient's marketing cap or window: transactional)"
+        )
+        self.say(
+            f"booking.abandoned for a session started 70 min ago: nudge 1 sent at once to {mask_address(phone)} "
+            f"{offer}, nudge 2 planned for tomorrow"
+        )
+        link = next(w for w in str(nudge["body"]).split() if w.startswith(world.config.url("booking-restore")))
+        restored = world.http.get(link, allow_redirects=False, timeout=30)
+        if restored.status_code != 302:
+            raise DemoError(f"the restore link answered {restored.status_code}, not a redirect")
+        self.say(
+            f"the patient followed the restore link: 302 to the clinic's booking page ({restored.headers['Location']})"
+        )
+        world.publish("appointment-events", {"event": "booking.completed", "session_id": session_id})
+        wait_for(
+            "the completion",
+            lambda: (world.doc(f"booking_recoveries/{session_id}") or {}).get("status") == "completed",
+            world.timeout,
+        )
+        services = Services(settings(), system_clock)
+        zone = ZoneInfo(str(clinic.get("timezone", "America/New_York")))
+        figures = report_figures(services.store, clinic_id, period_of("daily", now.astimezone(zone).date(), zone))
+        found = figures.as_doc()
+        self.say(
+            f"booking.completed: recorded; nudge 2 ({(world.doc(f'notifications/{second}') or {}).get('state')}) "
+            f"will find it completed and skip. Report figures: {found['sessions']} session, {found['nudged']} nudged, "
+            f"{found['recovered']} recovered"
+        )
+        self.figures.update(booking_nudged=found["nudged"], booking_recovered=found["recovered"])
+
     def _texted(self, clinic_id: str) -> list[tuple[str, str, str]]:
         """(patient id, conversation, phone) of the clinic's patients who got an SMS, by patient id."""
         phones = {str(doc.get("phone")): doc_id for doc_id, doc in self.world.docs("patients", clinic_id=clinic_id)}
@@ -912,6 +996,8 @@ def run(quick: bool, timeout: float) -> int:
             story.grouped()
         with narrator.step("Rebooking: a nudge 90 days after a Botox visit, and we missed you", "/operations/ledger"):
             story.rebooked()
+        with narrator.step("Recovered: an abandoned booking nudged back, completed, counted", "/conversations"):
+            story.recovered()
     except DemoError as exc:
         print(f"\ndemo: {exc}", file=sys.stderr)
         return 1

@@ -54,9 +54,10 @@ WEBHOOKS = {
     "waitlist-inbound-sms": "POST",
     "waitlist-claim": "GET",
     "campaign-click": "GET",
+    "booking-restore": "GET",
 }
-# What refuses such a request, when not 401 or 403: a campaign link without its token is a 404 page.
-REFUSED = {"campaign-click": (404,)}
+# What refuses such a request, when not 401 or 403: a campaign or restore link without its token is a 404 page.
+REFUSED = {"campaign-click": (404,), "booking-restore": (404,)}
 POLL_SECONDS = 2.0
 MAX_BATCH = 400
 

@@ -26,6 +26,7 @@ ADAPTERS = {
     "shared/wiring/report_builder.py": "wiring of real adapters (emulator tests)",
     "shared/wiring/waitlist.py": "wiring of real adapters (emulator tests)",
     "shared/wiring/campaigns.py": "wiring of real adapters (emulator tests)",
+    "shared/wiring/patient_links.py": "wiring of real adapters (emulator tests)",
 }
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,8 +1,8 @@
 """Ports for a second local stack started by a test, derived from the running stack's MEDSPA_PORT_BASE.
 
-Each developer's (and CI's) stack owns the hundred ports above its MEDSPA_PORT_BASE and uses +1…+44 of
-them (local/config.py), so a test's second stack at +50…+94 stays clear of it and of every other stack on
-the machine: a fixed range would collide with whoever else runs a stack there.
+Each developer's (and CI's) stack owns the hundred ports above its MEDSPA_PORT_BASE and uses +1…+45 of
+them (at most +49: local/config.py), so a test's second stack at +50…+95 stays clear of it and of every other
+stack on the machine: a fixed range would collide with whoever else runs a stack there.
 """
 
 from __future__ import annotations

@@ -46,6 +46,12 @@ CONSENT_PURPOSES, CONSENT_CHANNELS, CONSENT_STATUSES = (
 )
 PLATFORM_CONSENT_SOURCES = ("booking_form", "front_desk", "import")  # the others are this product's own
 MAX_WORDING_CHARS = 100
+# A patient's booking on the platform's booking page (docs/booking-recovery.md): the session's document holds the
+# rest; the event names it only.
+BOOKING_STARTED, BOOKING_COMPLETED, BOOKING_ABANDONED = "booking.started", "booking.completed", "booking.abandoned"
+BOOKING_EVENTS = (BOOKING_STARTED, BOOKING_COMPLETED, BOOKING_ABANDONED)
+BOOKING_FIELDS = ("event", "session_id")
+MAX_SESSION_ID_CHARS = 64
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 EARLIEST_DATE, LATEST_DATE = date(2000, 1, 1), date(2199, 12, 31)  # anything else is a typo, not a plan
 
@@ -118,6 +124,19 @@ class ConsentRecorded:
     wording_version: str
     event: str = CONSENT_RECORDED
     is_cancellation = False
+
+
+@dataclass(frozen=True)
+class BookingEvent:
+    """The booking platform's word on one booking session: started, completed or abandoned."""
+
+    event: str
+    session_id: str
+    is_cancellation = False
+
+    @property
+    def is_completion(self) -> bool:
+        return self.event == BOOKING_COMPLETED
 
 
 def envelope(cloud_event: Any) -> Envelope:
@@ -222,10 +241,33 @@ def parse_inventory_tick(raw: bytes) -> InventoryTick:
     return InventoryTick(date=tick.date, clinic_id=tick.clinic_id)
 
 
-def parse_platform_event(raw: bytes) -> AppointmentEvent | ConsentRecorded:
-    """What the booking platform publishes to appointment-events: an appointment's event or a consent."""
+PlatformEvent = AppointmentEvent | ConsentRecorded | BookingEvent  # what appointment-events carries
+
+
+def parse_platform_event(raw: bytes) -> PlatformEvent:
+    """What the booking platform publishes to appointment-events: an appointment's event, a consent, or a
+    booking session's."""
     body = _object(raw, empty_ok=False)
-    return consent_recorded(body) if body.get("event") == CONSENT_RECORDED else _appointment_event(body)
+    if body.get("event") == CONSENT_RECORDED:
+        return consent_recorded(body)
+    if body.get("event") in BOOKING_EVENTS:
+        return booking_event(body)
+    return _appointment_event(body)
+
+
+def booking_event(body: dict[str, Any]) -> BookingEvent:
+    """{"event": "booking.started" | "booking.completed" | "booking.abandoned", "session_id": id}: the session's
+    document (booking_sessions/{session_id}) says the rest; no other key taken."""
+    unknown = sorted(set(body) - set(BOOKING_FIELDS))
+    if unknown:
+        raise EventRejected(f"{len(unknown)} unknown booking event field(s)", code="unknown_field")
+    event = body.get("event")
+    if event not in BOOKING_EVENTS:
+        raise EventRejected(f"'event' must be one of {', '.join(BOOKING_EVENTS)}", code="unknown_event")
+    session_id = _id(body, "session_id", code="bad_session_id")
+    if len(session_id) > MAX_SESSION_ID_CHARS:  # it rides in the nudge's link: a 2-segment SMS has no room for more
+        raise EventRejected(f"'session_id' is longer than {MAX_SESSION_ID_CHARS}", code="bad_session_id")
+    return BookingEvent(event=str(event), session_id=session_id)
 
 
 def consent_recorded(body: dict[str, Any]) -> ConsentRecorded:

@@ -280,6 +280,83 @@ def _no_show_message(data: Any, problems: list[FieldProblem]) -> bool:
     return False
 
 
+RESTORE_PLACEHOLDER = "{session_id}"
+DISCOUNT_CODE = re.compile(r"[A-Za-z0-9-]{2,20}")
+MAX_RESTORE_URL_CHARS = 500
+_RESTORE_URL = re.compile(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?([/?#][^\s<>\"'\\^`{|}]*)?", re.IGNORECASE)
+RECOVERY_DELAYS = (60, 24 * 60)  # minutes after a booking session started: the first and second nudge
+MIN_DELAY_MINUTES, MAX_DELAY_MINUTES = 15, 72 * 60
+
+
+@dataclass(frozen=True)
+class BookingRecovery:
+    """A clinic's abandoned-booking recovery (clinics/{id}.booking_recovery; docs/booking-recovery.md): whether it
+    runs, when the nudges go (minutes after the session started), the optional discount code (which makes a
+    nudge marketing), and the clinic's booking page that restores a session: an absolute http(s) URL holding
+    `{session_id}` once, replaced by the session's id."""
+
+    enabled: bool = False
+    delays_minutes: tuple[int, ...] = RECOVERY_DELAYS
+    discount_code: str | None = None
+    restore_url: str | None = None
+
+    def restore_link(self, session_id: str) -> str | None:
+        """The clinic's page for this session (the id is a document id: URL-safe as it is)."""
+        return self.restore_url.replace(RESTORE_PLACEHOLDER, session_id) if self.restore_url else None
+
+
+def _booking_recovery(data: Any, problems: list[FieldProblem]) -> BookingRecovery:
+    """The clinic's `booking_recovery` map. A bad field is noted and recovery stays off for the clinic (a nudge
+    with a broken link or a wrong time is worse than none); reminders never depend on it."""
+    if data is None:
+        return BookingRecovery()
+    if not isinstance(data, dict):
+        problems.append(FieldProblem("booking_recovery", "is not a map"))
+        return BookingRecovery()
+    found: list[FieldProblem] = []
+    enabled = data.get("enabled", False)
+    if not isinstance(enabled, bool):
+        found.append(FieldProblem("booking_recovery.enabled", "must be true or false"))
+    delays = data.get("delays_minutes", list(RECOVERY_DELAYS))
+    if (
+        not isinstance(delays, list)
+        or not 1 <= len(delays) <= 2
+        or not all(
+            isinstance(d, int) and not isinstance(d, bool) and MIN_DELAY_MINUTES <= d <= MAX_DELAY_MINUTES
+            for d in delays
+        )
+        or sorted(set(delays)) != delays
+    ):
+        found.append(
+            FieldProblem(
+                "booking_recovery.delays_minutes",
+                f"must be one or two increasing whole minutes between {MIN_DELAY_MINUTES} and {MAX_DELAY_MINUTES}",
+            )
+        )
+        delays = list(RECOVERY_DELAYS)
+    code = data.get("discount_code")
+    if code is not None and (not isinstance(code, str) or not DISCOUNT_CODE.fullmatch(code)):
+        found.append(FieldProblem("booking_recovery.discount_code", "must be 2-20 letters, digits or dashes"))
+    url = data.get("restore_url")
+    if url is None:
+        if enabled is True:
+            found.append(FieldProblem("booking_recovery.restore_url", "is required when recovery is enabled"))
+    elif (
+        not isinstance(url, str)
+        or len(url) > MAX_RESTORE_URL_CHARS
+        or not url.isascii()
+        or url.count(RESTORE_PLACEHOLDER) != 1
+        or not _RESTORE_URL.fullmatch(url.replace(RESTORE_PLACEHOLDER, "x"))
+    ):
+        found.append(
+            FieldProblem("booking_recovery.restore_url", "must be an absolute http(s) URL holding {session_id} once")
+        )
+    problems.extend(found)
+    if found:
+        return BookingRecovery()
+    return BookingRecovery(enabled=enabled, delays_minutes=tuple(delays), discount_code=code, restore_url=url)
+
+
 @dataclass(frozen=True)
 class Clinic:
     id: str
@@ -300,6 +377,7 @@ class Clinic:
     marketing: Marketing = field(default_factory=Marketing)
     services: tuple[ServiceSettings, ...] = ()  # per service: rebook_after_days (docs/rebooking.md)
     no_show_message: bool = False  # "we missed you" the day after a no-show (docs/rebooking.md)
+    booking_recovery: BookingRecovery = field(default_factory=BookingRecovery)
     # Fields skipped rather than refused (a bad staff address, currency): the reports record them.
     problems: tuple[FieldProblem, ...] = ()
 
@@ -349,6 +427,7 @@ class Clinic:
         ):
             r.fail("reminder_offsets_hours", "must be a list of whole hours between 1 and 336")
         marketing = _marketing(r.raw("marketing", required=False), problems)
+        booking_recovery = _booking_recovery(r.raw("booking_recovery", required=False), problems)
         quiet = r.map("quiet_hours")
         policy = r.map("waitlist")
         waitlist_reader = DocReader("clinics", doc_id, policy)
@@ -380,6 +459,7 @@ class Clinic:
             marketing=marketing,
             services=_services(r.raw("services", required=False), problems),
             no_show_message=_no_show_message(r.raw("no_show_message", required=False), problems),
+            booking_recovery=booking_recovery,
             problems=tuple(problems),
         )
 

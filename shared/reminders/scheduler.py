@@ -22,6 +22,8 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
 
 from shared.contract.models import PATIENTS, Clinic, Patient
 from shared.messaging.channels import SMS, first_channel
@@ -30,7 +32,6 @@ from shared.platform import log
 from shared.platform.errors import InvalidDocument
 from shared.platform.store import Store
 from shared.reminders.fanout_summary import FanoutSummary
-from shared.reminders.plan import PlannedMessage
 from shared.tasks.queue import DEFAULT_CONCURRENCY, CreateReport, TaskQueue, TaskSpec, start_all
 
 CHUNK_SIZE = 400  # ledger docs per commit (Firestore takes 500 writes) and patients per batched read
@@ -44,9 +45,34 @@ class Queues:
     email: str
 
 
+class ScheduledTask(Protocol):
+    """What the scheduler reads of a planned message's task body (ids only)."""
+
+    @property
+    def clinic_id(self) -> str: ...
+    @property
+    def patient_id(self) -> str: ...
+    @property
+    def send_at(self) -> datetime: ...
+    def ledger_fields(self, channel: str | None = None) -> dict[str, Any]: ...
+    def to_json(self) -> dict[str, Any]: ...
+
+
+class Schedulable(Protocol):
+    """A planned message of any kind: shared/reminders/plan.py's PlannedMessage, a booking nudge
+    (shared/booking_recovery/plan.py): its ledger key, its task, and why it must not go out (None: it goes)."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def task(self) -> ScheduledTask: ...
+    @property
+    def skipped(self) -> str | None: ...
+
+
 @dataclass(frozen=True)
 class _Routed:
-    message: PlannedMessage
+    message: Schedulable
     queue: str
 
 
@@ -66,14 +92,14 @@ class MessageScheduler:
     ) -> None:
         self.store, self.ledger, self.tasks, self.queues, self.report = store, ledger, tasks, queues, report
         self.clinics, self.concurrency = clinics, concurrency
-        self._buffer: list[PlannedMessage] = []
+        self._buffer: list[Schedulable] = []
         self._seen: set[str] = set()
         self._patients: dict[str, Patient | str] = {}  # a patient, or why there is none usable
         self._chunk = min(FIRST_CHUNK, CHUNK_SIZE)
         self._pool: ThreadPoolExecutor | None = None
         self._pending: deque[tuple[Callable[[], CreateReport], list[tuple[_Routed, bool]]]] = deque()
 
-    def add(self, message: PlannedMessage | None) -> None:
+    def add(self, message: Schedulable | None) -> None:
         if message is None or message.key in self._seen:  # planned twice in one run: once is enough
             return
         self._seen.add(message.key)
@@ -82,7 +108,7 @@ class MessageScheduler:
             self._flush()
             self._chunk = CHUNK_SIZE
 
-    def add_all(self, messages: Iterable[PlannedMessage]) -> None:
+    def add_all(self, messages: Iterable[Schedulable]) -> None:
         for message in messages:
             self.add(message)
 

@@ -59,6 +59,7 @@ def provider(module: str, name: str = "report_figures") -> Provider:
 PROVIDERS: tuple[Provider, ...] = (
     provider("shared.groups.figures"),
     provider("shared.rebooking.figures"),
+    provider("shared.booking_recovery.figures"),
 )
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from shared.contract.events import AppointmentEvent, ConsentRecorded, EventRejected
+from shared.contract.events import AppointmentEvent, EventRejected, PlatformEvent
 from shared.contract.models import APPOINTMENTS, Appointment
 from shared.waitlist.offers import offer_id_for
 from shared.waitlist.waves import Waves
@@ -33,9 +33,9 @@ class Opened:
         """Nothing to redo: opening an offer either happens whole or raises."""
 
 
-def open_offer(event: AppointmentEvent | ConsentRecorded, waves: Waves, *, now: datetime) -> Opened:
-    """Open the offer of a cancelled appointment's slot and offer it to its first wave (a consent.recorded
-    on the same topic is reminder_fanout's: ignored here)."""
+def open_offer(event: PlatformEvent, waves: Waves, *, now: datetime) -> Opened:
+    """Open the offer of a cancelled appointment's slot and offer it to its first wave (a consent.recorded or a
+    booking session's event on the same topic is reminder_fanout's: ignored here)."""
     if not isinstance(event, AppointmentEvent) or not event.is_cancellation:
         return Opened("ignored", reason=event.event.replace("appointment.", "event_"))
     doc = waves.store.get(f"{APPOINTMENTS}/{event.appointment_id}")

@@ -1,6 +1,6 @@
 """reminder_fanout's composition root: the reminders tick's coordinator, its units behind their own
-router, and appointment events, among them the platform's consent.recorded (shared/consent/intake.py;
-functions/reminder_fanout/main.py names them)."""
+router, and appointment events, among them the platform's consent.recorded (shared/consent/intake.py) and
+booking sessions' events (shared/booking_recovery/intake.py; functions/reminder_fanout/main.py names them)."""
 
 from __future__ import annotations
 
@@ -22,11 +22,15 @@ def _tick(request: events.TickRequest, now: datetime) -> RunResult:
     return coordinate_tick(request, services().fanout(units=True), now=now)
 
 
-def _appointment_event(event: events.AppointmentEvent | events.ConsentRecorded, now: datetime) -> RunResult:
+def _appointment_event(event: events.PlatformEvent, now: datetime) -> RunResult:
     if isinstance(event, events.ConsentRecorded):
         from shared.consent.intake import record_platform_consent
 
         return record_platform_consent(event, store=services().store, clock=services().clock)
+    if isinstance(event, events.BookingEvent):
+        from shared.booking_recovery.intake import handle_booking_event
+
+        return handle_booking_event(event, services().fanout(units=False), now=now)
     return fanout.handle_appointment_event(event, services().fanout(units=False), now=now)
 
 
@@ -44,6 +48,8 @@ APPOINTMENT_EVENT = PubSubJob(
     describe=lambda event: (
         {"appointment_id": event.appointment_id}
         if isinstance(event, events.AppointmentEvent)
+        else {"session_id": event.session_id}
+        if isinstance(event, events.BookingEvent)
         else {"consent_event_id": event.event_id, "patient_id": event.patient_id}
     ),
 )

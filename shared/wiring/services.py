@@ -16,6 +16,8 @@ from shared.platform.settings import Settings, settings
 from shared.tasks.queue import CloudTasksQueue, Target
 
 if TYPE_CHECKING:
+    from shared.booking_recovery.links import RestoreLinks
+    from shared.booking_recovery.nudges import BookingNudges
     from shared.campaigns.lifecycle import Lifecycle
     from shared.campaigns.links import CampaignLinks
     from shared.campaigns.planning import CampaignPlanner
@@ -286,6 +288,35 @@ class Services:
             clock=self.clock,
             consents=self.consents,
             caps=self.marketing_caps,
+        )
+
+    # ------------------------------------------------------------------------------ booking recovery
+
+    @functools.cached_property
+    def restore_links(self) -> RestoreLinks:
+        """Signs a booking nudge's restore link (the task handler) and follows it (booking-restore)."""
+        from shared.booking_recovery.links import RestoreLinks
+
+        return RestoreLinks(
+            store=self.store,
+            clock=self.clock,
+            restore_url=self.config.needed("booking_restore_url"),
+            key=clients.secret("BOOKING_LINK_KEY").encode("utf-8"),
+        )
+
+    @functools.cached_property
+    def booking_nudges(self) -> BookingNudges:
+        """A booking nudge per task (docs/booking-recovery.md), through the same ledger and sender."""
+        from shared.booking_recovery.nudges import BookingNudges
+
+        return BookingNudges(
+            store=self.store,
+            ledger=self.ledger,
+            sender=self.sender,
+            clock=self.clock,
+            consents=self.consents,
+            caps=self.marketing_caps,
+            links=lambda: self.restore_links,
         )
 
     # --------------------------------------------------------------------------------------- reports

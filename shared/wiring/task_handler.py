@@ -7,6 +7,7 @@ import functools
 from typing import Any
 
 from shared.adapters.signed_webhook import SignedWebhook
+from shared.booking_recovery import tasks as booking_tasks
 from shared.campaigns import tasks as campaign_tasks
 from shared.messaging import appointment_tasks
 from shared.platform import clients, log
@@ -25,6 +26,7 @@ DECLARATIONS: tuple[Declaration[Any, Any], ...] = (
     *report_tasks.DECLARATIONS,
     *campaign_tasks.DECLARATIONS,
     *rebooking_tasks.DECLARATIONS,
+    *booking_tasks.DECLARATIONS,
 )
 
 
@@ -39,6 +41,7 @@ def bind(wired: Services) -> dict[str, TaskType[Any]]:
         campaign_tasks.CAMPAIGN_PLANNER: lambda: wired.campaign_planner,
         campaign_tasks.CAMPAIGN_MESSAGES: lambda: wired.campaign_messages,
         rebooking_tasks.REBOOKING_MESSAGES: lambda: wired.rebooking_messages,
+        booking_tasks.BOOKING_NUDGES: lambda: wired.booking_nudges,
     }
     return bind_all(DECLARATIONS, providers, wired.config.queue)
 

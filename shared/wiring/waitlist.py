@@ -17,7 +17,7 @@ from shared.wiring.services import services
 MAX_FORM_BYTES = 64 * 1024  # Twilio's inbound form is a few kilobytes
 
 
-def _cancelled(event: events.AppointmentEvent | events.ConsentRecorded, now: datetime) -> RunResult:
+def _cancelled(event: events.PlatformEvent, now: datetime) -> RunResult:
     from shared.waitlist.cancellations import open_offer
 
     return open_offer(event, services().waves, now=now)

@@ -27,6 +27,7 @@ STEPS = (
     "Campaign",
     "Group booking",
     "Rebooking",
+    "Recovered",
 )
 
 
@@ -71,6 +72,8 @@ def test_the_quick_demo_tells_every_step_and_its_numbers_add_up(quick_demo: subp
         1,
         1,
     )
+    # an abandoned booking: one nudge at once, its restore link followed, then completed (docs/booking-recovery.md)
+    assert figures["booking_nudged"] == figures["booking_recovered"] == 1
 
 
 def test_the_quick_demo_names_clinics_and_never_a_patient(quick_demo: subprocess.CompletedProcess[str]) -> None:

@@ -38,6 +38,7 @@ SECRETS = {
     "SENDGRID_WEBHOOK_PUBLIC_KEY": "sendgrid-webhook-public-key",
     "WAITLIST_TOKEN_KEY": "waitlist-token-key",
     "CAMPAIGN_LINK_KEY": "campaign-link-key",
+    "BOOKING_LINK_KEY": "booking-link-key",
     "TWILIO_TEST_ACCOUNT_SID": "twilio-test-account-sid",
     "TWILIO_TEST_AUTH_TOKEN": "twilio-test-auth-token",
 }
@@ -47,12 +48,20 @@ TASK_HANDLER_SECRETS = (
     "SENDGRID_API_KEY",
     "WAITLIST_TOKEN_KEY",
     "CAMPAIGN_LINK_KEY",
+    "BOOKING_LINK_KEY",
     "TWILIO_TEST_ACCOUNT_SID",
     "TWILIO_TEST_AUTH_TOKEN",
 )
 # The webhooks providers call (they verify signatures themselves), the waitlist's claim link and a campaign's
 # tracked link (each checks its signed token).
-PUBLIC = {"twilio-status", "sendgrid-events", "waitlist-inbound-sms", "waitlist-claim", "campaign-click"}
+PUBLIC = {
+    "twilio-status",
+    "sendgrid-events",
+    "waitlist-inbound-sms",
+    "waitlist-claim",
+    "campaign-click",
+    "booking-restore",
+}
 ENTRY_POINTS = FUNCTIONS
 HTTP = [entry for entry in ENTRY_POINTS if entry.signature == "http"]
 EVENTS = [entry for entry in ENTRY_POINTS if entry.signature != "http"]
@@ -474,6 +483,7 @@ def test_secrets_are_created_empty_and_readable_only_by_the_functions_that_map_t
         ("twilio-auth-token", f"serviceAccount:{fn_sa('waitlist-inbound-sms')}", accessor),
         ("waitlist-token-key", f"serviceAccount:{fn_sa('waitlist-claim')}", accessor),
         ("campaign-link-key", f"serviceAccount:{fn_sa('campaign-click')}", accessor),
+        ("booking-link-key", f"serviceAccount:{fn_sa('booking-restore')}", accessor),
     }
 
 
@@ -1279,3 +1289,13 @@ def test_deploy_sh_is_shellcheck_clean() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout
+
+
+def test_no_composite_index_is_listed_twice() -> None:
+    """Two flows needing the same index list it once (a second create of it would fail the deploy's step 6)."""
+    spec = json.loads((REPO / "firestore.indexes.json").read_text())
+    shapes = [
+        (index["collectionGroup"], index["queryScope"], tuple((f["fieldPath"], f["order"]) for f in index["fields"]))
+        for index in spec["indexes"]
+    ]
+    assert len(shapes) == len(set(shapes))

@@ -16,6 +16,7 @@ import pytest
 
 from tests.unit.test_deploy import (
     PROJECT,
+    PUBLIC,
     SECRETS,
     SETTINGS,
     Deployment,
@@ -26,8 +27,6 @@ from tests.unit.test_deploy import (
     matching,
     words,
 )
-
-PUBLIC = ("twilio-status", "sendgrid-events", "waitlist-inbound-sms", "waitlist-claim", "campaign-click")
 
 
 class Waits(TypedDict):

@@ -52,7 +52,8 @@ def test_the_stack_layout_stays_within_its_block():
     from local.components import stack_ports
 
     ports = stack_ports(CONFIG)
-    assert len(ports) == len(set(ports)) and max(ports) - 7700 <= 44
+    # below +50, where a test's second stack starts (tests/spare_ports.py)
+    assert len(ports) == len(set(ports)) and max(ports) - 7700 <= 49
 
 
 def test_a_valid_token_is_forwarded_with_its_signature_removed(issuer):
