@@ -389,6 +389,7 @@ STATUS_CALLBACK=""
 INBOUND_SMS=""
 CLAIM_LINK=""
 CAMPAIGN_CLICK=""
+FEEDBACK_PAGE=""
 EMAIL_EVENTS=""
 QUEUE_ENV=""
 RUNTIME=""  # deploy/registry.py RUNTIME: the Python the functions run on (and the local stack serves them with)
@@ -470,6 +471,7 @@ read_plan() {
       inbound_sms) INBOUND_SMS=$value ;;
       claim_link) CLAIM_LINK=$value ;;
       campaign_click) CAMPAIGN_CLICK=$value ;;
+      feedback_page) FEEDBACK_PAGE=$value ;;
       email_events) EMAIL_EVENTS=$value ;;
       queue_env) QUEUE_ENV=$value ;;
       runtime) RUNTIME=$value ;;
@@ -830,6 +832,8 @@ function_env() {  # function name → its --set-env-vars value
   if [[ -n ${URL[$CLAIM_LINK]:-} ]]; then vars+=",WAITLIST_CLAIM_URL=${URL[$CLAIM_LINK]}"; fi
   # The start of every campaign message's tracked link (campaign-click, public).
   if [[ -n ${URL[$CAMPAIGN_CLICK]:-} ]]; then vars+=",CAMPAIGN_CLICK_URL=${URL[$CAMPAIGN_CLICK]}"; fi
+  # The start of every emailed survey's page link (feedback-page, public; docs/feedback.md).
+  if [[ -n ${URL[$FEEDBACK_PAGE]:-} ]]; then vars+=",FEEDBACK_PAGE_URL=${URL[$FEEDBACK_PAGE]}"; fi
   printf '%s' "$vars"
 }
 

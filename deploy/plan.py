@@ -402,6 +402,7 @@ def write_plan(plan: Plan, out_dir: Path, spec_path: Path = REPO_ROOT / "firesto
             ("inbound_sms", registry.INBOUND_SMS),
             ("claim_link", registry.CLAIM_LINK),
             ("campaign_click", registry.CAMPAIGN_CLICK),
+            ("feedback_page", registry.FEEDBACK_PAGE),
             ("email_events", registry.EMAIL_EVENTS),
             ("queue_env", queue_env()),
             ("runtime", registry.RUNTIME),

@@ -31,6 +31,7 @@ LOCAL_QUEUE_RATES: dict[str, float] = {resources.QUEUE_CAMPAIGNS: 10.0}
 TOPICS = resources.TOPICS
 LOCAL_WAITLIST_TOKEN_KEY = "local-stack-waitlist-claim-key"  # signs claim links locally (Secret Manager in the cloud)
 LOCAL_CAMPAIGN_LINK_KEY = "local-stack-campaign-link-key"  # signs campaign links locally (Secret Manager in the cloud)
+LOCAL_FEEDBACK_LINK_KEY = "local-stack-feedback-link-key"  # signs survey links locally (Secret Manager in the cloud)
 
 
 def is_loopback(host: str) -> bool:
@@ -129,6 +130,8 @@ class StackConfig:
             "WAITLIST_TOKEN_KEY": LOCAL_WAITLIST_TOKEN_KEY,
             "CAMPAIGN_CLICK_URL": self.url(registry.CAMPAIGN_CLICK),
             "CAMPAIGN_LINK_KEY": LOCAL_CAMPAIGN_LINK_KEY,
+            "FEEDBACK_PAGE_URL": self.url(registry.FEEDBACK_PAGE),
+            "FEEDBACK_LINK_KEY": LOCAL_FEEDBACK_LINK_KEY,
         }
 
 

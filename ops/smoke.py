@@ -54,6 +54,7 @@ WEBHOOKS = {
     "waitlist-inbound-sms": "POST",
     "waitlist-claim": "GET",
     "campaign-click": "GET",
+    "feedback-page": "GET",  # a survey page without its token: 403
 }
 # What refuses such a request, when not 401 or 403: a campaign link without its token is a 404 page.
 REFUSED = {"campaign-click": (404,)}

@@ -1,5 +1,6 @@
-"""The task types of appointment messages: reminders, prep instructions, booking confirmations and
-follow-ups. Written by the reminder planner, run by shared/messaging/delivery.py's AppointmentMessages."""
+"""The task types of appointment messages: reminders, prep instructions, booking confirmations,
+follow-ups (the feedback survey) and check-ins after a visit (docs/feedback.md). Written by the reminder
+planner, run by shared/messaging/delivery.py's AppointmentMessages."""
 
 from __future__ import annotations
 
@@ -20,8 +21,10 @@ if TYPE_CHECKING:
 REMINDER = "appointment_reminder"
 PREP = "prep_instructions"
 CONFIRMATION = "booking_confirmation"
-FOLLOWUP = "followup"
-APPOINTMENT_TASK_TYPES = (REMINDER, CONFIRMATION, PREP, FOLLOWUP)
+FOLLOWUP = "followup"  # the feedback survey, a week after a completed visit (docs/feedback.md)
+CHECKIN = "checkin"  # a day or two after a completed visit, when the clinic sets it
+APPOINTMENT_TASK_TYPES = (REMINDER, CONFIRMATION, PREP, FOLLOWUP, CHECKIN)
+AFTER_VISIT = (FOLLOWUP, CHECKIN)  # sent about a completed appointment
 
 
 class LedgerKeyCheck:

@@ -21,6 +21,7 @@ _NEEDED = {
     "inbound_sms_url": ("INBOUND_SMS_URL", " (the waitlist-inbound-sms URL)"),
     "claim_url": ("WAITLIST_CLAIM_URL", " (the waitlist-claim URL)"),
     "campaign_click_url": ("CAMPAIGN_CLICK_URL", " (the campaign-click URL)"),
+    "feedback_page_url": ("FEEDBACK_PAGE_URL", " (the feedback-page URL)"),
 }
 
 
@@ -55,6 +56,7 @@ class Settings:
     inbound_sms_url: str  # the waitlist-inbound-sms URL exactly as configured in Twilio (signatures cover it)
     claim_url: str  # the waitlist-claim URL; email offers link to it
     campaign_click_url: str  # the campaign-click URL; every campaign message's tracked link starts with it
+    feedback_page_url: str  # the feedback-page URL; every emailed survey's link starts with it (docs/feedback.md)
 
     def queue(self, role: str) -> str:
         """The deployed name of the queue with this role (shared/tasks/declaration.py Queue)."""

@@ -28,7 +28,8 @@ UNIT_NOTES = {
     "resolve",
 }
 REMINDERS, FOLLOWUPS = "reminders", "followups"  # what a window's appointments are planned for
-KINDS = (REMINDERS, FOLLOWUPS)
+CHECKINS = "checkins"  # the check-ins after a visit (docs/feedback.md)
+KINDS = (REMINDERS, FOLLOWUPS, CHECKINS)
 MAX_SHARDS = 1000
 MAX_WINDOWS = 16  # per shard: a split never cuts a day into more pieces than this per shard
 _PLAN = re.compile(r"[0-9a-f]{1,16}")
@@ -39,7 +40,7 @@ _INSTANT = InstantCheck()
 class Window:
     """Appointments starting in [start, end), and what to plan for them."""
 
-    kind: str  # REMINDERS | FOLLOWUPS
+    kind: str  # REMINDERS | FOLLOWUPS | CHECKINS
     start: datetime
     end: datetime
 

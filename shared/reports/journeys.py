@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from shared.feedback.figures import report_figures as feedback_figures
+
 if TYPE_CHECKING:
     from shared.platform.store import Store
     from shared.reports.periods import ReportPeriod
@@ -39,4 +41,4 @@ class JourneyFigures:
 
 Provider = Callable[["Store", str, "ReportPeriod"], JourneyFigures]
 
-PROVIDERS: tuple[Provider, ...] = ()
+PROVIDERS: tuple[Provider, ...] = (feedback_figures,)

@@ -8,6 +8,7 @@ from typing import Any
 
 from shared.adapters.signed_webhook import SignedWebhook
 from shared.campaigns import tasks as campaign_tasks
+from shared.feedback import tasks as feedback_tasks
 from shared.messaging import appointment_tasks
 from shared.platform import clients, log
 from shared.platform.http import Response, json_response
@@ -23,6 +24,7 @@ DECLARATIONS: tuple[Declaration[Any, Any], ...] = (
     *waitlist_tasks.DECLARATIONS,
     *report_tasks.DECLARATIONS,
     *campaign_tasks.DECLARATIONS,
+    *feedback_tasks.DECLARATIONS,
 )
 
 
@@ -36,6 +38,7 @@ def bind(wired: Services) -> dict[str, TaskType[Any]]:
         campaign_tasks.CAMPAIGN_REPORT_EMAILS: lambda: wired.campaign_report_emails,
         campaign_tasks.CAMPAIGN_PLANNER: lambda: wired.campaign_planner,
         campaign_tasks.CAMPAIGN_MESSAGES: lambda: wired.campaign_messages,
+        feedback_tasks.FEEDBACK_MESSAGES: lambda: wired.feedback_messages,
     }
     return bind_all(DECLARATIONS, providers, wired.config.queue)
 

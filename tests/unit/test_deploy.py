@@ -38,6 +38,7 @@ SECRETS = {
     "SENDGRID_WEBHOOK_PUBLIC_KEY": "sendgrid-webhook-public-key",
     "WAITLIST_TOKEN_KEY": "waitlist-token-key",
     "CAMPAIGN_LINK_KEY": "campaign-link-key",
+    "FEEDBACK_LINK_KEY": "feedback-link-key",
     "TWILIO_TEST_ACCOUNT_SID": "twilio-test-account-sid",
     "TWILIO_TEST_AUTH_TOKEN": "twilio-test-auth-token",
 }
@@ -47,12 +48,20 @@ TASK_HANDLER_SECRETS = (
     "SENDGRID_API_KEY",
     "WAITLIST_TOKEN_KEY",
     "CAMPAIGN_LINK_KEY",
+    "FEEDBACK_LINK_KEY",
     "TWILIO_TEST_ACCOUNT_SID",
     "TWILIO_TEST_AUTH_TOKEN",
 )
 # The webhooks providers call (they verify signatures themselves), the waitlist's claim link and a campaign's
 # tracked link (each checks its signed token).
-PUBLIC = {"twilio-status", "sendgrid-events", "waitlist-inbound-sms", "waitlist-claim", "campaign-click"}
+PUBLIC = {
+    "twilio-status",
+    "sendgrid-events",
+    "waitlist-inbound-sms",
+    "waitlist-claim",
+    "campaign-click",
+    "feedback-page",
+}
 ENTRY_POINTS = FUNCTIONS
 HTTP = [entry for entry in ENTRY_POINTS if entry.signature == "http"]
 EVENTS = [entry for entry in ENTRY_POINTS if entry.signature != "http"]
@@ -66,6 +75,8 @@ CAMPAIGN_QUEUES = {resources.QUEUE_CAMPAIGNS, resources.QUEUE_CAMPAIGN_PLANNING}
 HANDLER_QUEUES = {*REMINDER_QUEUES, resources.QUEUE_WAITLIST, resources.QUEUE_REPORTS, *CAMPAIGN_QUEUES}
 FED_QUEUES = {*HANDLER_QUEUES, resources.QUEUE_FANOUT}  # what some function enqueues into
 WAITLIST_ENQUEUERS = ("task-handler", "waitlist-cancellations", "waitlist-inbound-sms", "waitlist-claim")
+# A first feedback score's review link (the SMS queue) or managers' alert (reports), from a text or the page.
+FEEDBACK_ROUTERS = ("waitlist-inbound-sms", "feedback-page")
 TASK_CREATORS = (
     "reminder-fanout",
     "reminder-fanout-unit",
@@ -74,6 +85,7 @@ TASK_CREATORS = (
     "inventory-check",
     "retry-sweep",
     *WAITLIST_ENQUEUERS,
+    "feedback-page",
 )
 _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc")
 
@@ -398,12 +410,20 @@ def test_the_functions_hold_these_roles_and_no_others(two_runs: TwoRuns) -> None
         act_as,
     }
     assert held_by(calls, f"serviceAccount:{fn_sa('waitlist-cancellations')}") == {datastore, waitlist, act_as}
+    feedback_routing = {("queue", resources.QUEUE_SMS, "roles/cloudtasks.enqueuer"), reports}
     assert held_by(calls, f"serviceAccount:{fn_sa('waitlist-inbound-sms')}") == {
         datastore,
         ("secret", "twilio-auth-token", accessor),
         waitlist,
+        *feedback_routing,
         act_as,
         publish,
+    }
+    assert held_by(calls, f"serviceAccount:{fn_sa('feedback-page')}") == {
+        datastore,
+        ("secret", "feedback-link-key", accessor),
+        *feedback_routing,
+        act_as,
     }
     assert held_by(calls, f"serviceAccount:{fn_sa('waitlist-claim')}") == {
         datastore,
@@ -474,6 +494,7 @@ def test_secrets_are_created_empty_and_readable_only_by_the_functions_that_map_t
         ("twilio-auth-token", f"serviceAccount:{fn_sa('waitlist-inbound-sms')}", accessor),
         ("waitlist-token-key", f"serviceAccount:{fn_sa('waitlist-claim')}", accessor),
         ("campaign-link-key", f"serviceAccount:{fn_sa('campaign-click')}", accessor),
+        ("feedback-link-key", f"serviceAccount:{fn_sa('feedback-page')}", accessor),
     }
 
 
@@ -549,6 +570,11 @@ def test_enqueue_rights_per_queue_for_the_fanouts_and_the_sweep_only(two_runs: T
         *(
             (resources.QUEUE_WAITLIST, f"serviceAccount:{fn_sa(name)}", "roles/cloudtasks.enqueuer")
             for name in ("retry-sweep", *WAITLIST_ENQUEUERS)
+        ),
+        *(
+            (queue, f"serviceAccount:{fn_sa(name)}", "roles/cloudtasks.enqueuer")
+            for queue in (resources.QUEUE_SMS, resources.QUEUE_REPORTS)
+            for name in FEEDBACK_ROUTERS
         ),
     }
 
@@ -1257,9 +1283,9 @@ def test_an_entry_point_not_written_yet_is_skipped_with_a_note_and_so_are_its_re
     assert topics == {*kept, *(resources.dead_letter_topic(t) for t in kept), "appointment-events"}
     jobs = {words(c)[4] for c in matching(calls, "scheduler", "jobs", "create", "pubsub")}
     assert jobs == {"failed-tasks-sweep", "reports-daily", "reports-weekly", "inventory-check"}
-    # the waitlist's and the campaigns' queues (fed by the task handler) and the reports' are all the sweep may
-    # put tasks back on
-    fed = {resources.QUEUE_WAITLIST, resources.QUEUE_REPORTS, *CAMPAIGN_QUEUES}
+    # the waitlist's and the campaigns' queues (fed by the task handler), the reports' and the SMS queue (a
+    # feedback score's review link, from feedback-page) are all the sweep may put tasks back on
+    fed = {resources.QUEUE_WAITLIST, resources.QUEUE_REPORTS, resources.QUEUE_SMS, *CAMPAIGN_QUEUES}
     assert {words(c)[3] for c in matching(calls, "tasks", "queues", "create")} == fed
     assert {q for kind, q, _ in held_by(calls, f"serviceAccount:{fn_sa('retry-sweep')}") if kind == "queue"} == fed
 

@@ -27,7 +27,14 @@ from tests.unit.test_deploy import (
     words,
 )
 
-PUBLIC = ("twilio-status", "sendgrid-events", "waitlist-inbound-sms", "waitlist-claim", "campaign-click")
+PUBLIC = (
+    "twilio-status",
+    "sendgrid-events",
+    "waitlist-inbound-sms",
+    "waitlist-claim",
+    "campaign-click",
+    "feedback-page",
+)
 
 
 class Waits(TypedDict):

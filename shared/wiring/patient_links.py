@@ -1,0 +1,28 @@
+"""patient_links' composition root: the survey page of an emailed follow-up (functions/patient_links/main.py
+names it; docs/feedback.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.platform.http import Response, json_response, to_response
+from shared.wiring.services import services
+
+MAX_FORM_BYTES = 4096  # a token and a score
+
+
+def feedback_page(request: Any) -> Response:
+    """GET shows the question (writes nothing: a link scanner answers nothing); POST records the score."""
+    if request.method not in ("GET", "HEAD", "POST"):
+        return json_response({"error": "method_not_allowed"}, 405, {"Allow": "GET, HEAD, POST"})
+    try:
+        links = services().feedback_links
+        if request.method == "POST":
+            if (request.content_length or 0) > MAX_FORM_BYTES:
+                return json_response({"error": "too_large"}, 413)
+            page = links.submit(request.form.get("t"), request.form.get("score"))
+        else:
+            page = links.show(request.args.get("t"))
+    except Exception as exc:  # noqa: BLE001 - one boundary: a transient failure is a 503, never a stack trace
+        return to_response(exc)
+    return page.response()
