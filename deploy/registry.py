@@ -246,7 +246,7 @@ FUNCTIONS: tuple[Function, ...] = (
         "inbound_sms",
         public=True,  # Twilio's "A message comes in" webhook; verifies X-Twilio-Signature
         secrets=(SECRET_TWILIO_TOKEN,),
-        enqueues=(r.QUEUE_WAITLIST, r.QUEUE_SMS, r.QUEUE_REPORTS),  # and a first score's review link or alert
+        enqueues=(r.QUEUE_WAITLIST, r.QUEUE_SMS, r.QUEUE_EMAIL),  # and a first score's review link or alert
         publishes=(r.TOPIC_APPOINTMENT_EVENTS,),
         local_slot=5,
     ),
@@ -271,7 +271,7 @@ FUNCTIONS: tuple[Function, ...] = (
         "feedback_page",
         public=True,
         secrets=(SECRET_FEEDBACK_LINK_KEY,),
-        enqueues=(r.QUEUE_SMS, r.QUEUE_REPORTS),  # a first score's review link or managers' alert
+        enqueues=(r.QUEUE_SMS, r.QUEUE_EMAIL),  # a first score's review link or managers' alert
         local_slot=14,
     ),
     Function(

@@ -142,7 +142,7 @@ class Surveys:
                 source=source,
             )
             alert = AlertTask(survey.appointment_id, clinic.id)
-            self.tasks().create(TaskSpec(self.queues(Queue.REPORTS), alert.business_key, alert.to_json()))
+            self.tasks().create(TaskSpec(self.queues(Queue.EMAIL), alert.business_key, alert.to_json()))
         elif survey.high and clinic.feedback.review_url:
             review = ReviewTask(survey.appointment_id, clinic.id)
             fields = {

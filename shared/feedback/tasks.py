@@ -1,7 +1,8 @@
 """The feedback's task types (docs/feedback.md), run by shared/feedback/messages.py's FeedbackMessages:
 
 - feedback_review: a high first score's review link to the patient, one ledger message per appointment;
-- feedback_alert: a low first score's email to the clinic's managers, one ledger message per manager.
+- feedback_alert: a low first score's email to the clinic's managers, one ledger message per manager
+  (on the email queue, as an emailed reminder).
 
 Both are enqueued when the first score is recorded (shared.feedback.surveys), named from the appointment,
 so a retried answer enqueues nothing twice. Bodies carry ids only.
@@ -94,5 +95,5 @@ def _reopen_alert(messages: FeedbackMessages, task: AlertTask) -> Reopen:
 
 DECLARATIONS = (
     Declaration(REVIEW, ReviewTask, Queue.SMS, FEEDBACK_MESSAGES, _review, _reopen_review),
-    Declaration(ALERT, AlertTask, Queue.REPORTS, FEEDBACK_MESSAGES, _alert, _reopen_alert),
+    Declaration(ALERT, AlertTask, Queue.EMAIL, FEEDBACK_MESSAGES, _alert, _reopen_alert),
 )

@@ -75,7 +75,7 @@ CAMPAIGN_QUEUES = {resources.QUEUE_CAMPAIGNS, resources.QUEUE_CAMPAIGN_PLANNING}
 HANDLER_QUEUES = {*REMINDER_QUEUES, resources.QUEUE_WAITLIST, resources.QUEUE_REPORTS, *CAMPAIGN_QUEUES}
 FED_QUEUES = {*HANDLER_QUEUES, resources.QUEUE_FANOUT}  # what some function enqueues into
 WAITLIST_ENQUEUERS = ("task-handler", "waitlist-cancellations", "waitlist-inbound-sms", "waitlist-claim")
-# A first feedback score's review link (the SMS queue) or managers' alert (reports), from a text or the page.
+# A first feedback score's review link (the SMS queue) or managers' alert (email), from a text or the page.
 FEEDBACK_ROUTERS = ("waitlist-inbound-sms", "feedback-page")
 TASK_CREATORS = (
     "reminder-fanout",
@@ -410,7 +410,7 @@ def test_the_functions_hold_these_roles_and_no_others(two_runs: TwoRuns) -> None
         act_as,
     }
     assert held_by(calls, f"serviceAccount:{fn_sa('waitlist-cancellations')}") == {datastore, waitlist, act_as}
-    feedback_routing = {("queue", resources.QUEUE_SMS, "roles/cloudtasks.enqueuer"), reports}
+    feedback_routing = enqueue  # a first score's review link (SMS queue) or managers' alert (email queue)
     assert held_by(calls, f"serviceAccount:{fn_sa('waitlist-inbound-sms')}") == {
         datastore,
         ("secret", "twilio-auth-token", accessor),
@@ -573,7 +573,7 @@ def test_enqueue_rights_per_queue_for_the_fanouts_and_the_sweep_only(two_runs: T
         ),
         *(
             (queue, f"serviceAccount:{fn_sa(name)}", "roles/cloudtasks.enqueuer")
-            for queue in (resources.QUEUE_SMS, resources.QUEUE_REPORTS)
+            for queue in REMINDER_QUEUES
             for name in FEEDBACK_ROUTERS
         ),
     }
@@ -1283,9 +1283,9 @@ def test_an_entry_point_not_written_yet_is_skipped_with_a_note_and_so_are_its_re
     assert topics == {*kept, *(resources.dead_letter_topic(t) for t in kept), "appointment-events"}
     jobs = {words(c)[4] for c in matching(calls, "scheduler", "jobs", "create", "pubsub")}
     assert jobs == {"failed-tasks-sweep", "reports-daily", "reports-weekly", "inventory-check"}
-    # the waitlist's and the campaigns' queues (fed by the task handler), the reports' and the SMS queue (a
-    # feedback score's review link, from feedback-page) are all the sweep may put tasks back on
-    fed = {resources.QUEUE_WAITLIST, resources.QUEUE_REPORTS, resources.QUEUE_SMS, *CAMPAIGN_QUEUES}
+    # the waitlist's and the campaigns' queues (fed by the task handler), the reports' and the reminders' (a
+    # feedback score's review link or alert, from feedback-page) are all the sweep may put tasks back on
+    fed = {resources.QUEUE_WAITLIST, resources.QUEUE_REPORTS, *REMINDER_QUEUES, *CAMPAIGN_QUEUES}
     assert {words(c)[3] for c in matching(calls, "tasks", "queues", "create")} == fed
     assert {q for kind, q, _ in held_by(calls, f"serviceAccount:{fn_sa('retry-sweep')}") if kind == "queue"} == fed
 
