@@ -85,6 +85,7 @@ SETTLED_SECONDS = 3.0  # nothing moved in the ledger for this long: the dispatch
 POLL_SECONDS = 0.25
 WAITLIST_CLINIC = "nyc"
 CAMPAIGN_KEYWORD = "JOIN"  # the clinic's marketing keyword (the default)
+FEEDBACK_LEAD_SECONDS = 8  # the demo's visits end this long before "now" a week (two days) ago: sent that soon
 CAMPAIGN_FORMS = 4  # consents from the booking platform's form; one of these patients then revokes by text
 SUMMARY_PREFIX = "DEMO_SUMMARY "  # the last line of a finished story: its counts as JSON (summary_line)
 KIND_WORDS = {
@@ -766,6 +767,109 @@ class Story:
             campaign_messages_seen=len(sent),
         )
 
+    # 10 ----------------------------------------------------------------------------------------------
+    def followed_up(self) -> None:
+        """Three of the clinic's patients visited (two a week ago, one two days ago); one tick plans the
+        check-in and the two surveys; one answers 5 (the clinic's review link follows, once), the other 1 (the
+        managers are emailed, the front desk has a request) (docs/feedback.md)."""
+        from shared.feedback.surveys import low_request_id
+        from shared.feedback.tasks import review_key
+        from shared.platform.clock import system_clock
+
+        world = self.world
+        clinic_id = f"clinic-{WAITLIST_CLINIC}"
+        clinic = world.clinics[clinic_id]
+        zone = ZoneInfo(clinic["timezone"])
+        review_url = "https://g.page/r/demo-glow/review"
+        world.db.document(f"clinics/{clinic_id}").set(
+            {"feedback": {"checkin_days": 2, "review_url": review_url}}, merge=True
+        )
+        now = system_clock.now().replace(microsecond=0)
+        due = now + timedelta(seconds=FEEDBACK_LEAD_SECONDS)
+        texted = self._texted(clinic_id)
+        happy, unhappy, recent = texted[2][0], texted[3][0], texted[4][0]
+        visits = {}
+        for name, patient_id, days in (("happy", happy, 7), ("unhappy", unhappy, 7), ("recent", recent, 2)):
+            end = (due.astimezone(zone) - timedelta(days=days)).astimezone(UTC)
+            appointment_id = f"demo-visit-{name}-{int(time.time())}"
+            world.db.document(f"appointments/{appointment_id}").set(
+                {
+                    "clinic_id": clinic_id,
+                    "patient_id": patient_id,
+                    "provider_name": "Dr. Demo",
+                    "service_name": "HydraFacial",
+                    "start": end - timedelta(hours=1),
+                    "end": end,
+                    "status": "completed",
+                    "price_cents": 19900,
+                    "updated_at": end,
+                }
+            )
+            visits[name] = appointment_id
+        today = now.astimezone(zone).date()
+        world.publish("reminders-tick", {"clinic_id": clinic_id, "date": today.isoformat()})
+        surveys = wait_for(
+            "the surveys and the check-in",
+            lambda: (
+                (found := [m for m in world.messages(channel="sms", direction="outbound") if _after_visit(m)])
+                and len(found) >= 3
+                and found
+            ),
+            world.timeout,
+        )
+        self.say(
+            f"one tick planned 2 surveys (a week after) and 1 check-in (two days after), each sent at the visit's "
+            f"local time ({due.astimezone(zone):%H:%M:%S}): {len(surveys)} texts"
+        )
+        phones = {str((world.doc(f"patients/{p}") or {}).get("phone")): p for p in (happy, unhappy)}
+        threads = {phones[m["to"]]: thread_id(m) for m in surveys if m["to"] in phones}
+        world.console(f"/conversations/{threads[happy]}/reply", body="5")
+        world.console(f"/conversations/{threads[unhappy]}/reply", body="1")
+        review = wait_for(
+            "the review link",
+            lambda: (
+                (entry := world.doc(f"notifications/{review_key(visits['happy'])}"))
+                and entry.get("state") in ("sent", "delivered")
+                and entry
+            ),
+            world.timeout,
+        )
+        request = wait_for(
+            "the front desk's request",
+            lambda: world.doc(f"patient_requests/{low_request_id(visits['unhappy'])}"),
+            world.timeout,
+        )
+        managers = clinic.get("manager_emails") or []
+        alerts = (
+            wait_for(
+                "the managers' alert",
+                lambda: (
+                    (
+                        found := [
+                            m
+                            for m in world.messages(channel="email")
+                            if "scored their visit 1/5" in str(m.get("subject"))
+                        ]
+                    )
+                    and len(found) >= len(managers)
+                    and found
+                ),
+                world.timeout,
+            )
+            if managers
+            else []
+        )
+        self.say(f"a patient answered 5: thanked, and the clinic's review link went once ({review.get('channel')})")
+        self.say(
+            f"another answered 1: {len(alerts)} manager email(s), a {request.get('kind')} request for the front "
+            "desk, no review link"
+        )
+        self.figures.update(
+            feedback_surveys=len([m for m in surveys if "Reply with a number" in str(m.get("body"))]),
+            feedback_review_links=1,
+            feedback_low_alerts=len(alerts),
+        )
+
     def _texted(self, clinic_id: str) -> list[tuple[str, str, str]]:
         """(patient id, conversation, phone) of the clinic's patients who got an SMS, by patient id."""
         phones = {str(doc.get("phone")): doc_id for doc_id, doc in self.world.docs("patients", clinic_id=clinic_id)}
@@ -781,6 +885,11 @@ class Story:
     def _consent(self, patient_id: str) -> str | None:
         current = self.world.doc(f"consents/{patient_id}") or {}
         return (current.get("sms_marketing") or {}).get("status")
+
+
+def _after_visit(message: dict[str, Any]) -> bool:
+    body = str(message.get("body"))
+    return "Reply with a number from 1 to 5" in body or "checking in after your visit" in body
 
 
 def run(quick: bool, timeout: float) -> int:
@@ -821,6 +930,8 @@ def run(quick: bool, timeout: float) -> int:
             story.reported()
         with narrator.step("Campaign: consent, a promotion to those who gave it, its report", "/campaigns"):
             story.campaigned()
+        with narrator.step("Follow-ups: a check-in, surveys, a 5 gets the review link, a 1 alerts", "/conversations"):
+            story.followed_up()
     except DemoError as exc:
         print(f"\ndemo: {exc}", file=sys.stderr)
         return 1
