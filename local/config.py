@@ -167,10 +167,11 @@ def load(environ: Mapping[str, str] | None = None) -> StackConfig:
     env = os.environ if environ is None else environ
     base = _int_env(env, "MEDSPA_PORT_BASE", 8600)
     host = "127.0.0.1"
-    # Each function's URL at +20 + its slot; a private one's functions-framework just past the last URL (+33 +
-    # its slot with 13 slots), the front before it (local/front.py). The whole layout stays within +1…+44
-    # (tests/spare_ports.py relies on it).
+    # Each function's URL at +20 + its slot; the private ones' functions-frameworks just past the last URL, one
+    # after another in slot order (+35, +36… with 15 slots), the front before them (local/front.py). The whole
+    # layout stays within +1…+44 (tests/spare_ports.py relies on it).
     backends = 21 + max(fn.local_slot for fn in registry.FUNCTIONS)
+    private = sorted(fn.local_slot for fn in registry.FUNCTIONS if fn.behind_iam)
     entry_points = tuple(
         EntryPoint(
             fn.name,
@@ -179,7 +180,7 @@ def load(environ: Mapping[str, str] | None = None) -> StackConfig:
             fn.signature,
             base + 20 + fn.local_slot,
             topic=fn.topic,
-            backend_port=base + (backends if fn.behind_iam else 20) + fn.local_slot,
+            backend_port=base + (backends + private.index(fn.local_slot) if fn.behind_iam else 20 + fn.local_slot),
             behind_iam=fn.behind_iam,
         )
         for fn in registry.FUNCTIONS

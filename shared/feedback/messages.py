@@ -23,6 +23,7 @@ from shared.messaging.templates import EMAILS, format_local, render, render_sms
 from shared.platform.clock import Clock
 from shared.platform.errors import PermanentError
 from shared.platform.html_templates import render_html
+from shared.platform.store import Store
 from shared.reports.emails import StaffEmails
 from shared.reports.render import Email
 from shared.tasks.router import Attempt, Outcome, Status
@@ -49,7 +50,7 @@ class FeedbackMessages:
     def __init__(
         self,
         *,
-        store: Any,
+        store: Store,
         ledger: Ledger,
         sender: MessageSender,
         emails: StaffEmails,

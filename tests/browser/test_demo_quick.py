@@ -25,6 +25,7 @@ STEPS = (
     "Confirmed by text",
     "Reported",
     "Campaign",
+    "Follow-ups",
 )
 
 
@@ -61,6 +62,9 @@ def test_the_quick_demo_tells_every_step_and_its_numbers_add_up(quick_demo: subp
     # one JOIN and four booking-form consents, one of them revoked by text: four recipients, each messaged once
     assert figures["campaign_recipients"] == figures["campaign_sent"] == figures["campaign_messages_seen"] == 4
     assert figures["campaign_delivered"] == 4 and figures["campaign_excluded"] >= 1 and figures["campaign_clicks"] == 1
+    # two surveys and a check-in planned by one tick; a 5 gets the review link once, a 1 emails both managers
+    assert figures["feedback_surveys"] == 2 and figures["feedback_review_links"] == 1
+    assert figures["feedback_low_alerts"] == 2
 
 
 def test_the_quick_demo_names_clinics_and_never_a_patient(quick_demo: subprocess.CompletedProcess[str]) -> None:
