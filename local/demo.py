@@ -786,12 +786,25 @@ class Story:
         )
         now = system_clock.now().replace(microsecond=0)
         due = now + timedelta(seconds=FEEDBACK_LEAD_SECONDS)
-        texted = self._texted(clinic_id)
-        happy, unhappy, recent = texted[2][0], texted[3][0], texted[4][0]
-        visits = {}
-        for name, patient_id, days in (("happy", happy, 7), ("unhappy", unhappy, 7), ("recent", recent, 2)):
+        # three new patients of the clinic (the seeded ones' visits have follow-ups of their own), numbered after
+        # the seeded ones in the same fictional range
+        prefix = self._texted(clinic_id)[0][2][:-2]
+        stamp = int(time.time())
+        visits, ids = {}, {}
+        for number, (name, days) in enumerate((("happy", 7), ("unhappy", 7), ("recent", 2)), start=90):
+            patient_id = ids[name] = f"demo-patient-{name}-{stamp}"
+            world.db.document(f"patients/{patient_id}").set(
+                {
+                    "clinic_id": clinic_id,
+                    "first_name": name.capitalize(),
+                    "last_name": "Demo",
+                    "phone": f"{prefix}{number}",
+                    "preferred_channel": "sms",
+                    "locale": "en",
+                }
+            )
             end = (due.astimezone(zone) - timedelta(days=days)).astimezone(UTC)
-            appointment_id = f"demo-visit-{name}-{int(time.time())}"
+            appointment_id = f"demo-visit-{name}-{stamp}"
             world.db.document(f"appointments/{appointment_id}").set(
                 {
                     "clinic_id": clinic_id,
@@ -806,23 +819,27 @@ class Story:
                 }
             )
             visits[name] = appointment_id
+        happy, unhappy, recent = ids["happy"], ids["unhappy"], ids["recent"]
         today = now.astimezone(zone).date()
         world.publish("reminders-tick", {"clinic_id": clinic_id, "date": today.isoformat()})
-        surveys = wait_for(
-            "the surveys and the check-in",
-            lambda: (
-                (found := [m for m in world.messages(channel="sms", direction="outbound") if _after_visit(m)])
-                and len(found) >= 3
-                and found
-            ),
-            world.timeout,
+        phones = {str((world.doc(f"patients/{p}") or {}).get("phone")): p for p in (happy, unhappy, recent)}
+
+        def after_visit() -> dict[str, dict[str, Any]]:
+            return {
+                phones[m["to"]]: m
+                for m in world.messages(channel="sms", direction="outbound")
+                if m["to"] in phones and _after_visit(m)
+            }
+
+        sent = wait_for(
+            "the surveys and the check-in", lambda: len(found := after_visit()) == 3 and found, world.timeout
         )
+        surveys = [m for m in sent.values() if "Reply with a number" in str(m.get("body"))]
         self.say(
-            f"one tick planned 2 surveys (a week after) and 1 check-in (two days after), each sent at the visit's "
-            f"local time ({due.astimezone(zone):%H:%M:%S}): {len(surveys)} texts"
+            f"one tick planned {len(surveys)} surveys (a week after the visit) and {3 - len(surveys)} check-in (two "
+            f"days after), each sent at the visit's local time, {due.astimezone(zone):%H:%M:%S}"
         )
-        phones = {str((world.doc(f"patients/{p}") or {}).get("phone")): p for p in (happy, unhappy)}
-        threads = {phones[m["to"]]: thread_id(m) for m in surveys if m["to"] in phones}
+        threads = {patient_id: thread_id(m) for patient_id, m in sent.items()}
         world.console(f"/conversations/{threads[happy]}/reply", body="5")
         world.console(f"/conversations/{threads[unhappy]}/reply", body="1")
         review = wait_for(
@@ -865,7 +882,7 @@ class Story:
             "desk, no review link"
         )
         self.figures.update(
-            feedback_surveys=len([m for m in surveys if "Reply with a number" in str(m.get("body"))]),
+            feedback_surveys=len(surveys),
             feedback_review_links=1,
             feedback_low_alerts=len(alerts),
         )

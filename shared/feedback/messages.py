@@ -58,7 +58,7 @@ class FeedbackMessages:
         clinics: ClinicCache | None = None,
     ) -> None:
         self.store, self.ledger, self.sender, self.emails, self.clock = store, ledger, sender, emails, clock
-        self.clinics = clinics or ClinicCache()
+        self.clinics = clinics or ClinicCache(ttl_seconds=0)  # rare messages: the clinic as it stands, never cached
         self.scores = Scores(store, clock)
 
     def deliver_review(self, task: ReviewTask, attempt: Attempt) -> Outcome:

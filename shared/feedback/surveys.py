@@ -19,13 +19,14 @@ from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from shared.contract.models import Clinic
+from shared.contract.models import CLINICS, Clinic
 from shared.feedback.scores import Answer, Recorded, Scores, Survey
 from shared.feedback.tasks import REVIEW, AlertTask, ReviewTask
 from shared.messaging.appointment_tasks import AppointmentTask
 from shared.messaging.ledger import Ledger, Planned
 from shared.platform import log
 from shared.platform.clock import Clock
+from shared.platform.errors import InvalidDocument
 from shared.platform.store import Store
 from shared.tasks.declaration import Queue
 from shared.tasks.queue import TaskQueue, TaskSpec
@@ -113,7 +114,9 @@ class Surveys:
         return COMMENT
 
     def answer(self, appointment_id: str, clinic: Clinic, score: int | None, *, source: str, ref: str) -> Answer:
-        """Record one answer and, when it is the first score (or a retry of it), route it."""
+        """Record one answer and, when it is the first score (or a retry of it), route it, under the clinic's
+        settings as they stand (re-read: the callers' clinic may come from a minute-long cache)."""
+        clinic = self._current(clinic)
         answer = self.scores.record(appointment_id, score, source=source, ref=ref, settings=clinic.feedback)
         survey = answer.survey
         first = answer.outcome == Recorded.SCORED or (
@@ -129,6 +132,15 @@ class Surveys:
             score=score if answer.outcome != Recorded.INVALID else None,
         )
         return answer
+
+    def _current(self, clinic: Clinic) -> Clinic:
+        doc = self.store.get(f"{CLINICS}/{clinic.id}")
+        if doc is None:
+            return clinic
+        try:
+            return Clinic.from_doc(doc.id, doc.data)
+        except InvalidDocument:
+            return clinic  # broken since it was cached: the cached settings decide
 
     def _route(self, survey: Survey, clinic: Clinic, *, source: str, ref: str) -> None:
         if survey.low:

@@ -397,3 +397,11 @@ def test_the_report_figures_count_the_periods_surveys_and_what_came_of_them(fb):
     }
     empty = figures.report_figures(fb.world.store, "clinic-other", period).as_doc()
     assert empty["response_rate"] is None and empty["average_score"] is None
+
+
+def test_the_routing_follows_the_clinics_settings_as_they_stand_not_a_cached_copy(fb):
+    cached = fb.clinic  # as the inbound webhook's minute-long cache holds it: with a review link
+    fb.world.clinic(feedback={"review_url": None, "low_score_max": 3}, manager_emails=["boss@glow.example.com"])
+    fb.surveys.answer(fb.surveyed()["id"], cached, 5, source="sms", ref="SM5")
+    fb.surveys.answer(fb.surveyed()["id"], cached, 3, source="sms", ref="SM3")
+    assert fb.specs(REVIEW) == [] and len(fb.specs(ALERT)) == 1
