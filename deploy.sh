@@ -390,6 +390,7 @@ INBOUND_SMS=""
 CLAIM_LINK=""
 CAMPAIGN_CLICK=""
 BOOKING_RESTORE=""
+FEEDBACK_PAGE=""
 EMAIL_EVENTS=""
 QUEUE_ENV=""
 RUNTIME=""  # deploy/registry.py RUNTIME: the Python the functions run on (and the local stack serves them with)
@@ -472,6 +473,7 @@ read_plan() {
       claim_link) CLAIM_LINK=$value ;;
       campaign_click) CAMPAIGN_CLICK=$value ;;
       booking_restore) BOOKING_RESTORE=$value ;;
+      feedback_page) FEEDBACK_PAGE=$value ;;
       email_events) EMAIL_EVENTS=$value ;;
       queue_env) QUEUE_ENV=$value ;;
       runtime) RUNTIME=$value ;;
@@ -834,6 +836,8 @@ function_env() {  # function name → its --set-env-vars value
   if [[ -n ${URL[$CAMPAIGN_CLICK]:-} ]]; then vars+=",CAMPAIGN_CLICK_URL=${URL[$CAMPAIGN_CLICK]}"; fi
   # The start of every booking nudge's restore link (booking-restore, public; docs/booking-recovery.md).
   if [[ -n ${URL[$BOOKING_RESTORE]:-} ]]; then vars+=",BOOKING_RESTORE_URL=${URL[$BOOKING_RESTORE]}"; fi
+  # The start of every emailed survey's page link (feedback-page, public; docs/feedback.md).
+  if [[ -n ${URL[$FEEDBACK_PAGE]:-} ]]; then vars+=",FEEDBACK_PAGE_URL=${URL[$FEEDBACK_PAGE]}"; fi
   printf '%s' "$vars"
 }
 

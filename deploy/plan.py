@@ -403,6 +403,7 @@ def write_plan(plan: Plan, out_dir: Path, spec_path: Path = REPO_ROOT / "firesto
             ("claim_link", registry.CLAIM_LINK),
             ("campaign_click", registry.CAMPAIGN_CLICK),
             ("booking_restore", registry.BOOKING_RESTORE),
+            ("feedback_page", registry.FEEDBACK_PAGE),
             ("email_events", registry.EMAIL_EVENTS),
             ("queue_env", queue_env()),
             ("runtime", registry.RUNTIME),

@@ -34,6 +34,7 @@ SECRET_SENDGRID_WEBHOOK_KEY = "SENDGRID_WEBHOOK_PUBLIC_KEY"  # noqa: S105
 SECRET_WAITLIST_TOKEN_KEY = "WAITLIST_TOKEN_KEY"  # noqa: S105 - signs the waitlist's claim links
 SECRET_CAMPAIGN_LINK_KEY = "CAMPAIGN_LINK_KEY"  # noqa: S105 - signs campaign messages' tracked links
 SECRET_BOOKING_LINK_KEY = "BOOKING_LINK_KEY"  # noqa: S105 - signs booking nudges' restore links
+SECRET_FEEDBACK_LINK_KEY = "FEEDBACK_LINK_KEY"  # noqa: S105 - signs emailed surveys' page links (docs/feedback.md)
 # Twilio's test credentials (Console → Account → API keys & tokens → Test credentials): the smoke test's clinic
 # sends its SMS with these only (`python -m ops smoke`, docs/runbook.md). Optional: without them the smoke SMS is
 # recorded as a permanent failure, never sent with the live credentials.
@@ -47,6 +48,7 @@ SECRETS = (
     SECRET_WAITLIST_TOKEN_KEY,
     SECRET_CAMPAIGN_LINK_KEY,
     SECRET_BOOKING_LINK_KEY,
+    SECRET_FEEDBACK_LINK_KEY,
     SECRET_TWILIO_TEST_SID,
     SECRET_TWILIO_TEST_TOKEN,
 )
@@ -178,6 +180,7 @@ FUNCTIONS: tuple[Function, ...] = (
             SECRET_WAITLIST_TOKEN_KEY,
             SECRET_CAMPAIGN_LINK_KEY,  # a campaign message's link is signed as it is sent
             SECRET_BOOKING_LINK_KEY,  # a booking nudge's restore link, likewise
+            SECRET_FEEDBACK_LINK_KEY,  # so is an emailed survey's page link
             SECRET_TWILIO_TEST_SID,
             SECRET_TWILIO_TEST_TOKEN,
         ),
@@ -246,7 +249,7 @@ FUNCTIONS: tuple[Function, ...] = (
         "inbound_sms",
         public=True,  # Twilio's "A message comes in" webhook; verifies X-Twilio-Signature
         secrets=(SECRET_TWILIO_TOKEN,),
-        enqueues=(r.QUEUE_WAITLIST,),
+        enqueues=(r.QUEUE_WAITLIST, r.QUEUE_SMS, r.QUEUE_EMAIL),  # and a first score's review link or alert
         publishes=(r.TOPIC_APPOINTMENT_EVENTS,),
         local_slot=5,
     ),
@@ -272,6 +275,16 @@ FUNCTIONS: tuple[Function, ...] = (
         public=True,
         secrets=(SECRET_BOOKING_LINK_KEY,),
         local_slot=13,
+    ),
+    # Public: a patient's browser opens an emailed survey's link; the signed token is the check (docs/feedback.md).
+    Function(
+        "feedback-page",
+        "patient_links",
+        "feedback_page",
+        public=True,
+        secrets=(SECRET_FEEDBACK_LINK_KEY,),
+        enqueues=(r.QUEUE_SMS, r.QUEUE_EMAIL),  # a first score's review link or managers' alert
+        local_slot=14,
     ),
     Function(
         "retry-sweep",
@@ -350,6 +363,7 @@ INBOUND_SMS = "waitlist-inbound-sms"  # its URL is what Twilio signs inbound web
 CLAIM_LINK = "waitlist-claim"  # its URL starts every email offer's claim link (WAITLIST_CLAIM_URL)
 CAMPAIGN_CLICK = "campaign-click"  # its URL starts every campaign message's tracked link (CAMPAIGN_CLICK_URL)
 BOOKING_RESTORE = "booking-restore"  # its URL starts every booking nudge's restore link (BOOKING_RESTORE_URL)
+FEEDBACK_PAGE = "feedback-page"  # its URL starts every emailed survey's link (FEEDBACK_PAGE_URL)
 EMAIL_EVENTS = "sendgrid-events"  # its URL is SendGrid's Event Webhook URL (set in SendGrid; printed by deploy.sh)
 
 
@@ -385,6 +399,7 @@ def as_json() -> str:
             "claim_link": CLAIM_LINK,
             "campaign_click": CAMPAIGN_CLICK,
             "booking_restore": BOOKING_RESTORE,
+            "feedback_page": FEEDBACK_PAGE,
             "email_events": EMAIL_EVENTS,
         },
         indent=2,

@@ -34,6 +34,7 @@ LOCAL_CAMPAIGN_LINK_KEY = "local-stack-campaign-link-key"  # signs campaign link
 LOCAL_BOOKING_LINK_KEY = (
     "local-stack-booking-link-key"  # signs booking restore links locally (Secret Manager in the cloud)
 )
+LOCAL_FEEDBACK_LINK_KEY = "local-stack-feedback-link-key"  # signs survey links locally (Secret Manager in the cloud)
 
 
 def is_loopback(host: str) -> bool:
@@ -134,6 +135,8 @@ class StackConfig:
             "CAMPAIGN_LINK_KEY": LOCAL_CAMPAIGN_LINK_KEY,
             "BOOKING_RESTORE_URL": self.url(registry.BOOKING_RESTORE),
             "BOOKING_LINK_KEY": LOCAL_BOOKING_LINK_KEY,
+            "FEEDBACK_PAGE_URL": self.url(registry.FEEDBACK_PAGE),
+            "FEEDBACK_LINK_KEY": LOCAL_FEEDBACK_LINK_KEY,
         }
 
 
@@ -169,10 +172,11 @@ def load(environ: Mapping[str, str] | None = None) -> StackConfig:
     env = os.environ if environ is None else environ
     base = _int_env(env, "MEDSPA_PORT_BASE", 8600)
     host = "127.0.0.1"
-    # Each function's URL at +20 + its slot; a private one's functions-framework just past the last URL (+34 +
-    # its slot with 14 slots), the front before it (local/front.py). The whole layout stays within +1…+49
-    # (tests/spare_ports.py relies on it: a test's second stack starts at +50).
+    # Each function's URL at +20 + its slot; the private ones' functions-frameworks just past the last URL, one
+    # after another in slot order (+35, +36… with 15 slots), the front before them (local/front.py). The whole
+    # layout stays within +1…+44 (tests/spare_ports.py relies on it).
     backends = 21 + max(fn.local_slot for fn in registry.FUNCTIONS)
+    private = sorted(fn.local_slot for fn in registry.FUNCTIONS if fn.behind_iam)
     entry_points = tuple(
         EntryPoint(
             fn.name,
@@ -181,7 +185,7 @@ def load(environ: Mapping[str, str] | None = None) -> StackConfig:
             fn.signature,
             base + 20 + fn.local_slot,
             topic=fn.topic,
-            backend_port=base + (backends if fn.behind_iam else 20) + fn.local_slot,
+            backend_port=base + (backends + private.index(fn.local_slot) if fn.behind_iam else 20 + fn.local_slot),
             behind_iam=fn.behind_iam,
         )
         for fn in registry.FUNCTIONS

@@ -1,4 +1,4 @@
-"""The local demo: the product's whole story on the local stack, told in eight steps whose numbers add up.
+"""The local demo: the product's whole story on the local stack, told in thirteen steps whose numbers add up.
 
     python -m local.demo [--quick] [--timeout S]        (make demo: brings the stack up first)
 
@@ -14,10 +14,17 @@
 6. cancels an appointment and fills it from the waitlist with a patient's YES (played by the sandbox,
    signed as Twilio signs), the Cloud Tasks emulator back at real time so the offer window is real;
 7. confirms an appointment with a patient's C;
-8. publishes the daily reports tick and shows the reports emailed to the clinics' managers.
-
-Then a campaign, and a group booking (docs/groups.md): a party of three whose seats each get their own
-"starting soon" text, one seat cancelled before it is due.
+8. publishes the daily reports tick and shows the reports emailed to the clinics' managers;
+9. a campaign: consent by text and by the booking platform's forms, a promotion to those who gave it, its
+   tracked link and report (docs/campaigns.md);
+10. follow-ups that act: one tick plans a check-in and two surveys; a 5 gets the clinic's review link once, a
+   1 alerts the managers and the front desk (docs/feedback.md);
+11. a group booking: a party of three whose seats each get their own "starting soon" text, one seat
+   cancelled before it is due (docs/groups.md);
+12. rebooking: a nudge 90 days after a Botox visit (marketing, under consent), one skipped for a patient who
+   booked again, and "we missed you" after a no-show (docs/rebooking.md);
+13. an abandoned booking nudged back: its restore link followed, the booking completed and counted
+   (docs/booking-recovery.md).
 
 Each step names the console page where it can be seen. The demo stands the stack's clock on 12:00 UTC
 of today (the same plan every run) and puts it back when it ends. Output holds clinic names, ids, counts
@@ -92,6 +99,7 @@ WAITLIST_CLINIC = "nyc"
 GROUP_NAMES = ("Ottilie", "Bronwyn", "Ines")  # the demo's group booking: the organizer first
 GROUP_LEAD_SECONDS = 20  # the party's "starting soon" is due this long after its seats are booked
 CAMPAIGN_KEYWORD = "JOIN"  # the clinic's marketing keyword (the default)
+FEEDBACK_LEAD_SECONDS = 8  # the demo's visits end this long before "now" a week (two days) ago: sent that soon
 CAMPAIGN_FORMS = 4  # consents from the booking platform's form; one of these patients then revokes by text
 SUMMARY_PREFIX = "DEMO_SUMMARY "  # the last line of a finished story: its counts as JSON (summary_line)
 KIND_WORDS = {
@@ -774,6 +782,126 @@ class Story:
         )
 
     # 10 ----------------------------------------------------------------------------------------------
+    def followed_up(self) -> None:
+        """Three of the clinic's patients visited (two a week ago, one two days ago); one tick plans the
+        check-in and the two surveys; one answers 5 (the clinic's review link follows, once), the other 1 (the
+        managers are emailed, the front desk has a request) (docs/feedback.md)."""
+        from shared.feedback.surveys import low_request_id
+        from shared.feedback.tasks import review_key
+        from shared.platform.clock import system_clock
+
+        world = self.world
+        clinic_id = f"clinic-{WAITLIST_CLINIC}"
+        clinic = world.clinics[clinic_id]
+        zone = ZoneInfo(clinic["timezone"])
+        review_url = "https://g.page/r/demo-glow/review"
+        world.db.document(f"clinics/{clinic_id}").set(
+            {"feedback": {"checkin_days": 2, "review_url": review_url}}, merge=True
+        )
+        now = system_clock.now().replace(microsecond=0)
+        due = now + timedelta(seconds=FEEDBACK_LEAD_SECONDS)
+        # three new patients of the clinic (the seeded ones' visits have follow-ups of their own), numbered after
+        # the seeded ones in the same fictional range
+        prefix = self._texted(clinic_id)[0][2][:-2]
+        stamp = int(time.time())
+        visits, ids = {}, {}
+        for number, (name, days) in enumerate((("happy", 7), ("unhappy", 7), ("recent", 2)), start=90):
+            patient_id = ids[name] = f"demo-patient-{name}-{stamp}"
+            world.db.document(f"patients/{patient_id}").set(
+                {
+                    "clinic_id": clinic_id,
+                    "first_name": name.capitalize(),
+                    "last_name": "Demo",
+                    "phone": f"{prefix}{number}",
+                    "preferred_channel": "sms",
+                    "locale": "en",
+                }
+            )
+            end = (due.astimezone(zone) - timedelta(days=days)).astimezone(UTC)
+            appointment_id = f"demo-visit-{name}-{stamp}"
+            world.db.document(f"appointments/{appointment_id}").set(
+                {
+                    "clinic_id": clinic_id,
+                    "patient_id": patient_id,
+                    "provider_name": "Dr. Demo",
+                    "service_name": "HydraFacial",
+                    "start": end - timedelta(hours=1),
+                    "end": end,
+                    "status": "completed",
+                    "price_cents": 19900,
+                    "updated_at": end,
+                }
+            )
+            visits[name] = appointment_id
+        happy, unhappy, recent = ids["happy"], ids["unhappy"], ids["recent"]
+        today = now.astimezone(zone).date()
+        world.publish("reminders-tick", {"clinic_id": clinic_id, "date": today.isoformat()})
+        phones = {str((world.doc(f"patients/{p}") or {}).get("phone")): p for p in (happy, unhappy, recent)}
+
+        def after_visit() -> dict[str, dict[str, Any]]:
+            return {
+                phones[m["to"]]: m
+                for m in world.messages(channel="sms", direction="outbound")
+                if m["to"] in phones and _after_visit(m)
+            }
+
+        sent = wait_for(
+            "the surveys and the check-in", lambda: len(found := after_visit()) == 3 and found, world.timeout
+        )
+        surveys = [m for m in sent.values() if "Reply with a number" in str(m.get("body"))]
+        self.say(
+            f"one tick planned {len(surveys)} surveys (a week after the visit) and {3 - len(surveys)} check-in (two "
+            f"days after), each sent at the visit's local time, {due.astimezone(zone):%H:%M:%S}"
+        )
+        threads = {patient_id: thread_id(m) for patient_id, m in sent.items()}
+        world.console(f"/conversations/{threads[happy]}/reply", body="5")
+        world.console(f"/conversations/{threads[unhappy]}/reply", body="1")
+        review = wait_for(
+            "the review link",
+            lambda: (
+                (entry := world.doc(f"notifications/{review_key(visits['happy'])}"))
+                and entry.get("state") in ("sent", "delivered")
+                and entry
+            ),
+            world.timeout,
+        )
+        request = wait_for(
+            "the front desk's request",
+            lambda: world.doc(f"patient_requests/{low_request_id(visits['unhappy'])}"),
+            world.timeout,
+        )
+        managers = clinic.get("manager_emails") or []
+        alerts = (
+            wait_for(
+                "the managers' alert",
+                lambda: (
+                    (
+                        found := [
+                            m
+                            for m in world.messages(channel="email")
+                            if "scored their visit 1/5" in str(m.get("subject"))
+                        ]
+                    )
+                    and len(found) >= len(managers)
+                    and found
+                ),
+                world.timeout,
+            )
+            if managers
+            else []
+        )
+        self.say(f"a patient answered 5: thanked, and the clinic's review link went once ({review.get('channel')})")
+        self.say(
+            f"another answered 1: {len(alerts)} manager email(s), a {request.get('kind')} request for the front "
+            "desk, no review link"
+        )
+        self.figures.update(
+            feedback_surveys=len(surveys),
+            feedback_review_links=1,
+            feedback_low_alerts=len(alerts),
+        )
+
+    # 11 ---------------------------------------------------------------------------------------------
     def grouped(self) -> None:
         """A bridal party of three booked together (docs/groups.md), starting two hours from now: the events
         plan each seat's "starting soon" (the 72 h and 24 h ones are past, covered by it); a bridesmaid cancels
@@ -839,6 +967,7 @@ class Story:
         )
         self.figures.update(group_seats=len(seats), group_sent=len(sent), group_seat_cancelled=len(skipped))
 
+    # 12 ---------------------------------------------------------------------------------------------
     def rebooked(self) -> None:
         """Rebooking nudges and "we missed you" (local/demo_rebooking.py, docs/rebooking.md)."""
         from local.demo_rebooking import rebooked
@@ -855,6 +984,7 @@ class Story:
         ]
         self.figures.update(rebooked(self.world, self.say, wait_for, clinic_id, consenting, reachable[0]))
 
+    # 13 ---------------------------------------------------------------------------------------------
     def recovered(self) -> None:
         """A booking the JOIN patient started on the clinic's booking page and left 70 minutes ago: the
         platform's booking.abandoned plans the clinic's two nudges; the first, already due, goes at once with
@@ -954,6 +1084,11 @@ class Story:
         return (current.get("sms_marketing") or {}).get("status")
 
 
+def _after_visit(message: dict[str, Any]) -> bool:
+    body = str(message.get("body"))
+    return "Reply with a number from 1 to 5" in body or "checking in after your visit" in body
+
+
 def run(quick: bool, timeout: float) -> int:
     base = stack_config.load()
     scale = QUICK_SCALE if quick else (base.demo_time_scale if base.demo_time_scale > 1 else DAY_SCALE)
@@ -992,6 +1127,8 @@ def run(quick: bool, timeout: float) -> int:
             story.reported()
         with narrator.step("Campaign: consent, a promotion to those who gave it, its report", "/campaigns"):
             story.campaigned()
+        with narrator.step("Follow-ups: a check-in, surveys, a 5 gets the review link, a 1 alerts", "/conversations"):
+            story.followed_up()
         with narrator.step("Group booking: a party's own reminders, a seat cancelled", "/conversations"):
             story.grouped()
         with narrator.step("Rebooking: a nudge 90 days after a Botox visit, and we missed you", "/operations/ledger"):

@@ -55,6 +55,7 @@ WEBHOOKS = {
     "waitlist-claim": "GET",
     "campaign-click": "GET",
     "booking-restore": "GET",
+    "feedback-page": "GET",  # a survey page without its token: 403
 }
 # What refuses such a request, when not 401 or 403: a campaign or restore link without its token is a 404 page.
 REFUSED = {"campaign-click": (404,), "booking-restore": (404,)}

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from shared.consent.evidence import SendRecords
-from shared.messaging.appointment_tasks import CONFIRMATION, FOLLOWUP, PREP, REMINDER, AppointmentTask
+from shared.messaging.appointment_tasks import CHECKIN, CONFIRMATION, FOLLOWUP, PREP, REMINDER, AppointmentTask
 from shared.messaging.delivery import AppointmentMessages
 from shared.messaging.keys import message_key
 from shared.messaging.ledger import Ledger
@@ -33,7 +33,7 @@ CLINIC_CONTACT = {
     "locale": "en",
 }
 CLINIC = {**CLINIC_CONTACT, "reminder_offsets_hours": [24, 2]}
-OFFSET_HOURS = {REMINDER: 24, PREP: 48, CONFIRMATION: None, FOLLOWUP: None}
+OFFSET_HOURS = {REMINDER: 24, PREP: 48, CONFIRMATION: None, FOLLOWUP: None, CHECKIN: None}
 TASK_KEY = "appointment_reminder-" + "ab" * 20
 REMINDER_BODY = {  # a valid appointment reminder's task body, as its JSON carries it
     "type": "appointment_reminder",

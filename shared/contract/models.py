@@ -357,6 +357,63 @@ def _booking_recovery(data: Any, problems: list[FieldProblem]) -> BookingRecover
     return BookingRecovery(enabled=enabled, delays_minutes=tuple(delays), discount_code=code, restore_url=url)
 
 
+SCORES = (1, 2, 3, 4, 5)  # a feedback survey's answers (docs/feedback.md)
+CHECKIN_DAYS = (1, 2)  # how many days after a completed visit a clinic's check-in may go
+
+
+@dataclass(frozen=True)
+class FeedbackSettings:
+    """A clinic's follow-ups (docs/feedback.md): the check-in after a visit (off unless set), the survey's
+    routing: a score at or below `low_score_max` alerts the clinic, one at or above `review_min_score` gets
+    the clinic's review link (none set: no review message)."""
+
+    checkin_days: int | None = None
+    low_score_max: int = 2
+    review_min_score: int = 4
+    review_url: str | None = None
+
+
+def _feedback(data: Any, problems: list[FieldProblem]) -> FeedbackSettings:
+    """The clinic's `feedback` map; a bad field is noted and its default used (reminders never depend on it)."""
+    if data is None:
+        return FeedbackSettings()
+    if not isinstance(data, dict):
+        problems.append(FieldProblem("feedback", "is not a map"))
+        return FeedbackSettings()
+    values: dict[str, Any] = {}
+    checkin = data.get("checkin_days")
+    if checkin is not None:
+        if isinstance(checkin, int) and not isinstance(checkin, bool) and checkin in CHECKIN_DAYS:
+            values["checkin_days"] = checkin
+        else:
+            problems.append(FieldProblem("feedback.checkin_days", "must be 1 or 2 (days after the visit)"))
+    for name in ("low_score_max", "review_min_score"):
+        value = data.get(name)
+        if value is None:
+            continue
+        if isinstance(value, int) and not isinstance(value, bool) and value in SCORES:
+            values[name] = value
+        else:
+            problems.append(FieldProblem(f"feedback.{name}", "must be a score from 1 to 5"))
+    low, high = values.get("low_score_max", 2), values.get("review_min_score", 4)
+    if low >= high:
+        problems.append(FieldProblem("feedback.review_min_score", "must be above low_score_max"))
+        values.pop("low_score_max", None)
+        values.pop("review_min_score", None)
+    url = data.get("review_url")
+    if url is not None:
+        if (
+            isinstance(url, str)
+            and len(url) <= MAX_TEXT_CHARS
+            and re.fullmatch(r"https://[^\s<>\"'\\]+", url.strip())
+            and url.isascii()
+        ):
+            values["review_url"] = url.strip()
+        else:
+            problems.append(FieldProblem("feedback.review_url", "must be an https:// link"))
+    return FeedbackSettings(**values)
+
+
 @dataclass(frozen=True)
 class Clinic:
     id: str
@@ -378,6 +435,7 @@ class Clinic:
     services: tuple[ServiceSettings, ...] = ()  # per service: rebook_after_days (docs/rebooking.md)
     no_show_message: bool = False  # "we missed you" the day after a no-show (docs/rebooking.md)
     booking_recovery: BookingRecovery = field(default_factory=BookingRecovery)
+    feedback: FeedbackSettings = field(default_factory=FeedbackSettings)
     # Fields skipped rather than refused (a bad staff address, currency): the reports record them.
     problems: tuple[FieldProblem, ...] = ()
 
@@ -428,6 +486,7 @@ class Clinic:
             r.fail("reminder_offsets_hours", "must be a list of whole hours between 1 and 336")
         marketing = _marketing(r.raw("marketing", required=False), problems)
         booking_recovery = _booking_recovery(r.raw("booking_recovery", required=False), problems)
+        feedback = _feedback(r.raw("feedback", required=False), problems)
         quiet = r.map("quiet_hours")
         policy = r.map("waitlist")
         waitlist_reader = DocReader("clinics", doc_id, policy)
@@ -460,6 +519,7 @@ class Clinic:
             services=_services(r.raw("services", required=False), problems),
             no_show_message=_no_show_message(r.raw("no_show_message", required=False), problems),
             booking_recovery=booking_recovery,
+            feedback=feedback,
             problems=tuple(problems),
         )
 

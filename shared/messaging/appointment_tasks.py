@@ -1,6 +1,6 @@
 """The task types of appointment messages: reminders, prep instructions, booking confirmations,
-follow-ups and group bookings' messages (docs/groups.md). Written by the reminder planner, run by
-shared/messaging/delivery.py's AppointmentMessages."""
+follow-ups (the feedback survey), check-ins after a visit (docs/feedback.md) and group bookings' messages
+(docs/groups.md). Written by the reminder planner, run by shared/messaging/delivery.py's AppointmentMessages."""
 
 from __future__ import annotations
 
@@ -21,9 +21,11 @@ if TYPE_CHECKING:
 REMINDER = "appointment_reminder"
 PREP = "prep_instructions"
 CONFIRMATION = "booking_confirmation"
-FOLLOWUP = "followup"
+FOLLOWUP = "followup"  # the feedback survey, a week after a completed visit (docs/feedback.md)
+CHECKIN = "checkin"  # a day or two after a completed visit, when the clinic sets it
 GROUP = "group_reminder"  # a seat of a group booking: organizer 72 h, every seat 24 h and 2 h
-APPOINTMENT_TASK_TYPES = (REMINDER, CONFIRMATION, PREP, FOLLOWUP, GROUP)
+APPOINTMENT_TASK_TYPES = (REMINDER, CONFIRMATION, PREP, FOLLOWUP, CHECKIN, GROUP)
+AFTER_VISIT = (FOLLOWUP, CHECKIN)  # sent about a completed appointment
 
 
 class LedgerKeyCheck:

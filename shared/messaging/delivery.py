@@ -22,11 +22,11 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from shared.contract.models import APPOINTMENTS, CLINICS, PATIENTS, Appointment, Clinic, Patient
 from shared.groups.model import GROUP_CANCELLED, GROUP_OFFSETS, GROUPS, WORDING, parse_group, send_problem
-from shared.messaging.appointment_tasks import GROUP, AppointmentTask
+from shared.messaging.appointment_tasks import AFTER_VISIT, FOLLOWUP, GROUP, AppointmentTask
 from shared.messaging.channels import recipients, unreachable_reason
 from shared.messaging.keys import message_key
 from shared.messaging.ledger import Entry, Ledger
@@ -79,7 +79,7 @@ class ClinicCache:
 
 def skip_reason(task: AppointmentTask, appointment: Appointment, now: datetime) -> str | None:
     """Why this message must not go out any more, or None."""
-    if task.type == "followup":
+    if task.type in AFTER_VISIT:
         return None if appointment.status == "completed" else f"status_{appointment.status}"
     if appointment.status == "cancelled":
         return "cancelled"
@@ -112,6 +112,17 @@ def check_task(task: AppointmentTask, appointment: Appointment, clinic: Clinic) 
         raise PermanentError("task dedup_key does not match its appointment", code="dedup_key_mismatch")
 
 
+class Surveys(Protocol):
+    """The feedback survey's side of a follow-up (shared.feedback, docs/feedback.md), wired in by the services."""
+
+    def opened(self, task: AppointmentTask) -> None:
+        """The survey is about to go out: replies to it are expected from now on."""
+
+    def link(self, task: AppointmentTask) -> str:
+        """The signed link of the survey's one-question page (an emailed follow-up)."""
+        ...
+
+
 @dataclass(frozen=True)
 class _Read:
     entry: Entry | None
@@ -125,11 +136,20 @@ class AppointmentMessages:
     """The service behind appointment_reminder, booking_confirmation, prep_instructions and followup."""
 
     def __init__(
-        self, *, store: Store, ledger: Ledger, sender: MessageSender, clock: Clock, clinics: ClinicCache | None = None
+        self,
+        *,
+        store: Store,
+        ledger: Ledger,
+        sender: MessageSender,
+        clock: Clock,
+        clinics: ClinicCache | None = None,
+        surveys: Surveys | None = None,
     ) -> None:
-        """`sender` is the instance's one MessageSender, shared with every other message service."""
+        """`sender` is the instance's one MessageSender, shared with every other message service; `surveys`
+        makes a follow-up the feedback survey (without it, a follow-up asks for a reply and records nothing)."""
         self.store, self.ledger, self.sender, self.clock = store, ledger, sender, clock
         self.clinics = clinics or ClinicCache()
+        self.surveys = surveys
 
     def _read(self, task: AppointmentTask) -> _Read:
         """One batched read of everything the decision needs."""
@@ -174,14 +194,19 @@ class AppointmentMessages:
         if not reachable:
             return skip(unreachable_reason(patient))
         # A group message's words depend on its offset (organizer, member, starting soon); its values come
-        # from this patient and this appointment only.
+        # from this patient and this appointment only. A follow-up is the survey: its email carries the page link.
         copy = WORDING.get(task.offset_hours or 0, task.type) if task.type == GROUP else task.type
         at = task.send_at
+        surveys = self.surveys if task.type == FOLLOWUP else None
+        email = partial(render, copy, clinic=clinic, patient=patient, appointment=appointment, send_at=at)
         wording = Wording(
             sms=partial(render_sms, copy, clinic=clinic, patient=patient, appointment=appointment, send_at=at),
-            email=partial(render, copy, clinic=clinic, patient=patient, appointment=appointment, send_at=at),
+            email=email if surveys is None else lambda: email(link=surveys.link(task)),
         )
-        return self.sender.deliver(task.dedup_key, entry, fields, reachable, wording, attempt, patient_id=patient.id)
+        opened = partial(surveys.opened, task) if surveys is not None else None
+        return self.sender.deliver(
+            task.dedup_key, entry, fields, reachable, wording, attempt, patient_id=patient.id, before_send=opened
+        )
 
     def reopen(self, task: AppointmentTask) -> Reopen:
         """The retry sweep's hook: make the ledger ready for an operator's retry of this message."""

@@ -184,9 +184,23 @@ _COPY: dict[str, dict[str, Any]] = {
             "Hi {first}, your appointment at {clinic} is on {when}. Before you come: {prep}",
         ),
         "followup": (
-            "How are you feeling?",
-            "Hi {first}, thank you for visiting {clinic}. How are you feeling after your treatment? "
-            "We're here if you have any questions.",
+            "How was your visit?",
+            "Hi {first}, thank you for visiting {clinic}. How was your visit? Reply with a number from 1 to 5 "
+            "(5 = excellent).",
+        ),
+        "followup_email": (
+            "How was your visit?",
+            "Hi {first}, thank you for visiting {clinic}. How was your visit? One click tells us, from 1 to 5: {link}",
+        ),
+        "checkin": (
+            "Checking in after your visit",
+            "Hi {first}, {clinic} checking in after your visit. How are you feeling? If anything worries you, "
+            "we're here.",
+        ),
+        "feedback_review": (
+            "Thank you for your feedback",
+            "Thank you, {first}! We're so glad you enjoyed your visit to {clinic}. Would you share it in a "
+            "review? {link}",
         ),
         # Group bookings (docs/groups.md): each seat's own words, never another member's.
         "group_organizer": (
@@ -229,9 +243,22 @@ _COPY: dict[str, dict[str, Any]] = {
             "Hola {first}, su cita en {clinic} es el {when}. Antes de venir: {prep}",
         ),
         "followup": (
-            "¿Cómo se siente?",
-            "Hola {first}, gracias por visitar {clinic}. ¿Cómo se siente después de su tratamiento? "
-            "Estamos aquí si tiene alguna pregunta.",
+            "¿Qué tal su visita?",
+            "Hola {first}, gracias por visitar {clinic}. ¿Qué tal su visita? Responda con un número del 1 al 5 "
+            "(5 = excelente).",
+        ),
+        "followup_email": (
+            "¿Qué tal su visita?",
+            "Hola {first}, gracias por visitar {clinic}. ¿Qué tal su visita? Díganoslo con un clic, del 1 al 5: {link}",
+        ),
+        "checkin": (
+            "Cómo se encuentra tras su visita",
+            "Hola {first}, le escribimos de {clinic} tras su visita. ¿Cómo se encuentra? Si algo le preocupa, "
+            "estamos aquí.",
+        ),
+        "feedback_review": (
+            "Gracias por su opinión",
+            "¡Gracias, {first}! Nos alegra que disfrutara de su visita a {clinic}. ¿Nos dejaría una reseña? {link}",
         ),
         "group_organizer": (
             "Su reserva de grupo",
@@ -268,13 +295,20 @@ def locale_for(patient: Patient, clinic: Clinic) -> str:
 
 
 def render(
-    kind: str, *, clinic: Clinic, patient: Patient, appointment: Appointment, send_at: datetime | None = None
+    kind: str,
+    *,
+    clinic: Clinic,
+    patient: Patient,
+    appointment: Appointment,
+    send_at: datetime | None = None,
+    link: str | None = None,
 ) -> Message:
     """Render one message of `kind` for a patient, in their locale and the clinic's time zone; a reminder
-    says when relative to its planned send time `send_at` (reminder_when)."""
+    says when relative to its planned send time `send_at` (reminder_when). `link`: the survey page of an
+    emailed follow-up, the review link of a feedback_review (docs/feedback.md)."""
     locale = locale_for(patient, clinic)
     copy = _COPY.get(locale, _COPY["en"])
-    subject, template = copy[kind]
+    subject, template = copy["followup_email" if kind == "followup" and link else kind]
     values = {
         "first": patient.first_name,
         "clinic": clinic.name,
@@ -282,6 +316,7 @@ def render(
         "reminder_when": reminder_when(appointment.start, send_at, clinic.zone, locale),
         "prep": appointment.prep_instructions,
         "phone": clinic.phone,
+        "link": link or "",
     }
     body = template.format(**values)
     contact = copy["contact"].format(**values)
@@ -301,13 +336,16 @@ def render_sms(
     appointment: Appointment,
     send_at: datetime | None = None,
     footer: str | None = None,
+    link: str | None = None,
 ) -> str:
     """The SMS body: GSM-7 safe, at most 2 segments. A booked appointment's reminder asks for C (the
     inbound-SMS webhook confirms it); once confirmed, its later reminders no longer ask. A `footer` given
-    (a marketing message's STOP line) replaces the usual one and is never cut: the body is shortened instead."""
+    (a marketing message's STOP line) replaces the usual one and is never cut: the body is shortened instead.
+    A follow-up asks for a score by reply, never with a link (`link` is the review link of a feedback_review)."""
     locale = locale_for(patient, clinic)
     copy = _COPY.get(locale, _COPY["en"])
-    message = render(kind, clinic=clinic, patient=patient, appointment=appointment, send_at=send_at)
+    link = None if kind == "followup" else link
+    message = render(kind, clinic=clinic, patient=patient, appointment=appointment, send_at=send_at, link=link)
     body = message.text.replace("\n", " ")
     if footer is not None:
         return fit_with_footer(gsm7_safe(body), gsm7_safe(footer))

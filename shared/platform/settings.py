@@ -22,6 +22,7 @@ _NEEDED = {
     "claim_url": ("WAITLIST_CLAIM_URL", " (the waitlist-claim URL)"),
     "campaign_click_url": ("CAMPAIGN_CLICK_URL", " (the campaign-click URL)"),
     "booking_restore_url": ("BOOKING_RESTORE_URL", " (the booking-restore URL)"),
+    "feedback_page_url": ("FEEDBACK_PAGE_URL", " (the feedback-page URL)"),
 }
 
 
@@ -57,6 +58,7 @@ class Settings:
     claim_url: str  # the waitlist-claim URL; email offers link to it
     campaign_click_url: str  # the campaign-click URL; every campaign message's tracked link starts with it
     booking_restore_url: str  # the booking-restore URL; every booking nudge's restore link starts with it
+    feedback_page_url: str  # the feedback-page URL; every emailed survey's link starts with it (docs/feedback.md)
 
     def queue(self, role: str) -> str:
         """The deployed name of the queue with this role (shared/tasks/declaration.py Queue)."""

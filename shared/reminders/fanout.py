@@ -42,8 +42,10 @@ from shared.rebooking.plan import no_show_days, plan_no_show, plan_rebook, reboo
 from shared.reminders.fanout_summary import FanoutSummary
 from shared.reminders.plan import (
     catch_up_window,
+    checkin_day,
     event_horizon,
     followup_day,
+    plan_checkin,
     plan_confirmation,
     plan_followup,
     plan_reminders,
@@ -54,6 +56,7 @@ from shared.reminders.scheduler import MessageScheduler, Queues
 from shared.reminders.shards import cut, plan_id
 from shared.reminders.units import (
     AUDIT,
+    CHECKINS,
     CLINIC_DAY,
     FOLLOWUPS,
     MAX_SHARDS,
@@ -132,18 +135,21 @@ def day_windows(
     first, end, _ = reminder_window(clinic, day)
     windows = [Window(REMINDERS, first, end)]
     followup_days = [followup_day(day)]
+    checkin_days = [checkin_day(day)] if clinic.feedback.checkin_days else []
     missed = catch_up_window(clinic, day, now)
     caught_up = False
     if missed is not None and not planned_days.completed(clinic.id, day - timedelta(days=1)):
         caught_up = True
         windows.insert(0, Window(REMINDERS, *missed))
         followup_days.insert(0, followup_day(day - timedelta(days=1)))
+        checkin_days[:0] = [checkin_day(day - timedelta(days=1))] if checkin_days else []
         report.problems["caught_up_missed_tick"] += 1
     return (
         windows
         + [Window(FOLLOWUPS, *local_day_range(d, clinic.zone)) for d in followup_days]
         + [Window(REBOOKS, *local_day_range(d, clinic.zone)) for d in rebook_days(clinic, day, caught_up=caught_up)]
         + [Window(NO_SHOWS, *local_day_range(d, clinic.zone)) for d in no_show_days(day, caught_up=caught_up)]
+        + [Window(CHECKINS, *local_day_range(d, clinic.zone)) for d in checkin_days]
     )
 
 
@@ -182,7 +188,8 @@ def _plan(
                 report.appointments += missed_you is not None
                 scheduler.add(missed_you)
             else:
-                followup = plan_followup(appointment, clinic, now=now)
+                plan_after = plan_followup if window.kind == FOLLOWUPS else plan_checkin
+                followup = plan_after(appointment, clinic, now=now)
                 report.appointments += followup is not None
                 scheduler.add(followup)
     scheduler.finish()

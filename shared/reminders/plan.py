@@ -4,23 +4,28 @@ What a tick covers. The tick for a clinic's local day D (run on D-1, "tomorrow")
 whose send time falls before the end of D, for the appointments that can have one: those starting from
 D's first instant up to the end of D plus the longest lead (`reminder_window`); a 48 h prep message for
 an appointment on D+2 is planned on D-1, never found already past. It also plans the follow-ups of D-7's
-completed appointments. When the tick for D-1 never ran (a clinic's first day, a missed Scheduler run,
-an outage), the tick for D also covers what that one would have: the appointments still ahead today,
-and D-8's follow-ups (`catch_up_window`). Appointment events use the same horizon (the end of the
-clinic's local tomorrow): a new booking gets every message an earlier tick would have made for it.
-Re-planning is common and harmless: the ledger key of a message never changes.
+completed appointments, and (when the clinic sets `feedback.checkin_days`) the check-ins of D-2's
+(`checkin_day`: the first tick that runs once that day is over). When the tick for D-1 never ran (a
+clinic's first day, a missed Scheduler run, an outage), the tick for D also covers what that one would
+have: the appointments still ahead today, and D-8's follow-ups and D-3's check-ins (`catch_up_window`).
+Appointment events use the same horizon (the end of the clinic's local tomorrow): a new booking gets
+every message an earlier tick would have made for it. Re-planning is common and harmless: the ledger
+key of a message never changes.
 
 Timing rules:
 - reminder: start - offset; prep_instructions: start - 48 h. Moved out of quiet hours, never later than
   30 min before the start (else skipped "too_late").
 - booking_confirmation: now + 1 h, same quiet-hours rule.
-- followup: the completed appointment's end + 7 days, same local wall time (DST-safe), moved out of
-  quiet hours.
+- followup (the feedback survey, docs/feedback.md): the completed appointment's end + 7 days, same
+  local wall time (DST-safe), moved out of quiet hours.
+- checkin: the completed appointment's end + the clinic's `feedback.checkin_days` (1 or 2), same rule;
+  with 1 day, a visit that ended before the tick's run time of the next day is checked in on at once
+  (the catch-up rule below).
 - Overdue when planned (send time already past): still sent, at once or at the end of the current quiet
   hours, while it is useful: before start - 30 min, and (for a reminder) not within an hour of a later
   reminder of the same appointment, which then says it all, also when that one is overdue too and
   caught up at the same moment (of two reminders overdue at a clinic's first tick, only the later one
-  goes); a follow-up up to a day late. Otherwise it is recorded in the ledger as skipped with reason
+  goes); a follow-up or check-in up to a day late. Otherwise it is recorded in the ledger as skipped with reason
   "past", like every other skip: nothing is dropped silently.
 
 Group bookings (docs/groups.md): a seat (an appointment with `group_id`) gets its group's offsets instead
@@ -40,7 +45,15 @@ from datetime import date, datetime, timedelta, timezone
 from shared.contract.clinic_time import local_date, local_day_range, shift_out_of_quiet_hours
 from shared.contract.models import Appointment, Clinic
 from shared.groups.model import ORGANIZER_HOURS, Read, seat_offsets
-from shared.messaging.appointment_tasks import CONFIRMATION, FOLLOWUP, GROUP, PREP, REMINDER, AppointmentTask
+from shared.messaging.appointment_tasks import (
+    CHECKIN,
+    CONFIRMATION,
+    FOLLOWUP,
+    GROUP,
+    PREP,
+    REMINDER,
+    AppointmentTask,
+)
 from shared.messaging.keys import message_key
 
 PREP_LEAD_HOURS = 48
@@ -48,6 +61,7 @@ LATEST_BEFORE_START = timedelta(minutes=30)
 CONFIRMATION_DELAY = timedelta(hours=1)
 FOLLOWUP_AFTER_DAYS = 7
 FOLLOWUP_GRACE = timedelta(days=1)
+CHECKIN_PLANNED_AFTER_DAYS = 2  # a visit's check-in is planned by the tick for two days later (module doc)
 LATER_REMINDER_COVERS = timedelta(hours=1)
 REMINDER_KINDS = (REMINDER, GROUP)  # the catch-up rule's "reminders"
 
@@ -166,9 +180,22 @@ def plan_confirmation(appointment: Appointment, clinic: Clinic, *, now: datetime
 
 def plan_followup(appointment: Appointment, clinic: Clinic, *, now: datetime) -> PlannedMessage | None:
     """A follow-up a week after a completed appointment, same local wall time; up to a day late is fine."""
+    return _after_visit(FOLLOWUP, FOLLOWUP_AFTER_DAYS, appointment, clinic, now=now)
+
+
+def plan_checkin(appointment: Appointment, clinic: Clinic, *, now: datetime) -> PlannedMessage | None:
+    """The check-in `feedback.checkin_days` after a completed appointment (None when the clinic sets none)."""
+    days = clinic.feedback.checkin_days
+    return _after_visit(CHECKIN, days, appointment, clinic, now=now) if days else None
+
+
+def _after_visit(
+    kind: str, days: int, appointment: Appointment, clinic: Clinic, *, now: datetime
+) -> PlannedMessage | None:
+    """A message about a completed visit (follow-up, check-in), `days` after it ended."""
     if appointment.status != "completed":
         return None
-    return plan_after_visit(FOLLOWUP, appointment, clinic, appointment.end, FOLLOWUP_AFTER_DAYS, now=now)
+    return plan_after_visit(kind, appointment, clinic, appointment.end, days, now=now)
 
 
 def plan_after_visit(
@@ -215,6 +242,11 @@ def catch_up_window(clinic: Clinic, day: date, now: datetime) -> tuple[datetime,
 def followup_day(day: date) -> date:
     """Completed appointments that started on this local day get their follow-up planned by the tick for `day`."""
     return day - timedelta(days=FOLLOWUP_AFTER_DAYS)
+
+
+def checkin_day(day: date) -> date:
+    """Completed appointments that started on this local day get their check-in planned by the tick for `day`."""
+    return day - timedelta(days=CHECKIN_PLANNED_AFTER_DAYS)
 
 
 def event_horizon(clinic: Clinic, now: datetime) -> datetime:

@@ -29,9 +29,11 @@ UNIT_NOTES = {
 }
 REMINDERS, FOLLOWUPS = "reminders", "followups"  # what a window's appointments are planned for
 REBOOKS, NO_SHOWS = "rebooks", "no_shows"  # rebooking nudges and "we missed you" (docs/rebooking.md)
-KINDS = (REMINDERS, FOLLOWUPS, REBOOKS, NO_SHOWS)
+CHECKINS = "checkins"  # the check-ins after a visit (docs/feedback.md)
+KINDS = (REMINDERS, FOLLOWUPS, CHECKINS, REBOOKS, NO_SHOWS)
 MAX_SHARDS = 1000
-MAX_WINDOWS = 32  # per shard: a split never cuts a day into more pieces than this per shard
+# Per shard. A caught-up day reads at most 32: two each of reminders, follow-ups, check-ins and no-shows, 24 rebooks.
+MAX_WINDOWS = 40
 _PLAN = re.compile(r"[0-9a-f]{1,16}")
 _INSTANT = InstantCheck()
 
@@ -40,7 +42,7 @@ _INSTANT = InstantCheck()
 class Window:
     """Appointments starting in [start, end), and what to plan for them."""
 
-    kind: str  # REMINDERS | FOLLOWUPS | REBOOKS | NO_SHOWS
+    kind: str  # REMINDERS | FOLLOWUPS | CHECKINS | REBOOKS | NO_SHOWS
     start: datetime
     end: datetime
 

@@ -58,8 +58,9 @@ def provider(module: str, name: str = "report_figures") -> Provider:
 
 PROVIDERS: tuple[Provider, ...] = (
     provider("shared.groups.figures"),
-    provider("shared.rebooking.figures"),
     provider("shared.booking_recovery.figures"),
+    provider("shared.feedback.figures"),
+    provider("shared.rebooking.figures"),
 )
 
 

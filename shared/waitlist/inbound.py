@@ -10,7 +10,10 @@ to its one effect and its TwiML reply (docs/waitlist.md, "Inbound SMS").
   Twilio did not send; a text that may revoke opts out too and lands in patient_requests for the front
   desk; the clinic's marketing keyword (JOIN) records a marketing SMS grant and answers the CTIA
   confirmation; HELP answers as CTIA expects; a request to reschedule or cancel becomes a
-  patient_requests doc for the front desk; anything else gets a short help text.
+  patient_requests doc for the front desk; while the patient has a feedback survey open (shared.feedback,
+  docs/feedback.md), a 1-5 is its score, another number ("7", "five") is answered with the ask for one,
+  and other text reaches the front desk (patient_requests, kind feedback_comment); anything else gets a
+  short help text.
 - Idempotent on Twilio's retries: inbound_sms/{MessageSid} (this module is its only writer) records the
   outcome, and a delivery of a MessageSid seen before answers the same reply and changes nothing.
   Every effect is itself idempotent too, so two deliveries racing have one effect.
@@ -26,7 +29,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.consent.consents import ConsentEvent, Consents, ConsentStatus, Purpose
 from shared.contract.bodies import safe_text
@@ -43,6 +46,9 @@ from shared.waitlist.entries import WaitlistEntries
 from shared.waitlist.keywords import Intent
 from shared.waitlist.requests import Kind, PatientRequests
 from shared.waitlist.templates import reply_text
+
+if TYPE_CHECKING:
+    from shared.feedback.surveys import Surveys
 
 COLLECTION = "inbound_sms"
 RETENTION = timedelta(days=30)  # expire_at, for a TTL policy: Twilio retries within minutes
@@ -127,8 +133,17 @@ class ClinicsBySender:
 class Conversations:
     """The service behind the inbound-SMS webhook."""
 
-    def __init__(self, *, store: Store, clock: Clock, claims: Claims, clinics: ClinicsBySender | None = None) -> None:
-        self.store, self.clock, self.claims = store, clock, claims
+    def __init__(
+        self,
+        *,
+        store: Store,
+        clock: Clock,
+        claims: Claims,
+        clinics: ClinicsBySender | None = None,
+        surveys: Surveys | None = None,
+    ) -> None:
+        """`surveys`: the feedback surveys a text may answer (without it, a number is plain text)."""
+        self.store, self.clock, self.claims, self.surveys = store, clock, claims, surveys
         self.clinics = clinics or ClinicsBySender(store)
         self.opt_outs, self.requests = OptOuts(store, clock), PatientRequests(store, clock)
         self.consents = Consents(store, clock)
@@ -170,6 +185,10 @@ class Conversations:
     def _reply(self, outcome: str, clinic: Clinic, patients: list[Patient], start: datetime | None) -> Reply:
         if outcome in SILENT:
             return Reply(None, outcome)
+        from shared.feedback import replies
+
+        if outcome in replies.OUTCOMES:
+            return Reply(replies.reply_text(outcome, clinic=clinic, patient=patients[0] if patients else None), outcome)
         return Reply(
             reply_text(outcome, clinic=clinic, patient=patients[0] if patients else None, start=start), outcome
         )
@@ -230,6 +249,12 @@ class Conversations:
                 appointment_id=doc.id if doc is not None else None,
             )
             return "request", None
+        if intent in (Intent.SCORE, Intent.NOT_A_SCORE, Intent.OTHER) and self.surveys is not None:
+            survey = self.surveys.open_survey(clinic.id, [p.id for p in patients])
+            if survey is not None:
+                if intent == Intent.OTHER:
+                    return self.surveys.comment(survey, clinic, message.message_sid), None
+                return self.surveys.text(survey, clinic, keywords.score(message.body), message.message_sid), None
         return "other", None
 
     def _opt_out_or_in(self, intent: Intent, message: InboundSms, clinic: Clinic, patients: list[Patient]) -> str:

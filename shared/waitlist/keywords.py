@@ -7,7 +7,9 @@ and opt-in) and never use those words as commands of our own; YES keeps its Twil
 in) and also claims an offered slot, which is the only thing a patient is ever asked to answer YES to.
 Any other text that revokes consent (shared.consent.revocation: "stop texting me", "no más") is an
 opt-out Twilio did not see; one that may revoke is an uncertain opt-out. The clinic's marketing keyword
-(JOIN) opts in to marketing; START never does.
+(JOIN) opts in to marketing; START never does. A bare number is a survey score (docs/feedback.md): 1 to 5
+is one, any other number or a number written in words ("five", "cinco") is NOT_A_SCORE; the inbound
+webhook treats either as plain text when the patient has no survey open.
 """
 
 from __future__ import annotations
@@ -32,6 +34,12 @@ _CHANGE_WORDS = frozenset(
     {"reschedule", "rebook", "change", "move", "postpone", "reprogramar", "cambiar", "mover", "aplazar", "posponer"}
 )
 _CANT_MAKE = ("can't make", "cant make", "cannot make", "no puedo ir", "no podre ir")
+_NUMBER = re.compile(r"[0-9]{1,6}")
+_NUMBER_WORDS = frozenset(
+    "ZERO ONE TWO THREE FOUR FIVE SIX SEVEN EIGHT NINE TEN CERO UNO UNA DOS TRES CUATRO CINCO SEIS SIETE OCHO "
+    "NUEVE DIEZ".split()
+)
+SCORE_RANGE = range(1, 6)
 
 
 class Intent(StrEnum):
@@ -42,6 +50,8 @@ class Intent(StrEnum):
     HELP = "help"
     CLAIM = "claim"
     CONFIRM = "confirm"
+    SCORE = "score"  # a bare 1-5: a survey's answer (docs/feedback.md)
+    NOT_A_SCORE = "not_a_score"  # a bare number that is no score: 0, 7, "five"
     CANCEL_REQUEST = "cancel_request"
     RESCHEDULE_REQUEST = "reschedule_request"
     OTHER = "other"
@@ -68,6 +78,8 @@ def classify(body: str, marketing_keyword: str | None = None) -> Intent:
         return Intent.CLAIM
     if bare in CONFIRM_WORDS:
         return Intent.CONFIRM
+    if _NUMBER.fullmatch(bare) or bare in _NUMBER_WORDS:
+        return Intent.SCORE if score(body) is not None else Intent.NOT_A_SCORE
     judged = revocation.verdict(body)
     if judged != Verdict.NONE:
         return Intent.OPT_OUT if judged == Verdict.REVOKE else Intent.UNCERTAIN_OPT_OUT
@@ -78,6 +90,15 @@ def classify(body: str, marketing_keyword: str | None = None) -> Intent:
     if words & _CHANGE_WORDS or any(w.startswith("reschedul") for w in words):
         return Intent.RESCHEDULE_REQUEST
     return Intent.OTHER
+
+
+def score(body: str) -> int | None:
+    """The survey score a text is (a bare 1 to 5, "5!" too), else None."""
+    bare = keyword(body).strip(".!?,;: ")
+    if not _NUMBER.fullmatch(bare):
+        return None
+    value = int(bare)
+    return value if value in SCORE_RANGE else None
 
 
 def answered_by_twilio(body: str) -> bool:

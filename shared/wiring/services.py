@@ -26,6 +26,9 @@ if TYPE_CHECKING:
     from shared.consent.caps import MarketingCaps
     from shared.consent.consents import Consents
     from shared.consent.evidence import SendRecords
+    from shared.feedback.links import FeedbackLinks
+    from shared.feedback.messages import FeedbackMessages
+    from shared.feedback.surveys import Surveys
     from shared.messaging.delivery import AppointmentMessages
     from shared.messaging.ledger import Ledger
     from shared.messaging.sender import MessageSender
@@ -101,7 +104,9 @@ class Services:
     def appointment_messages(self) -> AppointmentMessages:
         from shared.messaging.delivery import AppointmentMessages
 
-        return AppointmentMessages(store=self.store, ledger=self.ledger, sender=self.sender, clock=self.clock)
+        return AppointmentMessages(
+            store=self.store, ledger=self.ledger, sender=self.sender, clock=self.clock, surveys=self.surveys
+        )
 
     @functools.cached_property
     def staff_emails(self) -> StaffEmails:
@@ -155,7 +160,7 @@ class Services:
     def conversations(self) -> Conversations:
         from shared.waitlist.inbound import Conversations
 
-        return Conversations(store=self.store, clock=self.clock, claims=self.claims)
+        return Conversations(store=self.store, clock=self.clock, claims=self.claims, surveys=self.surveys)
 
     @functools.cached_property
     def claim_links(self) -> ClaimLinks:
@@ -184,6 +189,44 @@ class Services:
         from shared.campaigns.report_email import CampaignReportEmails
 
         return CampaignReportEmails(reports=CampaignReports(self.store), emails=self.staff_emails, clock=self.clock)
+
+    # -------------------------------------------------------------------------------------- feedback
+
+    @functools.cached_property
+    def surveys(self) -> Surveys:
+        """The feedback survey: opened as a follow-up goes, answered by text or on its page, routed once."""
+        from shared.feedback.surveys import Surveys
+
+        return Surveys(
+            store=self.store,
+            clock=self.clock,
+            ledger=self.ledger,
+            tasks=lambda: self.tasks,
+            queues=self.config.queue,
+            links=lambda: self.feedback_links,
+        )
+
+    @functools.cached_property
+    def feedback_links(self) -> FeedbackLinks:
+        """Signs a survey email's page link (the task handler) and answers it (feedback-page)."""
+        from shared.feedback.links import FeedbackLinks
+
+        return FeedbackLinks(
+            store=self.store,
+            clock=self.clock,
+            page_url=self.config.needed("feedback_page_url"),
+            key=clients.secret("FEEDBACK_LINK_KEY").encode("utf-8"),
+            surveys=self.surveys,
+        )
+
+    @functools.cached_property
+    def feedback_messages(self) -> FeedbackMessages:
+        """A high score's review link and a low score's alert to the managers (docs/feedback.md)."""
+        from shared.feedback.messages import FeedbackMessages
+
+        return FeedbackMessages(
+            store=self.store, ledger=self.ledger, sender=self.sender, emails=self.staff_emails, clock=self.clock
+        )
 
     # ------------------------------------------------------------------------------------- reminders
 

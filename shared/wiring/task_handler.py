@@ -9,6 +9,7 @@ from typing import Any
 from shared.adapters.signed_webhook import SignedWebhook
 from shared.booking_recovery import tasks as booking_tasks
 from shared.campaigns import tasks as campaign_tasks
+from shared.feedback import tasks as feedback_tasks
 from shared.messaging import appointment_tasks
 from shared.platform import clients, log
 from shared.platform.http import Response, json_response
@@ -27,6 +28,7 @@ DECLARATIONS: tuple[Declaration[Any, Any], ...] = (
     *campaign_tasks.DECLARATIONS,
     *rebooking_tasks.DECLARATIONS,
     *booking_tasks.DECLARATIONS,
+    *feedback_tasks.DECLARATIONS,
 )
 
 
@@ -42,6 +44,7 @@ def bind(wired: Services) -> dict[str, TaskType[Any]]:
         campaign_tasks.CAMPAIGN_MESSAGES: lambda: wired.campaign_messages,
         rebooking_tasks.REBOOKING_MESSAGES: lambda: wired.rebooking_messages,
         booking_tasks.BOOKING_NUDGES: lambda: wired.booking_nudges,
+        feedback_tasks.FEEDBACK_MESSAGES: lambda: wired.feedback_messages,
     }
     return bind_all(DECLARATIONS, providers, wired.config.queue)
 

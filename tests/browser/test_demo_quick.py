@@ -25,6 +25,7 @@ STEPS = (
     "Confirmed by text",
     "Reported",
     "Campaign",
+    "Follow-ups",
     "Group booking",
     "Rebooking",
     "Recovered",
@@ -74,6 +75,9 @@ def test_the_quick_demo_tells_every_step_and_its_numbers_add_up(quick_demo: subp
     )
     # an abandoned booking: one nudge at once, its restore link followed, then completed (docs/booking-recovery.md)
     assert figures["booking_nudged"] == figures["booking_recovered"] == 1
+    # two surveys and a check-in planned by one tick; a 5 gets the review link once, a 1 emails both managers
+    assert figures["feedback_surveys"] == 2 and figures["feedback_review_links"] == 1
+    assert figures["feedback_low_alerts"] == 2
 
 
 def test_the_quick_demo_names_clinics_and_never_a_patient(quick_demo: subprocess.CompletedProcess[str]) -> None:

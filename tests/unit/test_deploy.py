@@ -39,6 +39,7 @@ SECRETS = {
     "WAITLIST_TOKEN_KEY": "waitlist-token-key",
     "CAMPAIGN_LINK_KEY": "campaign-link-key",
     "BOOKING_LINK_KEY": "booking-link-key",
+    "FEEDBACK_LINK_KEY": "feedback-link-key",
     "TWILIO_TEST_ACCOUNT_SID": "twilio-test-account-sid",
     "TWILIO_TEST_AUTH_TOKEN": "twilio-test-auth-token",
 }
@@ -49,6 +50,7 @@ TASK_HANDLER_SECRETS = (
     "WAITLIST_TOKEN_KEY",
     "CAMPAIGN_LINK_KEY",
     "BOOKING_LINK_KEY",
+    "FEEDBACK_LINK_KEY",
     "TWILIO_TEST_ACCOUNT_SID",
     "TWILIO_TEST_AUTH_TOKEN",
 )
@@ -61,6 +63,7 @@ PUBLIC = {
     "waitlist-claim",
     "campaign-click",
     "booking-restore",
+    "feedback-page",
 }
 ENTRY_POINTS = FUNCTIONS
 HTTP = [entry for entry in ENTRY_POINTS if entry.signature == "http"]
@@ -75,6 +78,8 @@ CAMPAIGN_QUEUES = {resources.QUEUE_CAMPAIGNS, resources.QUEUE_CAMPAIGN_PLANNING}
 HANDLER_QUEUES = {*REMINDER_QUEUES, resources.QUEUE_WAITLIST, resources.QUEUE_REPORTS, *CAMPAIGN_QUEUES}
 FED_QUEUES = {*HANDLER_QUEUES, resources.QUEUE_FANOUT}  # what some function enqueues into
 WAITLIST_ENQUEUERS = ("task-handler", "waitlist-cancellations", "waitlist-inbound-sms", "waitlist-claim")
+# A first feedback score's review link (the SMS queue) or managers' alert (email), from a text or the page.
+FEEDBACK_ROUTERS = ("waitlist-inbound-sms", "feedback-page")
 TASK_CREATORS = (
     "reminder-fanout",
     "reminder-fanout-unit",
@@ -83,6 +88,7 @@ TASK_CREATORS = (
     "inventory-check",
     "retry-sweep",
     *WAITLIST_ENQUEUERS,
+    "feedback-page",
 )
 _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc")
 
@@ -407,12 +413,20 @@ def test_the_functions_hold_these_roles_and_no_others(two_runs: TwoRuns) -> None
         act_as,
     }
     assert held_by(calls, f"serviceAccount:{fn_sa('waitlist-cancellations')}") == {datastore, waitlist, act_as}
+    feedback_routing = enqueue  # a first score's review link (SMS queue) or managers' alert (email queue)
     assert held_by(calls, f"serviceAccount:{fn_sa('waitlist-inbound-sms')}") == {
         datastore,
         ("secret", "twilio-auth-token", accessor),
         waitlist,
+        *feedback_routing,
         act_as,
         publish,
+    }
+    assert held_by(calls, f"serviceAccount:{fn_sa('feedback-page')}") == {
+        datastore,
+        ("secret", "feedback-link-key", accessor),
+        *feedback_routing,
+        act_as,
     }
     assert held_by(calls, f"serviceAccount:{fn_sa('waitlist-claim')}") == {
         datastore,
@@ -484,6 +498,7 @@ def test_secrets_are_created_empty_and_readable_only_by_the_functions_that_map_t
         ("waitlist-token-key", f"serviceAccount:{fn_sa('waitlist-claim')}", accessor),
         ("campaign-link-key", f"serviceAccount:{fn_sa('campaign-click')}", accessor),
         ("booking-link-key", f"serviceAccount:{fn_sa('booking-restore')}", accessor),
+        ("feedback-link-key", f"serviceAccount:{fn_sa('feedback-page')}", accessor),
     }
 
 
@@ -559,6 +574,11 @@ def test_enqueue_rights_per_queue_for_the_fanouts_and_the_sweep_only(two_runs: T
         *(
             (resources.QUEUE_WAITLIST, f"serviceAccount:{fn_sa(name)}", "roles/cloudtasks.enqueuer")
             for name in ("retry-sweep", *WAITLIST_ENQUEUERS)
+        ),
+        *(
+            (queue, f"serviceAccount:{fn_sa(name)}", "roles/cloudtasks.enqueuer")
+            for queue in REMINDER_QUEUES
+            for name in FEEDBACK_ROUTERS
         ),
     }
 
@@ -1267,9 +1287,9 @@ def test_an_entry_point_not_written_yet_is_skipped_with_a_note_and_so_are_its_re
     assert topics == {*kept, *(resources.dead_letter_topic(t) for t in kept), "appointment-events"}
     jobs = {words(c)[4] for c in matching(calls, "scheduler", "jobs", "create", "pubsub")}
     assert jobs == {"failed-tasks-sweep", "reports-daily", "reports-weekly", "inventory-check"}
-    # the waitlist's and the campaigns' queues (fed by the task handler) and the reports' are all the sweep may
-    # put tasks back on
-    fed = {resources.QUEUE_WAITLIST, resources.QUEUE_REPORTS, *CAMPAIGN_QUEUES}
+    # the waitlist's and the campaigns' queues (fed by the task handler), the reports' and the reminders' (a
+    # feedback score's review link or alert, from feedback-page) are all the sweep may put tasks back on
+    fed = {resources.QUEUE_WAITLIST, resources.QUEUE_REPORTS, *REMINDER_QUEUES, *CAMPAIGN_QUEUES}
     assert {words(c)[3] for c in matching(calls, "tasks", "queues", "create")} == fed
     assert {q for kind, q, _ in held_by(calls, f"serviceAccount:{fn_sa('retry-sweep')}") if kind == "queue"} == fed
 
