@@ -236,7 +236,7 @@ load_env_file() {
     value=${value%"${value##*[![:space:]]}"}  # trailing blanks
     if [[ $value =~ ^\"(.*)\"$ || $value =~ ^\'(.*)\'$ ]]; then value=${BASH_REMATCH[1]}; fi
     case $key in
-      TWILIO_ACCOUNT_SID | TWILIO_AUTH_TOKEN | SENDGRID_API_KEY | WAITLIST_TOKEN_KEY | CAMPAIGN_LINK_KEY | BOOKING_LINK_KEY)
+      TWILIO_ACCOUNT_SID | TWILIO_AUTH_TOKEN | SENDGRID_API_KEY | WAITLIST_TOKEN_KEY | CAMPAIGN_LINK_KEY | BOOKING_LINK_KEY | FEEDBACK_LINK_KEY)
         problem "$file line $n: $key is a secret value; secrets live only in Secret Manager (gcloud secrets versions add NAME --data-file=-), never in $file"
         continue ;;
     esac

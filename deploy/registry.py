@@ -185,8 +185,9 @@ FUNCTIONS: tuple[Function, ...] = (
             SECRET_TWILIO_TEST_TOKEN,
         ),
         # waitlist waves: offers and results into the waitlist queue, a winner's appointment.created;
-        # a campaign's plan and batches into the planning queue, its messages into the campaigns queue
-        enqueues=(r.QUEUE_WAITLIST, r.QUEUE_CAMPAIGN_PLANNING, r.QUEUE_CAMPAIGNS),
+        # a campaign's plan and batches into the planning queue, its messages into the campaigns queue; a
+        # rebooking nudge outside its recipient's window moved to a new task on the SMS queue (docs/rebooking.md)
+        enqueues=(r.QUEUE_WAITLIST, r.QUEUE_CAMPAIGN_PLANNING, r.QUEUE_CAMPAIGNS, r.QUEUE_SMS),
         publishes=(r.TOPIC_APPOINTMENT_EVENTS,),
         invokers=(TASKS_INVOKER,),
         local_slot=2,

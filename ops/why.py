@@ -27,7 +27,7 @@ from ops.outbox import Outbox, ProviderMessage
 from shared.contract.clinic_time import shift_out_of_quiet_hours
 from shared.contract.models import APPOINTMENTS, CLINICS, PATIENTS, Clinic, count_or_zero
 from shared.messaging import ledger
-from shared.messaging.appointment_tasks import CONFIRMATION, FOLLOWUP, GROUP, PREP, REMINDER
+from shared.messaging.appointment_tasks import CHECKIN, CONFIRMATION, FOLLOWUP, GROUP, PREP, REMINDER
 from shared.platform.errors import InvalidDocument
 from shared.platform.masking import scrub
 from shared.platform.store import Doc, Store
@@ -39,7 +39,8 @@ KIND_WORDS = {
     REMINDER: "reminder",
     PREP: "prep instructions",
     CONFIRMATION: "booking confirmation",
-    FOLLOWUP: "follow-up",
+    FOLLOWUP: "follow-up (the feedback survey)",
+    CHECKIN: "check-in after the visit",
     GROUP: "group booking message",
     REBOOK: "rebooking nudge",
     NO_SHOW: '"we missed you"',

@@ -7,7 +7,8 @@ each a ledger skip with its reason:
 - the booking completed: the session doc or our record says so ("completed");
 - the slot's start passed ("slot_past"), or someone else holds an active appointment at it ("slot_taken");
 - the patient booked at the clinic since the session started: an appointment of theirs at the slot, or one
-  written since `started_at` that is not cancelled ("booked_since");
+  created since `started_at` that is not cancelled ("booked_since"; without `created_at`, an upcoming one
+  written since then);
 - the patient gone ("patient_missing"), opted out or unreachable ("opted_out" / "no_contact").
 Then the discount: with a code set, an SMS recipient, marketing SMS consent (shared/consent/consents.py), the
 recipient's allowed window (shared/consent/recipient_time.py, the clinic's marketing hours) and room under the
@@ -58,7 +59,10 @@ def booked_since(session: BookingSession, appointments: list[Appointment]) -> bo
             continue
         if appointment.is_active and appointment.start == session.slot_start:
             return True
-        if appointment.updated_at is not None and appointment.updated_at >= session.started_at:
+        # When it was booked: its created_at; a doc without one, its last write, but only for a visit still
+        # ahead (a "C" confirming or the front desk completing an earlier booking is no new booking).
+        written = appointment.created_at or (appointment.updated_at if appointment.is_active else None)
+        if written is not None and written >= session.started_at:
             return True
     return False
 

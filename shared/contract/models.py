@@ -577,6 +577,7 @@ class Appointment:
     price_cents: int
     updated_at: datetime | None
     group_id: str | None = None  # a seat of groups/{group_id} (docs/groups.md)
+    created_at: datetime | None = None  # when the platform wrote the booking (reports' new bookings, recovery)
 
     @property
     def is_active(self) -> bool:
@@ -605,6 +606,7 @@ class Appointment:
             price_cents=r.integer("price_cents", default=0, minimum=0),
             updated_at=r.instant("updated_at", required=False),
             group_id=r.text("group_id", required=False) or None,
+            created_at=r.instant("created_at", required=False),
         )
 
 

@@ -23,6 +23,7 @@ from shared.messaging.templates import EMAILS, format_local, render, render_sms
 from shared.platform.clock import Clock
 from shared.platform.errors import PermanentError
 from shared.platform.html_templates import render_html
+from shared.platform.masking import mask_name
 from shared.platform.store import Store
 from shared.reports.emails import StaffEmails
 from shared.reports.render import Email
@@ -30,8 +31,10 @@ from shared.tasks.router import Attempt, Outcome, Status
 
 
 def alert_email(clinic: Clinic, survey: Survey, patient: Patient | None, appointment: Appointment | None) -> Email:
-    """The managers' email about a low score: who, which visit, the score; the front desk has the request."""
-    who = f"{patient.first_name} {patient.last_name}".strip() if patient else f"patient {survey.patient_id}"
+    """The managers' email about a low score: which visit, the score, the patient as a masked hint (initials and
+    the patient id; the name stays in Firestore, where the front desk's request and the console show it)."""
+    initials = f"{mask_name(patient.first_name)} {mask_name(patient.last_name)}".strip() if patient else ""
+    who = f"A patient ({initials + ', ' if initials else ''}id {survey.patient_id})"
     when = format_local(appointment.start, clinic.zone) if appointment else "an earlier visit"
     provider = f" with {appointment.provider_name}" if appointment and appointment.provider_name else ""
     subject = f"{clinic.name}: a patient scored their visit {survey.score}/5"

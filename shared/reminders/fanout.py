@@ -148,7 +148,10 @@ def day_windows(
         windows
         + [Window(FOLLOWUPS, *local_day_range(d, clinic.zone)) for d in followup_days]
         + [Window(REBOOKS, *local_day_range(d, clinic.zone)) for d in rebook_days(clinic, day, caught_up=caught_up)]
-        + [Window(NO_SHOWS, *local_day_range(d, clinic.zone)) for d in no_show_days(day, caught_up=caught_up)]
+        + [
+            Window(NO_SHOWS, *local_day_range(d, clinic.zone))
+            for d in (no_show_days(day, caught_up=caught_up) if clinic.no_show_message else [])
+        ]
         + [Window(CHECKINS, *local_day_range(d, clinic.zone)) for d in checkin_days]
     )
 
@@ -339,6 +342,12 @@ def handle_appointment_event(event: AppointmentEvent, fanout: Fanout, *, now: da
             report.skipped[problem] += 1
             return report
         if problem is not None:
+            # The seat's own booking confirmation does not depend on its group: it goes (it is planned from this
+            # event only). Its group messages wait for a usable group doc and the next event or tick.
+            if event.event == "appointment.created":
+                confirming = fanout.scheduler(report, {clinic.id: clinic})
+                confirming.add(plan_confirmation(appointment, clinic, now=now))
+                confirming.finish()
             raise EventRejected(f"appointment {appointment.id}: its group cannot be planned ({problem})", code=problem)
         group = read if isinstance(read, Group) else None
     report.appointments = 1

@@ -386,6 +386,7 @@ def test_the_functions_hold_these_roles_and_no_others(two_runs: TwoRuns) -> None
         *(("secret", SECRETS[env], accessor) for env in TASK_HANDLER_SECRETS),
         waitlist,
         *campaigns,
+        ("queue", resources.QUEUE_SMS, "roles/cloudtasks.enqueuer"),  # a rebooking nudge moved to its window
         act_as,
         publish,
     }
@@ -580,6 +581,8 @@ def test_enqueue_rights_per_queue_for_the_fanouts_and_the_sweep_only(two_runs: T
             for queue in REMINDER_QUEUES
             for name in FEEDBACK_ROUTERS
         ),
+        # the task handler moves a rebooking nudge to its recipient's window as a new SMS task
+        (resources.QUEUE_SMS, f"serviceAccount:{fn_sa('task-handler')}", "roles/cloudtasks.enqueuer"),
     }
 
 

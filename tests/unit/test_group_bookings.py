@@ -369,9 +369,13 @@ def test_an_event_for_a_seat_of_a_broken_group_is_rejected_with_a_code(doc, code
         store.seed("groups/grp-1", group_doc(party.patients[0], [], party.start))
     else:
         store.seed("groups/grp-1", group_doc("pat-stranger", party.patients, party.start))
+    planner = Planner(party)
     with pytest.raises(EventRejected) as rejected:
-        Planner(party).event(1, party.start - timedelta(days=1))
+        planner.event(1, party.start - timedelta(days=1))
     assert rejected.value.code == code
+    # the seat's booking confirmation still goes (only this event plans it); no group message does
+    kinds = [spec.payload["type"] for spec in planner.queue.created]
+    assert kinds == ["booking_confirmation"]
 
 
 def test_an_event_for_a_seat_of_a_cancelled_group_plans_nothing():

@@ -26,9 +26,11 @@ from shared.rebooking.plan import no_show_days, plan_no_show, plan_rebook, reboo
 from shared.rebooking.sending import RebookingMessages
 from shared.rebooking.tasks import DECLARATIONS, NO_SHOW, REBOOK
 from shared.reminders.coordinator import coordinate_tick
-from shared.reminders.fanout import UNIT_BODIES, Fanout, UnitQueue, run_unit
+from shared.reminders.fanout import UNIT_BODIES, Fanout, UnitQueue, day_windows, run_unit
+from shared.reminders.fanout_summary import FanoutSummary
+from shared.reminders.planned_days import PlannedDays
 from shared.reminders.scheduler import Queues
-from shared.reminders.units import REBOOKS, ClinicDayTask, Window
+from shared.reminders.units import NO_SHOWS, REBOOKS, ClinicDayTask, Window
 from shared.tasks.payload import decode, parse
 from tests.builders import CLINIC, NOW, World, appointment_doc
 from tests.campaign_support import ATTEMPT, QUEUE_NAMES, CapsAt, Scene
@@ -142,6 +144,18 @@ def test_the_tick_reads_one_day_per_distinct_rebook_setting_and_the_no_shows_of_
     assert len(rebook_days(two, day, caught_up=True)) == 4
     assert no_show_days(day, caught_up=False) == [date(2026, 6, 29)]
     assert no_show_days(day, caught_up=True) == [date(2026, 6, 28), date(2026, 6, 29)]
+
+
+def test_the_tick_reads_no_shows_only_for_a_clinic_that_sends_we_missed_you():
+    day, now = date(2026, 7, 1), datetime(2026, 6, 30, 10, tzinfo=UTC)
+
+    def kinds(settings: Clinic) -> set[str]:
+        world = World()
+        planned = PlannedDays(world.store, world.clock)
+        return {w.kind for w in day_windows(settings, day, now, planned, FanoutSummary(trigger="test"))}
+
+    assert NO_SHOWS not in kinds(clinic()) and REBOOKS in kinds(clinic())
+    assert NO_SHOWS in kinds(clinic(no_show_message=True))
 
 
 def test_a_shard_may_carry_rebook_windows():

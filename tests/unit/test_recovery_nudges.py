@@ -308,6 +308,7 @@ def test_completion_stops_the_second_nudge(scene):
     [
         (lambda s: s.appointment("pat-1", start=SLOT), "booked_since"),
         (lambda s: s.appointment("pat-1", start=SLOT + timedelta(days=5), updated_at=STARTED), "booked_since"),
+        (lambda s: s.appointment("pat-1", start=SLOT + timedelta(days=5), created_at=STARTED), "booked_since"),
         (lambda s: s.appointment(s.patient("pat-9"), start=SLOT, updated_at=STARTED), "slot_taken"),
         (lambda s: s.store.commit([Delete("booking_sessions/sess-1")]), "session_missing"),
         (lambda s: s.clinic(booking_recovery={**RECOVERY, "enabled": False}), "recovery_off"),
@@ -327,6 +328,18 @@ def test_an_older_visit_or_a_cancelled_booking_or_another_providers_slot_does_no
     scene.appointment("pat-1", start=SLOT, status="cancelled", updated_at=STARTED)
     scene.store.seed("booking_sessions/sess-1", {**scene.store.doc("booking_sessions/sess-1"), "provider_id": "dr-b"})
     scene.appointment(scene.patient("pat-9"), start=SLOT)  # Dr. A's, not the session's Dr. B
+    assert scene.deliver(first).status == Status.SENT
+
+
+def test_a_confirmed_or_completed_earlier_booking_is_not_a_new_one(scene):
+    """A "C" confirming a booking made before the session, or the front desk completing an earlier visit,
+    writes the appointment after the session started: neither is a booking made since."""
+    first, _ = started(scene)
+    before = STARTED - timedelta(days=3)
+    scene.appointment(
+        "pat-1", start=SLOT + timedelta(days=9), status="confirmed", created_at=before, updated_at=STARTED
+    )
+    scene.appointment("pat-1", start=STARTED - timedelta(days=1), status="completed", updated_at=STARTED)
     assert scene.deliver(first).status == Status.SENT
 
 
