@@ -217,9 +217,10 @@ def test_a_group_gets_the_right_messages_to_the_right_people_exactly_once(stack,
     planned = party.group_ledger()
     assert {k: d["send_at"] for k, d in planned.items()} == {(bride, 72): ny(-3, 9), (husband, 72): ny(-3, 9)}
 
-    # Thursday 09:05 EST: the 72 h messages (and the booking confirmations) go out.
+    # Thursday 09:05 EST: the 72 h messages and the booking confirmations go out: the five seats', and the
+    # confirmation of the seat whose group has no members (rejected for its group messages, not its own).
     clock(ny(-3, 9, 5))
-    assert party.deliver_due(ny(-3, 9, 5)) == 2 + 5
+    assert party.deliver_due(ny(-3, 9, 5)) == 2 + 5 + 1
     party.wait_settled((bride, 72), (husband, 72))
 
     # Friday evening's tick plans Saturday's 24 h messages; then a bridesmaid cancels, and the couple's
@@ -247,13 +248,14 @@ def test_a_group_gets_the_right_messages_to_the_right_people_exactly_once(stack,
 
     sent = {k for k, d in docs.items() if d["state"] in ("sent", "delivered")}
     assert sent == {(bride, 72), (bride, 24), (sister, 24), (bride, 2), (sister, 2), (husband, 72)}
-    assert not [d for d in party.ledger() if d["appointment_id"] == party.seats[loner]]
+    # The seat of the group without members: its own booking confirmation only, never a group message.
+    assert [d["kind"] for d in party.ledger() if d["appointment_id"] == party.seats[loner]] == ["booking_confirmation"]
     # Each patient's texts: their own confirmation and group messages, exactly once each, naming nobody else.
     assert party.deliver_due(ny(0, 9)) == 0
-    assert wait_until(lambda: len(party.sms(sandbox)) == 5 + 6, WAIT), len(party.sms(sandbox))
+    assert wait_until(lambda: len(party.sms(sandbox)) == 6 + 6, WAIT), len(party.sms(sandbox))
     messages = party.sms(sandbox)
     by_phone = {p: [m["body"] for m in messages if m["to"] == phone] for p, phone in party.phones.items()}
-    expected = {bride: 4, maid: 1, sister: 3, husband: 2, wife: 1}
+    expected = {bride: 4, maid: 1, sister: 3, husband: 2, wife: 1, loner: 1}
     assert {p: len(bodies) for p, bodies in by_phone.items() if bodies} == expected
     assert len({m["body"] for m in messages}) == len(messages)  # no message twice
     for patient_id, bodies in by_phone.items():
